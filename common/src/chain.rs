@@ -1,0 +1,274 @@
+//! A validated chain: its blocks, the difficulty schedule and accumulated
+//! work after each, and the ledger at its tip.
+//!
+//! [`Chain::push`] accepts a block on top of the tip after every check, in
+//! time proportional to that block; [`Chain::pop`] takes the tip back (the
+//! ledger with it), which is what a reorganisation needs.
+
+use std::collections::HashMap;
+
+use crate::block::{Block, BlockHeader, MAX_BLOCK_TXNS};
+use crate::hash::{Hash, GENESIS};
+use crate::ledger::{BlockTxError, BlockUndo, Ledger, TxError};
+use crate::profile::{Profile, ProfileKind, Schedule, MAX_FUTURE_SECS};
+
+/// Why a block cannot go on top of a chain.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BlockError {
+    #[error("previous_hash {} is not the tip {}", got.short(), expected.short())]
+    PreviousHash { expected: Hash, got: Hash },
+    #[error("this_hash does not match the header")]
+    HeaderHash,
+    #[error("proof of work too weak: {got} leading zero bits, {required} required")]
+    InsufficientWork { required: u32, got: u32 },
+    #[error("block has no transactions")]
+    NoTransactions,
+    #[error("block has {0} transactions, more than {MAX_BLOCK_TXNS}")]
+    TooManyTransactions(usize),
+    #[error("merkle_root does not match the transactions")]
+    MerkleRoot,
+    #[error("timestamp is not decimal seconds")]
+    TimestampNotDecimal,
+    #[error("timestamp {got} is before the previous block's {previous}")]
+    TimestampBackwards { previous: u64, got: u64 },
+    #[error("timestamp {got} is more than {MAX_FUTURE_SECS} s ahead of now ({now})")]
+    TimestampInFuture { got: u64, now: u64 },
+    #[error("transaction {index}: {error}")]
+    Transaction { index: usize, error: TxError },
+}
+
+impl From<BlockTxError> for BlockError {
+    fn from(e: BlockTxError) -> BlockError {
+        BlockError::Transaction {
+            index: e.index,
+            error: e.error,
+        }
+    }
+}
+
+/// A block of a chain that is not valid, and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("block {index}: {error}")]
+pub struct ChainError {
+    pub index: usize,
+    pub error: BlockError,
+}
+
+/// What the header checks found, needed to append the block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeaderInfo {
+    /// Leading zero bits the block needed.
+    pub required_bits: u32,
+    /// Its timestamp in seconds, when the profile reads timestamps.
+    pub timestamp: Option<u64>,
+}
+
+/// A block in a chain, with what was computed when it was accepted.
+#[derive(Clone, Debug)]
+pub struct ChainEntry {
+    pub block: Block,
+    /// Leading zero bits this block needed.
+    pub required_bits: u32,
+    /// Work of the chain up to and including this block.
+    pub total_work: u128,
+    /// Difficulty schedule after this block.
+    pub schedule: Schedule,
+    undo: BlockUndo,
+}
+
+/// A chain of valid blocks under one profile.
+#[derive(Clone, Debug)]
+pub struct Chain {
+    profile: Profile,
+    entries: Vec<ChainEntry>,
+    index: HashMap<Hash, usize>,
+    ledger: Ledger,
+}
+
+impl Chain {
+    /// An empty chain (its tip hash is GENESIS).
+    pub fn new(profile: Profile) -> Chain {
+        Chain {
+            profile,
+            entries: Vec::new(),
+            index: HashMap::new(),
+            ledger: Ledger::new(),
+        }
+    }
+
+    /// Validates `blocks` from genesis and builds the chain, or says which
+    /// block is wrong and why. `now` is the current Unix time in seconds.
+    pub fn from_blocks(
+        profile: Profile,
+        blocks: impl IntoIterator<Item = Block>,
+        now: u64,
+    ) -> Result<Chain, ChainError> {
+        let mut chain = Chain::new(profile);
+        for (index, block) in blocks.into_iter().enumerate() {
+            chain
+                .push(block, now)
+                .map_err(|error| ChainError { index, error })?;
+        }
+        Ok(chain)
+    }
+
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn entries(&self) -> &[ChainEntry] {
+        &self.entries
+    }
+
+    pub fn blocks(&self) -> impl DoubleEndedIterator<Item = &Block> + ExactSizeIterator {
+        self.entries.iter().map(|e| &e.block)
+    }
+
+    pub fn tip(&self) -> Option<&Block> {
+        self.entries.last().map(|e| &e.block)
+    }
+
+    /// The hash the next block must name as `previous_hash`.
+    pub fn tip_hash(&self) -> Hash {
+        self.tip().map_or(*GENESIS, |b| b.header.this_hash)
+    }
+
+    /// Accumulated work (the toycoin profile counts blocks).
+    pub fn total_work(&self) -> u128 {
+        self.entries.last().map_or(0, |e| e.total_work)
+    }
+
+    /// The difficulty schedule after the tip.
+    pub fn schedule(&self) -> Schedule {
+        self.entries.last().map(|e| e.schedule).unwrap_or_default()
+    }
+
+    /// Leading zero bits the next block needs.
+    pub fn next_required_bits(&self) -> u32 {
+        self.profile.required_bits(&self.schedule())
+    }
+
+    /// The ledger at the tip.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Height (0-based) of the block with this hash, if it is in the chain.
+    pub fn height_of(&self, hash: &Hash) -> Option<usize> {
+        self.index.get(hash).copied()
+    }
+
+    /// Total number of transactions in the chain.
+    pub fn txn_count(&self) -> usize {
+        self.ledger.txn_count()
+    }
+
+    /// The checks on a header that need no transactions: it follows the tip,
+    /// its hash is right, its proof of work is enough, its timestamp is
+    /// acceptable (steady profile).
+    pub fn check_header(&self, header: &BlockHeader, now: u64) -> Result<HeaderInfo, BlockError> {
+        let expected = self.tip_hash();
+        if header.previous_hash != expected {
+            return Err(BlockError::PreviousHash {
+                expected,
+                got: header.previous_hash,
+            });
+        }
+        if header.compute_hash() != header.this_hash {
+            return Err(BlockError::HeaderHash);
+        }
+        let required_bits = self.next_required_bits();
+        let got = header.this_hash.leading_zero_bits();
+        if got < required_bits {
+            return Err(BlockError::InsufficientWork {
+                required: required_bits,
+                got,
+            });
+        }
+        let timestamp = match self.profile.kind {
+            ProfileKind::Toycoin => None,
+            ProfileKind::Steady => Some(self.check_timestamp(header, now)?),
+        };
+        Ok(HeaderInfo {
+            required_bits,
+            timestamp,
+        })
+    }
+
+    fn check_timestamp(&self, header: &BlockHeader, now: u64) -> Result<u64, BlockError> {
+        let got = header
+            .timestamp_secs()
+            .ok_or(BlockError::TimestampNotDecimal)?;
+        if let Some(previous) = self.schedule().last_timestamp {
+            if got < previous {
+                return Err(BlockError::TimestampBackwards { previous, got });
+            }
+        }
+        if got > now.saturating_add(MAX_FUTURE_SECS) {
+            return Err(BlockError::TimestampInFuture { got, now });
+        }
+        Ok(got)
+    }
+
+    /// Checks `block` completely and appends it. On error nothing changes.
+    pub fn push(&mut self, block: Block, now: u64) -> Result<(), BlockError> {
+        let info = self.check_header(&block.header, now)?;
+        if block.txns.is_empty() {
+            return Err(BlockError::NoTransactions);
+        }
+        if block.txns.len() > MAX_BLOCK_TXNS {
+            return Err(BlockError::TooManyTransactions(block.txns.len()));
+        }
+        if block.compute_merkle_root() != Some(block.header.merkle_root) {
+            return Err(BlockError::MerkleRoot);
+        }
+        let undo = self.ledger.apply_block(&block.txns)?;
+        let schedule = self.profile.advance(&self.schedule(), info.timestamp);
+        let total_work = self.total_work() + self.profile.block_work(info.required_bits);
+        self.index
+            .insert(block.header.this_hash, self.entries.len());
+        self.entries.push(ChainEntry {
+            block,
+            required_bits: info.required_bits,
+            total_work,
+            schedule,
+            undo,
+        });
+        Ok(())
+    }
+
+    /// Removes the tip block and takes back its effect on the ledger.
+    pub fn pop(&mut self) -> Option<Block> {
+        let entry = self.entries.pop()?;
+        self.index.remove(&entry.block.header.this_hash);
+        self.ledger.undo_block(entry.undo);
+        Some(entry.block)
+    }
+
+    /// Pops blocks until `len` remain; returns them oldest first.
+    pub fn truncate(&mut self, len: usize) -> Vec<Block> {
+        let mut removed = Vec::new();
+        while self.entries.len() > len {
+            if let Some(block) = self.pop() {
+                removed.push(block);
+            }
+        }
+        removed.reverse();
+        removed
+    }
+}
+
+/// The current Unix time in seconds.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

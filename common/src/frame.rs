@@ -1,0 +1,223 @@
+//! Frames: a 4-byte big-endian length, then that many payload bytes.
+//!
+//! [`FrameCodec`] is a tokio-util codec like `LengthDelimitedCodec`, with two
+//! differences that matter when every peer may be hostile: a length over the
+//! maximum is refused *before* anything is allocated for it, and buffer space
+//! grows only as bytes actually arrive (a peer that announces 16 MiB and
+//! sends 10 bytes costs 10 bytes, not 16 MiB). Its errors name what was
+//! wrong. [`Connection`] reads and writes whole frames on a TCP stream.
+
+use std::io;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio_util::codec::{Decoder, Encoder, Framed, FramedRead, FramedWrite};
+
+/// Default largest frame payload: 16 MiB.
+pub const DEFAULT_MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
+
+/// Size of the length prefix.
+pub const LENGTH_PREFIX_LEN: usize = 4;
+
+/// Why a frame could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame length {len} exceeds the maximum of {max} bytes")]
+    TooLong { len: usize, max: usize },
+    #[error("connection closed in the middle of a frame ({have} of {want} bytes received)")]
+    Truncated { have: usize, want: usize },
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Length-prefixed frame codec with a maximum payload length.
+#[derive(Clone, Copy, Debug)]
+pub struct FrameCodec {
+    max_frame_len: usize,
+}
+
+impl FrameCodec {
+    pub fn new(max_frame_len: usize) -> FrameCodec {
+        FrameCodec { max_frame_len }
+    }
+
+    pub fn max_frame_len(&self) -> usize {
+        self.max_frame_len
+    }
+
+    /// The length the buffered prefix announces, if the prefix is complete.
+    fn announced_len(src: &BytesMut) -> Option<usize> {
+        let prefix: [u8; 4] = src.get(..LENGTH_PREFIX_LEN)?.try_into().ok()?;
+        Some(u32::from_be_bytes(prefix) as usize)
+    }
+}
+
+impl Default for FrameCodec {
+    fn default() -> FrameCodec {
+        FrameCodec::new(DEFAULT_MAX_FRAME_LEN)
+    }
+}
+
+impl Decoder for FrameCodec {
+    type Item = Bytes;
+    type Error = FrameError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+        let Some(len) = Self::announced_len(src) else {
+            return Ok(None);
+        };
+        if len > self.max_frame_len {
+            return Err(FrameError::TooLong {
+                len,
+                max: self.max_frame_len,
+            });
+        }
+        if src.len() < LENGTH_PREFIX_LEN + len {
+            // Do not reserve `len` up front: grow with what arrives.
+            return Ok(None);
+        }
+        src.advance(LENGTH_PREFIX_LEN);
+        Ok(Some(src.split_to(len).freeze()))
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+        match self.decode(src)? {
+            Some(frame) => Ok(Some(frame)),
+            None if src.is_empty() => Ok(None),
+            None => Err(FrameError::Truncated {
+                have: src.len().saturating_sub(LENGTH_PREFIX_LEN),
+                want: Self::announced_len(src).unwrap_or(0),
+            }),
+        }
+    }
+}
+
+impl<T: AsRef<[u8]>> Encoder<T> for FrameCodec {
+    type Error = FrameError;
+
+    fn encode(&mut self, payload: T, dst: &mut BytesMut) -> Result<(), FrameError> {
+        let payload = payload.as_ref();
+        if payload.len() > self.max_frame_len {
+            return Err(FrameError::TooLong {
+                len: payload.len(),
+                max: self.max_frame_len,
+            });
+        }
+        dst.reserve(LENGTH_PREFIX_LEN + payload.len());
+        dst.put_u32(payload.len() as u32);
+        dst.put_slice(payload);
+        Ok(())
+    }
+}
+
+/// A TCP connection that reads and writes whole frames.
+#[derive(Debug)]
+pub struct Connection {
+    framed: Framed<TcpStream, FrameCodec>,
+}
+
+/// The reading half of a split [`Connection`].
+pub type FrameReader = FramedRead<OwnedReadHalf, FrameCodec>;
+/// The writing half of a split [`Connection`].
+pub type FrameWriter = FramedWrite<OwnedWriteHalf, FrameCodec>;
+
+impl Connection {
+    pub fn new(stream: TcpStream, max_frame_len: usize) -> Connection {
+        Connection {
+            framed: Framed::new(stream, FrameCodec::new(max_frame_len)),
+        }
+    }
+
+    /// The next frame; `Ok(None)` when the peer closed cleanly between
+    /// frames.
+    pub async fn read_frame(&mut self) -> Result<Option<Bytes>, FrameError> {
+        self.framed.next().await.transpose()
+    }
+
+    /// Writes one frame and flushes it.
+    pub async fn write_frame(&mut self, payload: &[u8]) -> Result<(), FrameError> {
+        self.framed.send(payload).await
+    }
+
+    /// Writes several frames with one flush.
+    pub async fn write_frames(&mut self, payloads: &[&[u8]]) -> Result<(), FrameError> {
+        for payload in payloads {
+            self.framed.feed(*payload).await?;
+        }
+        SinkExt::<&[u8]>::flush(&mut self.framed).await
+    }
+
+    pub fn get_ref(&self) -> &TcpStream {
+        self.framed.get_ref()
+    }
+
+    /// Splits into independent reading and writing halves.
+    pub fn into_split(self) -> (FrameReader, FrameWriter) {
+        let parts = self.framed.into_parts();
+        let codec = parts.codec;
+        let (read, write) = parts.io.into_split();
+        let mut reader = FramedRead::new(read, codec);
+        reader.read_buffer_mut().extend_from_slice(&parts.read_buf);
+        (reader, FramedWrite::new(write, codec))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(codec: &mut FrameCodec, bytes: &[u8]) -> Result<Vec<Bytes>, FrameError> {
+        let mut buf = BytesMut::from(bytes);
+        let mut out = Vec::new();
+        while let Some(f) = codec.decode_eof(&mut buf)? {
+            out.push(f);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn round_trips_frames() {
+        let mut codec = FrameCodec::default();
+        let mut buf = BytesMut::new();
+        codec.encode(&b"hello"[..], &mut buf).unwrap();
+        codec.encode(&b""[..], &mut buf).unwrap();
+        assert_eq!(&buf[..4], &[0, 0, 0, 5]);
+        let frames = decode_all(&mut codec, &buf).unwrap();
+        assert_eq!(frames, vec![Bytes::from_static(b"hello"), Bytes::new()]);
+    }
+
+    #[test]
+    fn refuses_an_oversized_length_without_allocating() {
+        let mut codec = FrameCodec::new(10);
+        let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff, 1][..]);
+        let cap = buf.capacity();
+        let err = codec.decode(&mut buf).unwrap_err();
+        assert!(matches!(
+            err,
+            FrameError::TooLong {
+                len: 4294967295,
+                max: 10
+            }
+        ));
+        assert_eq!(buf.capacity(), cap);
+        assert!(err.to_string().contains("exceeds the maximum of 10 bytes"));
+    }
+
+    #[test]
+    fn waits_for_the_rest_of_a_frame_then_reports_truncation_at_eof() {
+        let mut codec = FrameCodec::default();
+        let mut buf = BytesMut::from(&[0, 0, 0, 9, b'a', b'b'][..]);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        let err = codec.decode_eof(&mut buf).unwrap_err();
+        assert!(matches!(err, FrameError::Truncated { have: 2, want: 9 }));
+    }
+
+    #[test]
+    fn refuses_to_encode_an_oversized_payload() {
+        let mut codec = FrameCodec::new(3);
+        let mut buf = BytesMut::new();
+        assert!(codec.encode(&b"four"[..], &mut buf).is_err());
+    }
+}

@@ -1,0 +1,34 @@
+//! toycoin-common: everything the toycoin programs share.
+//!
+//! The wire format (frames and payloads), the data model and its hashes,
+//! the Merkle tree, proof of work, the two network profiles, the ledger and
+//! chain rules, and wallets. The binaries (relay, node, oracle, listener)
+//! only wire these to sockets and terminals.
+//!
+//! | concept | module |
+//! |---|---|
+//! | length-prefixed frames, connections | [`frame`] |
+//! | relay client session | [`relay`] |
+//! | `TXN `/`BLOC` payloads (JSON) | [`message`] |
+//! | SHA-512, GENESIS, COINBASE | [`hash`] |
+//! | tokens, transactions | [`transaction`] |
+//! | headers, blocks | [`block`] |
+//! | Merkle tree and proofs | [`merkle`] |
+//! | difficulty, fork choice, timestamps | [`profile`] |
+//! | proof-of-work search | [`pow`] |
+//! | outputs, transaction rules | [`ledger`] |
+//! | chain validation | [`chain`] |
+//! | keys and signatures | [`wallet`] |
+
+pub mod block;
+pub mod chain;
+pub mod frame;
+pub mod hash;
+pub mod ledger;
+pub mod merkle;
+pub mod message;
+pub mod pow;
+pub mod profile;
+pub mod relay;
+pub mod transaction;
+pub mod wallet;

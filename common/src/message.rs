@@ -1,0 +1,482 @@
+//! The `TXN ` and `BLOC` payloads: decoding and encoding exactly as the
+//! original does.
+//!
+//! A payload is a 4-byte tag then UTF-8 JSON in which every token,
+//! transaction and block is itself a JSON *string* holding a JSON object;
+//! bytes are standard base64, amounts JSON integers. Encoding reproduces
+//! Python's `json.dumps` byte for byte (`", "` and `": "` separators, keys in
+//! the original's order), so a frame decoded and encoded again is the same
+//! frame.
+//!
+//! Decoding never panics and never trusts a count: arrays are bounded while
+//! they are read, nesting is bounded by serde_json's recursion limit, and
+//! the payload itself is bounded by the frame size. Every failure says where
+//! it was found, e.g. `BLOC block 2: transaction 1: receiver_value: invalid
+//! type: floating point ...`.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use bytes::Bytes;
+use serde::de::{self, DeserializeOwned, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::block::{Block, BlockHeader};
+use crate::hash::Hash;
+use crate::merkle::MerkleRoot;
+use crate::transaction::{Token, Transaction};
+
+/// Tag of a transaction payload (with its trailing space).
+pub const TXN_TAG: &[u8; 4] = b"TXN ";
+/// Tag of a chain payload.
+pub const BLOC_TAG: &[u8; 4] = b"BLOC";
+
+/// Most tokens one `TXN` may spend, and most previous hashes one
+/// transaction may list.
+pub const MAX_INPUTS: usize = 1_000;
+/// Most transactions one block may carry on the wire (the consensus limit,
+/// [`crate::block::MAX_BLOCK_TXNS`], is checked later with its own reason).
+pub const MAX_WIRE_BLOCK_TXNS: usize = 1_000;
+/// Most blocks one `BLOC` may carry.
+pub const MAX_WIRE_BLOCKS: usize = 100_000;
+
+/// A transaction as broadcast: the tokens it spends, then the transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxnMessage {
+    pub tokens: Vec<Token>,
+    pub txn: Transaction,
+}
+
+/// A decoded payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// `TXN `: a transaction and the tokens it spends.
+    Txn(TxnMessage),
+    /// `BLOC`: blocks, oldest first (in the original, a whole chain).
+    Bloc(Vec<Block>),
+}
+
+/// Why a payload could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("payload of {0} bytes is too short to hold a 4-byte tag")]
+    TooShort(usize),
+    #[error("unknown message tag {0:?}")]
+    UnknownTag(String),
+    #[error("{context}: {source}")]
+    Json {
+        context: String,
+        source: serde_json::Error,
+    },
+    #[error("{context}: {field}: invalid base64: {source}")]
+    Base64 {
+        context: String,
+        field: &'static str,
+        source: base64::DecodeError,
+    },
+    #[error("{context}: {field}: expected {expected} bytes, got {got}")]
+    Length {
+        context: String,
+        field: &'static str,
+        expected: usize,
+        got: usize,
+    },
+}
+
+impl Message {
+    /// Decodes a whole payload, tag included.
+    pub fn decode(payload: &[u8]) -> Result<Message, DecodeError> {
+        if payload.len() < 4 {
+            return Err(DecodeError::TooShort(payload.len()));
+        }
+        let (tag, body) = payload.split_at(4);
+        if tag == TXN_TAG {
+            decode_txn_body(body).map(Message::Txn)
+        } else if tag == BLOC_TAG {
+            decode_bloc_body(body).map(Message::Bloc)
+        } else {
+            Err(DecodeError::UnknownTag(
+                String::from_utf8_lossy(tag).into_owned(),
+            ))
+        }
+    }
+
+    /// Encodes the payload, tag included, as the original would.
+    pub fn encode(&self) -> Bytes {
+        match self {
+            Message::Txn(m) => encode_txn(&m.tokens, &m.txn),
+            Message::Bloc(blocks) => encode_bloc(blocks),
+        }
+    }
+
+    /// The tag as text, e.g. `"TXN"` or `"BLOC"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Txn(_) => "TXN",
+            Message::Bloc(_) => "BLOC",
+        }
+    }
+}
+
+/// The `TXN ` payload for `tokens` and `txn`.
+pub fn encode_txn(tokens: &[Token], txn: &Transaction) -> Bytes {
+    let tokens: Vec<String> = tokens.iter().map(token_to_json).collect();
+    let body = to_python_json(&(tokens, txn_to_json(txn)));
+    tagged(TXN_TAG, &body)
+}
+
+/// The `BLOC` payload for `blocks`, oldest first.
+pub fn encode_bloc(blocks: &[Block]) -> Bytes {
+    let blocks: Vec<String> = blocks.iter().map(block_to_json).collect();
+    tagged(BLOC_TAG, &to_python_json(&blocks))
+}
+
+fn tagged(tag: &[u8; 4], body: &str) -> Bytes {
+    let mut out = Vec::with_capacity(4 + body.len());
+    out.extend_from_slice(tag);
+    out.extend_from_slice(body.as_bytes());
+    Bytes::from(out)
+}
+
+// ---------------------------------------------------------------------------
+// Wire shapes
+
+#[derive(Serialize, Deserialize)]
+struct TokenWire {
+    txn_hash: String,
+    owner: String,
+    value: i64,
+    signature: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TxnWire {
+    previous_hashes: Bounded<String, MAX_INPUTS>,
+    receiver: String,
+    receiver_value: i64,
+    receiver_signature: String,
+    sender: String,
+    sender_change: i64,
+    sender_signature: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct HeaderWire {
+    timestamp: String,
+    previous_hash: String,
+    nonce: String,
+    merkle_root: String,
+    this_hash: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BlockWire {
+    header: HeaderWire,
+    txns: Bounded<String, MAX_WIRE_BLOCK_TXNS>,
+}
+
+/// A JSON array that refuses to grow past `MAX` elements while it is read.
+#[derive(Serialize)]
+#[serde(transparent)]
+struct Bounded<T, const MAX: usize>(Vec<T>);
+
+impl<'de, T: Deserialize<'de>, const MAX: usize> Deserialize<'de> for Bounded<T, MAX> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BoundedVisitor<T, const MAX: usize>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>, const MAX: usize> Visitor<'de> for BoundedVisitor<T, MAX> {
+            type Value = Bounded<T, MAX>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(f, "an array of at most {MAX} elements")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    if items.len() == MAX {
+                        return Err(de::Error::custom(format!(
+                            "array has more than {MAX} elements"
+                        )));
+                    }
+                    items.push(item);
+                }
+                Ok(Bounded(items))
+            }
+        }
+
+        deserializer.deserialize_seq(BoundedVisitor::<T, MAX>(PhantomData))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Decoding
+
+fn decode_txn_body(body: &[u8]) -> Result<TxnMessage, DecodeError> {
+    let (tokens, txn): (Bounded<String, MAX_INPUTS>, String) = parse_json("TXN", body)?;
+    let tokens = tokens
+        .0
+        .iter()
+        .enumerate()
+        .map(|(i, s)| token_from_json(s, &format!("TXN token {i}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let txn = txn_from_json(&txn, "TXN transaction")?;
+    Ok(TxnMessage { tokens, txn })
+}
+
+fn decode_bloc_body(body: &[u8]) -> Result<Vec<Block>, DecodeError> {
+    let blocks: Bounded<String, MAX_WIRE_BLOCKS> = parse_json("BLOC", body)?;
+    blocks
+        .0
+        .iter()
+        .enumerate()
+        .map(|(i, s)| block_from_json(s, &format!("BLOC block {i}")))
+        .collect()
+}
+
+fn parse_json<T: DeserializeOwned>(context: &str, json: &[u8]) -> Result<T, DecodeError> {
+    serde_json::from_slice(json).map_err(|source| DecodeError::Json {
+        context: context.to_owned(),
+        source,
+    })
+}
+
+fn token_from_json(json: &str, context: &str) -> Result<Token, DecodeError> {
+    let w: TokenWire = parse_json(context, json.as_bytes())?;
+    Ok(Token {
+        txn_hash: hash_field(&w.txn_hash, context, "txn_hash")?,
+        owner: b64_field(&w.owner, context, "owner")?,
+        value: w.value,
+        signature: b64_field(&w.signature, context, "signature")?,
+    })
+}
+
+fn txn_from_json(json: &str, context: &str) -> Result<Transaction, DecodeError> {
+    let w: TxnWire = parse_json(context, json.as_bytes())?;
+    let previous_hashes = w
+        .previous_hashes
+        .0
+        .iter()
+        .map(|h| hash_field(h, context, "previous_hashes"))
+        .collect::<Result<_, _>>()?;
+    Ok(Transaction {
+        previous_hashes,
+        receiver: b64_field(&w.receiver, context, "receiver")?,
+        receiver_value: w.receiver_value,
+        receiver_signature: b64_field(&w.receiver_signature, context, "receiver_signature")?,
+        sender: b64_field(&w.sender, context, "sender")?,
+        sender_change: w.sender_change,
+        sender_signature: b64_field(&w.sender_signature, context, "sender_signature")?,
+    })
+}
+
+fn block_from_json(json: &str, context: &str) -> Result<Block, DecodeError> {
+    let w: BlockWire = parse_json(context, json.as_bytes())?;
+    let h = &w.header;
+    let merkle = b64_field(&h.merkle_root, context, "merkle_root")?;
+    let header = BlockHeader {
+        timestamp: b64_field(&h.timestamp, context, "timestamp")?,
+        previous_hash: hash_field(&h.previous_hash, context, "previous_hash")?,
+        nonce: b64_field(&h.nonce, context, "nonce")?,
+        merkle_root: MerkleRoot::from_slice(&merkle).ok_or_else(|| DecodeError::Length {
+            context: context.to_owned(),
+            field: "merkle_root",
+            expected: crate::merkle::LABEL_LEN,
+            got: merkle.len(),
+        })?,
+        this_hash: hash_field(&h.this_hash, context, "this_hash")?,
+    };
+    let txns = w
+        .txns
+        .0
+        .iter()
+        .enumerate()
+        .map(|(i, s)| txn_from_json(s, &format!("{context}: transaction {i}")))
+        .collect::<Result<_, _>>()?;
+    Ok(Block { header, txns })
+}
+
+fn b64_field(text: &str, context: &str, field: &'static str) -> Result<Bytes, DecodeError> {
+    B64.decode(text)
+        .map(Bytes::from)
+        .map_err(|source| DecodeError::Base64 {
+            context: context.to_owned(),
+            field,
+            source,
+        })
+}
+
+fn hash_field(text: &str, context: &str, field: &'static str) -> Result<Hash, DecodeError> {
+    let bytes = b64_field(text, context, field)?;
+    Hash::from_slice(&bytes).ok_or_else(|| DecodeError::Length {
+        context: context.to_owned(),
+        field,
+        expected: crate::hash::HASH_LEN,
+        got: bytes.len(),
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Encoding
+
+fn b64(bytes: &[u8]) -> String {
+    B64.encode(bytes)
+}
+
+fn token_to_json(t: &Token) -> String {
+    to_python_json(&TokenWire {
+        txn_hash: b64(t.txn_hash.as_ref()),
+        owner: b64(&t.owner),
+        value: t.value,
+        signature: b64(&t.signature),
+    })
+}
+
+fn txn_to_json(t: &Transaction) -> String {
+    to_python_json(&TxnWire {
+        previous_hashes: Bounded(t.previous_hashes.iter().map(|h| b64(h.as_ref())).collect()),
+        receiver: b64(&t.receiver),
+        receiver_value: t.receiver_value,
+        receiver_signature: b64(&t.receiver_signature),
+        sender: b64(&t.sender),
+        sender_change: t.sender_change,
+        sender_signature: b64(&t.sender_signature),
+    })
+}
+
+fn block_to_json(b: &Block) -> String {
+    let h = &b.header;
+    to_python_json(&BlockWire {
+        header: HeaderWire {
+            timestamp: b64(&h.timestamp),
+            previous_hash: b64(h.previous_hash.as_ref()),
+            nonce: b64(&h.nonce),
+            merkle_root: b64(h.merkle_root.as_ref()),
+            this_hash: b64(h.this_hash.as_ref()),
+        },
+        txns: Bounded(b.txns.iter().map(txn_to_json).collect()),
+    })
+}
+
+/// Serializes like Python's `json.dumps` with default settings.
+fn to_python_json<T: Serialize>(value: &T) -> String {
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, PythonFormatter);
+    // Our wire shapes hold only strings, integers and arrays: serializing
+    // them cannot fail.
+    if value.serialize(&mut ser).is_err() {
+        unreachable!("wire shapes always serialize");
+    }
+    // serde_json writes valid UTF-8.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// `", "` between items and `": "` after keys, as Python writes them.
+struct PythonFormatter;
+
+impl serde_json::ser::Formatter for PythonFormatter {
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
+    }
+
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
+    }
+
+    fn begin_object_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+    ) -> std::io::Result<()> {
+        writer.write_all(b": ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_error_mentions(payload: &[u8], needle: &str) {
+        let err = Message::decode(payload).unwrap_err().to_string();
+        assert!(err.contains(needle), "error {err:?} lacks {needle:?}");
+    }
+
+    #[test]
+    fn rejects_short_and_unknown_payloads() {
+        assert_error_mentions(b"TX", "too short");
+        assert_error_mentions(b"PING{}", "unknown message tag \"PING\"");
+    }
+
+    #[test]
+    fn says_what_was_wrong() {
+        assert_error_mentions(b"TXN {", "TXN");
+        assert_error_mentions(b"TXN [[], 5]", "invalid type");
+        assert_error_mentions(b"BLOC[\"{}\"]", "BLOC block 0: missing field `header`");
+        let txn = r#"{"previous_hashes": [], "receiver": "!!", "receiver_value": 1, "receiver_signature": "", "sender": "", "sender_change": 0, "sender_signature": ""}"#;
+        let payload = format!(
+            "TXN {}",
+            serde_json::to_string(&(Vec::<String>::new(), txn)).unwrap()
+        );
+        assert_error_mentions(payload.as_bytes(), "receiver: invalid base64");
+        let txn = txn
+            .replace("\"!!\"", "\"\"")
+            .replace("\"receiver_value\": 1", "\"receiver_value\": 1.5");
+        let payload = format!(
+            "TXN {}",
+            serde_json::to_string(&(Vec::<String>::new(), &txn)).unwrap()
+        );
+        assert_error_mentions(payload.as_bytes(), "floating point");
+        let txn = txn.replace("1.5", "123456789012345678901234567890");
+        let payload = format!(
+            "TXN {}",
+            serde_json::to_string(&(Vec::<String>::new(), &txn)).unwrap()
+        );
+        assert_error_mentions(payload.as_bytes(), "TXN transaction");
+        let txn = txn
+            .replace("123456789012345678901234567890", "1")
+            .replace("\"previous_hashes\": []", "\"previous_hashes\": [\"AAAA\"]");
+        let payload = format!(
+            "TXN {}",
+            serde_json::to_string(&(Vec::<String>::new(), &txn)).unwrap()
+        );
+        assert_error_mentions(
+            payload.as_bytes(),
+            "previous_hashes: expected 64 bytes, got 3",
+        );
+    }
+
+    #[test]
+    fn refuses_enormous_arrays_and_deep_nesting() {
+        let many = format!("BLOC[{}\"\"]", "\"\",".repeat(MAX_WIRE_BLOCKS));
+        assert_error_mentions(many.as_bytes(), "more than 100000 elements");
+        let deep = format!("BLOC{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert_error_mentions(deep.as_bytes(), "BLOC: invalid type: sequence");
+        // Unknown keys are skipped without recursion, however deep.
+        let block = format!("{{\"x\": {}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        let payload = format!("BLOC{}", serde_json::to_string(&[block]).unwrap());
+        assert_error_mentions(payload.as_bytes(), "missing field `header`");
+    }
+
+    #[test]
+    fn writes_python_separators() {
+        let json = to_python_json(&(vec!["a".to_string()], "b"));
+        assert_eq!(json, r#"[["a"], "b"]"#);
+    }
+}

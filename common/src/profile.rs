@@ -1,0 +1,288 @@
+//! Network profiles: the consensus rules that differ between the original
+//! toycoin network and our default, steady one.
+//!
+//! * `toycoin` — the original's rules exactly: block i needs d(i) leading
+//!   zero *bytes*, d(0) = 1, d(i) = 1 + floor(log2 i); the longest chain
+//!   wins; timestamps are not checked (the original's check never runs).
+//!   From block 8 on a block needs 2^32 hashes on average, so such a network
+//!   stalls after a few minutes, as the original does.
+//! * `steady` (the default) — a demo that keeps going. Block i needs a
+//!   number of leading zero *bits* computed only from the timestamps of the
+//!   blocks before it, steering the average interval to a target (5 s by
+//!   default) whatever the hash power; the chain with the most accumulated
+//!   work (sum of 2^bits) wins; timestamps are canonical decimal seconds that
+//!   never go backwards and are at most [`MAX_FUTURE_SECS`] ahead of the
+//!   checking node's clock.
+//!
+//! The steady rule is an "absolute schedule" controller (the idea of
+//! Bitcoin Cash's ASERT): every block that comes faster than the target puts
+//! the chain ahead of schedule, every slower one behind, and the required
+//! bits are the starting bits plus one per [`HALF_LIFE_INTERVALS`] target
+//! intervals ahead. Integer bits can only double or halve the work, but the
+//! controller alternates between the two levels around the target so that
+//! the long-run average interval meets it. An interval counts as at most
+//! [`MAX_COUNTED_INTERVALS`] targets (a pause with no transactions to mine
+//! must not make the next blocks nearly free), and the schedule offset is
+//! clamped so that the bits stay within [`MIN_BITS`]..=[`MAX_BITS`].
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Bits of block 0 and block 1 in the steady profile: a few hundred
+/// thousand hashes, well under a second on one thread.
+pub const START_BITS: u32 = 18;
+/// Fewest bits the steady profile ever asks for.
+pub const MIN_BITS: u32 = 12;
+/// Most bits the steady profile ever asks for (keeps work in a u128).
+pub const MAX_BITS: u32 = 96;
+/// The required bits change by one per this many target intervals that the
+/// chain is ahead of (or behind) its schedule.
+pub const HALF_LIFE_INTERVALS: i64 = 2;
+/// One interval counts as at most this many target intervals.
+pub const MAX_COUNTED_INTERVALS: i64 = 3;
+/// How far in the future (by the checking node's clock) a steady-profile
+/// timestamp may be.
+pub const MAX_FUTURE_SECS: u64 = 30;
+/// Default target block interval of the steady profile.
+pub const DEFAULT_TARGET_SECS: f64 = 5.0;
+
+/// Which rules a network follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum ProfileKind {
+    /// Difficulty retargeted by timestamps, most work wins (the default).
+    #[default]
+    Steady,
+    /// The original toycoin's rules.
+    Toycoin,
+}
+
+impl ProfileKind {
+    pub const ALL: [ProfileKind; 2] = [ProfileKind::Steady, ProfileKind::Toycoin];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ProfileKind::Steady => "steady",
+            ProfileKind::Toycoin => "toycoin",
+        }
+    }
+}
+
+impl fmt::Display for ProfileKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for ProfileKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ProfileKind, String> {
+        ProfileKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("unknown profile {s:?} (expected steady or toycoin)"))
+    }
+}
+
+/// The difficulty state after a block: what the next block's rule needs
+/// from the blocks before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Schedule {
+    /// Timestamp (seconds) of the last block; `None` before block 0.
+    pub last_timestamp: Option<u64>,
+    /// Milliseconds the chain is ahead of its schedule (negative: behind).
+    pub offset_ms: i64,
+    /// Number of blocks so far.
+    pub height: u64,
+}
+
+/// A profile with its parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Profile {
+    pub kind: ProfileKind,
+    /// Target interval in milliseconds (steady only).
+    pub target_ms: i64,
+}
+
+impl Default for Profile {
+    fn default() -> Profile {
+        Profile::steady(DEFAULT_TARGET_SECS)
+    }
+}
+
+impl Profile {
+    pub fn toycoin() -> Profile {
+        Profile {
+            kind: ProfileKind::Toycoin,
+            target_ms: (DEFAULT_TARGET_SECS * 1000.0) as i64,
+        }
+    }
+
+    /// The steady profile with a target interval in seconds (at least 1 ms).
+    pub fn steady(target_secs: f64) -> Profile {
+        Profile {
+            kind: ProfileKind::Steady,
+            target_ms: ((target_secs * 1000.0) as i64).max(1),
+        }
+    }
+
+    /// The profile of a given kind with the given steady target.
+    pub fn new(kind: ProfileKind, target_secs: f64) -> Profile {
+        match kind {
+            ProfileKind::Steady => Profile::steady(target_secs),
+            ProfileKind::Toycoin => Profile::toycoin(),
+        }
+    }
+
+    /// Leading zero bits the next block needs, given the schedule after
+    /// the blocks before it.
+    pub fn required_bits(&self, schedule: &Schedule) -> u32 {
+        match self.kind {
+            ProfileKind::Toycoin => 8 * toycoin_zero_bytes(schedule.height),
+            ProfileKind::Steady => {
+                let half_life = self.target_ms * HALF_LIFE_INTERVALS;
+                let steps = schedule.offset_ms.div_euclid(half_life);
+                (i64::from(START_BITS) + steps).clamp(i64::from(MIN_BITS), i64::from(MAX_BITS))
+                    as u32
+            }
+        }
+    }
+
+    /// The schedule after appending a block with `timestamp` (seconds;
+    /// `None` for the toycoin profile, where timestamps mean nothing).
+    pub fn advance(&self, schedule: &Schedule, timestamp: Option<u64>) -> Schedule {
+        let mut next = Schedule {
+            last_timestamp: timestamp,
+            offset_ms: schedule.offset_ms,
+            height: schedule.height + 1,
+        };
+        if self.kind == ProfileKind::Steady {
+            if let (Some(prev), Some(now)) = (schedule.last_timestamp, timestamp) {
+                let elapsed_ms = now.saturating_sub(prev).saturating_mul(1000);
+                let counted = i64::try_from(elapsed_ms)
+                    .unwrap_or(i64::MAX)
+                    .min(self.target_ms * MAX_COUNTED_INTERVALS);
+                let half_life = self.target_ms * HALF_LIFE_INTERVALS;
+                let lowest = (i64::from(MIN_BITS) - i64::from(START_BITS)) * half_life;
+                let highest = (i64::from(MAX_BITS) - i64::from(START_BITS) + 1) * half_life - 1;
+                next.offset_ms =
+                    (schedule.offset_ms + self.target_ms - counted).clamp(lowest, highest);
+            }
+        }
+        next
+    }
+
+    /// The work a block with `bits` required bits adds to its chain:
+    /// 1 per block in toycoin (longest chain wins), 2^bits in steady.
+    pub fn block_work(&self, bits: u32) -> u128 {
+        match self.kind {
+            ProfileKind::Toycoin => 1,
+            ProfileKind::Steady => 1u128 << bits.min(MAX_BITS),
+        }
+    }
+}
+
+/// The original's difficulty in zero bytes for a block with `index` blocks
+/// before it: 1, then 1 + floor(log2 index).
+pub fn toycoin_zero_bytes(index: u64) -> u32 {
+    if index < 1 {
+        1
+    } else {
+        1 + index.ilog2()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toycoin_difficulty_is_the_originals() {
+        let d: Vec<u32> = (0..10).map(toycoin_zero_bytes).collect();
+        assert_eq!(d, vec![1, 1, 2, 2, 3, 3, 3, 3, 4, 4]);
+        let p = Profile::toycoin();
+        let s = Schedule {
+            height: 8,
+            ..Schedule::default()
+        };
+        assert_eq!(p.required_bits(&s), 32);
+    }
+
+    #[test]
+    fn profile_names_parse() {
+        assert_eq!("steady".parse(), Ok(ProfileKind::Steady));
+        assert_eq!("toycoin".parse(), Ok(ProfileKind::Toycoin));
+        assert!("bitcoin".parse::<ProfileKind>().is_err());
+        assert_eq!(ProfileKind::default(), ProfileKind::Steady);
+    }
+
+    fn schedule_after(p: &Profile, timestamps: &[u64]) -> Schedule {
+        timestamps
+            .iter()
+            .fold(Schedule::default(), |s, &t| p.advance(&s, Some(t)))
+    }
+
+    #[test]
+    fn steady_starts_low_and_rises_when_blocks_come_fast() {
+        let p = Profile::steady(5.0);
+        assert_eq!(p.required_bits(&Schedule::default()), START_BITS);
+        // Ten blocks in the same second: ten intervals ahead of schedule.
+        let s = schedule_after(&p, &[100; 11]);
+        assert_eq!(p.required_bits(&s), START_BITS + 5);
+    }
+
+    #[test]
+    fn steady_falls_when_blocks_come_slowly_but_not_below_the_floor() {
+        let p = Profile::steady(5.0);
+        let slow: Vec<u64> = (0..5).map(|i| 100 + 15 * i).collect();
+        let s = schedule_after(&p, &slow);
+        // Four intervals of 15 s count 3 targets each: 8 targets behind.
+        assert_eq!(p.required_bits(&s), START_BITS - 4);
+        let idle: Vec<u64> = (0..100).map(|i| 100 + 3600 * i).collect();
+        assert_eq!(p.required_bits(&schedule_after(&p, &idle)), MIN_BITS);
+    }
+
+    #[test]
+    fn steady_holds_when_blocks_come_on_target() {
+        let p = Profile::steady(5.0);
+        let on_time: Vec<u64> = (0..50).map(|i| 100 + 5 * i).collect();
+        assert_eq!(p.required_bits(&schedule_after(&p, &on_time)), START_BITS);
+    }
+
+    #[test]
+    fn steady_work_doubles_per_bit_and_toycoin_counts_blocks() {
+        assert_eq!(Profile::steady(5.0).block_work(20), 1 << 20);
+        assert_eq!(Profile::toycoin().block_work(24), 1);
+    }
+
+    /// A simulation: miners of very different power all end up near the
+    /// target interval on average, once the ramp is over.
+    #[test]
+    fn steady_converges_to_the_target_for_any_hash_power() {
+        for hashes_per_sec in [1.0e5, 3.0e6, 5.0e7] {
+            let p = Profile::steady(5.0);
+            let mut s = Schedule::default();
+            let mut now = 1_000_000.0_f64;
+            let mut rng_state = 0x9e3779b97f4a7c15_u64;
+            let mut stamps = Vec::new();
+            for _ in 0..600 {
+                let bits = p.required_bits(&s);
+                // Exponentially distributed time to find the block.
+                rng_state ^= rng_state << 13;
+                rng_state ^= rng_state >> 7;
+                rng_state ^= rng_state << 17;
+                let u = (rng_state >> 11) as f64 / (1u64 << 53) as f64;
+                let expected = 2f64.powi(bits as i32) / hashes_per_sec;
+                now += -expected * (1.0 - u).ln();
+                s = p.advance(&s, Some(now as u64));
+                stamps.push(now);
+            }
+            let tail = &stamps[200..];
+            let avg = (tail[tail.len() - 1] - tail[0]) / (tail.len() - 1) as f64;
+            assert!(
+                (3.5..7.0).contains(&avg),
+                "{hashes_per_sec} H/s: average {avg}"
+            );
+        }
+    }
+}

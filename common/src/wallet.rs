@@ -1,0 +1,221 @@
+//! Wallets and signatures: RSA-2048 keys, addresses as PEM public keys,
+//! RSA-PSS with SHA-512, MGF1(SHA-512) and the maximum salt length, as the
+//! original signs with Python's `cryptography`.
+
+use bytes::Bytes;
+use rand::{CryptoRng, RngCore};
+use rsa::pkcs8::{DecodePublicKey, EncodePublicKey, LineEnding};
+use rsa::traits::PublicKeyParts;
+use rsa::{Pss, RsaPrivateKey, RsaPublicKey};
+use sha2::{Digest, Sha512};
+
+use crate::hash::HASH_LEN;
+use crate::message::TxnMessage;
+use crate::transaction::{Address, Token, Transaction};
+
+/// Key size of the original's wallets.
+pub const KEY_BITS: usize = 2048;
+
+/// What went wrong with a key or a signature.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("address is not a PEM RSA public key")]
+    BadAddress,
+    #[error("signature does not verify")]
+    BadSignature,
+    #[error("could not generate or use a key: {0}")]
+    Key(String),
+}
+
+/// Why a wallet could not build a transfer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransferError {
+    #[error("tokens worth {available} cannot pay {wanted}")]
+    InsufficientFunds { available: i64, wanted: i64 },
+    #[error("amount {0} is negative")]
+    NegativeAmount(i64),
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+}
+
+/// The PSS salt length `cryptography` uses for `PSS.MAX_LENGTH`:
+/// emLen - hLen - 2.
+fn max_salt_len(modulus_bits: usize) -> usize {
+    let em_len = (modulus_bits - 1).div_ceil(8);
+    em_len.saturating_sub(HASH_LEN + 2)
+}
+
+/// An RSA key pair and its address.
+#[derive(Clone)]
+pub struct Wallet {
+    key: RsaPrivateKey,
+    address: Address,
+}
+
+impl std::fmt::Debug for Wallet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wallet").finish_non_exhaustive()
+    }
+}
+
+impl Wallet {
+    /// A new RSA-2048 wallet (public exponent 65537).
+    pub fn generate<R: RngCore + CryptoRng>(rng: &mut R) -> Result<Wallet, SignatureError> {
+        let key =
+            RsaPrivateKey::new(rng, KEY_BITS).map_err(|e| SignatureError::Key(e.to_string()))?;
+        Wallet::from_key(key)
+    }
+
+    /// A wallet for an existing private key.
+    pub fn from_key(key: RsaPrivateKey) -> Result<Wallet, SignatureError> {
+        let pem = key
+            .to_public_key()
+            .to_public_key_pem(LineEnding::LF)
+            .map_err(|e| SignatureError::Key(e.to_string()))?;
+        Ok(Wallet {
+            key,
+            address: Bytes::from(pem.into_bytes()),
+        })
+    }
+
+    /// The address: the public key as PEM SubjectPublicKeyInfo bytes.
+    pub fn address(&self) -> &Address {
+        &self.address
+    }
+
+    /// Signs `msg` with RSA-PSS/SHA-512/MGF1 and the maximum salt.
+    pub fn sign<R: RngCore + CryptoRng>(
+        &self,
+        rng: &mut R,
+        msg: &[u8],
+    ) -> Result<Bytes, SignatureError> {
+        let scheme = Pss::new_with_salt::<Sha512>(max_salt_len(self.key.n().bits()));
+        self.key
+            .sign_with_rng(rng, scheme, &Sha512::digest(msg))
+            .map(Bytes::from)
+            .map_err(|e| SignatureError::Key(e.to_string()))
+    }
+
+    /// A transfer of `value` to `receiver` paid with `tokens` (all owned by
+    /// this wallet), with the rest as change, as the original's `send`.
+    pub fn transfer<R: RngCore + CryptoRng>(
+        &self,
+        rng: &mut R,
+        receiver: &Address,
+        value: i64,
+        tokens: Vec<Token>,
+    ) -> Result<TxnMessage, TransferError> {
+        if value < 0 {
+            return Err(TransferError::NegativeAmount(value));
+        }
+        let available: i64 = tokens.iter().map(|t| t.value).sum();
+        if available < value {
+            return Err(TransferError::InsufficientFunds {
+                available,
+                wanted: value,
+            });
+        }
+        let previous_hashes: Vec<_> = tokens.iter().map(|t| t.txn_hash).collect();
+        let receiver_signature = self.sign(
+            rng,
+            &Transaction::signed_message(&previous_hashes, receiver),
+        )?;
+        let sender_signature = self.sign(
+            rng,
+            &Transaction::signed_message(&previous_hashes, &self.address),
+        )?;
+        let txn = Transaction {
+            previous_hashes,
+            receiver: receiver.clone(),
+            receiver_value: value,
+            receiver_signature,
+            sender: self.address.clone(),
+            sender_change: available - value,
+            sender_signature,
+        };
+        Ok(TxnMessage { tokens, txn })
+    }
+}
+
+/// Parses an address into an RSA public key.
+pub fn public_key(address: &[u8]) -> Result<RsaPublicKey, SignatureError> {
+    let pem = std::str::from_utf8(address).map_err(|_| SignatureError::BadAddress)?;
+    RsaPublicKey::from_public_key_pem(pem).map_err(|_| SignatureError::BadAddress)
+}
+
+/// Verifies `signature` over `msg` by the key `key`.
+pub fn verify_with(key: &RsaPublicKey, msg: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
+    let scheme = Pss::new_with_salt::<Sha512>(max_salt_len(key.n().bits()));
+    key.verify(scheme, &Sha512::digest(msg), signature)
+        .map_err(|_| SignatureError::BadSignature)
+}
+
+/// Verifies `signature` over `msg` by the owner of `address`.
+pub fn verify(address: &[u8], msg: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
+    verify_with(&public_key(address)?, msg, signature)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::OsRng;
+
+    #[test]
+    fn salt_is_the_maximum_for_2048_bit_keys() {
+        assert_eq!(max_salt_len(2048), 190);
+    }
+
+    #[test]
+    fn address_is_pem_of_the_original_shape() {
+        let w = Wallet::generate(&mut OsRng).unwrap();
+        let a = w.address();
+        assert!(a.starts_with(b"-----BEGIN PUBLIC KEY-----\n"));
+        assert!(a.ends_with(b"-----END PUBLIC KEY-----\n"));
+        assert_eq!(a.len(), 451);
+    }
+
+    #[test]
+    fn signs_and_verifies_and_rejects_tampering() {
+        let w = Wallet::generate(&mut OsRng).unwrap();
+        let sig = w.sign(&mut OsRng, b"message").unwrap();
+        assert_eq!(sig.len(), 256);
+        assert_eq!(verify(w.address(), b"message", &sig), Ok(()));
+        assert_eq!(
+            verify(w.address(), b"messagE", &sig),
+            Err(SignatureError::BadSignature)
+        );
+        let mut bad = sig.to_vec();
+        bad[100] ^= 1;
+        assert_eq!(
+            verify(w.address(), b"message", &bad),
+            Err(SignatureError::BadSignature)
+        );
+        assert_eq!(
+            verify(b"junk", b"message", &sig),
+            Err(SignatureError::BadAddress)
+        );
+    }
+
+    #[test]
+    fn transfer_pays_change_and_refuses_overdraft() {
+        let a = Wallet::generate(&mut OsRng).unwrap();
+        let b = Wallet::generate(&mut OsRng).unwrap();
+        let fund = Transaction::coinbase(a.address().clone(), 30);
+        let [token, _] = fund.outputs();
+        let m = a
+            .transfer(&mut OsRng, b.address(), 12, vec![token.clone()])
+            .unwrap();
+        assert_eq!((m.txn.receiver_value, m.txn.sender_change), (12, 18));
+        assert_eq!(m.txn.previous_hashes, vec![fund.hash()]);
+        let err = a
+            .transfer(&mut OsRng, b.address(), 31, vec![token])
+            .unwrap_err();
+        assert_eq!(
+            err,
+            TransferError::InsufficientFunds {
+                available: 30,
+                wanted: 31
+            }
+        );
+    }
+}

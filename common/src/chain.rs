@@ -15,8 +15,8 @@ use crate::profile::{Profile, ProfileKind, Schedule, MAX_FUTURE_SECS};
 /// Why a block cannot go on top of a chain.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BlockError {
-    #[error("previous_hash {} is not the tip {}", got.short(), expected.short())]
-    PreviousHash { expected: Hash, got: Hash },
+    #[error("previous_hash {} is not the tip's hash", got.short())]
+    PreviousHash { got: Hash },
     #[error("this_hash does not match the header")]
     HeaderHash,
     #[error("proof of work too weak: {got} leading zero bits, {required} required")]
@@ -74,6 +74,14 @@ pub struct ChainEntry {
     /// Difficulty schedule after this block.
     pub schedule: Schedule,
     undo: BlockUndo,
+}
+
+impl ChainEntry {
+    /// Transactions of this block that repeated ones already in the chain
+    /// (accepted only in the toycoin profile, and applied once).
+    pub fn repeated_txns(&self) -> usize {
+        self.undo.repeats()
+    }
 }
 
 /// A chain of valid blocks under one profile.
@@ -175,10 +183,8 @@ impl Chain {
     /// its hash is right, its proof of work is enough, its timestamp is
     /// acceptable (steady profile).
     pub fn check_header(&self, header: &BlockHeader, now: u64) -> Result<HeaderInfo, BlockError> {
-        let expected = self.tip_hash();
-        if header.previous_hash != expected {
+        if header.previous_hash != self.tip_hash() {
             return Err(BlockError::PreviousHash {
-                expected,
                 got: header.previous_hash,
             });
         }
@@ -230,7 +236,9 @@ impl Chain {
         if block.compute_merkle_root() != Some(block.header.merkle_root) {
             return Err(BlockError::MerkleRoot);
         }
-        let undo = self.ledger.apply_block(&block.txns)?;
+        let undo = self
+            .ledger
+            .apply_block(&block.txns, self.profile.tolerates_repeated_txns())?;
         let schedule = self.profile.advance(&self.schedule(), info.timestamp);
         let total_work = self.total_work() + self.profile.block_work(info.required_bits);
         self.index

@@ -215,6 +215,15 @@ fn resolve_input<'v>(
 pub struct BlockUndo {
     created: Vec<Hash>,
     spent: Vec<OutPoint>,
+    repeats: usize,
+}
+
+impl BlockUndo {
+    /// How many of the block's transactions were verbatim repeats of ones
+    /// already in the chain (and so applied no second time).
+    pub fn repeats(&self) -> usize {
+        self.repeats
+    }
 }
 
 /// A transaction of a block that failed, and why.
@@ -257,12 +266,23 @@ impl Ledger {
     }
 
     /// Checks every transaction of a block in order (each may spend the
-    /// outputs of those before it) and applies them. On failure nothing is
-    /// changed. Costs time proportional to the block, not to the ledger.
-    pub fn apply_block(&mut self, txns: &[Transaction]) -> Result<BlockUndo, BlockTxError> {
+    /// outputs of those before it) and applies them. With `allow_repeats`
+    /// (the toycoin profile), a transaction already in the ledger is skipped
+    /// instead of refused. On failure nothing is changed. Costs time
+    /// proportional to the block, not to the ledger.
+    pub fn apply_block(
+        &mut self,
+        txns: &[Transaction],
+        allow_repeats: bool,
+    ) -> Result<BlockUndo, BlockTxError> {
         let mut undo = BlockUndo::default();
         for (index, txn) in txns.iter().enumerate() {
-            match check_transaction(self, txn, txn.hash(), None) {
+            let hash = txn.hash();
+            if allow_repeats && self.txns.contains(&hash) {
+                undo.repeats += 1;
+                continue;
+            }
+            match check_transaction(self, txn, hash, None) {
                 Ok(checked) => self.apply(txn, checked, &mut undo),
                 Err(error) => {
                     self.undo_block(undo);

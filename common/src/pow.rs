@@ -78,7 +78,7 @@ pub struct MiningJob {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MineOutcome {
     /// A header that meets the required bits.
-    Found(BlockHeader),
+    Found(Box<BlockHeader>),
     /// Cancelled before a header was found.
     Cancelled,
 }
@@ -155,7 +155,7 @@ impl Miner {
         });
         let found = found.into_inner().ok().flatten();
         MineReport {
-            outcome: found.map_or(MineOutcome::Cancelled, MineOutcome::Found),
+            outcome: found.map_or(MineOutcome::Cancelled, |h| MineOutcome::Found(Box::new(h))),
             attempts: attempts.into_inner(),
             elapsed: start.elapsed(),
         }

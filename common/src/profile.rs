@@ -172,6 +172,17 @@ impl Profile {
         next
     }
 
+    /// Whether a block may repeat, verbatim, a transaction already in its
+    /// chain. The original nodes do this (they keep mining transactions
+    /// that a block already holds; the captured chains repeat block 2's
+    /// transactions in block 4), so the toycoin profile accepts a repeat and
+    /// applies it only once: it spends nothing again and creates nothing
+    /// again. A *different* transaction spending a spent token is still a
+    /// double spend in both profiles.
+    pub fn tolerates_repeated_txns(&self) -> bool {
+        self.kind == ProfileKind::Toycoin
+    }
+
     /// The work a block with `bits` required bits adds to its chain:
     /// 1 per block in toycoin (longest chain wins), 2^bits in steady.
     pub fn block_work(&self, bits: u32) -> u128 {

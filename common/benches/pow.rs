@@ -1,0 +1,75 @@
+//! Hash rate of the miner with 1 and 2 threads, next to the raw SHA-512
+//! speed of this machine on a header of the same size, measured side by
+//! side in one run. `cargo bench -p toycoin-common --bench pow`
+//! (`-- --secs N` to measure each for N seconds; default 3).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha512};
+use toycoin_common::hash::{Hash, GENESIS};
+use toycoin_common::merkle::merkle_root;
+use toycoin_common::pow::{CancelToken, Miner, MiningJob};
+
+fn main() {
+    let secs: f64 = std::env::args()
+        .skip_while(|a| a != "--secs")
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0);
+    let run_for = Duration::from_secs_f64(secs);
+
+    // An unreachable target: the miner hashes until cancelled.
+    let job = MiningJob {
+        timestamp: 1_795_247_465,
+        previous_hash: *GENESIS,
+        merkle_root: merkle_root(&[Hash::of(b"txn")]).expect("one leaf"),
+        required_bits: 512,
+    };
+    let header_len = 10 + 64 + 70 + 65;
+
+    let raw = raw_sha512(header_len, run_for);
+    let one = miner_rate(&job, 1, run_for);
+    let two = miner_rate(&job, 2, run_for);
+
+    println!("{:<34} {:>14}", "measure", "hashes/s");
+    println!("{:<34} {:>14.0}", format!("raw SHA-512, {header_len}-byte input, 1 thread"), raw);
+    println!("{:<34} {:>14.0}", "miner, 1 thread", one);
+    println!("{:<34} {:>14.0}", "miner, 2 threads", two);
+    println!(
+        "pow_raw_hps={raw:.0} pow_1t_hps={one:.0} pow_2t_hps={two:.0} \
+         pow_1t_vs_raw={:.2} pow_2t_vs_1t={:.2} cores={}",
+        one / raw,
+        two / one,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+}
+
+/// Plain `Sha512::digest` of a header-sized buffer whose last bytes change.
+fn raw_sha512(len: usize, run_for: Duration) -> f64 {
+    let mut input = vec![b'7'; len];
+    let start = Instant::now();
+    let mut count: u64 = 0;
+    while start.elapsed() < run_for {
+        for i in 0..4096u64 {
+            input[len - 8..].copy_from_slice(&i.to_le_bytes());
+            black_box(Sha512::digest(black_box(&input)));
+        }
+        count += 4096;
+    }
+    count as f64 / start.elapsed().as_secs_f64()
+}
+
+fn miner_rate(job: &MiningJob, threads: usize, run_for: Duration) -> f64 {
+    let cancel = CancelToken::new();
+    let stopper = {
+        let cancel = cancel.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(run_for);
+            cancel.cancel();
+        })
+    };
+    let report = Miner::new(threads).mine(job, &cancel);
+    let _ = stopper.join();
+    report.hash_rate()
+}

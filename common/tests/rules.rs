@@ -1,0 +1,500 @@
+//! Each validation rule rejecting a crafted transaction or block with the
+//! right reason, and the happy paths next to them.
+
+// In tests a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use bytes::Bytes;
+use rand::rngs::OsRng;
+use toycoin_common::block::{Block, BlockHeader};
+use toycoin_common::chain::{now_secs, BlockError, Chain};
+use toycoin_common::hash::Hash;
+use toycoin_common::ledger::TxError;
+use toycoin_common::merkle::merkle_root;
+use toycoin_common::message::TxnMessage;
+use toycoin_common::pow::{CancelToken, MineOutcome, Miner, MiningJob};
+use toycoin_common::profile::{Profile, MAX_FUTURE_SECS};
+use toycoin_common::transaction::{Token, Transaction};
+use toycoin_common::wallet::Wallet;
+
+/// Three wallets, and a chain whose first block funds `a` with 100 and `b`
+/// with 50.
+struct World {
+    a: Wallet,
+    b: Wallet,
+    c: Wallet,
+    chain: Chain,
+}
+
+fn wallets() -> (Wallet, Wallet, Wallet) {
+    let w = || Wallet::generate(&mut OsRng).unwrap();
+    (w(), w(), w())
+}
+
+impl World {
+    fn new(profile: Profile) -> World {
+        let (a, b, c) = wallets();
+        let mut chain = Chain::new(profile);
+        let funding = vec![
+            Transaction::coinbase(a.address().clone(), 100),
+            Transaction::coinbase(b.address().clone(), 50),
+        ];
+        let block = mine(&chain, funding, now_secs());
+        chain.push(block, now_secs()).unwrap();
+        World { a, b, c, chain }
+    }
+
+    /// The unspent tokens of `w` on the chain.
+    fn tokens(&self, w: &Wallet) -> Vec<Token> {
+        self.chain.ledger().unspent(w.address())
+    }
+
+    fn pay(&self, from: &Wallet, to: &Wallet, value: i64) -> TxnMessage {
+        from.transfer(&mut OsRng, to.address(), value, self.tokens(from))
+            .unwrap()
+    }
+
+    fn check(&self, m: &TxnMessage) -> Result<(), TxError> {
+        self.chain
+            .ledger()
+            .check(&m.txn, Some(&m.tokens))
+            .map(|_| ())
+    }
+
+    /// Mines `txns` on the tip and tries to append the block.
+    fn push(&mut self, txns: Vec<Transaction>) -> Result<(), BlockError> {
+        let block = mine(&self.chain, txns, now_secs());
+        self.chain.push(block, now_secs())
+    }
+}
+
+/// A block of `txns` on the chain's tip, with a real proof of work.
+fn mine(chain: &Chain, txns: Vec<Transaction>, timestamp: u64) -> Block {
+    let hashes: Vec<Hash> = txns.iter().map(Transaction::hash).collect();
+    let job = MiningJob {
+        timestamp,
+        previous_hash: chain.tip_hash(),
+        merkle_root: merkle_root(&hashes).unwrap_or(toycoin_common::merkle::MerkleRoot([1; 65])),
+        required_bits: chain.next_required_bits(),
+    };
+    let MineOutcome::Found(header) = Miner::new(2).mine(&job, &CancelToken::new()).outcome else {
+        panic!("mining was not cancelled, so it finds a header");
+    };
+    Block {
+        header: *header,
+        txns,
+    }
+}
+
+fn toycoin() -> World {
+    World::new(Profile::toycoin())
+}
+
+// --- transactions received alone --------------------------------------
+
+#[test]
+fn accepts_a_valid_transfer_and_coinbase_funding() {
+    let w = toycoin();
+    assert_eq!(w.check(&w.pay(&w.a, &w.c, 30)), Ok(()));
+    let funding = Transaction::coinbase(w.c.address().clone(), 10);
+    assert_eq!(
+        w.chain.ledger().check(&funding, Some(&[])).map(|_| ()),
+        Ok(())
+    );
+}
+
+#[test]
+fn rejects_previous_hashes_that_are_not_the_tokens() {
+    let w = toycoin();
+    let mut m = w.pay(&w.a, &w.c, 30);
+    m.txn.previous_hashes[0] = Hash::of(b"something else");
+    assert_eq!(w.check(&m), Err(TxError::PreviousHashMismatch { index: 0 }));
+    let mut m = w.pay(&w.a, &w.c, 30);
+    m.tokens.push(m.tokens[0].clone());
+    assert_eq!(
+        w.check(&m),
+        Err(TxError::TokenCount {
+            tokens: 2,
+            previous_hashes: 1
+        })
+    );
+}
+
+#[test]
+fn rejects_spending_a_token_the_sender_does_not_own() {
+    let w = toycoin();
+    // c signs a transfer of a's tokens: the signatures are c's and valid,
+    // but the tokens are not c's.
+    let m =
+        w.c.transfer(&mut OsRng, w.c.address(), 100, w.tokens(&w.a))
+            .unwrap();
+    assert_eq!(w.check(&m), Err(TxError::NotOwner { index: 0 }));
+    // The same without tokens (as inside a block): the output is a's.
+    let found = w.chain.ledger().check(&m.txn, None);
+    assert_eq!(found.map(|_| ()), Err(TxError::NotOwner { index: 0 }));
+}
+
+#[test]
+fn rejects_amounts_that_do_not_add_up() {
+    let w = toycoin();
+    // Signatures do not cover amounts, so this still verifies.
+    let mut m = w.pay(&w.a, &w.c, 30);
+    m.txn.sender_change += 1;
+    assert_eq!(
+        w.check(&m),
+        Err(TxError::ValueMismatch {
+            inputs: 100,
+            outputs: 101
+        })
+    );
+}
+
+#[test]
+fn rejects_negative_amounts() {
+    let w = toycoin();
+    let mut m = w.pay(&w.a, &w.c, 30);
+    m.txn.receiver_value = -10;
+    m.txn.sender_change = 110;
+    assert_eq!(
+        w.check(&m),
+        Err(TxError::NegativeAmount {
+            field: "receiver_value",
+            value: -10
+        })
+    );
+    let minted = Transaction::coinbase(w.c.address().clone(), -5);
+    assert!(matches!(
+        w.chain.ledger().check(&minted, None),
+        Err(TxError::NegativeAmount { .. })
+    ));
+}
+
+#[test]
+fn rejects_bad_signatures_and_bad_keys() {
+    let w = toycoin();
+    let mut m = w.pay(&w.a, &w.c, 30);
+    let mut sig = m.txn.receiver_signature.to_vec();
+    sig[7] ^= 1;
+    m.txn.receiver_signature = Bytes::from(sig);
+    assert_eq!(
+        w.check(&m),
+        Err(TxError::BadSignature { which: "receiver" })
+    );
+
+    // Redirecting the payment invalidates the receiver signature.
+    let mut m = w.pay(&w.a, &w.c, 30);
+    m.txn.receiver = w.b.address().clone();
+    assert_eq!(
+        w.check(&m),
+        Err(TxError::BadSignature { which: "receiver" })
+    );
+
+    let mut m = w.pay(&w.a, &w.c, 30);
+    let mut sig = m.txn.sender_signature.to_vec();
+    sig[200] ^= 0x40;
+    m.txn.sender_signature = Bytes::from(sig);
+    assert_eq!(w.check(&m), Err(TxError::BadSignature { which: "sender" }));
+}
+
+#[test]
+fn rejects_unknown_inputs_and_forged_tokens() {
+    let w = toycoin();
+    let ghost = Transaction::coinbase(w.a.address().clone(), 1000);
+    let m =
+        w.a.transfer(&mut OsRng, w.c.address(), 5, ghost.outputs()[..1].to_vec())
+            .unwrap();
+    assert!(matches!(
+        w.check(&m),
+        Err(TxError::UnknownInput { index: 0, .. })
+    ));
+
+    // A token that claims more value than its output holds.
+    let mut tokens = w.tokens(&w.a);
+    tokens[0].value = 1000;
+    let m =
+        w.a.transfer(&mut OsRng, w.c.address(), 500, tokens)
+            .unwrap();
+    assert_eq!(w.check(&m), Err(TxError::TokenMismatch { index: 0 }));
+}
+
+#[test]
+fn rejects_a_coinbase_that_spends_tokens_and_a_transfer_without_inputs() {
+    let w = toycoin();
+    let mut minted = Transaction::coinbase(w.c.address().clone(), 5);
+    minted.previous_hashes.push(w.tokens(&w.a)[0].txn_hash);
+    assert_eq!(
+        w.chain.ledger().check(&minted, None).map(|_| ()),
+        Err(TxError::CoinbaseWithInputs)
+    );
+    let m =
+        w.a.transfer(&mut OsRng, w.c.address(), 0, Vec::new())
+            .unwrap();
+    assert_eq!(w.check(&m), Err(TxError::NoInputs));
+}
+
+// --- double spends ----------------------------------------------------
+
+#[test]
+fn rejects_a_token_spent_twice_across_the_chain() {
+    let mut w = toycoin();
+    let first = w.pay(&w.a, &w.c, 30);
+    let second = w.pay(&w.a, &w.b, 60); // same token, built before the first is mined
+    w.push(vec![first.txn]).unwrap();
+    assert!(matches!(
+        w.check(&second),
+        Err(TxError::AlreadySpent { index: 0, .. })
+    ));
+    let err = w.push(vec![second.txn]).unwrap_err();
+    assert!(matches!(
+        err,
+        BlockError::Transaction {
+            index: 0,
+            error: TxError::AlreadySpent { index: 0, .. }
+        }
+    ));
+}
+
+#[test]
+fn rejects_a_token_spent_twice_inside_one_block() {
+    let mut w = toycoin();
+    let first = w.pay(&w.a, &w.c, 30);
+    let second = w.pay(&w.a, &w.b, 60);
+    let before = w.chain.ledger().balances();
+    let err = w.push(vec![first.txn, second.txn]).unwrap_err();
+    assert!(matches!(
+        err,
+        BlockError::Transaction {
+            index: 1,
+            error: TxError::AlreadySpent { index: 0, .. }
+        }
+    ));
+    assert_eq!(w.chain.len(), 1);
+    assert_eq!(
+        w.chain.ledger().balances(),
+        before,
+        "a refused block changes nothing"
+    );
+}
+
+#[test]
+fn rejects_a_transaction_repeated_in_the_steady_profile() {
+    let mut w = World::new(Profile::steady(5.0));
+    let m = w.pay(&w.a, &w.c, 30);
+    w.push(vec![m.txn.clone()]).unwrap();
+    assert_eq!(w.check(&m), Err(TxError::Duplicate));
+    let err = w.push(vec![m.txn]).unwrap_err();
+    assert_eq!(
+        err,
+        BlockError::Transaction {
+            index: 0,
+            error: TxError::Duplicate
+        }
+    );
+}
+
+// --- blocks -----------------------------------------------------------
+
+#[test]
+fn a_block_may_spend_outputs_of_an_earlier_transaction_in_it() {
+    let mut w = toycoin();
+    let parent = w.pay(&w.a, &w.c, 30);
+    let child_token = parent.txn.outputs()[0].clone();
+    let child =
+        w.c.transfer(&mut OsRng, w.b.address(), 10, vec![child_token])
+            .unwrap();
+    // Child before parent: its input does not exist yet.
+    let err = w
+        .push(vec![child.txn.clone(), parent.txn.clone()])
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        BlockError::Transaction {
+            index: 0,
+            error: TxError::UnknownInput { .. }
+        }
+    ));
+    w.push(vec![parent.txn, child.txn]).unwrap();
+    let ledger = w.chain.ledger();
+    assert_eq!(
+        [
+            ledger.balance(w.a.address()),
+            ledger.balance(w.b.address()),
+            ledger.balance(w.c.address())
+        ],
+        [70, 60, 20]
+    );
+}
+
+#[test]
+fn checks_transactions_in_blocks_as_strictly_as_lone_ones() {
+    let mut w = toycoin();
+    let mut m = w.pay(&w.a, &w.c, 30);
+    m.txn.receiver_value = 90; // inflation: signatures still verify
+    let err = w.push(vec![m.txn]).unwrap_err();
+    assert_eq!(
+        err,
+        BlockError::Transaction {
+            index: 0,
+            error: TxError::ValueMismatch {
+                inputs: 100,
+                outputs: 160
+            }
+        }
+    );
+    let mut m = w.pay(&w.b, &w.c, 5);
+    let mut sig = m.txn.sender_signature.to_vec();
+    sig[0] ^= 0xff;
+    m.txn.sender_signature = Bytes::from(sig);
+    let ok = Transaction::coinbase(w.c.address().clone(), 1);
+    let err = w.push(vec![ok, m.txn]).unwrap_err();
+    assert_eq!(
+        err,
+        BlockError::Transaction {
+            index: 1,
+            error: TxError::BadSignature { which: "sender" }
+        }
+    );
+}
+
+#[test]
+fn a_block_holds_one_to_ten_transactions() {
+    let mut w = toycoin();
+    assert_eq!(w.push(Vec::new()), Err(BlockError::NoTransactions));
+    let eleven: Vec<Transaction> = (0..11)
+        .map(|i| Transaction::coinbase(w.c.address().clone(), i))
+        .collect();
+    assert_eq!(
+        w.push(eleven.clone()),
+        Err(BlockError::TooManyTransactions(11))
+    );
+    w.push(eleven[..10].to_vec()).unwrap();
+    assert_eq!(w.chain.ledger().balance(w.c.address()), 45);
+}
+
+#[test]
+fn rejects_bad_headers() {
+    let mut w = toycoin();
+    let txns = vec![Transaction::coinbase(w.c.address().clone(), 1)];
+    let good = mine(&w.chain, txns.clone(), now_secs());
+
+    let mut off_tip = good.clone();
+    off_tip.header.previous_hash = Hash::of(b"elsewhere");
+    assert!(matches!(
+        w.chain.push(off_tip, now_secs()),
+        Err(BlockError::PreviousHash { .. })
+    ));
+
+    let mut tampered = good.clone();
+    tampered.header.nonce = Bytes::from_static(b"1");
+    assert_eq!(
+        w.chain.push(tampered, now_secs()),
+        Err(BlockError::HeaderHash)
+    );
+
+    let mut swapped = good.clone();
+    swapped.txns = vec![Transaction::coinbase(w.c.address().clone(), 2)];
+    assert_eq!(
+        w.chain.push(swapped, now_secs()),
+        Err(BlockError::MerkleRoot)
+    );
+
+    // A correct header hash with too few zero bits.
+    let mut weak = good.header.clone();
+    for nonce in 0u64.. {
+        weak.nonce = Bytes::from(nonce.to_string());
+        weak.this_hash = weak.compute_hash();
+        if weak.this_hash.leading_zero_bits() < 8 {
+            break;
+        }
+    }
+    let got = weak.this_hash.leading_zero_bits();
+    let weak = Block { header: weak, txns };
+    assert_eq!(
+        w.chain.push(weak, now_secs()),
+        Err(BlockError::InsufficientWork { required: 8, got })
+    );
+
+    w.chain.push(good, now_secs()).unwrap();
+    assert_eq!(w.chain.len(), 2);
+}
+
+#[test]
+fn steady_timestamps_may_not_go_backwards_or_far_ahead() {
+    let mut w = World::new(Profile::steady(5.0));
+    let now = now_secs();
+    let tip_time = w.chain.tip().unwrap().header.timestamp_secs().unwrap();
+    let txns = || vec![Transaction::coinbase(Bytes::from_static(b"x"), 1)];
+
+    let past = mine(&w.chain, txns(), tip_time - 1);
+    assert_eq!(
+        w.chain.push(past, now),
+        Err(BlockError::TimestampBackwards {
+            previous: tip_time,
+            got: tip_time - 1
+        })
+    );
+    let ahead = now + MAX_FUTURE_SECS + 5;
+    let future = mine(&w.chain, txns(), ahead);
+    assert_eq!(
+        w.chain.push(future, now),
+        Err(BlockError::TimestampInFuture { got: ahead, now })
+    );
+
+    // The toycoin profile reads no timestamps at all, as the original.
+    let mut t = toycoin();
+    let past = mine(&t.chain, txns(), 12);
+    t.chain.push(past, now).unwrap();
+}
+
+#[test]
+fn steady_timestamp_that_is_not_decimal_is_refused() {
+    let w = World::new(Profile::steady(5.0));
+    let txns = [Transaction::coinbase(Bytes::from_static(b"x"), 1)];
+    let hashes: Vec<Hash> = txns.iter().map(Transaction::hash).collect();
+    let mut header = BlockHeader {
+        timestamp: Bytes::from_static(b"soon"),
+        previous_hash: w.chain.tip_hash(),
+        nonce: Bytes::new(),
+        merkle_root: merkle_root(&hashes).unwrap(),
+        this_hash: Hash([0; 64]),
+    };
+    let required = w.chain.next_required_bits();
+    for nonce in 0u64.. {
+        header.nonce = Bytes::from(nonce.to_string());
+        header.this_hash = header.compute_hash();
+        if header.this_hash.leading_zero_bits() >= required {
+            break;
+        }
+    }
+    assert_eq!(
+        w.chain.check_header(&header, now_secs()),
+        Err(BlockError::TimestampNotDecimal)
+    );
+}
+
+#[test]
+fn popping_a_block_restores_the_ledger() {
+    let mut w = toycoin();
+    let before = w.chain.ledger().balances();
+    let m = w.pay(&w.a, &w.c, 30);
+    w.push(vec![m.txn.clone()]).unwrap();
+    assert_ne!(w.chain.ledger().balances(), before);
+    let popped = w.chain.pop().unwrap();
+    assert_eq!(popped.txns, vec![m.txn.clone()]);
+    assert_eq!(w.chain.ledger().balances(), before);
+    // The spend is valid again, and the block goes back on.
+    assert_eq!(w.check(&m), Ok(()));
+    w.chain.push(popped, now_secs()).unwrap();
+    assert_eq!(w.chain.len(), 2);
+}
+
+#[test]
+fn steady_work_accumulates_and_toycoin_counts_blocks() {
+    let mut t = toycoin();
+    t.push(vec![Transaction::coinbase(t.c.address().clone(), 1)])
+        .unwrap();
+    assert_eq!(t.chain.total_work(), 2);
+    let s = World::new(Profile::steady(5.0));
+    let bits = s.chain.entries()[0].required_bits;
+    assert_eq!(s.chain.total_work(), 1u128 << bits);
+}

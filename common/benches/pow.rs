@@ -33,7 +33,11 @@ fn main() {
     let two = miner_rate(&job, 2, run_for);
 
     println!("{:<34} {:>14}", "measure", "hashes/s");
-    println!("{:<34} {:>14.0}", format!("raw SHA-512, {header_len}-byte input, 1 thread"), raw);
+    println!(
+        "{:<34} {:>14.0}",
+        format!("raw SHA-512, {header_len}-byte input, 1 thread"),
+        raw
+    );
     println!("{:<34} {:>14.0}", "miner, 1 thread", one);
     println!("{:<34} {:>14.0}", "miner, 2 threads", two);
     println!(

@@ -290,7 +290,10 @@ fn every_transaction_has_a_merkle_inclusion_proof_in_its_block() {
             assert!(proof.verify(&hash, &block.header.merkle_root));
             // The proof does not carry over to another block's root.
             let other = &blocks[(proven + 1) % blocks.len()].header.merkle_root;
-            assert_eq!(proof.verify(&hash, other), other == &block.header.merkle_root);
+            assert_eq!(
+                proof.verify(&hash, other),
+                other == &block.header.merkle_root
+            );
             proven += 1;
         }
     }

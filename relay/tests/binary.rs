@@ -1,0 +1,95 @@
+//! The `toycoin-relay` binary: starts, relays, prints what the original
+//! prints, and exits 0 with a goodbye on Ctrl-C (SIGINT).
+
+// In tests a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use toycoin_common::relay::RelayClient;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// The child process, killed if the test fails before stopping it.
+struct Relay {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Relay {
+    fn start() -> Relay {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_toycoin-relay"))
+            .args(["--port", "0", "--summary", "0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Relay { child, lines }
+    }
+
+    /// The next line containing `needle`.
+    fn line_with(&self, needle: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(WAIT)
+                .unwrap_or_else(|_| panic!("no line with {needle:?}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn relays_prints_and_says_goodbye_on_ctrl_c() {
+    let relay = Relay::start();
+    let line = relay.line_with("Relay listening on ");
+    let addr = line.split_whitespace().nth(3).unwrap().to_owned();
+
+    let mut sub = RelayClient::connect(&addr, "/topic/main").await.unwrap();
+    relay.line_with("subscribed to /topic/main");
+    sub.publish("/topic/main", b"TXN [[], \"...\"]")
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(WAIT, sub.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(&got[..], b"TXN [[], \"...\"]");
+    let sending = relay.line_with("Sending to /topic/main: ");
+    assert!(sending.contains("TXN [[]"), "{sending}");
+
+    let pid = relay.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    relay.line_with("Bye!");
+    let mut relay = relay;
+    let status = relay.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    // Its clients were closed.
+    let end = tokio::time::timeout(WAIT, sub.recv()).await.unwrap();
+    assert!(end.map_or(true, |f| f.is_none()));
+}

@@ -33,7 +33,7 @@ struct Args {
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
     /// Most messages queued for one subscriber.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 65_536)]
     queue: usize,
     /// Most bytes queued for one subscriber.
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
@@ -67,6 +67,7 @@ async fn main() {
         subscribe_timeout: Duration::from_secs_f64(args.subscribe_timeout.max(0.001)),
         summary_interval: (args.summary > 0.0).then(|| Duration::from_secs_f64(args.summary)),
         quiet: args.quiet,
+        silent: false,
     };
     let listener = match TcpListener::bind((args.host.as_str(), args.port)).await {
         Ok(l) => l,

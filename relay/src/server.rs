@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use toycoin_common::frame::{FrameCodec, DEFAULT_MAX_FRAME_LEN};
+use toycoin_common::frame::{FrameCodec, FrameError, DEFAULT_MAX_FRAME_LEN};
 
 use crate::hub::{Hub, SlowPolicy, Subscriber};
 use crate::stats::{Snapshot, Stats};
@@ -50,6 +50,8 @@ pub struct RelayConfig {
     pub summary_interval: Option<Duration>,
     /// Print only connects, leaves, errors and summaries.
     pub quiet: bool,
+    /// Print nothing at all (for a relay embedded in a test or benchmark).
+    pub silent: bool,
 }
 
 impl Default for RelayConfig {
@@ -57,12 +59,13 @@ impl Default for RelayConfig {
         RelayConfig {
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             max_connections: 1024,
-            queue_messages: 1024,
+            queue_messages: 65_536,
             queue_bytes: 64 * 1024 * 1024,
             slow_policy: SlowPolicy::Drop,
             subscribe_timeout: Duration::from_secs(10),
             summary_interval: Some(Duration::from_secs(10)),
             quiet: false,
+            silent: false,
         }
     }
 }
@@ -98,6 +101,26 @@ enum Leave {
     WriteFailed(String),
     /// The client broke the protocol; the reason says how.
     Bad(String),
+}
+
+impl Leave {
+    /// A read error: a reset or abort is the client leaving, not breaking
+    /// the protocol.
+    fn after_error(e: FrameError) -> Leave {
+        match &e {
+            FrameError::Io(io)
+                if matches!(
+                    io.kind(),
+                    io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::ConnectionAborted
+                        | io::ErrorKind::BrokenPipe
+                ) =>
+            {
+                Leave::Closed
+            }
+            _ => Leave::Bad(e.to_string()),
+        }
+    }
 }
 
 impl Relay {
@@ -136,7 +159,9 @@ impl Relay {
     }
 
     fn log(&self, line: impl AsRef<str>) {
-        println!("{}", line.as_ref());
+        if !self.inner.config.silent {
+            println!("{}", line.as_ref());
+        }
     }
 
     /// Accepts clients on `listener` until `shutdown` completes, then
@@ -248,7 +273,7 @@ impl Relay {
                 ))
             }
             Ok(None) => return Leave::Closed,
-            Ok(Some(Err(e))) => return Leave::Bad(e.to_string()),
+            Ok(Some(Err(e))) => return Leave::after_error(e),
             Ok(Some(Ok(topic))) => topic,
         };
         let name = match check_topic(&topic) {
@@ -308,7 +333,7 @@ impl Relay {
                 _ = kick.cancelled() => return Leave::Kicked,
                 frame = reader.next() => match frame {
                     None => return Leave::Closed,
-                    Some(Err(e)) => return Leave::Bad(e.to_string()),
+                    Some(Err(e)) => return Leave::after_error(e),
                     Some(Ok(topic)) => topic,
                 },
             };
@@ -320,12 +345,12 @@ impl Relay {
                 _ = kick.cancelled() => return Leave::Kicked,
                 frame = reader.next() => match frame {
                     None => return Leave::Bad(format!("closed after topic {name:?} without its data frame")),
-                    Some(Err(e)) => return Leave::Bad(e.to_string()),
+                    Some(Err(e)) => return Leave::after_error(e),
                     Some(Ok(data)) => data,
                 },
             };
             let delivery = self.inner.hub.publish(&topic, &data);
-            if !self.inner.config.quiet {
+            if !self.inner.config.quiet && !self.inner.config.silent {
                 self.log(format!(
                     "Sending to {name}: {}... ({} subscribers)",
                     preview(&data),

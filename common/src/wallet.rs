@@ -108,8 +108,9 @@ impl Wallet {
         if value < 0 {
             return Err(TransferError::NegativeAmount(value));
         }
-        let available: i64 = tokens.iter().map(|t| t.value).sum();
-        if available < value {
+        let total: i128 = tokens.iter().map(|t| i128::from(t.value)).sum();
+        let available = i64::try_from(total).unwrap_or(if total < 0 { i64::MIN } else { i64::MAX });
+        if total < i128::from(value) || total > i128::from(i64::MAX) {
             return Err(TransferError::InsufficientFunds {
                 available,
                 wanted: value,

@@ -109,7 +109,9 @@ fn start_relay() -> std::io::Result<SocketAddr> {
     Ok(addr)
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
+/// The median over rounds of one figure.
+fn median(outs: &[Outcome], figure: impl Fn(&Outcome) -> f64) -> f64 {
+    let mut xs: Vec<f64> = outs.iter().map(figure).collect();
     xs.sort_by(|a, b| a.total_cmp(b));
     xs.get(xs.len() / 2).copied().unwrap_or(0.0)
 }
@@ -210,7 +212,7 @@ async fn relay_suite(
     let mut figures = Vec::new();
     for row in &rows {
         for (server, outs) in [("toycoin", &row.ours), ("nats", &row.nats)] {
-            let m = |f: &dyn Fn(&Outcome) -> f64| median(outs.iter().map(f).collect());
+            let m = |f: &dyn Fn(&Outcome) -> f64| median(outs, f);
             println!(
                 "{:<16} {:<12} {:>14.0} {:>9.1} {:>8.0} {:>10.0} {:>10.0} {:>10.0}",
                 row.name,
@@ -229,12 +231,12 @@ async fn relay_suite(
             .next()
             .unwrap_or(row.name)
             .replace("->", "x");
-        let ours_rate = median(row.ours.iter().map(Outcome::deliveries_per_sec).collect());
-        let nats_rate = median(row.nats.iter().map(Outcome::deliveries_per_sec).collect());
-        let ours_p50 = median(row.ours.iter().map(|o| o.p50_us).collect());
-        let nats_p50 = median(row.nats.iter().map(|o| o.p50_us).collect());
-        let ours_p99 = median(row.ours.iter().map(|o| o.p99_us).collect());
-        let nats_p99 = median(row.nats.iter().map(|o| o.p99_us).collect());
+        let ours_rate = median(&row.ours, Outcome::deliveries_per_sec);
+        let nats_rate = median(&row.nats, Outcome::deliveries_per_sec);
+        let ours_p50 = median(&row.ours, |o| o.p50_us);
+        let nats_p50 = median(&row.nats, |o| o.p50_us);
+        let ours_p99 = median(&row.ours, |o| o.p99_us);
+        let nats_p99 = median(&row.nats, |o| o.p99_us);
         figures.push(format!("relay_{key}_dps={ours_rate:.0}"));
         figures.push(format!("nats_{key}_dps={nats_rate:.0}"));
         figures.push(format!(

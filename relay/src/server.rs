@@ -92,9 +92,6 @@ enum Leave {
     Closed,
     /// The relay is shutting down.
     Shutdown,
-    /// Told to leave by the hub or its writer (resolved to one of the
-    /// other reasons once the connection is down).
-    Kicked,
     /// Disconnected as a slow consumer.
     Slow,
     /// Writing to the client failed.
@@ -246,7 +243,6 @@ impl Relay {
                 "Remote {peer} disconnected: too slow, its queue was full"
             )),
             Leave::WriteFailed(e) => self.log(format!("Remote {peer} closed: write failed: {e}")),
-            Leave::Kicked => self.log(format!("Remote {peer} closed")),
             Leave::Bad(reason) => {
                 stats.bad_client();
                 self.log(format!("Remote {peer} dropped: {reason}"));
@@ -311,41 +307,44 @@ impl Relay {
         self.inner.hub.unsubscribe(&topic, id);
         kick.cancel();
         let _ = writer.await;
-        match leave {
-            Leave::Kicked if shutdown.is_cancelled() => Leave::Shutdown,
-            Leave::Kicked => match write_error.get() {
-                Some(e) => Leave::WriteFailed(e.clone()),
-                None => Leave::Slow,
-            },
-            other => other,
-        }
+        // Without a reason of its own, the connection was told to leave:
+        // by the shutdown, its failed writer, or the hub's slow policy.
+        leave.unwrap_or_else(|| {
+            if shutdown.is_cancelled() {
+                Leave::Shutdown
+            } else if let Some(e) = write_error.get() {
+                Leave::WriteFailed(e.clone())
+            } else {
+                Leave::Slow
+            }
+        })
     }
 
-    /// Reads (topic, data) pairs and publishes them until the client leaves,
-    /// breaks the protocol, or is kicked.
+    /// Reads (topic, data) pairs and publishes them until the client leaves
+    /// or breaks the protocol (the reason), or is kicked (`None`).
     async fn read_loop(
         &self,
         reader: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, FrameCodec>,
         kick: &CancellationToken,
-    ) -> Leave {
+    ) -> Option<Leave> {
         loop {
             let topic = tokio::select! {
-                _ = kick.cancelled() => return Leave::Kicked,
+                _ = kick.cancelled() => return None,
                 frame = reader.next() => match frame {
-                    None => return Leave::Closed,
-                    Some(Err(e)) => return Leave::after_error(e),
+                    None => return Some(Leave::Closed),
+                    Some(Err(e)) => return Some(Leave::after_error(e)),
                     Some(Ok(topic)) => topic,
                 },
             };
             let name = match check_topic(&topic) {
                 Ok(name) => name,
-                Err(e) => return Leave::Bad(format!("expected a topic frame: {e}")),
+                Err(e) => return Some(Leave::Bad(format!("expected a topic frame: {e}"))),
             };
             let data = tokio::select! {
-                _ = kick.cancelled() => return Leave::Kicked,
+                _ = kick.cancelled() => return None,
                 frame = reader.next() => match frame {
-                    None => return Leave::Bad(format!("closed after topic {name:?} without its data frame")),
-                    Some(Err(e)) => return Leave::after_error(e),
+                    None => return Some(Leave::Bad(format!("closed after topic {name:?} without its data frame"))),
+                    Some(Err(e)) => return Some(Leave::after_error(e)),
                     Some(Ok(data)) => data,
                 },
             };

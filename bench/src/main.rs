@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use load::{Load, Outcome, Proto};
-use tokio::net::TcpListener;
 use toycoin_relay::{Relay, RelayConfig};
 
 #[derive(Debug, Parser)]
@@ -84,27 +83,18 @@ async fn start_nats() -> Result<(SocketAddr, Server), String> {
 
 /// Starts our relay on its own runtime and threads, as the binary would run.
 fn start_relay() -> std::io::Result<SocketAddr> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    listener.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let listener = runtime.block_on(toycoin_relay::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build();
-        if let Ok(runtime) = runtime {
-            runtime.block_on(async move {
-                if let Ok(listener) = TcpListener::from_std(listener) {
-                    let config = RelayConfig {
-                        silent: true,
-                        summary_interval: None,
-                        ..RelayConfig::default()
-                    };
-                    let _ = Relay::new(config)
-                        .run(listener, std::future::pending())
-                        .await;
-                }
-            });
-        }
+        let config = RelayConfig {
+            silent: true,
+            summary_interval: None,
+            ..RelayConfig::default()
+        };
+        runtime.block_on(Relay::new(config).run(listener, std::future::pending()))
     });
     Ok(addr)
 }

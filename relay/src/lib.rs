@@ -13,4 +13,4 @@ pub mod stats;
 mod writer;
 
 pub use hub::SlowPolicy;
-pub use server::{Relay, RelayConfig};
+pub use server::{bind, Relay, RelayConfig};

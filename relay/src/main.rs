@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use tokio::net::TcpListener;
 use toycoin_relay::{Relay, RelayConfig, SlowPolicy};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -69,7 +68,7 @@ async fn main() {
         quiet: args.quiet,
         silent: false,
     };
-    let listener = match TcpListener::bind((args.host.as_str(), args.port)).await {
+    let listener = match toycoin_relay::bind((args.host.as_str(), args.port)).await {
         Ok(l) => l,
         Err(e) => {
             eprintln!(

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +27,33 @@ use toycoin_common::frame::{FrameCodec, FrameError, DEFAULT_MAX_FRAME_LEN};
 use crate::hub::{Hub, SlowPolicy, Subscriber};
 use crate::stats::{Snapshot, Stats};
 use crate::writer::write_loop;
+
+/// Connections the kernel may hold waiting for `accept`. The standard
+/// library's 128 is too few when a class starts its nodes at once: a full
+/// queue silently drops handshakes, which then take seconds to be retried.
+pub const LISTEN_BACKLOG: u32 = 1024;
+
+/// Binds a listening socket for the relay on `addr` (a `host:port`, resolved
+/// like `TcpListener::bind`), with [`LISTEN_BACKLOG`].
+pub async fn bind(addr: impl tokio::net::ToSocketAddrs) -> io::Result<TcpListener> {
+    let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address to bind");
+    for addr in tokio::net::lookup_host(addr).await? {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket
+            .bind(addr)
+            .and_then(|()| socket.listen(LISTEN_BACKLOG))
+        {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
 
 /// Longest topic name accepted.
 pub const MAX_TOPIC_LEN: usize = 256;

@@ -10,7 +10,10 @@ use std::collections::HashMap;
 use crate::block::{Block, BlockHeader, MAX_BLOCK_TXNS};
 use crate::hash::{Hash, GENESIS};
 use crate::ledger::{BlockTxError, BlockUndo, Ledger, TxError};
+use crate::merkle::merkle_root;
+use crate::pow::MiningJob;
 use crate::profile::{Profile, ProfileKind, Schedule, MAX_FUTURE_SECS};
+use crate::transaction::Transaction;
 
 /// Why a block cannot go on top of a chain.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -183,59 +186,45 @@ impl Chain {
     /// its hash is right, its proof of work is enough, its timestamp is
     /// acceptable (steady profile).
     pub fn check_header(&self, header: &BlockHeader, now: u64) -> Result<HeaderInfo, BlockError> {
-        if header.previous_hash != self.tip_hash() {
-            return Err(BlockError::PreviousHash {
-                got: header.previous_hash,
-            });
-        }
-        if header.compute_hash() != header.this_hash {
-            return Err(BlockError::HeaderHash);
-        }
-        let required_bits = self.next_required_bits();
-        let got = header.this_hash.leading_zero_bits();
-        if got < required_bits {
-            return Err(BlockError::InsufficientWork {
-                required: required_bits,
-                got,
-            });
-        }
-        let timestamp = match self.profile.kind {
-            ProfileKind::Toycoin => None,
-            ProfileKind::Steady => Some(self.check_timestamp(header, now)?),
+        check_header(
+            &self.profile,
+            self.tip_hash(),
+            &self.schedule(),
+            header,
+            now,
+        )
+    }
+
+    /// The proof-of-work search for a block of `txns` on the tip, stamped
+    /// `now` (or the tip's timestamp if that is later, so a steady chain's
+    /// timestamps never go backwards). `None` for no transactions.
+    pub fn mining_job(&self, txns: &[Transaction], now: u64) -> Option<MiningJob> {
+        let hashes: Vec<Hash> = txns.iter().map(Transaction::hash).collect();
+        let merkle_root = merkle_root(&hashes)?;
+        let timestamp = match self.schedule().last_timestamp {
+            Some(last) if self.profile.kind == ProfileKind::Steady => now.max(last),
+            _ => now,
         };
-        Ok(HeaderInfo {
-            required_bits,
+        Some(MiningJob {
             timestamp,
+            previous_hash: self.tip_hash(),
+            merkle_root,
+            required_bits: self.next_required_bits(),
         })
     }
 
-    fn check_timestamp(&self, header: &BlockHeader, now: u64) -> Result<u64, BlockError> {
-        let got = header
-            .timestamp_secs()
-            .ok_or(BlockError::TimestampNotDecimal)?;
-        if let Some(previous) = self.schedule().last_timestamp {
-            if got < previous {
-                return Err(BlockError::TimestampBackwards { previous, got });
-            }
+    /// Work of the chain's first `len` blocks and the schedule after them.
+    pub fn state_at(&self, len: usize) -> (u128, Schedule) {
+        match len.checked_sub(1).and_then(|i| self.entries.get(i)) {
+            Some(e) => (e.total_work, e.schedule),
+            None => (0, Schedule::default()),
         }
-        if got > now.saturating_add(MAX_FUTURE_SECS) {
-            return Err(BlockError::TimestampInFuture { got, now });
-        }
-        Ok(got)
     }
 
     /// Checks `block` completely and appends it. On error nothing changes.
     pub fn push(&mut self, block: Block, now: u64) -> Result<(), BlockError> {
         let info = self.check_header(&block.header, now)?;
-        if block.txns.is_empty() {
-            return Err(BlockError::NoTransactions);
-        }
-        if block.txns.len() > MAX_BLOCK_TXNS {
-            return Err(BlockError::TooManyTransactions(block.txns.len()));
-        }
-        if block.compute_merkle_root() != Some(block.header.merkle_root) {
-            return Err(BlockError::MerkleRoot);
-        }
+        check_body(&block)?;
         let undo = self
             .ledger
             .apply_block(&block.txns, self.profile.tolerates_repeated_txns())?;
@@ -272,6 +261,71 @@ impl Chain {
         removed.reverse();
         removed
     }
+}
+
+/// The checks on a header that need no transactions, for a block that
+/// follows `previous_hash` with difficulty schedule `schedule`: it names
+/// that block, its hash is right, its proof of work is enough, and its
+/// timestamp is acceptable (steady profile).
+pub fn check_header(
+    profile: &Profile,
+    previous_hash: Hash,
+    schedule: &Schedule,
+    header: &BlockHeader,
+    now: u64,
+) -> Result<HeaderInfo, BlockError> {
+    if header.previous_hash != previous_hash {
+        return Err(BlockError::PreviousHash {
+            got: header.previous_hash,
+        });
+    }
+    if header.compute_hash() != header.this_hash {
+        return Err(BlockError::HeaderHash);
+    }
+    let required_bits = profile.required_bits(schedule);
+    let got = header.this_hash.leading_zero_bits();
+    if got < required_bits {
+        return Err(BlockError::InsufficientWork {
+            required: required_bits,
+            got,
+        });
+    }
+    let timestamp = match profile.kind {
+        ProfileKind::Toycoin => None,
+        ProfileKind::Steady => {
+            let got = header
+                .timestamp_secs()
+                .ok_or(BlockError::TimestampNotDecimal)?;
+            if let Some(previous) = schedule.last_timestamp {
+                if got < previous {
+                    return Err(BlockError::TimestampBackwards { previous, got });
+                }
+            }
+            if got > now.saturating_add(MAX_FUTURE_SECS) {
+                return Err(BlockError::TimestampInFuture { got, now });
+            }
+            Some(got)
+        }
+    };
+    Ok(HeaderInfo {
+        required_bits,
+        timestamp,
+    })
+}
+
+/// The checks on a block's body that need no ledger: it has 1 to
+/// [`MAX_BLOCK_TXNS`] transactions and its Merkle root matches them.
+pub fn check_body(block: &Block) -> Result<(), BlockError> {
+    if block.txns.is_empty() {
+        return Err(BlockError::NoTransactions);
+    }
+    if block.txns.len() > MAX_BLOCK_TXNS {
+        return Err(BlockError::TooManyTransactions(block.txns.len()));
+    }
+    if block.compute_merkle_root() != Some(block.header.merkle_root) {
+        return Err(BlockError::MerkleRoot);
+    }
+    Ok(())
 }
 
 /// The current Unix time in seconds.

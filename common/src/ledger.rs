@@ -93,6 +93,23 @@ pub fn check_transaction(
     hash: Hash,
     tokens: Option<&[Token]>,
 ) -> Result<CheckedTxn, TxError> {
+    let checked = check_spend(view, txn, hash, tokens)?;
+    if !txn.is_coinbase() {
+        check_signatures(txn)?;
+    }
+    Ok(checked)
+}
+
+/// Every check of [`check_transaction`] but the signatures: what depends on
+/// the outputs in `view`. A transaction whose signatures were verified once
+/// (a pending one, or one from a block taken back) is re-checked against a
+/// new tip with this alone.
+pub fn check_spend(
+    view: &impl OutputView,
+    txn: &Transaction,
+    hash: Hash,
+    tokens: Option<&[Token]>,
+) -> Result<CheckedTxn, TxError> {
     if view.contains_txn(&hash) {
         return Err(TxError::Duplicate);
     }
@@ -140,6 +157,11 @@ pub fn check_transaction(
         });
     }
 
+    Ok(CheckedTxn { hash, inputs })
+}
+
+/// Both signatures of a non-coinbase transaction verify with the sender's key.
+pub fn check_signatures(txn: &Transaction) -> Result<(), TxError> {
     let key = wallet::public_key(&txn.sender).map_err(|_| TxError::BadSenderAddress)?;
     for (which, address, signature) in [
         ("receiver", &txn.receiver, &txn.receiver_signature),
@@ -151,7 +173,7 @@ pub fn check_transaction(
             _ => TxError::BadSignature { which },
         })?;
     }
-    Ok(CheckedTxn { hash, inputs })
+    Ok(())
 }
 
 /// A `TXN`'s tokens must be exactly the inputs, in order, all the sender's.
@@ -223,6 +245,81 @@ impl BlockUndo {
     /// already in the chain (and so applied no second time).
     pub fn repeats(&self) -> usize {
         self.repeats
+    }
+}
+
+/// Outputs created and spent by transactions that are not in a block yet,
+/// layered over a [`Ledger`]: a pending transaction may spend what another
+/// pending one creates, and two pending ones cannot spend the same output.
+/// The ledger itself is not touched; build a view with [`Overlay::view`].
+#[derive(Clone, Debug, Default)]
+pub struct Overlay {
+    outputs: HashMap<OutPoint, OutputState>,
+    txns: HashSet<Hash>,
+}
+
+/// A [`Ledger`] seen through an [`Overlay`].
+#[derive(Debug)]
+pub struct OverlayView<'a> {
+    base: &'a Ledger,
+    top: &'a Overlay,
+}
+
+impl OutputView for OverlayView<'_> {
+    fn output(&self, outpoint: &OutPoint) -> Option<&OutputState> {
+        self.top
+            .outputs
+            .get(outpoint)
+            .or_else(|| self.base.output(outpoint))
+    }
+
+    fn contains_txn(&self, hash: &Hash) -> bool {
+        self.top.txns.contains(hash) || self.base.contains_txn(hash)
+    }
+}
+
+impl Overlay {
+    pub fn new() -> Overlay {
+        Overlay::default()
+    }
+
+    pub fn view<'a>(&'a self, base: &'a Ledger) -> OverlayView<'a> {
+        OverlayView { base, top: self }
+    }
+
+    /// Records a transaction checked against `self.view(base)`: its inputs
+    /// become spent and its outputs exist.
+    pub fn apply(&mut self, base: &Ledger, txn: &Transaction, checked: &CheckedTxn) {
+        for outpoint in &checked.inputs {
+            let state = self
+                .outputs
+                .get(outpoint)
+                .or_else(|| base.output(outpoint))
+                .cloned();
+            if let Some(mut state) = state {
+                state.spent = true;
+                self.outputs.insert(*outpoint, state);
+            }
+        }
+        for kind in [OutputKind::Receiver, OutputKind::Change] {
+            self.outputs.insert(
+                OutPoint {
+                    txn_hash: checked.hash,
+                    kind,
+                },
+                OutputState {
+                    token: txn.output(checked.hash, kind),
+                    spent: false,
+                },
+            );
+        }
+        self.txns.insert(checked.hash);
+    }
+
+    /// Forgets every pending transaction.
+    pub fn clear(&mut self) {
+        self.outputs.clear();
+        self.txns.clear();
     }
 }
 

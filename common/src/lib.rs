@@ -18,6 +18,7 @@
 //! | proof-of-work search | [`pow`] |
 //! | outputs, transaction rules | [`ledger`] |
 //! | chain validation | [`chain`] |
+//! | fork choice, side branches, catch-up locators | [`tree`] |
 //! | keys and signatures | [`wallet`] |
 
 pub mod block;
@@ -31,4 +32,5 @@ pub mod pow;
 pub mod profile;
 pub mod relay;
 pub mod transaction;
+pub mod tree;
 pub mod wallet;

@@ -1,0 +1,292 @@
+//! Fork choice: the best valid chain, plus the recent blocks of other
+//! branches, and what to do with each `BLOC` that arrives.
+//!
+//! A `BLOC` carries consecutive blocks: a whole chain from genesis (the
+//! toycoin profile, as the original sends it) or only the newest blocks (the
+//! steady profile). [`BlockTree::receive`] skips the blocks it already has,
+//! finds where the rest attach (the best chain or a kept side branch), and
+//! checks the headers of the resulting branch first, which is cheap: only a
+//! branch whose proof of work beats the best chain is validated completely
+//! (transactions and signatures) and adopted. So a peer cannot make a node
+//! do expensive work without doing more proof of work than the whole
+//! network, and nothing changes unless the new chain is entirely valid.
+//!
+//! Ties keep the chain seen first.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::block::Block;
+use crate::chain::{check_body, check_header, BlockError, Chain, ChainError};
+use crate::hash::{Hash, GENESIS};
+use crate::profile::Profile;
+
+/// Most side-branch blocks kept (the oldest are forgotten first).
+pub const DEFAULT_MAX_SIDE_BLOCKS: usize = 256;
+
+/// The best chain changed.
+#[derive(Clone, Debug)]
+pub struct Adopted {
+    pub old_tip: Hash,
+    pub new_tip: Hash,
+    /// Height of the first block that is not shared with the old chain.
+    pub fork_height: usize,
+    /// Blocks of the old chain taken back, oldest first (empty when the new
+    /// blocks simply extend the tip).
+    pub rolled_back: Vec<Block>,
+    /// Blocks added on top of the fork point.
+    pub added: usize,
+}
+
+impl Adopted {
+    pub fn is_reorganization(&self) -> bool {
+        !self.rolled_back.is_empty()
+    }
+}
+
+/// What a `BLOC` did.
+#[derive(Clone, Debug)]
+pub enum Received {
+    /// Every block was already known.
+    Known,
+    /// The best chain changed.
+    Adopted(Adopted),
+    /// Valid headers, but the branch has no more work than the best chain:
+    /// kept aside in case it grows.
+    SideBranch {
+        fork_height: usize,
+        /// Length of the side branch.
+        length: usize,
+        /// Its accumulated work and the best chain's.
+        work: u128,
+        best_work: u128,
+    },
+    /// The first new block's parent is unknown: the node should catch up.
+    Orphan { missing: Hash },
+}
+
+/// The best chain and the recent side-branch blocks.
+#[derive(Clone, Debug)]
+pub struct BlockTree {
+    chain: Chain,
+    side: HashMap<Hash, Block>,
+    side_order: VecDeque<Hash>,
+    max_side: usize,
+}
+
+impl BlockTree {
+    pub fn new(profile: Profile) -> BlockTree {
+        BlockTree::with_max_side(profile, DEFAULT_MAX_SIDE_BLOCKS)
+    }
+
+    pub fn with_max_side(profile: Profile, max_side: usize) -> BlockTree {
+        BlockTree {
+            chain: Chain::new(profile),
+            side: HashMap::new(),
+            side_order: VecDeque::new(),
+            max_side,
+        }
+    }
+
+    /// The best chain.
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    pub fn side_blocks(&self) -> usize {
+        self.side.len()
+    }
+
+    /// Whether a block with this hash is known (best chain or side branch).
+    pub fn knows(&self, hash: &Hash) -> bool {
+        *hash == *GENESIS || self.chain.height_of(hash).is_some() || self.side.contains_key(hash)
+    }
+
+    /// Takes in consecutive blocks. On an error the best chain is unchanged;
+    /// the error's `index` is the failing block's height when its parent is
+    /// known, else its position in `blocks`.
+    pub fn receive(&mut self, blocks: Vec<Block>, now: u64) -> Result<Received, ChainError> {
+        for (index, pair) in blocks.windows(2).enumerate() {
+            if pair[1].header.previous_hash != pair[0].header.this_hash {
+                return Err(ChainError {
+                    index: index + 1,
+                    error: BlockError::PreviousHash {
+                        got: pair[1].header.previous_hash,
+                    },
+                });
+            }
+        }
+        let Some(first_new) = blocks.iter().position(|b| !self.knows(&b.header.this_hash)) else {
+            return Ok(Received::Known);
+        };
+        let mut new_blocks = blocks;
+        new_blocks.drain(..first_new);
+
+        // Walk back from the parent through side blocks to the best chain.
+        let mut branch: Vec<Block> = Vec::new();
+        let mut parent = new_blocks[0].header.previous_hash;
+        let fork_len = loop {
+            if parent == *GENESIS {
+                break 0;
+            }
+            if let Some(height) = self.chain.height_of(&parent) {
+                break height + 1;
+            }
+            match self.side.get(&parent) {
+                Some(block) if branch.len() < self.side.len() => {
+                    parent = block.header.previous_hash;
+                    branch.push(block.clone());
+                }
+                _ => return Ok(Received::Orphan { missing: parent }),
+            }
+        };
+        branch.reverse();
+        let from_side = branch.len();
+        branch.extend(new_blocks);
+
+        // Headers and bodies first: cheap, and they decide the branch's work.
+        let (mut work, mut schedule) = self.chain.state_at(fork_len);
+        let profile = *self.chain.profile();
+        let mut previous = if fork_len == 0 {
+            *GENESIS
+        } else {
+            self.chain.entries()[fork_len - 1].block.header.this_hash
+        };
+        for (offset, block) in branch.iter().enumerate() {
+            let checked = check_header(&profile, previous, &schedule, &block.header, now)
+                .and_then(|info| check_body(block).map(|()| info));
+            let info = checked.map_err(|error| ChainError {
+                index: fork_len + offset,
+                error,
+            })?;
+            work += profile.block_work(info.required_bits);
+            schedule = profile.advance(&schedule, info.timestamp);
+            previous = block.header.this_hash;
+        }
+
+        let best_work = self.chain.total_work();
+        if work <= best_work {
+            let length = branch.len();
+            for block in branch.into_iter().skip(from_side) {
+                self.keep_aside(block);
+            }
+            return Ok(Received::SideBranch {
+                fork_height: fork_len,
+                length,
+                work,
+                best_work,
+            });
+        }
+        self.switch(fork_len, branch, now)
+    }
+
+    /// Validates `branch` completely on top of the first `fork_len` blocks
+    /// and makes it the best chain, or changes nothing.
+    fn switch(
+        &mut self,
+        fork_len: usize,
+        branch: Vec<Block>,
+        now: u64,
+    ) -> Result<Received, ChainError> {
+        let old_tip = self.chain.tip_hash();
+        let rolled_back = self.chain.truncate(fork_len);
+        let added = branch.len();
+        let mut pending = branch.into_iter();
+        let mut failure = None;
+        for (offset, block) in pending.by_ref().enumerate() {
+            if let Err(error) = self.chain.push(block, now) {
+                failure = Some(ChainError {
+                    index: fork_len + offset,
+                    error,
+                });
+                break;
+            }
+        }
+        if let Some(error) = failure {
+            // Put the old chain back; its blocks were valid before and are
+            // checked again as they go back.
+            self.chain.truncate(fork_len);
+            for block in rolled_back {
+                if self.chain.push(block, now).is_err() {
+                    break;
+                }
+            }
+            return Err(error);
+        }
+        let adopted: Vec<Hash> = self
+            .chain
+            .blocks()
+            .skip(fork_len)
+            .map(|b| b.header.this_hash)
+            .collect();
+        for hash in &adopted {
+            self.forget_side(hash);
+        }
+        for block in &rolled_back {
+            self.keep_aside(block.clone());
+        }
+        Ok(Received::Adopted(Adopted {
+            old_tip,
+            new_tip: self.chain.tip_hash(),
+            fork_height: fork_len,
+            rolled_back,
+            added,
+        }))
+    }
+
+    fn keep_aside(&mut self, block: Block) {
+        if self.max_side == 0 {
+            return;
+        }
+        let hash = block.header.this_hash;
+        if self.side.insert(hash, block).is_none() {
+            self.side_order.push_back(hash);
+        }
+        while self.side.len() > self.max_side {
+            match self.side_order.pop_front() {
+                Some(old) => {
+                    self.side.remove(&old);
+                }
+                None => break,
+            }
+        }
+    }
+
+    fn forget_side(&mut self, hash: &Hash) {
+        if self.side.remove(hash).is_some() {
+            self.side_order.retain(|h| h != hash);
+        }
+    }
+
+    /// Hashes describing the best chain for a catch-up request: the tip,
+    /// the 9 before it, then going back 2, 4, 8, ... blocks, and the first
+    /// block (Bitcoin's "block locator").
+    /// Empty for an empty chain.
+    pub fn locator(&self) -> Vec<Hash> {
+        let blocks: Vec<Hash> = self.chain.blocks().map(|b| b.header.this_hash).collect();
+        let mut out = Vec::new();
+        let mut step = 1;
+        let mut i = blocks.len();
+        while i > 0 {
+            out.push(blocks[i - 1]);
+            if out.len() >= 10 {
+                step *= 2;
+            }
+            i = i.saturating_sub(step);
+        }
+        if let Some(first) = blocks.first() {
+            if out.last() != Some(first) {
+                out.push(*first);
+            }
+        }
+        out
+    }
+
+    /// For a catch-up request: the height after the first locator hash on
+    /// the best chain (0 when none is, meaning from genesis).
+    pub fn fork_point(&self, locator: &[Hash]) -> usize {
+        locator
+            .iter()
+            .find_map(|h| self.chain.height_of(h))
+            .map_or(0, |height| height + 1)
+    }
+}

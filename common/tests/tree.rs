@@ -1,0 +1,194 @@
+//! Fork choice: extending, side branches, reorganisations, orphans, and
+//! invalid branches that change nothing.
+
+// In tests a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use bytes::Bytes;
+use toycoin_common::block::Block;
+use toycoin_common::chain::{BlockError, Chain};
+use toycoin_common::hash::Hash;
+use toycoin_common::ledger::TxError;
+use toycoin_common::pow::{CancelToken, MineOutcome, Miner};
+use toycoin_common::profile::Profile;
+use toycoin_common::transaction::Transaction;
+use toycoin_common::tree::{BlockTree, Received};
+
+/// Block i is stamped T + 5 i (on the steady schedule, so the difficulty
+/// stays low); two branches of the same length need the same work.
+const START: u64 = 1_700_000_000;
+/// "Now" for the checks, after every block's timestamp.
+const T: u64 = START + 10_000;
+
+fn coinbase(tag: &str, value: i64) -> Transaction {
+    Transaction::coinbase(Bytes::from(tag.to_owned()), value)
+}
+
+/// Mines a block of `txns` on top of `chain`'s tip.
+fn mine_on(chain: &Chain, txns: Vec<Transaction>) -> Block {
+    let job = chain
+        .mining_job(&txns, START + 5 * chain.len() as u64)
+        .unwrap();
+    let MineOutcome::Found(header) = Miner::new(2).mine(&job, &CancelToken::new()).outcome else {
+        panic!("not cancelled, so found");
+    };
+    Block {
+        header: *header,
+        txns,
+    }
+}
+
+/// A chain of `n` blocks on top of `base`, each with one coinbase tagged
+/// `tag`.
+fn grow(base: &Chain, tag: &str, n: usize) -> (Chain, Vec<Block>) {
+    let mut chain = base.clone();
+    let mut blocks = Vec::new();
+    for i in 0..n {
+        let block = mine_on(&chain, vec![coinbase(tag, i as i64 + 1)]);
+        chain.push(block.clone(), T).unwrap();
+        blocks.push(block);
+    }
+    (chain, blocks)
+}
+
+fn adopted(r: Received) -> toycoin_common::tree::Adopted {
+    match r {
+        Received::Adopted(a) => a,
+        other => panic!("expected a new best chain, got {other:?}"),
+    }
+}
+
+#[test]
+fn extends_then_ignores_what_it_knows() {
+    let profile = Profile::steady(5.0);
+    let (_, blocks) = grow(&Chain::new(profile), "a", 3);
+    let mut tree = BlockTree::new(profile);
+    let a = adopted(tree.receive(blocks[..1].to_vec(), T).unwrap());
+    assert_eq!(
+        (a.added, a.fork_height, a.is_reorganization()),
+        (1, 0, false)
+    );
+    // The whole chain again (as the toycoin profile sends it): only the
+    // new blocks count.
+    let a = adopted(tree.receive(blocks.clone(), T).unwrap());
+    assert_eq!((a.added, a.fork_height), (2, 1));
+    assert_eq!(a.new_tip, blocks[2].header.this_hash);
+    assert!(matches!(
+        tree.receive(blocks.clone(), T).unwrap(),
+        Received::Known
+    ));
+    assert_eq!(tree.chain().len(), 3);
+}
+
+#[test]
+fn a_side_branch_with_more_work_takes_over_and_returns_the_old_blocks() {
+    let profile = Profile::steady(5.0);
+    let (base, first) = grow(&Chain::new(profile), "base", 1);
+    let (_, ours) = grow(&base, "ours", 2);
+    let (_, theirs) = grow(&base, "theirs", 3);
+    let mut tree = BlockTree::new(profile);
+    tree.receive(first.clone(), T).unwrap();
+    tree.receive(ours.clone(), T).unwrap();
+    let our_tip = tree.chain().tip_hash();
+
+    // Equal work: the chain seen first stays.
+    for (i, block) in theirs[..2].iter().enumerate() {
+        match tree.receive(vec![block.clone()], T).unwrap() {
+            Received::SideBranch {
+                fork_height,
+                length,
+                work,
+                best_work,
+            } => {
+                assert_eq!((fork_height, length), (1, i + 1));
+                assert!(work <= best_work);
+            }
+            other => panic!("expected a side branch, got {other:?}"),
+        }
+    }
+    assert_eq!(tree.chain().tip_hash(), our_tip);
+    assert_eq!(tree.side_blocks(), 2);
+
+    // One more block on their branch: it wins, built from the kept blocks.
+    let a = adopted(tree.receive(vec![theirs[2].clone()], T).unwrap());
+    assert_eq!(a.old_tip, our_tip);
+    assert_eq!(a.new_tip, theirs[2].header.this_hash);
+    assert_eq!(a.fork_height, 1);
+    assert_eq!(a.added, 3);
+    assert_eq!(a.rolled_back, ours);
+    assert_eq!(tree.chain().len(), 4);
+    // The old blocks are now the side branch; the ledger follows the chain.
+    assert_eq!(tree.side_blocks(), 2);
+    assert!(tree.chain().ledger().contains(&theirs[0].txns[0].hash()));
+    assert!(!tree.chain().ledger().contains(&ours[0].txns[0].hash()));
+}
+
+#[test]
+fn a_block_whose_parent_is_unknown_is_an_orphan() {
+    let profile = Profile::steady(5.0);
+    let (_, blocks) = grow(&Chain::new(profile), "a", 2);
+    let mut tree = BlockTree::new(profile);
+    match tree.receive(vec![blocks[1].clone()], T).unwrap() {
+        Received::Orphan { missing } => assert_eq!(missing, blocks[0].header.this_hash),
+        other => panic!("expected an orphan, got {other:?}"),
+    }
+    assert!(tree.chain().is_empty());
+}
+
+#[test]
+fn an_invalid_better_branch_changes_nothing_and_names_its_block() {
+    let profile = Profile::steady(5.0);
+    let (base, first) = grow(&Chain::new(profile), "base", 1);
+    let (_, ours) = grow(&base, "ours", 1);
+    let mut tree = BlockTree::new(profile);
+    tree.receive(first.clone(), T).unwrap();
+    tree.receive(ours.clone(), T).unwrap();
+    let before = (tree.chain().tip_hash(), tree.chain().len());
+
+    // Their branch repeats the base block's coinbase: its headers are fine
+    // (and have more work), its second block's transaction is not.
+    let (mid, mut theirs) = grow(&base, "theirs", 1);
+    theirs.push(mine_on(&mid, vec![first[0].txns[0].clone()]));
+    let err = tree.receive(theirs, T).unwrap_err();
+    assert_eq!(err.index, 2);
+    assert_eq!(
+        err.error,
+        BlockError::Transaction {
+            index: 0,
+            error: TxError::Duplicate
+        }
+    );
+    assert_eq!((tree.chain().tip_hash(), tree.chain().len()), before);
+    assert!(tree.chain().ledger().contains(&ours[0].txns[0].hash()));
+}
+
+#[test]
+fn a_tampered_chain_is_refused_at_the_tampered_block() {
+    let profile = Profile::steady(5.0);
+    let (_, mut blocks) = grow(&Chain::new(profile), "a", 3);
+    blocks[1].txns[0].receiver_value += 1;
+    let mut tree = BlockTree::new(profile);
+    let err = tree.receive(blocks, T).unwrap_err();
+    assert_eq!((err.index, err.error), (1, BlockError::MerkleRoot));
+    assert!(tree.chain().is_empty());
+}
+
+#[test]
+fn locators_find_the_fork_point() {
+    let profile = Profile::steady(5.0);
+    let (_, blocks) = grow(&Chain::new(profile), "a", 14);
+    let mut tree = BlockTree::new(profile);
+    assert!(tree.locator().is_empty());
+    assert_eq!(tree.fork_point(&[]), 0);
+    tree.receive(blocks.clone(), T).unwrap();
+    let locator = tree.locator();
+    assert_eq!(locator[0], blocks[13].header.this_hash);
+    assert_eq!(*locator.last().unwrap(), blocks[0].header.this_hash);
+    assert!(locator.len() < 14);
+    // A peer that has blocks up to height 5 continues from 6.
+    let (peer, _) = grow(&Chain::new(profile), "b", 0);
+    let mut short = BlockTree::new(*peer.profile());
+    short.receive(blocks[..6].to_vec(), T).unwrap();
+    assert_eq!(tree.fork_point(&short.locator()), 6);
+    assert_eq!(tree.fork_point(&[Hash::of(b"unknown")]), 0);
+}

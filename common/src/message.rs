@@ -33,6 +33,12 @@ pub const TXN_TAG: &[u8; 4] = b"TXN ";
 /// Tag of a chain payload.
 pub const BLOC_TAG: &[u8; 4] = b"BLOC";
 
+/// Tag of a catch-up request (ours; the original has none, see
+/// `docs/catch-up.md`).
+pub const GETB_TAG: &[u8; 4] = b"GETB";
+/// Most hashes one `GETB` locator may list.
+pub const MAX_LOCATOR: usize = 64;
+
 /// Most tokens one `TXN` may spend, and most previous hashes one
 /// transaction may list.
 pub const MAX_INPUTS: usize = 1_000;
@@ -56,7 +62,24 @@ pub enum Message {
     Txn(TxnMessage),
     /// `BLOC`: blocks, oldest first (in the original, a whole chain).
     Bloc(Vec<Block>),
+    /// `GETB`: "send me the best chain's blocks after the first of these
+    /// hashes you have" (steady profile catch-up).
+    GetBlocks(GetBlocks),
 }
+
+/// A catch-up request: hashes of the asker's best chain, newest first
+/// (see [`crate::tree::BlockTree::locator`]); empty asks from genesis.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GetBlocks {
+    pub locator: Vec<Hash>,
+    /// The asker's random request id (at most [`MAX_REQUEST_ID`] bytes),
+    /// so that two requests with the same locator differ and an asker
+    /// knows its own request when the relay echoes it.
+    pub id: String,
+}
+
+/// Longest `GETB` request id.
+pub const MAX_REQUEST_ID: usize = 64;
 
 /// Why a payload could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +98,13 @@ pub enum DecodeError {
         context: String,
         field: &'static str,
         source: base64::DecodeError,
+    },
+    #[error("{context}: {field}: at most {max} bytes allowed, got {got}")]
+    TooLong {
+        context: String,
+        field: &'static str,
+        max: usize,
+        got: usize,
     },
     #[error("{context}: {field}: expected {expected} bytes, got {got}")]
     Length {
@@ -96,6 +126,8 @@ impl Message {
             decode_txn_body(body).map(Message::Txn)
         } else if tag == BLOC_TAG {
             decode_bloc_body(body).map(Message::Bloc)
+        } else if tag == GETB_TAG {
+            decode_getb_body(body).map(Message::GetBlocks)
         } else {
             Err(DecodeError::UnknownTag(
                 String::from_utf8_lossy(tag).into_owned(),
@@ -108,6 +140,7 @@ impl Message {
         match self {
             Message::Txn(m) => encode_txn(&m.tokens, &m.txn),
             Message::Bloc(blocks) => encode_bloc(blocks),
+            Message::GetBlocks(request) => encode_getb(request),
         }
     }
 
@@ -116,6 +149,7 @@ impl Message {
         match self {
             Message::Txn(_) => "TXN",
             Message::Bloc(_) => "BLOC",
+            Message::GetBlocks(_) => "GETB",
         }
     }
 }
@@ -131,6 +165,15 @@ pub fn encode_txn(tokens: &[Token], txn: &Transaction) -> Bytes {
 pub fn encode_bloc(blocks: &[Block]) -> Bytes {
     let blocks: Vec<String> = blocks.iter().map(block_to_json).collect();
     tagged(BLOC_TAG, &to_python_json(&blocks))
+}
+
+/// The `GETB` payload for `request`.
+pub fn encode_getb(request: &GetBlocks) -> Bytes {
+    let wire = GetbWire {
+        locator: Bounded(request.locator.iter().map(|h| b64(h.as_ref())).collect()),
+        id: request.id.clone(),
+    };
+    tagged(GETB_TAG, &to_python_json(&wire))
 }
 
 fn tagged(tag: &[u8; 4], body: &str) -> Bytes {
@@ -175,6 +218,13 @@ struct HeaderWire {
 struct BlockWire {
     header: HeaderWire,
     txns: Bounded<String, MAX_WIRE_BLOCK_TXNS>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct GetbWire {
+    locator: Bounded<String, MAX_LOCATOR>,
+    #[serde(default)]
+    id: String,
 }
 
 /// A JSON array that refuses to grow past `MAX` elements while it is read.
@@ -234,6 +284,29 @@ fn decode_bloc_body(body: &[u8]) -> Result<Vec<Block>, DecodeError> {
         .enumerate()
         .map(|(i, s)| block_from_json(s, &format!("BLOC block {i}")))
         .collect()
+}
+
+fn decode_getb_body(body: &[u8]) -> Result<GetBlocks, DecodeError> {
+    let wire: GetbWire = parse_json("GETB", body)?;
+    let locator = wire
+        .locator
+        .0
+        .iter()
+        .enumerate()
+        .map(|(i, h)| hash_field(h, &format!("GETB locator {i}"), "hash"))
+        .collect::<Result<_, _>>()?;
+    if wire.id.len() > MAX_REQUEST_ID {
+        return Err(DecodeError::TooLong {
+            context: "GETB".into(),
+            field: "id",
+            max: MAX_REQUEST_ID,
+            got: wire.id.len(),
+        });
+    }
+    Ok(GetBlocks {
+        locator,
+        id: wire.id,
+    })
 }
 
 fn parse_json<T: DeserializeOwned>(context: &str, json: &[u8]) -> Result<T, DecodeError> {
@@ -481,5 +554,23 @@ mod tests {
     fn writes_python_separators() {
         let json = to_python_json(&(vec!["a".to_string()], "b"));
         assert_eq!(json, r#"[["a"], "b"]"#);
+    }
+
+    #[test]
+    fn catch_up_requests_round_trip_and_are_bounded() {
+        let request = GetBlocks {
+            locator: vec![Hash::of(b"a"), Hash::of(b"b")],
+            id: "4886adee-1".into(),
+        };
+        let payload = encode_getb(&request);
+        assert!(payload.starts_with(b"GETB{\"locator\": [\""));
+        match Message::decode(&payload).unwrap() {
+            Message::GetBlocks(got) => assert_eq!(got, request),
+            other => panic!("decoded as {}", other.kind()),
+        }
+        let too_many = format!("GETB{{\"locator\": [{}\"\"]}}", "\"\",".repeat(MAX_LOCATOR));
+        assert_error_mentions(too_many.as_bytes(), "more than 64 elements");
+        assert_error_mentions(b"GETB{\"locator\": [\"AAAA\"]}", "GETB locator 0: hash");
+        assert_error_mentions(b"GETB[]", "GETB");
     }
 }

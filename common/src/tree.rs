@@ -11,7 +11,10 @@
 //! do expensive work without doing more proof of work than the whole
 //! network, and nothing changes unless the new chain is entirely valid.
 //!
-//! Ties keep the chain seen first.
+//! Between two chains of equal work, the one whose tip hash is lower wins.
+//! Every node applies the same rule, so nodes that mined competing blocks at
+//! the same height agree as soon as each has seen both, without waiting for
+//! another block (which, in a quiet demo, may never come).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -50,8 +53,9 @@ pub enum Received {
     Known,
     /// The best chain changed.
     Adopted(Adopted),
-    /// Valid headers, but the branch has no more work than the best chain:
-    /// kept aside in case it grows.
+    /// Valid headers, but the branch does not beat the best chain (less
+    /// work, or equal work and a higher tip hash): kept aside in case it
+    /// grows.
     SideBranch {
         fork_height: usize,
         /// Length of the side branch.
@@ -164,7 +168,10 @@ impl BlockTree {
         }
 
         let best_work = self.chain.total_work();
-        if work <= best_work {
+        let branch_tip = branch.last().map(|b| b.header.this_hash);
+        let wins = work > best_work
+            || (work == best_work && branch_tip.is_some_and(|tip| tip < self.chain.tip_hash()));
+        if !wins {
             let length = branch.len();
             for block in branch.into_iter().skip(from_side) {
                 self.keep_aside(block);

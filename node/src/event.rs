@@ -1,0 +1,237 @@
+//! What a node reports: one [`Event`] per thing a watcher should see. The
+//! binary prints each as one line (its `Display`); tests wait on them.
+
+use std::fmt;
+use std::time::Duration;
+
+use toycoin_common::hash::Hash;
+use toycoin_common::profile::{Profile, ProfileKind};
+
+/// Something the node did or saw.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    Started {
+        name: String,
+        profile: Profile,
+        threads: usize,
+        min_txns: usize,
+        relay: String,
+        topic: String,
+    },
+    Connected {
+        relay: String,
+        local: String,
+    },
+    /// The relay could not be reached or went away.
+    Disconnected {
+        reason: String,
+        retry_in: Duration,
+    },
+    TxnAccepted {
+        hash: Hash,
+        pending: usize,
+    },
+    TxnRejected {
+        hash: Option<Hash>,
+        reason: String,
+    },
+    MiningStarted {
+        height: usize,
+        txns: usize,
+        required_bits: u32,
+    },
+    Mined {
+        height: usize,
+        hash: Hash,
+        txns: usize,
+        elapsed: Duration,
+        hash_rate: f64,
+    },
+    /// The tip moved while mining: the search stopped `latency` after it.
+    MiningCancelled {
+        height: usize,
+        latency: Duration,
+        attempts: u64,
+    },
+    /// A block we mined arrived after another block took its height.
+    LostRace {
+        height: usize,
+        hash: Hash,
+    },
+    /// The best chain changed (by our block or a peer's).
+    Adopted {
+        ours: bool,
+        old_tip: Hash,
+        new_tip: Hash,
+        height: usize,
+        fork_height: usize,
+        rolled_back: usize,
+        added: usize,
+        returned: usize,
+        confirmed: usize,
+    },
+    /// A pending transaction no longer fits the best chain.
+    TxnDropped {
+        hash: Hash,
+        reason: String,
+    },
+    SideBranch {
+        fork_height: usize,
+        length: usize,
+        best_length: usize,
+    },
+    BlocKnown {
+        blocks: usize,
+    },
+    BlocRejected {
+        reason: String,
+    },
+    /// A frame this node sent came back from the relay.
+    OwnMessage {
+        kind: &'static str,
+    },
+    CatchUpRequested {
+        have: usize,
+    },
+    CatchUpAnswered {
+        from_height: usize,
+        blocks: usize,
+    },
+    Undecodable {
+        bytes: usize,
+        reason: String,
+    },
+    Stopped,
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Started {
+                name,
+                profile,
+                threads,
+                min_txns,
+                relay,
+                topic,
+            } => {
+                write!(f, "Starting up {name}: Full Node (profile {}", profile.kind)?;
+                if profile.kind == ProfileKind::Steady {
+                    write!(f, ", target {} s", profile.target_ms as f64 / 1000.0)?;
+                }
+                let s = if *threads == 1 { "" } else { "s" };
+                write!(
+                    f,
+                    ", {threads} mining thread{s}, blocks of {min_txns}+ txns), relay {relay} topic {topic}"
+                )
+            }
+            Event::Connected { relay, local } => {
+                write!(f, "Connected to relay {relay} (as {local})")
+            }
+            Event::Disconnected { reason, retry_in } => write!(
+                f,
+                "Relay: {reason}; retrying in {:.1} s",
+                retry_in.as_secs_f64()
+            ),
+            Event::TxnAccepted { hash, pending } => {
+                write!(f, "TXN {} accepted ({pending} pending)", hash.short())
+            }
+            Event::TxnRejected { hash, reason } => match hash {
+                Some(h) => write!(f, "TXN {} rejected: {reason}", h.short()),
+                None => write!(f, "TXN rejected: {reason}"),
+            },
+            Event::MiningStarted {
+                height,
+                txns,
+                required_bits,
+            } => write!(
+                f,
+                "Mining block {height} with {txns} txns ({required_bits} zero bits required)"
+            ),
+            Event::Mined {
+                height,
+                hash,
+                txns,
+                elapsed,
+                hash_rate,
+            } => write!(
+                f,
+                "Mined block {height} {} with {txns} txns in {:.2} s at {:.2} MH/s",
+                hash.short(),
+                elapsed.as_secs_f64(),
+                hash_rate / 1e6
+            ),
+            Event::MiningCancelled {
+                height,
+                latency,
+                attempts,
+            } => write!(
+                f,
+                "Stopped mining block {height}: new tip (stopped {:.1} ms later, {attempts} hashes done)",
+                latency.as_secs_f64() * 1e3
+            ),
+            Event::LostRace { height, hash } => write!(
+                f,
+                "Lost the race for block {height}: {} came too late",
+                hash.short()
+            ),
+            Event::Adopted {
+                ours,
+                old_tip,
+                new_tip,
+                height,
+                fork_height,
+                rolled_back,
+                added,
+                returned,
+                confirmed,
+            } => {
+                let who = if *ours { "our block" } else { "BLOC from a peer" };
+                if *rolled_back == 0 {
+                    write!(
+                        f,
+                        "{who}: chain extended by {added} to height {height}, tip {} ({confirmed} pending txns confirmed)",
+                        new_tip.short()
+                    )
+                } else {
+                    write!(
+                        f,
+                        "{who}: FORK at height {fork_height}: switched tip {} -> {}, {rolled_back} blocks rolled back, {added} added, {returned} txns back in the pool, {confirmed} confirmed",
+                        old_tip.short(),
+                        new_tip.short()
+                    )
+                }
+            }
+            Event::TxnDropped { hash, reason } => {
+                write!(f, "TXN {} dropped from the pool: {reason}", hash.short())
+            }
+            Event::SideBranch {
+                fork_height,
+                length,
+                best_length,
+            } => write!(
+                f,
+                "BLOC from a peer: side branch of {length} blocks from height {fork_height}, not more work than ours ({best_length} blocks); kept aside"
+            ),
+            Event::BlocKnown { blocks } => {
+                write!(f, "BLOC from a peer: nothing new ({blocks} blocks)")
+            }
+            Event::BlocRejected { reason } => write!(f, "BLOC rejected: {reason}"),
+            Event::OwnMessage { kind } => write!(f, "{kind} (our own, back from the relay)"),
+            Event::CatchUpRequested { have } => {
+                write!(f, "GETB sent: asking for blocks after our {have}")
+            }
+            Event::CatchUpAnswered {
+                from_height,
+                blocks,
+            } => write!(
+                f,
+                "GETB from a peer: sent {blocks} blocks from height {from_height}"
+            ),
+            Event::Undecodable { bytes, reason } => {
+                write!(f, "Ignored a frame of {bytes} bytes: {reason}")
+            }
+            Event::Stopped => write!(f, "Stopped"),
+        }
+    }
+}

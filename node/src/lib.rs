@@ -1,0 +1,19 @@
+//! toycoin-node: a full node. It follows a relay topic, checks every `TXN `
+//! and `BLOC`, keeps valid transactions in a pool, mines blocks on worker
+//! threads and keeps the best valid chain (see `docs/profiles.md`), and
+//! announces what it mines: the whole chain in the toycoin profile, as the
+//! original, only the new block in the steady one, where nodes that missed
+//! blocks catch up with `GETB` (see `docs/catch-up.md`).
+//!
+//! - [`pool`]: pending transactions, chained spends, re-checks on a switch.
+//! - [`node`]: the node task, mining, catch-up, the relay connection.
+//! - [`event`]: what the node reports, one line each.
+//!
+//! The binary (`src/main.rs`) parses flags, prints events, waits for Ctrl-C.
+
+pub mod event;
+pub mod node;
+pub mod pool;
+
+pub use event::Event;
+pub use node::{spawn, NodeConfig, NodeHandle, Snapshot};

@@ -1,0 +1,88 @@
+//! `toycoin-node`: run a full node until Ctrl-C.
+
+use std::time::Duration;
+
+use clap::Parser;
+use tokio::sync::broadcast::error::RecvError;
+use toycoin_common::profile::{Profile, ProfileKind, DEFAULT_TARGET_SECS};
+use toycoin_common::relay::DEFAULT_TOPIC;
+use toycoin_node::{spawn, Event, NodeConfig};
+
+/// A toycoin full node: checks every transaction and block it hears on the
+/// relay topic, mines blocks of pending transactions, keeps the best chain.
+#[derive(Debug, Parser)]
+#[command(name = "toycoin-node", version)]
+struct Args {
+    /// Relay host.
+    #[arg(long, default_value = "localhost")]
+    host: String,
+    /// Relay port.
+    #[arg(long, default_value_t = 25000)]
+    port: u16,
+    /// Relay topic.
+    #[arg(long, default_value = DEFAULT_TOPIC)]
+    channel: String,
+    /// Seconds to sleep after each proof of work (play a slow node).
+    #[arg(long, default_value_t = 0.0)]
+    delay: f64,
+    /// Network rules: steady (default) or toycoin (the original's).
+    #[arg(long, default_value = "steady")]
+    profile: ProfileKind,
+    /// Average seconds between blocks the steady profile aims for.
+    #[arg(long, default_value_t = DEFAULT_TARGET_SECS)]
+    target_interval: f64,
+    /// Mining threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Pending transactions needed before mining a block.
+    #[arg(long, default_value_t = 2)]
+    min_txns: usize,
+    /// Name shown in the output (default: a short random id).
+    #[arg(long)]
+    name: Option<String>,
+    /// Largest frame accepted from the relay, in bytes.
+    #[arg(long, default_value_t = toycoin_common::frame::DEFAULT_MAX_FRAME_LEN)]
+    max_frame: usize,
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    if !(args.delay.is_finite() && (0.0..=86_400.0).contains(&args.delay)) {
+        eprintln!("toycoin-node: --delay must be between 0 and 86400 seconds");
+        std::process::exit(2);
+    }
+    let mut config = NodeConfig::new(
+        format!("{}:{}", args.host, args.port),
+        Profile::new(args.profile, args.target_interval),
+    );
+    config.topic = args.channel;
+    config.delay = Duration::from_secs_f64(args.delay);
+    config.threads = args.threads.clamp(1, 1024);
+    config.min_txns = args
+        .min_txns
+        .clamp(1, toycoin_common::block::MAX_BLOCK_TXNS);
+    config.max_frame_len = args.max_frame;
+    if let Some(name) = args.name {
+        config.name = name;
+    }
+    let (node, mut events) = spawn(config);
+    let printer = tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    println!("{event}");
+                    if event == Event::Stopped {
+                        return;
+                    }
+                }
+                Err(RecvError::Lagged(n)) => println!("({n} events not shown: output too slow)"),
+                Err(RecvError::Closed) => return,
+            }
+        }
+    });
+    let _ = tokio::signal::ctrl_c().await;
+    node.stop().await;
+    let _ = printer.await;
+    println!("Bye!");
+}

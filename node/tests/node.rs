@@ -1,0 +1,557 @@
+//! Nodes against an in-process relay on 127.0.0.1, fed by a scripted
+//! transaction source: mining everything exactly once, two nodes
+//! converging, catching up late, forks, bad input, and cancellation.
+
+// In tests a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::rngs::OsRng;
+use tokio::sync::{broadcast, oneshot};
+use tokio::time::Instant;
+use toycoin_common::block::Block;
+use toycoin_common::chain::{now_secs, Chain};
+use toycoin_common::hash::Hash;
+use toycoin_common::message::{encode_bloc, encode_txn, TxnMessage};
+use toycoin_common::pow::{CancelToken, MineOutcome, Miner};
+use toycoin_common::profile::Profile;
+use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
+use toycoin_common::transaction::{OutputKind, Transaction};
+use toycoin_common::wallet::Wallet;
+use toycoin_node::{spawn, Event, NodeConfig, NodeHandle};
+use toycoin_relay::{Relay, RelayConfig};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+struct TestRelay {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl TestRelay {
+    async fn start() -> TestRelay {
+        let listener = toycoin_relay::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let relay = Relay::new(RelayConfig {
+            silent: true,
+            summary_interval: None,
+            ..RelayConfig::default()
+        });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            relay
+                .run(listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        TestRelay {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
+
+struct TestNode {
+    handle: NodeHandle,
+    events: broadcast::Receiver<Event>,
+}
+
+impl TestNode {
+    fn start(relay: &TestRelay, name: &str, tweak: impl FnOnce(&mut NodeConfig)) -> TestNode {
+        let mut config = NodeConfig::new(relay.addr.to_string(), Profile::steady(5.0));
+        config.name = name.to_owned();
+        config.backoff = Duration::from_millis(50);
+        tweak(&mut config);
+        let (handle, events) = spawn(config);
+        // Each node's lines appear with the test's output when it fails.
+        let mut log = events.resubscribe();
+        let name = name.to_owned();
+        tokio::spawn(async move {
+            while let Ok(event) = log.recv().await {
+                println!("[{name}] {event}");
+            }
+        });
+        TestNode { handle, events }
+    }
+
+    /// Waits for an event matching `pred`, failing after `WAIT`.
+    async fn wait_for(&mut self, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.events.recv()).await {
+                Err(_) => panic!("no {what} within {WAIT:?}"),
+                Ok(Ok(event)) if pred(&event) => return event,
+                Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+                Ok(Err(e)) => panic!("events ended waiting for {what}: {e}"),
+            }
+        }
+    }
+
+    async fn connected(&mut self) {
+        self.wait_for("connection", |e| matches!(e, Event::Connected { .. }))
+            .await;
+    }
+
+    async fn chain(&self) -> Vec<Block> {
+        self.handle.snapshot().await.unwrap().blocks
+    }
+}
+
+/// Waits until `cond` holds for the nodes' snapshots, polling as the nodes
+/// report events; fails after `WAIT`.
+async fn until(nodes: &[&TestNode], what: &str, cond: impl Fn(&[toycoin_node::Snapshot]) -> bool) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut snaps = Vec::new();
+        for n in nodes {
+            snaps.push(n.handle.snapshot().await.unwrap());
+        }
+        if cond(&snaps) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// How many times each transaction hash occurs in `blocks`.
+fn occurrences(blocks: &[Block]) -> HashMap<Hash, usize> {
+    let mut seen = HashMap::new();
+    for txn in blocks.iter().flat_map(|b| &b.txns) {
+        *seen.entry(txn.hash()).or_insert(0) += 1;
+    }
+    seen
+}
+
+fn includes_all_once(blocks: &[Block], sent: &[Hash]) -> bool {
+    let seen = occurrences(blocks);
+    sent.iter().all(|h| seen.get(h) == Some(&1)) && seen.len() == sent.len()
+}
+
+/// A scripted transaction source on the relay.
+struct Source {
+    client: RelayClient,
+    sent: Vec<Hash>,
+}
+
+impl Source {
+    async fn connect(relay: &TestRelay) -> Source {
+        Source {
+            client: RelayClient::connect(relay.addr, "/topic/source")
+                .await
+                .unwrap(),
+            sent: Vec::new(),
+        }
+    }
+
+    async fn raw(&mut self, payload: &[u8]) {
+        self.client.publish(DEFAULT_TOPIC, payload).await.unwrap();
+    }
+
+    async fn txn(&mut self, m: &TxnMessage) -> Hash {
+        self.raw(&encode_txn(&m.tokens, &m.txn)).await;
+        let hash = m.txn.hash();
+        self.sent.push(hash);
+        hash
+    }
+
+    async fn coinbase(&mut self, tag: &str, value: i64) -> Hash {
+        let txn = Transaction::coinbase(Bytes::from(tag.to_owned()), value);
+        self.txn(&TxnMessage {
+            tokens: Vec::new(),
+            txn,
+        })
+        .await
+    }
+}
+
+fn wallet() -> Wallet {
+    Wallet::generate(&mut OsRng).unwrap()
+}
+
+/// Mines a block of `txns` on `chain`'s tip, as another node would.
+fn mine_on(chain: &Chain, txns: Vec<Transaction>) -> Block {
+    let job = chain.mining_job(&txns, now_secs()).unwrap();
+    let MineOutcome::Found(header) = Miner::new(2).mine(&job, &CancelToken::new()).outcome else {
+        panic!("not cancelled, so found");
+    };
+    Block {
+        header: *header,
+        txns,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_mines_every_transaction_exactly_once_including_chained_ones() {
+    let relay = TestRelay::start().await;
+    let mut node = TestNode::start(&relay, "solo", |_| {});
+    node.connected().await;
+    let mut src = Source::connect(&relay).await;
+    let (a, b, c) = (wallet(), wallet(), wallet());
+
+    let fund_a = Transaction::coinbase(a.address().clone(), 100);
+    let fund_b = Transaction::coinbase(b.address().clone(), 50);
+    for f in [&fund_a, &fund_b] {
+        src.txn(&TxnMessage {
+            tokens: vec![],
+            txn: f.clone(),
+        })
+        .await;
+    }
+    let a_token = fund_a.output(fund_a.hash(), OutputKind::Receiver);
+    let a_to_b = a
+        .transfer(&mut OsRng, b.address(), 30, vec![a_token])
+        .unwrap();
+    src.txn(&a_to_b).await;
+    // b spends what a's pending transfer gives it: a chained pending spend.
+    let b_token = a_to_b.txn.output(a_to_b.txn.hash(), OutputKind::Receiver);
+    let b_to_c = b
+        .transfer(&mut OsRng, c.address(), 20, vec![b_token])
+        .unwrap();
+    src.txn(&b_to_c).await;
+    for i in 0..8 {
+        src.coinbase(&format!("extra {i}"), i + 1).await;
+    }
+    // 12 transactions: at least two blocks of at most 10, and never a
+    // single one left waiting for a second (blocks need 2).
+    until(&[&node], "all 12 mined", |s| {
+        includes_all_once(&s[0].blocks, &src.sent) && s[0].pending.is_empty()
+    })
+    .await;
+    let blocks = node.chain().await;
+    assert!(blocks.len() >= 2);
+    assert!(blocks.iter().all(|b| b.txns.len() <= 10));
+    // The chained spend is in a block after (or after, in) its parent's.
+    let pos = |h: Hash| {
+        blocks
+            .iter()
+            .flat_map(|b| &b.txns)
+            .position(|t| t.hash() == h)
+            .unwrap()
+    };
+    assert!(pos(a_to_b.txn.hash()) < pos(b_to_c.txn.hash()));
+    node.handle.stop().await;
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_with_different_delays_converge_and_include_everything_once() {
+    let relay = TestRelay::start().await;
+    let mut fast = TestNode::start(&relay, "fast", |_| {});
+    let mut slow = TestNode::start(&relay, "slow", |c| c.delay = Duration::from_millis(700));
+    fast.connected().await;
+    slow.connected().await;
+    let mut src = Source::connect(&relay).await;
+    for round in 0..4 {
+        for i in 0..3 {
+            src.coinbase(&format!("round {round} txn {i}"), 10).await;
+        }
+        fast.wait_for("a mined block", |e| {
+            matches!(e, Event::Mined { .. } | Event::Adopted { .. })
+        })
+        .await;
+    }
+    until(&[&fast, &slow], "both on one tip with all 12", |s| {
+        s[0].tip == s[1].tip
+            && includes_all_once(&s[0].blocks, &src.sent)
+            && s[0].pending.is_empty()
+            && s[1].pending.is_empty()
+            && !s[0].mining
+            && !s[1].mining
+    })
+    .await;
+    fast.handle.stop().await;
+    slow.handle.stop().await;
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_late_catches_up() {
+    let relay = TestRelay::start().await;
+    let mut early = TestNode::start(&relay, "early", |_| {});
+    early.connected().await;
+    let mut src = Source::connect(&relay).await;
+    for i in 0..3 {
+        src.coinbase(&format!("a{i}"), 1).await;
+        src.coinbase(&format!("b{i}"), 2).await;
+        early
+            .wait_for("a mined block", |e| matches!(e, Event::Mined { .. }))
+            .await;
+    }
+    let mut late = TestNode::start(&relay, "late", |_| {});
+    late.wait_for("catch-up request", |e| {
+        matches!(e, Event::CatchUpRequested { have: 0 })
+    })
+    .await;
+    let tip = early.handle.snapshot().await.unwrap().tip;
+    late.wait_for(
+        "the early node's chain",
+        |e| matches!(e, Event::Adopted { new_tip, ours: false, .. } if *new_tip == tip),
+    )
+    .await;
+    assert_eq!(late.chain().await, early.chain().await);
+    assert!(late.chain().await.len() >= 3);
+    early.handle.stop().await;
+    late.handle.stop().await;
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fork_returns_the_losers_transactions_which_are_mined_again() {
+    let relay = TestRelay::start().await;
+    let mut node = TestNode::start(&relay, "forked", |_| {});
+    node.connected().await;
+    let mut src = Source::connect(&relay).await;
+    let t1 = src.coinbase("t1", 1).await;
+    let t2 = src.coinbase("t2", 2).await;
+    node.wait_for("its block", |e| {
+        matches!(e, Event::Adopted { ours: true, .. })
+    })
+    .await;
+    let ours = node.chain().await;
+    assert_eq!(ours.len(), 1);
+
+    // Another "node" mined two blocks from genesis with other transactions:
+    // more work, so the node switches and takes t1 and t2 back.
+    let profile = Profile::steady(5.0);
+    let mut other = Chain::new(profile);
+    let mut branch = Vec::new();
+    for tag in ["t3", "t4"] {
+        let txn = Transaction::coinbase(Bytes::from(tag), 3);
+        src.sent.push(txn.hash());
+        let block = mine_on(&other, vec![txn]);
+        other.push(block.clone(), now_secs()).unwrap();
+        branch.push(block);
+    }
+    src.raw(&encode_bloc(&branch)).await;
+    let switch = node
+        .wait_for("the switch", |e| {
+            matches!(e, Event::Adopted { ours: false, .. })
+        })
+        .await;
+    let Event::Adopted {
+        fork_height,
+        rolled_back,
+        added,
+        returned,
+        ..
+    } = switch
+    else {
+        unreachable!()
+    };
+    assert_eq!((fork_height, rolled_back, added, returned), (0, 1, 2, 2));
+    // t1 and t2 are mined again, on top of the new chain.
+    node.wait_for("t1 and t2 again", |e| {
+        matches!(e, Event::Adopted { ours: true, .. })
+    })
+    .await;
+    let blocks = node.chain().await;
+    assert_eq!(blocks.len(), 3);
+    assert_eq!(&blocks[..2], &branch[..]);
+    assert!(includes_all_once(&blocks, &src.sent));
+    assert!(blocks[2].txns.iter().any(|t| t.hash() == t1));
+    assert!(blocks[2].txns.iter().any(|t| t.hash() == t2));
+    node.handle.stop().await;
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_transactions_and_blocks_are_rejected_and_change_nothing() {
+    let relay = TestRelay::start().await;
+    let mut node = TestNode::start(&relay, "target", |c| c.min_txns = 3);
+    node.connected().await;
+    let mut src = Source::connect(&relay).await;
+    let (a, b) = (wallet(), wallet());
+    let fund = Transaction::coinbase(a.address().clone(), 100);
+    let fund_msg = TxnMessage {
+        tokens: vec![],
+        txn: fund.clone(),
+    };
+    src.txn(&fund_msg).await;
+    node.wait_for("funding", |e| matches!(e, Event::TxnAccepted { .. }))
+        .await;
+    let token = fund.output(fund.hash(), OutputKind::Receiver);
+
+    let rejected = |reason: &'static str| move |e: &Event| matches!(e, Event::TxnRejected { reason: r, .. } if r.contains(reason));
+    // A bad signature.
+    let mut forged = a
+        .transfer(&mut OsRng, b.address(), 10, vec![token.clone()])
+        .unwrap();
+    forged.txn.receiver = b.address().slice(..);
+    forged.txn.sender_signature = Bytes::from(vec![7u8; 256]);
+    src.raw(&encode_txn(&forged.tokens, &forged.txn)).await;
+    node.wait_for("bad signature", rejected("signature does not verify"))
+        .await;
+    // Amounts that do not add up.
+    let mut inflated = a
+        .transfer(&mut OsRng, b.address(), 10, vec![token.clone()])
+        .unwrap();
+    inflated.txn.receiver_value += 1000;
+    src.raw(&encode_txn(&inflated.tokens, &inflated.txn)).await;
+    node.wait_for("value mismatch", rejected("inputs are worth 100"))
+        .await;
+    // A double spend: the first seen wins.
+    let first = a
+        .transfer(&mut OsRng, b.address(), 10, vec![token.clone()])
+        .unwrap();
+    let second = a
+        .transfer(&mut OsRng, b.address(), 20, vec![token.clone()])
+        .unwrap();
+    src.txn(&first).await;
+    src.raw(&encode_txn(&second.tokens, &second.txn)).await;
+    node.wait_for("double spend", rejected("already spent"))
+        .await;
+    // Garbage and a payload nobody knows.
+    src.raw(b"\x00\x01garbage").await;
+    node.wait_for("garbage", |e| matches!(e, Event::Undecodable { .. }))
+        .await;
+    src.raw(b"BLOC[\"{\\\"header\\\": 5}\"]").await;
+    node.wait_for("bad BLOC", |e| matches!(e, Event::Undecodable { .. }))
+        .await;
+    // A block with too little work, and one whose hash is not its header's.
+    let empty = Chain::new(Profile::steady(5.0));
+    let good = mine_on(&empty, vec![Transaction::coinbase(Bytes::from("x"), 1)]);
+    let mut weak = good.clone();
+    weak.header.nonce = Bytes::from("1");
+    weak.header.this_hash = weak.header.compute_hash();
+    if weak.header.this_hash.leading_zero_bits() < 18 {
+        src.raw(&encode_bloc(&[weak])).await;
+        node.wait_for(
+            "weak block",
+            |e| matches!(e, Event::BlocRejected { reason } if reason.contains("too weak")),
+        )
+        .await;
+    }
+    let mut lying = good.clone();
+    lying.header.nonce = Bytes::from("2");
+    src.raw(&encode_bloc(&[lying])).await;
+    node.wait_for("lying block", |e| {
+        matches!(e, Event::BlocRejected { reason } if reason.contains("this_hash does not match"))
+    })
+    .await;
+    // A block spending coins that do not exist.
+    let mut thief_txn = first.txn.clone();
+    thief_txn.previous_hashes = vec![Hash::of(b"nowhere")];
+    let thief = mine_on(&empty, vec![thief_txn]);
+    src.raw(&encode_bloc(&[thief])).await;
+    node.wait_for(
+        "thief block",
+        |e| matches!(e, Event::BlocRejected { reason } if reason.contains("unknown transaction")),
+    )
+    .await;
+    let snap = node.handle.snapshot().await.unwrap();
+    assert!(snap.blocks.is_empty());
+    assert_eq!(snap.pending, vec![fund.hash(), first.txn.hash()]);
+
+    // And it keeps working: a third valid transaction makes a block.
+    src.coinbase("third", 5).await;
+    until(&[&node], "the valid ones mined", |s| {
+        includes_all_once(&s[0].blocks, &src.sent)
+    })
+    .await;
+    node.handle.stop().await;
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mining_stops_within_a_fraction_of_a_second_of_a_new_tip() {
+    let relay = TestRelay::start().await;
+    // 48 bits: this node would mine for days; only a new tip stops it.
+    let mut node = TestNode::start(&relay, "busy", |c| c.min_bits = 48);
+    node.connected().await;
+    let mut src = Source::connect(&relay).await;
+    let mine1 = src.coinbase("mine 1", 1).await;
+    let mine2 = src.coinbase("mine 2", 2).await;
+    node.wait_for("mining", |e| {
+        matches!(
+            e,
+            Event::MiningStarted {
+                height: 0,
+                required_bits: 48,
+                ..
+            }
+        )
+    })
+    .await;
+    let theirs = mine_on(
+        &Chain::new(Profile::steady(5.0)),
+        vec![Transaction::coinbase(Bytes::from("theirs"), 3)],
+    );
+    src.raw(&encode_bloc(&[theirs])).await;
+    let cancelled = node
+        .wait_for("cancellation", |e| {
+            matches!(e, Event::MiningCancelled { .. })
+        })
+        .await;
+    let Event::MiningCancelled {
+        height, latency, ..
+    } = cancelled
+    else {
+        unreachable!()
+    };
+    assert_eq!(height, 0);
+    assert!(latency < Duration::from_millis(500), "took {latency:?}");
+    // It goes on at once with what is still pending, on the new tip.
+    node.wait_for("mining again", |e| {
+        matches!(
+            e,
+            Event::MiningStarted {
+                height: 1,
+                txns: 2,
+                ..
+            }
+        )
+    })
+    .await;
+    let snap = node.handle.snapshot().await.unwrap();
+    assert_eq!(snap.pending, vec![mine1, mine2]);
+    node.handle.stop().await;
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_when_the_relay_comes_back() {
+    let relay = TestRelay::start().await;
+    let addr = relay.addr;
+    let mut node = TestNode::start(&relay, "patient", |_| {});
+    node.connected().await;
+    relay.stop().await;
+    node.wait_for("the loss", |e| matches!(e, Event::Disconnected { .. }))
+        .await;
+    // A new relay on the same port.
+    let listener = toycoin_relay::bind(addr).await.unwrap();
+    let relay = Relay::new(RelayConfig {
+        silent: true,
+        summary_interval: None,
+        ..RelayConfig::default()
+    });
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        relay
+            .run(listener, async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    node.connected().await;
+    node.handle.stop().await;
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}

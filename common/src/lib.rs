@@ -19,10 +19,12 @@
 //! | outputs, transaction rules | [`ledger`] |
 //! | chain validation | [`chain`] |
 //! | fork choice, side branches, catch-up locators | [`tree`] |
+//! | following the best chain without mining | [`follow`] |
 //! | keys and signatures | [`wallet`] |
 
 pub mod block;
 pub mod chain;
+pub mod follow;
 pub mod frame;
 pub mod hash;
 pub mod ledger;

@@ -37,6 +37,10 @@ struct Args {
     /// Pending transactions needed before mining a block.
     #[arg(long, default_value_t = 2)]
     min_txns: usize,
+    /// Seconds after which fewer than --min-txns pending transactions are
+    /// mined anyway (0: never, as the original).
+    #[arg(long, default_value_t = 10.0)]
+    max_wait: f64,
     /// Name shown in the output (default: a short random id).
     #[arg(long)]
     name: Option<String>,
@@ -52,12 +56,17 @@ async fn main() {
         eprintln!("toycoin-node: --delay must be between 0 and 86400 seconds");
         std::process::exit(2);
     }
+    if !(args.max_wait.is_finite() && (0.0..=86_400.0).contains(&args.max_wait)) {
+        eprintln!("toycoin-node: --max-wait must be between 0 and 86400 seconds");
+        std::process::exit(2);
+    }
     let mut config = NodeConfig::new(
         format!("{}:{}", args.host, args.port),
         Profile::new(args.profile, args.target_interval),
     );
     config.topic = args.channel;
     config.delay = Duration::from_secs_f64(args.delay);
+    config.max_wait = Duration::from_secs_f64(args.max_wait);
     config.threads = args.threads.clamp(1, 1024);
     config.min_txns = args
         .min_txns

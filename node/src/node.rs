@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use toycoin_common::block::Block;
 use toycoin_common::chain::{now_secs, ChainError};
+use toycoin_common::follow::{CATCH_UP_BATCH, CATCH_UP_INTERVAL};
 use toycoin_common::frame::DEFAULT_MAX_FRAME_LEN;
 use toycoin_common::hash::Hash;
 use toycoin_common::message::{encode_bloc, encode_getb, GetBlocks, Message, TxnMessage};
@@ -25,14 +26,9 @@ use toycoin_common::tree::{Adopted, BlockTree, Received};
 use crate::event::Event;
 use crate::pool::{Pool, DEFAULT_MAX_PENDING};
 
-/// Most blocks one catch-up answer carries; an asker that receives a full
-/// batch asks again.
-pub const CATCH_UP_BATCH: usize = 100;
 /// A node waits up to this long before answering a catch-up request, and
 /// stays quiet if another node answers first.
 const ANSWER_JITTER_MS: u64 = 200;
-/// Orphan blocks trigger at most one catch-up request per this interval.
-const CATCH_UP_INTERVAL: Duration = Duration::from_secs(1);
 /// Most recent frames we sent that we remember, to recognise them.
 const REMEMBER_SENT: usize = 64;
 const MAX_BLOCK_TXNS: usize = toycoin_common::block::MAX_BLOCK_TXNS;
@@ -52,6 +48,10 @@ pub struct NodeConfig {
     pub min_txns: usize,
     /// Pause after each proof of work (plays a slow node).
     pub delay: Duration,
+    /// Mine fewer than `min_txns` once the oldest pending transaction has
+    /// waited this long (zero: never, as the original, whose last lone
+    /// transaction waits for company forever).
+    pub max_wait: Duration,
     pub max_frame_len: usize,
     pub max_pending: usize,
     /// Mine to at least this many leading zero bits even when the rules ask
@@ -73,6 +73,7 @@ impl NodeConfig {
             threads: 1,
             min_txns: 2,
             delay: Duration::ZERO,
+            max_wait: Duration::from_secs(10),
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             max_pending: DEFAULT_MAX_PENDING,
             min_bits: 0,
@@ -175,6 +176,8 @@ struct Node {
     answer: Option<(usize, Instant)>,
     last_request: Option<Instant>,
     requests: u64,
+    /// Since when the pool has been non-empty.
+    pending_since: Option<Instant>,
 }
 
 impl Node {
@@ -190,6 +193,7 @@ impl Node {
             answer: None,
             last_request: None,
             requests: 0,
+            pending_since: None,
         }
     }
 
@@ -210,6 +214,7 @@ impl Node {
         let connection = tokio::spawn(keep_connected(self.config.clone(), net_tx));
         loop {
             let answer_at = self.answer.map(|(_, at)| at);
+            let lone_at = self.lone_deadline();
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(Command::Snapshot(reply)) => {
@@ -237,6 +242,9 @@ impl Node {
                 }
                 _ = tokio::time::sleep_until(answer_at.unwrap_or_else(Instant::now)), if answer_at.is_some() => {
                     self.send_answer().await;
+                }
+                _ = tokio::time::sleep_until(lone_at.unwrap_or_else(Instant::now)), if lone_at.is_some() => {
+                    // maybe_mine below mines what has waited long enough.
                 }
             }
             self.maybe_mine();
@@ -486,9 +494,27 @@ impl Node {
         });
     }
 
-    /// Starts mining when idle and enough is pending.
+    /// When too few transactions to fill a block have waited `max_wait`.
+    fn lone_deadline(&self) -> Option<Instant> {
+        if self.mining.is_some() || self.config.max_wait.is_zero() {
+            return None;
+        }
+        self.pending_since.map(|at| at + self.config.max_wait)
+    }
+
+    /// Starts mining when idle and enough is pending (or has waited long
+    /// enough).
     fn maybe_mine(&mut self) {
-        if self.mining.is_some() || self.pool.len() < self.config.min_txns.max(1) {
+        match (self.pool.is_empty(), self.pending_since) {
+            (true, _) => self.pending_since = None,
+            (false, None) => self.pending_since = Some(Instant::now()),
+            _ => {}
+        }
+        let waited = self.lone_deadline().is_some_and(|at| at <= Instant::now());
+        if self.mining.is_some()
+            || self.pool.is_empty()
+            || (self.pool.len() < self.config.min_txns.max(1) && !waited)
+        {
             return;
         }
         let txns = self.pool.select(MAX_BLOCK_TXNS);

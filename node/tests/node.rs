@@ -375,7 +375,10 @@ async fn a_fork_returns_the_losers_transactions_which_are_mined_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_transactions_and_blocks_are_rejected_and_change_nothing() {
     let relay = TestRelay::start().await;
-    let mut node = TestNode::start(&relay, "target", |c| c.min_txns = 3);
+    let mut node = TestNode::start(&relay, "target", |c| {
+        c.min_txns = 3;
+        c.max_wait = Duration::ZERO;
+    });
     node.connected().await;
     let mut src = Source::connect(&relay).await;
     let (a, b) = (wallet(), wallet());
@@ -554,4 +557,24 @@ async fn reconnects_when_the_relay_comes_back() {
     node.handle.stop().await;
     let _ = stop.send(());
     task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_transaction_is_mined_after_max_wait() {
+    let relay = TestRelay::start().await;
+    let mut node = TestNode::start(&relay, "patient", |c| {
+        c.max_wait = Duration::from_millis(300)
+    });
+    node.connected().await;
+    let mut src = Source::connect(&relay).await;
+    let lone = src.coinbase("alone", 1).await;
+    node.wait_for("the lone block", |e| {
+        matches!(e, Event::Mined { txns: 1, .. })
+    })
+    .await;
+    let blocks = node.chain().await;
+    assert_eq!(blocks.len(), 1);
+    assert_eq!(blocks[0].txns[0].hash(), lone);
+    node.handle.stop().await;
+    relay.stop().await;
 }

@@ -1,5 +1,7 @@
 //! Helpers shared by the workspace-level integration tests: where the
-//! fixtures are, and loading them.
+//! fixtures are, loading them, and running the binaries ([`program`]).
+
+pub mod program;
 
 use std::path::PathBuf;
 

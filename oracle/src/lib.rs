@@ -1,0 +1,439 @@
+//! toycoin-oracle: the source of truth. It makes wallets, funds them with
+//! coinbase transactions, sends random transfers between them (as the
+//! original), and, unlike the original, follows the best chain: it reports
+//! each transaction's confirmation, re-sends what a node dropped, and checks
+//! the chain's balances against what it knows they must be.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::time::{sleep_until, Instant};
+use toycoin_common::chain::{now_secs, Chain};
+use toycoin_common::follow::Follower;
+use toycoin_common::hash::Hash;
+use toycoin_common::ledger::Ledger;
+use toycoin_common::message::{encode_txn, Message, TxnMessage};
+use toycoin_common::profile::Profile;
+use toycoin_common::relay::{RelayClient, RelayPublisher, RelayReceiver, DEFAULT_TOPIC};
+use toycoin_common::transaction::Transaction;
+use toycoin_common::tree::Received;
+use toycoin_common::wallet::Wallet;
+
+/// What the first four wallets are funded with, as the original.
+pub const FUNDING: [i64; 4] = [100, 50, 25, 10];
+
+/// How an oracle runs.
+#[derive(Clone, Debug)]
+pub struct OracleConfig {
+    pub name: String,
+    /// `host:port` of the relay.
+    pub relay: String,
+    pub topic: String,
+    pub profile: Profile,
+    pub wallets: usize,
+    /// Seconds between transfers: uniformly random in this range.
+    pub min_interval: f64,
+    pub max_interval: f64,
+    /// Stop after this many transfers, once all are confirmed.
+    pub count: Option<u64>,
+    /// Same seed, same wallets and transfers.
+    pub seed: Option<u64>,
+    /// Re-send a transaction not in the best chain after this many new
+    /// blocks...
+    pub resend_blocks: usize,
+    /// ... or this many seconds.
+    pub resend_secs: f64,
+    /// With `count`: give up this many seconds after the last transfer.
+    pub confirm_timeout: f64,
+}
+
+impl OracleConfig {
+    pub fn new(relay: impl Into<String>, profile: Profile) -> OracleConfig {
+        OracleConfig {
+            name: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
+            relay: relay.into(),
+            topic: DEFAULT_TOPIC.to_owned(),
+            profile,
+            wallets: 4,
+            min_interval: 3.0,
+            max_interval: 10.0,
+            count: None,
+            seed: None,
+            resend_blocks: 3,
+            resend_secs: 30.0,
+            confirm_timeout: 120.0,
+        }
+    }
+}
+
+/// The funding of wallet `i`: the original's 100, 50, 25, 10, then 10 each.
+pub fn funding(i: usize) -> i64 {
+    FUNDING.get(i).copied().unwrap_or(10)
+}
+
+/// A transaction the oracle sent, and what became of it.
+struct Sent {
+    hash: Hash,
+    label: String,
+    payload: Bytes,
+    last_sent: Instant,
+    chain_len_at_send: usize,
+    /// Height of the block holding it on the best chain.
+    confirmed: Option<usize>,
+}
+
+struct Oracle {
+    config: OracleConfig,
+    rng: StdRng,
+    wallets: Vec<Wallet>,
+    truth: Ledger,
+    follower: Follower,
+    sent: Vec<Sent>,
+    transfers: u64,
+    publisher: Option<RelayPublisher>,
+}
+
+/// Runs the oracle until Ctrl-C (exit code 0) or, with `count`, until every
+/// transfer is confirmed (0) or the confirmation timeout passes (1).
+pub async fn run(config: OracleConfig) -> i32 {
+    println!(
+        "Starting up {}: Oracle ({} wallets, profile {}), relay {} topic {}",
+        config.name, config.wallets, config.profile.kind, config.relay, config.topic
+    );
+    let mut rng = match config.seed {
+        Some(seed) => StdRng::seed_from_u64(seed),
+        None => StdRng::from_entropy(),
+    };
+    println!("Creating {} wallets (RSA-2048 keys)...", config.wallets);
+    let mut wallets = Vec::new();
+    for _ in 0..config.wallets {
+        match Wallet::generate(&mut rng) {
+            Ok(w) => wallets.push(w),
+            Err(e) => {
+                eprintln!("toycoin-oracle: cannot create a wallet: {e}");
+                return 2;
+            }
+        }
+    }
+    let mut oracle = Oracle {
+        follower: Follower::new(config.profile, config.name.clone()),
+        config,
+        rng,
+        wallets,
+        truth: Ledger::new(),
+        sent: Vec::new(),
+        transfers: 0,
+        publisher: None,
+    };
+    oracle.main_loop().await
+}
+
+impl Oracle {
+    async fn connect(&mut self) -> RelayReceiver {
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            match RelayClient::connect(self.config.relay.as_str(), &self.config.topic).await {
+                Ok(client) => {
+                    println!("Connected to relay {}", self.config.relay);
+                    let (receiver, publisher) = client.into_split();
+                    self.publisher = Some(publisher);
+                    if let Some(request) = self.follower.request(true) {
+                        self.publish(request).await;
+                    }
+                    return receiver;
+                }
+                Err(e) => {
+                    println!(
+                        "Relay: cannot connect to {}: {e}; retrying in {:.1} s",
+                        self.config.relay,
+                        backoff.as_secs_f64()
+                    );
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    async fn publish(&mut self, payload: Bytes) {
+        if let Some(p) = self.publisher.as_mut() {
+            if let Err(e) = p.publish(&self.config.topic, &payload).await {
+                println!("Relay: sending failed: {e}");
+                self.publisher = None;
+            }
+        }
+    }
+
+    fn next_interval(&mut self) -> Duration {
+        let (lo, hi) = (self.config.min_interval, self.config.max_interval);
+        let secs = if hi > lo {
+            self.rng.gen_range(lo..=hi)
+        } else {
+            lo
+        };
+        Duration::from_secs_f64(secs.max(0.0))
+    }
+
+    async fn main_loop(&mut self) -> i32 {
+        let mut receiver = self.connect().await;
+        for i in 0..self.wallets.len() {
+            let txn = Transaction::coinbase(self.wallets[i].address().clone(), funding(i));
+            self.send(
+                format!("funding of wallet {i}"),
+                TxnMessage {
+                    tokens: Vec::new(),
+                    txn,
+                },
+            )
+            .await;
+            println!("Funding wallet {i} with {}", funding(i));
+        }
+        let mut next_transfer = Instant::now() + self.next_interval();
+        let mut deadline: Option<Instant> = None;
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        loop {
+            let more = self.more_to_send();
+            tokio::select! {
+                _ = &mut ctrl_c => {
+                    println!("Stopping: {}", self.status());
+                    return 0;
+                }
+                frame = receiver.recv() => match frame {
+                    Ok(Some(payload)) => self.on_frame(&payload).await,
+                    Ok(None) | Err(_) => {
+                        println!("Relay: connection lost; reconnecting");
+                        self.publisher = None;
+                        receiver = self.connect().await;
+                    }
+                },
+                _ = sleep_until(next_transfer), if more => {
+                    self.transfer().await;
+                    next_transfer = Instant::now() + self.next_interval();
+                    if !self.more_to_send() {
+                        deadline = Some(Instant::now() + Duration::from_secs_f64(self.config.confirm_timeout.max(0.0)));
+                    }
+                }
+                _ = tick.tick() => self.resend_lost().await,
+            }
+            if let Some(deadline) = deadline {
+                if self.unconfirmed() == 0 && self.balances_agree() {
+                    println!(
+                        "Done: all {} transactions confirmed and the chain's balances agree: {:?}",
+                        self.sent.len(),
+                        self.truth_balances()
+                    );
+                    return 0;
+                }
+                if Instant::now() >= deadline {
+                    println!(
+                        "!!! Gave up after {} s: {}",
+                        self.config.confirm_timeout,
+                        self.status()
+                    );
+                    for s in self.sent.iter().filter(|s| s.confirmed.is_none()) {
+                        println!("!!!   not confirmed: {} (txn {})", s.label, s.hash.short());
+                    }
+                    return 1;
+                }
+            }
+        }
+    }
+
+    async fn send(&mut self, label: String, m: TxnMessage) {
+        if let Err(e) = self.truth.apply_block(std::slice::from_ref(&m.txn), false) {
+            println!("!!! BUG: the oracle made an invalid transaction: {e}");
+            return;
+        }
+        let payload = encode_txn(&m.tokens, &m.txn);
+        self.sent.push(Sent {
+            hash: m.txn.hash(),
+            label,
+            payload: payload.clone(),
+            last_sent: Instant::now(),
+            chain_len_at_send: self.follower.tree().chain().len(),
+            confirmed: None,
+        });
+        self.publish(payload).await;
+    }
+
+    fn more_to_send(&self) -> bool {
+        self.config.count.map_or(true, |n| self.transfers < n)
+    }
+
+    fn truth_balances(&self) -> Vec<i64> {
+        self.wallets
+            .iter()
+            .map(|w| self.truth.balance(w.address()))
+            .collect()
+    }
+
+    fn chain_balances(&self) -> Vec<i64> {
+        let ledger = self.follower.tree().chain().ledger();
+        self.wallets
+            .iter()
+            .map(|w| ledger.balance(w.address()))
+            .collect()
+    }
+
+    fn balances_agree(&self) -> bool {
+        self.truth_balances() == self.chain_balances()
+    }
+
+    fn unconfirmed(&self) -> usize {
+        self.sent.iter().filter(|s| s.confirmed.is_none()).count()
+    }
+
+    fn status(&self) -> String {
+        format!(
+            "{} transfers sent, {} of {} transactions confirmed",
+            self.transfers,
+            self.sent.len() - self.unconfirmed(),
+            self.sent.len()
+        )
+    }
+
+    async fn transfer(&mut self) {
+        let before = self.truth_balances();
+        let senders: Vec<usize> = (0..self.wallets.len())
+            .filter(|&i| before[i] >= 5)
+            .collect();
+        if senders.is_empty() || self.wallets.len() < 2 {
+            println!("No wallet has 5 coins to send; waiting");
+            return;
+        }
+        let from = senders[self.rng.gen_range(0..senders.len())];
+        let mut to = self.rng.gen_range(0..self.wallets.len() - 1);
+        if to >= from {
+            to += 1;
+        }
+        let value = self.rng.gen_range(5..=15).min(before[from]);
+        let mut tokens = self.truth.unspent(self.wallets[from].address());
+        tokens.sort_by_key(|t| (t.txn_hash, t.value));
+        let receiver = self.wallets[to].address().clone();
+        let m = match self.wallets[from].transfer(&mut self.rng, &receiver, value, tokens) {
+            Ok(m) => m,
+            Err(e) => {
+                println!("!!! cannot make a transfer: {e}");
+                return;
+            }
+        };
+        self.transfers += 1;
+        println!("Sending from wallet {from} to {to}: {value}");
+        println!("  balances before: {before:?}");
+        self.send(
+            format!(
+                "transfer {} (wallet {from} -> {to}: {value})",
+                self.transfers
+            ),
+            m,
+        )
+        .await;
+        println!("  balances after:  {:?}", self.truth_balances());
+    }
+
+    async fn on_frame(&mut self, payload: &[u8]) {
+        let blocks = match Message::decode(payload) {
+            Ok(Message::Bloc(blocks)) => blocks,
+            // Our own TXNs come back; others' TXNs and GETBs are not ours
+            // to act on.
+            Ok(_) => return,
+            Err(e) => {
+                println!("Ignored a frame of {} bytes: {e}", payload.len());
+                return;
+            }
+        };
+        let (result, follow_up) = self.follower.receive(blocks, now_secs());
+        if let Some(request) = follow_up {
+            self.publish(request).await;
+        }
+        match result {
+            Ok(Received::Adopted(adopted)) => {
+                if adopted.is_reorganization() {
+                    println!(
+                        "Best chain switched at height {} ({} blocks rolled back)",
+                        adopted.fork_height,
+                        adopted.rolled_back.len()
+                    );
+                }
+                self.update_confirmations();
+            }
+            Ok(_) => {}
+            Err(e) => println!("Ignored an invalid BLOC: block {}: {}", e.index, e.error),
+        }
+    }
+
+    fn update_confirmations(&mut self) {
+        let chain: &Chain = self.follower.tree().chain();
+        let mut heights: HashMap<Hash, usize> = HashMap::new();
+        for (height, block) in chain.blocks().enumerate() {
+            for txn in &block.txns {
+                heights.entry(txn.hash()).or_insert(height);
+            }
+        }
+        let tip_height = chain.len().saturating_sub(1);
+        for s in &mut self.sent {
+            let now = heights.get(&s.hash).copied();
+            match (s.confirmed, now) {
+                (None, Some(h)) => {
+                    let n = tip_height - h + 1;
+                    let plural = if n == 1 { "" } else { "s" };
+                    println!(
+                        "Confirmed: {} in block {h} ({n} confirmation{plural})",
+                        s.label
+                    );
+                }
+                (Some(_), None) => println!(
+                    "No longer in the best chain: {} (waiting for it again)",
+                    s.label
+                ),
+                _ => {}
+            }
+            s.confirmed = now;
+        }
+        let (chain_b, truth_b) = (self.chain_balances(), self.truth_balances());
+        let pending = self.unconfirmed();
+        if pending > 0 {
+            println!("Chain balances {chain_b:?}; {pending} transactions still to be confirmed (then {truth_b:?})");
+        } else if chain_b == truth_b {
+            println!("Balances agree: the chain says {chain_b:?}, as the oracle knows");
+        } else {
+            println!("!!! BALANCES DISAGREE: the chain says {chain_b:?} but the oracle knows {truth_b:?} !!!");
+        }
+    }
+
+    /// Re-sends, in their order, the transactions not in the best chain
+    /// after `resend_blocks` new blocks or `resend_secs` seconds.
+    async fn resend_lost(&mut self) {
+        let len = self.follower.tree().chain().len();
+        let after = Duration::from_secs_f64(self.config.resend_secs.max(0.1));
+        let due: Vec<usize> = (0..self.sent.len())
+            .filter(|&i| {
+                let s = &self.sent[i];
+                s.confirmed.is_none()
+                    && (len >= s.chain_len_at_send + self.config.resend_blocks.max(1)
+                        || s.last_sent.elapsed() >= after)
+            })
+            .collect();
+        if due.is_empty() || self.publisher.is_none() {
+            return;
+        }
+        println!(
+            "Re-sending {} transactions not in the best chain after {} blocks or {} s",
+            due.len(),
+            self.config.resend_blocks,
+            self.config.resend_secs
+        );
+        for i in due {
+            let payload = self.sent[i].payload.clone();
+            self.sent[i].last_sent = Instant::now();
+            self.sent[i].chain_len_at_send = len;
+            println!("  re-sending {}", self.sent[i].label);
+            self.publish(payload).await;
+        }
+    }
+}

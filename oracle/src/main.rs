@@ -1,0 +1,90 @@
+//! `toycoin-oracle`: fund wallets and send random transfers; follow the
+//! chain and check it.
+
+use clap::Parser;
+use toycoin_common::profile::{Profile, ProfileKind, DEFAULT_TARGET_SECS};
+use toycoin_common::relay::DEFAULT_TOPIC;
+use toycoin_oracle::{run, OracleConfig};
+
+/// The toycoin oracle: creates wallets, funds them (100, 50, 25, 10), then
+/// sends 5 to 15 coins between random wallets at random intervals, and
+/// checks that the best chain confirms every transaction and agrees with
+/// its balances.
+#[derive(Debug, Parser)]
+#[command(name = "toycoin-oracle", version)]
+struct Args {
+    /// Relay host.
+    #[arg(long, default_value = "localhost")]
+    host: String,
+    /// Relay port.
+    #[arg(long, default_value_t = 25000)]
+    port: u16,
+    /// Relay topic.
+    #[arg(long, default_value = DEFAULT_TOPIC)]
+    channel: String,
+    /// Fewest seconds between transfers.
+    #[arg(long = "min-interval", alias = "min_interval", default_value_t = 3.0)]
+    min_interval: f64,
+    /// Most seconds between transfers.
+    #[arg(long = "max-interval", alias = "max_interval", default_value_t = 10.0)]
+    max_interval: f64,
+    /// Number of wallets.
+    #[arg(long, default_value_t = 4)]
+    wallets: usize,
+    /// Stop after N transfers, once all are confirmed (exit 0), or report
+    /// what is not after --confirm-timeout (exit 1).
+    #[arg(long)]
+    count: Option<u64>,
+    /// Seed for the wallets and transfers: the same run twice.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Network rules: steady (default) or toycoin (the original's).
+    #[arg(long, default_value = "steady")]
+    profile: ProfileKind,
+    /// The steady profile's target seconds between blocks (as the nodes').
+    #[arg(long, default_value_t = DEFAULT_TARGET_SECS)]
+    target_interval: f64,
+    /// Re-send a transaction not in the best chain after this many blocks.
+    #[arg(long, default_value_t = 3)]
+    resend_after: usize,
+    /// ... or after this many seconds.
+    #[arg(long, default_value_t = 30.0)]
+    resend_secs: f64,
+    /// With --count: seconds to wait for confirmations after the last transfer.
+    #[arg(long, default_value_t = 120.0)]
+    confirm_timeout: f64,
+    /// Name shown in the output (default: a short random id).
+    #[arg(long)]
+    name: Option<String>,
+}
+
+fn finite(name: &str, v: f64) -> f64 {
+    if v.is_finite() && (0.0..=1e6).contains(&v) {
+        v
+    } else {
+        eprintln!("toycoin-oracle: --{name} must be between 0 and 1000000 seconds");
+        std::process::exit(2);
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let mut config = OracleConfig::new(
+        format!("{}:{}", args.host, args.port),
+        Profile::new(args.profile, args.target_interval),
+    );
+    config.topic = args.channel;
+    config.min_interval = finite("min-interval", args.min_interval);
+    config.max_interval = finite("max-interval", args.max_interval).max(config.min_interval);
+    config.wallets = args.wallets.clamp(2, 1000);
+    config.count = args.count;
+    config.seed = args.seed;
+    config.resend_blocks = args.resend_after;
+    config.resend_secs = finite("resend-secs", args.resend_secs);
+    config.confirm_timeout = finite("confirm-timeout", args.confirm_timeout);
+    if let Some(name) = args.name {
+        config.name = name;
+    }
+    std::process::exit(run(config).await);
+}

@@ -1,0 +1,155 @@
+//! Running the project's binaries from tests: start one with arguments,
+//! wait for a line of its output (with a timeout), interrupt it as Ctrl-C
+//! would, and make sure it is gone when the test ends (`kill_on_drop`).
+
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, Once};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+/// The path of one of the workspace's binaries (`toycoin-relay`, ...),
+/// building them all first if they are not there (as when only this crate's
+/// tests are run).
+pub fn binary(name: &str) -> PathBuf {
+    // target/<profile>/deps/<test> -> target/<profile>
+    let dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent()?.parent().map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("target/debug"));
+    let path = dir.join(name);
+    static BUILD: Once = Once::new();
+    if !path.exists() {
+        BUILD.call_once(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = std::process::Command::new(cargo)
+                .args(["build", "--bins"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status();
+            assert!(
+                status.is_ok_and(|s| s.success()),
+                "cargo build --bins failed"
+            );
+        });
+    }
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+/// A running program and its output, line by line.
+#[derive(Debug)]
+pub struct Program {
+    pub name: String,
+    child: Child,
+    lines: mpsc::UnboundedReceiver<String>,
+    all: Arc<Mutex<Vec<String>>>,
+}
+
+impl Program {
+    /// Starts binary `name` with `args`; stdout and stderr are both read.
+    pub fn start(name: &str, args: &[&str]) -> Program {
+        let mut child = Command::new(binary(name))
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let (tx, lines) = mpsc::unbounded_channel();
+        let all = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>);
+        let stderr = child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>);
+        for stream in [stdout, stderr].into_iter().flatten() {
+            let (tx, all) = (tx.clone(), all.clone());
+            tokio::spawn(async move {
+                let mut reader = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = reader.next_line().await {
+                    if let Ok(mut all) = all.lock() {
+                        all.push(line.clone());
+                    }
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        Program {
+            name: name.to_owned(),
+            child,
+            lines,
+            all,
+        }
+    }
+
+    /// Waits for the next line matching `pred`; panics after `timeout` or
+    /// if the program's output ends first.
+    pub async fn wait_line(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some(line)) if pred(&line) => return line,
+                Ok(Some(_)) => {}
+                Ok(None) => panic!(
+                    "{}: output ended before {what}:\n{}",
+                    self.name,
+                    self.output()
+                ),
+                Err(_) => panic!(
+                    "{}: no {what} within {timeout:?}:\n{}",
+                    self.name,
+                    self.output()
+                ),
+            }
+        }
+    }
+
+    /// Everything the program has printed so far.
+    pub fn output(&self) -> String {
+        self.all.lock().map(|a| a.join("\n")).unwrap_or_default()
+    }
+
+    /// Sends SIGINT, as Ctrl-C in its terminal would.
+    pub fn interrupt(&self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-INT", &pid.to_string()])
+                .status();
+        }
+    }
+
+    /// Waits for the program to exit; panics after `timeout`.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        match tokio::time::timeout(timeout, self.child.wait()).await {
+            Ok(Ok(status)) => status,
+            Ok(Err(e)) => panic!("{}: wait failed: {e}", self.name),
+            Err(_) => panic!(
+                "{} did not exit within {timeout:?}:\n{}",
+                self.name,
+                self.output()
+            ),
+        }
+    }
+
+    /// Interrupts the program and waits for it to exit.
+    pub async fn stop(&mut self, timeout: Duration) -> ExitStatus {
+        self.interrupt();
+        self.wait_exit(timeout).await
+    }
+}
+
+/// How long the tests wait for anything.
+pub const WAIT: Duration = Duration::from_secs(60);

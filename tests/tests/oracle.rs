@@ -1,0 +1,137 @@
+//! The oracle binary against an in-process relay and node: every transfer
+//! confirmed with balances agreeing, and lost transactions re-sent.
+
+// In tests a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use toycoin_common::message::Message;
+use toycoin_common::profile::Profile;
+use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
+use toycoin_node::{spawn, NodeConfig, NodeHandle};
+use toycoin_relay::{Relay, RelayConfig};
+use toycoin_tests::program::{Program, WAIT};
+
+async fn relay() -> (SocketAddr, oneshot::Sender<()>) {
+    let listener = toycoin_relay::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let relay = Relay::new(RelayConfig {
+        silent: true,
+        summary_interval: None,
+        ..RelayConfig::default()
+    });
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        relay
+            .run(listener, async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    (addr, stop)
+}
+
+fn node(addr: SocketAddr) -> NodeHandle {
+    let mut config = NodeConfig::new(addr.to_string(), Profile::steady(5.0));
+    config.backoff = Duration::from_millis(50);
+    spawn(config).0
+}
+
+fn oracle(addr: SocketAddr, extra: &[&str]) -> Program {
+    let port = addr.port().to_string();
+    let mut args = vec![
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--min-interval",
+        "0.05",
+        "--max-interval",
+        "0.2",
+        "--seed",
+        "42",
+        "--confirm-timeout",
+        "50",
+    ];
+    args.extend_from_slice(extra);
+    Program::start("toycoin-oracle", &args)
+}
+
+/// The balances in the oracle's final line, e.g. `[119, 64, 2, 0]`.
+fn final_balances(line: &str) -> Vec<i64> {
+    let list = &line[line.rfind('[').unwrap() + 1..line.rfind(']').unwrap()];
+    list.split(", ").map(|x| x.parse().unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_count_every_transfer_is_confirmed_and_balances_agree() {
+    let (addr, stop_relay) = relay().await;
+    let node = node(addr);
+    let mut oracle = oracle(addr, &["--count", "8"]);
+    let done = oracle
+        .wait_line("the final line", WAIT, |l| l.starts_with("Done:"))
+        .await;
+    assert!(oracle.wait_exit(WAIT).await.success());
+    assert!(done.contains("all 12 transactions confirmed"), "{done}");
+    let out = oracle.output();
+    assert_eq!(out.matches("Sending from wallet").count(), 8);
+    assert_eq!(out.matches("Confirmed: ").count(), 12);
+    assert!(!out.contains("DISAGREE"));
+
+    // The node's chain holds the 12 transactions, and the oracle's final
+    // balances are the chain's.
+    let snap = node.snapshot().await.unwrap();
+    let txns: Vec<_> = snap.blocks.iter().flat_map(|b| &b.txns).collect();
+    assert_eq!(txns.len(), 12);
+    let balances = final_balances(&done);
+    assert_eq!(balances.iter().sum::<i64>(), 185);
+    let chain = toycoin_common::chain::Chain::from_blocks(
+        Profile::steady(5.0),
+        snap.blocks.clone(),
+        toycoin_common::chain::now_secs(),
+    )
+    .unwrap();
+    let mut on_chain: Vec<i64> = chain.ledger().balances().values().copied().collect();
+    on_chain.sort();
+    let mut expected: Vec<i64> = balances.into_iter().filter(|&b| b != 0).collect();
+    expected.sort();
+    assert_eq!(on_chain, expected);
+    node.stop().await;
+    let _ = stop_relay.send(());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_nobody_received_are_re_sent_and_confirmed() {
+    let (addr, stop_relay) = relay().await;
+    // No node yet: the fundings go nowhere. A watcher sees them pass.
+    let mut watcher = RelayClient::connect(addr, DEFAULT_TOPIC).await.unwrap();
+    let mut oracle = oracle(addr, &["--count", "2", "--resend-secs", "1"]);
+    let mut fundings = 0;
+    while fundings < 4 {
+        let frame = tokio::time::timeout(WAIT, watcher.recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Ok(Message::Txn(m)) = Message::decode(&frame) {
+            fundings += usize::from(m.txn.is_coinbase());
+        }
+    }
+    let node = node(addr);
+    oracle
+        .wait_line("a re-send", WAIT, |l| {
+            l.contains("re-sending funding of wallet 0")
+        })
+        .await;
+    oracle
+        .wait_line("the final line", WAIT, |l| l.starts_with("Done:"))
+        .await;
+    assert!(oracle.wait_exit(WAIT).await.success());
+    let snap = node.snapshot().await.unwrap();
+    assert_eq!(snap.blocks.iter().map(|b| b.txns.len()).sum::<usize>(), 6);
+    node.stop().await;
+    let _ = stop_relay.send(());
+}

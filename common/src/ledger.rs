@@ -316,6 +316,15 @@ impl Overlay {
         self.txns.insert(checked.hash);
     }
 
+    /// Number of transactions recorded.
+    pub fn len(&self) -> usize {
+        self.txns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.txns.is_empty()
+    }
+
     /// Forgets every pending transaction.
     pub fn clear(&mut self) {
         self.outputs.clear();

@@ -1,0 +1,237 @@
+//! The listener on the original's captured frames and computed vectors, in
+//! text and JSON; a tampered chain; garbage; forks and switches.
+
+// In tests a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use bytes::Bytes;
+use serde_json::Value;
+use toycoin_common::block::Block;
+use toycoin_common::chain::Chain;
+use toycoin_common::message::{encode_bloc, Message};
+use toycoin_common::pow::{CancelToken, MineOutcome, Miner};
+use toycoin_common::profile::Profile;
+use toycoin_common::transaction::Transaction;
+use toycoin_listener::{abbrev, Listener, Mode};
+use toycoin_tests::frames;
+
+/// Well after every captured timestamp.
+const NOW: u64 = 1_900_000_000;
+
+fn json(listener: &mut Listener, payload: &[u8]) -> Value {
+    let shown = listener.handle(payload, NOW);
+    assert!(!shown.text.contains('\n'), "one line per frame");
+    serde_json::from_str(&shown.text).unwrap()
+}
+
+#[test]
+fn shows_every_captured_and_computed_frame_in_text_and_json() {
+    let mut chains = 0;
+    // Two networks: a listener each.
+    for subdir in ["live", "generated"] {
+        let mut text = Listener::new(Profile::toycoin(), Mode::Text, false);
+        let mut js = Listener::new(Profile::toycoin(), Mode::Json, false);
+        for (name, payload) in frames(subdir) {
+            let shown = text.handle(&payload, NOW).text;
+            let v = json(&mut js, &payload);
+            match Message::decode(&payload).unwrap() {
+                Message::Txn(m) => {
+                    let hash = m.txn.hash();
+                    assert!(
+                        shown.starts_with(&format!("TXN {}", hash.short())),
+                        "{name}: {shown}"
+                    );
+                    assert!(
+                        shown.contains(&format!("\"receiver_value\": {}", m.txn.receiver_value))
+                    );
+                    assert!(shown.contains(&format!("\"sender_change\": {}", m.txn.sender_change)));
+                    assert!(shown.contains(&abbrev(&m.txn.receiver)));
+                    assert!(
+                        shown.contains("\"LS0tLS1CRU...\""),
+                        "{name}: PEM addresses abbreviated"
+                    );
+                    assert_eq!(v["type"], "TXN");
+                    assert_eq!(v["hash"], hash.to_hex());
+                    assert_eq!(v["txn"]["receiver_value"], m.txn.receiver_value);
+                    assert_eq!(v["tokens"].as_array().unwrap().len(), m.tokens.len());
+                    for (t, jt) in m.tokens.iter().zip(v["tokens"].as_array().unwrap()) {
+                        assert_eq!(jt["value"], t.value);
+                        assert_eq!(jt["txn_hash"], t.txn_hash.to_hex());
+                    }
+                }
+                Message::Bloc(blocks) => {
+                    let txns: usize = blocks.iter().map(|b| b.txns.len()).sum();
+                    // Each captured chain extends the one before, so the best
+                    // chain is the one just received.
+                    let summary = format!(
+                        "Blocks: {} | Total Txns: {txns} | Valid: True",
+                        blocks.len()
+                    );
+                    assert!(shown.contains(&summary), "{name}: {shown}");
+                    for (i, b) in blocks.iter().enumerate() {
+                        assert!(
+                            shown.contains(&format!("Block {i} {}", b.header.this_hash.short()))
+                        );
+                        for t in &b.txns {
+                            assert!(shown.contains(&format!("-> {}", abbrev(t.hash().as_ref()))));
+                        }
+                    }
+                    assert_eq!(v["type"], "BLOC");
+                    assert_eq!(v["valid"], true, "{name}: {v}");
+                    assert_eq!(v["chain"]["blocks"], blocks.len());
+                    assert_eq!(v["chain"]["total_txns"], txns);
+                    assert_eq!(
+                        v["chain"]["tip"],
+                        blocks.last().unwrap().header.this_hash.to_hex()
+                    );
+                    assert_eq!(v["blocks"].as_array().unwrap().len(), blocks.len());
+                    chains += 1;
+                }
+                Message::GetBlocks(_) => unreachable!("the original sends no GETB"),
+            }
+        }
+    }
+    assert_eq!(chains, 8);
+}
+
+#[test]
+fn names_the_failing_block_of_a_tampered_chain() {
+    let (_, payload) = frames("live")
+        .into_iter()
+        .filter(|(n, _)| n.contains("BLOC"))
+        .last()
+        .unwrap();
+    let Message::Bloc(mut blocks) = Message::decode(&payload).unwrap() else {
+        unreachable!()
+    };
+    blocks[2].txns[0].receiver_value += 1;
+    let tampered = encode_bloc(&blocks);
+    let mut text = Listener::new(Profile::toycoin(), Mode::Text, false);
+    let shown = text.handle(&tampered, NOW).text;
+    assert!(shown.contains("Valid: False"), "{shown}");
+    assert!(
+        shown.contains("INVALID: block 2: merkle_root does not match"),
+        "{shown}"
+    );
+    assert!(shown.contains("Blocks: 0 | Total Txns: 0"));
+    let mut js = Listener::new(Profile::toycoin(), Mode::Json, false);
+    let v = json(&mut js, &tampered);
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["effect"], "invalid");
+    assert!(v["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("block 2: merkle_root"));
+}
+
+#[test]
+fn survives_garbage_and_goes_on() {
+    for mode in [Mode::Text, Mode::Brief, Mode::Json] {
+        let mut l = Listener::new(Profile::toycoin(), mode, false);
+        for junk in [
+            &b""[..],
+            b"\x00\x01",
+            b"HELO world",
+            b"TXN [1, 2",
+            b"BLOC{}",
+            b"GETB{\"locator\": 5}",
+        ] {
+            let shown = l.handle(junk, NOW).text;
+            if mode == Mode::Json {
+                let v: Value = serde_json::from_str(&shown).unwrap();
+                assert_eq!(v["valid"], false);
+                assert!(v["error"].as_str().is_some());
+            } else {
+                assert!(shown.starts_with("Could not decode a frame of"), "{shown}");
+            }
+        }
+        let (_, bloc) = frames("live")
+            .into_iter()
+            .find(|(n, _)| n.contains("BLOC"))
+            .unwrap();
+        let shown = l.handle(&bloc, NOW).text;
+        assert!(
+            shown.contains("Valid: True")
+                || shown.contains("\"valid\":true")
+                || shown.contains("extends")
+        );
+    }
+}
+
+fn mine_on(chain: &Chain, tag: &str) -> Block {
+    let txns = vec![Transaction::coinbase(Bytes::from(tag.to_owned()), 1)];
+    let job = chain.mining_job(&txns, NOW - 100).unwrap();
+    let MineOutcome::Found(header) = Miner::new(2).mine(&job, &CancelToken::new()).outcome else {
+        unreachable!()
+    };
+    Block {
+        header: *header,
+        txns,
+    }
+}
+
+#[test]
+fn says_when_a_bloc_extends_forks_or_switches_the_best_chain() {
+    let profile = Profile::steady(5.0);
+    let mut ours = Chain::new(profile);
+    let a0 = mine_on(&ours, "a0");
+    ours.push(a0.clone(), NOW).unwrap();
+    let mut theirs = Chain::new(profile);
+    let b0 = mine_on(&theirs, "b0");
+    theirs.push(b0.clone(), NOW).unwrap();
+    let b1 = mine_on(&theirs, "b1");
+
+    let mut text = Listener::new(profile, Mode::Text, false);
+    let mut brief = Listener::new(profile, Mode::Brief, true);
+    let mut js = Listener::new(profile, Mode::Json, false);
+    let first = encode_bloc(std::slice::from_ref(&a0));
+    assert!(text
+        .handle(&first, NOW)
+        .text
+        .contains("extends the best chain by 1 to height 0"));
+    assert!(
+        brief.handle(&first, NOW).text.contains("\x1b["),
+        "colours when asked"
+    );
+    assert_eq!(json(&mut js, &first)["effect"], "extends");
+
+    // b0 has as much work as a0: a fork (unless its hash is lower).
+    let fork = encode_bloc(std::slice::from_ref(&b0));
+    let v = json(&mut js, &fork);
+    let b0_wins = b0.header.this_hash < a0.header.this_hash;
+    assert_eq!(v["effect"], if b0_wins { "switch" } else { "fork" });
+    let t = text.handle(&fork, NOW).text;
+    assert!(
+        t.contains(if b0_wins {
+            "SWITCHES"
+        } else {
+            "starts or grows a fork"
+        }),
+        "{t}"
+    );
+
+    // b1 on top of b0: their branch has more work, whichever led.
+    let grow = encode_bloc(std::slice::from_ref(&b1));
+    let v = json(&mut js, &grow);
+    if b0_wins {
+        assert_eq!(v["effect"], "extends");
+    } else {
+        assert_eq!(v["effect"], "switch");
+        assert_eq!(v["reorg"]["rolled_back"], 1);
+        assert_eq!(v["reorg"]["added"], 2);
+        assert_eq!(v["reorg"]["returned_txns"], 1);
+        let t = text.handle(&grow, NOW).text;
+        assert!(
+            t.contains("SWITCHES the best chain: fork at height 0, 1 blocks rolled back, 2 added"),
+            "{t}"
+        );
+        assert!(t.contains("Blocks: 2 | Total Txns: 2 | Valid: True"), "{t}");
+    }
+    assert_eq!(v["chain"]["blocks"], 2);
+    assert_eq!(v["chain"]["tip"], b1.header.this_hash.to_hex());
+    // A block whose parent the listener never saw.
+    let mut fresh = Listener::new(profile, Mode::Text, false);
+    let shown = fresh.handle(&grow, NOW);
+    assert!(shown.text.contains("which this listener has not seen"));
+    assert!(shown.request.is_some(), "asks for the missed blocks");
+}

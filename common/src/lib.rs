@@ -21,6 +21,7 @@
 //! | fork choice, side branches, catch-up locators | [`tree`] |
 //! | following the best chain without mining | [`follow`] |
 //! | keys and signatures | [`wallet`] |
+//! | Ctrl-C / SIGTERM for the binaries | [`signal`] |
 
 pub mod block;
 pub mod chain;
@@ -33,6 +34,7 @@ pub mod message;
 pub mod pow;
 pub mod profile;
 pub mod relay;
+pub mod signal;
 pub mod transaction;
 pub mod tree;
 pub mod wallet;

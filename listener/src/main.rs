@@ -82,6 +82,7 @@ async fn publish(publisher: &mut RelayPublisher, topic: &str, payload: Option<by
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    let ctrl_c = toycoin_common::signal::shutdown_signal();
     let mode = if args.json {
         Mode::Json
     } else if args.brief {
@@ -106,7 +107,6 @@ async fn main() {
             Mode::Json => "JSON",
         }
     );
-    let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
         let client = tokio::select! {

@@ -52,6 +52,7 @@ struct Args {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    let shutdown = toycoin_common::signal::shutdown_signal();
     if !(args.delay.is_finite() && (0.0..=86_400.0).contains(&args.delay)) {
         eprintln!("toycoin-node: --delay must be between 0 and 86400 seconds");
         std::process::exit(2);
@@ -90,7 +91,7 @@ async fn main() {
             }
         }
     });
-    let _ = tokio::signal::ctrl_c().await;
+    shutdown.await;
     node.stop().await;
     let _ = printer.await;
     println!("Bye!");

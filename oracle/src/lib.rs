@@ -94,11 +94,13 @@ struct Oracle {
     sent: Vec<Sent>,
     transfers: u64,
     publisher: Option<RelayPublisher>,
+    shutdown: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
 }
 
 /// Runs the oracle until Ctrl-C (exit code 0) or, with `count`, until every
 /// transfer is confirmed (0) or the confirmation timeout passes (1).
 pub async fn run(config: OracleConfig) -> i32 {
+    let shutdown = Box::pin(toycoin_common::signal::shutdown_signal());
     println!(
         "Starting up {}: Oracle ({} wallets, profile {}), relay {} topic {}",
         config.name, config.wallets, config.profile.kind, config.relay, config.topic
@@ -127,6 +129,7 @@ pub async fn run(config: OracleConfig) -> i32 {
         sent: Vec::new(),
         transfers: 0,
         publisher: None,
+        shutdown: Some(shutdown),
     };
     oracle.main_loop().await
 }
@@ -178,7 +181,15 @@ impl Oracle {
     }
 
     async fn main_loop(&mut self) -> i32 {
-        let mut receiver = self.connect().await;
+        let ctrl_c = self
+            .shutdown
+            .take()
+            .unwrap_or_else(|| Box::pin(std::future::pending()));
+        tokio::pin!(ctrl_c);
+        let mut receiver = tokio::select! {
+            _ = &mut ctrl_c => return 0,
+            r = self.connect() => r,
+        };
         for i in 0..self.wallets.len() {
             let txn = Transaction::coinbase(self.wallets[i].address().clone(), funding(i));
             self.send(
@@ -194,8 +205,6 @@ impl Oracle {
         let mut next_transfer = Instant::now() + self.next_interval();
         let mut deadline: Option<Instant> = None;
         let mut tick = tokio::time::interval(Duration::from_millis(250));
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
         loop {
             let more = self.more_to_send();
             tokio::select! {
@@ -208,7 +217,10 @@ impl Oracle {
                     Ok(None) | Err(_) => {
                         println!("Relay: connection lost; reconnecting");
                         self.publisher = None;
-                        receiver = self.connect().await;
+                        receiver = tokio::select! {
+                            _ = &mut ctrl_c => return 0,
+                            r = self.connect() => r,
+                        };
                     }
                 },
                 _ = sleep_until(next_transfer), if more => {

@@ -54,6 +54,7 @@ struct Args {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    let shutdown = toycoin_common::signal::shutdown_signal();
     let config = RelayConfig {
         max_frame_len: args.max_frame,
         max_connections: args.max_connections.max(1),
@@ -87,9 +88,6 @@ async fn main() {
         config.max_frame_len, config.max_connections
     );
     let relay = Relay::new(config);
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
     if let Err(e) = relay.run(listener, shutdown).await {
         eprintln!("toycoin-relay: {e}");
         std::process::exit(1);

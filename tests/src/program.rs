@@ -131,6 +131,15 @@ impl Program {
         }
     }
 
+    /// Waits for the program to exit, however long (cancel-safe: use it in
+    /// `select!` or under a timeout).
+    pub async fn exited(&mut self) -> ExitStatus {
+        match self.child.wait().await {
+            Ok(status) => status,
+            Err(e) => panic!("{}: wait failed: {e}", self.name),
+        }
+    }
+
     /// Waits for the program to exit; panics after `timeout`.
     pub async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         match tokio::time::timeout(timeout, self.child.wait()).await {

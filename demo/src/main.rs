@@ -1,0 +1,396 @@
+//! `toycoin-demo`: build the programs and start a whole network: a relay, a
+//! listener, nodes and an oracle. In tmux (when it is installed and this
+//! runs in a terminal) each program gets a pane; otherwise they all run here
+//! with each line prefixed by the program's name in its colour. Ctrl-C (or
+//! closing / detaching the tmux session) stops every process started.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use clap::Parser;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+/// Start a complete toycoin demo network.
+#[derive(Debug, Parser)]
+#[command(name = "toycoin-demo", version)]
+struct Args {
+    /// Number of mining nodes.
+    #[arg(long, default_value_t = 2)]
+    nodes: usize,
+    /// Seconds each node sleeps after a proof of work, comma-separated
+    /// (the last value repeats). The original's demo: one fast, one slow.
+    #[arg(long, default_value = "0,5", value_delimiter = ',')]
+    delays: Vec<f64>,
+    /// Mining threads per node, comma-separated (the last value repeats).
+    #[arg(long, default_value = "1", value_delimiter = ',')]
+    threads: Vec<usize>,
+    /// Network rules: steady (default) or toycoin (the original's).
+    #[arg(long, default_value = "steady")]
+    profile: String,
+    /// Relay port (0: any free port).
+    #[arg(long, default_value_t = 25000)]
+    port: u16,
+    /// Address the relay listens on (0.0.0.0 lets students' laptops join).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Run everything in this terminal even when tmux is available.
+    #[arg(long)]
+    no_tmux: bool,
+    /// Do not run `cargo build` first.
+    #[arg(long)]
+    no_build: bool,
+}
+
+/// Where our own programs are: next to this one.
+fn bin_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Builds every program with the profile this one was built with.
+fn build() -> bool {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let release = bin_dir().ends_with("release");
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["build", "--bins"]);
+    if release {
+        cmd.arg("--release");
+    }
+    if let Some(manifest) = option_env!("CARGO_MANIFEST_DIR") {
+        cmd.current_dir(manifest);
+    }
+    eprintln!("Building the toycoin programs...");
+    cmd.status().is_ok_and(|s| s.success())
+}
+
+struct Spec {
+    label: String,
+    program: &'static str,
+    args: Vec<String>,
+}
+
+fn at<T: Copy>(list: &[T], i: usize, default: T) -> T {
+    list.get(i).or(list.last()).copied().unwrap_or(default)
+}
+
+fn specs(args: &Args, port: u16, colour: bool) -> Vec<Spec> {
+    let connect = |extra: &[String]| {
+        let mut a = vec![
+            "--host".to_owned(),
+            if args.host == "0.0.0.0" {
+                "127.0.0.1".to_owned()
+            } else {
+                args.host.clone()
+            },
+            "--port".to_owned(),
+            port.to_string(),
+        ];
+        a.extend_from_slice(extra);
+        a
+    };
+    let profile = vec!["--profile".to_owned(), args.profile.clone()];
+    let mut out = vec![Spec {
+        label: "listener".into(),
+        program: "toycoin-listener",
+        args: connect(
+            &[
+                profile.clone(),
+                vec![
+                    "--color".into(),
+                    if colour { "always" } else { "auto" }.into(),
+                ],
+            ]
+            .concat(),
+        ),
+    }];
+    for i in 0..args.nodes {
+        let mut extra = profile.clone();
+        extra.extend([
+            "--delay".to_owned(),
+            at(&args.delays, i, 0.0).to_string(),
+            "--threads".to_owned(),
+            at(&args.threads, i, 1).to_string(),
+            "--name".to_owned(),
+            format!("node{}", i + 1),
+        ]);
+        out.push(Spec {
+            label: format!("node{}", i + 1),
+            program: "toycoin-node",
+            args: connect(&extra),
+        });
+    }
+    out.push(Spec {
+        label: "oracle".into(),
+        program: "toycoin-oracle",
+        args: connect(&profile),
+    });
+    out
+}
+
+const COLOURS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+fn command_line(program: &str, args: &[String]) -> String {
+    let mut parts = vec![shell_quote(&bin_dir().join(program).to_string_lossy())];
+    parts.extend(args.iter().map(|a| shell_quote(a)));
+    parts.join(" ")
+}
+
+fn tmux_available() -> bool {
+    std::process::Command::new("tmux")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// One tmux session, a pane per program; everything ends with the session.
+fn run_in_tmux(args: &Args) -> i32 {
+    let session = "toycoin-demo";
+    let tmux = |a: &[&str]| {
+        std::process::Command::new("tmux")
+            .args(a)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let _ = std::process::Command::new("tmux")
+        .args(["kill-session", "-t", session])
+        .stderr(Stdio::null())
+        .status();
+    let relay = command_line(
+        "toycoin-relay",
+        &[
+            "--host".into(),
+            args.host.clone(),
+            "--port".into(),
+            args.port.to_string(),
+        ],
+    );
+    if !tmux(&["new-session", "-d", "-s", session, "-n", "toycoin", &relay]) {
+        eprintln!("toycoin-demo: tmux would not start; try --no-tmux");
+        return 1;
+    }
+    tmux(&["set-option", "-t", session, "remain-on-exit", "off"]);
+    tmux(&["set-option", "-t", session, "mouse", "on"]);
+    for spec in specs(args, args.port, false) {
+        // Give the relay a moment in the pane's shell; the programs also
+        // retry their connection on their own.
+        let cmd = format!("sleep 0.5; {}", command_line(spec.program, &spec.args));
+        tmux(&["split-window", "-t", session, &cmd]);
+        tmux(&["select-layout", "-t", session, "tiled"]);
+    }
+    println!("Opened tmux session '{session}': detach (Ctrl-b d) or close it to stop everything.");
+    tmux(&["attach-session", "-t", session]);
+    // However the user left, nothing stays behind.
+    let _ = std::process::Command::new("tmux")
+        .args(["kill-session", "-t", session])
+        .stderr(Stdio::null())
+        .status();
+    0
+}
+
+fn start(program: &str, args: &[String]) -> std::io::Result<Child> {
+    Command::new(bin_dir().join(program))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+}
+
+fn forward(
+    child: &mut Child,
+    label: &str,
+    colour: &str,
+    colour_on: bool,
+    lines: &mpsc::UnboundedSender<String>,
+) {
+    let prefix = if colour_on {
+        format!("\x1b[{colour}m{label:>8}\x1b[0m | ")
+    } else {
+        format!("{label:>8} | ")
+    };
+    let streams: Vec<Box<dyn tokio::io::AsyncRead + Send + Unpin>> = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    for stream in streams {
+        let (prefix, lines) = (prefix.clone(), lines.clone());
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if lines.send(format!("{prefix}{line}")).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+fn interrupt(child: &Child) {
+    if let Some(pid) = child.id() {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status();
+    }
+}
+
+/// Everything in this terminal, each line prefixed.
+async fn run_here(args: &Args, shutdown: impl std::future::Future<Output = ()>) -> i32 {
+    let colour_on = std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
+    let (tx, mut lines) = mpsc::unbounded_channel::<String>();
+    let mut children: Vec<(String, Child)> = Vec::new();
+    let relay_args = vec![
+        "--host".to_owned(),
+        args.host.clone(),
+        "--port".to_owned(),
+        args.port.to_string(),
+        "--quiet".to_owned(),
+    ];
+    let mut relay = match start("toycoin-relay", &relay_args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("toycoin-demo: cannot start toycoin-relay: {e}");
+            return 1;
+        }
+    };
+    // The relay says where it listens; with --port 0 that is how we learn it.
+    let mut relay_out = BufReader::new(relay.stdout.take().expect("piped")).lines();
+    let port = loop {
+        match tokio::time::timeout(Duration::from_secs(30), relay_out.next_line()).await {
+            Ok(Ok(Some(line))) => {
+                println!("{:>8} | {line}", "relay");
+                if let Some(addr) = line.strip_prefix("Relay listening on ") {
+                    let port = addr
+                        .split_whitespace()
+                        .next()
+                        .and_then(|a| a.rsplit(':').next())
+                        .and_then(|p| p.parse::<u16>().ok());
+                    if let Some(port) = port {
+                        break port;
+                    }
+                }
+            }
+            _ => {
+                eprintln!(
+                    "toycoin-demo: the relay did not start (is port {} taken?)",
+                    args.port
+                );
+                let _ = relay.kill().await;
+                return 1;
+            }
+        }
+    };
+    {
+        let out_tx = tx.clone();
+        let prefix = if colour_on {
+            "\x1b[1m   relay\x1b[0m | ".to_owned()
+        } else {
+            "   relay | ".to_owned()
+        };
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = relay_out.next_line().await {
+                if out_tx.send(format!("{prefix}{line}")).is_err() {
+                    return;
+                }
+            }
+        });
+        if let Some(err) = relay.stderr.take() {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut r = BufReader::new(err).lines();
+                while let Ok(Some(line)) = r.next_line().await {
+                    let _ = tx.send(format!("   relay | {line}"));
+                }
+            });
+        }
+    }
+    println!("{:>8} | pid {}", "relay", relay.id().unwrap_or(0));
+    for (i, spec) in specs(args, port, colour_on).into_iter().enumerate() {
+        match start(spec.program, &spec.args) {
+            Ok(mut child) => {
+                println!("{:>8} | pid {}", spec.label, child.id().unwrap_or(0));
+                forward(
+                    &mut child,
+                    &spec.label,
+                    COLOURS[i % COLOURS.len()],
+                    colour_on,
+                    &tx,
+                );
+                children.push((spec.label, child));
+            }
+            Err(e) => eprintln!("toycoin-demo: cannot start {}: {e}", spec.program),
+        }
+    }
+    children.push(("relay".into(), relay));
+    drop(tx);
+    let ctrl_c = shutdown;
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            _ = &mut ctrl_c => break,
+            line = lines.recv() => match line {
+                Some(line) => println!("{line}"),
+                None => break,
+            },
+        }
+    }
+    println!("    demo | stopping every program...");
+    // Everyone but the relay first, so that nobody reports it gone.
+    for (_, child) in &children {
+        interrupt(child);
+    }
+    for (label, child) in &mut children {
+        match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
+            Ok(_) => {}
+            Err(_) => {
+                eprintln!("    demo | {label} did not stop; killing it");
+                let _ = child.kill().await;
+            }
+        }
+    }
+    // What they said on the way out.
+    while let Ok(Some(line)) = tokio::time::timeout(Duration::from_millis(200), lines.recv()).await
+    {
+        println!("{line}");
+    }
+    println!("    demo | all stopped");
+    0
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let shutdown = toycoin_common::signal::shutdown_signal();
+    if !args.no_build && !build() {
+        eprintln!("toycoin-demo: cargo build failed");
+        std::process::exit(1);
+    }
+    let use_tmux = !args.no_tmux && std::io::stdout().is_terminal() && tmux_available();
+    let code = if use_tmux {
+        run_in_tmux(&args)
+    } else {
+        run_here(&args, shutdown).await
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,220 @@
+//! The real binaries on 127.0.0.1: a relay, two nodes with different
+//! delays, an oracle sending 30 transfers, and a JSON listener. Nothing is
+//! lost, everyone agrees, nobody panics, everything stops. And the demo
+//! command starts a network whose listener shows blocks, then stops it all.
+
+// In tests a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use serde_json::Value;
+use toycoin_common::hash::Hash;
+use toycoin_common::message::Message;
+use toycoin_common::profile::Profile;
+use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
+use toycoin_common::tree::BlockTree;
+use toycoin_tests::program::{Program, WAIT};
+
+/// Starts the relay on a port the OS picks and returns it with the port.
+async fn relay() -> (Program, u16) {
+    let mut relay = Program::start(
+        "toycoin-relay",
+        &["--host", "127.0.0.1", "--port", "0", "--quiet"],
+    );
+    let line = relay
+        .wait_line("the listening line", WAIT, |l| {
+            l.starts_with("Relay listening on ")
+        })
+        .await;
+    let addr = line.split_whitespace().nth(3).unwrap();
+    let port = addr.rsplit(':').next().unwrap().parse().unwrap();
+    (relay, port)
+}
+
+/// The tip hash (short hex) in a node's last "chain extended" / "switched"
+/// line.
+fn last_node_tip(output: &str) -> Option<String> {
+    output.lines().rev().find_map(|l| {
+        if let Some(i) = l.find("switched tip ") {
+            return l[i..].split(" -> ").nth(1).map(|s| s[..12].to_owned());
+        }
+        l.find(", tip ").map(|i| l[i + 6..i + 18].to_owned())
+    })
+}
+
+/// The listener's best-chain tip after its last BLOC (full hex).
+fn last_listener_tip(output: &str) -> Option<String> {
+    output.lines().rev().find_map(|l| {
+        let v: Value = serde_json::from_str(l).ok()?;
+        (v["type"] == "BLOC").then(|| v["chain"]["tip"].as_str().unwrap().to_owned())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_transfers_all_confirmed_once_and_everyone_agrees() {
+    let (mut relay, port) = relay().await;
+    let port = port.to_string();
+    let common = ["--host", "127.0.0.1", "--port", port.as_str()];
+    // Our own observer builds the best chain from the BLOC frames.
+    let mut observer = RelayClient::connect(format!("127.0.0.1:{port}"), DEFAULT_TOPIC)
+        .await
+        .unwrap();
+    let mut listener = Program::start("toycoin-listener", &[&common[..], &["--json"]].concat());
+    let mut fast = Program::start("toycoin-node", &[&common[..], &["--name", "fast"]].concat());
+    let mut slow = Program::start(
+        "toycoin-node",
+        &[&common[..], &["--name", "slow", "--delay", "1"]].concat(),
+    );
+    for node in [&mut fast, &mut slow] {
+        node.wait_line("connection", WAIT, |l| l.starts_with("Connected to relay"))
+            .await;
+    }
+    let mut oracle = Program::start(
+        "toycoin-oracle",
+        &[
+            &common[..],
+            &[
+                "--count",
+                "30",
+                "--min-interval",
+                "0.02",
+                "--max-interval",
+                "0.1",
+                "--seed",
+                "7",
+                "--confirm-timeout",
+                "45",
+            ],
+        ]
+        .concat(),
+    );
+
+    // Follow the chain while the oracle works.
+    let mut tree = BlockTree::new(Profile::steady(5.0));
+    let mut oracle_txns: Vec<(Hash, toycoin_common::transaction::Transaction)> = Vec::new();
+    let done = tokio::time::timeout(WAIT, async {
+        loop {
+            tokio::select! {
+                frame = observer.recv() => {
+                    let frame = frame.unwrap().unwrap();
+                    match Message::decode(&frame) {
+                        Ok(Message::Bloc(blocks)) => { let _ = tree.receive(blocks, toycoin_common::chain::now_secs()); }
+                        Ok(Message::Txn(m)) => {
+                            let h = m.txn.hash();
+                            if !oracle_txns.iter().any(|(x, _)| *x == h) {
+                                oracle_txns.push((h, m.txn));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                status = oracle.exited() => return status,
+            }
+        }
+    })
+    .await
+    .expect("the oracle finishes within the time limit");
+    assert!(done.success(), "oracle:\n{}", oracle.output());
+    let out = oracle.output();
+    let final_line = out.lines().find(|l| l.starts_with("Done:")).unwrap();
+    assert!(
+        final_line.contains("all 34 transactions confirmed"),
+        "{final_line}"
+    );
+    assert_eq!(oracle_txns.len(), 34);
+
+    // Everyone ends on one tip (a last race between the nodes settles by
+    // the tie rule); wait for it.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        // Keep our observer current too.
+        while let Ok(Ok(Some(frame))) =
+            tokio::time::timeout(Duration::from_millis(20), observer.recv()).await
+        {
+            if let Ok(Message::Bloc(blocks)) = Message::decode(&frame) {
+                let _ = tree.receive(blocks, toycoin_common::chain::now_secs());
+            }
+        }
+        let tip = tree.chain().tip_hash().to_hex();
+        let agree = last_node_tip(&fast.output()).is_some_and(|t| tip.starts_with(&t))
+            && last_node_tip(&slow.output()).is_some_and(|t| tip.starts_with(&t))
+            && last_listener_tip(&listener.output()).is_some_and(|t| t == tip);
+        if agree {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no common tip:\nfast {:?}\nslow {:?}\nlistener {:?}\nours {tip}",
+            last_node_tip(&fast.output()),
+            last_node_tip(&slow.output()),
+            last_listener_tip(&listener.output())
+        );
+    }
+
+    // Every one of the 34 transactions is in the best chain exactly once.
+    let chain = tree.chain();
+    let mut seen: HashMap<Hash, usize> = HashMap::new();
+    for t in chain.blocks().flat_map(|b| &b.txns) {
+        *seen.entry(t.hash()).or_default() += 1;
+    }
+    let sent: HashSet<Hash> = oracle_txns.iter().map(|(h, _)| *h).collect();
+    assert_eq!(seen.keys().copied().collect::<HashSet<_>>(), sent);
+    assert!(seen.values().all(|&n| n == 1));
+
+    // The chain's balances are the oracle's: wallets in funding order.
+    let wallets: Vec<_> = oracle_txns
+        .iter()
+        .filter(|(_, t)| t.is_coinbase())
+        .map(|(_, t)| t.receiver.clone())
+        .collect();
+    let chain_balances: Vec<i64> = wallets.iter().map(|w| chain.ledger().balance(w)).collect();
+    assert!(
+        final_line.ends_with(&format!("{chain_balances:?}")),
+        "{final_line} vs {chain_balances:?}"
+    );
+
+    // Everything stops when asked, and nobody panicked.
+    for p in [&mut listener, &mut fast, &mut slow, &mut relay] {
+        let status = p.stop(WAIT).await;
+        assert!(status.success(), "{} exited with {status}", p.name);
+        assert!(
+            !p.output().contains("panicked"),
+            "{}:\n{}",
+            p.name,
+            p.output()
+        );
+    }
+    assert!(!oracle.output().contains("panicked"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_shows_blocks_within_seconds_and_stops_everything() {
+    let mut demo = Program::start("toycoin-demo", &["--no-build", "--no-tmux", "--port", "0"]);
+    demo.wait_line("a block in the listener", WAIT, |l| {
+        l.contains("listener |")
+            && l.contains("Blocks: 1 | Total Txns:")
+            && l.contains("Valid: True")
+    })
+    .await;
+    let status = demo.stop(WAIT).await;
+    assert!(status.success(), "{}", demo.output());
+    let out = demo.output();
+    assert!(out.contains("all stopped"));
+    let pids: Vec<String> = out
+        .lines()
+        .filter_map(|l| l.split(" | pid ").nth(1).map(str::to_owned))
+        .collect();
+    assert_eq!(pids.len(), 5, "relay, listener, two nodes, oracle:\n{out}");
+    for pid in pids {
+        let alive = std::process::Command::new("kill")
+            .args(["-0", &pid])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(!alive, "process {pid} is still running");
+    }
+    assert!(!out.contains("panicked"), "{out}");
+}

@@ -1,11 +1,21 @@
 //! `toycoin-bench`: benchmarks that print a table and, last, one line of
 //! `name=value` figures.
 //!
-//! `toycoin-bench relay`: the same loads against our relay and a
-//! nats-server, side by side in one run (alternating, several rounds,
-//! medians reported), with ratios.
+//! - `pow`: the miner's hash rate with 1 and 2 threads against raw SHA-512.
+//! - `propagation`: bytes and accept time of announcing one block, whole
+//!   chain (toycoin) against new block only (steady), as the chain grows.
+//! - `validation`: signed transactions and blocks accepted per second.
+//! - `relay`: the same loads against our relay and a nats-server (or any
+//!   relay speaking the toycoin protocol, the original's included), side by
+//!   side in one run (alternating, several rounds, medians), with ratios.
+//!
+//! With no suite named, all four run, and the last line holds every figure.
 
+mod chains;
 mod load;
+mod pow;
+mod propagation;
+mod validation;
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -18,12 +28,34 @@ use toycoin_relay::{Relay, RelayConfig};
 #[derive(Debug, Parser)]
 #[command(name = "toycoin-bench", version)]
 struct Args {
+    /// The suite to run (default: all of them).
     #[command(subcommand)]
-    suite: Suite,
+    suite: Option<Suite>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Suite {
+    /// Miner hash rate with 1 and 2 threads against raw SHA-512.
+    Pow {
+        /// Seconds per measure.
+        #[arg(long, default_value_t = 3.0)]
+        secs: f64,
+    },
+    /// Announcing one new block on chains of 10, 1,000 and 10,000 blocks.
+    Propagation {
+        /// Chain lengths, comma-separated.
+        #[arg(long, default_value = "10,1000,10000", value_delimiter = ',')]
+        sizes: Vec<usize>,
+        /// Rounds per measure; medians are reported.
+        #[arg(long, default_value_t = 21)]
+        rounds: usize,
+    },
+    /// Signed transactions checked and blocks accepted per second.
+    Validation {
+        /// Transfers to sign and check (whole blocks of 10).
+        #[arg(long, default_value_t = 1000)]
+        txns: usize,
+    },
     /// Our relay against nats-server: throughput 1->10 and 1->100, latency 1->1.
     Relay {
         /// Address of a running toycoin-relay (default: one started in-process).
@@ -118,7 +150,7 @@ async fn relay_suite(
     rounds: usize,
     messages: usize,
     payload: usize,
-) -> Result<(), String> {
+) -> Result<Vec<String>, String> {
     let ours = match relay {
         Some(a) => a,
         None => start_relay().map_err(|e| e.to_string())?,
@@ -195,6 +227,7 @@ async fn relay_suite(
         rows.push(row);
     }
 
+    println!("\n== relay: toycoin-relay against nats-server ==");
     println!(
         "{:<16} {:<12} {:>14} {:>9} {:>8} {:>10} {:>10} {:>10}",
         "load", "server", "deliveries/s", "MB/s", "lost", "p50 us", "p99 us", "max us"
@@ -243,13 +276,8 @@ async fn relay_suite(
         ));
     }
     println!("ratios: deliveries/s toycoin/nats (>= 1 is as fast or faster); latency toycoin/nats (<= 1 is as fast or faster)");
-    figures.push(format!(
-        "rounds={} payload={payload} cores={}",
-        rounds,
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    ));
-    println!("{}", figures.join(" "));
-    Ok(())
+    figures.push(format!("relay_rounds={rounds} relay_payload={payload}"));
+    Ok(figures)
 }
 
 fn main() {
@@ -264,19 +292,38 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let result = runtime.block_on(async {
+    let result: Result<Vec<String>, String> = runtime.block_on(async {
         match args.suite {
-            Suite::Relay {
+            Some(Suite::Pow { secs }) => Ok(pow::run(secs)),
+            Some(Suite::Propagation { sizes, rounds }) => Ok(propagation::run(&sizes, rounds)),
+            Some(Suite::Validation { txns }) => Ok(validation::run(txns)),
+            Some(Suite::Relay {
                 relay,
                 nats,
                 rounds,
                 messages,
                 payload,
-            } => relay_suite(relay, nats, rounds, messages, payload).await,
+            }) => relay_suite(relay, nats, rounds, messages, payload).await,
+            None => {
+                let mut all = pow::run(3.0);
+                all.extend(propagation::run(&[10, 1000, 10_000], 21));
+                all.extend(validation::run(1000));
+                all.extend(relay_suite(None, None, 3, 100_000, 200).await?);
+                Ok(all)
+            }
         }
     });
-    if let Err(e) = result {
-        eprintln!("toycoin-bench: {e}");
-        std::process::exit(1);
+    match result {
+        Ok(mut figures) => {
+            figures.push(format!(
+                "cores={}",
+                std::thread::available_parallelism().map_or(0, |n| n.get())
+            ));
+            println!("\n{}", figures.join(" "));
+        }
+        Err(e) => {
+            eprintln!("toycoin-bench: {e}");
+            std::process::exit(1);
+        }
     }
 }

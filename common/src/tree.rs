@@ -219,11 +219,11 @@ impl BlockTree {
             }
             return Err(error);
         }
-        let adopted: Vec<Hash> = self
-            .chain
-            .blocks()
-            .skip(fork_len)
-            .map(|b| b.header.this_hash)
+        // Index, not `blocks().skip()`: skipping a mapped iterator walks
+        // every block before the fork.
+        let adopted: Vec<Hash> = self.chain.entries()[fork_len.min(self.chain.len())..]
+            .iter()
+            .map(|e| e.block.header.this_hash)
             .collect();
         for hash in &adopted {
             self.forget_side(hash);
@@ -269,21 +269,20 @@ impl BlockTree {
     /// block (Bitcoin's "block locator").
     /// Empty for an empty chain.
     pub fn locator(&self) -> Vec<Hash> {
-        let blocks: Vec<Hash> = self.chain.blocks().map(|b| b.header.this_hash).collect();
+        let entries = self.chain.entries();
+        let hash = |i: usize| entries[i].block.header.this_hash;
         let mut out = Vec::new();
         let mut step = 1;
-        let mut i = blocks.len();
+        let mut i = entries.len();
         while i > 0 {
-            out.push(blocks[i - 1]);
+            out.push(hash(i - 1));
             if out.len() >= 10 {
                 step *= 2;
             }
             i = i.saturating_sub(step);
         }
-        if let Some(first) = blocks.first() {
-            if out.last() != Some(first) {
-                out.push(*first);
-            }
+        if !entries.is_empty() && out.last() != Some(&hash(0)) {
+            out.push(hash(0));
         }
         out
     }

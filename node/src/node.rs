@@ -454,11 +454,10 @@ impl Node {
         if from >= chain.len() {
             return;
         }
-        let blocks: Vec<Block> = chain
-            .blocks()
-            .skip(from)
-            .take(CATCH_UP_BATCH)
-            .cloned()
+        let end = (from + CATCH_UP_BATCH).min(chain.len());
+        let blocks: Vec<Block> = chain.entries()[from..end]
+            .iter()
+            .map(|e| e.block.clone())
             .collect();
         let count = blocks.len();
         self.publish(encode_bloc(&blocks)).await;

@@ -1,0 +1,58 @@
+//! Valid steady-profile chains for the propagation and validation suites,
+//! built quickly: blocks are stamped three target intervals apart (ending
+//! now), so the schedule is always behind and the difficulty falls to its
+//! 12-bit floor after a few blocks (about 4,000 hashes a block).
+
+use toycoin_common::block::Block;
+use toycoin_common::chain::{now_secs, Chain};
+use toycoin_common::pow::{CancelToken, MineOutcome, Miner};
+use toycoin_common::profile::Profile;
+use toycoin_common::transaction::Transaction;
+
+/// Seconds between blocks: three 5-second targets.
+const SPACING: u64 = 15;
+
+/// Mines `n` blocks on top of `chain`, block i holding `txns(i)`, and
+/// appends them; returns the new blocks. The last is stamped `later`
+/// blocks' worth of time before now (room for blocks still to come).
+pub fn extend(
+    chain: &mut Chain,
+    n: usize,
+    later: usize,
+    mut txns: impl FnMut(usize) -> Vec<Transaction>,
+) -> Vec<Block> {
+    let start = now_secs().saturating_sub(SPACING * (n + later) as u64);
+    let start = start.max(chain.schedule().last_timestamp.unwrap_or(0));
+    let miner = Miner::new(1);
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let txns = txns(i);
+        let job = chain
+            .mining_job(&txns, start + SPACING * (i as u64 + 1))
+            .expect("blocks have transactions");
+        let MineOutcome::Found(header) = miner.mine(&job, &CancelToken::new()).outcome else {
+            unreachable!("never cancelled");
+        };
+        let block = Block {
+            header: *header,
+            txns,
+        };
+        chain
+            .push(block.clone(), now_secs())
+            .expect("a block mined on the tip is valid");
+        out.push(block);
+    }
+    out
+}
+
+/// A chain of `n` blocks of two coinbase transactions each.
+pub fn coinbase_chain(profile: Profile, n: usize) -> (Chain, Vec<Block>) {
+    let mut chain = Chain::new(profile);
+    let blocks = extend(&mut chain, n, 0, |i| {
+        vec![
+            Transaction::coinbase(format!("block {i} a").into(), 1),
+            Transaction::coinbase(format!("block {i} b").into(), 2),
+        ]
+    });
+    (chain, blocks)
+}

@@ -115,20 +115,39 @@ async fn start_nats() -> Result<(SocketAddr, Server), String> {
 
 /// Starts our relay on its own runtime and threads, as the binary would run.
 fn start_relay() -> std::io::Result<SocketAddr> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let listener = runtime.block_on(toycoin_relay::bind("127.0.0.1:0"))?;
-    let addr = listener.local_addr()?;
+    let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let config = RelayConfig {
-            silent: true,
-            summary_interval: None,
-            ..RelayConfig::default()
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
         };
-        runtime.block_on(Relay::new(config).run(listener, std::future::pending()))
+        runtime.block_on(async move {
+            let listener = match toycoin_relay::bind("127.0.0.1:0").await {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            let _ = tx.send(listener.local_addr());
+            let config = RelayConfig {
+                silent: true,
+                summary_interval: None,
+                ..RelayConfig::default()
+            };
+            let _ = Relay::new(config)
+                .run(listener, std::future::pending())
+                .await;
+        });
     });
-    Ok(addr)
+    rx.recv()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the relay thread ended")))
 }
 
 /// The median over rounds of one figure.

@@ -248,6 +248,22 @@ impl BlockUndo {
     }
 }
 
+/// Records the two new, unspent outputs of `txn` (whose hash is `hash`).
+fn insert_outputs(outputs: &mut HashMap<OutPoint, OutputState>, txn: &Transaction, hash: Hash) {
+    for kind in [OutputKind::Receiver, OutputKind::Change] {
+        outputs.insert(
+            OutPoint {
+                txn_hash: hash,
+                kind,
+            },
+            OutputState {
+                token: txn.output(hash, kind),
+                spent: false,
+            },
+        );
+    }
+}
+
 /// Outputs created and spent by transactions that are not in a block yet,
 /// layered over a [`Ledger`]: a pending transaction may spend what another
 /// pending one creates, and two pending ones cannot spend the same output.
@@ -301,18 +317,7 @@ impl Overlay {
                 self.outputs.insert(*outpoint, state);
             }
         }
-        for kind in [OutputKind::Receiver, OutputKind::Change] {
-            self.outputs.insert(
-                OutPoint {
-                    txn_hash: checked.hash,
-                    kind,
-                },
-                OutputState {
-                    token: txn.output(checked.hash, kind),
-                    spent: false,
-                },
-            );
-        }
+        insert_outputs(&mut self.outputs, txn, checked.hash);
         self.txns.insert(checked.hash);
     }
 
@@ -406,18 +411,7 @@ impl Ledger {
             }
         }
         undo.spent.extend(checked.inputs);
-        for kind in [OutputKind::Receiver, OutputKind::Change] {
-            self.outputs.insert(
-                OutPoint {
-                    txn_hash: checked.hash,
-                    kind,
-                },
-                OutputState {
-                    token: txn.output(checked.hash, kind),
-                    spent: false,
-                },
-            );
-        }
+        insert_outputs(&mut self.outputs, txn, checked.hash);
         self.txns.insert(checked.hash);
         undo.created.push(checked.hash);
     }

@@ -6,12 +6,11 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
 use rand::rngs::OsRng;
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::broadcast;
 use tokio::time::Instant;
 use toycoin_common::block::Block;
 use toycoin_common::chain::{now_secs, Chain};
@@ -23,48 +22,26 @@ use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
 use toycoin_common::transaction::{OutputKind, Transaction};
 use toycoin_common::wallet::Wallet;
 use toycoin_node::{spawn, Event, NodeConfig, NodeHandle};
-use toycoin_relay::{Relay, RelayConfig};
+use toycoin_relay::local::LocalRelay;
+use toycoin_relay::RelayConfig;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-struct TestRelay {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+/// The relay in-process, silent, on a port the OS picks.
+async fn start_relay(addr: &str) -> LocalRelay {
+    let config = RelayConfig {
+        silent: true,
+        summary_interval: None,
+        ..RelayConfig::default()
+    };
+    toycoin_relay::local::spawn(addr, config).await.unwrap()
 }
 
-impl TestRelay {
-    async fn start() -> TestRelay {
-        let listener = toycoin_relay::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let relay = Relay::new(RelayConfig {
-            silent: true,
-            summary_interval: None,
-            ..RelayConfig::default()
-        });
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            relay
-                .run(listener, async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
-        TestRelay {
-            addr,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(WAIT, self.task)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-    }
+async fn stop_relay(relay: LocalRelay) {
+    tokio::time::timeout(WAIT, relay.stop())
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 struct TestNode {
@@ -73,7 +50,7 @@ struct TestNode {
 }
 
 impl TestNode {
-    fn start(relay: &TestRelay, name: &str, tweak: impl FnOnce(&mut NodeConfig)) -> TestNode {
+    fn start(relay: &LocalRelay, name: &str, tweak: impl FnOnce(&mut NodeConfig)) -> TestNode {
         let mut config = NodeConfig::new(relay.addr.to_string(), Profile::steady(5.0));
         config.name = name.to_owned();
         config.backoff = Duration::from_millis(50);
@@ -152,7 +129,7 @@ struct Source {
 }
 
 impl Source {
-    async fn connect(relay: &TestRelay) -> Source {
+    async fn connect(relay: &LocalRelay) -> Source {
         Source {
             client: RelayClient::connect(relay.addr, "/topic/source")
                 .await
@@ -200,7 +177,7 @@ fn mine_on(chain: &Chain, txns: Vec<Transaction>) -> Block {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_node_mines_every_transaction_exactly_once_including_chained_ones() {
-    let relay = TestRelay::start().await;
+    let relay = start_relay("127.0.0.1:0").await;
     let mut node = TestNode::start(&relay, "solo", |_| {});
     node.connected().await;
     let mut src = Source::connect(&relay).await;
@@ -248,12 +225,12 @@ async fn one_node_mines_every_transaction_exactly_once_including_chained_ones() 
     };
     assert!(pos(a_to_b.txn.hash()) < pos(b_to_c.txn.hash()));
     node.handle.stop().await;
-    relay.stop().await;
+    stop_relay(relay).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_with_different_delays_converge_and_include_everything_once() {
-    let relay = TestRelay::start().await;
+    let relay = start_relay("127.0.0.1:0").await;
     let mut fast = TestNode::start(&relay, "fast", |_| {});
     let mut slow = TestNode::start(&relay, "slow", |c| c.delay = Duration::from_millis(700));
     fast.connected().await;
@@ -279,12 +256,12 @@ async fn two_nodes_with_different_delays_converge_and_include_everything_once() 
     .await;
     fast.handle.stop().await;
     slow.handle.stop().await;
-    relay.stop().await;
+    stop_relay(relay).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_started_late_catches_up() {
-    let relay = TestRelay::start().await;
+    let relay = start_relay("127.0.0.1:0").await;
     let mut early = TestNode::start(&relay, "early", |_| {});
     early.connected().await;
     let mut src = Source::connect(&relay).await;
@@ -310,12 +287,12 @@ async fn a_node_started_late_catches_up() {
     assert!(late.chain().await.len() >= 3);
     early.handle.stop().await;
     late.handle.stop().await;
-    relay.stop().await;
+    stop_relay(relay).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fork_returns_the_losers_transactions_which_are_mined_again() {
-    let relay = TestRelay::start().await;
+    let relay = start_relay("127.0.0.1:0").await;
     let mut node = TestNode::start(&relay, "forked", |_| {});
     node.connected().await;
     let mut src = Source::connect(&relay).await;
@@ -369,12 +346,12 @@ async fn a_fork_returns_the_losers_transactions_which_are_mined_again() {
     assert!(blocks[2].txns.iter().any(|t| t.hash() == t1));
     assert!(blocks[2].txns.iter().any(|t| t.hash() == t2));
     node.handle.stop().await;
-    relay.stop().await;
+    stop_relay(relay).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_transactions_and_blocks_are_rejected_and_change_nothing() {
-    let relay = TestRelay::start().await;
+    let relay = start_relay("127.0.0.1:0").await;
     let mut node = TestNode::start(&relay, "target", |c| {
         c.min_txns = 3;
         c.max_wait = Duration::ZERO;
@@ -470,12 +447,12 @@ async fn bad_transactions_and_blocks_are_rejected_and_change_nothing() {
     })
     .await;
     node.handle.stop().await;
-    relay.stop().await;
+    stop_relay(relay).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mining_stops_within_a_fraction_of_a_second_of_a_new_tip() {
-    let relay = TestRelay::start().await;
+    let relay = start_relay("127.0.0.1:0").await;
     // 48 bits: this node would mine for days; only a new tip stops it.
     let mut node = TestNode::start(&relay, "busy", |c| c.min_bits = 48);
     node.connected().await;
@@ -526,42 +503,28 @@ async fn mining_stops_within_a_fraction_of_a_second_of_a_new_tip() {
     let snap = node.handle.snapshot().await.unwrap();
     assert_eq!(snap.pending, vec![mine1, mine2]);
     node.handle.stop().await;
-    relay.stop().await;
+    stop_relay(relay).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnects_when_the_relay_comes_back() {
-    let relay = TestRelay::start().await;
+    let relay = start_relay("127.0.0.1:0").await;
     let addr = relay.addr;
     let mut node = TestNode::start(&relay, "patient", |_| {});
     node.connected().await;
-    relay.stop().await;
+    stop_relay(relay).await;
     node.wait_for("the loss", |e| matches!(e, Event::Disconnected { .. }))
         .await;
     // A new relay on the same port.
-    let listener = toycoin_relay::bind(addr).await.unwrap();
-    let relay = Relay::new(RelayConfig {
-        silent: true,
-        summary_interval: None,
-        ..RelayConfig::default()
-    });
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        relay
-            .run(listener, async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let relay = start_relay(&addr.to_string()).await;
     node.connected().await;
     node.handle.stop().await;
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
+    stop_relay(relay).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lone_transaction_is_mined_after_max_wait() {
-    let relay = TestRelay::start().await;
+    let relay = start_relay("127.0.0.1:0").await;
     let mut node = TestNode::start(&relay, "patient", |c| {
         c.max_wait = Duration::from_millis(300)
     });
@@ -576,5 +539,5 @@ async fn a_lone_transaction_is_mined_after_max_wait() {
     assert_eq!(blocks.len(), 1);
     assert_eq!(blocks[0].txns[0].hash(), lone);
     node.handle.stop().await;
-    relay.stop().await;
+    stop_relay(relay).await;
 }

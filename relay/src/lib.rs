@@ -4,10 +4,12 @@
 //! - [`hub`]: fan-out to bounded per-subscriber queues.
 //! - [`server`]: accepting, per-client handlers, limits, shutdown.
 //! - [`stats`]: counters and the summary line.
+//! - [`local`]: a relay on the current runtime (tests, embedding).
 //!
 //! The binary (`src/main.rs`) only parses flags and waits for Ctrl-C.
 
 pub mod hub;
+pub mod local;
 pub mod server;
 pub mod stats;
 mod writer;

@@ -10,10 +10,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant};
 use toycoin_common::relay::RelayClient;
+use toycoin_relay::local::LocalRelay;
 use toycoin_relay::{Relay, RelayConfig, SlowPolicy};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -21,44 +20,32 @@ const WAIT: Duration = Duration::from_secs(10);
 struct Running {
     relay: Relay,
     addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
+    local: LocalRelay,
 }
 
 async fn start(config: RelayConfig) -> Running {
-    let listener = toycoin_relay::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let relay = Relay::new(RelayConfig {
-        summary_interval: None,
-        quiet: true,
-        ..config
-    });
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn({
-        let relay = relay.clone();
-        async move {
-            relay
-                .run(listener, async {
-                    let _ = stopped.await;
-                })
-                .await
-        }
-    });
+    let local = toycoin_relay::local::spawn(
+        "127.0.0.1:0",
+        RelayConfig {
+            summary_interval: None,
+            quiet: true,
+            ..config
+        },
+    )
+    .await
+    .unwrap();
     Running {
-        relay,
-        addr,
-        stop: Some(stop),
-        task,
+        relay: local.relay.clone(),
+        addr: local.addr,
+        local,
     }
 }
 
 impl Running {
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        timeout(WAIT, self.task)
+    async fn stop(self) {
+        timeout(WAIT, self.local.stop())
             .await
             .expect("relay stops")
-            .unwrap()
             .unwrap();
         assert_eq!(self.relay.tasks(), 0);
     }

@@ -7,31 +7,23 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
 use toycoin_common::message::Message;
 use toycoin_common::profile::Profile;
 use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
 use toycoin_node::{spawn, NodeConfig, NodeHandle};
-use toycoin_relay::{Relay, RelayConfig};
+use toycoin_relay::local::LocalRelay;
+use toycoin_relay::RelayConfig;
 use toycoin_tests::program::{Program, WAIT};
 
-async fn relay() -> (SocketAddr, oneshot::Sender<()>) {
-    let listener = toycoin_relay::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let relay = Relay::new(RelayConfig {
+async fn relay() -> LocalRelay {
+    let config = RelayConfig {
         silent: true,
         summary_interval: None,
         ..RelayConfig::default()
-    });
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        relay
-            .run(listener, async {
-                let _ = stopped.await;
-            })
-            .await
-    });
-    (addr, stop)
+    };
+    toycoin_relay::local::spawn("127.0.0.1:0", config)
+        .await
+        .unwrap()
 }
 
 fn node(addr: SocketAddr) -> NodeHandle {
@@ -68,7 +60,8 @@ fn final_balances(line: &str) -> Vec<i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_count_every_transfer_is_confirmed_and_balances_agree() {
-    let (addr, stop_relay) = relay().await;
+    let relay = relay().await;
+    let addr = relay.addr;
     let node = node(addr);
     let mut oracle = oracle(addr, &["--count", "8"]);
     let done = oracle
@@ -100,12 +93,13 @@ async fn with_count_every_transfer_is_confirmed_and_balances_agree() {
     expected.sort();
     assert_eq!(on_chain, expected);
     node.stop().await;
-    let _ = stop_relay.send(());
+    relay.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions_nobody_received_are_re_sent_and_confirmed() {
-    let (addr, stop_relay) = relay().await;
+    let relay = relay().await;
+    let addr = relay.addr;
     // No node yet: the fundings go nowhere. A watcher sees them pass.
     let mut watcher = RelayClient::connect(addr, DEFAULT_TOPIC).await.unwrap();
     let mut oracle = oracle(addr, &["--count", "2", "--resend-secs", "1"]);
@@ -133,5 +127,5 @@ async fn transactions_nobody_received_are_re_sent_and_confirmed() {
     let snap = node.snapshot().await.unwrap();
     assert_eq!(snap.blocks.iter().map(|b| b.txns.len()).sum::<usize>(), 6);
     node.stop().await;
-    let _ = stop_relay.send(());
+    relay.stop().await.unwrap();
 }

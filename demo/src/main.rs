@@ -58,7 +58,7 @@ fn build() -> bool {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let release = bin_dir().ends_with("release");
     let mut cmd = std::process::Command::new(cargo);
-    cmd.args(["build", "--bins"]);
+    cmd.args(["build", "--workspace", "--bins"]);
     if release {
         cmd.arg("--release");
     }

@@ -26,12 +26,12 @@ pub fn binary(name: &str) -> PathBuf {
         BUILD.call_once(|| {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let status = std::process::Command::new(cargo)
-                .args(["build", "--bins"])
+                .args(["build", "--workspace", "--bins"])
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .status();
             assert!(
                 status.is_ok_and(|s| s.success()),
-                "cargo build --bins failed"
+                "cargo build --workspace --bins failed"
             );
         });
     }

@@ -154,8 +154,10 @@ fn tmux_available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// One tmux session, a pane per program; everything ends with the session.
-fn run_in_tmux(args: &Args) -> i32 {
+/// One tmux session, a pane per program; everything ends with the session,
+/// and the session ends when this program does (detach, closed terminal,
+/// SIGTERM).
+async fn run_in_tmux(args: &Args, shutdown: impl std::future::Future<Output = ()>) -> i32 {
     let session = "toycoin-demo";
     let tmux = |a: &[&str]| {
         std::process::Command::new("tmux")
@@ -189,8 +191,40 @@ fn run_in_tmux(args: &Args) -> i32 {
         tmux(&["split-window", "-t", session, &cmd]);
         tmux(&["select-layout", "-t", session, "tiled"]);
     }
+    if std::env::var_os("TMUX").is_some() {
+        // Already inside tmux: attaching would nest; switch to it instead.
+        println!("Switched to tmux session '{session}': kill it (`tmux kill-session -t {session}`) to stop everything.");
+        tmux(&["switch-client", "-t", session]);
+        return 0;
+    }
     println!("Opened tmux session '{session}': detach (Ctrl-b d) or close it to stop everything.");
-    tmux(&["attach-session", "-t", session]);
+    match Command::new("tmux")
+        .args(["attach-session", "-t", session])
+        .spawn()
+    {
+        Ok(mut client) => {
+            #[cfg(unix)]
+            let mut hangup =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+            #[cfg(unix)]
+            let hung_up = async {
+                match hangup.as_mut() {
+                    Some(h) => {
+                        h.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let hung_up = std::future::pending::<()>();
+            tokio::select! {
+                _ = client.wait() => {}
+                _ = shutdown => {}
+                _ = hung_up => {}
+            }
+        }
+        Err(e) => eprintln!("toycoin-demo: cannot attach to tmux: {e}"),
+    }
     // However the user left, nothing stays behind.
     let _ = std::process::Command::new("tmux")
         .args(["kill-session", "-t", session])
@@ -388,7 +422,7 @@ async fn main() {
     }
     let use_tmux = !args.no_tmux && std::io::stdout().is_terminal() && tmux_available();
     let code = if use_tmux {
-        run_in_tmux(&args)
+        run_in_tmux(&args, shutdown).await
     } else {
         run_here(&args, shutdown).await
     };

@@ -76,6 +76,9 @@ pub struct ChainEntry {
     pub total_work: u128,
     /// Difficulty schedule after this block.
     pub schedule: Schedule,
+    /// Transactions in the blocks up to and including this one, repeats
+    /// counted (what the original's `Total Txns` counts).
+    pub total_txns: usize,
     undo: BlockUndo,
 }
 
@@ -177,6 +180,12 @@ impl Chain {
         self.index.get(hash).copied()
     }
 
+    /// Transactions in all the chain's blocks, repeats counted (the
+    /// original's `Total Txns`; [`Chain::txn_count`] counts each once).
+    pub fn total_block_txns(&self) -> usize {
+        self.entries.last().map_or(0, |e| e.total_txns)
+    }
+
     /// Total number of transactions in the chain.
     pub fn txn_count(&self) -> usize {
         self.ledger.txn_count()
@@ -213,6 +222,16 @@ impl Chain {
         })
     }
 
+    /// The hash a block at `height` must name as `previous_hash`: GENESIS
+    /// for height 0, else the hash of the block before it (`None` past the
+    /// tip).
+    pub fn hash_before(&self, height: usize) -> Option<Hash> {
+        match height.checked_sub(1) {
+            None => Some(*GENESIS),
+            Some(i) => self.entries.get(i).map(|e| e.block.header.this_hash),
+        }
+    }
+
     /// Work of the chain's first `len` blocks and the schedule after them.
     pub fn state_at(&self, len: usize) -> (u128, Schedule) {
         match len.checked_sub(1).and_then(|i| self.entries.get(i)) {
@@ -230,6 +249,7 @@ impl Chain {
             .apply_block(&block.txns, self.profile.tolerates_repeated_txns())?;
         let schedule = self.profile.advance(&self.schedule(), info.timestamp);
         let total_work = self.total_work() + self.profile.block_work(info.required_bits);
+        let total_txns = self.total_block_txns() + block.txns.len();
         self.index
             .insert(block.header.this_hash, self.entries.len());
         self.entries.push(ChainEntry {
@@ -237,6 +257,7 @@ impl Chain {
             required_bits: info.required_bits,
             total_work,
             schedule,
+            total_txns,
             undo,
         });
         Ok(())

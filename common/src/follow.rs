@@ -1,5 +1,5 @@
-//! Following the best chain from a relay topic without mining: what the
-//! oracle and the listener need. A [`Follower`] feeds each `BLOC` to a
+//! Following the best chain from a relay topic: the node, the oracle and
+//! the listener each hold a [`Follower`]. It feeds each `BLOC` to a
 //! [`BlockTree`] and, in the steady profile, says when to ask for missed
 //! blocks with a `GETB` (see `docs/catch-up.md`): on connecting, when a
 //! block's parent is unknown (at most once a second), and after a full

@@ -19,7 +19,7 @@
 //! | outputs, transaction rules | [`ledger`] |
 //! | chain validation | [`chain`] |
 //! | fork choice, side branches, catch-up locators | [`tree`] |
-//! | following the best chain without mining | [`follow`] |
+//! | following the best chain, catch-up requests | [`follow`] |
 //! | keys and signatures | [`wallet`] |
 //! | Ctrl-C / SIGTERM for the binaries | [`signal`] |
 

@@ -150,11 +150,7 @@ impl BlockTree {
         // Headers and bodies first: cheap, and they decide the branch's work.
         let (mut work, mut schedule) = self.chain.state_at(fork_len);
         let profile = *self.chain.profile();
-        let mut previous = if fork_len == 0 {
-            *GENESIS
-        } else {
-            self.chain.entries()[fork_len - 1].block.header.this_hash
-        };
+        let mut previous = self.chain.hash_before(fork_len).unwrap_or(*GENESIS);
         for (offset, block) in branch.iter().enumerate() {
             let checked = check_header(&profile, previous, &schedule, &block.header, now)
                 .and_then(|info| check_body(block).map(|()| info));

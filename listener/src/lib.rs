@@ -310,7 +310,7 @@ impl Listener {
         }
         let effect = self.effect(&result, count);
         let chain = self.follower.tree().chain();
-        let total_txns: usize = chain.blocks().map(|b| b.txns.len()).sum();
+        let total_txns = chain.total_block_txns();
         let first_height = shown.first().and_then(|b| {
             if b.header.previous_hash == *toycoin_common::hash::GENESIS {
                 Some(0)

@@ -13,15 +13,15 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use toycoin_common::block::Block;
 use toycoin_common::chain::{now_secs, ChainError};
-use toycoin_common::follow::{CATCH_UP_BATCH, CATCH_UP_INTERVAL};
+use toycoin_common::follow::{Follower, CATCH_UP_BATCH};
 use toycoin_common::frame::DEFAULT_MAX_FRAME_LEN;
 use toycoin_common::hash::Hash;
-use toycoin_common::message::{encode_bloc, encode_getb, GetBlocks, Message, TxnMessage};
+use toycoin_common::message::{encode_bloc, GetBlocks, Message, TxnMessage};
 use toycoin_common::pow::{CancelToken, MineOutcome, MineReport, Miner};
 use toycoin_common::profile::{Profile, ProfileKind};
 use toycoin_common::relay::{RelayClient, RelayPublisher, DEFAULT_TOPIC};
 use toycoin_common::transaction::Transaction;
-use toycoin_common::tree::{Adopted, BlockTree, Received};
+use toycoin_common::tree::{Adopted, Received};
 
 use crate::event::Event;
 use crate::pool::{Pool, DEFAULT_MAX_PENDING};
@@ -167,15 +167,13 @@ struct MiningTask {
 struct Node {
     config: NodeConfig,
     events: broadcast::Sender<Event>,
-    tree: BlockTree,
+    follower: Follower,
     pool: Pool,
     publisher: Option<RelayPublisher>,
     mining: Option<MiningTask>,
     sent: VecDeque<Hash>,
     /// A catch-up answer we will send: (first height, when).
     answer: Option<(usize, Instant)>,
-    last_request: Option<Instant>,
-    requests: u64,
     /// Since when the pool has been non-empty.
     pending_since: Option<Instant>,
 }
@@ -183,7 +181,7 @@ struct Node {
 impl Node {
     fn new(config: NodeConfig, events: broadcast::Sender<Event>) -> Node {
         Node {
-            tree: BlockTree::new(config.profile),
+            follower: Follower::new(config.profile, config.name.clone()),
             pool: Pool::new(config.max_pending),
             config,
             events,
@@ -191,8 +189,6 @@ impl Node {
             mining: None,
             sent: VecDeque::new(),
             answer: None,
-            last_request: None,
-            requests: 0,
             pending_since: None,
         }
     }
@@ -226,7 +222,8 @@ impl Node {
                     Some(Net::Connected(publisher, local)) => {
                         self.publisher = Some(publisher);
                         self.emit(Event::Connected { relay: self.config.relay.clone(), local });
-                        self.request_blocks().await;
+                        let request = self.follower.request(false);
+                        self.send_request(request).await;
                     }
                     Some(Net::Frame(payload)) => self.on_frame(payload).await,
                     Some(Net::Lost(reason, retry_in)) => {
@@ -260,7 +257,7 @@ impl Node {
     }
 
     fn snapshot(&self) -> Snapshot {
-        let chain = self.tree.chain();
+        let chain = self.follower.tree().chain();
         Snapshot {
             blocks: chain.blocks().cloned().collect(),
             tip: chain.tip_hash(),
@@ -317,17 +314,18 @@ impl Node {
 
     fn on_txn(&mut self, m: TxnMessage) {
         let hash = m.txn.hash();
-        if self.tree.chain().ledger().contains(&hash) {
+        if self.follower.tree().chain().ledger().contains(&hash) {
             self.emit(Event::TxnRejected {
                 hash: Some(hash),
                 reason: "already in the chain".into(),
             });
             return;
         }
-        match self
-            .pool
-            .add(self.tree.chain().ledger(), m.txn, Some(&m.tokens))
-        {
+        match self.pool.add(
+            self.follower.tree().chain().ledger(),
+            m.txn,
+            Some(&m.tokens),
+        ) {
             Ok(hash) => self.emit(Event::TxnAccepted {
                 hash,
                 pending: self.pool.len(),
@@ -344,18 +342,14 @@ impl Node {
         let starts_after = blocks.first().map(|b| b.header.previous_hash);
         // Someone else answered the catch-up request we meant to answer.
         if let (Some((from, _)), Some(prev)) = (self.answer, starts_after) {
-            if self.hash_before(from) == Some(prev) {
+            if self.follower.tree().chain().hash_before(from) == Some(prev) {
                 self.answer = None;
             }
         }
-        match self.tree.receive(blocks, now_secs()) {
+        let (result, follow_up) = self.follower.receive(blocks, now_secs());
+        match result {
             Ok(Received::Known) => self.emit(Event::BlocKnown { blocks: count }),
-            Ok(Received::Adopted(adopted)) => {
-                self.on_adopted(adopted, false);
-                if self.steady() && count >= CATCH_UP_BATCH {
-                    self.send_request().await;
-                }
-            }
+            Ok(Received::Adopted(adopted)) => self.on_adopted(adopted, false),
             Ok(Received::SideBranch {
                 fork_height,
                 length,
@@ -363,7 +357,7 @@ impl Node {
             }) => self.emit(Event::SideBranch {
                 fork_height,
                 length,
-                best_length: self.tree.chain().len(),
+                best_length: self.follower.tree().chain().len(),
             }),
             Ok(Received::Orphan { missing }) => {
                 if self.steady() {
@@ -373,7 +367,6 @@ impl Node {
                             missing.short()
                         ),
                     });
-                    self.request_blocks().await;
                 } else {
                     self.emit(Event::BlocRejected {
                         reason: format!(
@@ -387,19 +380,8 @@ impl Node {
                 reason: format!("block {index}: {error}"),
             }),
         }
-    }
-
-    /// The hash a block at `height` must follow.
-    fn hash_before(&self, height: usize) -> Option<Hash> {
-        match height.checked_sub(1) {
-            None => Some(*toycoin_common::hash::GENESIS),
-            Some(i) => self
-                .tree
-                .chain()
-                .entries()
-                .get(i)
-                .map(|e| e.block.header.this_hash),
-        }
+        // Missed blocks (an orphan) or more to come (a full catch-up batch).
+        self.send_request(follow_up).await;
     }
 
     fn on_adopted(&mut self, adopted: Adopted, ours: bool) {
@@ -408,12 +390,14 @@ impl Node {
             .iter()
             .flat_map(|b| b.txns.iter().cloned())
             .collect();
-        let rebuilt = self.pool.rebuild(self.tree.chain().ledger(), returned);
+        let rebuilt = self
+            .pool
+            .rebuild(self.follower.tree().chain().ledger(), returned);
         self.emit(Event::Adopted {
             ours,
             old_tip: adopted.old_tip,
             new_tip: adopted.new_tip,
-            height: self.tree.chain().len().saturating_sub(1),
+            height: self.follower.tree().chain().len().saturating_sub(1),
             fork_height: adopted.fork_height,
             rolled_back: adopted.rolled_back.len(),
             added: adopted.added,
@@ -427,7 +411,7 @@ impl Node {
             });
         }
         if let Some(m) = &mut self.mining {
-            if m.previous != self.tree.chain().tip_hash() && m.cancelled_at.is_none() {
+            if m.previous != self.follower.tree().chain().tip_hash() && m.cancelled_at.is_none() {
                 m.cancel.cancel();
                 m.cancelled_at = Some(Instant::now());
             }
@@ -438,8 +422,8 @@ impl Node {
         if !self.steady() {
             return; // toycoin nodes announce whole chains instead
         }
-        let from = self.tree.fork_point(&request.locator);
-        if from >= self.tree.chain().len() || self.answer.is_some() {
+        let from = self.follower.tree().fork_point(&request.locator);
+        if from >= self.follower.tree().chain().len() || self.answer.is_some() {
             return;
         }
         let jitter = rand::thread_rng().gen_range(0..=ANSWER_JITTER_MS);
@@ -450,7 +434,7 @@ impl Node {
         let Some((from, _)) = self.answer.take() else {
             return;
         };
-        let chain = self.tree.chain();
+        let chain = self.follower.tree().chain();
         if from >= chain.len() {
             return;
         }
@@ -467,29 +451,14 @@ impl Node {
         });
     }
 
-    /// Asks for missed blocks (steady profile), at most once a second.
-    async fn request_blocks(&mut self) {
-        if !self.steady() {
+    /// Publishes a catch-up request the follower decided on, if any.
+    async fn send_request(&mut self, request: Option<Bytes>) {
+        let Some(request) = request else {
             return;
-        }
-        if let Some(at) = self.last_request {
-            if at.elapsed() < CATCH_UP_INTERVAL {
-                return;
-            }
-        }
-        self.send_request().await;
-    }
-
-    async fn send_request(&mut self) {
-        self.last_request = Some(Instant::now());
-        self.requests += 1;
-        let request = GetBlocks {
-            locator: self.tree.locator(),
-            id: format!("{}-{}", self.config.name, self.requests),
         };
-        self.publish(encode_getb(&request)).await;
+        self.publish(request).await;
         self.emit(Event::CatchUpRequested {
-            have: self.tree.chain().len(),
+            have: self.follower.tree().chain().len(),
         });
     }
 
@@ -517,7 +486,7 @@ impl Node {
             return;
         }
         let txns = self.pool.select(MAX_BLOCK_TXNS);
-        let chain = self.tree.chain();
+        let chain = self.follower.tree().chain();
         let Some(mut job) = chain.mining_job(&txns, now_secs()) else {
             return;
         };
@@ -580,7 +549,7 @@ impl Node {
             txns: task.txns,
         };
         let txns = block.txns.len();
-        match self.tree.receive(vec![block], now_secs()) {
+        match self.follower.receive(vec![block], now_secs()).0 {
             Ok(Received::Adopted(adopted)) => {
                 self.emit(Event::Mined {
                     height: task.height,
@@ -605,7 +574,7 @@ impl Node {
     /// Tells the network about our new tip: the whole chain in the toycoin
     /// profile (as the original), the new block alone in the steady one.
     async fn announce(&mut self) {
-        let chain = self.tree.chain();
+        let chain = self.follower.tree().chain();
         let payload = if self.steady() {
             encode_bloc(chain.tip().map(std::slice::from_ref).unwrap_or_default())
         } else {

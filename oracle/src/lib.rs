@@ -372,23 +372,29 @@ impl Oracle {
                         adopted.rolled_back.len()
                     );
                 }
-                self.update_confirmations();
+                self.update_confirmations(adopted.fork_height);
             }
             Ok(_) => {}
             Err(e) => println!("Ignored an invalid BLOC: block {}: {}", e.index, e.error),
         }
     }
 
-    fn update_confirmations(&mut self) {
+    /// After the best chain changed from `fork_height` up: blocks below it
+    /// are as they were, so only the new ones are looked through.
+    fn update_confirmations(&mut self, fork_height: usize) {
         let chain: &Chain = self.follower.tree().chain();
         let mut heights: HashMap<Hash, usize> = HashMap::new();
-        for (height, block) in chain.blocks().enumerate() {
-            for txn in &block.txns {
-                heights.entry(txn.hash()).or_insert(height);
+        let new_blocks = &chain.entries()[fork_height.min(chain.len())..];
+        for (offset, entry) in new_blocks.iter().enumerate() {
+            for txn in &entry.block.txns {
+                heights.entry(txn.hash()).or_insert(fork_height + offset);
             }
         }
         let tip_height = chain.len().saturating_sub(1);
         for s in &mut self.sent {
+            if s.confirmed.is_some_and(|h| h < fork_height) {
+                continue;
+            }
             let now = heights.get(&s.hash).copied();
             match (s.confirmed, now) {
                 (None, Some(h)) => {

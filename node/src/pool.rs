@@ -120,7 +120,6 @@ impl Pool {
     pub fn rebuild(&mut self, ledger: &Ledger, returned: Vec<Transaction>) -> Rebuilt {
         let mut report = Rebuilt::default();
         let was_pending = std::mem::take(&mut self.txns);
-        let returned_count = returned.len();
         self.hashes.clear();
         self.overlay.clear();
         let candidates = returned
@@ -137,6 +136,10 @@ impl Pool {
                 }
                 continue;
             }
+            // A pool over its limit after a switch keeps the oldest.
+            if self.txns.len() >= self.max {
+                continue;
+            }
             match check_spend(&self.overlay.view(ledger), &txn, hash, None) {
                 Ok(checked) => {
                     self.overlay.apply(ledger, &txn, &checked);
@@ -147,23 +150,6 @@ impl Pool {
                     }
                 }
                 Err(e) => report.dropped.push((hash, e)),
-            }
-        }
-        debug_assert!(report.returned <= returned_count);
-        // A pool over its limit after a switch keeps the oldest.
-        if self.txns.len() > self.max {
-            for (hash, _) in self.txns.drain(self.max..) {
-                self.hashes.remove(&hash);
-            }
-            let kept = std::mem::take(&mut self.txns);
-            self.overlay.clear();
-            self.hashes.clear();
-            for (hash, txn) in kept {
-                if let Ok(checked) = check_spend(&self.overlay.view(ledger), &txn, hash, None) {
-                    self.overlay.apply(ledger, &txn, &checked);
-                    self.hashes.insert(hash);
-                    self.txns.push((hash, txn));
-                }
             }
         }
         report

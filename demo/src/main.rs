@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use clap::Parser;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
@@ -243,41 +243,38 @@ fn start(program: &str, args: &[String]) -> std::io::Result<Child> {
         .spawn()
 }
 
-fn forward(
-    child: &mut Child,
-    label: &str,
-    colour: &str,
-    colour_on: bool,
-    lines: &mpsc::UnboundedSender<String>,
-) {
-    let prefix = if colour_on {
+/// `label | ` in the program's colour (when colours are on).
+fn prefix(label: &str, colour: &str, colour_on: bool) -> String {
+    if colour_on {
         format!("\x1b[{colour}m{label:>8}\x1b[0m | ")
     } else {
         format!("{label:>8} | ")
-    };
-    let streams: Vec<Box<dyn tokio::io::AsyncRead + Send + Unpin>> = [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    for stream in streams {
-        let (prefix, lines) = (prefix.clone(), lines.clone());
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stream).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                if lines.send(format!("{prefix}{line}")).is_err() {
-                    return;
-                }
+    }
+}
+
+/// Sends each line of `lines`, prefixed, to the printer.
+fn pump<R: AsyncBufRead + Unpin + Send + 'static>(
+    mut lines: Lines<R>,
+    prefix: String,
+    out: &mpsc::UnboundedSender<String>,
+) {
+    let out = out.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if out.send(format!("{prefix}{line}")).is_err() {
+                return;
             }
-        });
+        }
+    });
+}
+
+/// Pumps a child's stdout and stderr, each line prefixed.
+fn forward(child: &mut Child, prefix: &str, out: &mpsc::UnboundedSender<String>) {
+    if let Some(stdout) = child.stdout.take() {
+        pump(BufReader::new(stdout).lines(), prefix.to_owned(), out);
+    }
+    if let Some(stderr) = child.stderr.take() {
+        pump(BufReader::new(stderr).lines(), prefix.to_owned(), out);
     }
 }
 
@@ -335,42 +332,17 @@ async fn run_here(args: &Args, shutdown: impl std::future::Future<Output = ()>) 
             }
         }
     };
-    {
-        let out_tx = tx.clone();
-        let prefix = if colour_on {
-            "\x1b[1m   relay\x1b[0m | ".to_owned()
-        } else {
-            "   relay | ".to_owned()
-        };
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = relay_out.next_line().await {
-                if out_tx.send(format!("{prefix}{line}")).is_err() {
-                    return;
-                }
-            }
-        });
-        if let Some(err) = relay.stderr.take() {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let mut r = BufReader::new(err).lines();
-                while let Ok(Some(line)) = r.next_line().await {
-                    let _ = tx.send(format!("   relay | {line}"));
-                }
-            });
-        }
-    }
+    // The rest of the relay's output, like everyone else's.
+    let relay_prefix = prefix("relay", "1", colour_on);
+    pump(relay_out, relay_prefix.clone(), &tx);
+    forward(&mut relay, &relay_prefix, &tx);
     println!("{:>8} | pid {}", "relay", relay.id().unwrap_or(0));
     for (i, spec) in specs(args, port, colour_on).into_iter().enumerate() {
         match start(spec.program, &spec.args) {
             Ok(mut child) => {
                 println!("{:>8} | pid {}", spec.label, child.id().unwrap_or(0));
-                forward(
-                    &mut child,
-                    &spec.label,
-                    COLOURS[i % COLOURS.len()],
-                    colour_on,
-                    &tx,
-                );
+                let colour = COLOURS[i % COLOURS.len()];
+                forward(&mut child, &prefix(&spec.label, colour, colour_on), &tx);
                 children.push((spec.label, child));
             }
             Err(e) => eprintln!("toycoin-demo: cannot start {}: {e}", spec.program),

@@ -12,7 +12,7 @@ use crate::hash::{Hash, GENESIS};
 use crate::ledger::{BlockTxError, BlockUndo, Ledger, TxError};
 use crate::merkle::merkle_root;
 use crate::pow::MiningJob;
-use crate::profile::{Profile, ProfileKind, Schedule, MAX_FUTURE_SECS};
+use crate::profile::{ChainScore, Profile, Schedule, MAX_FUTURE_SECS};
 use crate::transaction::Transaction;
 
 /// Why a block cannot go on top of a chain.
@@ -160,6 +160,14 @@ impl Chain {
         self.entries.last().map_or(0, |e| e.total_work)
     }
 
+    /// What fork choice compares ([`Profile::prefers`]).
+    pub fn score(&self) -> ChainScore {
+        ChainScore {
+            work: self.total_work(),
+            tip: self.tip_hash(),
+        }
+    }
+
     /// The difficulty schedule after the tip.
     pub fn schedule(&self) -> Schedule {
         self.entries.last().map(|e| e.schedule).unwrap_or_default()
@@ -210,10 +218,9 @@ impl Chain {
     pub fn mining_job(&self, txns: &[Transaction], now: u64) -> Option<MiningJob> {
         let hashes: Vec<Hash> = txns.iter().map(Transaction::hash).collect();
         let merkle_root = merkle_root(&hashes)?;
-        let timestamp = match self.schedule().last_timestamp {
-            Some(last) if self.profile.kind == ProfileKind::Steady => now.max(last),
-            _ => now,
-        };
+        let timestamp = self
+            .profile
+            .mining_timestamp(now, self.schedule().last_timestamp);
         Some(MiningJob {
             timestamp,
             previous_hash: self.tip_hash(),
@@ -229,6 +236,16 @@ impl Chain {
         match height.checked_sub(1) {
             None => Some(*GENESIS),
             Some(i) => self.entries.get(i).map(|e| e.block.header.this_hash),
+        }
+    }
+
+    /// The height of a block whose `previous_hash` is `previous`, if that
+    /// is GENESIS or a block of this chain.
+    pub fn height_after(&self, previous: &Hash) -> Option<usize> {
+        if *previous == *GENESIS {
+            Some(0)
+        } else {
+            self.height_of(previous).map(|h| h + 1)
         }
     }
 
@@ -311,22 +328,21 @@ pub fn check_header(
             got,
         });
     }
-    let timestamp = match profile.kind {
-        ProfileKind::Toycoin => None,
-        ProfileKind::Steady => {
-            let got = header
-                .timestamp_secs()
-                .ok_or(BlockError::TimestampNotDecimal)?;
-            if let Some(previous) = schedule.last_timestamp {
-                if got < previous {
-                    return Err(BlockError::TimestampBackwards { previous, got });
-                }
+    let timestamp = if profile.checks_timestamps() {
+        let got = header
+            .timestamp_secs()
+            .ok_or(BlockError::TimestampNotDecimal)?;
+        if let Some(previous) = schedule.last_timestamp {
+            if got < previous {
+                return Err(BlockError::TimestampBackwards { previous, got });
             }
-            if got > now.saturating_add(MAX_FUTURE_SECS) {
-                return Err(BlockError::TimestampInFuture { got, now });
-            }
-            Some(got)
         }
+        if got > now.saturating_add(MAX_FUTURE_SECS) {
+            return Err(BlockError::TimestampInFuture { got, now });
+        }
+        Some(got)
+    } else {
+        None
     };
     Ok(HeaderInfo {
         required_bits,

@@ -28,6 +28,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::hash::Hash as BlockHash;
+
 /// Bits of block 0 and block 1 in the steady profile: a few hundred
 /// thousand hashes, well under a second on one thread.
 pub const START_BITS: u32 = 18;
@@ -98,7 +100,21 @@ pub struct Schedule {
     pub height: u64,
 }
 
+/// What fork choice compares: a chain's accumulated work and its tip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainScore {
+    pub work: u128,
+    pub tip: BlockHash,
+}
+
 /// A profile with its parameters.
+///
+/// Every rule in which `steady` differs from `toycoin` is a method here:
+/// [`Profile::required_bits`] and [`Profile::advance`] (difficulty),
+/// [`Profile::block_work`] and [`Profile::prefers`] (fork choice),
+/// [`Profile::checks_timestamps`] and [`Profile::mining_timestamp`],
+/// [`Profile::tolerates_repeated_txns`], [`Profile::announces_whole_chain`]
+/// and [`Profile::uses_catch_up`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Profile {
     pub kind: ProfileKind,
@@ -164,7 +180,7 @@ impl Profile {
             offset_ms: schedule.offset_ms,
             height: schedule.height + 1,
         };
-        if self.kind == ProfileKind::Steady {
+        if self.checks_timestamps() {
             if let (Some(prev), Some(now)) = (schedule.last_timestamp, timestamp) {
                 let elapsed_ms = now.saturating_sub(prev).saturating_mul(1000);
                 let counted = i64::try_from(elapsed_ms)
@@ -178,6 +194,51 @@ impl Profile {
             }
         }
         next
+    }
+
+    /// Whether a node announces a block by sending its whole chain (the
+    /// original does) rather than the new block alone.
+    pub fn announces_whole_chain(&self) -> bool {
+        self.kind == ProfileKind::Toycoin
+    }
+
+    /// Whether nodes ask for and answer missed blocks with `GETB` (see
+    /// `docs/catch-up.md`); the original has no such message.
+    pub fn uses_catch_up(&self) -> bool {
+        self.kind == ProfileKind::Steady
+    }
+
+    /// Whether timestamps are checked (canonical decimal seconds, never
+    /// backwards, at most [`MAX_FUTURE_SECS`] ahead) and steer difficulty.
+    /// The original's timestamp check never runs.
+    pub fn checks_timestamps(&self) -> bool {
+        self.kind == ProfileKind::Steady
+    }
+
+    /// The timestamp a miner stamps a new block with at `now`, when the
+    /// last block says `last`: never before it where timestamps are checked.
+    pub fn mining_timestamp(&self, now: u64, last: Option<u64>) -> u64 {
+        match last {
+            Some(last) if self.checks_timestamps() => now.max(last),
+            _ => now,
+        }
+    }
+
+    /// Fork choice: whether a chain `candidate` beats the best chain `best`.
+    /// More work wins (in toycoin a block is one unit of work, so the
+    /// longest chain wins); between equal work the lower tip hash wins, so
+    /// that nodes that mined competing blocks agree as soon as each has
+    /// seen both.
+    pub fn prefers(&self, candidate: ChainScore, best: ChainScore) -> bool {
+        candidate.work > best.work || (candidate.work == best.work && candidate.tip < best.tip)
+    }
+
+    /// The profile in words: `steady, target 5 s` or `toycoin`.
+    pub fn describe(&self) -> String {
+        match self.kind {
+            ProfileKind::Steady => format!("steady, target {} s", self.target_ms as f64 / 1000.0),
+            ProfileKind::Toycoin => "toycoin".to_owned(),
+        }
     }
 
     /// Whether a block may repeat, verbatim, a transaction already in its
@@ -277,6 +338,47 @@ mod tests {
         let s = p.advance(&Schedule::default(), Some(0));
         let s = p.advance(&s, Some(u64::MAX));
         assert_eq!(p.required_bits(&s), MIN_BITS.max(START_BITS - 1));
+    }
+
+    fn score(work: u128, first_byte: u8) -> ChainScore {
+        let mut tip = [0x55; 64];
+        tip[0] = first_byte;
+        ChainScore {
+            work,
+            tip: BlockHash(tip),
+        }
+    }
+
+    #[test]
+    fn fork_choice_prefers_more_work_then_the_lower_tip_hash() {
+        for p in [Profile::steady(5.0), Profile::toycoin()] {
+            assert!(
+                p.prefers(score(11, 0xff), score(10, 0x00)),
+                "more work wins"
+            );
+            assert!(
+                !p.prefers(score(9, 0x00), score(10, 0xff)),
+                "less work loses"
+            );
+            assert!(
+                p.prefers(score(10, 0x01), score(10, 0x02)),
+                "tie: lower hash"
+            );
+            assert!(!p.prefers(score(10, 0x02), score(10, 0x01)));
+            assert!(!p.prefers(score(10, 0x01), score(10, 0x01)), "itself");
+        }
+    }
+
+    #[test]
+    fn only_steady_checks_timestamps_and_catches_up() {
+        let (s, t) = (Profile::steady(5.0), Profile::toycoin());
+        assert!(s.checks_timestamps() && s.uses_catch_up() && !s.announces_whole_chain());
+        assert!(!t.checks_timestamps() && !t.uses_catch_up() && t.announces_whole_chain());
+        assert_eq!(s.mining_timestamp(100, Some(120)), 120);
+        assert_eq!(t.mining_timestamp(100, Some(120)), 100);
+        assert_eq!(s.mining_timestamp(130, Some(120)), 130);
+        assert_eq!(s.describe(), "steady, target 5 s");
+        assert_eq!(t.describe(), "toycoin");
     }
 
     #[test]

@@ -11,17 +11,15 @@
 //! do expensive work without doing more proof of work than the whole
 //! network, and nothing changes unless the new chain is entirely valid.
 //!
-//! Between two chains of equal work, the one whose tip hash is lower wins.
-//! Every node applies the same rule, so nodes that mined competing blocks at
-//! the same height agree as soon as each has seen both, without waiting for
-//! another block (which, in a quiet demo, may never come).
+//! Which of two chains is better is the profile's fork-choice rule,
+//! [`Profile::prefers`](crate::profile::Profile::prefers).
 
 use std::collections::{HashMap, VecDeque};
 
 use crate::block::Block;
 use crate::chain::{check_body, check_header, BlockError, Chain, ChainError};
 use crate::hash::{Hash, GENESIS};
-use crate::profile::Profile;
+use crate::profile::{ChainScore, Profile};
 
 /// Most side-branch blocks kept (the oldest are forgotten first).
 pub const DEFAULT_MAX_SIDE_BLOCKS: usize = 256;
@@ -164,10 +162,11 @@ impl BlockTree {
         }
 
         let best_work = self.chain.total_work();
-        let branch_tip = branch.last().map(|b| b.header.this_hash);
-        let wins = work > best_work
-            || (work == best_work && branch_tip.is_some_and(|tip| tip < self.chain.tip_hash()));
-        if !wins {
+        let candidate = ChainScore {
+            work,
+            tip: previous,
+        };
+        if !profile.prefers(candidate, self.chain.score()) {
             let length = branch.len();
             for block in branch.into_iter().skip(from_side) {
                 self.keep_aside(block);

@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use toycoin_common::hash::Hash;
-use toycoin_common::profile::{Profile, ProfileKind};
+use toycoin_common::profile::Profile;
 
 /// Something the node did or saw.
 #[derive(Clone, Debug, PartialEq)]
@@ -115,10 +115,7 @@ impl fmt::Display for Event {
                 relay,
                 topic,
             } => {
-                write!(f, "Starting up {name}: Full Node (profile {}", profile.kind)?;
-                if profile.kind == ProfileKind::Steady {
-                    write!(f, ", target {} s", profile.target_ms as f64 / 1000.0)?;
-                }
+                write!(f, "Starting up {name}: Full Node (profile {}", profile.describe())?;
                 let s = if *threads == 1 { "" } else { "s" };
                 write!(
                     f,

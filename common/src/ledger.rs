@@ -41,6 +41,8 @@ pub struct OutputState {
 pub enum TxError {
     #[error("transaction is already in the chain")]
     Duplicate,
+    #[error("transaction is already pending")]
+    AlreadyPending,
     #[error("{field} is negative ({value})")]
     NegativeAmount { field: &'static str, value: i64 },
     #[error("coinbase transaction spends tokens")]
@@ -76,6 +78,10 @@ pub trait OutputView {
     fn output(&self, outpoint: &OutPoint) -> Option<&OutputState>;
     /// Whether a transaction with this hash is already recorded.
     fn contains_txn(&self, hash: &Hash) -> bool;
+    /// Whether it is recorded as pending rather than in the chain.
+    fn is_pending(&self, _hash: &Hash) -> bool {
+        false
+    }
 }
 
 /// A transaction that passed [`check_transaction`], with what it spends.
@@ -111,7 +117,11 @@ pub fn check_spend(
     tokens: Option<&[Token]>,
 ) -> Result<CheckedTxn, TxError> {
     if view.contains_txn(&hash) {
-        return Err(TxError::Duplicate);
+        return Err(if view.is_pending(&hash) {
+            TxError::AlreadyPending
+        } else {
+            TxError::Duplicate
+        });
     }
     for (field, value) in [
         ("receiver_value", txn.receiver_value),
@@ -291,6 +301,10 @@ impl OutputView for OverlayView<'_> {
 
     fn contains_txn(&self, hash: &Hash) -> bool {
         self.top.txns.contains(hash) || self.base.contains_txn(hash)
+    }
+
+    fn is_pending(&self, hash: &Hash) -> bool {
+        self.top.txns.contains(hash)
     }
 }
 

@@ -8,32 +8,36 @@
 //! | concept | module |
 //! |---|---|
 //! | length-prefixed frames, connections | [`frame`] |
-//! | relay client session | [`relay`] |
+//! | relay client connection | [`relay`] |
 //! | `TXN `/`BLOC` payloads (JSON) | [`message`] |
 //! | SHA-512, GENESIS, COINBASE | [`hash`] |
 //! | tokens, transactions | [`transaction`] |
 //! | headers, blocks | [`block`] |
 //! | Merkle tree and proofs | [`merkle`] |
-//! | difficulty, fork choice, timestamps | [`profile`] |
+//! | every profile rule: difficulty, fork choice, timestamps, ... | [`profile`] |
 //! | proof-of-work search | [`pow`] |
-//! | outputs, transaction rules | [`ledger`] |
+//! | outputs, transaction rules, the signature check | [`ledger`] |
+//! | mempool: pending transactions waiting for a block | [`mempool`] |
 //! | chain validation | [`chain`] |
-//! | fork choice, side branches, catch-up locators | [`tree`] |
-//! | following the best chain, catch-up requests | [`follow`] |
+//! | side branches, reorganisations, catch-up locators | [`tree`] |
+//! | relay session: connect, reconnect, own frames, follow the chain | [`session`] |
+//! | catch-up: asking for and answering missed blocks | [`catchup`] |
 //! | keys and signatures | [`wallet`] |
 //! | Ctrl-C / SIGTERM for the binaries | [`signal`] |
 
 pub mod block;
+pub mod catchup;
 pub mod chain;
-pub mod follow;
 pub mod frame;
 pub mod hash;
 pub mod ledger;
+pub mod mempool;
 pub mod merkle;
 pub mod message;
 pub mod pow;
 pub mod profile;
 pub mod relay;
+pub mod session;
 pub mod signal;
 pub mod transaction;
 pub mod tree;

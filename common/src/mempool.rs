@@ -1,34 +1,33 @@
-//! The pending pool: valid transactions waiting for a block.
+//! The mempool: valid transactions waiting for a block (the node's pending
+//! pool; the listener judges transactions with one too).
 //!
 //! Transactions are kept in the order they arrived, so a transaction that
 //! spends another pending one's outputs always comes after it, and the
 //! first `n` are always a valid block. Two pending transactions never spend
 //! the same output: the first seen wins. When the best chain changes,
-//! [`Pool::rebuild`] re-checks everything against the new tip (taken-back
+//! [`Mempool::rebuild`] re-checks everything against the new tip (taken-back
 //! blocks' transactions first), drops what is now confirmed and reports
 //! what no longer fits.
 
 use std::collections::HashSet;
 
-use toycoin_common::hash::Hash;
-use toycoin_common::ledger::{check_signatures, check_spend, Ledger, Overlay, TxError};
-use toycoin_common::transaction::{Token, Transaction};
+use crate::hash::Hash;
+use crate::ledger::{check_spend, check_transaction, Ledger, Overlay, TxError};
+use crate::transaction::{Token, Transaction};
 
 /// Default most transactions pending at once.
 pub const DEFAULT_MAX_PENDING: usize = 5_000;
 
 /// Why a transaction was not added.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum PoolError {
-    #[error("already pending")]
-    AlreadyPending,
+pub enum MempoolError {
     #[error("pool is full ({0} transactions pending)")]
     Full(usize),
     #[error("{0}")]
     Invalid(TxError),
 }
 
-/// What [`Pool::rebuild`] found.
+/// What [`Mempool::rebuild`] found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Rebuilt {
     /// Pending transactions now in the best chain.
@@ -41,22 +40,22 @@ pub struct Rebuilt {
 
 /// Valid transactions not yet in the best chain.
 #[derive(Clone, Debug)]
-pub struct Pool {
+pub struct Mempool {
     txns: Vec<(Hash, Transaction)>,
     hashes: HashSet<Hash>,
     overlay: Overlay,
     max: usize,
 }
 
-impl Default for Pool {
-    fn default() -> Pool {
-        Pool::new(DEFAULT_MAX_PENDING)
+impl Default for Mempool {
+    fn default() -> Mempool {
+        Mempool::new(DEFAULT_MAX_PENDING)
     }
 }
 
-impl Pool {
-    pub fn new(max: usize) -> Pool {
-        Pool {
+impl Mempool {
+    pub fn new(max: usize) -> Mempool {
+        Mempool {
             txns: Vec::new(),
             hashes: HashSet::new(),
             overlay: Overlay::new(),
@@ -83,19 +82,13 @@ impl Pool {
         ledger: &Ledger,
         txn: Transaction,
         tokens: Option<&[Token]>,
-    ) -> Result<Hash, PoolError> {
+    ) -> Result<Hash, MempoolError> {
         let hash = txn.hash();
-        if self.hashes.contains(&hash) {
-            return Err(PoolError::AlreadyPending);
+        if self.txns.len() >= self.max && !self.hashes.contains(&hash) {
+            return Err(MempoolError::Full(self.txns.len()));
         }
-        if self.txns.len() >= self.max {
-            return Err(PoolError::Full(self.txns.len()));
-        }
-        let checked = check_spend(&self.overlay.view(ledger), &txn, hash, tokens)
-            .map_err(PoolError::Invalid)?;
-        if !txn.is_coinbase() {
-            check_signatures(&txn).map_err(PoolError::Invalid)?;
-        }
+        let checked = check_transaction(&self.overlay.view(ledger), &txn, hash, tokens)
+            .map_err(MempoolError::Invalid)?;
         self.overlay.apply(ledger, &txn, &checked);
         self.hashes.insert(hash);
         self.txns.push((hash, txn));
@@ -153,5 +146,85 @@ impl Pool {
             }
         }
         report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transaction::OutputKind;
+    use crate::wallet::Wallet;
+    use bytes::Bytes;
+    use rand::rngs::OsRng;
+
+    fn coinbase(tag: &str, value: i64) -> Transaction {
+        Transaction::coinbase(Bytes::from(tag.to_owned()), value)
+    }
+
+    #[test]
+    fn keeps_arrival_order_and_refuses_repeats_and_overflow() {
+        let ledger = Ledger::new();
+        let mut pool = Mempool::new(2);
+        let (a, b, c) = (coinbase("a", 1), coinbase("b", 2), coinbase("c", 3));
+        assert_eq!(pool.add(&ledger, a.clone(), Some(&[])), Ok(a.hash()));
+        assert_eq!(
+            pool.add(&ledger, a.clone(), Some(&[])),
+            Err(MempoolError::Invalid(TxError::AlreadyPending))
+        );
+        pool.add(&ledger, b.clone(), Some(&[])).unwrap();
+        assert_eq!(pool.add(&ledger, c, Some(&[])), Err(MempoolError::Full(2)));
+        assert_eq!(
+            pool.add(&ledger, a.clone(), Some(&[])),
+            Err(MempoolError::Invalid(TxError::AlreadyPending)),
+            "a repeat is named as such even when the pool is full"
+        );
+        assert_eq!(pool.select(10), vec![a.clone(), b.clone()]);
+        assert_eq!(pool.select(1), vec![a]);
+        assert_eq!(pool.len(), 2);
+    }
+
+    #[test]
+    fn chained_spends_are_kept_and_the_first_of_two_double_spends_wins() {
+        let (alice, bob) = (
+            Wallet::generate(&mut OsRng).unwrap(),
+            Wallet::generate(&mut OsRng).unwrap(),
+        );
+        let ledger = Ledger::new();
+        let mut pool = Mempool::default();
+        let funding = Transaction::coinbase(alice.address().clone(), 10);
+        let funded = pool.add(&ledger, funding.clone(), Some(&[])).unwrap();
+        let token = funding.output(funded, OutputKind::Receiver);
+        let pay = alice
+            .transfer(&mut OsRng, bob.address(), 4, vec![token.clone()])
+            .unwrap();
+        pool.add(&ledger, pay.txn.clone(), Some(&pay.tokens))
+            .expect("spends a pending output");
+        let again = alice
+            .transfer(&mut OsRng, alice.address(), 10, vec![token])
+            .unwrap();
+        assert!(matches!(
+            pool.add(&ledger, again.txn, Some(&again.tokens)),
+            Err(MempoolError::Invalid(TxError::AlreadySpent { .. }))
+        ));
+        assert_eq!(pool.select(10), vec![funding, pay.txn]);
+    }
+
+    #[test]
+    fn rebuild_drops_the_confirmed_and_takes_back_rolled_back_blocks_first() {
+        let mut chain_ledger = Ledger::new();
+        let mut pool = Mempool::default();
+        let (a, b, old) = (coinbase("a", 1), coinbase("b", 2), coinbase("old", 3));
+        pool.add(&chain_ledger, a.clone(), Some(&[])).unwrap();
+        pool.add(&chain_ledger, b.clone(), Some(&[])).unwrap();
+        // A new tip confirms `a`; a rolled-back block held `old` and `b`.
+        chain_ledger
+            .apply_block(std::slice::from_ref(&a), false)
+            .unwrap();
+        let report = pool.rebuild(&chain_ledger, vec![old.clone(), b.clone()]);
+        assert_eq!(report.confirmed, 1);
+        assert_eq!(report.returned, 2, "both of the block's transactions");
+        assert!(report.dropped.is_empty());
+        assert_eq!(pool.select(10), vec![old, b]);
+        assert!(!pool.contains(&a.hash()));
     }
 }

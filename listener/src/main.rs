@@ -1,13 +1,11 @@
 //! `toycoin-listener`: print every frame on a relay topic until Ctrl-C.
 
 use std::io::IsTerminal;
-use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use toycoin_common::chain::now_secs;
 use toycoin_common::profile::{Profile, ProfileKind, DEFAULT_TARGET_SECS};
-use toycoin_common::relay::{RelayClient, RelayPublisher, DEFAULT_TOPIC};
-use toycoin_listener::{Listener, Mode};
+use toycoin_common::session::{Session, SessionEvent, DEFAULT_TOPIC};
+use toycoin_listener::{session_config, Judge, Mode, Renderer};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Color {
@@ -51,34 +49,6 @@ struct Args {
     passive: bool,
 }
 
-async fn connect(addr: &str, topic: &str) -> RelayClient {
-    let mut backoff = Duration::from_millis(250);
-    loop {
-        match RelayClient::connect(addr, topic).await {
-            Ok(c) => {
-                eprintln!("Listening to {topic} on relay {addr}");
-                return c;
-            }
-            Err(e) => {
-                eprintln!(
-                    "Relay: cannot connect to {addr}: {e}; retrying in {:.1} s",
-                    backoff.as_secs_f64()
-                );
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
-}
-
-async fn publish(publisher: &mut RelayPublisher, topic: &str, payload: Option<bytes::Bytes>) {
-    if let Some(p) = payload {
-        if let Err(e) = publisher.publish(topic, &p).await {
-            eprintln!("Relay: could not send a catch-up request: {e}");
-        }
-    }
-}
-
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
@@ -96,56 +66,38 @@ async fn main() {
         Color::Auto => std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal(),
     };
     let profile = Profile::new(args.profile, args.target_interval);
-    let addr = format!("{}:{}", args.host, args.port);
-    let mut listener = Listener::new(profile, mode, color);
+    let mut config = session_config(format!("{}:{}", args.host, args.port), profile);
+    config.topic = args.listen.clone();
+    config.ask = !args.passive;
+    let renderer = Renderer::new(mode, color);
+    let mut judge = Judge::new();
     eprintln!(
         "Starting up: Listener (profile {}, {} output)",
         profile.kind,
-        match mode {
-            Mode::Text => "text",
-            Mode::Brief => "brief",
-            Mode::Json => "JSON",
-        }
+        mode.name()
     );
+    let mut session = Session::start(config);
     tokio::pin!(ctrl_c);
     loop {
-        let client = tokio::select! {
-            _ = &mut ctrl_c => {
-                eprintln!("Bye!");
-                return;
-            }
-            client = connect(&addr, &args.listen) => client,
+        let event = tokio::select! {
+            _ = &mut ctrl_c => break,
+            event = session.next() => event,
         };
-        let (mut receiver, mut publisher) = client.into_split();
-        if !args.passive {
-            let request = listener.initial_request();
-            publish(&mut publisher, &args.listen, request).await;
-        }
-        loop {
-            let frame = tokio::select! {
-                _ = &mut ctrl_c => {
-                    eprintln!("Bye!");
-                    return;
-                }
-                frame = receiver.recv() => frame,
-            };
-            match frame {
-                Ok(Some(payload)) => {
-                    let shown = listener.handle(&payload, now_secs());
-                    println!("{}", shown.text);
-                    if !args.passive {
-                        publish(&mut publisher, &args.listen, shown.request).await;
-                    }
-                }
-                Ok(None) => {
-                    eprintln!("Relay: the relay closed the connection; reconnecting");
-                    break;
-                }
-                Err(e) => {
-                    eprintln!("Relay: {e}; reconnecting");
-                    break;
+        match event {
+            None => break,
+            Some(SessionEvent::Connected { relay, .. }) => {
+                eprintln!("Listening to {} on relay {relay}", args.listen);
+            }
+            Some(SessionEvent::Lost { reason, retry_in }) => eprintln!(
+                "Relay: {reason}; retrying in {:.1} s",
+                retry_in.as_secs_f64()
+            ),
+            Some(event) => {
+                if let Some(verdict) = judge.judge(event, session.tree()) {
+                    println!("{}", renderer.render(&verdict));
                 }
             }
         }
     }
+    eprintln!("Bye!");
 }

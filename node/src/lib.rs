@@ -5,15 +5,15 @@
 //! original, only the new block in the steady one, where nodes that missed
 //! blocks catch up with `GETB` (see `docs/catch-up.md`).
 //!
-//! - [`pool`]: pending transactions, chained spends, re-checks on a switch.
-//! - [`node`]: the node task, mining, catch-up, the relay connection.
+//! - [`node`]: the node task and mining; the mempool, the relay session
+//!   and catch-up it uses are in `toycoin_common` (`mempool`, `session`,
+//!   `catchup`).
 //! - [`event`]: what the node reports, one line each.
 //!
 //! The binary (`src/main.rs`) parses flags, prints events, waits for Ctrl-C.
 
 pub mod event;
 pub mod node;
-pub mod pool;
 
 pub use event::Event;
 pub use node::{spawn, NodeConfig, NodeHandle, Snapshot};

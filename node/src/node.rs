@@ -1,36 +1,30 @@
-//! The node itself: one task owns the chain and the pool and reacts to
-//! frames from the relay, finished mining jobs and catch-up timers; mining
+//! The node itself: one task owns the chain and the mempool and reacts to
+//! the relay session's events, finished mining jobs and commands; mining
 //! runs on worker threads (`spawn_blocking`) and is cancelled the moment
-//! the tip moves; a connection task keeps the relay connected with back-off.
+//! the tip moves. Connecting, catch-up and recognising our own frames are
+//! the session's ([`toycoin_common::session`]).
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
-use bytes::Bytes;
-use rand::Rng;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use toycoin_common::block::Block;
 use toycoin_common::chain::{now_secs, ChainError};
-use toycoin_common::follow::{Follower, CATCH_UP_BATCH};
 use toycoin_common::frame::DEFAULT_MAX_FRAME_LEN;
 use toycoin_common::hash::Hash;
-use toycoin_common::message::{encode_bloc, GetBlocks, Message, TxnMessage};
+use toycoin_common::mempool::{Mempool, DEFAULT_MAX_PENDING};
+use toycoin_common::message::{encode_bloc, TxnMessage};
 use toycoin_common::pow::{CancelToken, MineOutcome, MineReport, Miner};
-use toycoin_common::profile::{Profile, ProfileKind};
-use toycoin_common::relay::{RelayClient, RelayPublisher, DEFAULT_TOPIC};
+use toycoin_common::profile::Profile;
+use toycoin_common::session::{
+    BlocReport, Session, SessionConfig, SessionEvent, BACKOFF, DEFAULT_TOPIC, MAX_BACKOFF,
+};
 use toycoin_common::transaction::Transaction;
 use toycoin_common::tree::{Adopted, Received};
 
 use crate::event::Event;
-use crate::pool::{Pool, DEFAULT_MAX_PENDING};
 
-/// A node waits up to this long before answering a catch-up request, and
-/// stays quiet if another node answers first.
-const ANSWER_JITTER_MS: u64 = 200;
-/// Most recent frames we sent that we remember, to recognise them.
-const REMEMBER_SENT: usize = 64;
 const MAX_BLOCK_TXNS: usize = toycoin_common::block::MAX_BLOCK_TXNS;
 
 /// How a node runs.
@@ -77,8 +71,8 @@ impl NodeConfig {
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             max_pending: DEFAULT_MAX_PENDING,
             min_bits: 0,
-            backoff: Duration::from_millis(250),
-            max_backoff: Duration::from_secs(5),
+            backoff: BACKOFF,
+            max_backoff: MAX_BACKOFF,
         }
     }
 }
@@ -149,12 +143,6 @@ pub fn spawn(config: NodeConfig) -> (NodeHandle, broadcast::Receiver<Event>) {
     )
 }
 
-enum Net {
-    Connected(RelayPublisher, String),
-    Frame(Bytes),
-    Lost(String, Duration),
-}
-
 struct MiningTask {
     cancel: CancelToken,
     height: usize,
@@ -167,28 +155,33 @@ struct MiningTask {
 struct Node {
     config: NodeConfig,
     events: broadcast::Sender<Event>,
-    follower: Follower,
-    pool: Pool,
-    publisher: Option<RelayPublisher>,
+    session: Session,
+    pool: Mempool,
     mining: Option<MiningTask>,
-    sent: VecDeque<Hash>,
-    /// A catch-up answer we will send: (first height, when).
-    answer: Option<(usize, Instant)>,
     /// Since when the pool has been non-empty.
     pending_since: Option<Instant>,
 }
 
 impl Node {
     fn new(config: NodeConfig, events: broadcast::Sender<Event>) -> Node {
+        let session = Session::start(SessionConfig {
+            relay: config.relay.clone(),
+            topic: config.topic.clone(),
+            profile: config.profile,
+            name: config.name.clone(),
+            max_frame_len: config.max_frame_len,
+            backoff: config.backoff,
+            max_backoff: config.max_backoff,
+            ask: true,
+            answer: true,
+            keep_blocks: false,
+        });
         Node {
-            follower: Follower::new(config.profile, config.name.clone()),
-            pool: Pool::new(config.max_pending),
+            session,
+            pool: Mempool::new(config.max_pending),
             config,
             events,
-            publisher: None,
             mining: None,
-            sent: VecDeque::new(),
-            answer: None,
             pending_since: None,
         }
     }
@@ -206,10 +199,7 @@ impl Node {
             relay: self.config.relay.clone(),
             topic: self.config.topic.clone(),
         });
-        let (net_tx, mut net) = mpsc::channel(1024);
-        let connection = tokio::spawn(keep_connected(self.config.clone(), net_tx));
         loop {
-            let answer_at = self.answer.map(|(_, at)| at);
             let lone_at = self.lone_deadline();
             tokio::select! {
                 command = commands.recv() => match command {
@@ -218,27 +208,14 @@ impl Node {
                     }
                     Some(Command::Stop) | None => break,
                 },
-                item = net.recv() => match item {
-                    Some(Net::Connected(publisher, local)) => {
-                        self.publisher = Some(publisher);
-                        self.emit(Event::Connected { relay: self.config.relay.clone(), local });
-                        let request = self.follower.request(false);
-                        self.send_request(request).await;
-                    }
-                    Some(Net::Frame(payload)) => self.on_frame(payload).await,
-                    Some(Net::Lost(reason, retry_in)) => {
-                        self.publisher = None;
-                        self.emit(Event::Disconnected { reason, retry_in });
-                    }
+                event = self.session.next() => match event {
+                    Some(event) => self.on_session(event),
                     None => break,
                 },
                 report = async { (&mut self.mining.as_mut().expect("guarded").handle).await },
                     if self.mining.is_some() =>
                 {
-                    self.on_mined(report.ok().flatten()).await;
-                }
-                _ = tokio::time::sleep_until(answer_at.unwrap_or_else(Instant::now)), if answer_at.is_some() => {
-                    self.send_answer().await;
+                    self.on_mined(report.ok().flatten());
                 }
                 _ = tokio::time::sleep_until(lone_at.unwrap_or_else(Instant::now)), if lone_at.is_some() => {
                     // maybe_mine below mines what has waited long enough.
@@ -251,13 +228,11 @@ impl Node {
             m.handle.abort();
             let _ = m.handle.await;
         }
-        connection.abort();
-        let _ = connection.await;
         self.emit(Event::Stopped);
     }
 
     fn snapshot(&self) -> Snapshot {
-        let chain = self.follower.tree().chain();
+        let chain = self.session.tree().chain();
         Snapshot {
             blocks: chain.blocks().cloned().collect(),
             tip: chain.tip_hash(),
@@ -267,65 +242,44 @@ impl Node {
         }
     }
 
-    fn steady(&self) -> bool {
-        self.config.profile.kind == ProfileKind::Steady
-    }
-
-    async fn publish(&mut self, payload: Bytes) {
-        self.sent.push_back(Hash::of(&payload));
-        while self.sent.len() > REMEMBER_SENT {
-            self.sent.pop_front();
-        }
-        let Some(publisher) = self.publisher.as_mut() else {
-            return;
-        };
-        if let Err(e) = publisher.publish(&self.config.topic, &payload).await {
-            self.publisher = None;
-            self.emit(Event::Disconnected {
-                reason: format!("sending failed: {e}"),
-                retry_in: self.config.backoff,
-            });
-        }
-    }
-
-    async fn on_frame(&mut self, payload: Bytes) {
-        let message = match Message::decode(&payload) {
-            Ok(m) => m,
-            Err(e) => {
-                self.emit(Event::Undecodable {
-                    bytes: payload.len(),
-                    reason: e.to_string(),
-                });
-                return;
+    fn on_session(&mut self, event: SessionEvent) {
+        match event {
+            SessionEvent::Connected { relay, local } => {
+                self.emit(Event::Connected { relay, local });
             }
-        };
-        if self.sent.contains(&Hash::of(&payload)) {
-            self.emit(Event::OwnMessage {
+            SessionEvent::Lost { reason, retry_in } => {
+                self.emit(Event::Disconnected { reason, retry_in });
+            }
+            SessionEvent::Txn(m) => self.on_txn(m),
+            SessionEvent::Bloc(report) => self.on_bloc(report),
+            SessionEvent::GetBlocks(_) => {}
+            SessionEvent::Own(message) => self.emit(Event::OwnMessage {
                 kind: message.kind(),
-            });
-            return;
-        }
-        match message {
-            Message::Txn(m) => self.on_txn(m),
-            Message::Bloc(blocks) => self.on_bloc(blocks).await,
-            Message::GetBlocks(request) => self.on_get_blocks(request),
+            }),
+            SessionEvent::Undecodable { bytes, reason, .. } => {
+                self.emit(Event::Undecodable { bytes, reason });
+            }
+            SessionEvent::Requested { have } => self.emit(Event::CatchUpRequested { have }),
+            SessionEvent::Answered {
+                from_height,
+                blocks,
+            } => self.emit(Event::CatchUpAnswered {
+                from_height,
+                blocks,
+            }),
+            SessionEvent::Unsent { bytes } => self.emit(Event::Disconnected {
+                reason: format!("a frame of {bytes} bytes could not be queued"),
+                retry_in: self.config.backoff,
+            }),
         }
     }
 
     fn on_txn(&mut self, m: TxnMessage) {
         let hash = m.txn.hash();
-        if self.follower.tree().chain().ledger().contains(&hash) {
-            self.emit(Event::TxnRejected {
-                hash: Some(hash),
-                reason: "already in the chain".into(),
-            });
-            return;
-        }
-        match self.pool.add(
-            self.follower.tree().chain().ledger(),
-            m.txn,
-            Some(&m.tokens),
-        ) {
+        match self
+            .pool
+            .add(self.session.tree().chain().ledger(), m.txn, Some(&m.tokens))
+        {
             Ok(hash) => self.emit(Event::TxnAccepted {
                 hash,
                 pending: self.pool.len(),
@@ -337,18 +291,11 @@ impl Node {
         }
     }
 
-    async fn on_bloc(&mut self, blocks: Vec<Block>) {
-        let count = blocks.len();
-        let starts_after = blocks.first().map(|b| b.header.previous_hash);
-        // Someone else answered the catch-up request we meant to answer.
-        if let (Some((from, _)), Some(prev)) = (self.answer, starts_after) {
-            if self.follower.tree().chain().hash_before(from) == Some(prev) {
-                self.answer = None;
-            }
-        }
-        let (result, follow_up) = self.follower.receive(blocks, now_secs());
-        match result {
-            Ok(Received::Known) => self.emit(Event::BlocKnown { blocks: count }),
+    fn on_bloc(&mut self, report: BlocReport) {
+        match report.result {
+            Ok(Received::Known) => self.emit(Event::BlocKnown {
+                blocks: report.count,
+            }),
             Ok(Received::Adopted(adopted)) => self.on_adopted(adopted, false),
             Ok(Received::SideBranch {
                 fork_height,
@@ -357,31 +304,23 @@ impl Node {
             }) => self.emit(Event::SideBranch {
                 fork_height,
                 length,
-                best_length: self.follower.tree().chain().len(),
+                best_length: self.session.tree().chain().len(),
             }),
             Ok(Received::Orphan { missing }) => {
-                if self.steady() {
-                    self.emit(Event::BlocRejected {
-                        reason: format!(
-                            "its first block follows {}, which we do not have",
-                            missing.short()
-                        ),
-                    });
+                let reason = if self.config.profile.announces_whole_chain() {
+                    format!("block 0: previous_hash {} is not GENESIS", missing.short())
                 } else {
-                    self.emit(Event::BlocRejected {
-                        reason: format!(
-                            "block 0: previous_hash {} is not GENESIS",
-                            missing.short()
-                        ),
-                    });
-                }
+                    format!(
+                        "its first block follows {}, which we do not have",
+                        missing.short()
+                    )
+                };
+                self.emit(Event::BlocRejected { reason });
             }
             Err(ChainError { index, error }) => self.emit(Event::BlocRejected {
                 reason: format!("block {index}: {error}"),
             }),
         }
-        // Missed blocks (an orphan) or more to come (a full catch-up batch).
-        self.send_request(follow_up).await;
     }
 
     fn on_adopted(&mut self, adopted: Adopted, ours: bool) {
@@ -392,12 +331,12 @@ impl Node {
             .collect();
         let rebuilt = self
             .pool
-            .rebuild(self.follower.tree().chain().ledger(), returned);
+            .rebuild(self.session.tree().chain().ledger(), returned);
         self.emit(Event::Adopted {
             ours,
             old_tip: adopted.old_tip,
             new_tip: adopted.new_tip,
-            height: self.follower.tree().chain().len().saturating_sub(1),
+            height: self.session.tree().chain().len().saturating_sub(1),
             fork_height: adopted.fork_height,
             rolled_back: adopted.rolled_back.len(),
             added: adopted.added,
@@ -411,55 +350,11 @@ impl Node {
             });
         }
         if let Some(m) = &mut self.mining {
-            if m.previous != self.follower.tree().chain().tip_hash() && m.cancelled_at.is_none() {
+            if m.previous != self.session.tree().chain().tip_hash() && m.cancelled_at.is_none() {
                 m.cancel.cancel();
                 m.cancelled_at = Some(Instant::now());
             }
         }
-    }
-
-    fn on_get_blocks(&mut self, request: GetBlocks) {
-        if !self.steady() {
-            return; // toycoin nodes announce whole chains instead
-        }
-        let from = self.follower.tree().fork_point(&request.locator);
-        if from >= self.follower.tree().chain().len() || self.answer.is_some() {
-            return;
-        }
-        let jitter = rand::thread_rng().gen_range(0..=ANSWER_JITTER_MS);
-        self.answer = Some((from, Instant::now() + Duration::from_millis(jitter)));
-    }
-
-    async fn send_answer(&mut self) {
-        let Some((from, _)) = self.answer.take() else {
-            return;
-        };
-        let chain = self.follower.tree().chain();
-        if from >= chain.len() {
-            return;
-        }
-        let end = (from + CATCH_UP_BATCH).min(chain.len());
-        let blocks: Vec<Block> = chain.entries()[from..end]
-            .iter()
-            .map(|e| e.block.clone())
-            .collect();
-        let count = blocks.len();
-        self.publish(encode_bloc(&blocks)).await;
-        self.emit(Event::CatchUpAnswered {
-            from_height: from,
-            blocks: count,
-        });
-    }
-
-    /// Publishes a catch-up request the follower decided on, if any.
-    async fn send_request(&mut self, request: Option<Bytes>) {
-        let Some(request) = request else {
-            return;
-        };
-        self.publish(request).await;
-        self.emit(Event::CatchUpRequested {
-            have: self.follower.tree().chain().len(),
-        });
     }
 
     /// When too few transactions to fill a block have waited `max_wait`.
@@ -486,7 +381,7 @@ impl Node {
             return;
         }
         let txns = self.pool.select(MAX_BLOCK_TXNS);
-        let chain = self.follower.tree().chain();
+        let chain = self.session.tree().chain();
         let Some(mut job) = chain.mining_job(&txns, now_secs()) else {
             return;
         };
@@ -523,7 +418,7 @@ impl Node {
         });
     }
 
-    async fn on_mined(&mut self, report: Option<MineReport>) {
+    fn on_mined(&mut self, report: Option<MineReport>) {
         let Some(task) = self.mining.take() else {
             return;
         };
@@ -549,7 +444,7 @@ impl Node {
             txns: task.txns,
         };
         let txns = block.txns.len();
-        match self.follower.receive(vec![block], now_secs()).0 {
+        match self.session.tree_mut().receive(vec![block], now_secs()) {
             Ok(Received::Adopted(adopted)) => {
                 self.emit(Event::Mined {
                     height: task.height,
@@ -559,7 +454,7 @@ impl Node {
                     hash_rate,
                 });
                 self.on_adopted(adopted, true);
-                self.announce().await;
+                self.announce();
             }
             Ok(_) => self.emit(Event::LostRace {
                 height: task.height,
@@ -571,58 +466,17 @@ impl Node {
         }
     }
 
-    /// Tells the network about our new tip: the whole chain in the toycoin
-    /// profile (as the original), the new block alone in the steady one.
-    async fn announce(&mut self) {
-        let chain = self.follower.tree().chain();
-        let payload = if self.steady() {
-            encode_bloc(chain.tip().map(std::slice::from_ref).unwrap_or_default())
-        } else {
+    /// Tells the network about our new tip: the whole chain where the
+    /// profile announces whole chains (as the original), else the new
+    /// block alone.
+    fn announce(&mut self) {
+        let chain = self.session.tree().chain();
+        let payload = if self.config.profile.announces_whole_chain() {
             let blocks: Vec<Block> = chain.blocks().cloned().collect();
             encode_bloc(&blocks)
+        } else {
+            encode_bloc(chain.tip().map(std::slice::from_ref).unwrap_or_default())
         };
-        self.publish(payload).await;
-    }
-}
-
-/// Connects to the relay, forwards every frame, reconnects with back-off.
-async fn keep_connected(config: NodeConfig, net: mpsc::Sender<Net>) {
-    let mut backoff = config.backoff;
-    loop {
-        let reason = match RelayClient::connect_with_max(
-            config.relay.as_str(),
-            &config.topic,
-            config.max_frame_len,
-        )
-        .await
-        {
-            Ok(client) => {
-                backoff = config.backoff;
-                let local = client
-                    .local_addr()
-                    .map_or_else(|_| "?".into(), |a| a.to_string());
-                let (mut receiver, publisher) = client.into_split();
-                if net.send(Net::Connected(publisher, local)).await.is_err() {
-                    return;
-                }
-                loop {
-                    match receiver.recv().await {
-                        Ok(Some(frame)) => {
-                            if net.send(Net::Frame(frame)).await.is_err() {
-                                return;
-                            }
-                        }
-                        Ok(None) => break "the relay closed the connection".to_owned(),
-                        Err(e) => break format!("connection lost: {e}"),
-                    }
-                }
-            }
-            Err(e) => format!("cannot connect to {}: {e}", config.relay),
-        };
-        if net.send(Net::Lost(reason, backoff)).await.is_err() {
-            return;
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(config.max_backoff);
+        self.session.publish(payload);
     }
 }

@@ -11,13 +11,14 @@ use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::{sleep_until, Instant};
-use toycoin_common::chain::{now_secs, Chain};
-use toycoin_common::follow::Follower;
+use toycoin_common::chain::Chain;
 use toycoin_common::hash::Hash;
 use toycoin_common::ledger::Ledger;
-use toycoin_common::message::{encode_txn, Message, TxnMessage};
+use toycoin_common::message::{encode_txn, TxnMessage};
 use toycoin_common::profile::Profile;
-use toycoin_common::relay::{RelayClient, RelayPublisher, RelayReceiver, DEFAULT_TOPIC};
+use toycoin_common::session::{
+    BlocReport, Session, SessionConfig, SessionEvent, BACKOFF, DEFAULT_TOPIC, MAX_BACKOFF,
+};
 use toycoin_common::transaction::Transaction;
 use toycoin_common::tree::Received;
 use toycoin_common::wallet::Wallet;
@@ -48,6 +49,9 @@ pub struct OracleConfig {
     pub resend_secs: f64,
     /// With `count`: give up this many seconds after the last transfer.
     pub confirm_timeout: f64,
+    /// First reconnect delay; doubles up to `max_backoff`.
+    pub backoff: Duration,
+    pub max_backoff: Duration,
 }
 
 impl OracleConfig {
@@ -65,6 +69,8 @@ impl OracleConfig {
             resend_blocks: 3,
             resend_secs: 30.0,
             confirm_timeout: 120.0,
+            backoff: BACKOFF,
+            max_backoff: MAX_BACKOFF,
         }
     }
 }
@@ -90,10 +96,9 @@ struct Oracle {
     rng: StdRng,
     wallets: Vec<Wallet>,
     truth: Ledger,
-    follower: Follower,
+    session: Session,
     sent: Vec<Sent>,
     transfers: u64,
-    publisher: Option<RelayPublisher>,
     shutdown: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
 }
 
@@ -120,56 +125,24 @@ pub async fn run(config: OracleConfig) -> i32 {
             }
         }
     }
+    let mut session = SessionConfig::new(config.relay.clone(), config.profile, config.name.clone());
+    session.topic = config.topic.clone();
+    session.backoff = config.backoff;
+    session.max_backoff = config.max_backoff;
     let mut oracle = Oracle {
-        follower: Follower::new(config.profile, config.name.clone()),
+        session: Session::start(session),
         config,
         rng,
         wallets,
         truth: Ledger::new(),
         sent: Vec::new(),
         transfers: 0,
-        publisher: None,
         shutdown: Some(shutdown),
     };
     oracle.main_loop().await
 }
 
 impl Oracle {
-    async fn connect(&mut self) -> RelayReceiver {
-        let mut backoff = Duration::from_millis(250);
-        loop {
-            match RelayClient::connect(self.config.relay.as_str(), &self.config.topic).await {
-                Ok(client) => {
-                    println!("Connected to relay {}", self.config.relay);
-                    let (receiver, publisher) = client.into_split();
-                    self.publisher = Some(publisher);
-                    if let Some(request) = self.follower.request(true) {
-                        self.publish(request).await;
-                    }
-                    return receiver;
-                }
-                Err(e) => {
-                    println!(
-                        "Relay: cannot connect to {}: {e}; retrying in {:.1} s",
-                        self.config.relay,
-                        backoff.as_secs_f64()
-                    );
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-    }
-
-    async fn publish(&mut self, payload: Bytes) {
-        if let Some(p) = self.publisher.as_mut() {
-            if let Err(e) = p.publish(&self.config.topic, &payload).await {
-                println!("Relay: sending failed: {e}");
-                self.publisher = None;
-            }
-        }
-    }
-
     fn next_interval(&mut self) -> Duration {
         let (lo, hi) = (self.config.min_interval, self.config.max_interval);
         let secs = if hi > lo {
@@ -186,10 +159,21 @@ impl Oracle {
             .take()
             .unwrap_or_else(|| Box::pin(std::future::pending()));
         tokio::pin!(ctrl_c);
-        let mut receiver = tokio::select! {
-            _ = &mut ctrl_c => return 0,
-            r = self.connect() => r,
-        };
+        // Wait for the relay before funding, so the funding goes out first.
+        loop {
+            let event = tokio::select! {
+                _ = &mut ctrl_c => return 0,
+                event = self.session.next() => event,
+            };
+            match event {
+                Some(SessionEvent::Connected { .. }) => {
+                    self.on_event(event);
+                    break;
+                }
+                Some(_) => self.on_event(event),
+                None => return 1,
+            }
+        }
         for i in 0..self.wallets.len() {
             let txn = Transaction::coinbase(self.wallets[i].address().clone(), funding(i));
             self.send(
@@ -198,8 +182,7 @@ impl Oracle {
                     tokens: Vec::new(),
                     txn,
                 },
-            )
-            .await;
+            );
             println!("Funding wallet {i} with {}", funding(i));
         }
         let mut next_transfer = Instant::now() + self.next_interval();
@@ -212,25 +195,20 @@ impl Oracle {
                     println!("Stopping: {}", self.status());
                     return 0;
                 }
-                frame = receiver.recv() => match frame {
-                    Ok(Some(payload)) => self.on_frame(&payload).await,
-                    Ok(None) | Err(_) => {
-                        println!("Relay: connection lost; reconnecting");
-                        self.publisher = None;
-                        receiver = tokio::select! {
-                            _ = &mut ctrl_c => return 0,
-                            r = self.connect() => r,
-                        };
+                event = self.session.next() => {
+                    if event.is_none() {
+                        return 1;
                     }
-                },
+                    self.on_event(event);
+                }
                 _ = sleep_until(next_transfer), if more => {
-                    self.transfer().await;
+                    self.transfer();
                     next_transfer = Instant::now() + self.next_interval();
                     if !self.more_to_send() {
                         deadline = Some(Instant::now() + Duration::from_secs_f64(self.config.confirm_timeout.max(0.0)));
                     }
                 }
-                _ = tick.tick() => self.resend_lost().await,
+                _ = tick.tick() => self.resend_lost(),
             }
             if let Some(deadline) = deadline {
                 if self.unconfirmed() == 0 && self.balances_agree() {
@@ -256,7 +234,7 @@ impl Oracle {
         }
     }
 
-    async fn send(&mut self, label: String, m: TxnMessage) {
+    fn send(&mut self, label: String, m: TxnMessage) {
         if let Err(e) = self.truth.apply_block(std::slice::from_ref(&m.txn), false) {
             println!("!!! BUG: the oracle made an invalid transaction: {e}");
             return;
@@ -267,10 +245,10 @@ impl Oracle {
             label,
             payload: payload.clone(),
             last_sent: Instant::now(),
-            chain_len_at_send: self.follower.tree().chain().len(),
+            chain_len_at_send: self.session.tree().chain().len(),
             confirmed: None,
         });
-        self.publish(payload).await;
+        self.session.publish(payload);
     }
 
     fn more_to_send(&self) -> bool {
@@ -285,7 +263,7 @@ impl Oracle {
     }
 
     fn chain_balances(&self) -> Vec<i64> {
-        let ledger = self.follower.tree().chain().ledger();
+        let ledger = self.session.tree().chain().ledger();
         self.wallets
             .iter()
             .map(|w| ledger.balance(w.address()))
@@ -309,7 +287,7 @@ impl Oracle {
         )
     }
 
-    async fn transfer(&mut self) {
+    fn transfer(&mut self) {
         let before = self.truth_balances();
         let senders: Vec<usize> = (0..self.wallets.len())
             .filter(|&i| before[i] >= 5)
@@ -343,27 +321,32 @@ impl Oracle {
                 self.transfers
             ),
             m,
-        )
-        .await;
+        );
         println!("  balances after:  {:?}", self.truth_balances());
     }
 
-    async fn on_frame(&mut self, payload: &[u8]) {
-        let blocks = match Message::decode(payload) {
-            Ok(Message::Bloc(blocks)) => blocks,
+    fn on_event(&mut self, event: Option<SessionEvent>) {
+        match event {
+            Some(SessionEvent::Connected { relay, .. }) => println!("Connected to relay {relay}"),
+            Some(SessionEvent::Lost { reason, retry_in }) => println!(
+                "Relay: {reason}; retrying in {:.1} s",
+                retry_in.as_secs_f64()
+            ),
+            Some(SessionEvent::Bloc(report)) => self.on_bloc(report),
+            Some(SessionEvent::Undecodable { bytes, reason, .. }) => {
+                println!("Ignored a frame of {bytes} bytes: {reason}");
+            }
+            Some(SessionEvent::Unsent { bytes }) => {
+                println!("Relay: a frame of {bytes} bytes could not be queued");
+            }
             // Our own TXNs come back; others' TXNs and GETBs are not ours
             // to act on.
-            Ok(_) => return,
-            Err(e) => {
-                println!("Ignored a frame of {} bytes: {e}", payload.len());
-                return;
-            }
-        };
-        let (result, follow_up) = self.follower.receive(blocks, now_secs());
-        if let Some(request) = follow_up {
-            self.publish(request).await;
+            _ => {}
         }
-        match result {
+    }
+
+    fn on_bloc(&mut self, report: BlocReport) {
+        match report.result {
             Ok(Received::Adopted(adopted)) => {
                 if adopted.is_reorganization() {
                     println!(
@@ -382,7 +365,7 @@ impl Oracle {
     /// After the best chain changed from `fork_height` up: blocks below it
     /// are as they were, so only the new ones are looked through.
     fn update_confirmations(&mut self, fork_height: usize) {
-        let chain: &Chain = self.follower.tree().chain();
+        let chain: &Chain = self.session.tree().chain();
         let mut heights: HashMap<Hash, usize> = HashMap::new();
         let new_blocks = &chain.entries()[fork_height.min(chain.len())..];
         for (offset, entry) in new_blocks.iter().enumerate() {
@@ -426,8 +409,8 @@ impl Oracle {
 
     /// Re-sends, in their order, the transactions not in the best chain
     /// after `resend_blocks` new blocks or `resend_secs` seconds.
-    async fn resend_lost(&mut self) {
-        let len = self.follower.tree().chain().len();
+    fn resend_lost(&mut self) {
+        let len = self.session.tree().chain().len();
         let after = Duration::from_secs_f64(self.config.resend_secs.max(0.1));
         let due: Vec<usize> = (0..self.sent.len())
             .filter(|&i| {
@@ -437,7 +420,7 @@ impl Oracle {
                         || s.last_sent.elapsed() >= after)
             })
             .collect();
-        if due.is_empty() || self.publisher.is_none() {
+        if due.is_empty() {
             return;
         }
         println!(
@@ -451,7 +434,7 @@ impl Oracle {
             self.sent[i].last_sent = Instant::now();
             self.sent[i].chain_len_at_send = len;
             println!("  re-sending {}", self.sent[i].label);
-            self.publish(payload).await;
+            self.session.publish(payload);
         }
     }
 }

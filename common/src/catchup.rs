@@ -1,0 +1,301 @@
+//! Catch-up: asking for missed blocks with `GETB` and answering others'
+//! requests (profiles that [use catch-up](crate::profile::Profile::uses_catch_up);
+//! the wire format and the rules are in `docs/catch-up.md`).
+//!
+//! [`CatchUp`] is a state machine without sockets or clocks of its own:
+//! every method that depends on time takes `now`, and the answer's random
+//! delay comes from a jitter function given at construction, so tests drive
+//! it step by step. The relay session ([`crate::session`]) wires it to the
+//! network.
+
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::time::Instant;
+
+use crate::block::Block;
+use crate::chain::ChainError;
+use crate::hash::Hash;
+use crate::message::GetBlocks;
+use crate::profile::Profile;
+use crate::tree::{BlockTree, Received};
+
+/// Most blocks one catch-up answer carries; a full batch means "ask again".
+pub const CATCH_UP_BATCH: usize = 100;
+/// Orphans trigger at most one request per this interval.
+pub const CATCH_UP_INTERVAL: Duration = Duration::from_secs(1);
+/// An answerer waits a random delay up to this long, and stays quiet if
+/// another node's answer from the same height arrives first.
+pub const ANSWER_JITTER: Duration = Duration::from_millis(200);
+
+/// Blocks to publish in answer to a request.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    pub from_height: usize,
+    pub blocks: Vec<Block>,
+}
+
+/// Where catch-up stands: the requests we made, the answer we owe.
+pub struct CatchUp {
+    enabled: bool,
+    id: String,
+    requests: u64,
+    last_request: Option<Instant>,
+    /// A catch-up answer we will send: (first height, when).
+    answer: Option<(usize, Instant)>,
+    jitter: Box<dyn FnMut() -> Duration + Send>,
+}
+
+impl std::fmt::Debug for CatchUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatchUp")
+            .field("enabled", &self.enabled)
+            .field("id", &self.id)
+            .field("requests", &self.requests)
+            .field("answer", &self.answer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CatchUp {
+    /// `id` prefixes our request ids (`<id>-1`, `<id>-2`, ...), so that two
+    /// requests with the same locator are different frames. The answer
+    /// delay is uniformly random up to [`ANSWER_JITTER`].
+    pub fn new(profile: &Profile, id: impl Into<String>) -> CatchUp {
+        CatchUp::with_jitter(profile, id, || {
+            rand::thread_rng().gen_range(Duration::ZERO..=ANSWER_JITTER)
+        })
+    }
+
+    /// As [`CatchUp::new`] with the answer delay given by `jitter`.
+    pub fn with_jitter(
+        profile: &Profile,
+        id: impl Into<String>,
+        jitter: impl FnMut() -> Duration + Send + 'static,
+    ) -> CatchUp {
+        CatchUp {
+            enabled: profile.uses_catch_up(),
+            id: id.into(),
+            requests: 0,
+            last_request: None,
+            answer: None,
+            jitter: Box::new(jitter),
+        }
+    }
+
+    /// A request for the blocks after our best chain, unless one was made
+    /// less than [`CATCH_UP_INTERVAL`] ago (`force` skips that limit).
+    pub fn request(&mut self, tree: &BlockTree, force: bool, now: Instant) -> Option<GetBlocks> {
+        if !self.enabled {
+            return None;
+        }
+        let recent = self
+            .last_request
+            .is_some_and(|at| now.saturating_duration_since(at) < CATCH_UP_INTERVAL);
+        if recent && !force {
+            return None;
+        }
+        self.last_request = Some(now);
+        self.requests += 1;
+        Some(GetBlocks {
+            locator: tree.locator(),
+            id: format!("{}-{}", self.id, self.requests),
+        })
+    }
+
+    /// After a `BLOC` of `count` blocks was received: ask for what is
+    /// missing (its first block follows one we lack, at most once per
+    /// interval) or for more (it was a full catch-up batch).
+    pub fn after_bloc(
+        &mut self,
+        tree: &BlockTree,
+        result: &Result<Received, ChainError>,
+        count: usize,
+        now: Instant,
+    ) -> Option<GetBlocks> {
+        match result {
+            Ok(Received::Orphan { .. }) => self.request(tree, false, now),
+            Ok(Received::Adopted(_)) if count >= CATCH_UP_BATCH => self.request(tree, true, now),
+            _ => None,
+        }
+    }
+
+    /// Someone asked: plan an answer after a random delay, if we have
+    /// blocks they lack and no answer is planned already.
+    pub fn on_request(&mut self, tree: &BlockTree, request: &GetBlocks, now: Instant) {
+        if !self.enabled || self.answer.is_some() {
+            return;
+        }
+        let from = tree.fork_point(&request.locator);
+        if from >= tree.chain().len() {
+            return;
+        }
+        self.answer = Some((from, now + (self.jitter)()));
+    }
+
+    /// A `BLOC` whose first block follows `first_previous` is about to be
+    /// received: if it starts where our planned answer starts, another
+    /// node answered first and we stay quiet.
+    pub fn on_bloc_seen(&mut self, tree: &BlockTree, first_previous: Hash) {
+        if let Some((from, _)) = self.answer {
+            if tree.chain().hash_before(from) == Some(first_previous) {
+                self.answer = None;
+            }
+        }
+    }
+
+    /// When the planned answer is due.
+    pub fn answer_due(&self) -> Option<Instant> {
+        self.answer.map(|(_, at)| at)
+    }
+
+    /// The planned answer, if it is due at `now`: at most
+    /// [`CATCH_UP_BATCH`] best-chain blocks from the planned height.
+    pub fn take_answer(&mut self, tree: &BlockTree, now: Instant) -> Option<Answer> {
+        let (from, at) = self.answer?;
+        if at > now {
+            return None;
+        }
+        self.answer = None;
+        let entries = tree.chain().entries();
+        let end = (from + CATCH_UP_BATCH).min(entries.len());
+        let blocks: Vec<Block> = entries
+            .get(from..end)?
+            .iter()
+            .map(|e| e.block.clone())
+            .collect();
+        Some(Answer {
+            from_height: from,
+            blocks,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::Chain;
+    use crate::pow::{CancelToken, MineOutcome, Miner};
+    use crate::transaction::Transaction;
+
+    const NOW: u64 = 1_700_000_000;
+
+    fn tree_of(profile: Profile, n: usize) -> BlockTree {
+        let mut tree = BlockTree::new(profile);
+        for i in 0..n {
+            let chain: &Chain = tree.chain();
+            let txns = vec![Transaction::coinbase(
+                format!("w{i}").into_bytes().into(),
+                1,
+            )];
+            let job = chain.mining_job(&txns, NOW).expect("txns");
+            let MineOutcome::Found(header) = Miner::new(1).mine(&job, &CancelToken::new()).outcome
+            else {
+                unreachable!("not cancelled")
+            };
+            let block = Block {
+                header: *header,
+                txns,
+            };
+            assert!(matches!(
+                tree.receive(vec![block], NOW),
+                Ok(Received::Adopted(_))
+            ));
+        }
+        tree
+    }
+
+    fn fixed(ms: u64) -> impl FnMut() -> Duration + Send {
+        move || Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn requests_are_rate_limited_unless_forced_and_numbered() {
+        let tree = tree_of(Profile::steady(5.0), 2);
+        let mut c = CatchUp::with_jitter(&Profile::steady(5.0), "n1", fixed(0));
+        let t0 = Instant::now();
+        let first = c.request(&tree, false, t0).expect("first request");
+        assert_eq!(first.id, "n1-1");
+        assert_eq!(first.locator, tree.locator());
+        assert!(c
+            .request(&tree, false, t0 + Duration::from_millis(500))
+            .is_none());
+        assert_eq!(
+            c.request(&tree, true, t0 + Duration::from_millis(500))
+                .map(|r| r.id),
+            Some("n1-2".to_owned())
+        );
+        assert!(c
+            .request(&tree, false, t0 + CATCH_UP_INTERVAL * 2)
+            .is_some());
+    }
+
+    #[test]
+    fn the_toycoin_profile_never_asks_or_answers() {
+        let p = Profile::toycoin();
+        let tree = tree_of(p, 1);
+        let mut c = CatchUp::with_jitter(&p, "n1", fixed(0));
+        let now = Instant::now();
+        assert!(c.request(&tree, true, now).is_none());
+        c.on_request(&tree, &GetBlocks::default(), now);
+        assert!(c.answer_due().is_none());
+    }
+
+    #[test]
+    fn orphans_and_full_batches_ask_again() {
+        let tree = tree_of(Profile::steady(5.0), 1);
+        let mut c = CatchUp::with_jitter(&Profile::steady(5.0), "n", fixed(0));
+        let now = Instant::now();
+        let orphan = Ok(Received::Orphan {
+            missing: Hash([7; 64]),
+        });
+        assert!(c.after_bloc(&tree, &orphan, 1, now).is_some());
+        assert!(
+            c.after_bloc(&tree, &orphan, 1, now).is_none(),
+            "once a second"
+        );
+        assert!(c.after_bloc(&tree, &Ok(Received::Known), 1, now).is_none());
+    }
+
+    #[test]
+    fn answers_after_the_jitter_from_the_fork_point() {
+        let p = Profile::steady(5.0);
+        let tree = tree_of(p, 3);
+        let mut c = CatchUp::with_jitter(&p, "n", fixed(150));
+        let t0 = Instant::now();
+        let asks_after_block_0 = GetBlocks {
+            locator: vec![tree.chain().entries()[0].block.header.this_hash],
+            id: "x-1".into(),
+        };
+        c.on_request(&tree, &asks_after_block_0, t0);
+        assert_eq!(c.answer_due(), Some(t0 + Duration::from_millis(150)));
+        assert!(c.take_answer(&tree, t0).is_none(), "not yet due");
+        let answer = c
+            .take_answer(&tree, t0 + Duration::from_millis(150))
+            .expect("due");
+        assert_eq!(answer.from_height, 1);
+        assert_eq!(answer.blocks.len(), 2);
+        assert!(c.answer_due().is_none(), "answered once");
+        // Nothing to answer for a peer that has everything.
+        let up_to_date = GetBlocks {
+            locator: tree.locator(),
+            id: "x-2".into(),
+        };
+        c.on_request(&tree, &up_to_date, t0);
+        assert!(c.answer_due().is_none());
+    }
+
+    #[test]
+    fn stays_quiet_when_another_node_answers_first() {
+        let p = Profile::steady(5.0);
+        let tree = tree_of(p, 2);
+        let mut c = CatchUp::with_jitter(&p, "n", fixed(100));
+        let t0 = Instant::now();
+        c.on_request(&tree, &GetBlocks::default(), t0);
+        assert!(c.answer_due().is_some());
+        // A BLOC from another node that starts after GENESIS, as ours would.
+        c.on_bloc_seen(&tree, *crate::hash::GENESIS);
+        assert!(c.answer_due().is_none());
+        assert!(c.take_answer(&tree, t0 + Duration::from_secs(1)).is_none());
+    }
+}

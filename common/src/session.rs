@@ -1,0 +1,521 @@
+//! The relay session every program uses: connect and subscribe, reconnect
+//! with back-off, publish, recognise our own frames when the relay echoes
+//! them, decode what arrives, follow the best chain, and catch up (ask on
+//! connecting and on orphans, answer others' requests).
+//!
+//! It is built in two layers, as sans-IO protocol code is:
+//! - [`SessionCore`] does everything but I/O: it takes frames and times in
+//!   and gives [`SessionEvent`]s and frames to publish out. Tests drive it
+//!   with no socket.
+//! - [`Session`] wires a core to the relay: one task owns the TCP connection
+//!   (reading, writing, reconnecting), and [`Session::next`] hands out the
+//!   core's events. Publishing never waits: frames go to that task through
+//!   a bounded queue, so [`Session::next`] is cancel-safe in `select!`.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::block::Block;
+use crate::catchup::CatchUp;
+use crate::chain::{now_secs, ChainError};
+use crate::frame::DEFAULT_MAX_FRAME_LEN;
+use crate::hash::Hash;
+use crate::message::{encode_bloc, encode_getb, GetBlocks, Message, TxnMessage};
+use crate::profile::Profile;
+use crate::relay::RelayClient;
+use crate::tree::{BlockTree, Received};
+
+/// The topic the toycoin programs use.
+pub use crate::relay::DEFAULT_TOPIC;
+
+/// First reconnect delay; it doubles up to [`MAX_BACKOFF`].
+pub const BACKOFF: Duration = Duration::from_millis(250);
+/// Longest reconnect delay.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How many of the frames we sent we remember, to recognise them when the
+/// relay sends them back (it sends every frame to every subscriber of the
+/// topic, the sender included).
+pub const REMEMBER_SENT: usize = 64;
+/// Frames waiting to be written to the relay; more are not sent.
+pub const OUTBOX: usize = 1024;
+
+/// How a session runs.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// `host:port` of the relay.
+    pub relay: String,
+    pub topic: String,
+    pub profile: Profile,
+    /// Prefix of our catch-up request ids.
+    pub name: String,
+    /// Largest frame accepted from the relay.
+    pub max_frame_len: usize,
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    /// Ask for missed blocks (on connecting, on orphans, after full batches).
+    pub ask: bool,
+    /// Answer others' catch-up requests (full nodes do).
+    pub answer: bool,
+    /// Give each `BLOC` event the blocks it carried (for showing them).
+    pub keep_blocks: bool,
+}
+
+impl SessionConfig {
+    pub fn new(relay: impl Into<String>, profile: Profile, name: impl Into<String>) -> Self {
+        SessionConfig {
+            relay: relay.into(),
+            topic: DEFAULT_TOPIC.to_owned(),
+            profile,
+            name: name.into(),
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            backoff: BACKOFF,
+            max_backoff: MAX_BACKOFF,
+            ask: true,
+            answer: false,
+            keep_blocks: false,
+        }
+    }
+}
+
+/// What a `BLOC` did.
+#[derive(Debug)]
+pub struct BlocReport {
+    /// Blocks it carried.
+    pub count: usize,
+    /// Height of its first block on our best chain, when known.
+    pub first_height: Option<usize>,
+    /// The blocks, with [`SessionConfig::keep_blocks`].
+    pub blocks: Option<Vec<Block>>,
+    /// What it did to our view of the chain.
+    pub result: Result<Received, ChainError>,
+}
+
+/// Something the session saw or did.
+#[derive(Debug)]
+pub enum SessionEvent {
+    Connected {
+        relay: String,
+        local: String,
+    },
+    /// The relay could not be reached or went away; retrying.
+    Lost {
+        reason: String,
+        retry_in: Duration,
+    },
+    /// Someone else's transaction.
+    Txn(TxnMessage),
+    /// Someone else's blocks, already taken into our best-chain view.
+    Bloc(BlocReport),
+    /// Someone else's catch-up request.
+    GetBlocks(GetBlocks),
+    /// A frame we sent, back from the relay.
+    Own(Message),
+    /// A frame that is not a toycoin message.
+    Undecodable {
+        bytes: usize,
+        tag: String,
+        reason: String,
+    },
+    /// We asked for missed blocks.
+    Requested {
+        have: usize,
+    },
+    /// We answered a catch-up request.
+    Answered {
+        from_height: usize,
+        blocks: usize,
+    },
+    /// A frame could not be queued for the relay (not connected for long).
+    Unsent {
+        bytes: usize,
+    },
+}
+
+/// The session without I/O: frames and times in, events and frames out.
+#[derive(Debug)]
+pub struct SessionCore {
+    ask: bool,
+    answer: bool,
+    keep_blocks: bool,
+    tree: BlockTree,
+    catch_up: CatchUp,
+    sent: VecDeque<Hash>,
+    events: VecDeque<SessionEvent>,
+    outbox: VecDeque<Bytes>,
+}
+
+impl SessionCore {
+    pub fn new(config: &SessionConfig) -> SessionCore {
+        let catch_up = CatchUp::new(&config.profile, config.name.clone());
+        SessionCore::with_catch_up(config, catch_up)
+    }
+
+    /// With a given catch-up machine (e.g. one with fixed jitter).
+    pub fn with_catch_up(config: &SessionConfig, catch_up: CatchUp) -> SessionCore {
+        SessionCore {
+            ask: config.ask,
+            answer: config.answer,
+            keep_blocks: config.keep_blocks,
+            tree: BlockTree::new(config.profile),
+            catch_up,
+            sent: VecDeque::new(),
+            events: VecDeque::new(),
+            outbox: VecDeque::new(),
+        }
+    }
+
+    /// Our view of the best chain and its side branches.
+    pub fn tree(&self) -> &BlockTree {
+        &self.tree
+    }
+
+    /// For blocks of our own (a node's mined block) that go into the
+    /// view without a frame.
+    pub fn tree_mut(&mut self) -> &mut BlockTree {
+        &mut self.tree
+    }
+
+    /// Queues `payload` for the relay and remembers it as ours.
+    pub fn publish(&mut self, payload: Bytes) {
+        self.sent.push_back(Hash::of(&payload));
+        while self.sent.len() > REMEMBER_SENT {
+            self.sent.pop_front();
+        }
+        self.outbox.push_back(payload);
+    }
+
+    /// The next frame to write to the relay.
+    pub fn take_outgoing(&mut self) -> Option<Bytes> {
+        self.outbox.pop_front()
+    }
+
+    /// The next event.
+    pub fn next_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    fn emit(&mut self, event: SessionEvent) {
+        self.events.push_back(event);
+    }
+
+    fn send_request(&mut self, request: Option<GetBlocks>) {
+        if let Some(request) = request {
+            self.publish(encode_getb(&request));
+            let have = self.tree.chain().len();
+            self.emit(SessionEvent::Requested { have });
+        }
+    }
+
+    /// Connected (again): ask for what we missed.
+    pub fn on_connected(&mut self, relay: String, local: String, now: Instant) {
+        self.emit(SessionEvent::Connected { relay, local });
+        if self.ask {
+            let request = self.catch_up.request(&self.tree, true, now);
+            self.send_request(request);
+        }
+    }
+
+    pub fn on_lost(&mut self, reason: String, retry_in: Duration) {
+        self.emit(SessionEvent::Lost { reason, retry_in });
+    }
+
+    /// A frame could not be queued for the relay.
+    pub fn on_unsent(&mut self, bytes: usize) {
+        self.emit(SessionEvent::Unsent { bytes });
+    }
+
+    /// A frame from the relay; `now_secs` is the Unix time (for timestamp
+    /// rules), `now` the clock catch-up runs on.
+    pub fn on_frame(&mut self, payload: &[u8], now_secs: u64, now: Instant) {
+        let message = match Message::decode(payload) {
+            Ok(m) => m,
+            Err(e) => {
+                let tag = payload
+                    .get(..4)
+                    .map(|t| String::from_utf8_lossy(t).trim().to_owned())
+                    .unwrap_or_default();
+                self.emit(SessionEvent::Undecodable {
+                    bytes: payload.len(),
+                    tag,
+                    reason: e.to_string(),
+                });
+                return;
+            }
+        };
+        if self.sent.contains(&Hash::of(payload)) {
+            self.emit(SessionEvent::Own(message));
+            return;
+        }
+        match message {
+            Message::Txn(m) => self.emit(SessionEvent::Txn(m)),
+            Message::Bloc(blocks) => self.on_bloc(blocks, now_secs, now),
+            Message::GetBlocks(request) => {
+                if self.answer {
+                    self.catch_up.on_request(&self.tree, &request, now);
+                }
+                self.emit(SessionEvent::GetBlocks(request));
+            }
+        }
+    }
+
+    fn on_bloc(&mut self, blocks: Vec<Block>, now_secs: u64, now: Instant) {
+        let count = blocks.len();
+        let first_previous = blocks.first().map(|b| b.header.previous_hash);
+        if let Some(previous) = first_previous {
+            self.catch_up.on_bloc_seen(&self.tree, previous);
+        }
+        let kept = self.keep_blocks.then(|| blocks.clone());
+        let result = self.tree.receive(blocks, now_secs);
+        let first_height = first_previous.and_then(|p| self.tree.chain().height_after(&p));
+        let follow_up = if self.ask {
+            self.catch_up.after_bloc(&self.tree, &result, count, now)
+        } else {
+            None
+        };
+        self.emit(SessionEvent::Bloc(BlocReport {
+            count,
+            first_height,
+            blocks: kept,
+            result,
+        }));
+        self.send_request(follow_up);
+    }
+
+    /// When a planned catch-up answer is due.
+    pub fn answer_due(&self) -> Option<Instant> {
+        self.catch_up.answer_due()
+    }
+
+    /// Sends the planned catch-up answer if it is due.
+    pub fn on_timer(&mut self, now: Instant) {
+        if let Some(answer) = self.catch_up.take_answer(&self.tree, now) {
+            self.publish(encode_bloc(&answer.blocks));
+            self.emit(SessionEvent::Answered {
+                from_height: answer.from_height,
+                blocks: answer.blocks.len(),
+            });
+        }
+    }
+}
+
+enum Net {
+    Connected(String),
+    Frame(Bytes),
+    Lost(String, Duration),
+}
+
+/// A session connected to the relay (reconnecting when it goes away).
+#[derive(Debug)]
+pub struct Session {
+    relay: String,
+    core: SessionCore,
+    net: mpsc::Receiver<Net>,
+    out: mpsc::Sender<Bytes>,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Net::Connected(local) => write!(f, "Connected({local})"),
+            Net::Frame(p) => write!(f, "Frame({} bytes)", p.len()),
+            Net::Lost(reason, _) => write!(f, "Lost({reason})"),
+        }
+    }
+}
+
+impl Session {
+    /// Starts connecting on the current Tokio runtime.
+    pub fn start(config: SessionConfig) -> Session {
+        Session::with_core(SessionCore::new(&config), config)
+    }
+
+    /// As [`Session::start`] with a given core.
+    pub fn with_core(core: SessionCore, config: SessionConfig) -> Session {
+        let (net_tx, net) = mpsc::channel(1024);
+        let (out, out_rx) = mpsc::channel(OUTBOX);
+        let relay = config.relay.clone();
+        let task = tokio::spawn(keep_connected(config, net_tx, out_rx));
+        Session {
+            relay,
+            core,
+            net,
+            out,
+            task,
+        }
+    }
+
+    pub fn tree(&self) -> &BlockTree {
+        self.core.tree()
+    }
+
+    pub fn tree_mut(&mut self) -> &mut BlockTree {
+        self.core.tree_mut()
+    }
+
+    /// Publishes `payload` (queued while the relay is away).
+    pub fn publish(&mut self, payload: Bytes) {
+        self.core.publish(payload);
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        while let Some(payload) = self.core.take_outgoing() {
+            let bytes = payload.len();
+            if self.out.try_send(payload).is_err() {
+                self.core.on_unsent(bytes);
+            }
+        }
+    }
+
+    /// The next event; `None` only if the connection task has ended.
+    /// Cancel-safe.
+    pub async fn next(&mut self) -> Option<SessionEvent> {
+        loop {
+            self.flush();
+            if let Some(event) = self.core.next_event() {
+                return Some(event);
+            }
+            let due = self.core.answer_due();
+            tokio::select! {
+                item = self.net.recv() => match item? {
+                    Net::Connected(local) => {
+                        self.core.on_connected(self.relay.clone(), local, Instant::now());
+                    }
+                    Net::Frame(payload) => self.core.on_frame(&payload, now_secs(), Instant::now()),
+                    Net::Lost(reason, retry_in) => self.core.on_lost(reason, retry_in),
+                },
+                _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                    self.core.on_timer(Instant::now());
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Owns the connection: connects, forwards every frame, writes what is
+/// published, and reconnects with back-off.
+async fn keep_connected(
+    config: SessionConfig,
+    net: mpsc::Sender<Net>,
+    mut out: mpsc::Receiver<Bytes>,
+) {
+    let mut backoff = config.backoff;
+    loop {
+        let reason = match RelayClient::connect_with_max(
+            config.relay.as_str(),
+            &config.topic,
+            config.max_frame_len,
+        )
+        .await
+        {
+            Ok(client) => {
+                backoff = config.backoff;
+                let local = client
+                    .local_addr()
+                    .map_or_else(|_| "?".into(), |a| a.to_string());
+                let (mut receiver, mut publisher) = client.into_split();
+                if net.send(Net::Connected(local)).await.is_err() {
+                    return;
+                }
+                loop {
+                    tokio::select! {
+                        frame = receiver.recv() => match frame {
+                            Ok(Some(frame)) => {
+                                if net.send(Net::Frame(frame)).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Ok(None) => break "the relay closed the connection".to_owned(),
+                            Err(e) => break format!("connection lost: {e}"),
+                        },
+                        payload = out.recv() => {
+                            let Some(payload) = payload else { return };
+                            if let Err(e) = publisher.publish(&config.topic, &payload).await {
+                                break format!("sending failed: {e}");
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => format!("cannot connect to {}: {e}", config.relay),
+        };
+        if net.send(Net::Lost(reason, backoff)).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(config.max_backoff);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::encode_txn;
+    use crate::transaction::Transaction;
+
+    fn core(ask: bool) -> SessionCore {
+        let mut config = SessionConfig::new("-", Profile::steady(5.0), "me");
+        config.ask = ask;
+        SessionCore::new(&config)
+    }
+
+    #[test]
+    fn asks_on_connecting_and_knows_its_own_frames() {
+        let mut c = core(true);
+        c.on_connected("r".into(), "l".into(), Instant::now());
+        assert!(matches!(
+            c.next_event(),
+            Some(SessionEvent::Connected { .. })
+        ));
+        assert!(matches!(
+            c.next_event(),
+            Some(SessionEvent::Requested { have: 0 })
+        ));
+        let request = c.take_outgoing().expect("a GETB");
+        assert!(request.starts_with(b"GETB"));
+        c.on_frame(&request, 0, Instant::now());
+        assert!(matches!(
+            c.next_event(),
+            Some(SessionEvent::Own(Message::GetBlocks(_)))
+        ));
+        // The same kind of frame from someone else is not ours.
+        let txn = encode_txn(&[], &Transaction::coinbase(Bytes::from_static(b"x"), 1));
+        c.on_frame(&txn, 0, Instant::now());
+        assert!(matches!(c.next_event(), Some(SessionEvent::Txn(_))));
+        c.publish(txn.clone());
+        c.on_frame(&txn, 0, Instant::now());
+        assert!(matches!(c.next_event(), Some(SessionEvent::Own(_))));
+    }
+
+    #[test]
+    fn a_passive_session_never_asks_and_garbage_is_reported() {
+        let mut c = core(false);
+        c.on_connected("r".into(), "l".into(), Instant::now());
+        assert!(matches!(
+            c.next_event(),
+            Some(SessionEvent::Connected { .. })
+        ));
+        assert!(c.next_event().is_none());
+        assert!(c.take_outgoing().is_none());
+        c.on_frame(b"ABCD{}", 0, Instant::now());
+        match c.next_event() {
+            Some(SessionEvent::Undecodable { bytes, tag, reason }) => {
+                assert_eq!((bytes, tag.as_str()), (6, "ABCD"));
+                assert!(reason.contains("unknown message tag"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

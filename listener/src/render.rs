@@ -1,0 +1,404 @@
+//! Renderers: text (as the original), brief (one line) and JSON (one
+//! object per line). They format [`Verdict`]s and judge nothing.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde_json::{json, Value};
+use toycoin_common::block::Block;
+use toycoin_common::transaction::{Token, Transaction};
+
+use crate::judge::{Effect, TxnCheck, Verdict};
+
+/// How frames are shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// A readable block of text per frame (as the original).
+    Text,
+    /// One line per frame.
+    Brief,
+    /// One JSON object per line per frame.
+    Json,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Text => "text",
+            Mode::Brief => "brief",
+            Mode::Json => "JSON",
+        }
+    }
+}
+
+/// Formats verdicts in one mode, with or without colours.
+#[derive(Clone, Copy, Debug)]
+pub struct Renderer {
+    pub mode: Mode,
+    pub color: bool,
+}
+
+/// `"LS0tLS1CRU..."`: the first 10 base64 characters of `bytes`, as the
+/// original prints bytes.
+pub fn abbrev(bytes: &[u8]) -> String {
+    let full = B64.encode(bytes);
+    if full.len() > 10 {
+        format!("\"{}...\"", &full[..10])
+    } else {
+        format!("\"{full}\"")
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    B64.encode(bytes)
+}
+
+impl Renderer {
+    pub fn new(mode: Mode, color: bool) -> Renderer {
+        Renderer { mode, color }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    fn yes_no(&self, valid: bool) -> String {
+        if valid {
+            self.paint("32", "True")
+        } else {
+            self.paint("1;31", "False")
+        }
+    }
+
+    /// The verdict as text to print (one or more lines, no trailing
+    /// newline).
+    pub fn render(&self, verdict: &Verdict) -> String {
+        match verdict {
+            Verdict::Txn {
+                hash,
+                message,
+                check,
+            } => self.txn(hash, &message.tokens, &message.txn, check),
+            Verdict::Bloc {
+                count,
+                first_height,
+                blocks,
+                effect,
+                chain,
+            } => self.bloc(*count, *first_height, blocks, effect, chain),
+            Verdict::GetBlocks { request, own } => match self.mode {
+                Mode::Json => json!({
+                    "type": "GETB",
+                    "valid": true,
+                    "own": own,
+                    "id": request.id,
+                    "locator": request.locator.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
+                })
+                .to_string(),
+                _ => {
+                    let whose = if *own { " (this listener's)" } else { "" };
+                    format!(
+                        "{} catch-up request {}{whose}: blocks after {}",
+                        self.paint("34", "GETB"),
+                        request.id,
+                        request
+                            .locator
+                            .first()
+                            .map_or_else(|| "genesis".to_owned(), |h| h.short())
+                    )
+                }
+            },
+            Verdict::Undecodable { bytes, tag, reason } => match self.mode {
+                Mode::Json => json!({
+                    "type": if tag.is_empty() { "unknown" } else { tag.as_str() },
+                    "valid": false,
+                    "error": reason,
+                    "bytes": bytes,
+                })
+                .to_string(),
+                _ => self.paint(
+                    "33",
+                    &format!("Could not decode a frame of {bytes} bytes: {reason}"),
+                ),
+            },
+        }
+    }
+
+    fn txn(
+        &self,
+        hash: &toycoin_common::hash::Hash,
+        tokens: &[Token],
+        t: &Transaction,
+        check: &TxnCheck,
+    ) -> String {
+        let (valid, error) = match check {
+            TxnCheck::Valid => (Some(true), None),
+            TxnCheck::Invalid(e) => (Some(false), Some(e.as_str())),
+            TxnCheck::Unchecked(e) => (None, Some(e.as_str())),
+        };
+        match self.mode {
+            Mode::Json => json!({
+                "type": "TXN",
+                "valid": valid,
+                "error": error,
+                "hash": hash.to_hex(),
+                "tokens": tokens.iter().map(token_json).collect::<Vec<_>>(),
+                "txn": txn_json(t),
+            })
+            .to_string(),
+            Mode::Brief => {
+                let what = if t.is_coinbase() {
+                    format!("funding of {} to {}", t.receiver_value, abbrev(&t.receiver))
+                } else {
+                    format!(
+                        "{} from {} to {} (change {})",
+                        t.receiver_value,
+                        abbrev(&t.sender),
+                        abbrev(&t.receiver),
+                        t.sender_change
+                    )
+                };
+                let verdict = match check {
+                    TxnCheck::Valid => String::new(),
+                    TxnCheck::Invalid(e) => {
+                        format!(" {}", self.paint("1;31", &format!("INVALID: {e}")))
+                    }
+                    TxnCheck::Unchecked(e) => format!(" (not checked: {e})"),
+                };
+                format!(
+                    "{} {} {what}{verdict}",
+                    self.paint("36", "TXN "),
+                    hash.short()
+                )
+            }
+            Mode::Text => {
+                let shown = match valid {
+                    Some(v) => self.yes_no(v),
+                    None => "?".to_owned(),
+                };
+                let mut out = format!(
+                    "{} {}  Valid: {shown}",
+                    self.paint("1;36", "TXN"),
+                    hash.short()
+                );
+                if let Some(e) = error {
+                    out.push_str(&format!(" ({e})"));
+                }
+                out.push_str("\n  Tokens:");
+                if tokens.is_empty() {
+                    out.push_str(" none (a coinbase funding)");
+                }
+                for tok in tokens {
+                    out.push_str(&format!("\n    {}", token_text(tok)));
+                }
+                out.push_str(&format!("\n  Transaction:\n    {}", txn_text(t)));
+                out
+            }
+        }
+    }
+
+    /// The effect in words, its JSON tag, and the reorganisation in JSON.
+    fn effect(&self, effect: &Effect, count: usize) -> (&'static str, String, Option<Value>) {
+        match effect {
+            Effect::Known => ("known", format!("nothing new ({count} blocks known)"), None),
+            Effect::Extends { added, height } => (
+                "extends",
+                format!("extends the best chain by {added} to height {height}"),
+                None,
+            ),
+            Effect::Switch(r) => (
+                "switch",
+                self.paint(
+                    "1;35",
+                    &format!(
+                        "SWITCHES the best chain: fork at height {}, {} blocks rolled back, {} added, {} transactions back in the pool",
+                        r.fork_height, r.rolled_back, r.added, r.returned_txns
+                    ),
+                ),
+                Some(json!({
+                    "fork_height": r.fork_height,
+                    "rolled_back": r.rolled_back,
+                    "added": r.added,
+                    "returned_txns": r.returned_txns,
+                    "old_tip": r.old_tip.to_hex(),
+                })),
+            ),
+            Effect::Fork {
+                fork_height,
+                length,
+            } => (
+                "fork",
+                self.paint(
+                    "35",
+                    &format!(
+                        "starts or grows a fork: side branch of {length} blocks from height {fork_height}, not (yet) better"
+                    ),
+                ),
+                None,
+            ),
+            Effect::Orphan { missing } => (
+                "orphan",
+                format!(
+                    "follows {}, which this listener has not seen (asking for missed blocks)",
+                    missing.short()
+                ),
+                None,
+            ),
+            Effect::Invalid { index, error } => (
+                "invalid",
+                self.paint("1;31", &format!("INVALID: block {index}: {error}")),
+                None,
+            ),
+        }
+    }
+
+    fn bloc(
+        &self,
+        count: usize,
+        first_height: Option<usize>,
+        blocks: &[Block],
+        effect: &Effect,
+        chain: &crate::judge::ChainSummary,
+    ) -> String {
+        let (tag, words, reorg) = self.effect(effect, count);
+        let error = match effect {
+            Effect::Invalid { index, error } => Some(format!("block {index}: {error}")),
+            _ => None,
+        };
+        match self.mode {
+            Mode::Json => json!({
+                "type": "BLOC",
+                "valid": effect.is_valid(),
+                "error": error,
+                "effect": tag,
+                "reorg": reorg,
+                "blocks": blocks.iter().enumerate().map(|(i, b)| {
+                    block_json(b, first_height.map(|h| h + i))
+                }).collect::<Vec<_>>(),
+                "chain": {
+                    "blocks": chain.blocks,
+                    "total_txns": chain.total_txns,
+                    "tip": chain.tip.to_hex(),
+                    "work": chain.work.to_string(),
+                },
+            })
+            .to_string(),
+            Mode::Brief => format!(
+                "{} {count} block{}: {words} | chain: {} blocks, {} txns, tip {}",
+                self.paint("33", "BLOC"),
+                if count == 1 { "" } else { "s" },
+                chain.blocks,
+                chain.total_txns,
+                chain.tip.short()
+            ),
+            Mode::Text => {
+                let mut out = format!(
+                    "{} of {count} block{}: {words}\nBlocks: {} | Total Txns: {} | Valid: {}",
+                    self.paint("1;33", "BLOC"),
+                    if count == 1 { "" } else { "s" },
+                    chain.blocks,
+                    chain.total_txns,
+                    self.yes_no(effect.is_valid())
+                );
+                for (i, b) in blocks.iter().enumerate() {
+                    let h = &b.header;
+                    let height =
+                        first_height.map_or_else(|| "?".to_owned(), |x| (x + i).to_string());
+                    out.push_str(&format!(
+                        "\n  Block {height} {}\n    Header: timestamp {}, previous_hash {}, nonce {}, merkle_root {}, this_hash {}\n    Txns:",
+                        h.this_hash.short(),
+                        String::from_utf8_lossy(&h.timestamp),
+                        abbrev(h.previous_hash.as_ref()),
+                        abbrev(&h.nonce),
+                        abbrev(h.merkle_root.as_ref()),
+                        abbrev(h.this_hash.as_ref()),
+                    ));
+                    for t in &b.txns {
+                        let prev: Vec<String> = t
+                            .previous_hashes
+                            .iter()
+                            .map(|p| abbrev(p.as_ref()))
+                            .collect();
+                        out.push_str(&format!(
+                            "\n      [{}] -> {}",
+                            prev.join(", "),
+                            abbrev(t.hash().as_ref())
+                        ));
+                    }
+                }
+                out
+            }
+        }
+    }
+}
+
+fn token_json(t: &Token) -> Value {
+    json!({
+        "txn_hash": t.txn_hash.to_hex(),
+        "owner": b64(&t.owner),
+        "value": t.value,
+        "signature": b64(&t.signature),
+    })
+}
+
+fn txn_json(t: &Transaction) -> Value {
+    json!({
+        "previous_hashes": t.previous_hashes.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
+        "receiver": b64(&t.receiver),
+        "receiver_value": t.receiver_value,
+        "receiver_signature": b64(&t.receiver_signature),
+        "sender": b64(&t.sender),
+        "sender_change": t.sender_change,
+        "sender_signature": b64(&t.sender_signature),
+    })
+}
+
+fn block_json(b: &Block, height: Option<usize>) -> Value {
+    let h = &b.header;
+    json!({
+        "height": height,
+        "header": {
+            "timestamp": String::from_utf8_lossy(&h.timestamp),
+            "previous_hash": h.previous_hash.to_hex(),
+            "nonce": String::from_utf8_lossy(&h.nonce),
+            "merkle_root": b64(h.merkle_root.as_ref()),
+            "this_hash": h.this_hash.to_hex(),
+        },
+        "txns": b.txns.iter().map(|t| {
+            let mut v = txn_json(t);
+            v["hash"] = json!(t.hash().to_hex());
+            v
+        }).collect::<Vec<_>>(),
+    })
+}
+
+fn token_text(t: &Token) -> String {
+    format!(
+        "{{\"txn_hash\": {}, \"owner\": {}, \"value\": {}, \"signature\": {}}}",
+        abbrev(t.txn_hash.as_ref()),
+        abbrev(&t.owner),
+        t.value,
+        abbrev(&t.signature)
+    )
+}
+
+fn txn_text(t: &Transaction) -> String {
+    let prev: Vec<String> = t
+        .previous_hashes
+        .iter()
+        .map(|h| abbrev(h.as_ref()))
+        .collect();
+    format!(
+        "{{\"previous_hashes\": [{}], \"receiver\": {}, \"receiver_value\": {}, \"receiver_signature\": {}, \"sender\": {}, \"sender_change\": {}, \"sender_signature\": {}}}",
+        prev.join(", "),
+        abbrev(&t.receiver),
+        t.receiver_value,
+        abbrev(&t.receiver_signature),
+        abbrev(&t.sender),
+        t.sender_change,
+        abbrev(&t.sender_signature)
+    )
+}

@@ -24,6 +24,7 @@
 //! | catch-up: asking for and answering missed blocks | [`catchup`] |
 //! | keys and signatures | [`wallet`] |
 //! | Ctrl-C / SIGTERM for the binaries | [`signal`] |
+//! | `--ready-file`: "I am up, at this address" for programs | [`ready`] |
 
 pub mod block;
 pub mod catchup;
@@ -36,6 +37,7 @@ pub mod merkle;
 pub mod message;
 pub mod pow;
 pub mod profile;
+pub mod ready;
 pub mod relay;
 pub mod session;
 pub mod signal;

@@ -26,7 +26,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::block::{Block, BlockHeader};
 use crate::hash::Hash;
 use crate::merkle::MerkleRoot;
-use crate::transaction::{Token, Transaction};
+use crate::transaction::{Token, Transaction, Transfer};
 
 /// Tag of a transaction payload (with its trailing space).
 pub const TXN_TAG: &[u8; 4] = b"TXN ";
@@ -48,12 +48,9 @@ pub const MAX_WIRE_BLOCK_TXNS: usize = 1_000;
 /// Most blocks one `BLOC` may carry.
 pub const MAX_WIRE_BLOCKS: usize = 100_000;
 
-/// A transaction as broadcast: the tokens it spends, then the transaction.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TxnMessage {
-    pub tokens: Vec<Token>,
-    pub txn: Transaction,
-}
+/// A `TXN ` payload: a [`Transfer`], the tokens it spends then the
+/// transaction.
+pub type TxnMessage = Transfer;
 
 /// A decoded payload.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -38,6 +38,14 @@ pub struct Transaction {
     pub sender_signature: Signature,
 }
 
+/// A signed transaction with the tokens it spends, as a wallet makes it
+/// and a `TXN ` carries it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    pub tokens: Vec<Token>,
+    pub txn: Transaction,
+}
+
 /// Which of a transaction's two outputs a token is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum OutputKind {

@@ -10,8 +10,7 @@ use rsa::{Pss, RsaPrivateKey, RsaPublicKey};
 use sha2::{Digest, Sha512};
 
 use crate::hash::HASH_LEN;
-use crate::message::TxnMessage;
-use crate::transaction::{Address, Token, Transaction};
+use crate::transaction::{Address, Token, Transaction, Transfer};
 
 /// Key size of the original's wallets.
 pub const KEY_BITS: usize = 2048;
@@ -104,7 +103,7 @@ impl Wallet {
         receiver: &Address,
         value: i64,
         tokens: Vec<Token>,
-    ) -> Result<TxnMessage, TransferError> {
+    ) -> Result<Transfer, TransferError> {
         if value < 0 {
             return Err(TransferError::NegativeAmount(value));
         }
@@ -134,7 +133,7 @@ impl Wallet {
             sender_change: available - value,
             sender_signature,
         };
-        Ok(TxnMessage { tokens, txn })
+        Ok(Transfer { tokens, txn })
     }
 }
 

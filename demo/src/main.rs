@@ -286,17 +286,40 @@ fn interrupt(child: &Child) {
     }
 }
 
+/// Waits for the relay's ready file; `None` if the relay exits first or
+/// `timeout` passes.
+async fn wait_ready(relay: &mut Child, path: &Path, timeout: Duration) -> Option<std::net::SocketAddr> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut poll = tokio::time::interval(Duration::from_millis(20));
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(Some(ready)) = toycoin_common::ready::read(path) {
+            return Some(ready.addr);
+        }
+        if !matches!(relay.try_wait(), Ok(None)) {
+            return None;
+        }
+        poll.tick().await;
+    }
+    None
+}
+
 /// Everything in this terminal, each line prefixed.
 async fn run_here(args: &Args, shutdown: impl std::future::Future<Output = ()>) -> i32 {
     let colour_on = std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
     let (tx, mut lines) = mpsc::unbounded_channel::<String>();
     let mut children: Vec<(String, Child)> = Vec::new();
+    // The relay writes where it listens to a ready file (with --port 0 that
+    // is how we learn the port).
+    let ready_file = std::env::temp_dir().join(format!("toycoin-demo-{}-relay.json", std::process::id()));
+    let _ = std::fs::remove_file(&ready_file);
     let relay_args = vec![
         "--host".to_owned(),
         args.host.clone(),
         "--port".to_owned(),
         args.port.to_string(),
         "--quiet".to_owned(),
+        "--ready-file".to_owned(),
+        ready_file.display().to_string(),
     ];
     let mut relay = match start("toycoin-relay", &relay_args) {
         Ok(c) => c,
@@ -305,37 +328,26 @@ async fn run_here(args: &Args, shutdown: impl std::future::Future<Output = ()>) 
             return 1;
         }
     };
-    // The relay says where it listens; with --port 0 that is how we learn it.
-    let mut relay_out = BufReader::new(relay.stdout.take().expect("piped")).lines();
-    let port = loop {
-        match tokio::time::timeout(Duration::from_secs(30), relay_out.next_line()).await {
-            Ok(Ok(Some(line))) => {
-                println!("{:>8} | {line}", "relay");
-                if let Some(addr) = line.strip_prefix("Relay listening on ") {
-                    let port = addr
-                        .split_whitespace()
-                        .next()
-                        .and_then(|a| a.rsplit(':').next())
-                        .and_then(|p| p.parse::<u16>().ok());
-                    if let Some(port) = port {
-                        break port;
-                    }
-                }
+    let relay_prefix = prefix("relay", "1", colour_on);
+    forward(&mut relay, &relay_prefix, &tx);
+    let ready = wait_ready(&mut relay, &ready_file, Duration::from_secs(30)).await;
+    let _ = std::fs::remove_file(&ready_file);
+    let port = match ready {
+        Some(addr) => addr.port(),
+        None => {
+            let _ = relay.kill().await;
+            // What the relay said (e.g. why it could not listen).
+            drop(tx);
+            while let Some(line) = lines.recv().await {
+                println!("{line}");
             }
-            _ => {
-                eprintln!(
-                    "toycoin-demo: the relay did not start (is port {} taken?)",
-                    args.port
-                );
-                let _ = relay.kill().await;
-                return 1;
-            }
+            eprintln!(
+                "toycoin-demo: the relay did not start (is port {} taken?)",
+                args.port
+            );
+            return 1;
         }
     };
-    // The rest of the relay's output, like everyone else's.
-    let relay_prefix = prefix("relay", "1", colour_on);
-    pump(relay_out, relay_prefix.clone(), &tx);
-    forward(&mut relay, &relay_prefix, &tx);
     println!("{:>8} | pid {}", "relay", relay.id().unwrap_or(0));
     for (i, spec) in specs(args, port, colour_on).into_iter().enumerate() {
         match start(spec.program, &spec.args) {

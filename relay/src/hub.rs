@@ -15,6 +15,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::stats::Delivery;
 use crate::stats::Stats;
 
 /// What to do with a subscriber whose queue is full.
@@ -45,13 +46,6 @@ pub struct Hub {
     max_queued_bytes: usize,
     policy: SlowPolicy,
     stats: Arc<Stats>,
-}
-
-/// What one publication did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Delivery {
-    pub delivered: usize,
-    pub dropped: usize,
 }
 
 impl Hub {

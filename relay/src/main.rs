@@ -49,6 +49,10 @@ struct Args {
     /// Print only connects, leaves, errors and summaries.
     #[arg(long)]
     quiet: bool,
+    /// Once listening, write {"program":"toycoin-relay","addr":"HOST:PORT"}
+    /// to this file (for scripts and the demo, which pass --port 0).
+    #[arg(long, value_name = "PATH")]
+    ready_file: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -83,6 +87,19 @@ async fn main() {
         |_| format!("{}:{}", args.host, args.port),
         |a| a.to_string(),
     );
+    if let Some(path) = &args.ready_file {
+        let written = listener.local_addr().and_then(|addr| {
+            let ready = toycoin_common::ready::Ready {
+                program: "toycoin-relay".into(),
+                addr,
+            };
+            toycoin_common::ready::write(path, &ready)
+        });
+        if let Err(e) = written {
+            eprintln!("toycoin-relay: cannot write {}: {e}", path.display());
+            std::process::exit(1);
+        }
+    }
     println!(
         "Relay listening on {addr} (max frame {} bytes, at most {} connections)",
         config.max_frame_len, config.max_connections

@@ -2,7 +2,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::hub::Delivery;
+/// What one publication did (the hub returns it, the counters add it up).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Delivery {
+    pub delivered: usize,
+    pub dropped: usize,
+}
 
 /// Running totals since start.
 #[derive(Debug, Default)]

@@ -1,0 +1,59 @@
+//! The ready file: how a program tells another program (the demo, a test,
+//! a script) that it is up and where, without anyone parsing a line meant
+//! for people. A program given `--ready-file PATH` writes one JSON object
+//! there once it listens, e.g. `{"program":"toycoin-relay","addr":"127.0.0.1:25000"}`.
+//! It is written to a temporary name and renamed, so a reader never sees
+//! half of it.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// What a ready file says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ready {
+    pub program: String,
+    /// The address it listens on (the port the OS picked, with port 0).
+    pub addr: SocketAddr,
+}
+
+/// Writes `ready` to `path` atomically.
+pub fn write(path: &Path, ready: &Ready) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let json = serde_json::to_string(ready).map_err(io::Error::other)?;
+    std::fs::write(&tmp, json + "\n")?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Reads a ready file: `Ok(None)` while it does not exist yet.
+pub fn read(path: &Path) -> io::Result<Option<Ready>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_written_is_read_back_and_a_missing_file_is_not_an_error() {
+        let path = std::env::temp_dir().join(format!("toycoin-ready-{}.json", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(read(&path).unwrap(), None);
+        let ready = Ready {
+            program: "toycoin-relay".into(),
+            addr: "127.0.0.1:4321".parse().unwrap(),
+        };
+        write(&path, &ready).unwrap();
+        assert_eq!(read(&path).unwrap(), Some(ready));
+        std::fs::remove_file(&path).unwrap();
+    }
+}

@@ -23,12 +23,14 @@
 //! | relay session: connect, reconnect, own frames, follow the chain | [`session`] |
 //! | catch-up: asking for and answering missed blocks | [`catchup`] |
 //! | keys and signatures | [`wallet`] |
+//! | flags shared by the binaries (relay, profile) | [`cli`] |
 //! | Ctrl-C / SIGTERM for the binaries | [`signal`] |
 //! | `--ready-file`: "I am up, at this address" for programs | [`ready`] |
 
 pub mod block;
 pub mod catchup;
 pub mod chain;
+pub mod cli;
 pub mod frame;
 pub mod hash;
 pub mod ledger;

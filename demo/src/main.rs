@@ -288,7 +288,11 @@ fn interrupt(child: &Child) {
 
 /// Waits for the relay's ready file; `None` if the relay exits first or
 /// `timeout` passes.
-async fn wait_ready(relay: &mut Child, path: &Path, timeout: Duration) -> Option<std::net::SocketAddr> {
+async fn wait_ready(
+    relay: &mut Child,
+    path: &Path,
+    timeout: Duration,
+) -> Option<std::net::SocketAddr> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut poll = tokio::time::interval(Duration::from_millis(20));
     while tokio::time::Instant::now() < deadline {
@@ -310,7 +314,8 @@ async fn run_here(args: &Args, shutdown: impl std::future::Future<Output = ()>) 
     let mut children: Vec<(String, Child)> = Vec::new();
     // The relay writes where it listens to a ready file (with --port 0 that
     // is how we learn the port).
-    let ready_file = std::env::temp_dir().join(format!("toycoin-demo-{}-relay.json", std::process::id()));
+    let ready_file =
+        std::env::temp_dir().join(format!("toycoin-demo-{}-relay.json", std::process::id()));
     let _ = std::fs::remove_file(&ready_file);
     let relay_args = vec![
         "--host".to_owned(),

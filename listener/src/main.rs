@@ -3,8 +3,8 @@
 use std::io::IsTerminal;
 
 use clap::{Parser, ValueEnum};
-use toycoin_common::profile::{Profile, ProfileKind, DEFAULT_TARGET_SECS};
-use toycoin_common::session::{Session, SessionEvent, DEFAULT_TOPIC};
+use toycoin_common::cli::{ProfileArgs, RelayArgs};
+use toycoin_common::session::{Session, SessionEvent};
 use toycoin_listener::{session_config, Judge, Mode, Renderer};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -20,21 +20,10 @@ enum Color {
 #[derive(Debug, Parser)]
 #[command(name = "toycoin-listener", version)]
 struct Args {
-    /// Relay host.
-    #[arg(long, default_value = "localhost")]
-    host: String,
-    /// Relay port.
-    #[arg(long, default_value_t = 25000)]
-    port: u16,
-    /// Topic to listen to.
-    #[arg(long, alias = "channel", default_value = DEFAULT_TOPIC)]
-    listen: String,
-    /// Rules to judge validity by: steady (default) or toycoin.
-    #[arg(long, default_value = "steady")]
-    profile: ProfileKind,
-    /// The steady profile's target seconds between blocks (as the nodes').
-    #[arg(long, default_value_t = DEFAULT_TARGET_SECS)]
-    target_interval: f64,
+    #[command(flatten)]
+    relay: RelayArgs,
+    #[command(flatten)]
+    rules: ProfileArgs,
     /// One JSON object per line per frame (for jq and scripts).
     #[arg(long, conflicts_with = "brief")]
     json: bool,
@@ -65,9 +54,9 @@ async fn main() {
         Color::Never => false,
         Color::Auto => std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal(),
     };
-    let profile = Profile::new(args.profile, args.target_interval);
-    let mut config = session_config(format!("{}:{}", args.host, args.port), profile);
-    config.topic = args.listen.clone();
+    let profile = args.rules.profile();
+    let mut config = session_config(args.relay.addr(), profile);
+    config.topic = args.relay.channel.clone();
     config.ask = !args.passive;
     let renderer = Renderer::new(mode, color);
     let mut judge = Judge::new();
@@ -86,7 +75,7 @@ async fn main() {
         match event {
             None => break,
             Some(SessionEvent::Connected { relay, .. }) => {
-                eprintln!("Listening to {} on relay {relay}", args.listen);
+                eprintln!("Listening to {} on relay {relay}", args.relay.channel);
             }
             Some(SessionEvent::Lost { reason, retry_in }) => eprintln!(
                 "Relay: {reason}; retrying in {:.1} s",

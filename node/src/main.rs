@@ -4,8 +4,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use tokio::sync::broadcast::error::RecvError;
-use toycoin_common::profile::{Profile, ProfileKind, DEFAULT_TARGET_SECS};
-use toycoin_common::relay::DEFAULT_TOPIC;
+use toycoin_common::cli::{ProfileArgs, RelayArgs};
 use toycoin_node::{spawn, Event, NodeConfig};
 
 /// A toycoin full node: checks every transaction and block it hears on the
@@ -13,24 +12,13 @@ use toycoin_node::{spawn, Event, NodeConfig};
 #[derive(Debug, Parser)]
 #[command(name = "toycoin-node", version)]
 struct Args {
-    /// Relay host.
-    #[arg(long, default_value = "localhost")]
-    host: String,
-    /// Relay port.
-    #[arg(long, default_value_t = 25000)]
-    port: u16,
-    /// Relay topic.
-    #[arg(long, default_value = DEFAULT_TOPIC)]
-    channel: String,
+    #[command(flatten)]
+    relay: RelayArgs,
     /// Seconds to sleep after each proof of work (play a slow node).
     #[arg(long, default_value_t = 0.0)]
     delay: f64,
-    /// Network rules: steady (default) or toycoin (the original's).
-    #[arg(long, default_value = "steady")]
-    profile: ProfileKind,
-    /// Average seconds between blocks the steady profile aims for.
-    #[arg(long, default_value_t = DEFAULT_TARGET_SECS)]
-    target_interval: f64,
+    #[command(flatten)]
+    rules: ProfileArgs,
     /// Mining threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -61,11 +49,8 @@ async fn main() {
         eprintln!("toycoin-node: --max-wait must be between 0 and 86400 seconds");
         std::process::exit(2);
     }
-    let mut config = NodeConfig::new(
-        format!("{}:{}", args.host, args.port),
-        Profile::new(args.profile, args.target_interval),
-    );
-    config.topic = args.channel;
+    let mut config = NodeConfig::new(args.relay.addr(), args.rules.profile());
+    config.topic = args.relay.channel;
     config.delay = Duration::from_secs_f64(args.delay);
     config.max_wait = Duration::from_secs_f64(args.max_wait);
     config.threads = args.threads.clamp(1, 1024);

@@ -2,8 +2,7 @@
 //! chain and check it.
 
 use clap::Parser;
-use toycoin_common::profile::{Profile, ProfileKind, DEFAULT_TARGET_SECS};
-use toycoin_common::relay::DEFAULT_TOPIC;
+use toycoin_common::cli::{ProfileArgs, RelayArgs};
 use toycoin_oracle::{run, OracleConfig};
 
 /// The toycoin oracle: creates wallets, funds them (100, 50, 25, 10), then
@@ -13,15 +12,8 @@ use toycoin_oracle::{run, OracleConfig};
 #[derive(Debug, Parser)]
 #[command(name = "toycoin-oracle", version)]
 struct Args {
-    /// Relay host.
-    #[arg(long, default_value = "localhost")]
-    host: String,
-    /// Relay port.
-    #[arg(long, default_value_t = 25000)]
-    port: u16,
-    /// Relay topic.
-    #[arg(long, default_value = DEFAULT_TOPIC)]
-    channel: String,
+    #[command(flatten)]
+    relay: RelayArgs,
     /// Fewest seconds between transfers.
     #[arg(long = "min-interval", alias = "min_interval", default_value_t = 3.0)]
     min_interval: f64,
@@ -38,12 +30,8 @@ struct Args {
     /// Seed for the wallets and transfers: the same run twice.
     #[arg(long)]
     seed: Option<u64>,
-    /// Network rules: steady (default) or toycoin (the original's).
-    #[arg(long, default_value = "steady")]
-    profile: ProfileKind,
-    /// The steady profile's target seconds between blocks (as the nodes').
-    #[arg(long, default_value_t = DEFAULT_TARGET_SECS)]
-    target_interval: f64,
+    #[command(flatten)]
+    rules: ProfileArgs,
     /// Re-send a transaction not in the best chain after this many blocks.
     #[arg(long, default_value_t = 3)]
     resend_after: usize,
@@ -70,11 +58,8 @@ fn finite(name: &str, v: f64) -> f64 {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let mut config = OracleConfig::new(
-        format!("{}:{}", args.host, args.port),
-        Profile::new(args.profile, args.target_interval),
-    );
-    config.topic = args.channel;
+    let mut config = OracleConfig::new(args.relay.addr(), args.rules.profile());
+    config.topic = args.relay.channel;
     config.min_interval = finite("min-interval", args.min_interval);
     config.max_interval = finite("max-interval", args.max_interval).max(config.min_interval);
     config.wallets = args.wallets.clamp(2, 1000);

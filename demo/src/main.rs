@@ -169,6 +169,18 @@ async fn run_in_tmux(args: &Args, shutdown: impl std::future::Future<Output = ()
         .args(["kill-session", "-t", session])
         .stderr(Stdio::null())
         .status();
+    // Say why at once if the port is taken (in a pane the reason would
+    // vanish with the pane).
+    if let Err(e) = std::net::TcpListener::bind((args.host.as_str(), args.port)) {
+        eprintln!(
+            "toycoin-demo: cannot listen on {}:{}: {e} (is another demo running? try --port 0)",
+            args.host, args.port
+        );
+        return 1;
+    }
+    let ready_file =
+        std::env::temp_dir().join(format!("toycoin-demo-{}-relay.json", std::process::id()));
+    let _ = std::fs::remove_file(&ready_file);
     let relay = command_line(
         "toycoin-relay",
         &[
@@ -176,6 +188,8 @@ async fn run_in_tmux(args: &Args, shutdown: impl std::future::Future<Output = ()
             args.host.clone(),
             "--port".into(),
             args.port.to_string(),
+            "--ready-file".into(),
+            ready_file.display().to_string(),
         ],
     );
     if !tmux(&["new-session", "-d", "-s", session, "-n", "toycoin", &relay]) {
@@ -184,10 +198,29 @@ async fn run_in_tmux(args: &Args, shutdown: impl std::future::Future<Output = ()
     }
     tmux(&["set-option", "-t", session, "remain-on-exit", "off"]);
     tmux(&["set-option", "-t", session, "mouse", "on"]);
-    for spec in specs(args, args.port, false) {
-        // Give the relay a moment in the pane's shell; the programs also
-        // retry their connection on their own.
-        let cmd = format!("sleep 0.5; {}", command_line(spec.program, &spec.args));
+    // The others start once the relay listens, on the port it reports.
+    let alive = || tmux(&["has-session", "-t", session]);
+    let mut ready = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut poll = tokio::time::interval(Duration::from_millis(20));
+    while ready.is_none() && alive() && tokio::time::Instant::now() < deadline {
+        poll.tick().await;
+        ready = toycoin_common::ready::read(&ready_file).ok().flatten();
+    }
+    let _ = std::fs::remove_file(&ready_file);
+    let Some(ready) = ready else {
+        let _ = std::process::Command::new("tmux")
+            .args(["kill-session", "-t", session])
+            .stderr(Stdio::null())
+            .status();
+        eprintln!(
+            "toycoin-demo: the relay did not start on {}:{}",
+            args.host, args.port
+        );
+        return 1;
+    };
+    for spec in specs(args, ready.addr.port(), false) {
+        let cmd = command_line(spec.program, &spec.args);
         tmux(&["split-window", "-t", session, &cmd]);
         tmux(&["select-layout", "-t", session, "tiled"]);
     }

@@ -13,10 +13,12 @@
 //!   a bounded queue, so [`Session::next`] is cancel-safe in `select!`.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -43,6 +45,12 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub const REMEMBER_SENT: usize = 64;
 /// Frames waiting to be written to the relay; more are not sent.
 pub const OUTBOX: usize = 1024;
+/// Bytes waiting to be written to the relay (a frame over this is not
+/// sent either).
+pub const OUTBOX_BYTES: usize = 64 * 1024 * 1024;
+/// Bytes read from the relay and not yet taken in: past this the
+/// connection task stops reading until the session catches up.
+pub const INBOX_BYTES: usize = 64 * 1024 * 1024;
 
 /// How a session runs.
 #[derive(Clone, Debug)]
@@ -305,7 +313,8 @@ impl SessionCore {
 
 enum Net {
     Connected(String),
-    Frame(Bytes),
+    /// A frame, holding its bytes' share of [`INBOX_BYTES`] until taken in.
+    Frame(Bytes, OwnedSemaphorePermit),
     Lost(String, Duration),
 }
 
@@ -316,6 +325,8 @@ pub struct Session {
     core: SessionCore,
     net: mpsc::Receiver<Net>,
     out: mpsc::Sender<Bytes>,
+    /// Bytes in `out` not yet written.
+    out_bytes: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -323,7 +334,7 @@ impl std::fmt::Debug for Net {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Net::Connected(local) => write!(f, "Connected({local})"),
-            Net::Frame(p) => write!(f, "Frame({} bytes)", p.len()),
+            Net::Frame(p, _) => write!(f, "Frame({} bytes)", p.len()),
             Net::Lost(reason, _) => write!(f, "Lost({reason})"),
         }
     }
@@ -339,13 +350,15 @@ impl Session {
     pub fn with_core(core: SessionCore, config: SessionConfig) -> Session {
         let (net_tx, net) = mpsc::channel(1024);
         let (out, out_rx) = mpsc::channel(OUTBOX);
+        let out_bytes = Arc::new(AtomicUsize::new(0));
         let relay = config.relay.clone();
-        let task = tokio::spawn(keep_connected(config, net_tx, out_rx));
+        let task = tokio::spawn(keep_connected(config, net_tx, out_rx, out_bytes.clone()));
         Session {
             relay,
             core,
             net,
             out,
+            out_bytes,
             task,
         }
     }
@@ -367,8 +380,11 @@ impl Session {
     fn flush(&mut self) {
         while let Some(payload) = self.core.take_outgoing() {
             let bytes = payload.len();
-            if self.out.try_send(payload).is_err() {
+            let queued = self.out_bytes.load(Ordering::Relaxed);
+            if queued.saturating_add(bytes) > OUTBOX_BYTES || self.out.try_send(payload).is_err() {
                 self.core.on_unsent(bytes);
+            } else {
+                self.out_bytes.fetch_add(bytes, Ordering::Relaxed);
             }
         }
     }
@@ -387,7 +403,9 @@ impl Session {
                     Net::Connected(local) => {
                         self.core.on_connected(self.relay.clone(), local, Instant::now());
                     }
-                    Net::Frame(payload) => self.core.on_frame(&payload, now_secs(), Instant::now()),
+                    Net::Frame(payload, _permit) => {
+                        self.core.on_frame(&payload, now_secs(), Instant::now());
+                    }
                     Net::Lost(reason, retry_in) => self.core.on_lost(reason, retry_in),
                 },
                 _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
@@ -410,7 +428,9 @@ async fn keep_connected(
     config: SessionConfig,
     net: mpsc::Sender<Net>,
     mut out: mpsc::Receiver<Bytes>,
+    out_bytes: Arc<AtomicUsize>,
 ) {
+    let inbox = Arc::new(Semaphore::new(INBOX_BYTES));
     let mut backoff = config.backoff;
     loop {
         let reason = match RelayClient::connect_with_max(
@@ -433,7 +453,13 @@ async fn keep_connected(
                     tokio::select! {
                         frame = receiver.recv() => match frame {
                             Ok(Some(frame)) => {
-                                if net.send(Net::Frame(frame)).await.is_err() {
+                                // A frame is at most max_frame_len; one larger
+                                // than the whole budget takes all of it.
+                                let share = frame.len().clamp(1, INBOX_BYTES) as u32;
+                                let Ok(permit) = inbox.clone().acquire_many_owned(share).await else {
+                                    return;
+                                };
+                                if net.send(Net::Frame(frame, permit)).await.is_err() {
                                     return;
                                 }
                             }
@@ -442,6 +468,7 @@ async fn keep_connected(
                         },
                         payload = out.recv() => {
                             let Some(payload) = payload else { return };
+                            out_bytes.fetch_sub(payload.len(), Ordering::Relaxed);
                             if let Err(e) = publisher.publish(&config.topic, &payload).await {
                                 break format!("sending failed: {e}");
                             }

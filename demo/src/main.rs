@@ -200,14 +200,7 @@ async fn run_in_tmux(args: &Args, shutdown: impl std::future::Future<Output = ()
     tmux(&["set-option", "-t", session, "mouse", "on"]);
     // The others start once the relay listens, on the port it reports.
     let alive = || tmux(&["has-session", "-t", session]);
-    let mut ready = None;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut poll = tokio::time::interval(Duration::from_millis(20));
-    while ready.is_none() && alive() && tokio::time::Instant::now() < deadline {
-        poll.tick().await;
-        ready = toycoin_common::ready::read(&ready_file).ok().flatten();
-    }
-    let _ = std::fs::remove_file(&ready_file);
+    let ready = wait_ready(&ready_file, Duration::from_secs(30), alive).await;
     let Some(ready) = ready else {
         let _ = std::process::Command::new("tmux")
             .args(["kill-session", "-t", session])
@@ -219,7 +212,7 @@ async fn run_in_tmux(args: &Args, shutdown: impl std::future::Future<Output = ()
         );
         return 1;
     };
-    for spec in specs(args, ready.addr.port(), false) {
+    for spec in specs(args, ready.port(), false) {
         let cmd = command_line(spec.program, &spec.args);
         tmux(&["split-window", "-t", session, &cmd]);
         tmux(&["select-layout", "-t", session, "tiled"]);
@@ -319,25 +312,26 @@ fn interrupt(child: &Child) {
     }
 }
 
-/// Waits for the relay's ready file; `None` if the relay exits first or
-/// `timeout` passes.
+/// Waits for the relay's ready file; `None` if `alive` says the relay is
+/// gone first, or `timeout` passes.
 async fn wait_ready(
-    relay: &mut Child,
     path: &Path,
     timeout: Duration,
+    mut alive: impl FnMut() -> bool,
 ) -> Option<std::net::SocketAddr> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut poll = tokio::time::interval(Duration::from_millis(20));
-    while tokio::time::Instant::now() < deadline {
+    let found = loop {
         if let Ok(Some(ready)) = toycoin_common::ready::read(path) {
-            return Some(ready.addr);
+            break Some(ready.addr);
         }
-        if !matches!(relay.try_wait(), Ok(None)) {
-            return None;
+        if !alive() || tokio::time::Instant::now() >= deadline {
+            break None;
         }
         poll.tick().await;
-    }
-    None
+    };
+    let _ = std::fs::remove_file(path);
+    found
 }
 
 /// Everything in this terminal, each line prefixed.
@@ -368,8 +362,10 @@ async fn run_here(args: &Args, shutdown: impl std::future::Future<Output = ()>) 
     };
     let relay_prefix = prefix("relay", "1", colour_on);
     forward(&mut relay, &relay_prefix, &tx);
-    let ready = wait_ready(&mut relay, &ready_file, Duration::from_secs(30)).await;
-    let _ = std::fs::remove_file(&ready_file);
+    let ready = wait_ready(&ready_file, Duration::from_secs(30), || {
+        matches!(relay.try_wait(), Ok(None))
+    })
+    .await;
     let port = match ready {
         Some(addr) => addr.port(),
         None => {

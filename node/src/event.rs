@@ -101,6 +101,11 @@ pub enum Event {
         bytes: usize,
         reason: String,
     },
+    /// A frame could not be queued for the relay (away too long, or its
+    /// queue full).
+    Unsent {
+        bytes: usize,
+    },
     Stopped,
 }
 
@@ -228,6 +233,10 @@ impl fmt::Display for Event {
             Event::Undecodable { bytes, reason } => {
                 write!(f, "Ignored a frame of {bytes} bytes: {reason}")
             }
+            Event::Unsent { bytes } => write!(
+                f,
+                "Relay: a frame of {bytes} bytes was not sent (the queue to the relay is full)"
+            ),
             Event::Stopped => write!(f, "Stopped"),
         }
     }

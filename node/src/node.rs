@@ -267,10 +267,7 @@ impl Node {
                 from_height,
                 blocks,
             }),
-            SessionEvent::Unsent { bytes } => self.emit(Event::Disconnected {
-                reason: format!("a frame of {bytes} bytes could not be queued"),
-                retry_in: self.config.backoff,
-            }),
+            SessionEvent::Unsent { bytes } => self.emit(Event::Unsent { bytes }),
         }
     }
 

@@ -337,7 +337,9 @@ impl Oracle {
                 println!("Ignored a frame of {bytes} bytes: {reason}");
             }
             Some(SessionEvent::Unsent { bytes }) => {
-                println!("Relay: a frame of {bytes} bytes could not be queued");
+                println!(
+                    "Relay: a frame of {bytes} bytes was not sent (the queue to the relay is full)"
+                );
             }
             // Our own TXNs come back; others' TXNs and GETBs are not ours
             // to act on.

@@ -137,7 +137,6 @@ fn start_relay() -> std::io::Result<SocketAddr> {
             };
             let _ = tx.send(listener.local_addr());
             let config = RelayConfig {
-                silent: true,
                 summary_interval: None,
                 ..RelayConfig::default()
             };

@@ -24,6 +24,7 @@
 //! | catch-up: asking for and answering missed blocks | [`catchup`] |
 //! | keys and signatures | [`wallet`] |
 //! | flags shared by the binaries (relay, profile) | [`cli`] |
+//! | logging: one path, `--quiet` and `-v` | [`log`] |
 //! | Ctrl-C / SIGTERM for the binaries | [`signal`] |
 //! | `--ready-file`: "I am up, at this address" for programs | [`ready`] |
 
@@ -34,6 +35,7 @@ pub mod cli;
 pub mod frame;
 pub mod hash;
 pub mod ledger;
+pub mod log;
 pub mod mempool;
 pub mod merkle;
 pub mod message;

@@ -101,6 +101,20 @@ impl Effect {
     }
 }
 
+impl Verdict {
+    /// Whether this frame changed the best chain or was refused — what
+    /// `--quiet` still shows. A valid transaction waiting for a block, a
+    /// `BLOC` of known blocks and a catch-up request only pass through.
+    pub fn is_news(&self) -> bool {
+        match self {
+            Verdict::Txn { check, .. } => matches!(check, TxnCheck::Invalid(_)),
+            Verdict::Bloc { effect, .. } => !matches!(effect, Effect::Known),
+            Verdict::GetBlocks { .. } => false,
+            Verdict::Undecodable { .. } => true,
+        }
+    }
+}
+
 /// Judges frames; keeps the pending transactions it has seen.
 #[derive(Debug)]
 pub struct Judge {

@@ -30,6 +30,8 @@ pub struct Shown {
     pub text: String,
     /// A catch-up request to publish, if blocks are missing.
     pub request: Option<Bytes>,
+    /// Whether `--quiet` would show it ([`Verdict::is_news`]).
+    pub news: bool,
 }
 
 /// The session configuration a listener uses: it keeps the blocks of each
@@ -68,14 +70,17 @@ impl Listener {
     pub fn handle(&mut self, payload: &[u8], now: u64) -> Shown {
         self.core.on_frame(payload, now, Instant::now());
         let mut text = Vec::new();
+        let mut news = false;
         while let Some(event) = self.core.next_event() {
             if let Some(verdict) = self.judge.judge(event, self.core.tree()) {
+                news |= verdict.is_news();
                 text.push(self.renderer.render(&verdict));
             }
         }
         Shown {
             text: text.join("\n"),
             request: self.core.take_outgoing(),
+            news,
         }
     }
 }

@@ -1,11 +1,13 @@
 //! `toycoin-listener`: print every frame on a relay topic until Ctrl-C.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use clap::{Parser, ValueEnum};
 use toycoin_common::cli::{ProfileArgs, RelayArgs};
+use toycoin_common::log::{LogArgs, Output};
 use toycoin_common::session::{Session, SessionEvent};
 use toycoin_listener::{session_config, Judge, Mode, Renderer};
+use tracing::{info, warn};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Color {
@@ -36,11 +38,16 @@ struct Args {
     /// Never send catch-up requests (GETB); only listen.
     #[arg(long)]
     passive: bool,
+    /// (Frames are shown on stdout; --quiet shows only those that change
+    /// the best chain or are refused. Log lines go to stderr.)
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    args.log.init(Output::Stderr);
     let ctrl_c = toycoin_common::signal::shutdown_signal();
     let mode = if args.json {
         Mode::Json
@@ -60,7 +67,7 @@ async fn main() {
     config.ask = !args.passive;
     let renderer = Renderer::new(mode, color);
     let mut judge = Judge::new();
-    eprintln!(
+    info!(
         "Starting up: Listener (profile {}, {} output)",
         profile.kind,
         mode.name()
@@ -75,18 +82,25 @@ async fn main() {
         match event {
             None => break,
             Some(SessionEvent::Connected { relay, .. }) => {
-                eprintln!("Listening to {} on relay {relay}", args.relay.channel);
+                info!("Listening to {} on relay {relay}", args.relay.channel);
             }
-            Some(SessionEvent::Lost { reason, retry_in }) => eprintln!(
+            Some(SessionEvent::Lost { reason, retry_in }) => warn!(
                 "Relay: {reason}; retrying in {:.1} s",
                 retry_in.as_secs_f64()
             ),
             Some(event) => {
-                if let Some(verdict) = judge.judge(event, session.tree()) {
-                    println!("{}", renderer.render(&verdict));
+                match judge.judge(event, session.tree()) {
+                    Some(verdict) if verdict.is_news() || !args.log.quiet => {
+                        // stdout closed (`| head`): stop, not panic.
+                        let mut out = std::io::stdout().lock();
+                        if writeln!(out, "{}", renderer.render(&verdict)).is_err() {
+                            break;
+                        }
+                    }
+                    _ => {}
                 }
             }
         }
     }
-    eprintln!("Bye!");
+    info!("Bye!");
 }

@@ -136,7 +136,9 @@ fn survives_garbage_and_goes_on() {
             b"BLOC{}",
             b"GETB{\"locator\": 5}",
         ] {
-            let shown = l.handle(junk, NOW).text;
+            let shown = l.handle(junk, NOW);
+            assert!(shown.news, "--quiet still shows what was refused");
+            let shown = shown.text;
             if mode == Mode::Json {
                 let v: Value = serde_json::from_str(&shown).unwrap();
                 assert_eq!(v["valid"], false);
@@ -185,10 +187,17 @@ fn says_when_a_bloc_extends_forks_or_switches_the_best_chain() {
     let mut brief = Listener::new(profile, Mode::Brief, true);
     let mut js = Listener::new(profile, Mode::Json, false);
     let first = encode_bloc(std::slice::from_ref(&a0));
-    assert!(text
-        .handle(&first, NOW)
+    let shown = text.handle(&first, NOW);
+    assert!(shown
         .text
         .contains("extends the best chain by 1 to height 0"));
+    assert!(shown.news, "--quiet shows a block that extends the chain");
+    let again = text.handle(&first, NOW);
+    assert!(
+        !again.news,
+        "--quiet hides a BLOC of known blocks: {}",
+        again.text
+    );
     assert!(
         brief.handle(&first, NOW).text.contains("\x1b["),
         "colours when asked"

@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use toycoin_common::hash::Hash;
+use toycoin_common::log::TRAFFIC;
 use toycoin_common::profile::Profile;
 
 /// Something the node did or saw.
@@ -107,6 +108,37 @@ pub enum Event {
         bytes: usize,
     },
     Stopped,
+}
+
+impl Event {
+    /// Prints the event through the one logging path ([`toycoin_common::log`]):
+    /// problems as warnings, each frame passing through as traffic (hidden
+    /// by `--quiet`), own frames coming back as detail (shown by `-v`), the
+    /// rest — what changes the node's state — as information.
+    pub fn log(&self) {
+        match self {
+            Event::Disconnected { .. }
+            | Event::TxnRejected { .. }
+            | Event::TxnDropped { .. }
+            | Event::BlocRejected { .. }
+            | Event::Undecodable { .. }
+            | Event::Unsent { .. } => tracing::warn!("{self}"),
+            Event::TxnAccepted { .. }
+            | Event::MiningStarted { .. }
+            | Event::MiningCancelled { .. }
+            | Event::BlocKnown { .. }
+            | Event::CatchUpRequested { .. }
+            | Event::CatchUpAnswered { .. } => tracing::info!(target: TRAFFIC, "{self}"),
+            Event::OwnMessage { .. } => tracing::debug!("{self}"),
+            Event::Started { .. }
+            | Event::Connected { .. }
+            | Event::Mined { .. }
+            | Event::LostRace { .. }
+            | Event::Adopted { .. }
+            | Event::SideBranch { .. }
+            | Event::Stopped => tracing::info!("{self}"),
+        }
+    }
 }
 
 impl fmt::Display for Event {

@@ -5,7 +5,9 @@ use std::time::Duration;
 use clap::Parser;
 use tokio::sync::broadcast::error::RecvError;
 use toycoin_common::cli::{ProfileArgs, RelayArgs};
+use toycoin_common::log::{LogArgs, Output};
 use toycoin_node::{spawn, Event, NodeConfig};
+use tracing::{error, info, warn};
 
 /// A toycoin full node: checks every transaction and block it hears on the
 /// relay topic, mines blocks of pending transactions, keeps the best chain.
@@ -35,18 +37,21 @@ struct Args {
     /// Largest frame accepted from the relay, in bytes.
     #[arg(long, default_value_t = toycoin_common::frame::DEFAULT_MAX_FRAME_LEN)]
     max_frame: usize,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    args.log.init(Output::Stdout);
     let shutdown = toycoin_common::signal::shutdown_signal();
     if !(args.delay.is_finite() && (0.0..=86_400.0).contains(&args.delay)) {
-        eprintln!("toycoin-node: --delay must be between 0 and 86400 seconds");
+        error!("toycoin-node: --delay must be between 0 and 86400 seconds");
         std::process::exit(2);
     }
     if !(args.max_wait.is_finite() && (0.0..=86_400.0).contains(&args.max_wait)) {
-        eprintln!("toycoin-node: --max-wait must be between 0 and 86400 seconds");
+        error!("toycoin-node: --max-wait must be between 0 and 86400 seconds");
         std::process::exit(2);
     }
     let mut config = NodeConfig::new(args.relay.addr(), args.rules.profile());
@@ -66,12 +71,12 @@ async fn main() {
         loop {
             match events.recv().await {
                 Ok(event) => {
-                    println!("{event}");
+                    event.log();
                     if event == Event::Stopped {
                         return;
                     }
                 }
-                Err(RecvError::Lagged(n)) => println!("({n} events not shown: output too slow)"),
+                Err(RecvError::Lagged(n)) => warn!("({n} events not shown: output too slow)"),
                 Err(RecvError::Closed) => return,
             }
         }
@@ -79,5 +84,5 @@ async fn main() {
     shutdown.await;
     node.stop().await;
     let _ = printer.await;
-    println!("Bye!");
+    info!("Bye!");
 }

@@ -27,10 +27,10 @@ use toycoin_relay::RelayConfig;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// The relay in-process, silent, on a port the OS picks.
+/// The relay in-process (silent: tests install no log subscriber), on a
+/// port the OS picks.
 async fn start_relay(addr: &str) -> LocalRelay {
     let config = RelayConfig {
-        silent: true,
         summary_interval: None,
         ..RelayConfig::default()
     };

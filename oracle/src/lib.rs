@@ -14,6 +14,7 @@ use tokio::time::{sleep_until, Instant};
 use toycoin_common::chain::Chain;
 use toycoin_common::hash::Hash;
 use toycoin_common::ledger::Ledger;
+use toycoin_common::log::TRAFFIC;
 use toycoin_common::message::{encode_txn, TxnMessage};
 use toycoin_common::profile::Profile;
 use toycoin_common::session::{
@@ -22,6 +23,7 @@ use toycoin_common::session::{
 use toycoin_common::transaction::Transaction;
 use toycoin_common::tree::Received;
 use toycoin_common::wallet::Wallet;
+use tracing::{error, info, warn};
 
 /// What the first four wallets are funded with, as the original.
 pub const FUNDING: [i64; 4] = [100, 50, 25, 10];
@@ -106,7 +108,7 @@ struct Oracle {
 /// transfer is confirmed (0) or the confirmation timeout passes (1).
 pub async fn run(config: OracleConfig) -> i32 {
     let shutdown = Box::pin(toycoin_common::signal::shutdown_signal());
-    println!(
+    info!(
         "Starting up {}: Oracle ({} wallets, profile {}), relay {} topic {}",
         config.name, config.wallets, config.profile.kind, config.relay, config.topic
     );
@@ -114,13 +116,13 @@ pub async fn run(config: OracleConfig) -> i32 {
         Some(seed) => StdRng::seed_from_u64(seed),
         None => StdRng::from_entropy(),
     };
-    println!("Creating {} wallets (RSA-2048 keys)...", config.wallets);
+    info!("Creating {} wallets (RSA-2048 keys)...", config.wallets);
     let mut wallets = Vec::new();
     for _ in 0..config.wallets {
         match Wallet::generate(&mut rng) {
             Ok(w) => wallets.push(w),
             Err(e) => {
-                eprintln!("toycoin-oracle: cannot create a wallet: {e}");
+                error!("toycoin-oracle: cannot create a wallet: {e}");
                 return 2;
             }
         }
@@ -183,7 +185,7 @@ impl Oracle {
                     txn,
                 },
             );
-            println!("Funding wallet {i} with {}", funding(i));
+            info!("Funding wallet {i} with {}", funding(i));
         }
         let mut next_transfer = Instant::now() + self.next_interval();
         let mut deadline: Option<Instant> = None;
@@ -192,7 +194,7 @@ impl Oracle {
             let more = self.more_to_send();
             tokio::select! {
                 _ = &mut ctrl_c => {
-                    println!("Stopping: {}", self.status());
+                    info!("Stopping: {}", self.status());
                     return 0;
                 }
                 event = self.session.next() => {
@@ -212,7 +214,7 @@ impl Oracle {
             }
             if let Some(deadline) = deadline {
                 if self.unconfirmed() == 0 && self.balances_agree() {
-                    println!(
+                    info!(
                         "Done: all {} transactions confirmed and the chain's balances agree: {:?}",
                         self.sent.len(),
                         self.truth_balances()
@@ -220,13 +222,13 @@ impl Oracle {
                     return 0;
                 }
                 if Instant::now() >= deadline {
-                    println!(
+                    warn!(
                         "!!! Gave up after {} s: {}",
                         self.config.confirm_timeout,
                         self.status()
                     );
                     for s in self.sent.iter().filter(|s| s.confirmed.is_none()) {
-                        println!("!!!   not confirmed: {} (txn {})", s.label, s.hash.short());
+                        warn!("!!!   not confirmed: {} (txn {})", s.label, s.hash.short());
                     }
                     return 1;
                 }
@@ -236,7 +238,7 @@ impl Oracle {
 
     fn send(&mut self, label: String, m: TxnMessage) {
         if let Err(e) = self.truth.apply_block(std::slice::from_ref(&m.txn), false) {
-            println!("!!! BUG: the oracle made an invalid transaction: {e}");
+            error!("!!! BUG: the oracle made an invalid transaction: {e}");
             return;
         }
         let payload = encode_txn(&m.tokens, &m.txn);
@@ -293,7 +295,7 @@ impl Oracle {
             .filter(|&i| before[i] >= 5)
             .collect();
         if senders.is_empty() || self.wallets.len() < 2 {
-            println!("No wallet has 5 coins to send; waiting");
+            warn!("No wallet has 5 coins to send; waiting");
             return;
         }
         let from = senders[self.rng.gen_range(0..senders.len())];
@@ -308,13 +310,13 @@ impl Oracle {
         let m = match self.wallets[from].transfer(&mut self.rng, &receiver, value, tokens) {
             Ok(m) => m,
             Err(e) => {
-                println!("!!! cannot make a transfer: {e}");
+                warn!("!!! cannot make a transfer: {e}");
                 return;
             }
         };
         self.transfers += 1;
-        println!("Sending from wallet {from} to {to}: {value}");
-        println!("  balances before: {before:?}");
+        info!("Sending from wallet {from} to {to}: {value}");
+        info!(target: TRAFFIC, "  balances before: {before:?}");
         self.send(
             format!(
                 "transfer {} (wallet {from} -> {to}: {value})",
@@ -322,22 +324,22 @@ impl Oracle {
             ),
             m,
         );
-        println!("  balances after:  {:?}", self.truth_balances());
+        info!(target: TRAFFIC, "  balances after:  {:?}", self.truth_balances());
     }
 
     fn on_event(&mut self, event: Option<SessionEvent>) {
         match event {
-            Some(SessionEvent::Connected { relay, .. }) => println!("Connected to relay {relay}"),
-            Some(SessionEvent::Lost { reason, retry_in }) => println!(
+            Some(SessionEvent::Connected { relay, .. }) => info!("Connected to relay {relay}"),
+            Some(SessionEvent::Lost { reason, retry_in }) => warn!(
                 "Relay: {reason}; retrying in {:.1} s",
                 retry_in.as_secs_f64()
             ),
             Some(SessionEvent::Bloc(report)) => self.on_bloc(report),
             Some(SessionEvent::Undecodable { bytes, reason, .. }) => {
-                println!("Ignored a frame of {bytes} bytes: {reason}");
+                warn!("Ignored a frame of {bytes} bytes: {reason}");
             }
             Some(SessionEvent::Unsent { bytes }) => {
-                println!(
+                warn!(
                     "Relay: a frame of {bytes} bytes was not sent (the queue to the relay is full)"
                 );
             }
@@ -351,7 +353,7 @@ impl Oracle {
         match report.result {
             Ok(Received::Adopted(adopted)) => {
                 if adopted.is_reorganization() {
-                    println!(
+                    info!(
                         "Best chain switched at height {} ({} blocks rolled back)",
                         adopted.fork_height,
                         adopted.rolled_back.len()
@@ -360,7 +362,7 @@ impl Oracle {
                 self.update_confirmations(adopted.fork_height);
             }
             Ok(_) => {}
-            Err(e) => println!("Ignored an invalid BLOC: block {}: {}", e.index, e.error),
+            Err(e) => warn!("Ignored an invalid BLOC: block {}: {}", e.index, e.error),
         }
     }
 
@@ -385,12 +387,12 @@ impl Oracle {
                 (None, Some(h)) => {
                     let n = tip_height - h + 1;
                     let plural = if n == 1 { "" } else { "s" };
-                    println!(
+                    info!(
                         "Confirmed: {} in block {h} ({n} confirmation{plural})",
                         s.label
                     );
                 }
-                (Some(_), None) => println!(
+                (Some(_), None) => warn!(
                     "No longer in the best chain: {} (waiting for it again)",
                     s.label
                 ),
@@ -401,11 +403,11 @@ impl Oracle {
         let (chain_b, truth_b) = (self.chain_balances(), self.truth_balances());
         let pending = self.unconfirmed();
         if pending > 0 {
-            println!("Chain balances {chain_b:?}; {pending} transactions still to be confirmed (then {truth_b:?})");
+            info!(target: TRAFFIC, "Chain balances {chain_b:?}; {pending} transactions still to be confirmed (then {truth_b:?})");
         } else if chain_b == truth_b {
-            println!("Balances agree: the chain says {chain_b:?}, as the oracle knows");
+            info!("Balances agree: the chain says {chain_b:?}, as the oracle knows");
         } else {
-            println!("!!! BALANCES DISAGREE: the chain says {chain_b:?} but the oracle knows {truth_b:?} !!!");
+            warn!("!!! BALANCES DISAGREE: the chain says {chain_b:?} but the oracle knows {truth_b:?} !!!");
         }
     }
 
@@ -425,7 +427,7 @@ impl Oracle {
         if due.is_empty() {
             return;
         }
-        println!(
+        info!(
             "Re-sending {} transactions not in the best chain after {} blocks or {} s",
             due.len(),
             self.config.resend_blocks,
@@ -435,7 +437,7 @@ impl Oracle {
             let payload = self.sent[i].payload.clone();
             self.sent[i].last_sent = Instant::now();
             self.sent[i].chain_len_at_send = len;
-            println!("  re-sending {}", self.sent[i].label);
+            info!(target: TRAFFIC, "  re-sending {}", self.sent[i].label);
             self.session.publish(payload);
         }
     }

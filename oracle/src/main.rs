@@ -3,6 +3,7 @@
 
 use clap::Parser;
 use toycoin_common::cli::{ProfileArgs, RelayArgs};
+use toycoin_common::log::{LogArgs, Output};
 use toycoin_oracle::{run, OracleConfig};
 
 /// The toycoin oracle: creates wallets, funds them (100, 50, 25, 10), then
@@ -44,13 +45,15 @@ struct Args {
     /// Name shown in the output (default: a short random id).
     #[arg(long)]
     name: Option<String>,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 fn finite(name: &str, v: f64) -> f64 {
     if v.is_finite() && (0.0..=1e6).contains(&v) {
         v
     } else {
-        eprintln!("toycoin-oracle: --{name} must be between 0 and 1000000 seconds");
+        tracing::error!("toycoin-oracle: --{name} must be between 0 and 1000000 seconds");
         std::process::exit(2);
     }
 }
@@ -58,6 +61,7 @@ fn finite(name: &str, v: f64) -> f64 {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    args.log.init(Output::Stdout);
     let mut config = OracleConfig::new(args.relay.addr(), args.rules.profile());
     config.topic = args.relay.channel;
     config.min_interval = finite("min-interval", args.min_interval);

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use toycoin_common::log::{LogArgs, Output};
 use toycoin_relay::{Relay, RelayConfig, SlowPolicy};
+use tracing::{error, info};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Slow {
@@ -46,9 +48,8 @@ struct Args {
     /// Seconds between summary lines (0: none).
     #[arg(long, default_value_t = 10.0)]
     summary: f64,
-    /// Print only connects, leaves, errors and summaries.
-    #[arg(long)]
-    quiet: bool,
+    #[command(flatten)]
+    log: LogArgs,
     /// Once listening, write {"program":"toycoin-relay","addr":"HOST:PORT"}
     /// to this file (for scripts and the demo, which pass --port 0).
     #[arg(long, value_name = "PATH")]
@@ -58,6 +59,7 @@ struct Args {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    args.log.init(Output::Stdout);
     let shutdown = toycoin_common::signal::shutdown_signal();
     let config = RelayConfig {
         max_frame_len: args.max_frame,
@@ -70,13 +72,11 @@ async fn main() {
         },
         subscribe_timeout: Duration::from_secs_f64(args.subscribe_timeout.max(0.001)),
         summary_interval: (args.summary > 0.0).then(|| Duration::from_secs_f64(args.summary)),
-        quiet: args.quiet,
-        silent: false,
     };
     let listener = match toycoin_relay::bind((args.host.as_str(), args.port)).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!(
+            error!(
                 "toycoin-relay: cannot listen on {}:{}: {e}",
                 args.host, args.port
             );
@@ -96,18 +96,18 @@ async fn main() {
             toycoin_common::ready::write(path, &ready)
         });
         if let Err(e) = written {
-            eprintln!("toycoin-relay: cannot write {}: {e}", path.display());
+            error!("toycoin-relay: cannot write {}: {e}", path.display());
             std::process::exit(1);
         }
     }
-    println!(
+    info!(
         "Relay listening on {addr} (max frame {} bytes, at most {} connections)",
         config.max_frame_len, config.max_connections
     );
     let relay = Relay::new(config);
     if let Err(e) = relay.run(listener, shutdown).await {
-        eprintln!("toycoin-relay: {e}");
+        error!("toycoin-relay: {e}");
         std::process::exit(1);
     }
-    println!("Bye!");
+    info!("Bye!");
 }

@@ -23,6 +23,8 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use toycoin_common::frame::{FrameCodec, FrameError, DEFAULT_MAX_FRAME_LEN};
+use toycoin_common::log::TRAFFIC;
+use tracing::{info, warn};
 
 use crate::hub::{Hub, SlowPolicy, Subscriber};
 use crate::stats::{Snapshot, Stats};
@@ -75,10 +77,6 @@ pub struct RelayConfig {
     pub subscribe_timeout: Duration,
     /// How often to print a summary line (`None`: never).
     pub summary_interval: Option<Duration>,
-    /// Print only connects, leaves, errors and summaries.
-    pub quiet: bool,
-    /// Print nothing at all (for a relay embedded in a test or benchmark).
-    pub silent: bool,
 }
 
 impl Default for RelayConfig {
@@ -91,8 +89,6 @@ impl Default for RelayConfig {
             slow_policy: SlowPolicy::Drop,
             subscribe_timeout: Duration::from_secs(10),
             summary_interval: Some(Duration::from_secs(10)),
-            quiet: false,
-            silent: false,
         }
     }
 }
@@ -182,12 +178,6 @@ impl Relay {
         self.inner.tracker.len()
     }
 
-    fn log(&self, line: impl AsRef<str>) {
-        if !self.inner.config.silent {
-            println!("{}", line.as_ref());
-        }
-    }
-
     /// Accepts clients on `listener` until `shutdown` completes, then
     /// closes every client and returns once all their tasks have ended.
     pub async fn run(
@@ -222,16 +212,16 @@ impl Relay {
                         }
                         Err(_) => {
                             inner.stats.refused();
-                            self.log(format!(
+                            warn!(
                                 "Refused {peer}: connection limit of {} reached",
                                 inner.config.max_connections
-                            ));
+                            );
                         }
                     }
                 }
                 Err(e) => {
                     // E.g. out of file descriptors: wait, then go on.
-                    self.log(format!("Accept failed: {e}; retrying in {backoff:?}"));
+                    warn!("Accept failed: {e}; retrying in {backoff:?}");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
@@ -252,7 +242,7 @@ impl Relay {
                 _ = tokio::time::sleep(every) => {}
             }
             let now = self.stats();
-            self.log(now.summary_since(&before, at.elapsed().as_secs_f64()));
+            info!("{}", now.summary_since(&before, at.elapsed().as_secs_f64()));
             before = now;
             at = Instant::now();
         }
@@ -264,15 +254,13 @@ impl Relay {
         let leave = self.serve(stream, peer).await;
         stats.client_left();
         match leave {
-            Leave::Closed => self.log(format!("Remote {peer} closed")),
+            Leave::Closed => info!("Remote {peer} closed"),
             Leave::Shutdown => {}
-            Leave::Slow => self.log(format!(
-                "Remote {peer} disconnected: too slow, its queue was full"
-            )),
-            Leave::WriteFailed(e) => self.log(format!("Remote {peer} closed: write failed: {e}")),
+            Leave::Slow => warn!("Remote {peer} disconnected: too slow, its queue was full"),
+            Leave::WriteFailed(e) => info!("Remote {peer} closed: write failed: {e}"),
             Leave::Bad(reason) => {
                 stats.bad_client();
-                self.log(format!("Remote {peer} dropped: {reason}"));
+                warn!("Remote {peer} dropped: {reason}");
             }
         }
     }
@@ -317,7 +305,7 @@ impl Relay {
                 kick: kick.clone(),
             },
         );
-        self.log(format!("Remote {peer} subscribed to {name}"));
+        info!("Remote {peer} subscribed to {name}");
         let write_error = Arc::new(OnceLock::new());
         let writer = {
             let (stats, kick, write_error) =
@@ -376,13 +364,12 @@ impl Relay {
                 },
             };
             let delivery = self.inner.hub.publish(&topic, &data);
-            if !self.inner.config.quiet && !self.inner.config.silent {
-                self.log(format!(
-                    "Sending to {name}: {}... ({} subscribers)",
-                    preview(&data),
-                    delivery.delivered
-                ));
-            }
+            info!(
+                target: TRAFFIC,
+                "Sending to {name}: {}... ({} subscribers)",
+                preview(&data),
+                delivery.delivered
+            );
         }
     }
 }

@@ -28,7 +28,6 @@ async fn start(config: RelayConfig) -> Running {
         "127.0.0.1:0",
         RelayConfig {
             summary_interval: None,
-            quiet: true,
             ..config
         },
     )

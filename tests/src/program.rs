@@ -46,6 +46,8 @@ pub struct Program {
     child: Child,
     lines: mpsc::UnboundedReceiver<String>,
     all: Arc<Mutex<Vec<String>>>,
+    /// The tasks reading stdout and stderr: done when both pipes are closed.
+    readers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Program {
@@ -70,9 +72,10 @@ impl Program {
             .stderr
             .take()
             .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>);
+        let mut readers = Vec::new();
         for stream in [stdout, stderr].into_iter().flatten() {
             let (tx, all) = (tx.clone(), all.clone());
-            tokio::spawn(async move {
+            readers.push(tokio::spawn(async move {
                 let mut reader = BufReader::new(stream).lines();
                 while let Ok(Some(line)) = reader.next_line().await {
                     if let Ok(mut all) = all.lock() {
@@ -80,13 +83,14 @@ impl Program {
                     }
                     let _ = tx.send(line);
                 }
-            });
+            }));
         }
         Program {
             name: name.to_owned(),
             child,
             lines,
             all,
+            readers,
         }
     }
 
@@ -133,18 +137,33 @@ impl Program {
 
     /// Waits for the program to exit, however long (cancel-safe: use it in
     /// `select!` or under a timeout).
+    /// Its last lines are in [`Program::output`] once this returns.
     pub async fn exited(&mut self) -> ExitStatus {
-        match self.child.wait().await {
+        let status = match self.child.wait().await {
             Ok(status) => status,
             Err(e) => panic!("{}: wait failed: {e}", self.name),
+        };
+        self.drain().await;
+        status
+    }
+
+    /// Waits until everything the program wrote has been read: both pipes
+    /// closed (or a grandchild still holds one open for a few seconds).
+    async fn drain(&mut self) {
+        let until = tokio::time::Instant::now() + Duration::from_secs(5);
+        while let Some(reader) = self.readers.last_mut() {
+            if tokio::time::timeout_at(until, reader).await.is_err() {
+                return;
+            }
+            self.readers.pop();
         }
     }
 
-    /// Waits for the program to exit; panics after `timeout`.
+    /// Waits for the program to exit; panics after `timeout`. Its last
+    /// lines are in [`Program::output`] once this returns.
     pub async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        match tokio::time::timeout(timeout, self.child.wait()).await {
-            Ok(Ok(status)) => status,
-            Ok(Err(e)) => panic!("{}: wait failed: {e}", self.name),
+        match tokio::time::timeout(timeout, self.exited()).await {
+            Ok(status) => status,
             Err(_) => panic!(
                 "{} did not exit within {timeout:?}:\n{}",
                 self.name,

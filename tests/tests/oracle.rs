@@ -17,7 +17,6 @@ use toycoin_tests::program::{Program, WAIT};
 
 async fn relay() -> LocalRelay {
     let config = RelayConfig {
-        silent: true,
         summary_interval: None,
         ..RelayConfig::default()
     };

@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha512};
-use toycoin_common::hash::{Hash, GENESIS};
+use toycoin_common::hash::{Hash, Txid, GENESIS};
 use toycoin_common::merkle::merkle_root;
 use toycoin_common::pow::{CancelToken, Miner, MiningJob};
 
@@ -17,7 +17,7 @@ pub fn run(secs: f64) -> Vec<String> {
     let job = MiningJob {
         timestamp: 1_795_247_465,
         previous_hash: *GENESIS,
-        merkle_root: merkle_root(&[Hash::of(b"txn")]).expect("one leaf"),
+        merkle_root: merkle_root(&[Txid(Hash::of(b"txn"))]).expect("one leaf"),
         required_bits: 512,
     };
     // timestamp + previous_hash + nonce (70 digits) + merkle_root

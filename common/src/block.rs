@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use crate::hash::Hash;
+use crate::hash::{BlockHash, Hash, Txid};
 use crate::merkle::{merkle_root, MerkleProof, MerkleRoot, MerkleTree};
 use crate::transaction::Transaction;
 
@@ -15,22 +15,22 @@ pub const MAX_BLOCK_TXNS: usize = 10;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlockHeader {
     pub timestamp: Bytes,
-    pub previous_hash: Hash,
+    pub previous_hash: BlockHash,
     pub nonce: Bytes,
     pub merkle_root: MerkleRoot,
-    pub this_hash: Hash,
+    pub this_hash: BlockHash,
 }
 
 impl BlockHeader {
     /// SHA-512(timestamp || previous_hash || nonce || merkle_root): what
     /// `this_hash` must equal.
-    pub fn compute_hash(&self) -> Hash {
-        Hash::of_parts(&[
+    pub fn compute_hash(&self) -> BlockHash {
+        BlockHash::from_raw_hash(Hash::of_parts(&[
             &self.timestamp,
             self.previous_hash.as_ref(),
             &self.nonce,
             self.merkle_root.as_ref(),
-        ])
+        ]))
     }
 
     /// The timestamp in Unix seconds, when it is canonical decimal
@@ -49,7 +49,7 @@ pub struct Block {
 
 impl Block {
     /// The hashes of the block's transactions, in order.
-    pub fn txn_hashes(&self) -> Vec<Hash> {
+    pub fn txn_hashes(&self) -> Vec<Txid> {
         self.txns.iter().map(Transaction::hash).collect()
     }
 
@@ -59,7 +59,7 @@ impl Block {
     }
 
     /// An inclusion proof for the transaction with the given hash.
-    pub fn merkle_proof(&self, txn: &Hash) -> Option<MerkleProof> {
+    pub fn merkle_proof(&self, txn: &Txid) -> Option<MerkleProof> {
         let hashes = self.txn_hashes();
         let index = hashes.iter().position(|h| h == txn)?;
         MerkleTree::from_leaves(&hashes)?.proof(index)

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::block::Block;
 use crate::chain::ChainError;
-use crate::hash::Hash;
+use crate::hash::BlockHash;
 use crate::message::GetBlocks;
 use crate::profile::Profile;
 use crate::tree::{BlockTree, Received};
@@ -136,7 +136,7 @@ impl CatchUp {
     /// A `BLOC` whose first block follows `first_previous` is about to be
     /// received: if it starts where our planned answer starts, another
     /// node answered first and we stay quiet.
-    pub fn on_bloc_seen(&mut self, tree: &BlockTree, first_previous: Hash) {
+    pub fn on_bloc_seen(&mut self, tree: &BlockTree, first_previous: BlockHash) {
         if let Some((from, _)) = self.answer {
             if tree.chain().hash_before(from) == Some(first_previous) {
                 self.answer = None;
@@ -247,7 +247,7 @@ mod tests {
         let mut c = CatchUp::with_jitter(&Profile::steady(5.0), "n", fixed(0));
         let now = Instant::now();
         let orphan = Ok(Received::Orphan {
-            missing: Hash([7; 64]),
+            missing: BlockHash(crate::hash::Hash([7; 64])),
         });
         assert!(c.after_bloc(&tree, &orphan, 1, now).is_some());
         assert!(

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use crate::block::{Block, BlockHeader, MAX_BLOCK_TXNS};
-use crate::hash::{Hash, GENESIS};
+use crate::hash::{BlockHash, Txid, GENESIS};
 use crate::ledger::{BlockTxError, BlockUndo, Ledger, TxError};
 use crate::merkle::merkle_root;
 use crate::pow::MiningJob;
@@ -19,7 +19,7 @@ use crate::transaction::Transaction;
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BlockError {
     #[error("previous_hash {} is not the tip's hash", got.short())]
-    PreviousHash { got: Hash },
+    PreviousHash { got: BlockHash },
     #[error("this_hash does not match the header")]
     HeaderHash,
     #[error("proof of work too weak: {got} leading zero bits, {required} required")]
@@ -95,7 +95,7 @@ impl ChainEntry {
 pub struct Chain {
     profile: Profile,
     entries: Vec<ChainEntry>,
-    index: HashMap<Hash, usize>,
+    index: HashMap<BlockHash, usize>,
     ledger: Ledger,
 }
 
@@ -151,7 +151,7 @@ impl Chain {
     }
 
     /// The hash the next block must name as `previous_hash`.
-    pub fn tip_hash(&self) -> Hash {
+    pub fn tip_hash(&self) -> BlockHash {
         self.tip().map_or(*GENESIS, |b| b.header.this_hash)
     }
 
@@ -184,7 +184,7 @@ impl Chain {
     }
 
     /// Height (0-based) of the block with this hash, if it is in the chain.
-    pub fn height_of(&self, hash: &Hash) -> Option<usize> {
+    pub fn height_of(&self, hash: &BlockHash) -> Option<usize> {
         self.index.get(hash).copied()
     }
 
@@ -216,7 +216,7 @@ impl Chain {
     /// `now` (or the tip's timestamp if that is later, so a steady chain's
     /// timestamps never go backwards). `None` for no transactions.
     pub fn mining_job(&self, txns: &[Transaction], now: u64) -> Option<MiningJob> {
-        let hashes: Vec<Hash> = txns.iter().map(Transaction::hash).collect();
+        let hashes: Vec<Txid> = txns.iter().map(Transaction::hash).collect();
         let merkle_root = merkle_root(&hashes)?;
         let timestamp = self
             .profile
@@ -232,7 +232,7 @@ impl Chain {
     /// The hash a block at `height` must name as `previous_hash`: GENESIS
     /// for height 0, else the hash of the block before it (`None` past the
     /// tip).
-    pub fn hash_before(&self, height: usize) -> Option<Hash> {
+    pub fn hash_before(&self, height: usize) -> Option<BlockHash> {
         match height.checked_sub(1) {
             None => Some(*GENESIS),
             Some(i) => self.entries.get(i).map(|e| e.block.header.this_hash),
@@ -241,7 +241,7 @@ impl Chain {
 
     /// The height of a block whose `previous_hash` is `previous`, if that
     /// is GENESIS or a block of this chain.
-    pub fn height_after(&self, previous: &Hash) -> Option<usize> {
+    pub fn height_after(&self, previous: &BlockHash) -> Option<usize> {
         if *previous == *GENESIS {
             Some(0)
         } else {
@@ -307,7 +307,7 @@ impl Chain {
 /// timestamp is acceptable (steady profile).
 pub fn check_header(
     profile: &Profile,
-    previous_hash: Hash,
+    previous_hash: BlockHash,
     schedule: &Schedule,
     header: &BlockHeader,
     now: u64,

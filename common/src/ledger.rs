@@ -18,14 +18,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::hash::Hash;
+use crate::hash::Txid;
 use crate::transaction::{Address, OutputKind, Token, Transaction};
 use crate::wallet::{self, SignatureError};
 
 /// One output of one transaction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct OutPoint {
-    pub txn_hash: Hash,
+    pub txn_hash: Txid,
     pub kind: OutputKind,
 }
 
@@ -59,9 +59,9 @@ pub enum TxError {
     #[error("input {index} is not owned by the sender")]
     NotOwner { index: usize },
     #[error("input {index} spends unknown transaction {}", hash.short())]
-    UnknownInput { index: usize, hash: Hash },
+    UnknownInput { index: usize, hash: Txid },
     #[error("input {index} is already spent (output of {})", hash.short())]
-    AlreadySpent { index: usize, hash: Hash },
+    AlreadySpent { index: usize, hash: Txid },
     #[error("token {index} does not match the output it names")]
     TokenMismatch { index: usize },
     #[error("inputs are worth {inputs} but outputs {outputs}")]
@@ -77,9 +77,9 @@ pub trait OutputView {
     /// The output, spent or not, if it exists.
     fn output(&self, outpoint: &OutPoint) -> Option<&OutputState>;
     /// Whether a transaction with this hash is already recorded.
-    fn contains_txn(&self, hash: &Hash) -> bool;
+    fn contains_txn(&self, hash: &Txid) -> bool;
     /// Whether it is recorded as pending rather than in the chain.
-    fn is_pending(&self, _hash: &Hash) -> bool {
+    fn is_pending(&self, _hash: &Txid) -> bool {
         false
     }
 }
@@ -87,7 +87,7 @@ pub trait OutputView {
 /// A transaction that passed [`check_transaction`], with what it spends.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckedTxn {
-    pub hash: Hash,
+    pub hash: Txid,
     pub inputs: Vec<OutPoint>,
 }
 
@@ -96,7 +96,7 @@ pub struct CheckedTxn {
 pub fn check_transaction(
     view: &impl OutputView,
     txn: &Transaction,
-    hash: Hash,
+    hash: Txid,
     tokens: Option<&[Token]>,
 ) -> Result<CheckedTxn, TxError> {
     let checked = check_spend(view, txn, hash, tokens)?;
@@ -113,7 +113,7 @@ pub fn check_transaction(
 pub fn check_spend(
     view: &impl OutputView,
     txn: &Transaction,
-    hash: Hash,
+    hash: Txid,
     tokens: Option<&[Token]>,
 ) -> Result<CheckedTxn, TxError> {
     if view.contains_txn(&hash) {
@@ -211,7 +211,7 @@ fn resolve_input<'v>(
     view: &'v impl OutputView,
     txn: &Transaction,
     index: usize,
-    prev: &Hash,
+    prev: &Txid,
     taken: &[OutPoint],
 ) -> Result<(OutPoint, &'v OutputState), TxError> {
     let mut exists = false;
@@ -245,7 +245,7 @@ fn resolve_input<'v>(
 /// What a block changed in the ledger, to take it back on a reorganisation.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BlockUndo {
-    created: Vec<Hash>,
+    created: Vec<Txid>,
     spent: Vec<OutPoint>,
     repeats: usize,
 }
@@ -259,7 +259,7 @@ impl BlockUndo {
 }
 
 /// Records the two new, unspent outputs of `txn` (whose hash is `hash`).
-fn insert_outputs(outputs: &mut HashMap<OutPoint, OutputState>, txn: &Transaction, hash: Hash) {
+fn insert_outputs(outputs: &mut HashMap<OutPoint, OutputState>, txn: &Transaction, hash: Txid) {
     for kind in [OutputKind::Receiver, OutputKind::Change] {
         outputs.insert(
             OutPoint {
@@ -281,7 +281,7 @@ fn insert_outputs(outputs: &mut HashMap<OutPoint, OutputState>, txn: &Transactio
 #[derive(Clone, Debug, Default)]
 pub struct Overlay {
     outputs: HashMap<OutPoint, OutputState>,
-    txns: HashSet<Hash>,
+    txns: HashSet<Txid>,
 }
 
 /// A [`Ledger`] seen through an [`Overlay`].
@@ -299,11 +299,11 @@ impl OutputView for OverlayView<'_> {
             .or_else(|| self.base.output(outpoint))
     }
 
-    fn contains_txn(&self, hash: &Hash) -> bool {
+    fn contains_txn(&self, hash: &Txid) -> bool {
         self.top.txns.contains(hash) || self.base.contains_txn(hash)
     }
 
-    fn is_pending(&self, hash: &Hash) -> bool {
+    fn is_pending(&self, hash: &Txid) -> bool {
         self.top.txns.contains(hash)
     }
 }
@@ -363,7 +363,7 @@ pub struct BlockTxError {
 #[derive(Clone, Debug, Default)]
 pub struct Ledger {
     outputs: HashMap<OutPoint, OutputState>,
-    txns: HashSet<Hash>,
+    txns: HashSet<Txid>,
 }
 
 impl OutputView for Ledger {
@@ -371,7 +371,7 @@ impl OutputView for Ledger {
         self.outputs.get(outpoint)
     }
 
-    fn contains_txn(&self, hash: &Hash) -> bool {
+    fn contains_txn(&self, hash: &Txid) -> bool {
         self.txns.contains(hash)
     }
 }
@@ -476,7 +476,7 @@ impl Ledger {
     }
 
     /// Whether a transaction with this hash is in the ledger.
-    pub fn contains(&self, hash: &Hash) -> bool {
+    pub fn contains(&self, hash: &Txid) -> bool {
         self.txns.contains(hash)
     }
 

@@ -10,7 +10,7 @@
 //! | length-prefixed frames, connections | [`frame`] |
 //! | relay client connection | [`relay`] |
 //! | `TXN `/`BLOC` payloads (JSON) | [`message`] |
-//! | SHA-512, GENESIS, COINBASE | [`hash`] |
+//! | SHA-512; `Txid` and `BlockHash`, one type per role; GENESIS, COINBASE | [`hash`] |
 //! | tokens, transactions | [`transaction`] |
 //! | headers, blocks | [`block`] |
 //! | Merkle tree and proofs | [`merkle`] |

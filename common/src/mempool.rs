@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 
-use crate::hash::Hash;
+use crate::hash::Txid;
 use crate::ledger::{check_spend, check_transaction, Ledger, Overlay, TxError};
 use crate::transaction::{Token, Transaction};
 
@@ -35,14 +35,14 @@ pub struct Rebuilt {
     /// Transactions of taken-back blocks that are pending again.
     pub returned: usize,
     /// Transactions that no longer fit the chain, and why.
-    pub dropped: Vec<(Hash, TxError)>,
+    pub dropped: Vec<(Txid, TxError)>,
 }
 
 /// Valid transactions not yet in the best chain.
 #[derive(Clone, Debug)]
 pub struct Mempool {
-    txns: Vec<(Hash, Transaction)>,
-    hashes: HashSet<Hash>,
+    txns: Vec<(Txid, Transaction)>,
+    hashes: HashSet<Txid>,
     overlay: Overlay,
     max: usize,
 }
@@ -71,7 +71,7 @@ impl Mempool {
         self.txns.is_empty()
     }
 
-    pub fn contains(&self, hash: &Hash) -> bool {
+    pub fn contains(&self, hash: &Txid) -> bool {
         self.hashes.contains(hash)
     }
 
@@ -82,7 +82,7 @@ impl Mempool {
         ledger: &Ledger,
         txn: Transaction,
         tokens: Option<&[Token]>,
-    ) -> Result<Hash, MempoolError> {
+    ) -> Result<Txid, MempoolError> {
         let hash = txn.hash();
         if self.txns.len() >= self.max && !self.hashes.contains(&hash) {
             return Err(MempoolError::Full(self.txns.len()));
@@ -102,7 +102,7 @@ impl Mempool {
     }
 
     /// Hashes of the pending transactions, in order.
-    pub fn hashes(&self) -> impl Iterator<Item = &Hash> {
+    pub fn hashes(&self) -> impl Iterator<Item = &Txid> {
         self.txns.iter().map(|(h, _)| h)
     }
 

@@ -1,4 +1,4 @@
-//! toycoin's own Merkle tree over transaction hashes, and inclusion proofs.
+//! toycoin's own Merkle tree over transaction ids, and inclusion proofs.
 //!
 //! It is not a balanced tree: it grows by insertion exactly as the original
 //! does (format doc, section 6), so roots match byte for byte. Labels are 65
@@ -8,23 +8,51 @@ use std::fmt;
 
 use sha2::{Digest, Sha512};
 
-use crate::hash::{Hash, HASH_LEN};
+use crate::hash::{Txid, HASH_LEN};
 
 /// Length of a Merkle label: one prefix byte and a SHA-512.
 pub const LABEL_LEN: usize = HASH_LEN + 1;
 
-/// A node label; the root's label is the block header's `merkle_root`.
+/// A node's label: a leaf's is 0 then its transaction id, an inner node's
+/// 1 then SHA-512 of its children's labels.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct MerkleRoot(pub [u8; LABEL_LEN]);
+pub struct MerkleNode(pub [u8; LABEL_LEN]);
+
+/// The root's label: what a block header's `merkle_root` holds.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MerkleRoot(pub MerkleNode);
 
 impl MerkleRoot {
-    fn leaf(hash: &Hash) -> MerkleRoot {
-        let mut label = [0u8; LABEL_LEN];
-        label[1..].copy_from_slice(hash.as_ref());
-        MerkleRoot(label)
+    /// Builds a root from a slice that must be exactly 65 bytes long.
+    pub fn from_slice(bytes: &[u8]) -> Option<MerkleRoot> {
+        MerkleNode::from_slice(bytes).map(MerkleRoot)
     }
 
-    fn inner(left: &MerkleRoot, right: Option<&MerkleRoot>) -> MerkleRoot {
+    pub fn as_bytes(&self) -> &[u8; LABEL_LEN] {
+        self.0.as_bytes()
+    }
+}
+
+impl AsRef<[u8]> for MerkleRoot {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_ref()
+    }
+}
+
+impl fmt::Debug for MerkleRoot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MerkleRoot({})", hex::encode(&self.0 .0[..7]))
+    }
+}
+
+impl MerkleNode {
+    fn leaf(hash: &Txid) -> MerkleNode {
+        let mut label = [0u8; LABEL_LEN];
+        label[1..].copy_from_slice(hash.as_ref());
+        MerkleNode(label)
+    }
+
+    fn inner(left: &MerkleNode, right: Option<&MerkleNode>) -> MerkleNode {
         let mut hasher = Sha512::new();
         hasher.update(left.0);
         if let Some(right) = right {
@@ -32,12 +60,12 @@ impl MerkleRoot {
         }
         let mut label = [1u8; LABEL_LEN];
         label[1..].copy_from_slice(&hasher.finalize());
-        MerkleRoot(label)
+        MerkleNode(label)
     }
 
     /// Builds a label from a slice that must be exactly 65 bytes long.
-    pub fn from_slice(bytes: &[u8]) -> Option<MerkleRoot> {
-        bytes.try_into().ok().map(MerkleRoot)
+    pub fn from_slice(bytes: &[u8]) -> Option<MerkleNode> {
+        bytes.try_into().ok().map(MerkleNode)
     }
 
     pub fn as_bytes(&self) -> &[u8; LABEL_LEN] {
@@ -45,15 +73,15 @@ impl MerkleRoot {
     }
 }
 
-impl AsRef<[u8]> for MerkleRoot {
+impl AsRef<[u8]> for MerkleNode {
     fn as_ref(&self) -> &[u8] {
         &self.0
     }
 }
 
-impl fmt::Debug for MerkleRoot {
+impl fmt::Debug for MerkleNode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MerkleRoot({})", hex::encode(&self.0[..7]))
+        write!(f, "MerkleNode({})", hex::encode(&self.0[..7]))
     }
 }
 
@@ -61,7 +89,7 @@ impl fmt::Debug for MerkleRoot {
 /// a left child and may lack a right one.
 #[derive(Clone, Debug)]
 struct Node {
-    label: MerkleRoot,
+    label: MerkleNode,
     size: usize,
     leaves: usize,
     left: Option<Box<Node>>,
@@ -69,9 +97,9 @@ struct Node {
 }
 
 impl Node {
-    fn leaf(hash: &Hash) -> Node {
+    fn leaf(hash: &Txid) -> Node {
         Node {
-            label: MerkleRoot::leaf(hash),
+            label: MerkleNode::leaf(hash),
             size: 1,
             leaves: 1,
             left: None,
@@ -80,9 +108,9 @@ impl Node {
     }
 
     /// An inner node whose only child is one leaf ("from_singleton").
-    fn singleton(hash: &Hash) -> Node {
+    fn singleton(hash: &Txid) -> Node {
         let mut node = Node {
-            label: MerkleRoot([0; LABEL_LEN]),
+            label: MerkleNode([0; LABEL_LEN]),
             size: 0,
             leaves: 0,
             left: Some(Box::new(Node::leaf(hash))),
@@ -95,11 +123,11 @@ impl Node {
     fn update(&mut self) {
         let (label, size, leaves) = match (&self.left, &self.right) {
             (Some(l), Some(r)) => (
-                MerkleRoot::inner(&l.label, Some(&r.label)),
+                MerkleNode::inner(&l.label, Some(&r.label)),
                 l.size + r.size,
                 l.leaves + r.leaves,
             ),
-            (Some(l), None) => (MerkleRoot::inner(&l.label, None), l.size, l.leaves),
+            (Some(l), None) => (MerkleNode::inner(&l.label, None), l.size, l.leaves),
             (None, _) => return,
         };
         self.label = label;
@@ -107,7 +135,7 @@ impl Node {
         self.leaves = leaves;
     }
 
-    fn insert(&mut self, hash: &Hash) {
+    fn insert(&mut self, hash: &Txid) {
         match (&mut self.left, &mut self.right) {
             (None, _) => self.left = Some(Box::new(Node::leaf(hash))),
             (Some(_), None) => self.right = Some(Box::new(Node::leaf(hash))),
@@ -139,7 +167,7 @@ pub struct MerkleTree {
 /// node on the path is the right child.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProofStep {
-    pub sibling: Option<MerkleRoot>,
+    pub sibling: Option<MerkleNode>,
     pub path_is_right: bool,
 }
 
@@ -152,7 +180,7 @@ pub struct MerkleProof {
 impl MerkleTree {
     /// Builds the tree over `leaves` in order; `None` when there are none
     /// (the original raises an error for a block without transactions).
-    pub fn from_leaves(leaves: &[Hash]) -> Option<MerkleTree> {
+    pub fn from_leaves(leaves: &[Txid]) -> Option<MerkleTree> {
         let (first, rest) = leaves.split_first()?;
         let mut root = Node::singleton(first);
         for leaf in rest {
@@ -162,7 +190,7 @@ impl MerkleTree {
     }
 
     pub fn root(&self) -> MerkleRoot {
-        self.root.label
+        MerkleRoot(self.root.label)
     }
 
     /// Number of leaves.
@@ -206,22 +234,22 @@ impl MerkleTree {
 
 impl MerkleProof {
     /// True when this proof leads from `leaf` to `root`.
-    pub fn verify(&self, leaf: &Hash, root: &MerkleRoot) -> bool {
-        let mut label = MerkleRoot::leaf(leaf);
+    pub fn verify(&self, leaf: &Txid, root: &MerkleRoot) -> bool {
+        let mut label = MerkleNode::leaf(leaf);
         for step in &self.steps {
             label = match (&step.sibling, step.path_is_right) {
-                (None, false) => MerkleRoot::inner(&label, None),
+                (None, false) => MerkleNode::inner(&label, None),
                 (None, true) => return false,
-                (Some(s), false) => MerkleRoot::inner(&label, Some(s)),
-                (Some(s), true) => MerkleRoot::inner(s, Some(&label)),
+                (Some(s), false) => MerkleNode::inner(&label, Some(s)),
+                (Some(s), true) => MerkleNode::inner(s, Some(&label)),
             };
         }
-        label == *root
+        label == root.0
     }
 }
 
 /// The Merkle root over the given transaction hashes.
-pub fn merkle_root(leaves: &[Hash]) -> Option<MerkleRoot> {
+pub fn merkle_root(leaves: &[Txid]) -> Option<MerkleRoot> {
     MerkleTree::from_leaves(leaves).map(|t| t.root())
 }
 
@@ -229,16 +257,18 @@ pub fn merkle_root(leaves: &[Hash]) -> Option<MerkleRoot> {
 mod tests {
     use super::*;
 
-    fn leaves(n: usize) -> Vec<Hash> {
+    use crate::hash::Hash;
+
+    fn leaves(n: usize) -> Vec<Txid> {
         (1..=n)
-            .map(|i| Hash::of(format!("leaf-{i}").as_bytes()))
+            .map(|i| Txid::from_raw_hash(Hash::of(format!("leaf-{i}").as_bytes())))
             .collect()
     }
 
     #[test]
     fn one_leaf_root_is_an_inner_node_over_the_leaf() {
         let l = leaves(1);
-        let expected = MerkleRoot::inner(&MerkleRoot::leaf(&l[0]), None);
+        let expected = MerkleRoot(MerkleNode::inner(&MerkleNode::leaf(&l[0]), None));
         assert_eq!(merkle_root(&l), Some(expected));
     }
 
@@ -256,7 +286,7 @@ mod tests {
             for (i, leaf) in l.iter().enumerate() {
                 let proof = tree.proof(i).unwrap();
                 assert!(proof.verify(leaf, &tree.root()), "n={n} i={i}");
-                let other = Hash::of(b"not a leaf");
+                let other = Txid::from_raw_hash(Hash::of(b"not a leaf"));
                 assert!(!proof.verify(&other, &tree.root()));
             }
             assert!(tree.proof(n).is_none());

@@ -24,7 +24,7 @@ use serde::de::{self, DeserializeOwned, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::block::{Block, BlockHeader};
-use crate::hash::Hash;
+use crate::hash::{BlockHash, Hash, Txid};
 use crate::merkle::MerkleRoot;
 use crate::transaction::{Token, Transaction, Transfer};
 
@@ -68,7 +68,7 @@ pub enum Message {
 /// (see [`crate::tree::BlockTree::locator`]); empty asks from genesis.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GetBlocks {
-    pub locator: Vec<Hash>,
+    pub locator: Vec<BlockHash>,
     /// The asker's random request id (at most [`MAX_REQUEST_ID`] bytes),
     /// so that two requests with the same locator differ and an asker
     /// knows its own request when the relay echoes it.
@@ -290,7 +290,7 @@ fn decode_getb_body(body: &[u8]) -> Result<GetBlocks, DecodeError> {
         .0
         .iter()
         .enumerate()
-        .map(|(i, h)| hash_field(h, &format!("GETB locator {i}"), "hash"))
+        .map(|(i, h)| hash_field(h, &format!("GETB locator {i}"), "hash", BlockHash))
         .collect::<Result<_, _>>()?;
     if wire.id.len() > MAX_REQUEST_ID {
         return Err(DecodeError::TooLong {
@@ -316,7 +316,7 @@ fn parse_json<T: DeserializeOwned>(context: &str, json: &[u8]) -> Result<T, Deco
 fn token_from_json(json: &str, context: &str) -> Result<Token, DecodeError> {
     let w: TokenWire = parse_json(context, json.as_bytes())?;
     Ok(Token {
-        txn_hash: hash_field(&w.txn_hash, context, "txn_hash")?,
+        txn_hash: hash_field(&w.txn_hash, context, "txn_hash", Txid)?,
         owner: b64_field(&w.owner, context, "owner")?,
         value: w.value,
         signature: b64_field(&w.signature, context, "signature")?,
@@ -329,7 +329,7 @@ fn txn_from_json(json: &str, context: &str) -> Result<Transaction, DecodeError> 
         .previous_hashes
         .0
         .iter()
-        .map(|h| hash_field(h, context, "previous_hashes"))
+        .map(|h| hash_field(h, context, "previous_hashes", Txid))
         .collect::<Result<_, _>>()?;
     Ok(Transaction {
         previous_hashes,
@@ -348,7 +348,7 @@ fn block_from_json(json: &str, context: &str) -> Result<Block, DecodeError> {
     let merkle = b64_field(&h.merkle_root, context, "merkle_root")?;
     let header = BlockHeader {
         timestamp: b64_field(&h.timestamp, context, "timestamp")?,
-        previous_hash: hash_field(&h.previous_hash, context, "previous_hash")?,
+        previous_hash: hash_field(&h.previous_hash, context, "previous_hash", BlockHash)?,
         nonce: b64_field(&h.nonce, context, "nonce")?,
         merkle_root: MerkleRoot::from_slice(&merkle).ok_or_else(|| DecodeError::Length {
             context: context.to_owned(),
@@ -356,7 +356,7 @@ fn block_from_json(json: &str, context: &str) -> Result<Block, DecodeError> {
             expected: crate::merkle::LABEL_LEN,
             got: merkle.len(),
         })?,
-        this_hash: hash_field(&h.this_hash, context, "this_hash")?,
+        this_hash: hash_field(&h.this_hash, context, "this_hash", BlockHash)?,
     };
     let txns = w
         .txns
@@ -378,14 +378,22 @@ fn b64_field(text: &str, context: &str, field: &'static str) -> Result<Bytes, De
         })
 }
 
-fn hash_field(text: &str, context: &str, field: &'static str) -> Result<Hash, DecodeError> {
+/// A base64 SHA-512 digest, in the role `role` gives it (`Txid`, ...).
+fn hash_field<T>(
+    text: &str,
+    context: &str,
+    field: &'static str,
+    role: fn(Hash) -> T,
+) -> Result<T, DecodeError> {
     let bytes = b64_field(text, context, field)?;
-    Hash::from_slice(&bytes).ok_or_else(|| DecodeError::Length {
-        context: context.to_owned(),
-        field,
-        expected: crate::hash::HASH_LEN,
-        got: bytes.len(),
-    })
+    Hash::from_slice(&bytes)
+        .map(role)
+        .ok_or_else(|| DecodeError::Length {
+            context: context.to_owned(),
+            field,
+            expected: crate::hash::HASH_LEN,
+            got: bytes.len(),
+        })
 }
 
 // ---------------------------------------------------------------------------
@@ -556,7 +564,7 @@ mod tests {
     #[test]
     fn catch_up_requests_round_trip_and_are_bounded() {
         let request = GetBlocks {
-            locator: vec![Hash::of(b"a"), Hash::of(b"b")],
+            locator: vec![BlockHash(Hash::of(b"a")), BlockHash(Hash::of(b"b"))],
             id: "4886adee-1".into(),
         };
         let payload = encode_getb(&request);

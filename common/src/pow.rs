@@ -23,7 +23,7 @@ use sha2::compress512;
 use sha2::digest::generic_array::GenericArray;
 
 use crate::block::BlockHeader;
-use crate::hash::{Hash, HASH_LEN};
+use crate::hash::{BlockHash, HASH_LEN};
 use crate::merkle::{MerkleRoot, LABEL_LEN};
 
 /// Attempts between two looks at the cancel flag.
@@ -68,7 +68,7 @@ impl CancelToken {
 pub struct MiningJob {
     /// Unix seconds, written as decimal digits.
     pub timestamp: u64,
-    pub previous_hash: Hash,
+    pub previous_hash: BlockHash,
     pub merkle_root: MerkleRoot,
     /// Leading zero bits the header hash needs.
     pub required_bits: u32,
@@ -263,7 +263,7 @@ impl<'j> NonceSearch<'j> {
             previous_hash: self.job.previous_hash,
             nonce: Bytes::from(nonce),
             merkle_root: self.job.merkle_root,
-            this_hash: Hash([0; HASH_LEN]),
+            this_hash: BlockHash(crate::hash::Hash([0; HASH_LEN])),
         };
         header.this_hash = header.compute_hash();
         header
@@ -279,7 +279,7 @@ mod tests {
         MiningJob {
             timestamp: 1_795_247_465,
             previous_hash: *crate::hash::GENESIS,
-            merkle_root: merkle_root(&[Hash::of(b"leaf")]).unwrap(),
+            merkle_root: merkle_root(&[crate::hash::Txid(crate::hash::Hash::of(b"leaf"))]).unwrap(),
             required_bits: bits,
         }
     }
@@ -302,7 +302,7 @@ mod tests {
             .copy_from_slice(&header.nonce[header.nonce.len() - COUNTER_DIGITS..]);
         compress512(&mut state, std::slice::from_ref(&search.block));
         let bytes: Vec<u8> = state.iter().flat_map(|w| w.to_be_bytes()).collect();
-        assert_eq!(bytes, header.this_hash.0.to_vec());
+        assert_eq!(bytes, header.this_hash.as_bytes().to_vec());
     }
 
     #[test]

@@ -28,7 +28,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::hash::Hash as BlockHash;
+use crate::hash::BlockHash;
 
 /// Bits of block 0 and block 1 in the steady profile: a few hundred
 /// thousand hashes, well under a second on one thread.
@@ -345,7 +345,7 @@ mod tests {
         tip[0] = first_byte;
         ChainScore {
             work,
-            tip: BlockHash(tip),
+            tip: BlockHash(crate::hash::Hash(tip)),
         }
     }
 

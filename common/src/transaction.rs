@@ -8,7 +8,7 @@
 
 use bytes::Bytes;
 
-use crate::hash::{Hash, COINBASE};
+use crate::hash::{Hash, Txid, COINBASE};
 
 /// An address: the raw PEM bytes of an RSA public key (or, for a funding
 /// transaction's sender, the raw bytes of [`COINBASE`]).
@@ -20,7 +20,7 @@ pub type Signature = Bytes;
 /// An output of a transaction, as the spender presents it in a `TXN`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Token {
-    pub txn_hash: Hash,
+    pub txn_hash: Txid,
     pub owner: Address,
     pub value: i64,
     pub signature: Signature,
@@ -29,7 +29,7 @@ pub struct Token {
 /// A transfer of value, or a coinbase funding transaction.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Transaction {
-    pub previous_hashes: Vec<Hash>,
+    pub previous_hashes: Vec<Txid>,
     pub receiver: Address,
     pub receiver_value: i64,
     pub receiver_signature: Signature,
@@ -70,7 +70,7 @@ impl Transaction {
     /// The transaction hash: SHA-512 over previous hashes, receiver,
     /// dec(receiver_value), receiver signature, sender, dec(sender_change),
     /// sender signature, concatenated.
-    pub fn hash(&self) -> Hash {
+    pub fn hash(&self) -> Txid {
         let receiver_value = self.receiver_value.to_string();
         let sender_change = self.sender_change.to_string();
         let mut parts: Vec<&[u8]> = Vec::with_capacity(self.previous_hashes.len() + 6);
@@ -83,7 +83,7 @@ impl Transaction {
             sender_change.as_bytes(),
             &self.sender_signature[..],
         ]);
-        Hash::of_parts(&parts)
+        Txid::from_raw_hash(Hash::of_parts(&parts))
     }
 
     /// True when the sender is COINBASE: a funding transaction (valid only
@@ -95,7 +95,7 @@ impl Transaction {
     /// The bytes a signature covers: the previous hashes, then `address`
     /// (the receiver for `receiver_signature`, the sender for
     /// `sender_signature`).
-    pub fn signed_message(previous_hashes: &[Hash], address: &[u8]) -> Vec<u8> {
+    pub fn signed_message(previous_hashes: &[Txid], address: &[u8]) -> Vec<u8> {
         let mut msg = Vec::with_capacity(previous_hashes.len() * 64 + address.len());
         for h in previous_hashes {
             msg.extend_from_slice(h.as_ref());
@@ -105,7 +105,7 @@ impl Transaction {
     }
 
     /// One of the two outputs as a token, given this transaction's hash.
-    pub fn output(&self, hash: Hash, kind: OutputKind) -> Token {
+    pub fn output(&self, hash: Txid, kind: OutputKind) -> Token {
         match kind {
             OutputKind::Receiver => Token {
                 txn_hash: hash,

@@ -18,7 +18,7 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::block::Block;
 use crate::chain::{check_body, check_header, BlockError, Chain, ChainError};
-use crate::hash::{Hash, GENESIS};
+use crate::hash::{BlockHash, GENESIS};
 use crate::profile::{ChainScore, Profile};
 
 /// Most side-branch blocks kept (the oldest are forgotten first).
@@ -27,8 +27,8 @@ pub const DEFAULT_MAX_SIDE_BLOCKS: usize = 256;
 /// The best chain changed.
 #[derive(Clone, Debug)]
 pub struct Adopted {
-    pub old_tip: Hash,
-    pub new_tip: Hash,
+    pub old_tip: BlockHash,
+    pub new_tip: BlockHash,
     /// Height of the first block that is not shared with the old chain.
     pub fork_height: usize,
     /// Blocks of the old chain taken back, oldest first (empty when the new
@@ -63,15 +63,15 @@ pub enum Received {
         best_work: u128,
     },
     /// The first new block's parent is unknown: the node should catch up.
-    Orphan { missing: Hash },
+    Orphan { missing: BlockHash },
 }
 
 /// The best chain and the recent side-branch blocks.
 #[derive(Clone, Debug)]
 pub struct BlockTree {
     chain: Chain,
-    side: HashMap<Hash, Block>,
-    side_order: VecDeque<Hash>,
+    side: HashMap<BlockHash, Block>,
+    side_order: VecDeque<BlockHash>,
     max_side: usize,
 }
 
@@ -99,7 +99,7 @@ impl BlockTree {
     }
 
     /// Whether a block with this hash is known (best chain or side branch).
-    pub fn knows(&self, hash: &Hash) -> bool {
+    pub fn knows(&self, hash: &BlockHash) -> bool {
         *hash == *GENESIS || self.chain.height_of(hash).is_some() || self.side.contains_key(hash)
     }
 
@@ -216,7 +216,7 @@ impl BlockTree {
         }
         // Index, not `blocks().skip()`: skipping a mapped iterator walks
         // every block before the fork.
-        let adopted: Vec<Hash> = self.chain.entries()[fork_len.min(self.chain.len())..]
+        let adopted: Vec<BlockHash> = self.chain.entries()[fork_len.min(self.chain.len())..]
             .iter()
             .map(|e| e.block.header.this_hash)
             .collect();
@@ -253,7 +253,7 @@ impl BlockTree {
         }
     }
 
-    fn forget_side(&mut self, hash: &Hash) {
+    fn forget_side(&mut self, hash: &BlockHash) {
         if self.side.remove(hash).is_some() {
             self.side_order.retain(|h| h != hash);
         }
@@ -263,7 +263,7 @@ impl BlockTree {
     /// the 9 before it, then going back 2, 4, 8, ... blocks, and the first
     /// block (Bitcoin's "block locator").
     /// Empty for an empty chain.
-    pub fn locator(&self) -> Vec<Hash> {
+    pub fn locator(&self) -> Vec<BlockHash> {
         let entries = self.chain.entries();
         let hash = |i: usize| entries[i].block.header.this_hash;
         let mut out = Vec::new();
@@ -284,7 +284,7 @@ impl BlockTree {
 
     /// For a catch-up request: the height after the first locator hash on
     /// the best chain (0 when none is, meaning from genesis).
-    pub fn fork_point(&self, locator: &[Hash]) -> usize {
+    pub fn fork_point(&self, locator: &[BlockHash]) -> usize {
         locator
             .iter()
             .find_map(|h| self.chain.height_of(h))

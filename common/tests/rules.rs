@@ -8,7 +8,7 @@ use bytes::Bytes;
 use rand::rngs::OsRng;
 use toycoin_common::block::{Block, BlockHeader};
 use toycoin_common::chain::{now_secs, BlockError, Chain};
-use toycoin_common::hash::Hash;
+use toycoin_common::hash::{BlockHash, Hash, Txid};
 use toycoin_common::ledger::TxError;
 use toycoin_common::merkle::merkle_root;
 use toycoin_common::message::TxnMessage;
@@ -70,11 +70,13 @@ impl World {
 
 /// A block of `txns` on the chain's tip, with a real proof of work.
 fn mine(chain: &Chain, txns: Vec<Transaction>, timestamp: u64) -> Block {
-    let hashes: Vec<Hash> = txns.iter().map(Transaction::hash).collect();
+    let hashes: Vec<Txid> = txns.iter().map(Transaction::hash).collect();
     let job = MiningJob {
         timestamp,
         previous_hash: chain.tip_hash(),
-        merkle_root: merkle_root(&hashes).unwrap_or(toycoin_common::merkle::MerkleRoot([1; 65])),
+        merkle_root: merkle_root(&hashes).unwrap_or(toycoin_common::merkle::MerkleRoot(
+            toycoin_common::merkle::MerkleNode([1; 65]),
+        )),
         required_bits: chain.next_required_bits(),
     };
     let MineOutcome::Found(header) = Miner::new(2).mine(&job, &CancelToken::new()).outcome else {
@@ -107,7 +109,7 @@ fn accepts_a_valid_transfer_and_coinbase_funding() {
 fn rejects_previous_hashes_that_are_not_the_tokens() {
     let w = toycoin();
     let mut m = w.pay(&w.a, &w.c, 30);
-    m.txn.previous_hashes[0] = Hash::of(b"something else");
+    m.txn.previous_hashes[0] = Txid(Hash::of(b"something else"));
     assert_eq!(w.check(&m), Err(TxError::PreviousHashMismatch { index: 0 }));
     let mut m = w.pay(&w.a, &w.c, 30);
     m.tokens.push(m.tokens[0].clone());
@@ -378,7 +380,7 @@ fn rejects_bad_headers() {
     let good = mine(&w.chain, txns.clone(), now_secs());
 
     let mut off_tip = good.clone();
-    off_tip.header.previous_hash = Hash::of(b"elsewhere");
+    off_tip.header.previous_hash = BlockHash(Hash::of(b"elsewhere"));
     assert!(matches!(
         w.chain.push(off_tip, now_secs()),
         Err(BlockError::PreviousHash { .. })
@@ -450,13 +452,13 @@ fn steady_timestamps_may_not_go_backwards_or_far_ahead() {
 fn steady_timestamp_that_is_not_decimal_is_refused() {
     let w = World::new(Profile::steady(5.0));
     let txns = [Transaction::coinbase(Bytes::from_static(b"x"), 1)];
-    let hashes: Vec<Hash> = txns.iter().map(Transaction::hash).collect();
+    let hashes: Vec<Txid> = txns.iter().map(Transaction::hash).collect();
     let mut header = BlockHeader {
         timestamp: Bytes::from_static(b"soon"),
         previous_hash: w.chain.tip_hash(),
         nonce: Bytes::new(),
         merkle_root: merkle_root(&hashes).unwrap(),
-        this_hash: Hash([0; 64]),
+        this_hash: BlockHash(Hash([0; 64])),
     };
     let required = w.chain.next_required_bits();
     for nonce in 0u64.. {

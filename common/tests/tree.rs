@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use toycoin_common::block::Block;
 use toycoin_common::chain::{BlockError, Chain};
-use toycoin_common::hash::Hash;
+use toycoin_common::hash::{BlockHash, Hash};
 use toycoin_common::ledger::TxError;
 use toycoin_common::pow::{CancelToken, MineOutcome, Miner};
 use toycoin_common::profile::Profile;
@@ -215,5 +215,5 @@ fn locators_find_the_fork_point() {
     let mut short = BlockTree::new(*peer.profile());
     short.receive(blocks[..6].to_vec(), T).unwrap();
     assert_eq!(tree.fork_point(&short.locator()), 6);
-    assert_eq!(tree.fork_point(&[Hash::of(b"unknown")]), 0);
+    assert_eq!(tree.fork_point(&[BlockHash(Hash::of(b"unknown"))]), 0);
 }

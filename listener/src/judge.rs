@@ -8,7 +8,7 @@
 //! judged as the nodes judge it.
 
 use toycoin_common::block::Block;
-use toycoin_common::hash::Hash;
+use toycoin_common::hash::{BlockHash, Txid};
 use toycoin_common::mempool::{Mempool, MempoolError};
 use toycoin_common::message::{GetBlocks, Message, TxnMessage};
 use toycoin_common::session::{BlocReport, SessionEvent};
@@ -38,7 +38,7 @@ pub enum Effect {
     /// A side branch that is not (yet) better.
     Fork { fork_height: usize, length: usize },
     /// Its first block follows one this listener has not seen.
-    Orphan { missing: Hash },
+    Orphan { missing: BlockHash },
     /// A block is invalid; nothing changed.
     Invalid { index: usize, error: String },
 }
@@ -52,7 +52,7 @@ pub struct Reorg {
     /// Transactions of the rolled-back blocks that are pending again (as
     /// the nodes count them).
     pub returned_txns: usize,
-    pub old_tip: Hash,
+    pub old_tip: BlockHash,
 }
 
 /// The best chain after a frame.
@@ -62,7 +62,7 @@ pub struct ChainSummary {
     /// Transactions in its blocks, repeats counted (the original's `Total
     /// Txns`).
     pub total_txns: usize,
-    pub tip: Hash,
+    pub tip: BlockHash,
     pub work: u128,
 }
 
@@ -70,7 +70,7 @@ pub struct ChainSummary {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Verdict {
     Txn {
-        hash: Hash,
+        hash: Txid,
         message: TxnMessage,
         check: TxnCheck,
     },

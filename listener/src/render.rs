@@ -129,7 +129,7 @@ impl Renderer {
 
     fn txn(
         &self,
-        hash: &toycoin_common::hash::Hash,
+        hash: &toycoin_common::hash::Txid,
         tokens: &[Token],
         t: &Transaction,
         check: &TxnCheck,

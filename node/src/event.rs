@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use toycoin_common::hash::Hash;
+use toycoin_common::hash::{BlockHash, Txid};
 use toycoin_common::log::TRAFFIC;
 use toycoin_common::profile::Profile;
 
@@ -29,11 +29,11 @@ pub enum Event {
         retry_in: Duration,
     },
     TxnAccepted {
-        hash: Hash,
+        hash: Txid,
         pending: usize,
     },
     TxnRejected {
-        hash: Option<Hash>,
+        hash: Option<Txid>,
         reason: String,
     },
     MiningStarted {
@@ -43,7 +43,7 @@ pub enum Event {
     },
     Mined {
         height: usize,
-        hash: Hash,
+        hash: BlockHash,
         txns: usize,
         elapsed: Duration,
         hash_rate: f64,
@@ -57,13 +57,13 @@ pub enum Event {
     /// A block we mined arrived after another block took its height.
     LostRace {
         height: usize,
-        hash: Hash,
+        hash: BlockHash,
     },
     /// The best chain changed (by our block or a peer's).
     Adopted {
         ours: bool,
-        old_tip: Hash,
-        new_tip: Hash,
+        old_tip: BlockHash,
+        new_tip: BlockHash,
         height: usize,
         fork_height: usize,
         rolled_back: usize,
@@ -73,7 +73,7 @@ pub enum Event {
     },
     /// A pending transaction no longer fits the best chain.
     TxnDropped {
-        hash: Hash,
+        hash: Txid,
         reason: String,
     },
     SideBranch {

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use toycoin_common::block::Block;
 use toycoin_common::chain::{now_secs, ChainError};
 use toycoin_common::frame::DEFAULT_MAX_FRAME_LEN;
-use toycoin_common::hash::Hash;
+use toycoin_common::hash::{BlockHash, Txid};
 use toycoin_common::mempool::{Mempool, DEFAULT_MAX_PENDING};
 use toycoin_common::message::{encode_bloc, TxnMessage};
 use toycoin_common::pow::{CancelToken, MineOutcome, MineReport, Miner};
@@ -86,9 +86,9 @@ pub fn short_id() -> String {
 #[derive(Clone, Debug)]
 pub struct Snapshot {
     pub blocks: Vec<Block>,
-    pub tip: Hash,
+    pub tip: BlockHash,
     pub total_work: u128,
-    pub pending: Vec<Hash>,
+    pub pending: Vec<Txid>,
     pub mining: bool,
 }
 
@@ -146,7 +146,7 @@ pub fn spawn(config: NodeConfig) -> (NodeHandle, broadcast::Receiver<Event>) {
 struct MiningTask {
     cancel: CancelToken,
     height: usize,
-    previous: Hash,
+    previous: BlockHash,
     txns: Vec<Transaction>,
     cancelled_at: Option<Instant>,
     handle: JoinHandle<Option<MineReport>>,

@@ -14,7 +14,7 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 use toycoin_common::block::Block;
 use toycoin_common::chain::{now_secs, Chain};
-use toycoin_common::hash::Hash;
+use toycoin_common::hash::{Hash, Txid};
 use toycoin_common::message::{encode_bloc, encode_txn, TxnMessage};
 use toycoin_common::pow::{CancelToken, MineOutcome, Miner};
 use toycoin_common::profile::Profile;
@@ -109,7 +109,7 @@ async fn until(nodes: &[&TestNode], what: &str, cond: impl Fn(&[toycoin_node::Sn
 }
 
 /// How many times each transaction hash occurs in `blocks`.
-fn occurrences(blocks: &[Block]) -> HashMap<Hash, usize> {
+fn occurrences(blocks: &[Block]) -> HashMap<Txid, usize> {
     let mut seen = HashMap::new();
     for txn in blocks.iter().flat_map(|b| &b.txns) {
         *seen.entry(txn.hash()).or_insert(0) += 1;
@@ -117,7 +117,7 @@ fn occurrences(blocks: &[Block]) -> HashMap<Hash, usize> {
     seen
 }
 
-fn includes_all_once(blocks: &[Block], sent: &[Hash]) -> bool {
+fn includes_all_once(blocks: &[Block], sent: &[Txid]) -> bool {
     let seen = occurrences(blocks);
     sent.iter().all(|h| seen.get(h) == Some(&1)) && seen.len() == sent.len()
 }
@@ -125,7 +125,7 @@ fn includes_all_once(blocks: &[Block], sent: &[Hash]) -> bool {
 /// A scripted transaction source on the relay.
 struct Source {
     client: RelayClient,
-    sent: Vec<Hash>,
+    sent: Vec<Txid>,
 }
 
 impl Source {
@@ -142,14 +142,14 @@ impl Source {
         self.client.publish(DEFAULT_TOPIC, payload).await.unwrap();
     }
 
-    async fn txn(&mut self, m: &TxnMessage) -> Hash {
+    async fn txn(&mut self, m: &TxnMessage) -> Txid {
         self.raw(&encode_txn(&m.tokens, &m.txn)).await;
         let hash = m.txn.hash();
         self.sent.push(hash);
         hash
     }
 
-    async fn coinbase(&mut self, tag: &str, value: i64) -> Hash {
+    async fn coinbase(&mut self, tag: &str, value: i64) -> Txid {
         let txn = Transaction::coinbase(Bytes::from(tag.to_owned()), value);
         self.txn(&TxnMessage {
             tokens: Vec::new(),
@@ -216,7 +216,7 @@ async fn one_node_mines_every_transaction_exactly_once_including_chained_ones() 
     assert!(blocks.len() >= 2);
     assert!(blocks.iter().all(|b| b.txns.len() <= 10));
     // The chained spend is in a block after (or after, in) its parent's.
-    let pos = |h: Hash| {
+    let pos = |h: Txid| {
         blocks
             .iter()
             .flat_map(|b| &b.txns)
@@ -428,7 +428,7 @@ async fn bad_transactions_and_blocks_are_rejected_and_change_nothing() {
     .await;
     // A block spending coins that do not exist.
     let mut thief_txn = first.txn.clone();
-    thief_txn.previous_hashes = vec![Hash::of(b"nowhere")];
+    thief_txn.previous_hashes = vec![Txid(Hash::of(b"nowhere"))];
     let thief = mine_on(&empty, vec![thief_txn]);
     src.raw(&encode_bloc(&[thief])).await;
     node.wait_for(

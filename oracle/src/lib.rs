@@ -12,7 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::{sleep_until, Instant};
 use toycoin_common::chain::Chain;
-use toycoin_common::hash::Hash;
+use toycoin_common::hash::Txid;
 use toycoin_common::ledger::Ledger;
 use toycoin_common::log::TRAFFIC;
 use toycoin_common::message::{encode_txn, TxnMessage};
@@ -84,7 +84,7 @@ pub fn funding(i: usize) -> i64 {
 
 /// A transaction the oracle sent, and what became of it.
 struct Sent {
-    hash: Hash,
+    hash: Txid,
     label: String,
     payload: Bytes,
     last_sent: Instant,
@@ -370,7 +370,7 @@ impl Oracle {
     /// are as they were, so only the new ones are looked through.
     fn update_confirmations(&mut self, fork_height: usize) {
         let chain: &Chain = self.session.tree().chain();
-        let mut heights: HashMap<Hash, usize> = HashMap::new();
+        let mut heights: HashMap<Txid, usize> = HashMap::new();
         let new_blocks = &chain.entries()[fork_height.min(chain.len())..];
         for (offset, entry) in new_blocks.iter().enumerate() {
             for txn in &entry.block.txns {

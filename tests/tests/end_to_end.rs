@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use serde_json::Value;
-use toycoin_common::hash::Hash;
+use toycoin_common::hash::Txid;
 use toycoin_common::message::Message;
 use toycoin_common::profile::Profile;
 use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
@@ -93,7 +93,7 @@ async fn thirty_transfers_all_confirmed_once_and_everyone_agrees() {
 
     // Follow the chain while the oracle works.
     let mut tree = BlockTree::new(Profile::steady(5.0));
-    let mut oracle_txns: Vec<(Hash, toycoin_common::transaction::Transaction)> = Vec::new();
+    let mut oracle_txns: Vec<(Txid, toycoin_common::transaction::Transaction)> = Vec::new();
     let done = tokio::time::timeout(WAIT, async {
         loop {
             tokio::select! {
@@ -155,11 +155,11 @@ async fn thirty_transfers_all_confirmed_once_and_everyone_agrees() {
 
     // Every one of the 34 transactions is in the best chain exactly once.
     let chain = tree.chain();
-    let mut seen: HashMap<Hash, usize> = HashMap::new();
+    let mut seen: HashMap<Txid, usize> = HashMap::new();
     for t in chain.blocks().flat_map(|b| &b.txns) {
         *seen.entry(t.hash()).or_default() += 1;
     }
-    let sent: HashSet<Hash> = oracle_txns.iter().map(|(h, _)| *h).collect();
+    let sent: HashSet<Txid> = oracle_txns.iter().map(|(h, _)| *h).collect();
     assert_eq!(seen.keys().copied().collect::<HashSet<_>>(), sent);
     assert!(seen.values().all(|&n| n == 1));
 

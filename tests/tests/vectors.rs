@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use toycoin_common::chain::{now_secs, Chain};
-use toycoin_common::hash::{Hash, COINBASE, GENESIS};
+use toycoin_common::hash::{Hash, Txid, COINBASE, GENESIS};
 use toycoin_common::ledger::Ledger;
 use toycoin_common::merkle::merkle_root;
 use toycoin_common::message::{Message, TxnMessage};
@@ -124,13 +124,13 @@ fn merkle_roots_match_all_sixteen_cases() {
     let cases = v["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 16);
     for (n, case) in cases.iter().enumerate() {
-        let leaves: Vec<Hash> = hex_list(&case["leaves_hex"])
+        let leaves: Vec<Txid> = hex_list(&case["leaves_hex"])
             .iter()
-            .map(|h| Hash::from_slice(&hex::decode(h).unwrap()).unwrap())
+            .map(|h| Txid::from_slice(&hex::decode(h).unwrap()).unwrap())
             .collect();
         assert_eq!(leaves.len(), n + 1);
         for (i, leaf) in leaves.iter().enumerate() {
-            assert_eq!(*leaf, Hash::of(format!("leaf-{i}").as_bytes()));
+            assert_eq!(leaf.to_raw_hash(), Hash::of(format!("leaf-{i}").as_bytes()));
         }
         let root = merkle_root(&leaves).unwrap();
         assert_eq!(
@@ -289,5 +289,5 @@ fn every_transaction_has_a_merkle_inclusion_proof_in_its_block() {
         }
     }
     assert_eq!(proven, 21);
-    assert!(blocks[0].merkle_proof(&Hash::of(b"absent")).is_none());
+    assert!(blocks[0].merkle_proof(&Txid(Hash::of(b"absent"))).is_none());
 }

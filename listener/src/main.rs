@@ -38,8 +38,8 @@ struct Args {
     /// Never send catch-up requests (GETB); only listen.
     #[arg(long)]
     passive: bool,
-    /// (Frames are shown on stdout; --quiet shows only those that change
-    /// the best chain or are refused. Log lines go to stderr.)
+    // Frames are shown on stdout; --quiet shows only those that change
+    // the best chain or are refused. Log lines go to stderr.
     #[command(flatten)]
     log: LogArgs,
 }

@@ -1,64 +1,77 @@
 //! Fan-out: topics, their subscribers, and delivery to bounded queues.
 //!
 //! Publishing never waits for a subscriber. Each subscriber has a bounded
-//! queue (in messages and in bytes); the hub offers each payload with
-//! `try_send`, sharing one `Bytes` among all subscribers (no copy per
-//! subscriber). A full queue means a slow consumer: the message is dropped
-//! for that subscriber and counted, or, with the `disconnect` policy, the
-//! subscriber is told to leave. Nobody else ever waits for it.
+//! [`Queue`] (in messages and in bytes); the hub offers each payload to
+//! every queue, sharing one allocation among all subscribers (no copy per
+//! subscriber), charged once to the relay's one [`Budget`].
+//!
+//! Two ways a subscriber can fall behind, and what happens:
+//! - its own queue is full: the message is dropped for it and counted, or,
+//!   with the `disconnect` policy, it is told to leave;
+//! - the budget is full: [`Hub::make_room`] sheds the slowest subscriber —
+//!   the one still holding the oldest message — first, dropping what waits
+//!   for it (or disconnecting it), until the message fits. A subscriber
+//!   that keeps up holds only the newest messages, so it is shed last.
+//!
+//! Nobody else ever waits for a slow subscriber.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::budget::Budget;
+use crate::queue::{Offer, Payload, Queue};
 pub use crate::stats::Delivery;
 use crate::stats::Stats;
 
-/// What to do with a subscriber whose queue is full.
+/// What to do with a subscriber that falls behind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum SlowPolicy {
-    /// Drop the message for that subscriber (counted and reported).
+    /// Drop messages for that subscriber (counted and reported).
     #[default]
     Drop,
     /// Disconnect the subscriber.
     Disconnect,
 }
 
-/// The hub's end of one subscriber's queue.
+/// The hub's end of one subscriber.
 #[derive(Clone, Debug)]
 pub struct Subscriber {
     pub id: u64,
-    pub tx: mpsc::Sender<Bytes>,
-    /// Bytes queued and not yet written to the socket.
-    pub queued_bytes: Arc<AtomicUsize>,
+    pub peer: SocketAddr,
+    pub queue: Arc<Queue>,
     /// Cancelled to make the connection leave.
     pub kick: CancellationToken,
 }
 
+type Topics = HashMap<Bytes, Vec<Subscriber>>;
+
 /// Topics and their subscribers.
 #[derive(Debug)]
 pub struct Hub {
-    topics: Mutex<HashMap<Bytes, Vec<Subscriber>>>,
-    max_queued_bytes: usize,
+    topics: Mutex<Topics>,
+    budget: Arc<Budget>,
     policy: SlowPolicy,
     stats: Arc<Stats>,
+    next_seq: AtomicU64,
 }
 
 impl Hub {
-    pub fn new(max_queued_bytes: usize, policy: SlowPolicy, stats: Arc<Stats>) -> Hub {
+    pub fn new(budget: Arc<Budget>, policy: SlowPolicy, stats: Arc<Stats>) -> Hub {
         Hub {
             topics: Mutex::new(HashMap::new()),
-            max_queued_bytes,
+            budget,
             policy,
             stats,
+            next_seq: AtomicU64::new(0),
         }
     }
 
-    fn topics(&self) -> MutexGuard<'_, HashMap<Bytes, Vec<Subscriber>>> {
+    fn topics(&self) -> MutexGuard<'_, Topics> {
         // A panic while holding this lock cannot leave the map inconsistent
         // (every update is a single insert or retain), so a poisoned lock is
         // still usable.
@@ -86,22 +99,72 @@ impl Hub {
         let Some(subs) = topics.get(topic) else {
             return delivery;
         };
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let mut payload = Payload::charge(data, seq, &self.budget);
+        if payload.is_none() && self.shed_slowest(&topics, data.len()) {
+            payload = Payload::charge(data, seq, &self.budget);
+        }
+        let Some(payload) = payload else {
+            // No room even after shedding: lost for everyone, counted.
+            delivery.dropped = subs.len();
+            drop(topics);
+            self.stats.record_publish(data.len(), delivery);
+            return delivery;
+        };
         for sub in subs {
-            let queued = sub.queued_bytes.load(Ordering::Relaxed);
-            let fits = queued.saturating_add(data.len()) <= self.max_queued_bytes;
-            if fits && sub.tx.try_send(data.clone()).is_ok() {
-                sub.queued_bytes.fetch_add(data.len(), Ordering::Relaxed);
-                delivery.delivered += 1;
-            } else if !sub.tx.is_closed() {
-                delivery.dropped += 1;
-                if self.policy == SlowPolicy::Disconnect {
-                    sub.kick.cancel();
+            match sub.queue.offer(&payload) {
+                Offer::Queued => delivery.delivered += 1,
+                Offer::Closed => {}
+                Offer::Full => {
+                    delivery.dropped += 1;
+                    if self.policy == SlowPolicy::Disconnect {
+                        sub.kick.cancel();
+                    }
                 }
             }
         }
         drop(topics);
         self.stats.record_publish(data.len(), delivery);
         delivery
+    }
+
+    /// Sheds the slowest subscribers until `bytes` more would fit the
+    /// budget (for a connection reading a frame); false if shedding every
+    /// queue would not make it fit.
+    pub fn make_room(&self, bytes: usize) -> bool {
+        let topics = self.topics();
+        self.shed_slowest(&topics, bytes)
+    }
+
+    /// Sheds subscribers, the one holding the oldest message first, until
+    /// `bytes` fit the budget. False if none is left to shed.
+    fn shed_slowest(&self, topics: &Topics, bytes: usize) -> bool {
+        let mut shed: Vec<u64> = Vec::new();
+        while self.budget.used().saturating_add(bytes) > self.budget.limit() {
+            let slowest = topics
+                .values()
+                .flatten()
+                .filter(|s| !shed.contains(&s.id))
+                .map(|s| (s.queue.backlog(), s))
+                .filter_map(|(b, s)| Some((b.oldest?, b, s)))
+                .min_by_key(|(oldest, _, _)| *oldest);
+            let Some((_, backlog, sub)) = slowest else {
+                return false;
+            };
+            shed.push(sub.id);
+            if backlog.waiting > 0 && self.policy == SlowPolicy::Drop {
+                let (messages, bytes) = sub.queue.shed();
+                self.stats.record_shed(sub.peer, messages, bytes, false);
+            } else {
+                // What its writer holds is freed only by ending the
+                // connection: it goes (with the disconnect policy, always).
+                let (messages, bytes) = sub.queue.close();
+                sub.kick.cancel();
+                self.stats
+                    .record_shed(sub.peer, messages, bytes + backlog.writing, true);
+            }
+        }
+        true
     }
 
     /// Number of subscriptions, all topics together.

@@ -1,15 +1,21 @@
 //! toycoin-relay: a topic-based pub/sub hub speaking the original toycoin
 //! relay session (a subscription frame, then topic + data frame pairs).
 //!
-//! - [`hub`]: fan-out to bounded per-subscriber queues.
+//! - [`hub`]: fan-out to bounded per-subscriber queues, shedding the
+//!   slowest subscriber under memory pressure.
+//! - [`budget`]: the one memory budget every held byte is charged to.
+//! - [`queue`]: one subscriber's queue; [`reader`]: one client's frames.
 //! - [`server`]: accepting, per-client handlers, limits, shutdown.
 //! - [`stats`]: counters and the summary line.
 //! - [`local`]: a relay on the current runtime (tests, embedding).
 //!
 //! The binary (`src/main.rs`) only parses flags and waits for Ctrl-C.
 
+pub mod budget;
 pub mod hub;
 pub mod local;
+pub mod queue;
+pub mod reader;
 pub mod server;
 pub mod stats;
 mod writer;

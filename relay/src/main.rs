@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
+use bytesize::ByteSize;
 use clap::{Parser, ValueEnum};
 use toycoin_common::log::{LogArgs, Output};
-use toycoin_relay::{Relay, RelayConfig, SlowPolicy};
+use toycoin_relay::{server, Relay, RelayConfig, SlowPolicy};
 use tracing::{error, info};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -27,24 +28,38 @@ struct Args {
     /// Port to listen on.
     #[arg(long, default_value_t = 25000)]
     port: u16,
-    /// Largest frame a client may send, in bytes.
-    #[arg(long, default_value_t = toycoin_common::frame::DEFAULT_MAX_FRAME_LEN)]
-    max_frame: usize,
+    /// Largest frame a client may send (bytes, or with a unit: 16MiB).
+    #[arg(long, default_value = "16MiB")]
+    max_frame: ByteSize,
     /// Most connections at once; more are closed at once.
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
+    /// Most connections from one IP address (a class behind one NAT
+    /// address shares it).
+    #[arg(long, default_value_t = server::DEFAULT_MAX_PER_ADDRESS)]
+    per_address: usize,
+    /// Most memory held for all clients together: queued messages and
+    /// frames being read. Under pressure the slowest subscribers are shed.
+    #[arg(long, default_value = "256MiB")]
+    memory: ByteSize,
     /// Most messages queued for one subscriber.
     #[arg(long, default_value_t = 65_536)]
     queue: usize,
-    /// Most bytes queued for one subscriber.
-    #[arg(long, default_value_t = 64 * 1024 * 1024)]
-    queue_bytes: usize,
-    /// What to do when a subscriber's queue is full.
+    /// Most bytes queued for one subscriber (one message of any size still
+    /// fits an empty queue).
+    #[arg(long, default_value = "4MiB")]
+    queue_bytes: ByteSize,
+    /// What to do with a subscriber that falls behind: drop messages for
+    /// it, or disconnect it.
     #[arg(long, value_enum, default_value_t = Slow::Drop)]
     slow: Slow,
     /// Seconds a new client has to send its subscription.
     #[arg(long, default_value_t = 10.0)]
     subscribe_timeout: f64,
+    /// Seconds a client may pause in the middle of a frame before it is
+    /// dropped.
+    #[arg(long, default_value_t = 10.0)]
+    frame_timeout: f64,
     /// Seconds between summary lines (0: none).
     #[arg(long, default_value_t = 10.0)]
     summary: f64,
@@ -61,18 +76,39 @@ async fn main() {
     let args = Args::parse();
     args.log.init(Output::Stdout);
     let shutdown = toycoin_common::signal::shutdown_signal();
-    let config = RelayConfig {
-        max_frame_len: args.max_frame,
+    let size = |b: ByteSize| usize::try_from(b.as_u64()).unwrap_or(usize::MAX);
+    let seconds = |name: &str, v: f64| {
+        if v.is_finite() && (0.001..=86_400.0).contains(&v) {
+            Duration::from_secs_f64(v)
+        } else {
+            error!("toycoin-relay: --{name} must be between 0.001 and 86400 seconds");
+            std::process::exit(2);
+        }
+    };
+    let mut config = RelayConfig {
+        max_frame_len: size(args.max_frame).min(u32::MAX as usize),
         max_connections: args.max_connections.max(1),
+        max_per_address: args.per_address.max(1),
+        memory: size(args.memory),
         queue_messages: args.queue.max(1),
-        queue_bytes: args.queue_bytes,
+        queue_bytes: size(args.queue_bytes),
+        frame_timeout: seconds("frame-timeout", args.frame_timeout),
         slow_policy: match args.slow {
             Slow::Drop => SlowPolicy::Drop,
             Slow::Disconnect => SlowPolicy::Disconnect,
         },
-        subscribe_timeout: Duration::from_secs_f64(args.subscribe_timeout.max(0.001)),
+        subscribe_timeout: seconds("subscribe-timeout", args.subscribe_timeout),
         summary_interval: (args.summary > 0.0).then(|| Duration::from_secs_f64(args.summary)),
     };
+    if config.max_frame_len > config.memory / 2 {
+        // Frames being read may take half the budget: a larger one could
+        // never be read whole.
+        config.max_frame_len = config.memory / 2;
+        info!(
+            "toycoin-relay: --max-frame lowered to {} bytes, half of --memory",
+            config.max_frame_len
+        );
+    }
     let listener = match toycoin_relay::bind((args.host.as_str(), args.port)).await {
         Ok(l) => l,
         Err(e) => {
@@ -101,8 +137,11 @@ async fn main() {
         }
     }
     info!(
-        "Relay listening on {addr} (max frame {} bytes, at most {} connections)",
-        config.max_frame_len, config.max_connections
+        "Relay listening on {addr} (max frame {} bytes, at most {} connections, {} per address, memory budget {})",
+        config.max_frame_len,
+        config.max_connections,
+        config.max_per_address,
+        ByteSize::b(config.memory as u64)
     );
     let relay = Relay::new(config);
     if let Err(e) = relay.run(listener, shutdown).await {

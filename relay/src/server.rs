@@ -4,29 +4,32 @@
 //! A handler reads the client's subscription (within a time limit), then
 //! alternating topic and data frames, publishing each pair through the
 //! [`Hub`]. Its writer task sends the client what the hub queues for it.
-//! Any protocol error drops that client with a one-line reason; nothing a
-//! client sends can make the relay allocate more than one frame's worth for
-//! it (the frame limit) or hold more than its queue's worth for it.
+//! Any protocol error drops that client with a one-line reason. Everything
+//! the relay holds for clients is charged to one memory [`Budget`] first;
+//! a frame left half-sent is dropped after the frame timeout; one address
+//! may hold only so many connections.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
-use tokio_util::codec::FramedRead;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use toycoin_common::frame::{FrameCodec, FrameError, DEFAULT_MAX_FRAME_LEN};
 use toycoin_common::log::TRAFFIC;
 use tracing::{info, warn};
 
+use crate::budget::Budget;
 use crate::hub::{Hub, SlowPolicy, Subscriber};
+use crate::queue::Queue;
+use crate::reader::{FrameReader, ReadError};
 use crate::stats::{Snapshot, Stats};
 use crate::writer::write_loop;
 
@@ -60,6 +63,18 @@ pub async fn bind(addr: impl tokio::net::ToSocketAddrs) -> io::Result<TcpListene
 /// Longest topic name accepted.
 pub const MAX_TOPIC_LEN: usize = 256;
 
+/// Default memory budget: fits a teacher's laptop.
+pub const DEFAULT_MEMORY: usize = 256 * 1024 * 1024;
+
+/// Default bytes queued per subscriber: 30 stalled subscribers hold at most
+/// half the default budget.
+pub const DEFAULT_QUEUE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Default connections per address: a class of 30 behind one NAT address,
+/// each with a node, a listener and an oracle, fits several times over,
+/// and one laptop still cannot take a quarter of the slots.
+pub const DEFAULT_MAX_PER_ADDRESS: usize = 200;
+
 /// The relay's settings.
 #[derive(Clone, Debug)]
 pub struct RelayConfig {
@@ -67,10 +82,19 @@ pub struct RelayConfig {
     pub max_frame_len: usize,
     /// Most connections open at once; more are closed at once.
     pub max_connections: usize,
+    /// Most connections from one IP address (a class behind one NAT
+    /// address shares it).
+    pub max_per_address: usize,
+    /// Most bytes the relay holds for all clients together: queued
+    /// messages and frames being read.
+    pub memory: usize,
     /// Most messages queued for one subscriber.
     pub queue_messages: usize,
-    /// Most payload bytes queued for one subscriber.
+    /// Most payload bytes queued for one subscriber (one message of any
+    /// size still fits an empty queue).
     pub queue_bytes: usize,
+    /// Longest a client may pause in the middle of a frame.
+    pub frame_timeout: Duration,
     /// What happens to a subscriber whose queue is full.
     pub slow_policy: SlowPolicy,
     /// How long a new client has to send its subscription.
@@ -84,8 +108,11 @@ impl Default for RelayConfig {
         RelayConfig {
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             max_connections: 1024,
+            max_per_address: DEFAULT_MAX_PER_ADDRESS,
+            memory: DEFAULT_MEMORY,
             queue_messages: 65_536,
-            queue_bytes: 64 * 1024 * 1024,
+            queue_bytes: DEFAULT_QUEUE_BYTES,
+            frame_timeout: Duration::from_secs(10),
             slow_policy: SlowPolicy::Drop,
             subscribe_timeout: Duration::from_secs(10),
             summary_interval: Some(Duration::from_secs(10)),
@@ -103,7 +130,10 @@ pub struct Relay {
 struct Inner {
     config: RelayConfig,
     hub: Hub,
+    budget: Arc<Budget>,
     stats: Arc<Stats>,
+    /// Open connections per address.
+    per_address: Mutex<HashMap<IpAddr, usize>>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
     next_id: AtomicU64,
@@ -121,14 +151,17 @@ enum Leave {
     WriteFailed(String),
     /// The client broke the protocol; the reason says how.
     Bad(String),
+    /// The client stalled mid-frame, or its frame found no memory.
+    Stalled(String),
 }
 
 impl Leave {
     /// A read error: a reset or abort is the client leaving, not breaking
     /// the protocol.
-    fn after_error(e: FrameError) -> Leave {
+    fn after_error(e: ReadError) -> Leave {
         match &e {
-            FrameError::Io(io)
+            ReadError::Stalled { .. } | ReadError::NoMemory { .. } => Leave::Stalled(e.to_string()),
+            ReadError::Frame(FrameError::Io(io))
                 if matches!(
                     io.kind(),
                     io::ErrorKind::ConnectionReset
@@ -146,11 +179,14 @@ impl Leave {
 impl Relay {
     pub fn new(config: RelayConfig) -> Relay {
         let stats = Arc::new(Stats::default());
+        let budget = Arc::new(Budget::new(config.memory));
         Relay {
             inner: Arc::new(Inner {
-                hub: Hub::new(config.queue_bytes, config.slow_policy, stats.clone()),
+                hub: Hub::new(budget.clone(), config.slow_policy, stats.clone()),
                 config,
+                budget,
                 stats,
+                per_address: Mutex::new(HashMap::new()),
                 tracker: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
                 next_id: AtomicU64::new(1),
@@ -160,7 +196,50 @@ impl Relay {
 
     /// The counters now.
     pub fn stats(&self) -> Snapshot {
-        self.inner.stats.snapshot()
+        let mut snapshot = self.inner.stats.snapshot();
+        snapshot.memory_used = self.inner.budget.used() as u64;
+        snapshot.memory_limit = self.inner.budget.limit() as u64;
+        snapshot
+    }
+
+    /// Who was shed or refused since the last summary (or the last call),
+    /// as the next summary would name them.
+    pub fn take_names(&self) -> crate::stats::Names {
+        self.inner.stats.take_names()
+    }
+
+    /// Bytes held for clients now, charged to the budget.
+    pub fn memory_used(&self) -> usize {
+        self.inner.budget.used()
+    }
+
+    /// Claims a connection slot for `ip`; false at the per-address limit.
+    fn claim_address(&self, ip: IpAddr) -> bool {
+        let mut map = self
+            .inner
+            .per_address
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(ip).or_default();
+        if *n >= self.inner.config.max_per_address {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn release_address(&self, ip: IpAddr) {
+        let mut map = self
+            .inner
+            .per_address
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&ip);
+            }
+        }
     }
 
     /// Subscriptions held now, all topics together.
@@ -203,6 +282,12 @@ impl Relay {
             match accepted {
                 Ok((stream, peer)) => {
                     backoff = Duration::from_millis(10);
+                    // Refusals are named in the next summary, once per
+                    // address, not once per attempt.
+                    if !self.claim_address(peer.ip()) {
+                        inner.stats.refused_address(peer.ip());
+                        continue;
+                    }
                     match permits.clone().try_acquire_owned() {
                         Ok(permit) => {
                             let relay = self.clone();
@@ -211,11 +296,8 @@ impl Relay {
                                 .spawn(async move { relay.handle(stream, peer, permit).await });
                         }
                         Err(_) => {
-                            inner.stats.refused();
-                            warn!(
-                                "Refused {peer}: connection limit of {} reached",
-                                inner.config.max_connections
-                            );
+                            self.release_address(peer.ip());
+                            inner.stats.refused_address(peer.ip());
                         }
                     }
                 }
@@ -242,7 +324,13 @@ impl Relay {
                 _ = tokio::time::sleep(every) => {}
             }
             let now = self.stats();
-            info!("{}", now.summary_since(&before, at.elapsed().as_secs_f64()));
+            let names = self.inner.stats.take_names();
+            if now.changed_since(&before) || names != Default::default() {
+                info!(
+                    "{}",
+                    now.summary_since(&before, at.elapsed().as_secs_f64(), &names)
+                );
+            }
             before = now;
             at = Instant::now();
         }
@@ -252,11 +340,18 @@ impl Relay {
         let stats = &self.inner.stats;
         stats.client_joined();
         let leave = self.serve(stream, peer).await;
+        self.release_address(peer.ip());
         stats.client_left();
         match leave {
             Leave::Closed => info!("Remote {peer} closed"),
             Leave::Shutdown => {}
-            Leave::Slow => warn!("Remote {peer} disconnected: too slow, its queue was full"),
+            Leave::Slow => warn!(
+                "Remote {peer} disconnected: too slow (its queue was full, or the relay needed the memory it held)"
+            ),
+            Leave::Stalled(reason) => {
+                stats.bad_client();
+                warn!("Remote {peer} dropped: {reason}");
+            }
             Leave::WriteFailed(e) => info!("Remote {peer} closed: write failed: {e}"),
             Leave::Bad(reason) => {
                 stats.bad_client();
@@ -270,11 +365,17 @@ impl Relay {
         let shutdown = &self.inner.shutdown;
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
-        let mut reader = FramedRead::new(read, FrameCodec::new(config.max_frame_len));
+        let mut reader = FrameReader::new(
+            read,
+            FrameCodec::new(config.max_frame_len),
+            self.inner.budget.clone(),
+            config.frame_timeout,
+        );
+        let hub = &self.inner.hub;
 
         let first = tokio::select! {
             _ = shutdown.cancelled() => return Leave::Shutdown,
-            first = tokio::time::timeout(config.subscribe_timeout, reader.next()) => first,
+            first = tokio::time::timeout(config.subscribe_timeout, reader.next(hub)) => first,
         };
         let topic = match first {
             Err(_) => {
@@ -293,15 +394,14 @@ impl Relay {
         };
 
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel(config.queue_messages.max(1));
+        let queue = Arc::new(Queue::new(config.queue_messages, config.queue_bytes));
         let kick = shutdown.child_token();
-        let queued_bytes = Arc::new(AtomicUsize::new(0));
         self.inner.hub.subscribe(
             topic.clone(),
             Subscriber {
                 id,
-                tx,
-                queued_bytes: queued_bytes.clone(),
+                peer,
+                queue: queue.clone(),
                 kick: kick.clone(),
             },
         );
@@ -310,8 +410,9 @@ impl Relay {
         let writer = {
             let (stats, kick, write_error) =
                 (self.inner.stats.clone(), kick.clone(), write_error.clone());
+            let queue = queue.clone();
             self.inner.tracker.spawn(async move {
-                if let Err(e) = write_loop(write, rx, queued_bytes, stats, kick.clone()).await {
+                if let Err(e) = write_loop(write, queue, stats, kick.clone()).await {
                     let _ = write_error.set(e.to_string());
                     kick.cancel();
                 }
@@ -322,6 +423,7 @@ impl Relay {
         self.inner.hub.unsubscribe(&topic, id);
         kick.cancel();
         let _ = writer.await;
+        queue.close();
         // Without a reason of its own, the connection was told to leave:
         // by the shutdown, its failed writer, or the hub's slow policy.
         leave.unwrap_or_else(|| {
@@ -337,15 +439,12 @@ impl Relay {
 
     /// Reads (topic, data) pairs and publishes them until the client leaves
     /// or breaks the protocol (the reason), or is kicked (`None`).
-    async fn read_loop(
-        &self,
-        reader: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, FrameCodec>,
-        kick: &CancellationToken,
-    ) -> Option<Leave> {
+    async fn read_loop(&self, reader: &mut FrameReader, kick: &CancellationToken) -> Option<Leave> {
+        let hub = &self.inner.hub;
         loop {
             let topic = tokio::select! {
                 _ = kick.cancelled() => return None,
-                frame = reader.next() => match frame {
+                frame = reader.next(hub) => match frame {
                     None => return Some(Leave::Closed),
                     Some(Err(e)) => return Some(Leave::after_error(e)),
                     Some(Ok(topic)) => topic,
@@ -357,7 +456,7 @@ impl Relay {
             };
             let data = tokio::select! {
                 _ = kick.cancelled() => return None,
-                frame = reader.next() => match frame {
+                frame = reader.next(hub) => match frame {
                     None => return Some(Leave::Bad(format!("closed after topic {name:?} without its data frame"))),
                     Some(Err(e)) => return Some(Leave::after_error(e)),
                     Some(Ok(data)) => data,

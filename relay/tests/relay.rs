@@ -315,7 +315,12 @@ async fn refuses_connections_over_the_limit_by_closing_them() {
 
 #[tokio::test]
 async fn hundreds_of_clients_coming_and_going_leave_nothing_behind() {
-    let r = start(RelayConfig::default()).await;
+    // All from 127.0.0.1: above the per-address default.
+    let r = start(RelayConfig {
+        max_per_address: 1024,
+        ..RelayConfig::default()
+    })
+    .await;
     let addr = r.addr;
     let clients: Vec<_> = (0..300)
         .map(|i| {
@@ -352,4 +357,280 @@ async fn shuts_down_cleanly_closing_every_client() {
         .unwrap()
         .map_or(true, |f| f.is_none()));
     closed_by_relay(&mut raw).await;
+}
+
+// ---- The memory budget: what hostile students tried (issue 14) ----
+
+const MIB: usize = 1024 * 1024;
+
+/// Subscribes on a raw socket and never reads again.
+async fn stalled_subscriber(addr: SocketAddr, topic: &str) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(&frame(topic.as_bytes())).await.unwrap();
+    s
+}
+
+/// Publishes `rounds` rounds of `per_round` messages of `size` bytes, each
+/// round waiting until every good subscriber has it all (a well-behaved
+/// publisher), checking after each message that the relay holds no more
+/// than its budget. Returns the highest use seen.
+async fn publish_in_rounds(
+    r: &Running,
+    publisher: &mut RelayClient,
+    good: &mut [RelayClient],
+    rounds: usize,
+    per_round: usize,
+    size: usize,
+) -> usize {
+    let budget = r.relay.stats().memory_limit as usize;
+    let mut peak = 0;
+    for round in 0..rounds {
+        for i in 0..per_round {
+            let mut payload = vec![b'm'; size];
+            payload[..8].copy_from_slice(&((round * per_round + i) as u64).to_be_bytes());
+            publisher.publish("/topic/main", &payload).await.unwrap();
+            peak = peak.max(r.relay.memory_used());
+            assert!(peak <= budget, "{peak} bytes held, budget {budget}");
+        }
+        for g in good.iter_mut() {
+            for i in 0..per_round {
+                let m = recv(g).await;
+                let n = u64::from_be_bytes(m[..8].try_into().unwrap()) as usize;
+                assert_eq!(n, round * per_round + i, "every message, in order");
+            }
+        }
+    }
+    peak
+}
+
+#[tokio::test]
+async fn a_stalled_subscriber_is_held_to_its_queue_and_the_budget() {
+    let r = start(RelayConfig {
+        memory: 16 * MIB,
+        queue_bytes: 2 * MIB,
+        ..RelayConfig::default()
+    })
+    .await;
+    let _stalled = stalled_subscriber(r.addr, "/topic/main").await;
+    r.wait_until(|relay| relay.subscriptions() == 1).await;
+    let mut good = [r.subscriber("/topic/main").await];
+    let mut publisher = r.subscriber("/connect").await;
+    // 48 MiB: far past what the stalled socket's kernel buffers hold.
+    publish_in_rounds(&r, &mut publisher, &mut good, 48, 16, 64 * 1024).await;
+    let stats = r.relay.stats();
+    assert!(
+        stats.dropped > 0,
+        "the stalled one lost messages: {stats:?}"
+    );
+    assert!(r.relay.memory_used() <= 2 * MIB + 256 * 1024 + 64 * 1024);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn stalled_subscribers_beyond_the_budget_are_shed_slowest_first_and_named() {
+    let r = start(RelayConfig {
+        memory: 8 * MIB,
+        queue_bytes: 3 * MIB,
+        ..RelayConfig::default()
+    })
+    .await;
+    let mut good = vec![r.subscriber("/topic/main").await];
+    let mut publisher = r.subscriber("/connect").await;
+    let mut stalled = Vec::new();
+    let mut peak = 0;
+    // Eight join one after another, each filling up while the good one
+    // reads everything.
+    for i in 0..8 {
+        stalled.push(stalled_subscriber(r.addr, "/topic/main").await);
+        r.wait_until(|relay| relay.subscriptions() == 3 + i).await;
+        peak = peak.max(publish_in_rounds(&r, &mut publisher, &mut good, 8, 16, 64 * 1024).await);
+    }
+    let stats = r.relay.stats();
+    assert!(stats.shed_messages > 0, "{stats:?}");
+    assert!(peak <= 8 * MIB);
+    let names = r.relay.take_names();
+    assert!(!names.shed.is_empty());
+    let good_addr = good[0].local_addr().unwrap();
+    assert!(
+        names.shed.iter().all(|(peer, _)| *peer != good_addr),
+        "the subscriber that keeps up is never shed: {names:?}"
+    );
+    let line = stats.summary_since(&stats, 10.0, &names);
+    assert!(line.contains("Shed the slowest subscribers"), "{line}");
+    assert!(line.contains("memory "), "{line}");
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_stalling_mid_frame_is_dropped_and_its_memory_given_back() {
+    let r = start(RelayConfig {
+        frame_timeout: Duration::from_millis(500),
+        ..RelayConfig::default()
+    })
+    .await;
+    let mut good = r.subscriber("/topic/main").await;
+    let mut half = Vec::new();
+    for i in 0..40 {
+        let mut s = TcpStream::connect(r.addr).await.unwrap();
+        if i % 4 == 0 {
+            // A topic frame announced and never finished.
+            s.write_all(&[0, 0, 0, 12, b'/', b't']).await.unwrap();
+        } else {
+            s.write_all(&frame(b"/topic/main")).await.unwrap();
+            s.write_all(&frame(b"/topic/main")).await.unwrap();
+            // The first 64 KiB of a 16 MiB data frame, then nothing.
+            let mut start = (16 * MIB as u32 - 1).to_be_bytes().to_vec();
+            start.extend(vec![b'x'; 64 * 1024]);
+            s.write_all(&start).await.unwrap();
+        }
+        half.push(s);
+    }
+    r.wait_until(|relay| relay.memory_used() > 0).await;
+    for s in &mut half {
+        closed_by_relay(s).await;
+    }
+    r.wait_until(|relay| relay.stats().bad_clients == 40 && relay.memory_used() == 0)
+        .await;
+    // Everyone else carries on.
+    let mut publisher = r.subscriber("/connect").await;
+    publisher
+        .publish("/topic/main", b"still here")
+        .await
+        .unwrap();
+    assert_eq!(recv(&mut good).await, &b"still here"[..]);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_every_slot_and_is_named_once() {
+    let r = start(RelayConfig {
+        max_per_address: 50,
+        ..RelayConfig::default()
+    })
+    .await;
+    let mut conns = Vec::new();
+    for _ in 0..300 {
+        conns.push(TcpStream::connect(r.addr).await.unwrap());
+    }
+    r.wait_until(|relay| relay.stats().refused == 250).await;
+    assert_eq!(r.relay.stats().clients, 50);
+    let names = r.relay.take_names();
+    assert_eq!(names.refused, vec![("127.0.0.1".parse().unwrap(), 250)]);
+    let s = r.relay.stats();
+    let summary = s.summary_since(&s, 10.0, &names);
+    assert_eq!(
+        summary.matches("Refused").count(),
+        1,
+        "one line per address, not per attempt: {summary}"
+    );
+    // Slots come back as connections leave.
+    drop(conns);
+    r.wait_until(|relay| relay.stats().clients == 0).await;
+    let mut c = r.subscriber("/topic/main").await;
+    let mut p = r.subscriber("/connect").await;
+    p.publish("/topic/main", b"in again").await.unwrap();
+    assert_eq!(recv(&mut c).await, &b"in again"[..]);
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_attack_at_once_beside_sixty_good_clients_who_get_everything() {
+    const GOOD: usize = 60;
+    const ROUNDS: usize = 20;
+    const SIZE: usize = 16 * 1024;
+    let r = start(RelayConfig {
+        memory: 16 * MIB,
+        queue_bytes: 2 * MIB,
+        frame_timeout: Duration::from_secs(1),
+        max_per_address: 1024,
+        ..RelayConfig::default()
+    })
+    .await;
+    let addr = r.addr;
+    let mut good = Vec::new();
+    for _ in 0..GOOD {
+        good.push(r.subscriber("/topic/main").await);
+    }
+    // The attacks: stalled subscribers, half-sent frames, idle connections.
+    let mut attackers = Vec::new();
+    for _ in 0..8 {
+        attackers.push(stalled_subscriber(addr, "/topic/main").await);
+    }
+    for _ in 0..40 {
+        let mut s = stalled_subscriber(addr, "/topic/other").await;
+        s.write_all(&frame(b"/topic/main")).await.unwrap();
+        let mut start = (16 * MIB as u32 - 1).to_be_bytes().to_vec();
+        start.extend(vec![b'x'; 32 * 1024]);
+        s.write_all(&start).await.unwrap();
+        attackers.push(s);
+    }
+    for _ in 0..500 {
+        attackers.push(TcpStream::connect(addr).await.unwrap());
+    }
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let monitor = {
+        let (relay, peak) = (r.relay.clone(), peak.clone());
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(relay.memory_used(), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
+    let tasks: Vec<_> = good
+        .into_iter()
+        .enumerate()
+        .map(|(me, client)| {
+            tokio::spawn(async move {
+                let (mut rx, mut tx) = client.into_split();
+                let mut next = vec![0u64; GOOD];
+                let mut received = 0;
+                for round in 0..ROUNDS {
+                    let mut payload = vec![b'g'; SIZE];
+                    payload[..8].copy_from_slice(&(me as u64).to_be_bytes());
+                    payload[8..16].copy_from_slice(&(round as u64).to_be_bytes());
+                    tx.publish("/topic/main", &payload).await.unwrap();
+                    // Well-behaved: read what the others sent this round
+                    // before sending again.
+                    while received < GOOD * (round + 1) {
+                        let m = timeout(WAIT, rx.recv())
+                            .await
+                            .expect("in time")
+                            .unwrap()
+                            .unwrap();
+                        let from = u64::from_be_bytes(m[..8].try_into().unwrap()) as usize;
+                        let seq = u64::from_be_bytes(m[8..16].try_into().unwrap());
+                        assert_eq!(seq, next[from], "client {me}: from {from} in order");
+                        next[from] += 1;
+                        received += 1;
+                    }
+                }
+                // The rest of the last round.
+                while received < GOOD * ROUNDS {
+                    timeout(WAIT, rx.recv())
+                        .await
+                        .expect("in time")
+                        .unwrap()
+                        .unwrap();
+                    received += 1;
+                }
+                received
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(timeout(WAIT, t).await.unwrap().unwrap(), GOOD * ROUNDS);
+    }
+    monitor.abort();
+    let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(peak <= 16 * MIB, "peak {peak} bytes within the budget");
+    // The half-sent frames are dropped after the frame timeout, their
+    // memory given back.
+    r.wait_until(|relay| relay.stats().bad_clients == 40).await;
+    assert!(
+        r.relay.stats().dropped > 0,
+        "the stalled ones lost messages"
+    );
+    drop(attackers);
+    r.stop().await;
 }

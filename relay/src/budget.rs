@@ -1,0 +1,137 @@
+//! The relay's one memory budget: every byte it holds for clients — each
+//! subscriber's queued messages and each connection's partly read frame —
+//! is charged here first, and nothing is held that could not be charged.
+//!
+//! Partly read frames may take at most half of the budget, so that clients
+//! which start frames and stall cannot starve the subscribers' queues; what
+//! frees memory under pressure is shedding the slowest subscriber
+//! ([`crate::hub::Hub::make_room`]).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::Notify;
+
+/// The budget's counters.
+#[derive(Debug)]
+pub struct Budget {
+    limit: usize,
+    used: AtomicUsize,
+    reading: AtomicUsize,
+    /// Woken whenever bytes are released.
+    released: Notify,
+}
+
+/// What a charge is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Use {
+    /// Messages queued for a subscriber.
+    Queue,
+    /// A frame being read from a connection.
+    Reading,
+}
+
+impl Budget {
+    pub fn new(limit: usize) -> Budget {
+        Budget {
+            limit,
+            used: AtomicUsize::new(0),
+            reading: AtomicUsize::new(0),
+            released: Notify::new(),
+        }
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Bytes charged now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Bytes charged now for frames being read.
+    pub fn reading(&self) -> usize {
+        self.reading.load(Ordering::Relaxed)
+    }
+
+    /// Charges `n` bytes if they fit; false (and nothing charged) if not.
+    pub fn try_charge(&self, n: usize, what: Use) -> bool {
+        if what == Use::Reading {
+            let fits = self
+                .reading
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| {
+                    r.checked_add(n).filter(|&t| t <= self.limit / 2)
+                })
+                .is_ok();
+            if !fits {
+                return false;
+            }
+        }
+        let fits = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                u.checked_add(n).filter(|&t| t <= self.limit)
+            })
+            .is_ok();
+        if !fits && what == Use::Reading {
+            self.reading.fetch_sub(n, Ordering::AcqRel);
+        }
+        fits
+    }
+
+    /// Charges `n` bytes already allocated (an allocator rounding up), even
+    /// past the limit.
+    pub fn force_charge(&self, n: usize, what: Use) {
+        if what == Use::Reading {
+            self.reading.fetch_add(n, Ordering::AcqRel);
+        }
+        self.used.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// Gives back `n` bytes charged for `what`.
+    pub fn release(&self, n: usize, what: Use) {
+        if n == 0 {
+            return;
+        }
+        if what == Use::Reading {
+            self.reading.fetch_sub(n, Ordering::AcqRel);
+        }
+        self.used.fetch_sub(n, Ordering::AcqRel);
+        self.released.notify_waiters();
+    }
+
+    /// Completes once some bytes are released after this call.
+    pub async fn some_released(&self) {
+        self.released.notified().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charges_up_to_the_limit_and_no_further() {
+        let b = Budget::new(100);
+        assert!(b.try_charge(60, Use::Queue));
+        assert!(!b.try_charge(41, Use::Queue));
+        assert!(b.try_charge(40, Use::Queue));
+        assert_eq!(b.used(), 100);
+        b.release(50, Use::Queue);
+        assert_eq!(b.used(), 50);
+    }
+
+    #[test]
+    fn reading_takes_at_most_half() {
+        let b = Budget::new(100);
+        assert!(b.try_charge(50, Use::Reading));
+        assert!(!b.try_charge(1, Use::Reading), "half is for reading");
+        assert!(b.try_charge(50, Use::Queue), "the rest is for queues");
+        b.release(50, Use::Reading);
+        assert_eq!((b.used(), b.reading()), (50, 0));
+        // A reading charge that fits its half but not the whole is undone.
+        assert!(b.try_charge(40, Use::Queue));
+        assert!(!b.try_charge(20, Use::Reading));
+        assert_eq!((b.used(), b.reading()), (90, 0));
+    }
+}

@@ -47,7 +47,7 @@ struct Args {
     queue: usize,
     /// Most bytes queued for one subscriber (one message of any size still
     /// fits an empty queue).
-    #[arg(long, default_value = "4MiB")]
+    #[arg(long, default_value = "8MiB")]
     queue_bytes: ByteSize,
     /// What to do with a subscriber that falls behind: drop messages for
     /// it, or disconnect it.

@@ -66,9 +66,9 @@ pub const MAX_TOPIC_LEN: usize = 256;
 /// Default memory budget: fits a teacher's laptop.
 pub const DEFAULT_MEMORY: usize = 256 * 1024 * 1024;
 
-/// Default bytes queued per subscriber: 30 stalled subscribers hold at most
-/// half the default budget.
-pub const DEFAULT_QUEUE_BYTES: usize = 4 * 1024 * 1024;
+/// Default bytes queued per subscriber: 30 stalled subscribers, even on 30
+/// topics of their own, hold less than the default budget.
+pub const DEFAULT_QUEUE_BYTES: usize = 8 * 1024 * 1024;
 
 /// Default connections per address: a class of 30 behind one NAT address,
 /// each with a node, a listener and an oracle, fits several times over,

@@ -40,8 +40,42 @@ pub struct ProfileArgs {
     pub target_interval: f64,
 }
 
+/// A clap value parser for a number of seconds in `min..=max` (fractions
+/// allowed; NaN and infinities refused), so every binary's time flags are
+/// checked, and reported, the same way.
+pub fn seconds(
+    min: f64,
+    max: f64,
+) -> impl Fn(&str) -> Result<f64, String> + Clone + Send + Sync + 'static {
+    move |text: &str| {
+        let v: f64 = text
+            .parse()
+            .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+        if v.is_finite() && (min..=max).contains(&v) {
+            Ok(v)
+        } else {
+            Err(format!("must be between {min} and {max} seconds"))
+        }
+    }
+}
+
 impl ProfileArgs {
     pub fn profile(&self) -> Profile {
         Profile::new(self.profile, self.target_interval)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_are_finite_and_in_range() {
+        let parse = seconds(0.0, 86_400.0);
+        assert_eq!(parse("2.5"), Ok(2.5));
+        assert_eq!(parse("0"), Ok(0.0));
+        for bad in ["-1", "86401", "NaN", "inf", "soon"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 }

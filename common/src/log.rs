@@ -18,7 +18,7 @@
 use std::fmt;
 
 use clap::{ArgAction, Args};
-use tracing::{Event, Level, Subscriber};
+use tracing::{Event, Subscriber};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
@@ -97,15 +97,14 @@ where
     }
 }
 
-/// True if `level` events to `target` would be printed under `args`
-/// (for tests and for skipping expensive work nobody will see).
-pub fn shows(args: &LogArgs, target: &str, level: Level) -> bool {
-    args.targets().would_enable(target, &level)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tracing::Level;
+
+    fn shows(args: &LogArgs, target: &str, level: Level) -> bool {
+        args.targets().would_enable(target, &level)
+    }
 
     const QUIET: LogArgs = LogArgs {
         quiet: true,

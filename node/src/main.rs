@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use clap::Parser;
 use tokio::sync::broadcast::error::RecvError;
-use toycoin_common::cli::{ProfileArgs, RelayArgs};
+use toycoin_common::cli::{seconds, ProfileArgs, RelayArgs};
 use toycoin_common::log::{LogArgs, Output};
 use toycoin_node::{spawn, Event, NodeConfig};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 /// A toycoin full node: checks every transaction and block it hears on the
 /// relay topic, mines blocks of pending transactions, keeps the best chain.
@@ -17,7 +17,7 @@ struct Args {
     #[command(flatten)]
     relay: RelayArgs,
     /// Seconds to sleep after each proof of work (play a slow node).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = seconds(0.0, 86_400.0))]
     delay: f64,
     #[command(flatten)]
     rules: ProfileArgs,
@@ -29,7 +29,7 @@ struct Args {
     min_txns: usize,
     /// Seconds after which fewer than --min-txns pending transactions are
     /// mined anyway (0: never, as the original).
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = seconds(0.0, 86_400.0))]
     max_wait: f64,
     /// Name shown in the output (default: a short random id).
     #[arg(long)]
@@ -46,14 +46,6 @@ async fn main() {
     let args = Args::parse();
     args.log.init(Output::Stdout);
     let shutdown = toycoin_common::signal::shutdown_signal();
-    if !(args.delay.is_finite() && (0.0..=86_400.0).contains(&args.delay)) {
-        error!("toycoin-node: --delay must be between 0 and 86400 seconds");
-        std::process::exit(2);
-    }
-    if !(args.max_wait.is_finite() && (0.0..=86_400.0).contains(&args.max_wait)) {
-        error!("toycoin-node: --max-wait must be between 0 and 86400 seconds");
-        std::process::exit(2);
-    }
     let mut config = NodeConfig::new(args.relay.addr(), args.rules.profile());
     config.topic = args.relay.channel;
     config.delay = Duration::from_secs_f64(args.delay);

@@ -2,7 +2,7 @@
 //! chain and check it.
 
 use clap::Parser;
-use toycoin_common::cli::{ProfileArgs, RelayArgs};
+use toycoin_common::cli::{seconds, ProfileArgs, RelayArgs};
 use toycoin_common::log::{LogArgs, Output};
 use toycoin_oracle::{run, OracleConfig};
 
@@ -16,10 +16,10 @@ struct Args {
     #[command(flatten)]
     relay: RelayArgs,
     /// Fewest seconds between transfers.
-    #[arg(long = "min-interval", alias = "min_interval", default_value_t = 3.0)]
+    #[arg(long = "min-interval", alias = "min_interval", default_value_t = 3.0, value_parser = seconds(0.0, 1e6))]
     min_interval: f64,
     /// Most seconds between transfers.
-    #[arg(long = "max-interval", alias = "max_interval", default_value_t = 10.0)]
+    #[arg(long = "max-interval", alias = "max_interval", default_value_t = 10.0, value_parser = seconds(0.0, 1e6))]
     max_interval: f64,
     /// Number of wallets.
     #[arg(long, default_value_t = 4)]
@@ -37,10 +37,10 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     resend_after: usize,
     /// ... or after this many seconds.
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = 30.0, value_parser = seconds(0.0, 1e6))]
     resend_secs: f64,
     /// With --count: seconds to wait for confirmations after the last transfer.
-    #[arg(long, default_value_t = 120.0)]
+    #[arg(long, default_value_t = 120.0, value_parser = seconds(0.0, 1e6))]
     confirm_timeout: f64,
     /// Name shown in the output (default: a short random id).
     #[arg(long)]
@@ -49,29 +49,20 @@ struct Args {
     log: LogArgs,
 }
 
-fn finite(name: &str, v: f64) -> f64 {
-    if v.is_finite() && (0.0..=1e6).contains(&v) {
-        v
-    } else {
-        tracing::error!("toycoin-oracle: --{name} must be between 0 and 1000000 seconds");
-        std::process::exit(2);
-    }
-}
-
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
     args.log.init(Output::Stdout);
     let mut config = OracleConfig::new(args.relay.addr(), args.rules.profile());
     config.topic = args.relay.channel;
-    config.min_interval = finite("min-interval", args.min_interval);
-    config.max_interval = finite("max-interval", args.max_interval).max(config.min_interval);
+    config.min_interval = args.min_interval;
+    config.max_interval = args.max_interval.max(config.min_interval);
     config.wallets = args.wallets.clamp(2, 1000);
     config.count = args.count;
     config.seed = args.seed;
     config.resend_blocks = args.resend_after;
-    config.resend_secs = finite("resend-secs", args.resend_secs);
-    config.confirm_timeout = finite("confirm-timeout", args.confirm_timeout);
+    config.resend_secs = args.resend_secs;
+    config.confirm_timeout = args.confirm_timeout;
     if let Some(name) = args.name {
         config.name = name;
     }

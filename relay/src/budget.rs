@@ -21,6 +21,15 @@ pub struct Budget {
     released: Notify,
 }
 
+/// Why a charge did not fit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Full {
+    /// Frames being read already take their half: only waiting helps.
+    ReadingHalf,
+    /// The whole budget: shedding a slow subscriber may make room.
+    Total,
+}
+
 /// What a charge is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Use {
@@ -54,8 +63,9 @@ impl Budget {
         self.reading.load(Ordering::Relaxed)
     }
 
-    /// Charges `n` bytes if they fit; false (and nothing charged) if not.
-    pub fn try_charge(&self, n: usize, what: Use) -> bool {
+    /// Charges `n` bytes if they fit; if not, nothing is charged and the
+    /// error says which limit they did not fit.
+    pub fn try_charge(&self, n: usize, what: Use) -> Result<(), Full> {
         if what == Use::Reading {
             let fits = self
                 .reading
@@ -64,7 +74,7 @@ impl Budget {
                 })
                 .is_ok();
             if !fits {
-                return false;
+                return Err(Full::ReadingHalf);
             }
         }
         let fits = self
@@ -73,10 +83,13 @@ impl Budget {
                 u.checked_add(n).filter(|&t| t <= self.limit)
             })
             .is_ok();
-        if !fits && what == Use::Reading {
+        if fits {
+            return Ok(());
+        }
+        if what == Use::Reading {
             self.reading.fetch_sub(n, Ordering::AcqRel);
         }
-        fits
+        Err(Full::Total)
     }
 
     /// Charges `n` bytes already allocated (an allocator rounding up), even
@@ -113,9 +126,9 @@ mod tests {
     #[test]
     fn charges_up_to_the_limit_and_no_further() {
         let b = Budget::new(100);
-        assert!(b.try_charge(60, Use::Queue));
-        assert!(!b.try_charge(41, Use::Queue));
-        assert!(b.try_charge(40, Use::Queue));
+        assert_eq!(b.try_charge(60, Use::Queue), Ok(()));
+        assert_eq!(b.try_charge(41, Use::Queue), Err(Full::Total));
+        assert_eq!(b.try_charge(40, Use::Queue), Ok(()));
         assert_eq!(b.used(), 100);
         b.release(50, Use::Queue);
         assert_eq!(b.used(), 50);
@@ -124,14 +137,22 @@ mod tests {
     #[test]
     fn reading_takes_at_most_half() {
         let b = Budget::new(100);
-        assert!(b.try_charge(50, Use::Reading));
-        assert!(!b.try_charge(1, Use::Reading), "half is for reading");
-        assert!(b.try_charge(50, Use::Queue), "the rest is for queues");
+        assert_eq!(b.try_charge(50, Use::Reading), Ok(()));
+        assert_eq!(
+            b.try_charge(1, Use::Reading),
+            Err(Full::ReadingHalf),
+            "half is for reading"
+        );
+        assert_eq!(
+            b.try_charge(50, Use::Queue),
+            Ok(()),
+            "the rest is for queues"
+        );
         b.release(50, Use::Reading);
         assert_eq!((b.used(), b.reading()), (50, 0));
         // A reading charge that fits its half but not the whole is undone.
-        assert!(b.try_charge(40, Use::Queue));
-        assert!(!b.try_charge(20, Use::Reading));
+        assert_eq!(b.try_charge(40, Use::Queue), Ok(()));
+        assert_eq!(b.try_charge(20, Use::Reading), Err(Full::Total));
         assert_eq!((b.used(), b.reading()), (90, 0));
     }
 }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use bytesize::ByteSize;
 use clap::{Parser, ValueEnum};
+use toycoin_common::cli::seconds;
 use toycoin_common::log::{LogArgs, Output};
 use toycoin_relay::{server, Relay, RelayConfig, SlowPolicy};
 use tracing::{error, info};
@@ -54,11 +55,11 @@ struct Args {
     #[arg(long, value_enum, default_value_t = Slow::Drop)]
     slow: Slow,
     /// Seconds a new client has to send its subscription.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = seconds(0.001, 86_400.0))]
     subscribe_timeout: f64,
     /// Seconds a client may pause in the middle of a frame before it is
     /// dropped.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = seconds(0.001, 86_400.0))]
     frame_timeout: f64,
     /// Seconds between summary lines (0: none).
     #[arg(long, default_value_t = 10.0)]
@@ -77,14 +78,6 @@ async fn main() {
     args.log.init(Output::Stdout);
     let shutdown = toycoin_common::signal::shutdown_signal();
     let size = |b: ByteSize| usize::try_from(b.as_u64()).unwrap_or(usize::MAX);
-    let seconds = |name: &str, v: f64| {
-        if v.is_finite() && (0.001..=86_400.0).contains(&v) {
-            Duration::from_secs_f64(v)
-        } else {
-            error!("toycoin-relay: --{name} must be between 0.001 and 86400 seconds");
-            std::process::exit(2);
-        }
-    };
     let mut config = RelayConfig {
         max_frame_len: size(args.max_frame).min(u32::MAX as usize),
         max_connections: args.max_connections.max(1),
@@ -92,12 +85,12 @@ async fn main() {
         memory: size(args.memory),
         queue_messages: args.queue.max(1),
         queue_bytes: size(args.queue_bytes),
-        frame_timeout: seconds("frame-timeout", args.frame_timeout),
+        frame_timeout: Duration::from_secs_f64(args.frame_timeout),
         slow_policy: match args.slow {
             Slow::Drop => SlowPolicy::Drop,
             Slow::Disconnect => SlowPolicy::Disconnect,
         },
-        subscribe_timeout: seconds("subscribe-timeout", args.subscribe_timeout),
+        subscribe_timeout: Duration::from_secs_f64(args.subscribe_timeout),
         summary_interval: (args.summary > 0.0).then(|| Duration::from_secs_f64(args.summary)),
     };
     if config.max_frame_len > config.memory / 2 {

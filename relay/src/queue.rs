@@ -28,13 +28,12 @@ pub struct Payload {
 impl Payload {
     /// Charges `bytes` to `budget`; `None` if they do not fit.
     pub fn charge(bytes: &Bytes, seq: u64, budget: &Arc<Budget>) -> Option<Arc<Payload>> {
-        budget.try_charge(bytes.len(), Use::Queue).then(|| {
-            Arc::new(Payload {
-                bytes: bytes.clone(),
-                seq,
-                budget: budget.clone(),
-            })
-        })
+        budget.try_charge(bytes.len(), Use::Queue).ok()?;
+        Some(Arc::new(Payload {
+            bytes: bytes.clone(),
+            seq,
+            budget: budget.clone(),
+        }))
     }
 }
 

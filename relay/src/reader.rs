@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 use toycoin_common::frame::{FrameCodec, FrameError, LENGTH_PREFIX_LEN};
 
-use crate::budget::{Budget, Use};
+use crate::budget::{Budget, Full, Use};
 use crate::hub::Hub;
 
 /// Fewest bytes asked of the socket at once.
@@ -150,11 +150,10 @@ impl FrameReader {
         let target = len + grow;
         let extra = target.saturating_sub(self.charged);
         loop {
-            if self.budget.try_charge(extra, Use::Reading) {
-                break;
-            }
-            if self.budget.reading() + extra <= self.budget.limit() / 2 && hub.make_room(extra) {
-                continue;
+            match self.budget.try_charge(extra, Use::Reading) {
+                Ok(()) => break,
+                Err(Full::Total) if hub.make_room(extra) => continue,
+                Err(_) => {}
             }
             let waited = tokio::time::timeout_at(deadline, self.budget.some_released()).await;
             if waited.is_err() {

@@ -14,7 +14,7 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -151,8 +151,6 @@ enum Leave {
     WriteFailed(String),
     /// The client broke the protocol; the reason says how.
     Bad(String),
-    /// The client stalled mid-frame, or its frame found no memory.
-    Stalled(String),
 }
 
 impl Leave {
@@ -160,7 +158,6 @@ impl Leave {
     /// the protocol.
     fn after_error(e: ReadError) -> Leave {
         match &e {
-            ReadError::Stalled { .. } | ReadError::NoMemory { .. } => Leave::Stalled(e.to_string()),
             ReadError::Frame(FrameError::Io(io))
                 if matches!(
                     io.kind(),
@@ -213,13 +210,18 @@ impl Relay {
         self.inner.budget.used()
     }
 
-    /// Claims a connection slot for `ip`; false at the per-address limit.
-    fn claim_address(&self, ip: IpAddr) -> bool {
-        let mut map = self
-            .inner
+    fn per_address(&self) -> MutexGuard<'_, HashMap<IpAddr, usize>> {
+        // Every update is one insert, change or remove: a poisoned lock is
+        // still consistent.
+        self.inner
             .per_address
             .lock()
-            .unwrap_or_else(|e| e.into_inner());
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Claims a connection slot for `ip`; false at the per-address limit.
+    fn claim_address(&self, ip: IpAddr) -> bool {
+        let mut map = self.per_address();
         let n = map.entry(ip).or_default();
         if *n >= self.inner.config.max_per_address {
             return false;
@@ -229,11 +231,7 @@ impl Relay {
     }
 
     fn release_address(&self, ip: IpAddr) {
-        let mut map = self
-            .inner
-            .per_address
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut map = self.per_address();
         if let Some(n) = map.get_mut(&ip) {
             *n -= 1;
             if *n == 0 {
@@ -348,10 +346,6 @@ impl Relay {
             Leave::Slow => warn!(
                 "Remote {peer} disconnected: too slow (its queue was full, or the relay needed the memory it held)"
             ),
-            Leave::Stalled(reason) => {
-                stats.bad_client();
-                warn!("Remote {peer} dropped: {reason}");
-            }
             Leave::WriteFailed(e) => info!("Remote {peer} closed: write failed: {e}"),
             Leave::Bad(reason) => {
                 stats.bad_client();

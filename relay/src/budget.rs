@@ -113,9 +113,10 @@ impl Budget {
         self.released.notify_waiters();
     }
 
-    /// Completes once some bytes are released after this call.
-    pub async fn some_released(&self) {
-        self.released.notified().await;
+    /// Completes once some bytes are released after this call (the
+    /// future listens from the moment it is made, before it is polled).
+    pub fn some_released(&self) -> tokio::sync::futures::Notified<'_> {
+        self.released.notified()
     }
 }
 

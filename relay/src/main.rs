@@ -57,8 +57,8 @@ struct Args {
     /// Seconds a new client has to send its subscription.
     #[arg(long, default_value_t = 10.0, value_parser = seconds(0.001, 86_400.0))]
     subscribe_timeout: f64,
-    /// Seconds a client may pause in the middle of a frame before it is
-    /// dropped.
+    /// Seconds within which a frame in progress must receive 8 KiB more (or
+    /// complete); a client that stalls or trickles is dropped.
     #[arg(long, default_value_t = 10.0, value_parser = seconds(0.001, 86_400.0))]
     frame_timeout: f64,
     /// Seconds between summary lines (0: none).

@@ -2,19 +2,27 @@
 //!
 //! The buffer grows only as bytes arrive, and every byte of it is charged
 //! to the [`Budget`] before it is allocated; an idle connection holds no
-//! buffer at all (it waits for the socket to be readable first). A client
-//! that stops in the middle of a frame — topic or data — for longer than
-//! the frame timeout is dropped, so a half-sent frame cannot hold memory
-//! for ever.
+//! buffer at all (it waits for the socket to be readable first).
+//!
+//! A frame in progress must keep coming: a client that sends less than
+//! [`PROGRESS`] bytes of it within the frame timeout is dropped, so a
+//! half-sent frame, or one trickled a byte at a time, cannot hold memory
+//! for ever. And when the frames being read have taken their half of the
+//! budget, a reader that needs room evicts the one stalled longest
+//! ([`Readers::evict_stalled`]): holding memory hostage costs the attacker
+//! its connection, not the others their reads.
 
+use std::collections::HashMap;
 use std::io;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::time::Instant;
 use tokio_util::codec::Decoder;
+use tokio_util::sync::CancellationToken;
 use toycoin_common::frame::{FrameCodec, FrameError, LENGTH_PREFIX_LEN};
 
 use crate::budget::{Budget, Full, Use};
@@ -24,6 +32,12 @@ use crate::hub::Hub;
 const MIN_READ: usize = 8 * 1024;
 /// Most a buffer grows by at once, unless it doubles (a large frame).
 const READ_CHUNK: usize = 64 * 1024;
+/// Bytes of a frame in progress that count as progress: the frame timeout
+/// starts again only after this many more arrive (or the frame completes).
+pub const PROGRESS: usize = 8 * 1024;
+/// A reader without progress for this long may be evicted for another
+/// that needs memory.
+pub const EVICT_AFTER: Duration = Duration::from_secs(1);
 
 /// Why reading stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +48,84 @@ pub enum ReadError {
     Stalled { secs: f64, have: usize },
     #[error("the relay's memory budget has had no room for {secs:.0} s for its frame ({have} bytes of it received)")]
     NoMemory { secs: f64, have: usize },
+    #[error("evicted: stalled mid-frame ({have} bytes of it held) while others needed the memory")]
+    Evicted { have: usize },
+}
+
+/// What the registry knows of one reader.
+#[derive(Debug)]
+struct Shared {
+    /// Bytes its buffer holds, charged.
+    charged: AtomicUsize,
+    /// When it last made progress, in ms since the registry began.
+    progress_ms: AtomicU64,
+    evicted: CancellationToken,
+}
+
+/// Every connection's reader, so that one waiting for memory can evict the
+/// one stalled longest in the middle of a frame.
+#[derive(Debug)]
+pub struct Readers {
+    entries: Mutex<HashMap<u64, Arc<Shared>>>,
+    next_id: AtomicU64,
+    epoch: Instant,
+}
+
+impl Default for Readers {
+    fn default() -> Readers {
+        Readers {
+            entries: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+}
+
+impl Readers {
+    fn entries(&self) -> MutexGuard<'_, HashMap<u64, Arc<Shared>>> {
+        // Single inserts and removes: a poisoned lock is still consistent.
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn register(&self) -> (u64, Arc<Shared>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let shared = Arc::new(Shared {
+            charged: AtomicUsize::new(0),
+            progress_ms: AtomicU64::new(self.now_ms()),
+            evicted: CancellationToken::new(),
+        });
+        self.entries().insert(id, shared.clone());
+        (id, shared)
+    }
+
+    /// Evicts the reader, other than `me`, that holds a partial frame and
+    /// has made no progress for the longest, if that is at least
+    /// [`EVICT_AFTER`]. True if one was evicted (its memory comes back as
+    /// its connection ends).
+    pub fn evict_stalled(&self, me: u64) -> bool {
+        let before = self.now_ms().saturating_sub(EVICT_AFTER.as_millis() as u64);
+        let entries = self.entries();
+        let stalled = entries
+            .iter()
+            .filter(|(id, s)| {
+                **id != me
+                    && !s.evicted.is_cancelled()
+                    && s.charged.load(Ordering::Relaxed) > 0
+                    && s.progress_ms.load(Ordering::Relaxed) <= before
+            })
+            .min_by_key(|(_, s)| s.progress_ms.load(Ordering::Relaxed));
+        match stalled {
+            Some((_, s)) => {
+                s.evicted.cancel();
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 impl From<io::Error> for ReadError {
@@ -51,8 +143,13 @@ pub struct FrameReader {
     budget: Arc<Budget>,
     /// Bytes of `buf` charged to the budget.
     charged: usize,
-    /// Longest a frame in progress may wait for its next byte.
+    /// Longest a frame in progress may go without [`PROGRESS`].
     frame_timeout: Duration,
+    /// Bytes received since the last progress mark.
+    since_progress: usize,
+    readers: Arc<Readers>,
+    id: u64,
+    shared: Arc<Shared>,
 }
 
 impl FrameReader {
@@ -60,8 +157,10 @@ impl FrameReader {
         socket: OwnedReadHalf,
         codec: FrameCodec,
         budget: Arc<Budget>,
+        readers: Arc<Readers>,
         frame_timeout: Duration,
     ) -> FrameReader {
+        let (id, shared) = readers.register();
         FrameReader {
             socket,
             codec,
@@ -69,23 +168,42 @@ impl FrameReader {
             budget,
             charged: 0,
             frame_timeout,
+            since_progress: 0,
+            readers,
+            id,
+            shared,
         }
+    }
+
+    /// Marks progress: the frame timeout starts again.
+    fn progressed(&mut self) -> Instant {
+        self.since_progress = 0;
+        self.shared
+            .progress_ms
+            .store(self.readers.now_ms(), Ordering::Relaxed);
+        Instant::now() + self.frame_timeout
     }
 
     /// The next frame; `None` when the client closed between frames.
     /// Cancel-safe: bytes read stay in the buffer.
     pub async fn next(&mut self, hub: &Hub) -> Option<Result<Bytes, ReadError>> {
-        let mut deadline = Instant::now() + self.frame_timeout;
+        let mut deadline = self.progressed();
         loop {
             match self.codec.decode(&mut self.buf) {
                 Err(e) => return Some(Err(e.into())),
                 Ok(Some(frame)) => {
                     self.settle();
+                    self.progressed();
                     return Some(Ok(frame));
                 }
                 Ok(None) => {}
             }
+            if self.buf.is_empty() {
+                // Between frames: no timeout, and nothing to evict.
+                deadline = self.progressed();
+            }
             let mid_frame = !self.buf.is_empty();
+            let evicted = self.shared.evicted.clone();
             let readable = async {
                 self.socket.readable().await?;
                 if self.buf.capacity() - self.buf.len() < MIN_READ {
@@ -98,13 +216,18 @@ impl FrameReader {
                 }
             };
             let read = if mid_frame {
-                match tokio::time::timeout_at(deadline, readable).await {
-                    Ok(read) => read,
-                    Err(_) => {
-                        return Some(Err(ReadError::Stalled {
-                            secs: self.frame_timeout.as_secs_f64(),
-                            have: self.buf.len(),
-                        }))
+                tokio::select! {
+                    read = tokio::time::timeout_at(deadline, readable) => match read {
+                        Ok(read) => read,
+                        Err(_) => {
+                            return Some(Err(ReadError::Stalled {
+                                secs: self.frame_timeout.as_secs_f64(),
+                                have: self.buf.len(),
+                            }))
+                        }
+                    },
+                    _ = evicted.cancelled() => {
+                        return Some(Err(ReadError::Evicted { have: self.buf.len() }))
                     }
                 }
             } else {
@@ -126,7 +249,12 @@ impl FrameReader {
                     }
                     .into()));
                 }
-                Ok(Some(_)) => deadline = Instant::now() + self.frame_timeout,
+                Ok(Some(n)) => {
+                    self.since_progress += n;
+                    if self.since_progress >= PROGRESS {
+                        deadline = self.progressed();
+                    }
+                }
             }
         }
     }
@@ -155,13 +283,20 @@ impl FrameReader {
                 Err(Full::Total) if hub.make_room(extra) => continue,
                 Err(_) => {}
             }
-            let waited = tokio::time::timeout_at(deadline, self.budget.some_released()).await;
-            if waited.is_err() {
+            // Frames being read fill their half (or nothing else can go):
+            // the reader stalled longest gives way.
+            // Then wait for bytes to come back, looking again for a stalled
+            // reader as often as one can become stalled.
+            let released = self.budget.some_released();
+            self.readers.evict_stalled(self.id);
+            if Instant::now() >= deadline {
                 return Err(ReadError::NoMemory {
                     secs: self.frame_timeout.as_secs_f64(),
                     have: len,
                 });
             }
+            let look_again = deadline.min(Instant::now() + EVICT_AFTER);
+            let _ = tokio::time::timeout_at(look_again, released).await;
         }
         self.charged += extra;
         self.buf.reserve(grow);
@@ -181,6 +316,7 @@ impl FrameReader {
     /// Brings the charge to the buffer's allocation.
     fn recharge(&mut self) {
         let held = self.buf.capacity();
+        self.shared.charged.store(held, Ordering::Relaxed);
         if held < self.charged {
             self.budget.release(self.charged - held, Use::Reading);
         } else if held > self.charged {
@@ -193,6 +329,7 @@ impl FrameReader {
 
 impl Drop for FrameReader {
     fn drop(&mut self) {
+        self.readers.entries().remove(&self.id);
         self.budget.release(self.charged, Use::Reading);
     }
 }

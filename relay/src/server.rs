@@ -29,7 +29,7 @@ use tracing::{info, warn};
 use crate::budget::Budget;
 use crate::hub::{Hub, SlowPolicy, Subscriber};
 use crate::queue::Queue;
-use crate::reader::{FrameReader, ReadError};
+use crate::reader::{FrameReader, ReadError, Readers};
 use crate::stats::{Snapshot, Stats};
 use crate::writer::write_loop;
 
@@ -93,7 +93,8 @@ pub struct RelayConfig {
     /// Most payload bytes queued for one subscriber (one message of any
     /// size still fits an empty queue).
     pub queue_bytes: usize,
-    /// Longest a client may pause in the middle of a frame.
+    /// Longest a frame in progress may go without receiving
+    /// [`crate::reader::PROGRESS`] more bytes.
     pub frame_timeout: Duration,
     /// What happens to a subscriber whose queue is full.
     pub slow_policy: SlowPolicy,
@@ -131,6 +132,7 @@ struct Inner {
     config: RelayConfig,
     hub: Hub,
     budget: Arc<Budget>,
+    readers: Arc<Readers>,
     stats: Arc<Stats>,
     /// Open connections per address.
     per_address: Mutex<HashMap<IpAddr, usize>>,
@@ -182,6 +184,7 @@ impl Relay {
                 hub: Hub::new(budget.clone(), config.slow_policy, stats.clone()),
                 config,
                 budget,
+                readers: Arc::new(Readers::default()),
                 stats,
                 per_address: Mutex::new(HashMap::new()),
                 tracker: TaskTracker::new(),
@@ -363,6 +366,7 @@ impl Relay {
             read,
             FrameCodec::new(config.max_frame_len),
             self.inner.budget.clone(),
+            self.inner.readers.clone(),
             config.frame_timeout,
         );
         let hub = &self.inner.hub;

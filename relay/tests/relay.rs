@@ -634,3 +634,77 @@ async fn every_attack_at_once_beside_sixty_good_clients_who_get_everything() {
     drop(attackers);
     r.stop().await;
 }
+
+#[tokio::test]
+async fn half_sent_frames_cannot_lock_out_a_newcomer() {
+    // Frames being read may take 2 MiB; the frame timeout is long, so only
+    // eviction can make room in time.
+    let r = start(RelayConfig {
+        memory: 4 * MIB,
+        frame_timeout: Duration::from_secs(60),
+        ..RelayConfig::default()
+    })
+    .await;
+    let mut good = r.subscriber("/topic/main").await;
+    let mut half = Vec::new();
+    for _ in 0..8 {
+        let mut s = stalled_subscriber(r.addr, "/topic/other").await;
+        s.write_all(&frame(b"/topic/main")).await.unwrap();
+        let mut start = (4 * MIB as u32).to_be_bytes().to_vec();
+        start.extend(vec![b'x'; 512 * 1024]);
+        // The relay stops reading once the half is full: do not wait for it.
+        tokio::spawn(async move {
+            let _ = s.write_all(&start).await;
+            std::future::pending::<()>().await;
+            drop(s);
+        });
+        half.push(());
+    }
+    r.wait_until(|relay| relay.memory_used() >= 2 * MIB - 64 * 1024)
+        .await;
+    // A newcomer subscribes and publishes a 64 KiB message: the stalled
+    // readers give way.
+    let mut newcomer = r.subscriber("/connect").await;
+    let message = vec![b'n'; 64 * 1024];
+    newcomer.publish("/topic/main", &message).await.unwrap();
+    assert_eq!(recv(&mut good).await, &message[..]);
+    let stats = r.relay.stats();
+    assert!(
+        stats.bad_clients >= 1,
+        "a stalled reader was evicted: {stats:?}"
+    );
+    assert!(r.relay.memory_used() <= 4 * MIB);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn a_frame_trickled_a_byte_at_a_time_times_out() {
+    let r = start(RelayConfig {
+        frame_timeout: Duration::from_millis(500),
+        ..RelayConfig::default()
+    })
+    .await;
+    let mut s = TcpStream::connect(r.addr).await.unwrap();
+    s.write_all(&frame(b"/topic/main")).await.unwrap();
+    s.write_all(&frame(b"/topic/main")).await.unwrap();
+    let mut start = (MIB as u32).to_be_bytes().to_vec();
+    start.extend(vec![b'x'; 64 * 1024]);
+    s.write_all(&start).await.unwrap();
+    let (mut read, mut write) = s.into_split();
+    // One byte every 100 ms: each arrives well within the timeout, but the
+    // frame makes no real progress.
+    let trickle = tokio::spawn(async move {
+        while write.write_all(b"x").await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let mut buf = [0u8; 64];
+    let closed = timeout(WAIT, read.read(&mut buf))
+        .await
+        .expect("dropped in time");
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+    trickle.abort();
+    r.wait_until(|relay| relay.stats().bad_clients == 1 && relay.memory_used() == 0)
+        .await;
+    r.stop().await;
+}

@@ -9,10 +9,13 @@
 //!   relay speaking the toycoin protocol, the original's included), side by
 //!   side in one run (alternating, several rounds, medians), with ratios.
 //!
-//! With no suite named, all four run, and the last line holds every figure.
+//! - `memory`: the relay's peak RSS under every memory attack at once.
+//!
+//! With no suite named, all but `memory` run, and the last line holds every figure.
 
 mod chains;
 mod load;
+mod memory;
 mod pow;
 mod propagation;
 mod validation;
@@ -55,6 +58,20 @@ enum Suite {
         /// Transfers to sign and check (whole blocks of 10).
         #[arg(long, default_value_t = 1000)]
         txns: usize,
+    },
+    /// The relay's peak RSS under every memory attack at once.
+    Memory {
+        /// The relay's --memory, in MiB.
+        #[arg(long, default_value_t = 64)]
+        budget: usize,
+    },
+    /// (For `memory`: run a relay in this process until killed.)
+    #[command(hide = true)]
+    ServeRelay {
+        #[arg(long)]
+        budget: usize,
+        #[arg(long)]
+        ready_file: std::path::PathBuf,
     },
     /// Our relay against nats-server: throughput 1->10 and 1->100, latency 1->1.
     Relay {
@@ -315,6 +332,10 @@ fn main() {
             Some(Suite::Pow { secs }) => Ok(pow::run(secs)),
             Some(Suite::Propagation { sizes, rounds }) => Ok(propagation::run(&sizes, rounds)),
             Some(Suite::Validation { txns }) => Ok(validation::run(txns)),
+            Some(Suite::Memory { budget }) => memory::run(budget).await,
+            Some(Suite::ServeRelay { budget, ready_file }) => {
+                memory::serve(budget, ready_file).await
+            }
             Some(Suite::Relay {
                 relay,
                 nats,

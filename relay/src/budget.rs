@@ -17,7 +17,9 @@ pub struct Budget {
     limit: usize,
     used: AtomicUsize,
     reading: AtomicUsize,
-    /// Woken whenever bytes are released.
+    /// Readers waiting for bytes to come back: releases wake them only
+    /// when there are some (every delivered message is a release).
+    waiting: AtomicUsize,
     released: Notify,
 }
 
@@ -45,6 +47,7 @@ impl Budget {
             limit,
             used: AtomicUsize::new(0),
             reading: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
             released: Notify::new(),
         }
     }
@@ -110,13 +113,33 @@ impl Budget {
             self.reading.fetch_sub(n, Ordering::AcqRel);
         }
         self.used.fetch_sub(n, Ordering::AcqRel);
-        self.released.notify_waiters();
+        if self.waiting.load(Ordering::Acquire) > 0 {
+            self.released.notify_waiters();
+        }
+    }
+
+    /// Counts the caller as waiting for bytes to come back until the guard
+    /// is dropped; make each [`Budget::some_released`] while holding it.
+    pub fn wait_guard(&self) -> WaitGuard<'_> {
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        WaitGuard(self)
     }
 
     /// Completes once some bytes are released after this call (the
-    /// future listens from the moment it is made, before it is polled).
+    /// future listens from the moment it is made, before it is polled),
+    /// provided a [`WaitGuard`] is held.
     pub fn some_released(&self) -> tokio::sync::futures::Notified<'_> {
         self.released.notified()
+    }
+}
+
+/// See [`Budget::wait_guard`].
+#[derive(Debug)]
+pub struct WaitGuard<'a>(&'a Budget);
+
+impl Drop for WaitGuard<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

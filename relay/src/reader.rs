@@ -277,17 +277,25 @@ impl FrameReader {
         let grow = needed.min(len.max(READ_CHUNK)).max(MIN_READ);
         let target = len + grow;
         let extra = target.saturating_sub(self.charged);
+        let budget = self.budget.clone();
+        let mut waiting = None;
         loop {
-            match self.budget.try_charge(extra, Use::Reading) {
+            // Listening for releases before trying: none is missed.
+            let released = budget.some_released();
+            match budget.try_charge(extra, Use::Reading) {
                 Ok(()) => break,
                 Err(Full::Total) if hub.make_room(extra) => continue,
                 Err(_) => {}
             }
+            if waiting.is_none() {
+                // Then charge again, now that releases wake us.
+                waiting = Some(budget.wait_guard());
+                continue;
+            }
             // Frames being read fill their half (or nothing else can go):
-            // the reader stalled longest gives way.
-            // Then wait for bytes to come back, looking again for a stalled
-            // reader as often as one can become stalled.
-            let released = self.budget.some_released();
+            // the reader stalled longest gives way. Then wait for bytes to
+            // come back, looking again for a stalled reader as often as
+            // one can become stalled.
             self.readers.evict_stalled(self.id);
             if Instant::now() >= deadline {
                 return Err(ReadError::NoMemory {

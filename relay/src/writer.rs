@@ -5,7 +5,6 @@
 use std::io::{self, IoSlice};
 use std::sync::Arc;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio_util::sync::CancellationToken;
@@ -32,8 +31,7 @@ pub(crate) async fn write_loop(
 ) -> io::Result<()> {
     // Held until written: their bytes stay charged to the budget until then.
     let mut batch: Vec<Arc<Payload>> = Vec::with_capacity(MAX_BATCH);
-    let mut chunks: Vec<Bytes> = Vec::with_capacity(2 * MAX_BATCH);
-    let mut prefixes = BytesMut::new();
+    let mut prefixes: Vec<[u8; 4]> = Vec::with_capacity(MAX_BATCH);
     loop {
         let taken = tokio::select! {
             biased;
@@ -43,51 +41,59 @@ pub(crate) async fn write_loop(
         let Some(payload_bytes) = taken else {
             return Ok(());
         };
-        prefixes.reserve(4 * batch.len());
-        for payload in &batch {
-            // Payloads were read as frames, so their lengths fit in u32.
-            prefixes.put_u32(payload.bytes.len() as u32);
-        }
-        let mut prefix_bytes = prefixes.split().freeze();
-        for payload in &batch {
-            chunks.push(prefix_bytes.split_to(4));
-            chunks.push(payload.bytes.clone());
-        }
+        // Payloads were read as frames, so their lengths fit in u32.
+        prefixes.extend(batch.iter().map(|p| (p.bytes.len() as u32).to_be_bytes()));
         tokio::select! {
             biased;
             _ = kick.cancelled() => return Ok(()),
-            written = write_all_vectored(&mut socket, &mut chunks) => written?,
+            written = write_frames(&mut socket, &prefixes, &batch) => written?,
         }
         queue.written();
         batch.clear();
+        prefixes.clear();
         stats.record_written(payload_bytes);
     }
 }
 
-/// Writes every chunk, in order, with as few system calls as the socket
-/// allows; leaves `chunks` empty.
-async fn write_all_vectored(
+/// Writes each payload after its length prefix, in order, with as few
+/// system calls as the socket allows, straight from the shared payloads
+/// (nothing copied, no reference counts touched).
+async fn write_frames(
     socket: &mut OwnedWriteHalf,
-    chunks: &mut Vec<Bytes>,
+    prefixes: &[[u8; 4]],
+    batch: &[Arc<Payload>],
 ) -> io::Result<()> {
-    let mut start = 0;
-    while start < chunks.len() {
-        let mut n = {
-            let slices: Vec<IoSlice<'_>> =
-                chunks[start..].iter().map(|c| IoSlice::new(c)).collect();
+    // Chunk 2i is frame i's prefix, chunk 2i+1 its payload.
+    let chunk = |i: usize| -> &[u8] {
+        if i % 2 == 0 {
+            &prefixes[i / 2]
+        } else {
+            &batch[i / 2].bytes
+        }
+    };
+    let total = 2 * batch.len();
+    let (mut start, mut offset) = (0, 0);
+    while start < total {
+        let written = {
+            let slices: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(&chunk(start)[offset..]))
+                .chain((start + 1..total).map(|i| IoSlice::new(chunk(i))))
+                .collect();
             socket.write_vectored(&slices).await?
         };
-        if n == 0 {
+        if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        while start < chunks.len() && n >= chunks[start].len() {
-            n -= chunks[start].len();
+        let mut n = written;
+        while start < total {
+            let rest = chunk(start).len() - offset;
+            if n < rest {
+                offset += n;
+                break;
+            }
+            n -= rest;
             start += 1;
-        }
-        if n > 0 {
-            chunks[start].advance(n);
+            offset = 0;
         }
     }
-    chunks.clear();
     Ok(())
 }

@@ -279,6 +279,7 @@ impl FrameReader {
         let extra = target.saturating_sub(self.charged);
         let budget = self.budget.clone();
         let mut waiting = None;
+        let mut last_look = None;
         loop {
             // Listening for releases before trying: none is missed.
             let released = budget.some_released();
@@ -296,7 +297,12 @@ impl FrameReader {
             // the reader stalled longest gives way. Then wait for bytes to
             // come back, looking again for a stalled reader as often as
             // one can become stalled.
-            self.readers.evict_stalled(self.id);
+            // (At most a few times a second: every release wakes us, and a
+            // look goes through every reader.)
+            if !last_look.is_some_and(|at: Instant| at.elapsed() < EVICT_AFTER / 4) {
+                last_look = Some(Instant::now());
+                self.readers.evict_stalled(self.id);
+            }
             if Instant::now() >= deadline {
                 return Err(ReadError::NoMemory {
                     secs: self.frame_timeout.as_secs_f64(),

@@ -15,6 +15,11 @@ use tokio::sync::Notify;
 
 use crate::budget::{Budget, Use};
 
+/// Largest message a publisher writes to an idle subscriber's socket
+/// itself; larger ones go through the writer task, so one publisher's read
+/// loop never spends long copying into another client's socket.
+pub const MAX_INLINE: usize = 64 * 1024;
+
 /// A published payload, charged to the budget while anyone holds it.
 #[derive(Debug)]
 pub struct Payload {
@@ -51,6 +56,10 @@ pub enum Offer {
     Full,
     /// The subscriber is gone.
     Closed,
+    /// Nothing waits and nobody is writing: the caller now holds the
+    /// subscriber's socket and writes this message itself (no task woken),
+    /// then calls [`Queue::wrote_inline`].
+    WriteNow,
 }
 
 #[derive(Debug, Default)]
@@ -62,7 +71,24 @@ struct State {
     /// publication among them.
     in_flight: usize,
     in_flight_seq: Option<u64>,
+    /// Someone holds the socket: the writer task or a publisher writing
+    /// inline. Only the holder writes, so frames never interleave.
+    writing: bool,
+    /// A frame a publisher began writing inline and could not finish, and
+    /// how many of its bytes (prefix included) are written: the writer
+    /// task finishes it before anything queued.
+    partial: Option<(Arc<Payload>, usize)>,
     closed: bool,
+}
+
+/// What the writer task took: payloads and how much of the first frame is
+/// already written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Taken {
+    /// Payload bytes taken, the first frame's whole payload included.
+    pub bytes: usize,
+    /// Bytes of the first frame (its 4-byte prefix included) written before.
+    pub skip: usize,
 }
 
 /// How far behind a subscriber is.
@@ -103,14 +129,19 @@ impl Queue {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues `payload` if the subscriber's limits allow.
-    pub fn offer(&self, payload: &Arc<Payload>) -> Offer {
+    /// Queues `payload` if the subscriber's limits allow; with `inline`,
+    /// hands an idle subscriber's socket to the caller instead.
+    pub fn offer(&self, payload: &Arc<Payload>, inline: bool) -> Offer {
         let mut state = self.state();
         if state.closed {
             return Offer::Closed;
         }
         let len = payload.bytes.len();
         let empty = state.items.is_empty();
+        if inline && empty && !state.writing && state.partial.is_none() && len <= MAX_INLINE {
+            state.writing = true;
+            return Offer::WriteNow;
+        }
         if !empty
             && (state.items.len() >= self.max_messages
                 || state.bytes.saturating_add(len) > self.max_bytes)
@@ -119,21 +150,44 @@ impl Queue {
         }
         state.items.push_back(payload.clone());
         state.bytes += len;
+        let wake = !state.writing;
         drop(state);
-        if empty {
+        // Whoever holds the socket looks at the queue again when it lets
+        // go of it; otherwise the writer task must be woken.
+        if wake {
             self.ready.notify_one();
         }
         Offer::Queued
+    }
+
+    /// A publisher that was told [`Offer::WriteNow`] lets go of the socket,
+    /// handing over the frame it could not finish (with the bytes written).
+    pub fn wrote_inline(&self, unfinished: Option<(Arc<Payload>, usize)>) {
+        let mut state = self.state();
+        state.writing = false;
+        if state.closed {
+            return;
+        }
+        state.partial = unfinished;
+        let wake = state.partial.is_some() || !state.items.is_empty();
+        drop(state);
+        if wake {
+            self.ready.notify_one();
+        }
     }
 
     /// How far behind it is now.
     pub fn backlog(&self) -> Backlog {
         let state = self.state();
         let front = state.items.front().map(|p| p.seq);
+        let partial = state.partial.as_ref();
         Backlog {
             waiting: state.bytes,
-            writing: state.in_flight,
-            oldest: state.in_flight_seq.or(front),
+            writing: state.in_flight + partial.map_or(0, |(p, _)| p.bytes.len()),
+            oldest: state
+                .in_flight_seq
+                .or(partial.map(|(p, _)| p.seq))
+                .or(front),
         }
     }
 
@@ -151,45 +205,62 @@ impl Queue {
 
     /// Closes the queue for good, dropping what waits.
     pub fn close(&self) -> (usize, usize) {
-        self.state().closed = true;
+        let partial = {
+            let mut state = self.state();
+            state.closed = true;
+            state.partial.take()
+        };
+        drop(partial);
         let shed = self.shed();
         self.ready.notify_one();
         shed
     }
 
-    /// Waits for messages and moves them into `out`: up to `max` messages
-    /// and `max_bytes` bytes, but always at least one. Returns their bytes,
-    /// or `None` once the queue is closed. The writer reports them
-    /// [`Queue::written`] once written.
+    /// Waits for messages and moves them into `out`: an unfinished frame
+    /// first, then up to `max` messages and `max_bytes` bytes, but always at
+    /// least one. Returns what it took, or `None` once the queue is closed.
+    /// The writer holds the socket until it reports [`Queue::written`].
     pub async fn take(
         &self,
         out: &mut Vec<Arc<Payload>>,
         max: usize,
         max_bytes: usize,
-    ) -> Option<usize> {
+    ) -> Option<Taken> {
         loop {
             {
                 let mut state = self.state();
                 if state.closed {
                     return None;
                 }
-                if let Some(front) = state.items.front() {
-                    let seq = front.seq;
-                    let mut bytes = 0;
+                if !state.writing && (state.partial.is_some() || !state.items.is_empty()) {
+                    let mut taken = Taken { bytes: 0, skip: 0 };
+                    let mut seq = None;
+                    if let Some((payload, written)) = state.partial.take() {
+                        taken = Taken {
+                            bytes: payload.bytes.len(),
+                            skip: written,
+                        };
+                        seq = Some(payload.seq);
+                        out.push(payload);
+                    }
+                    let mut queued = 0;
                     while let Some(item) = state.items.front() {
                         let len = item.bytes.len();
-                        if !out.is_empty() && (out.len() >= max || bytes + len > max_bytes) {
+                        if !out.is_empty() && (out.len() >= max || taken.bytes + len > max_bytes) {
                             break;
                         }
-                        bytes += len;
+                        seq.get_or_insert(item.seq);
+                        taken.bytes += len;
+                        queued += len;
                         if let Some(item) = state.items.pop_front() {
                             out.push(item);
                         }
                     }
-                    state.bytes -= bytes;
-                    state.in_flight = bytes;
-                    state.in_flight_seq = Some(seq);
-                    return Some(bytes);
+                    state.bytes -= queued;
+                    state.in_flight = taken.bytes;
+                    state.in_flight_seq = seq;
+                    state.writing = true;
+                    return Some(taken);
                 }
             }
             self.ready.notified().await;
@@ -201,6 +272,7 @@ impl Queue {
         let mut state = self.state();
         state.in_flight = 0;
         state.in_flight_seq = None;
+        state.writing = false;
     }
 }
 
@@ -212,33 +284,47 @@ mod tests {
         Payload::charge(&Bytes::from(vec![b'x'; n]), seq, budget).expect("fits")
     }
 
+    fn taken(bytes: usize) -> Option<Taken> {
+        Some(Taken { bytes, skip: 0 })
+    }
+
     #[tokio::test]
-    async fn queues_within_its_limits() {
+    async fn queues_within_its_limits_while_someone_writes() {
         let budget = Arc::new(Budget::new(1000));
         let q = Queue::new(3, 100);
-        assert_eq!(q.offer(&msg(60, 1, &budget)), Offer::Queued);
-        assert_eq!(q.offer(&msg(50, 2, &budget)), Offer::Full, "bytes");
-        assert_eq!(q.offer(&msg(20, 3, &budget)), Offer::Queued);
-        assert_eq!(q.offer(&msg(1, 4, &budget)), Offer::Queued);
-        assert_eq!(q.offer(&msg(1, 5, &budget)), Offer::Full, "messages");
+        assert_eq!(q.offer(&msg(5, 0, &budget), true), Offer::WriteNow, "idle");
+        assert_eq!(q.offer(&msg(60, 1, &budget), true), Offer::Queued);
+        assert_eq!(q.offer(&msg(50, 2, &budget), true), Offer::Full, "bytes");
+        assert_eq!(q.offer(&msg(20, 3, &budget), true), Offer::Queued);
+        assert_eq!(q.offer(&msg(1, 4, &budget), true), Offer::Queued);
+        assert_eq!(q.offer(&msg(1, 5, &budget), true), Offer::Full, "messages");
         assert_eq!(budget.used(), 81, "what nobody holds is given back");
+        q.wrote_inline(None);
         let mut out = Vec::new();
-        assert_eq!(q.take(&mut out, 2, 1000).await, Some(80));
+        assert_eq!(q.take(&mut out, 2, 1000).await, taken(80));
         let b = q.backlog();
         assert_eq!((b.waiting, b.writing, b.oldest), (1, 80, Some(1)));
+        assert_eq!(
+            q.offer(&msg(1, 6, &budget), true),
+            Offer::Queued,
+            "writer holds it"
+        );
         q.written();
         drop(out);
         assert_eq!(q.backlog().oldest, Some(4));
-        assert_eq!(budget.used(), 1);
+        assert_eq!(budget.used(), 2);
     }
 
     #[test]
     fn a_payload_is_charged_once_however_many_queues_hold_it() {
         let budget = Arc::new(Budget::new(1000));
         let (a, b) = (Queue::new(10, 1000), Queue::new(10, 1000));
+        for q in [&a, &b] {
+            assert_eq!(q.offer(&msg(0, 0, &budget), true), Offer::WriteNow);
+        }
         let p = msg(400, 1, &budget);
-        a.offer(&p);
-        b.offer(&p);
+        a.offer(&p, true);
+        b.offer(&p, true);
         drop(p);
         assert_eq!(budget.used(), 400);
         a.shed();
@@ -252,23 +338,79 @@ mod tests {
     async fn the_writer_takes_a_bounded_batch_but_at_least_one() {
         let budget = Arc::new(Budget::new(10_000));
         let q = Queue::new(100, 10_000);
+        assert_eq!(q.offer(&msg(0, 0, &budget), true), Offer::WriteNow);
         for (i, n) in [300, 300, 300, 5000].into_iter().enumerate() {
-            q.offer(&msg(n, i as u64, &budget));
+            q.offer(&msg(n, i as u64 + 1, &budget), true);
         }
+        q.wrote_inline(None);
         let mut out = Vec::new();
-        assert_eq!(q.take(&mut out, 10, 700).await, Some(600));
+        assert_eq!(q.take(&mut out, 10, 700).await, taken(600));
+        q.written();
         out.clear();
-        assert_eq!(q.take(&mut out, 10, 700).await, Some(300));
+        assert_eq!(q.take(&mut out, 10, 700).await, taken(300));
+        q.written();
         out.clear();
         assert_eq!(
             q.take(&mut out, 10, 700).await,
-            Some(5000),
+            taken(5000),
             "one, however large"
         );
         out.clear();
-        assert_eq!(q.offer(&msg(1, 9, &budget)), Offer::Queued);
+        assert_eq!(q.offer(&msg(1, 9, &budget), true), Offer::Queued);
         q.close();
-        assert_eq!(q.offer(&msg(1, 10, &budget)), Offer::Closed);
+        assert_eq!(q.offer(&msg(1, 10, &budget), true), Offer::Closed);
         assert_eq!(q.take(&mut out, 10, 700).await, None);
+    }
+
+    #[tokio::test]
+    async fn an_unfinished_inline_frame_is_finished_before_what_was_queued() {
+        let budget = Arc::new(Budget::new(10_000));
+        let q = Queue::new(100, 10_000);
+        let first = msg(100, 1, &budget);
+        assert_eq!(q.offer(&first, true), Offer::WriteNow);
+        assert_eq!(q.offer(&msg(7, 2, &budget), true), Offer::Queued);
+        q.wrote_inline(Some((first, 30)));
+        let b = q.backlog();
+        assert_eq!((b.waiting, b.writing, b.oldest), (7, 100, Some(1)));
+        let mut out = Vec::new();
+        let got = q.take(&mut out, 10, 1000).await;
+        assert_eq!(
+            got,
+            Some(Taken {
+                bytes: 107,
+                skip: 30
+            })
+        );
+        assert_eq!(out.iter().map(|p| p.seq).collect::<Vec<_>>(), [1, 2]);
+        q.written();
+        assert_eq!(
+            q.offer(&msg(1, 3, &budget), false),
+            Offer::Queued,
+            "more follow"
+        );
+        assert_eq!(q.take(&mut Vec::new(), 10, 1000).await, taken(1));
+        q.written();
+        assert_eq!(
+            q.offer(&msg(1, 4, &budget), true),
+            Offer::WriteNow,
+            "idle again"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_writer_waits_while_a_publisher_writes() {
+        let budget = Arc::new(Budget::new(10_000));
+        let q = Arc::new(Queue::new(100, 10_000));
+        assert_eq!(q.offer(&msg(1, 1, &budget), true), Offer::WriteNow);
+        assert_eq!(q.offer(&msg(2, 2, &budget), true), Offer::Queued);
+        let writer = {
+            let q = q.clone();
+            tokio::spawn(async move { q.take(&mut Vec::new(), 10, 1000).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!writer.is_finished(), "the socket is held");
+        q.wrote_inline(None);
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), writer).await;
+        assert_eq!(got.expect("woken").expect("ran"), taken(2));
     }
 }

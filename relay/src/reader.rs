@@ -184,6 +184,12 @@ impl FrameReader {
         Instant::now() + self.frame_timeout
     }
 
+    /// Whether every byte read so far has been returned as frames: the
+    /// client sent nothing more yet (at a classroom's pace, the usual case).
+    pub fn caught_up(&self) -> bool {
+        self.buf.is_empty()
+    }
+
     /// The next frame; `None` when the client closed between frames.
     /// Cancel-safe: bytes read stay in the buffer.
     pub async fn next(&mut self, hub: &Hub) -> Option<Result<Bytes, ReadError>> {

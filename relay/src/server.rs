@@ -394,12 +394,14 @@ impl Relay {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let queue = Arc::new(Queue::new(config.queue_messages, config.queue_bytes));
         let kick = shutdown.child_token();
+        let write = Arc::new(write);
         self.inner.hub.subscribe(
             topic.clone(),
             Subscriber {
                 id,
                 peer,
                 queue: queue.clone(),
+                socket: write.clone(),
                 kick: kick.clone(),
             },
         );
@@ -460,7 +462,7 @@ impl Relay {
                     Some(Ok(data)) => data,
                 },
             };
-            let delivery = self.inner.hub.publish(&topic, &data);
+            let delivery = self.inner.hub.publish(&topic, &data, reader.caught_up());
             info!(
                 target: TRAFFIC,
                 "Sending to {name}: {}... ({} subscribers)",

@@ -5,7 +5,6 @@
 use std::io::{self, IoSlice};
 use std::sync::Arc;
 
-use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio_util::sync::CancellationToken;
 
@@ -24,7 +23,7 @@ const MAX_BATCH_BYTES: usize = 256 * 1024;
 /// Writes queued payloads as frames until the queue closes or `kick` is
 /// cancelled. A write error ends the loop (and the caller's connection).
 pub(crate) async fn write_loop(
-    mut socket: OwnedWriteHalf,
+    socket: Arc<OwnedWriteHalf>,
     queue: Arc<Queue>,
     stats: Arc<Stats>,
     kick: CancellationToken,
@@ -38,7 +37,7 @@ pub(crate) async fn write_loop(
             _ = kick.cancelled() => return Ok(()),
             taken = queue.take(&mut batch, MAX_BATCH, MAX_BATCH_BYTES) => taken,
         };
-        let Some(payload_bytes) = taken else {
+        let Some(taken) = taken else {
             return Ok(());
         };
         // Payloads were read as frames, so their lengths fit in u32.
@@ -46,22 +45,47 @@ pub(crate) async fn write_loop(
         tokio::select! {
             biased;
             _ = kick.cancelled() => return Ok(()),
-            written = write_frames(&mut socket, &prefixes, &batch) => written?,
+            written = write_frames(&socket, &prefixes, &batch, taken.skip) => written?,
         }
         queue.written();
         batch.clear();
         prefixes.clear();
-        stats.record_written(payload_bytes);
+        stats.record_written(taken.bytes);
     }
+}
+
+/// Writes one frame to an idle subscriber's socket from the publisher's
+/// task, as far as the socket takes it without waiting: the bytes written,
+/// its 4-byte prefix included (the whole frame is `payload.len() + 4`).
+pub(crate) fn write_inline(socket: &OwnedWriteHalf, payload: &[u8]) -> usize {
+    let prefix = (payload.len() as u32).to_be_bytes();
+    let total = payload.len() + 4;
+    let mut done = 0;
+    while done < total {
+        let slices = [
+            IoSlice::new(&prefix[done.min(4)..]),
+            IoSlice::new(&payload[done.saturating_sub(4)..]),
+        ];
+        match socket.try_write_vectored(&slices) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // Full, or broken: the writer task finishes it or meets the error.
+            Err(_) => break,
+        }
+    }
+    done
 }
 
 /// Writes each payload after its length prefix, in order, with as few
 /// system calls as the socket allows, straight from the shared payloads
-/// (nothing copied, no reference counts touched).
+/// (nothing copied, no reference counts touched). The first `skip` bytes
+/// of the first frame were written before.
 async fn write_frames(
-    socket: &mut OwnedWriteHalf,
+    socket: &OwnedWriteHalf,
     prefixes: &[[u8; 4]],
     batch: &[Arc<Payload>],
+    skip: usize,
 ) -> io::Result<()> {
     // Chunk 2i is frame i's prefix, chunk 2i+1 its payload.
     let chunk = |i: usize| -> &[u8] {
@@ -72,13 +96,21 @@ async fn write_frames(
         }
     };
     let total = 2 * batch.len();
-    let (mut start, mut offset) = (0, 0);
+    let (mut start, mut offset) = if skip < 4 { (0, skip) } else { (1, skip - 4) };
     while start < total {
         let written = {
             let slices: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(&chunk(start)[offset..]))
                 .chain((start + 1..total).map(|i| IoSlice::new(chunk(i))))
                 .collect();
-            socket.write_vectored(&slices).await?
+            match socket.try_write_vectored(&slices) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    socket.writable().await?;
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
         };
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());

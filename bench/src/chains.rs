@@ -3,16 +3,21 @@
 //! now), so the schedule is always behind and the difficulty falls to its
 //! 12-bit floor after a few blocks (about 4,000 hashes a block).
 
+use bytes::Bytes;
 use toycoin_common::block::Block;
 use toycoin_common::chain::{now_secs, Chain};
 use toycoin_common::pow::{CancelToken, MineOutcome, Miner};
-use toycoin_common::profile::Profile;
+use toycoin_common::profile::{Minting, Profile};
 use toycoin_common::transaction::Transaction;
 
 /// Seconds between blocks: three 5-second targets.
 const SPACING: u64 = 15;
 
-/// Mines `n` blocks on top of `chain`, block i holding `txns(i)`, and
+/// Where the blocks' rewards go (steady).
+pub const BENCH_MINER: &[u8] = b"bench miner";
+
+/// Mines `n` blocks on top of `chain`, block i holding its reward (steady)
+/// and then as much of `txns(i)` as fits, and
 /// appends them; returns the new blocks. The last is stamped `later`
 /// blocks' worth of time before now (room for blocks still to come).
 pub fn extend(
@@ -26,7 +31,7 @@ pub fn extend(
     let miner = Miner::new(1);
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        let txns = txns(i);
+        let txns = chain.block_txns(&Bytes::from_static(BENCH_MINER), txns(i));
         let job = chain
             .mining_job(&txns, start + SPACING * (i as u64 + 1))
             .expect("blocks have transactions");
@@ -45,14 +50,16 @@ pub fn extend(
     out
 }
 
-/// A chain of `n` blocks of two coinbase transactions each.
+/// A chain of `n` blocks of two coinbase transactions each (toycoin), or
+/// of the block reward alone (steady, where nobody else may mint).
 pub fn coinbase_chain(profile: Profile, n: usize) -> (Chain, Vec<Block>) {
     let mut chain = Chain::new(profile);
-    let blocks = extend(&mut chain, n, 0, |i| {
-        vec![
+    let blocks = extend(&mut chain, n, 0, |i| match profile.minting() {
+        Minting::AnyCoinbase => vec![
             Transaction::coinbase(format!("block {i} a").into(), 1),
             Transaction::coinbase(format!("block {i} b").into(), 2),
-        ]
+        ],
+        Minting::RewardsAndMint => Vec::new(),
     });
     (chain, blocks)
 }

@@ -1,43 +1,58 @@
 //! The validation suite: signed transactions checked per second (every
-//! rule, both RSA-PSS signatures included), and blocks of 10 such
-//! transactions accepted per second.
+//! rule, both RSA-PSS signatures included), and full blocks of such
+//! transactions (the reward and 9 transfers) accepted per second.
 
 use std::time::Instant;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use toycoin_common::block::MAX_BLOCK_TXNS;
 use toycoin_common::chain::{now_secs, Chain};
 use toycoin_common::message::TxnMessage;
 use toycoin_common::profile::Profile;
-use toycoin_common::transaction::{OutputKind, Transaction};
+use toycoin_common::transaction::OutputKind;
 use toycoin_common::wallet::Wallet;
 
 use crate::chains::extend;
 
-/// Runs the suite on `txns` transfers (rounded to whole blocks of 10);
-/// prints a table, returns figures.
+/// Transfers in a full steady block, after its reward.
+const PER_BLOCK: usize = MAX_BLOCK_TXNS - 1;
+
+/// Runs the suite on `txns` transfers (rounded to whole blocks); prints a
+/// table, returns figures.
 pub fn run(txns: usize) -> Vec<String> {
-    let blocks = txns.div_ceil(10).max(1);
-    let txns = blocks * 10;
+    let blocks = txns.div_ceil(PER_BLOCK).max(1);
+    let txns = blocks * PER_BLOCK;
     let profile = Profile::steady(5.0);
     let mut rng = StdRng::seed_from_u64(1);
+    let mint = Wallet::generate(&mut rng).expect("key");
     let payer = Wallet::generate(&mut rng).expect("key");
     let payee = Wallet::generate(&mut rng).expect("key");
-    eprintln!("validation: funding {txns} outputs and signing {txns} transfers...");
+    eprintln!("validation: granting {txns} outputs and signing {txns} transfers...");
     let mut chain = Chain::new(profile);
     let funding = extend(&mut chain, blocks, blocks, |b| {
-        (0..10)
-            .map(|i| Transaction::coinbase(payer.address().clone(), (b * 10 + i + 1) as i64))
+        (0..PER_BLOCK)
+            .map(|i| {
+                let value = (b * PER_BLOCK + i + 1) as i64;
+                mint.grant(&mut rng, payer.address(), value).expect("signs")
+            })
             .collect()
     });
     let transfers: Vec<TxnMessage> = funding
         .iter()
         .flat_map(|b| &b.txns)
+        .filter(|t| !t.is_coinbase())
         .map(|f| {
             let token = f.output(f.hash(), OutputKind::Receiver);
             let value = token.value;
             payer
-                .transfer(&mut rng, payee.address(), value, vec![token])
+                .transfer(
+                    &mut rng,
+                    payee.address(),
+                    value,
+                    vec![token],
+                    profile.signing(),
+                )
                 .expect("enough")
         })
         .collect();
@@ -54,7 +69,10 @@ pub fn run(txns: usize) -> Vec<String> {
     let mut spender = chain.clone();
     let mut next = transfers.iter();
     let spend_blocks = extend(&mut spender, blocks, 0, |_| {
-        next.by_ref().take(10).map(|m| m.txn.clone()).collect()
+        next.by_ref()
+            .take(PER_BLOCK)
+            .map(|m| m.txn.clone())
+            .collect()
     });
     let mut receiver = chain.clone();
     let start = Instant::now();
@@ -72,16 +90,19 @@ pub fn run(txns: usize) -> Vec<String> {
     );
     println!(
         "{:<44} {:>14.1}",
-        "blocks of 10 transfers accepted", block_rate
+        "blocks of a reward and 9 transfers accepted", block_rate
     );
     println!(
         "{:<44} {:>14.0}",
         "  = transactions in blocks accepted",
-        block_rate * 10.0
+        block_rate * PER_BLOCK as f64
     );
     vec![
         format!("validation_txns_per_s={txn_rate:.0}"),
         format!("validation_blocks_per_s={block_rate:.1}"),
-        format!("validation_block_txns_per_s={:.0}", block_rate * 10.0),
+        format!(
+            "validation_block_txns_per_s={:.0}",
+            block_rate * PER_BLOCK as f64
+        ),
     ]
 }

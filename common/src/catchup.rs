@@ -175,7 +175,7 @@ impl CatchUp {
 mod tests {
     use super::*;
     use crate::chain::Chain;
-    use crate::pow::{CancelToken, MineOutcome, Miner};
+    use crate::profile::Minting;
     use crate::transaction::Transaction;
 
     const NOW: u64 = 1_700_000_000;
@@ -184,19 +184,12 @@ mod tests {
         let mut tree = BlockTree::new(profile);
         for i in 0..n {
             let chain: &Chain = tree.chain();
-            let txns = vec![Transaction::coinbase(
-                format!("w{i}").into_bytes().into(),
-                1,
-            )];
-            let job = chain.mining_job(&txns, NOW).expect("txns");
-            let MineOutcome::Found(header) = Miner::new(1).mine(&job, &CancelToken::new()).outcome
-            else {
-                unreachable!("not cancelled")
+            let miner: bytes::Bytes = format!("w{i}").into_bytes().into();
+            let txns = match profile.minting() {
+                Minting::RewardsAndMint => Vec::new(),
+                Minting::AnyCoinbase => vec![Transaction::coinbase(miner.clone(), 1)],
             };
-            let block = Block {
-                header: *header,
-                txns,
-            };
+            let block = chain.mine_next(&miner, txns, NOW).expect("txns");
             assert!(matches!(
                 tree.receive(vec![block], NOW),
                 Ok(Received::Adopted(_))

@@ -13,7 +13,7 @@ use crate::ledger::{BlockTxError, BlockUndo, Ledger, TxError};
 use crate::merkle::merkle_root;
 use crate::pow::MiningJob;
 use crate::profile::{ChainScore, Profile, Schedule, MAX_FUTURE_SECS};
-use crate::transaction::Transaction;
+use crate::transaction::{Address, Transaction};
 
 /// Why a block cannot go on top of a chain.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -106,7 +106,7 @@ impl Chain {
             profile,
             entries: Vec::new(),
             index: HashMap::new(),
-            ledger: Ledger::new(),
+            ledger: Ledger::new(profile),
         }
     }
 
@@ -229,6 +229,48 @@ impl Chain {
         })
     }
 
+    /// The transactions of the next block a miner paid at `miner` would
+    /// mine: its reward first where the profile rewards blocks, then as
+    /// many of `pending` as fit (they must be valid in that order).
+    pub fn block_txns(
+        &self,
+        miner: &Address,
+        pending: impl IntoIterator<Item = Transaction>,
+    ) -> Vec<Transaction> {
+        let reward = self
+            .ledger
+            .next_reward()
+            .map(|value| Transaction::reward(miner.clone(), value, self.len() as u64));
+        let mut txns: Vec<Transaction> = reward.into_iter().collect();
+        let room = MAX_BLOCK_TXNS - txns.len();
+        txns.extend(pending.into_iter().take(room));
+        txns
+    }
+
+    /// The next block, mined here on one thread: [`Chain::block_txns`] of
+    /// `miner` and `txns`, stamped `timestamp`, with the work the rules ask.
+    /// For tests, benchmarks and tools (a node mines on worker threads it
+    /// can cancel). `None` when the block would hold no transaction.
+    pub fn mine_next(
+        &self,
+        miner: &Address,
+        txns: Vec<Transaction>,
+        timestamp: u64,
+    ) -> Option<Block> {
+        let txns = self.block_txns(miner, txns);
+        let job = self.mining_job(&txns, timestamp)?;
+        match crate::pow::Miner::new(1)
+            .mine(&job, &crate::pow::CancelToken::new())
+            .outcome
+        {
+            crate::pow::MineOutcome::Found(header) => Some(Block {
+                header: *header,
+                txns,
+            }),
+            crate::pow::MineOutcome::Cancelled => None,
+        }
+    }
+
     /// The hash a block at `height` must name as `previous_hash`: GENESIS
     /// for height 0, else the hash of the block before it (`None` past the
     /// tip).
@@ -263,7 +305,7 @@ impl Chain {
         check_body(&block)?;
         let undo = self
             .ledger
-            .apply_block(&block.txns, self.profile.tolerates_repeated_txns())?;
+            .apply_block(&block.txns, self.entries.len() as u64)?;
         let schedule = self.profile.advance(&self.schedule(), info.timestamp);
         let total_work = self.total_work() + self.profile.block_work(info.required_bits);
         let total_txns = self.total_block_txns() + block.txns.len();

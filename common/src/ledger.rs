@@ -19,8 +19,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::hash::Txid;
+use crate::profile::{Minting, Profile, Signing, MAX_SUPPLY};
 use crate::transaction::{Address, OutputKind, Token, Transaction};
-use crate::wallet::{self, SignatureError};
+use crate::wallet::{self, fingerprint, SignatureError};
 
 /// One output of one transaction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -45,6 +46,26 @@ pub enum TxError {
     AlreadyPending,
     #[error("{field} is negative ({value})")]
     NegativeAmount { field: &'static str, value: i64 },
+    #[error("{field} {value} is more than the {max} coins that can ever exist")]
+    AmountTooLarge {
+        field: &'static str,
+        value: i64,
+        max: i64,
+    },
+    #[error("coinbase transaction outside a block reward: only a block's first transaction and the mint create coins")]
+    Minting,
+    #[error("transaction spends no tokens and its sender is not the mint ({mint})")]
+    NotTheMint { mint: String },
+    #[error("a grant from the mint pays no change (sender_change {0})")]
+    GrantWithChange(i64),
+    #[error("{value} more coins would make more than the {MAX_SUPPLY} that can ever exist")]
+    SupplyExceeded { value: i64 },
+    #[error("the block's first transaction is not its reward (a coinbase to the miner)")]
+    MissingReward,
+    #[error("the block reward pays {got}, not {expected}")]
+    RewardAmount { got: i64, expected: i64 },
+    #[error("the block reward {0}")]
+    RewardShape(&'static str),
     #[error("coinbase transaction spends tokens")]
     CoinbaseWithInputs,
     #[error("transaction spends no tokens and is not a coinbase")]
@@ -72,7 +93,7 @@ pub enum TxError {
     BadSignature { which: &'static str },
 }
 
-/// Where [`check_transaction`] looks up outputs.
+/// Where [`check_transaction`] looks up outputs, and the money rules.
 pub trait OutputView {
     /// The output, spent or not, if it exists.
     fn output(&self, outpoint: &OutPoint) -> Option<&OutputState>;
@@ -82,6 +103,12 @@ pub trait OutputView {
     fn is_pending(&self, _hash: &Txid) -> bool {
         false
     }
+    /// The rules the transactions follow.
+    fn profile(&self) -> &Profile;
+    /// The network's mint (steady), once a grant has named it.
+    fn mint(&self) -> Option<&Address>;
+    /// Coins created so far.
+    fn supply(&self) -> i128;
 }
 
 /// A transaction that passed [`check_transaction`], with what it spends.
@@ -89,6 +116,28 @@ pub trait OutputView {
 pub struct CheckedTxn {
     pub hash: Txid,
     pub inputs: Vec<OutPoint>,
+    /// Coins it creates: a coinbase's, a reward's or a grant's value.
+    pub created: i64,
+    /// It is the first grant, and its sender becomes the mint.
+    pub names_mint: bool,
+}
+
+impl CheckedTxn {
+    fn spending(hash: Txid, inputs: Vec<OutPoint>) -> CheckedTxn {
+        CheckedTxn {
+            hash,
+            inputs,
+            created: 0,
+            names_mint: false,
+        }
+    }
+
+    fn creating(hash: Txid, created: i64) -> CheckedTxn {
+        CheckedTxn {
+            created,
+            ..CheckedTxn::spending(hash, Vec::new())
+        }
+    }
 }
 
 /// Checks `txn` (whose hash is `hash`) against `view`. `tokens` are the
@@ -101,7 +150,7 @@ pub fn check_transaction(
 ) -> Result<CheckedTxn, TxError> {
     let checked = check_spend(view, txn, hash, tokens)?;
     if !txn.is_coinbase() {
-        check_signatures(txn)?;
+        check_signatures(txn, view.profile().signing())?;
     }
     Ok(checked)
 }
@@ -123,6 +172,7 @@ pub fn check_spend(
             TxError::Duplicate
         });
     }
+    let profile = view.profile();
     for (field, value) in [
         ("receiver_value", txn.receiver_value),
         ("sender_change", txn.sender_change),
@@ -130,25 +180,32 @@ pub fn check_spend(
         if value < 0 {
             return Err(TxError::NegativeAmount { field, value });
         }
+        let max = profile.max_amount();
+        if value > max {
+            return Err(TxError::AmountTooLarge { field, value, max });
+        }
     }
     let given_tokens = tokens.is_some();
     let tokens = tokens.unwrap_or_default();
+    let minting = profile.minting();
     if txn.is_coinbase() {
+        if minting == Minting::RewardsAndMint {
+            return Err(TxError::Minting);
+        }
         if !txn.previous_hashes.is_empty() || !tokens.is_empty() {
             return Err(TxError::CoinbaseWithInputs);
         }
-        return Ok(CheckedTxn {
-            hash,
-            inputs: Vec::new(),
-        });
-    }
-    if txn.previous_hashes.is_empty() {
-        return Err(TxError::NoInputs);
+        return Ok(CheckedTxn::creating(hash, txn.receiver_value));
     }
     if given_tokens {
         check_tokens_name_inputs(txn, tokens)?;
     }
-
+    if txn.previous_hashes.is_empty() {
+        return match minting {
+            Minting::AnyCoinbase => Err(TxError::NoInputs),
+            Minting::RewardsAndMint => check_grant(view, txn, hash),
+        };
+    }
     let mut inputs: Vec<OutPoint> = Vec::with_capacity(txn.previous_hashes.len());
     let mut input_value: i128 = 0;
     for (index, prev) in txn.previous_hashes.iter().enumerate() {
@@ -167,17 +224,77 @@ pub fn check_spend(
         });
     }
 
-    Ok(CheckedTxn { hash, inputs })
+    Ok(CheckedTxn::spending(hash, inputs))
 }
 
-/// Both signatures of a non-coinbase transaction verify with the sender's key.
-pub fn check_signatures(txn: &Transaction) -> Result<(), TxError> {
+/// A grant (steady): new coins from the mint, spending nothing. The first
+/// grant a chain holds names its mint; every later one must come from it.
+/// Its signatures, checked with every transfer's, cover the amount.
+fn check_grant(
+    view: &impl OutputView,
+    txn: &Transaction,
+    hash: Txid,
+) -> Result<CheckedTxn, TxError> {
+    let names_mint = match view.mint() {
+        Some(mint) if *mint != txn.sender => {
+            return Err(TxError::NotTheMint {
+                mint: fingerprint(mint),
+            })
+        }
+        Some(_) => false,
+        None => true,
+    };
+    if txn.sender_change != 0 {
+        return Err(TxError::GrantWithChange(txn.sender_change));
+    }
+    if view.supply() + i128::from(txn.receiver_value) > i128::from(MAX_SUPPLY) {
+        return Err(TxError::SupplyExceeded {
+            value: txn.receiver_value,
+        });
+    }
+    Ok(CheckedTxn {
+        names_mint,
+        ..CheckedTxn::creating(hash, txn.receiver_value)
+    })
+}
+
+/// A block's first transaction in a profile with rewards: a coinbase of
+/// exactly `expected` to the miner, tagged with the block's `height`.
+pub fn check_reward(txn: &Transaction, expected: i64, height: u64) -> Result<(), TxError> {
+    if !txn.is_coinbase() {
+        return Err(TxError::MissingReward);
+    }
+    if !txn.previous_hashes.is_empty() {
+        return Err(TxError::RewardShape("spends tokens"));
+    }
+    if txn.receiver_value != expected {
+        return Err(TxError::RewardAmount {
+            got: txn.receiver_value,
+            expected,
+        });
+    }
+    if txn.sender_change != 0 || !txn.receiver_signature.is_empty() {
+        return Err(TxError::RewardShape(
+            "has change or a receiver signature (it must have neither)",
+        ));
+    }
+    if txn.sender_signature[..] != *height.to_string().as_bytes() {
+        return Err(TxError::RewardShape(
+            "is not tagged with its block's height",
+        ));
+    }
+    Ok(())
+}
+
+/// Both signatures of a non-coinbase transaction verify with the sender's
+/// key, over what `signing` says they cover.
+pub fn check_signatures(txn: &Transaction, signing: Signing) -> Result<(), TxError> {
     let key = wallet::public_key(&txn.sender).map_err(|_| TxError::BadSenderAddress)?;
-    for (which, address, signature) in [
-        ("receiver", &txn.receiver, &txn.receiver_signature),
-        ("sender", &txn.sender, &txn.sender_signature),
+    for (which, role, signature) in [
+        ("receiver", OutputKind::Receiver, &txn.receiver_signature),
+        ("sender", OutputKind::Change, &txn.sender_signature),
     ] {
-        let msg = Transaction::signed_message(&txn.previous_hashes, address);
+        let msg = txn.signed_message(signing, role);
         wallet::verify_with(&key, &msg, signature).map_err(|e| match e {
             SignatureError::BadAddress => TxError::BadSenderAddress,
             _ => TxError::BadSignature { which },
@@ -248,6 +365,10 @@ pub struct BlockUndo {
     created: Vec<Txid>,
     spent: Vec<OutPoint>,
     repeats: usize,
+    /// Coins the block created.
+    coins: i128,
+    /// The block named the mint.
+    named_mint: bool,
 }
 
 impl BlockUndo {
@@ -282,6 +403,10 @@ fn insert_outputs(outputs: &mut HashMap<OutPoint, OutputState>, txn: &Transactio
 pub struct Overlay {
     outputs: HashMap<OutPoint, OutputState>,
     txns: HashSet<Txid>,
+    /// Coins pending grants create.
+    coins: i128,
+    /// The mint a pending grant names, while the chain names none.
+    mint: Option<Address>,
 }
 
 /// A [`Ledger`] seen through an [`Overlay`].
@@ -305,6 +430,18 @@ impl OutputView for OverlayView<'_> {
 
     fn is_pending(&self, hash: &Txid) -> bool {
         self.top.txns.contains(hash)
+    }
+
+    fn profile(&self) -> &Profile {
+        &self.base.profile
+    }
+
+    fn mint(&self) -> Option<&Address> {
+        self.base.mint.as_ref().or(self.top.mint.as_ref())
+    }
+
+    fn supply(&self) -> i128 {
+        self.base.supply + self.top.coins
     }
 }
 
@@ -333,6 +470,10 @@ impl Overlay {
         }
         insert_outputs(&mut self.outputs, txn, checked.hash);
         self.txns.insert(checked.hash);
+        self.coins += i128::from(checked.created);
+        if checked.names_mint {
+            self.mint = Some(txn.sender.clone());
+        }
     }
 
     /// Number of transactions recorded.
@@ -346,8 +487,7 @@ impl Overlay {
 
     /// Forgets every pending transaction.
     pub fn clear(&mut self) {
-        self.outputs.clear();
-        self.txns.clear();
+        *self = Overlay::default();
     }
 }
 
@@ -359,11 +499,16 @@ pub struct BlockTxError {
     pub error: TxError,
 }
 
-/// Every output of a chain and whether it is spent.
+/// Every output of a chain and whether it is spent, and the money rules it
+/// was built under.
 #[derive(Clone, Debug, Default)]
 pub struct Ledger {
+    profile: Profile,
     outputs: HashMap<OutPoint, OutputState>,
     txns: HashSet<Txid>,
+    /// Coins created so far (rewards, grants, coinbases).
+    supply: i128,
+    mint: Option<Address>,
 }
 
 impl OutputView for Ledger {
@@ -374,11 +519,26 @@ impl OutputView for Ledger {
     fn contains_txn(&self, hash: &Txid) -> bool {
         self.txns.contains(hash)
     }
+
+    fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    fn mint(&self) -> Option<&Address> {
+        self.mint.as_ref()
+    }
+
+    fn supply(&self) -> i128 {
+        self.supply
+    }
 }
 
 impl Ledger {
-    pub fn new() -> Ledger {
-        Ledger::default()
+    pub fn new(profile: Profile) -> Ledger {
+        Ledger {
+            profile,
+            ..Ledger::default()
+        }
     }
 
     /// Checks a transaction against the ledger as it stands.
@@ -390,18 +550,65 @@ impl Ledger {
         check_transaction(self, txn, txn.hash(), tokens)
     }
 
-    /// Checks every transaction of a block in order (each may spend the
-    /// outputs of those before it) and applies them. With `allow_repeats`
-    /// (the toycoin profile), a transaction already in the ledger is skipped
+    /// What the next block pays its miner (`None` where blocks carry no
+    /// reward).
+    pub fn next_reward(&self) -> Option<i64> {
+        let supply = i64::try_from(self.supply).unwrap_or(i64::MAX);
+        self.profile.block_reward(supply)
+    }
+
+    /// Checks every transaction of block `height` in order (each may spend
+    /// the outputs of those before it) and applies them: where the profile
+    /// rewards blocks, the first must be the reward ([`check_reward`]). In
+    /// the toycoin profile a transaction already in the ledger is skipped
     /// instead of refused. On failure nothing is changed. Costs time
     /// proportional to the block, not to the ledger.
     pub fn apply_block(
         &mut self,
         txns: &[Transaction],
-        allow_repeats: bool,
+        height: u64,
     ) -> Result<BlockUndo, BlockTxError> {
         let mut undo = BlockUndo::default();
-        for (index, txn) in txns.iter().enumerate() {
+        let mut rest = txns;
+        if let Some(expected) = self.next_reward() {
+            let Some((reward, others)) = txns.split_first() else {
+                return Err(BlockTxError {
+                    index: 0,
+                    error: TxError::MissingReward,
+                });
+            };
+            let hash = reward.hash();
+            let checked = check_reward(reward, expected, height).and_then(|()| {
+                if self.txns.contains(&hash) {
+                    Err(TxError::Duplicate)
+                } else {
+                    Ok(CheckedTxn::creating(hash, expected))
+                }
+            });
+            match checked {
+                Ok(checked) => self.apply(reward, checked, &mut undo),
+                Err(error) => return Err(BlockTxError { index: 0, error }),
+            }
+            rest = others;
+        }
+        let first = txns.len() - rest.len();
+        self.apply_each(rest, first, undo)
+    }
+
+    /// Checks and applies transactions that are in no block (the oracle's
+    /// record of what it sent), as [`Ledger::apply_block`] does a block's.
+    pub fn apply_txns(&mut self, txns: &[Transaction]) -> Result<BlockUndo, BlockTxError> {
+        self.apply_each(txns, 0, BlockUndo::default())
+    }
+
+    fn apply_each(
+        &mut self,
+        txns: &[Transaction],
+        first_index: usize,
+        mut undo: BlockUndo,
+    ) -> Result<BlockUndo, BlockTxError> {
+        let allow_repeats = self.profile.tolerates_repeated_txns();
+        for (i, txn) in txns.iter().enumerate() {
             let hash = txn.hash();
             if allow_repeats && self.txns.contains(&hash) {
                 undo.repeats += 1;
@@ -411,7 +618,10 @@ impl Ledger {
                 Ok(checked) => self.apply(txn, checked, &mut undo),
                 Err(error) => {
                     self.undo_block(undo);
-                    return Err(BlockTxError { index, error });
+                    return Err(BlockTxError {
+                        index: first_index + i,
+                        error,
+                    });
                 }
             }
         }
@@ -428,6 +638,12 @@ impl Ledger {
         insert_outputs(&mut self.outputs, txn, checked.hash);
         self.txns.insert(checked.hash);
         undo.created.push(checked.hash);
+        self.supply += i128::from(checked.created);
+        undo.coins += i128::from(checked.created);
+        if checked.names_mint {
+            self.mint = Some(txn.sender.clone());
+            undo.named_mint = true;
+        }
     }
 
     /// Takes back what [`Ledger::apply_block`] did.
@@ -446,6 +662,20 @@ impl Ledger {
                 state.spent = false;
             }
         }
+        self.supply -= undo.coins;
+        if undo.named_mint {
+            self.mint = None;
+        }
+    }
+
+    /// The network's mint, once a grant in the chain has named it.
+    pub fn mint(&self) -> Option<&Address> {
+        self.mint.as_ref()
+    }
+
+    /// Coins created so far.
+    pub fn supply(&self) -> i128 {
+        self.supply
     }
 
     /// Unspent value per owner (owners with nothing left are omitted).

@@ -12,7 +12,8 @@
 use std::collections::HashSet;
 
 use crate::hash::Txid;
-use crate::ledger::{check_spend, check_transaction, Ledger, Overlay, TxError};
+use crate::ledger::{check_spend, check_transaction, Ledger, OutputView, Overlay, TxError};
+use crate::profile::Minting;
 use crate::transaction::{Token, Transaction};
 
 /// Default most transactions pending at once.
@@ -115,8 +116,12 @@ impl Mempool {
         let was_pending = std::mem::take(&mut self.txns);
         self.hashes.clear();
         self.overlay.clear();
+        // A taken-back block's reward is no transaction to mine again: the
+        // block that replaces it pays its own.
+        let rewards = ledger.profile().minting() == Minting::RewardsAndMint;
         let candidates = returned
             .into_iter()
+            .filter(|t| !(rewards && t.is_coinbase()))
             .map(|t| (t.hash(), t, true))
             .chain(was_pending.into_iter().map(|(h, t)| (h, t, false)));
         for (hash, txn, from_block) in candidates {
@@ -152,18 +157,21 @@ impl Mempool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::profile::{Profile, Signing};
     use crate::transaction::OutputKind;
     use crate::wallet::Wallet;
     use bytes::Bytes;
     use rand::rngs::OsRng;
 
+    // Pool mechanics, with the toycoin profile's free coinbases as the
+    // cheapest valid transactions (steady's money rules: tests/rules.rs).
     fn coinbase(tag: &str, value: i64) -> Transaction {
         Transaction::coinbase(Bytes::from(tag.to_owned()), value)
     }
 
     #[test]
     fn keeps_arrival_order_and_refuses_repeats_and_overflow() {
-        let ledger = Ledger::new();
+        let ledger = Ledger::new(Profile::toycoin());
         let mut pool = Mempool::new(2);
         let (a, b, c) = (coinbase("a", 1), coinbase("b", 2), coinbase("c", 3));
         assert_eq!(pool.add(&ledger, a.clone(), Some(&[])), Ok(a.hash()));
@@ -189,18 +197,30 @@ mod tests {
             Wallet::generate(&mut OsRng).unwrap(),
             Wallet::generate(&mut OsRng).unwrap(),
         );
-        let ledger = Ledger::new();
+        let ledger = Ledger::new(Profile::toycoin());
         let mut pool = Mempool::default();
         let funding = Transaction::coinbase(alice.address().clone(), 10);
         let funded = pool.add(&ledger, funding.clone(), Some(&[])).unwrap();
         let token = funding.output(funded, OutputKind::Receiver);
         let pay = alice
-            .transfer(&mut OsRng, bob.address(), 4, vec![token.clone()])
+            .transfer(
+                &mut OsRng,
+                bob.address(),
+                4,
+                vec![token.clone()],
+                Signing::Original,
+            )
             .unwrap();
         pool.add(&ledger, pay.txn.clone(), Some(&pay.tokens))
             .expect("spends a pending output");
         let again = alice
-            .transfer(&mut OsRng, alice.address(), 10, vec![token])
+            .transfer(
+                &mut OsRng,
+                alice.address(),
+                10,
+                vec![token],
+                Signing::Original,
+            )
             .unwrap();
         assert!(matches!(
             pool.add(&ledger, again.txn, Some(&again.tokens)),
@@ -211,15 +231,13 @@ mod tests {
 
     #[test]
     fn rebuild_drops_the_confirmed_and_takes_back_rolled_back_blocks_first() {
-        let mut chain_ledger = Ledger::new();
+        let mut chain_ledger = Ledger::new(Profile::toycoin());
         let mut pool = Mempool::default();
         let (a, b, old) = (coinbase("a", 1), coinbase("b", 2), coinbase("old", 3));
         pool.add(&chain_ledger, a.clone(), Some(&[])).unwrap();
         pool.add(&chain_ledger, b.clone(), Some(&[])).unwrap();
         // A new tip confirms `a`; a rolled-back block held `old` and `b`.
-        chain_ledger
-            .apply_block(std::slice::from_ref(&a), false)
-            .unwrap();
+        chain_ledger.apply_txns(std::slice::from_ref(&a)).unwrap();
         let report = pool.rebuild(&chain_ledger, vec![old.clone(), b.clone()]);
         assert_eq!(report.confirmed, 1);
         assert_eq!(report.returned, 2, "both of the block's transactions");

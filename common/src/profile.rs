@@ -49,6 +49,32 @@ pub const MAX_FUTURE_SECS: u64 = 30;
 pub const MAX_TARGET_SECS: f64 = 86_400.0;
 /// Default target block interval of the steady profile.
 pub const DEFAULT_TARGET_SECS: f64 = 5.0;
+/// What a steady block's reward (its first transaction) pays its miner.
+pub const BLOCK_REWARD: i64 = 50;
+/// The most coins a steady chain ever holds, rewards and the mint's grants
+/// together; no amount may exceed it, so no sum of amounts overflows.
+pub const MAX_SUPPLY: i64 = 1_000_000_000_000;
+
+/// What a transaction's two signatures cover.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signing {
+    /// The original's: the previous hashes and one address. The amounts
+    /// are not covered, so anyone relaying a transfer can rewrite them.
+    Original,
+    /// Every field that moves value, and which signature it is.
+    Amounts,
+}
+
+/// Where new coins may come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Minting {
+    /// The original's: any coinbase transaction from anyone, any amount.
+    AnyCoinbase,
+    /// Each block's first transaction, a coinbase of the block reward to
+    /// its miner, and grants from the network's mint (see
+    /// `docs/profiles.md`).
+    RewardsAndMint,
+}
 
 /// Which rules a network follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -113,8 +139,9 @@ pub struct ChainScore {
 /// [`Profile::required_bits`] and [`Profile::advance`] (difficulty),
 /// [`Profile::block_work`] and [`Profile::prefers`] (fork choice),
 /// [`Profile::checks_timestamps`] and [`Profile::mining_timestamp`],
-/// [`Profile::tolerates_repeated_txns`], [`Profile::announces_whole_chain`]
-/// and [`Profile::uses_catch_up`].
+/// [`Profile::tolerates_repeated_txns`], [`Profile::announces_whole_chain`],
+/// [`Profile::uses_catch_up`], [`Profile::signing`] (what signatures cover),
+/// [`Profile::minting`] and [`Profile::block_reward`] (money).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Profile {
     pub kind: ProfileKind,
@@ -250,6 +277,40 @@ impl Profile {
     /// double spend in both profiles.
     pub fn tolerates_repeated_txns(&self) -> bool {
         self.kind == ProfileKind::Toycoin
+    }
+
+    /// What a transaction's signatures cover: the original's way in
+    /// toycoin (so Python wallets interoperate), every amount in steady.
+    pub fn signing(&self) -> Signing {
+        match self.kind {
+            ProfileKind::Toycoin => Signing::Original,
+            ProfileKind::Steady => Signing::Amounts,
+        }
+    }
+
+    /// Where new coins come from.
+    pub fn minting(&self) -> Minting {
+        match self.kind {
+            ProfileKind::Toycoin => Minting::AnyCoinbase,
+            ProfileKind::Steady => Minting::RewardsAndMint,
+        }
+    }
+
+    /// What the block after `supply` coins exist pays its miner: `None`
+    /// where blocks carry no reward (toycoin); never past [`MAX_SUPPLY`].
+    pub fn block_reward(&self, supply: i64) -> Option<i64> {
+        match self.minting() {
+            Minting::AnyCoinbase => None,
+            Minting::RewardsAndMint => Some(BLOCK_REWARD.min(MAX_SUPPLY - supply.min(MAX_SUPPLY))),
+        }
+    }
+
+    /// The largest amount a transaction output may hold.
+    pub fn max_amount(&self) -> i64 {
+        match self.minting() {
+            Minting::AnyCoinbase => i64::MAX,
+            Minting::RewardsAndMint => MAX_SUPPLY,
+        }
     }
 
     /// The work a block with `bits` required bits adds to its chain:

@@ -9,6 +9,11 @@
 use bytes::Bytes;
 
 use crate::hash::{Hash, Txid, COINBASE};
+use crate::profile::Signing;
+
+/// The start of every message a steady signature covers, so that no
+/// signature made for anything else can pass for one.
+const AMOUNTS_DOMAIN: &[u8] = b"toycoin steady transfer v2\0";
 
 /// An address: the raw PEM bytes of an RSA public key (or, for a funding
 /// transaction's sender, the raw bytes of [`COINBASE`]).
@@ -86,16 +91,70 @@ impl Transaction {
         Txid::from_raw_hash(Hash::of_parts(&parts))
     }
 
+    /// A block reward (steady): a coinbase of `value` to the miner, unique
+    /// to its height (written where a transfer has its sender signature,
+    /// as Bitcoin's BIP 34 puts it in the coinbase script), so that two
+    /// rewards to one miner never share a hash.
+    pub fn reward(miner: Address, value: i64, height: u64) -> Transaction {
+        let mut txn = Transaction::coinbase(miner, value);
+        txn.sender_signature = Bytes::from(height.to_string());
+        txn
+    }
+
     /// True when the sender is COINBASE: a funding transaction (valid only
     /// without inputs).
     pub fn is_coinbase(&self) -> bool {
         self.sender[..] == COINBASE.as_bytes()[..]
     }
 
-    /// The bytes a signature covers: the previous hashes, then `address`
-    /// (the receiver for `receiver_signature`, the sender for
-    /// `sender_signature`).
-    pub fn signed_message(previous_hashes: &[Txid], address: &[u8]) -> Vec<u8> {
+    /// The bytes a signature covers. `role` names the signature: the
+    /// receiver's ([`OutputKind::Receiver`]) or the sender's
+    /// ([`OutputKind::Change`]).
+    ///
+    /// - [`Signing::Original`]: the previous hashes, then the receiver (or
+    ///   the sender). No amount is covered.
+    /// - [`Signing::Amounts`]: a domain tag, the role, the number of
+    ///   previous hashes and each, then receiver, receiver_value, sender and
+    ///   sender_change, each address preceded by its 4-byte length and each
+    ///   amount as 8 bytes, all big-endian.
+    pub fn signed_message(&self, signing: Signing, role: OutputKind) -> Vec<u8> {
+        let hashes = &self.previous_hashes;
+        match signing {
+            Signing::Original => {
+                let address = match role {
+                    OutputKind::Receiver => &self.receiver,
+                    OutputKind::Change => &self.sender,
+                };
+                Transaction::original_signed_message(hashes, address)
+            }
+            Signing::Amounts => {
+                let mut msg = Vec::with_capacity(
+                    64 + hashes.len() * 64 + self.receiver.len() + self.sender.len(),
+                );
+                msg.extend_from_slice(AMOUNTS_DOMAIN);
+                msg.push(match role {
+                    OutputKind::Receiver => b'R',
+                    OutputKind::Change => b'S',
+                });
+                msg.extend_from_slice(&(hashes.len() as u32).to_be_bytes());
+                for h in hashes {
+                    msg.extend_from_slice(h.as_ref());
+                }
+                for (address, value) in [
+                    (&self.receiver, self.receiver_value),
+                    (&self.sender, self.sender_change),
+                ] {
+                    msg.extend_from_slice(&(address.len() as u32).to_be_bytes());
+                    msg.extend_from_slice(address);
+                    msg.extend_from_slice(&value.to_be_bytes());
+                }
+                msg
+            }
+        }
+    }
+
+    /// What the original signs: the previous hashes, then `address`.
+    pub fn original_signed_message(previous_hashes: &[Txid], address: &[u8]) -> Vec<u8> {
         let mut msg = Vec::with_capacity(previous_hashes.len() * 64 + address.len());
         for h in previous_hashes {
             msg.extend_from_slice(h.as_ref());
@@ -149,6 +208,31 @@ mod tests {
         let mut b = a.clone();
         b.receiver_value = 101;
         assert_ne!(a.hash(), b.hash());
+    }
+
+    #[test]
+    fn steady_signatures_cover_every_amount_and_the_role() {
+        let mut t = Transaction::coinbase(Bytes::from_static(b"receiver"), 15);
+        t.sender = Bytes::from_static(b"sender");
+        t.sender_change = 26;
+        let signed = |t: &Transaction, role| t.signed_message(Signing::Amounts, role);
+        let original = |t: &Transaction| t.signed_message(Signing::Original, OutputKind::Change);
+        let base = signed(&t, OutputKind::Change);
+        assert_ne!(base, signed(&t, OutputKind::Receiver));
+        let mut malleated = t.clone();
+        (malleated.receiver_value, malleated.sender_change) = (41, 0);
+        assert_ne!(base, signed(&malleated, OutputKind::Change));
+        assert_eq!(original(&t), original(&malleated), "the original's flaw");
+        assert_eq!(original(&t), b"sender");
+    }
+
+    #[test]
+    fn rewards_differ_by_height() {
+        let a = Transaction::reward(Bytes::from_static(b"miner"), 50, 7);
+        let b = Transaction::reward(Bytes::from_static(b"miner"), 50, 8);
+        assert!(a.is_coinbase() && b.is_coinbase());
+        assert_ne!(a.hash(), b.hash());
+        assert_eq!(&a.sender_signature[..], b"7");
     }
 
     #[test]

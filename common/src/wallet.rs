@@ -4,13 +4,16 @@
 
 use bytes::Bytes;
 use rand::{CryptoRng, RngCore};
-use rsa::pkcs8::{DecodePublicKey, EncodePublicKey, LineEnding};
+use rsa::pkcs8::{
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
+};
 use rsa::traits::PublicKeyParts;
 use rsa::{Pss, RsaPrivateKey, RsaPublicKey};
 use sha2::{Digest, Sha512};
 
 use crate::hash::HASH_LEN;
-use crate::transaction::{Address, Token, Transaction, Transfer};
+use crate::profile::Signing;
+use crate::transaction::{Address, OutputKind, Token, Transaction, Transfer};
 
 /// Key size of the original's wallets.
 pub const KEY_BITS: usize = 2048;
@@ -96,13 +99,17 @@ impl Wallet {
     }
 
     /// A transfer of `value` to `receiver` paid with `tokens` (all owned by
-    /// this wallet), with the rest as change, as the original's `send`.
+    /// this wallet), with the rest as change, as the original's `send`;
+    /// signed the way `signing` says (the profile's [`Profile::signing`]).
+    ///
+    /// [`Profile::signing`]: crate::profile::Profile::signing
     pub fn transfer<R: RngCore + CryptoRng>(
         &self,
         rng: &mut R,
         receiver: &Address,
         value: i64,
         tokens: Vec<Token>,
+        signing: Signing,
     ) -> Result<Transfer, TransferError> {
         if value < 0 {
             return Err(TransferError::NegativeAmount(value));
@@ -116,25 +123,129 @@ impl Wallet {
             });
         }
         let previous_hashes: Vec<_> = tokens.iter().map(|t| t.txn_hash).collect();
-        let receiver_signature = self.sign(
+        let txn = self.signed(
             rng,
-            &Transaction::signed_message(&previous_hashes, receiver),
-        )?;
-        let sender_signature = self.sign(
-            rng,
-            &Transaction::signed_message(&previous_hashes, &self.address),
-        )?;
-        let txn = Transaction {
             previous_hashes,
-            receiver: receiver.clone(),
-            receiver_value: value,
-            receiver_signature,
-            sender: self.address.clone(),
-            sender_change: available - value,
-            sender_signature,
-        };
+            receiver,
+            value,
+            available - value,
+            signing,
+        )?;
         Ok(Transfer { tokens, txn })
     }
+
+    /// A grant from the network's mint (steady): `value` new coins to
+    /// `receiver`, spending nothing, signed by this wallet, which must be
+    /// the mint for the network to accept it.
+    pub fn grant<R: RngCore + CryptoRng>(
+        &self,
+        rng: &mut R,
+        receiver: &Address,
+        value: i64,
+    ) -> Result<Transaction, TransferError> {
+        if value < 0 {
+            return Err(TransferError::NegativeAmount(value));
+        }
+        self.signed(rng, Vec::new(), receiver, value, 0, Signing::Amounts)
+    }
+
+    fn signed<R: RngCore + CryptoRng>(
+        &self,
+        rng: &mut R,
+        previous_hashes: Vec<crate::hash::Txid>,
+        receiver: &Address,
+        receiver_value: i64,
+        sender_change: i64,
+        signing: Signing,
+    ) -> Result<Transaction, TransferError> {
+        let mut txn = Transaction {
+            previous_hashes,
+            receiver: receiver.clone(),
+            receiver_value,
+            receiver_signature: Bytes::new(),
+            sender: self.address.clone(),
+            sender_change,
+            sender_signature: Bytes::new(),
+        };
+        txn.receiver_signature =
+            self.sign(rng, &txn.signed_message(signing, OutputKind::Receiver))?;
+        txn.sender_signature = self.sign(rng, &txn.signed_message(signing, OutputKind::Change))?;
+        Ok(txn)
+    }
+
+    /// The private key as PKCS#8 PEM.
+    pub fn to_pem(&self) -> Result<String, SignatureError> {
+        self.key
+            .to_pkcs8_pem(LineEnding::LF)
+            .map(|pem| pem.to_string())
+            .map_err(|e| SignatureError::Key(e.to_string()))
+    }
+
+    /// A wallet from a PKCS#8 PEM private key.
+    pub fn from_pem(pem: &str) -> Result<Wallet, SignatureError> {
+        let key =
+            RsaPrivateKey::from_pkcs8_pem(pem).map_err(|e| SignatureError::Key(e.to_string()))?;
+        Wallet::from_key(key)
+    }
+
+    /// The wallet whose key is in the file at `path`, or a new one saved
+    /// there (readable by its owner only) if there is no such file; `true`
+    /// when it was created.
+    pub fn load_or_create(path: &std::path::Path) -> Result<(Wallet, bool), WalletFileError> {
+        let file_error =
+            |e: std::io::Error| WalletFileError::Io(path.display().to_string(), e.to_string());
+        match std::fs::read_to_string(path) {
+            Ok(pem) => Wallet::from_pem(&pem)
+                .map(|w| (w, false))
+                .map_err(|e| WalletFileError::BadKey(path.display().to_string(), e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let wallet = Wallet::generate(&mut rand::rngs::OsRng).map_err(|e| {
+                    WalletFileError::BadKey(path.display().to_string(), e.to_string())
+                })?;
+                let pem = wallet.to_pem().map_err(|e| {
+                    WalletFileError::BadKey(path.display().to_string(), e.to_string())
+                })?;
+                write_private(path, pem.as_bytes()).map_err(file_error)?;
+                Ok((wallet, true))
+            }
+            Err(e) => Err(file_error(e)),
+        }
+    }
+
+    /// The short name people use for this wallet: [`fingerprint`] of its
+    /// address.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.address)
+    }
+}
+
+/// Why a wallet file could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WalletFileError {
+    #[error("cannot use wallet file {0}: {1}")]
+    Io(String, String),
+    #[error("wallet file {0} holds no usable key: {1}")]
+    BadKey(String, String),
+}
+
+/// Writes a new file that only its owner can read (on Unix: mode 0600).
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(bytes)
+}
+
+/// An address's short name: the first 8 hex digits of its SHA-512, as every
+/// program prints wallets (a whole address is 451 bytes of PEM).
+pub fn fingerprint(address: &[u8]) -> String {
+    let digest = Sha512::digest(address);
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Parses an address into an RSA public key.
@@ -203,12 +314,18 @@ mod tests {
         let fund = Transaction::coinbase(a.address().clone(), 30);
         let [token, _] = fund.outputs();
         let m = a
-            .transfer(&mut OsRng, b.address(), 12, vec![token.clone()])
+            .transfer(
+                &mut OsRng,
+                b.address(),
+                12,
+                vec![token.clone()],
+                Signing::Amounts,
+            )
             .unwrap();
         assert_eq!((m.txn.receiver_value, m.txn.sender_change), (12, 18));
         assert_eq!(m.txn.previous_hashes, vec![fund.hash()]);
         let err = a
-            .transfer(&mut OsRng, b.address(), 31, vec![token])
+            .transfer(&mut OsRng, b.address(), 31, vec![token], Signing::Amounts)
             .unwrap_err();
         assert_eq!(
             err,
@@ -217,5 +334,34 @@ mod tests {
                 wanted: 31
             }
         );
+    }
+
+    #[test]
+    fn a_key_file_is_created_once_private_and_read_back() {
+        let dir = std::env::temp_dir().join(format!(
+            "toycoin-wallet-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("node.pem");
+        let (a, created) = Wallet::load_or_create(&path).unwrap();
+        assert!(created);
+        let (b, created) = Wallet::load_or_create(&path).unwrap();
+        assert!(!created);
+        assert_eq!(a.address(), b.address());
+        assert_eq!(a.fingerprint().len(), 8);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(dir.join("junk.pem"), "not a key").unwrap();
+        assert!(matches!(
+            Wallet::load_or_create(&dir.join("junk.pem")),
+            Err(WalletFileError::BadKey(..))
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -13,16 +13,20 @@ use toycoin_common::ledger::TxError;
 use toycoin_common::merkle::merkle_root;
 use toycoin_common::message::TxnMessage;
 use toycoin_common::pow::{CancelToken, MineOutcome, Miner, MiningJob};
-use toycoin_common::profile::{Profile, MAX_FUTURE_SECS};
+use toycoin_common::profile::{
+    Minting, Profile, Signing, BLOCK_REWARD, MAX_FUTURE_SECS, MAX_SUPPLY,
+};
 use toycoin_common::transaction::{Token, Transaction};
 use toycoin_common::wallet::Wallet;
 
 /// Three wallets, and a chain whose first block funds `a` with 100 and `b`
-/// with 50.
+/// with 50: with coinbases in toycoin, with grants from `mint` in steady
+/// (where every block also pays its reward to `c`).
 struct World {
     a: Wallet,
     b: Wallet,
     c: Wallet,
+    mint: Wallet,
     chain: Chain,
 }
 
@@ -34,14 +38,37 @@ fn wallets() -> (Wallet, Wallet, Wallet) {
 impl World {
     fn new(profile: Profile) -> World {
         let (a, b, c) = wallets();
-        let mut chain = Chain::new(profile);
-        let funding = vec![
-            Transaction::coinbase(a.address().clone(), 100),
-            Transaction::coinbase(b.address().clone(), 50),
-        ];
-        let block = mine(&chain, funding, now_secs());
-        chain.push(block, now_secs()).unwrap();
-        World { a, b, c, chain }
+        let mint = Wallet::generate(&mut OsRng).unwrap();
+        let chain = Chain::new(profile);
+        let funding = match profile.minting() {
+            Minting::AnyCoinbase => vec![
+                Transaction::coinbase(a.address().clone(), 100),
+                Transaction::coinbase(b.address().clone(), 50),
+            ],
+            Minting::RewardsAndMint => vec![
+                mint.grant(&mut OsRng, a.address(), 100).unwrap(),
+                mint.grant(&mut OsRng, b.address(), 50).unwrap(),
+            ],
+        };
+        let mut w = World {
+            a,
+            b,
+            c,
+            mint,
+            chain,
+        };
+        w.push(funding).unwrap();
+        w
+    }
+
+    /// The next block's reward to `c`, where the profile pays one.
+    fn reward(&self) -> Option<Transaction> {
+        let value = self.chain.ledger().next_reward()?;
+        Some(Transaction::reward(
+            self.c.address().clone(),
+            value,
+            self.chain.len() as u64,
+        ))
     }
 
     /// The unspent tokens of `w` on the chain.
@@ -50,7 +77,8 @@ impl World {
     }
 
     fn pay(&self, from: &Wallet, to: &Wallet, value: i64) -> TxnMessage {
-        from.transfer(&mut OsRng, to.address(), value, self.tokens(from))
+        let signing = self.chain.profile().signing();
+        from.transfer(&mut OsRng, to.address(), value, self.tokens(from), signing)
             .unwrap()
     }
 
@@ -61,8 +89,15 @@ impl World {
             .map(|_| ())
     }
 
-    /// Mines `txns` on the tip and tries to append the block.
+    /// Mines `txns` (after the reward, where the profile pays one) on the
+    /// tip and tries to append the block.
     fn push(&mut self, txns: Vec<Transaction>) -> Result<(), BlockError> {
+        let all = self.reward().into_iter().chain(txns).collect();
+        self.push_exactly(all)
+    }
+
+    /// Mines exactly `txns` on the tip and tries to append the block.
+    fn push_exactly(&mut self, txns: Vec<Transaction>) -> Result<(), BlockError> {
         let block = mine(&self.chain, txns, now_secs());
         self.chain.push(block, now_secs())
     }
@@ -128,8 +163,14 @@ fn rejects_spending_a_token_the_sender_does_not_own() {
     // c signs a transfer of a's tokens: the signatures are c's and valid,
     // but the tokens are not c's.
     let m =
-        w.c.transfer(&mut OsRng, w.c.address(), 100, w.tokens(&w.a))
-            .unwrap();
+        w.c.transfer(
+            &mut OsRng,
+            w.c.address(),
+            100,
+            w.tokens(&w.a),
+            Signing::Original,
+        )
+        .unwrap();
     assert_eq!(w.check(&m), Err(TxError::NotOwner { index: 0 }));
     // The same without tokens (as inside a block): the output is a's.
     let found = w.chain.ledger().check(&m.txn, None);
@@ -203,8 +244,14 @@ fn rejects_unknown_inputs_and_forged_tokens() {
     let w = toycoin();
     let ghost = Transaction::coinbase(w.a.address().clone(), 1000);
     let m =
-        w.a.transfer(&mut OsRng, w.c.address(), 5, ghost.outputs()[..1].to_vec())
-            .unwrap();
+        w.a.transfer(
+            &mut OsRng,
+            w.c.address(),
+            5,
+            ghost.outputs()[..1].to_vec(),
+            Signing::Original,
+        )
+        .unwrap();
     assert!(matches!(
         w.check(&m),
         Err(TxError::UnknownInput { index: 0, .. })
@@ -214,7 +261,7 @@ fn rejects_unknown_inputs_and_forged_tokens() {
     let mut tokens = w.tokens(&w.a);
     tokens[0].value = 1000;
     let m =
-        w.a.transfer(&mut OsRng, w.c.address(), 500, tokens)
+        w.a.transfer(&mut OsRng, w.c.address(), 500, tokens, Signing::Original)
             .unwrap();
     assert_eq!(w.check(&m), Err(TxError::TokenMismatch { index: 0 }));
 }
@@ -229,7 +276,7 @@ fn rejects_a_coinbase_that_spends_tokens_and_a_transfer_without_inputs() {
         Err(TxError::CoinbaseWithInputs)
     );
     let m =
-        w.a.transfer(&mut OsRng, w.c.address(), 0, Vec::new())
+        w.a.transfer(&mut OsRng, w.c.address(), 0, Vec::new(), Signing::Original)
             .unwrap();
     assert_eq!(w.check(&m), Err(TxError::NoInputs));
 }
@@ -288,9 +335,10 @@ fn rejects_a_transaction_repeated_in_the_steady_profile() {
     assert_eq!(
         err,
         BlockError::Transaction {
-            index: 0,
+            index: 1,
             error: TxError::Duplicate
-        }
+        },
+        "after the block's reward"
     );
 }
 
@@ -302,8 +350,14 @@ fn a_block_may_spend_outputs_of_an_earlier_transaction_in_it() {
     let parent = w.pay(&w.a, &w.c, 30);
     let child_token = parent.txn.outputs()[0].clone();
     let child =
-        w.c.transfer(&mut OsRng, w.b.address(), 10, vec![child_token])
-            .unwrap();
+        w.c.transfer(
+            &mut OsRng,
+            w.b.address(),
+            10,
+            vec![child_token],
+            Signing::Original,
+        )
+        .unwrap();
     // Child before parent: its input does not exist yet.
     let err = w
         .push(vec![child.txn.clone(), parent.txn.clone()])
@@ -499,4 +553,138 @@ fn steady_work_accumulates_and_toycoin_counts_blocks() {
     let s = World::new(Profile::steady(5.0));
     let bits = s.chain.entries()[0].required_bits;
     assert_eq!(s.chain.total_work(), 1u128 << bits);
+}
+
+// --- steady money: rewards, the mint, signed amounts --------------------
+
+fn steady() -> World {
+    World::new(Profile::steady(5.0))
+}
+
+#[test]
+fn steady_refuses_a_coinbase_from_anyone_alone_or_in_a_block() {
+    let mut w = steady();
+    let minted = Transaction::coinbase(w.c.address().clone(), 1_000_000);
+    assert_eq!(
+        w.chain.ledger().check(&minted, Some(&[])).map(|_| ()),
+        Err(TxError::Minting)
+    );
+    let err = w.push(vec![minted.clone()]).unwrap_err();
+    assert_eq!(
+        err,
+        BlockError::Transaction {
+            index: 1,
+            error: TxError::Minting
+        },
+        "only the first transaction is a reward"
+    );
+    // The toycoin profile keeps the original's backdoor.
+    let t = toycoin();
+    assert!(t.chain.ledger().check(&minted, Some(&[])).is_ok());
+}
+
+#[test]
+fn steady_blocks_pay_exactly_the_reward_tagged_with_their_height() {
+    let mut w = steady();
+    let height = w.chain.len() as u64;
+    let c = w.c.address().clone();
+    let to_c = |value, height| Transaction::reward(c.clone(), value, height);
+    let cases = [
+        (vec![w.pay(&w.a, &w.c, 1).txn], TxError::MissingReward),
+        (
+            vec![to_c(BLOCK_REWARD + 1, height)],
+            TxError::RewardAmount {
+                got: BLOCK_REWARD + 1,
+                expected: BLOCK_REWARD,
+            },
+        ),
+        (
+            vec![to_c(BLOCK_REWARD, height + 1)],
+            TxError::RewardShape("is not tagged with its block's height"),
+        ),
+    ];
+    for (txns, error) in cases {
+        assert_eq!(
+            w.push_exactly(txns),
+            Err(BlockError::Transaction { index: 0, error })
+        );
+    }
+    let reward_only = vec![to_c(BLOCK_REWARD, height)];
+    w.push_exactly(reward_only).unwrap();
+    assert_eq!(
+        w.chain.ledger().balance(w.c.address()),
+        2 * BLOCK_REWARD,
+        "two blocks mined by c"
+    );
+    assert_eq!(
+        w.chain.ledger().supply(),
+        150 + 2 * i128::from(BLOCK_REWARD)
+    );
+}
+
+#[test]
+fn steady_grants_come_only_from_the_mint_the_first_grant_named() {
+    let mut w = steady();
+    assert_eq!(w.chain.ledger().mint(), Some(w.mint.address()));
+    let forged = w.c.grant(&mut OsRng, w.c.address(), 1_000_000).unwrap();
+    assert!(matches!(
+        w.chain.ledger().check(&forged, Some(&[])),
+        Err(TxError::NotTheMint { .. })
+    ));
+    let grant = w.mint.grant(&mut OsRng, w.c.address(), 7).unwrap();
+    assert!(w.chain.ledger().check(&grant, Some(&[])).is_ok());
+    // A grant's amount is signed: raising it breaks the signature.
+    let mut raised = grant.clone();
+    raised.receiver_value = 7_000;
+    assert_eq!(
+        w.chain.ledger().check(&raised, Some(&[])).map(|_| ()),
+        Err(TxError::BadSignature { which: "receiver" })
+    );
+    w.push(vec![grant.clone()]).unwrap();
+    assert_eq!(
+        w.chain.ledger().check(&grant, Some(&[])).map(|_| ()),
+        Err(TxError::Duplicate),
+        "a replayed grant"
+    );
+    // Taking back the block that named the mint forgets it.
+    w.chain.truncate(0);
+    assert_eq!(w.chain.ledger().mint(), None);
+    assert_eq!(w.chain.ledger().supply(), 0);
+}
+
+#[test]
+fn steady_amounts_are_bounded_so_no_sum_overflows() {
+    let w = steady();
+    let huge = w.mint.grant(&mut OsRng, w.c.address(), i64::MAX).unwrap();
+    assert_eq!(
+        w.chain.ledger().check(&huge, Some(&[])).map(|_| ()),
+        Err(TxError::AmountTooLarge {
+            field: "receiver_value",
+            value: i64::MAX,
+            max: MAX_SUPPLY
+        })
+    );
+    let all = w.mint.grant(&mut OsRng, w.c.address(), MAX_SUPPLY).unwrap();
+    assert_eq!(
+        w.chain.ledger().check(&all, Some(&[])).map(|_| ()),
+        Err(TxError::SupplyExceeded { value: MAX_SUPPLY }),
+        "150 coins exist already"
+    );
+}
+
+#[test]
+fn steady_signatures_cover_the_amounts_so_a_relay_cannot_rewrite_them() {
+    // The attack: 15 + change 26 rewritten to 41 + change 0.
+    for (world, accepted) in [(toycoin(), true), (steady(), false)] {
+        let m = world.pay(&world.b, &world.c, 15);
+        assert_eq!((m.txn.receiver_value, m.txn.sender_change), (15, 35));
+        let mut rewritten = m.clone();
+        (rewritten.txn.receiver_value, rewritten.txn.sender_change) = (50, 0);
+        let result = world.check(&rewritten);
+        if accepted {
+            assert_eq!(result, Ok(()), "the original's flaw, kept in toycoin");
+        } else {
+            assert_eq!(result, Err(TxError::BadSignature { which: "receiver" }));
+        }
+    }
 }

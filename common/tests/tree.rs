@@ -9,7 +9,6 @@ use toycoin_common::block::Block;
 use toycoin_common::chain::{BlockError, Chain};
 use toycoin_common::hash::{BlockHash, Hash};
 use toycoin_common::ledger::TxError;
-use toycoin_common::pow::{CancelToken, MineOutcome, Miner};
 use toycoin_common::profile::Profile;
 use toycoin_common::transaction::Transaction;
 use toycoin_common::tree::{BlockTree, Received};
@@ -20,31 +19,22 @@ const START: u64 = 1_700_000_000;
 /// "Now" for the checks, after every block's timestamp.
 const T: u64 = START + 10_000;
 
-fn coinbase(tag: &str, value: i64) -> Transaction {
-    Transaction::coinbase(Bytes::from(tag.to_owned()), value)
+/// Mines a block paying `miner`, with `txns` after its reward, on top of
+/// `chain`'s tip.
+fn mine_on(chain: &Chain, miner: &str, txns: Vec<Transaction>) -> Block {
+    let miner = Bytes::from(miner.to_owned());
+    chain
+        .mine_next(&miner, txns, START + 5 * chain.len() as u64)
+        .unwrap()
 }
 
-/// Mines a block of `txns` on top of `chain`'s tip.
-fn mine_on(chain: &Chain, txns: Vec<Transaction>) -> Block {
-    let job = chain
-        .mining_job(&txns, START + 5 * chain.len() as u64)
-        .unwrap();
-    let MineOutcome::Found(header) = Miner::new(2).mine(&job, &CancelToken::new()).outcome else {
-        panic!("not cancelled, so found");
-    };
-    Block {
-        header: *header,
-        txns,
-    }
-}
-
-/// A chain of `n` blocks on top of `base`, each with one coinbase tagged
-/// `tag`.
+/// A chain of `n` blocks on top of `base`, each paying its reward to `tag`
+/// (so that two branches never share a block).
 fn grow(base: &Chain, tag: &str, n: usize) -> (Chain, Vec<Block>) {
     let mut chain = base.clone();
     let mut blocks = Vec::new();
-    for i in 0..n {
-        let block = mine_on(&chain, vec![coinbase(tag, i as i64 + 1)]);
+    for _ in 0..n {
+        let block = mine_on(&chain, tag, Vec::new());
         chain.push(block.clone(), T).unwrap();
         blocks.push(block);
     }
@@ -170,16 +160,16 @@ fn an_invalid_better_branch_changes_nothing_and_names_its_block() {
     tree.receive(ours.clone(), T).unwrap();
     let before = (tree.chain().tip_hash(), tree.chain().len());
 
-    // Their branch repeats the base block's coinbase: its headers are fine
+    // Their branch repeats the base block's reward: its headers are fine
     // (and have more work), its second block's transaction is not.
     let (mid, mut theirs) = grow(&base, "theirs", 1);
-    theirs.push(mine_on(&mid, vec![first[0].txns[0].clone()]));
+    theirs.push(mine_on(&mid, "theirs", vec![first[0].txns[0].clone()]));
     let err = tree.receive(theirs, T).unwrap_err();
     assert_eq!(err.index, 2);
     assert_eq!(
         err.error,
         BlockError::Transaction {
-            index: 0,
+            index: 1,
             error: TxError::Duplicate
         }
     );

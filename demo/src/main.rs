@@ -43,6 +43,10 @@ struct Args {
     /// Do not run `cargo build` first.
     #[arg(long)]
     no_build: bool,
+    /// Where the nodes' wallets and the mint's key are kept (created on
+    /// first use; the same keys, the same fingerprints, run after run).
+    #[arg(long, value_name = "DIR", default_value_os_t = std::env::temp_dir().join("toycoin-demo-keys"))]
+    keys: PathBuf,
 }
 
 /// Where our own programs are: next to this one.
@@ -118,6 +122,8 @@ fn specs(args: &Args, port: u16, colour: bool) -> Vec<Spec> {
             at(&args.threads, i, 1).to_string(),
             "--name".to_owned(),
             format!("node{}", i + 1),
+            "--wallet".to_owned(),
+            key_file(args, &format!("node{}", i + 1)),
         ]);
         out.push(Spec {
             label: format!("node{}", i + 1),
@@ -125,12 +131,28 @@ fn specs(args: &Args, port: u16, colour: bool) -> Vec<Spec> {
             args: connect(&extra),
         });
     }
+    let mut oracle = profile.clone();
+    oracle.extend(["--mint-key".to_owned(), key_file(args, "mint")]);
     out.push(Spec {
         label: "oracle".into(),
         program: "toycoin-oracle",
-        args: connect(&profile),
+        args: connect(&oracle),
     });
     out
+}
+
+/// Creates `dir` (readable by its owner only, on Unix) if it is not there.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// The key file of `who` in the demo's key directory.
+fn key_file(args: &Args, who: &str) -> String {
+    args.keys.join(format!("{who}.pem")).display().to_string()
 }
 
 const COLOURS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
@@ -436,6 +458,10 @@ async fn main() {
     let shutdown = toycoin_common::signal::shutdown_signal();
     if !args.no_build && !build() {
         eprintln!("toycoin-demo: cargo build failed");
+        std::process::exit(1);
+    }
+    if let Err(e) = create_private_dir(&args.keys) {
+        eprintln!("toycoin-demo: cannot create {}: {e}", args.keys.display());
         std::process::exit(1);
     }
     let use_tmux = !args.no_tmux && std::io::stdout().is_terminal() && tmux_available();

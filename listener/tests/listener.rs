@@ -5,13 +5,14 @@
 #![allow(clippy::unwrap_used)]
 
 use bytes::Bytes;
+use rand::rngs::OsRng;
 use serde_json::Value;
 use toycoin_common::block::Block;
 use toycoin_common::chain::Chain;
 use toycoin_common::message::{encode_bloc, Message};
-use toycoin_common::pow::{CancelToken, MineOutcome, Miner};
 use toycoin_common::profile::Profile;
 use toycoin_common::transaction::Transaction;
+use toycoin_common::wallet::Wallet;
 use toycoin_listener::{abbrev, Listener, Mode};
 use toycoin_tests::frames;
 
@@ -160,28 +161,27 @@ fn survives_garbage_and_goes_on() {
     }
 }
 
-fn mine_on(chain: &Chain, tag: &str) -> Block {
-    let txns = vec![Transaction::coinbase(Bytes::from(tag.to_owned()), 1)];
-    let job = chain.mining_job(&txns, NOW - 100).unwrap();
-    let MineOutcome::Found(header) = Miner::new(2).mine(&job, &CancelToken::new()).outcome else {
-        unreachable!()
-    };
-    Block {
-        header: *header,
-        txns,
-    }
+/// A block paying its reward to `miner`, holding `txns` after it.
+fn mine_on(chain: &Chain, miner: &str, txns: Vec<Transaction>) -> Block {
+    chain
+        .mine_next(&Bytes::from(miner.to_owned()), txns, NOW - 100)
+        .unwrap()
 }
 
 #[test]
 fn says_when_a_bloc_extends_forks_or_switches_the_best_chain() {
     let profile = Profile::steady(5.0);
     let mut ours = Chain::new(profile);
-    let a0 = mine_on(&ours, "a0");
+    let mint = Wallet::generate(&mut OsRng).unwrap();
+    let grant = mint
+        .grant(&mut OsRng, &Bytes::from_static(b"a student"), 10)
+        .unwrap();
+    let a0 = mine_on(&ours, "a0", vec![grant]);
     ours.push(a0.clone(), NOW).unwrap();
     let mut theirs = Chain::new(profile);
-    let b0 = mine_on(&theirs, "b0");
+    let b0 = mine_on(&theirs, "b0", Vec::new());
     theirs.push(b0.clone(), NOW).unwrap();
-    let b1 = mine_on(&theirs, "b1");
+    let b1 = mine_on(&theirs, "b1", Vec::new());
 
     let mut text = Listener::new(profile, Mode::Text, false);
     let mut brief = Listener::new(profile, Mode::Brief, true);

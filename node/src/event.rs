@@ -16,6 +16,9 @@ pub enum Event {
         profile: Profile,
         threads: usize,
         min_txns: usize,
+        /// The fingerprint of the wallet its rewards go to, where blocks
+        /// pay rewards.
+        reward_to: Option<String>,
         relay: String,
         topic: String,
     },
@@ -149,6 +152,7 @@ impl fmt::Display for Event {
                 profile,
                 threads,
                 min_txns,
+                reward_to,
                 relay,
                 topic,
             } => {
@@ -157,7 +161,11 @@ impl fmt::Display for Event {
                 write!(
                     f,
                     ", {threads} mining thread{s}, blocks of {min_txns}+ txns), relay {relay} topic {topic}"
-                )
+                )?;
+                if let Some(wallet) = reward_to {
+                    write!(f, ", rewards to wallet {wallet}")?;
+                }
+                Ok(())
             }
             Event::Connected { relay, local } => {
                 write!(f, "Connected to relay {relay} (as {local})")

@@ -16,4 +16,4 @@ pub mod event;
 pub mod node;
 
 pub use event::Event;
-pub use node::{spawn, NodeConfig, NodeHandle, Snapshot};
+pub use node::{spawn, NodeConfig, NodeHandle, Snapshot, NO_WALLET};

@@ -6,8 +6,10 @@ use clap::Parser;
 use tokio::sync::broadcast::error::RecvError;
 use toycoin_common::cli::{seconds, ProfileArgs, RelayArgs};
 use toycoin_common::log::{LogArgs, Output};
+use toycoin_common::profile::Minting;
+use toycoin_common::wallet::Wallet;
 use toycoin_node::{spawn, Event, NodeConfig};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// A toycoin full node: checks every transaction and block it hears on the
 /// relay topic, mines blocks of pending transactions, keeps the best chain.
@@ -34,6 +36,10 @@ struct Args {
     /// Name shown in the output (default: a short random id).
     #[arg(long)]
     name: Option<String>,
+    /// The key file of the wallet this node's block rewards go to (steady),
+    /// created on first use; readable only by its owner.
+    #[arg(long, value_name = "FILE", default_value = "toycoin-node.pem")]
+    wallet: std::path::PathBuf,
     /// Largest frame accepted from the relay, in bytes.
     #[arg(long, default_value_t = toycoin_common::frame::DEFAULT_MAX_FRAME_LEN)]
     max_frame: usize,
@@ -57,6 +63,24 @@ async fn main() {
     config.max_frame_len = args.max_frame;
     if let Some(name) = args.name {
         config.name = name;
+    }
+    if config.profile.minting() == Minting::RewardsAndMint {
+        match Wallet::load_or_create(&args.wallet) {
+            Ok((wallet, created)) => {
+                if created {
+                    info!(
+                        "Created wallet {} in {}",
+                        wallet.fingerprint(),
+                        args.wallet.display()
+                    );
+                }
+                config.reward_to = wallet.address().clone();
+            }
+            Err(e) => {
+                error!("toycoin-node: {e}");
+                std::process::exit(2);
+            }
+        }
     }
     let (node, mut events) = spawn(config);
     let printer = tokio::spawn(async move {

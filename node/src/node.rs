@@ -16,12 +16,13 @@ use toycoin_common::hash::{BlockHash, Txid};
 use toycoin_common::mempool::{Mempool, DEFAULT_MAX_PENDING};
 use toycoin_common::message::{encode_bloc, TxnMessage};
 use toycoin_common::pow::{CancelToken, MineOutcome, MineReport, Miner};
-use toycoin_common::profile::Profile;
+use toycoin_common::profile::{Minting, Profile};
 use toycoin_common::session::{
     BlocReport, Session, SessionConfig, SessionEvent, BACKOFF, DEFAULT_TOPIC, MAX_BACKOFF,
 };
-use toycoin_common::transaction::Transaction;
+use toycoin_common::transaction::{Address, Transaction};
 use toycoin_common::tree::{Adopted, Received};
+use toycoin_common::wallet::fingerprint;
 
 use crate::event::Event;
 
@@ -55,7 +56,15 @@ pub struct NodeConfig {
     /// First reconnect delay; doubles up to `max_backoff`.
     pub backoff: Duration,
     pub max_backoff: Duration,
+    /// Where this node's block rewards go (profiles with rewards): its
+    /// wallet's address. The default, [`NO_WALLET`], is an address no key
+    /// can spend.
+    pub reward_to: Address,
 }
+
+/// The reward address of a node given no wallet: not a key, so whatever it
+/// is paid can never be spent.
+pub const NO_WALLET: &[u8] = b"no wallet";
 
 impl NodeConfig {
     pub fn new(relay: impl Into<String>, profile: Profile) -> NodeConfig {
@@ -73,6 +82,7 @@ impl NodeConfig {
             min_bits: 0,
             backoff: BACKOFF,
             max_backoff: MAX_BACKOFF,
+            reward_to: Address::from_static(NO_WALLET),
         }
     }
 }
@@ -196,6 +206,8 @@ impl Node {
             profile: self.config.profile,
             threads: self.config.threads,
             min_txns: self.config.min_txns,
+            reward_to: (self.config.profile.minting() == Minting::RewardsAndMint)
+                .then(|| fingerprint(&self.config.reward_to)),
             relay: self.config.relay.clone(),
             topic: self.config.topic.clone(),
         });
@@ -377,8 +389,8 @@ impl Node {
         {
             return;
         }
-        let txns = self.pool.select(MAX_BLOCK_TXNS);
         let chain = self.session.tree().chain();
+        let txns = chain.block_txns(&self.config.reward_to, self.pool.select(MAX_BLOCK_TXNS));
         let Some(mut job) = chain.mining_job(&txns, now_secs()) else {
             return;
         };

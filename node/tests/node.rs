@@ -16,8 +16,7 @@ use toycoin_common::block::Block;
 use toycoin_common::chain::{now_secs, Chain};
 use toycoin_common::hash::{Hash, Txid};
 use toycoin_common::message::{encode_bloc, encode_txn, TxnMessage};
-use toycoin_common::pow::{CancelToken, MineOutcome, Miner};
-use toycoin_common::profile::Profile;
+use toycoin_common::profile::{Profile, Signing};
 use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
 use toycoin_common::transaction::{OutputKind, Transaction};
 use toycoin_common::wallet::Wallet;
@@ -108,10 +107,15 @@ async fn until(nodes: &[&TestNode], what: &str, cond: impl Fn(&[toycoin_node::Sn
     }
 }
 
-/// How many times each transaction hash occurs in `blocks`.
+/// How many times each transaction hash occurs in `blocks`, block rewards
+/// left out.
 fn occurrences(blocks: &[Block]) -> HashMap<Txid, usize> {
     let mut seen = HashMap::new();
-    for txn in blocks.iter().flat_map(|b| &b.txns) {
+    for txn in blocks
+        .iter()
+        .flat_map(|b| &b.txns)
+        .filter(|t| !t.is_coinbase())
+    {
         *seen.entry(txn.hash()).or_insert(0) += 1;
     }
     seen
@@ -122,10 +126,11 @@ fn includes_all_once(blocks: &[Block], sent: &[Txid]) -> bool {
     sent.iter().all(|h| seen.get(h) == Some(&1)) && seen.len() == sent.len()
 }
 
-/// A scripted transaction source on the relay.
+/// A scripted transaction source on the relay, and the network's mint.
 struct Source {
     client: RelayClient,
     sent: Vec<Txid>,
+    mint: Wallet,
 }
 
 impl Source {
@@ -135,7 +140,15 @@ impl Source {
                 .await
                 .unwrap(),
             sent: Vec::new(),
+            mint: wallet(),
         }
+    }
+
+    /// A grant from the mint: new coins for `receiver`.
+    fn grant_to(&self, receiver: &[u8], value: i64) -> Transaction {
+        self.mint
+            .grant(&mut OsRng, &Bytes::copy_from_slice(receiver), value)
+            .unwrap()
     }
 
     async fn raw(&mut self, payload: &[u8]) {
@@ -149,8 +162,10 @@ impl Source {
         hash
     }
 
-    async fn coinbase(&mut self, tag: &str, value: i64) -> Txid {
-        let txn = Transaction::coinbase(Bytes::from(tag.to_owned()), value);
+    /// Sends a grant to an address named `tag` (a distinct, valid
+    /// transaction that spends nothing).
+    async fn grant(&mut self, tag: &str, value: i64) -> Txid {
+        let txn = self.grant_to(tag.as_bytes(), value);
         self.txn(&TxnMessage {
             tokens: Vec::new(),
             txn,
@@ -163,16 +178,12 @@ fn wallet() -> Wallet {
     Wallet::generate(&mut OsRng).unwrap()
 }
 
-/// Mines a block of `txns` on `chain`'s tip, as another node would.
+/// Mines a block of its reward and `txns` on `chain`'s tip, as another
+/// node would.
 fn mine_on(chain: &Chain, txns: Vec<Transaction>) -> Block {
-    let job = chain.mining_job(&txns, now_secs()).unwrap();
-    let MineOutcome::Found(header) = Miner::new(2).mine(&job, &CancelToken::new()).outcome else {
-        panic!("not cancelled, so found");
-    };
-    Block {
-        header: *header,
-        txns,
-    }
+    chain
+        .mine_next(&Bytes::from_static(b"another node"), txns, now_secs())
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,8 +194,8 @@ async fn one_node_mines_every_transaction_exactly_once_including_chained_ones() 
     let mut src = Source::connect(&relay).await;
     let (a, b, c) = (wallet(), wallet(), wallet());
 
-    let fund_a = Transaction::coinbase(a.address().clone(), 100);
-    let fund_b = Transaction::coinbase(b.address().clone(), 50);
+    let fund_a = src.grant_to(a.address(), 100);
+    let fund_b = src.grant_to(b.address(), 50);
     for f in [&fund_a, &fund_b] {
         src.txn(&TxnMessage {
             tokens: vec![],
@@ -194,17 +205,17 @@ async fn one_node_mines_every_transaction_exactly_once_including_chained_ones() 
     }
     let a_token = fund_a.output(fund_a.hash(), OutputKind::Receiver);
     let a_to_b = a
-        .transfer(&mut OsRng, b.address(), 30, vec![a_token])
+        .transfer(&mut OsRng, b.address(), 30, vec![a_token], Signing::Amounts)
         .unwrap();
     src.txn(&a_to_b).await;
     // b spends what a's pending transfer gives it: a chained pending spend.
     let b_token = a_to_b.txn.output(a_to_b.txn.hash(), OutputKind::Receiver);
     let b_to_c = b
-        .transfer(&mut OsRng, c.address(), 20, vec![b_token])
+        .transfer(&mut OsRng, c.address(), 20, vec![b_token], Signing::Amounts)
         .unwrap();
     src.txn(&b_to_c).await;
     for i in 0..8 {
-        src.coinbase(&format!("extra {i}"), i + 1).await;
+        src.grant(&format!("extra {i}"), i + 1).await;
     }
     // 12 transactions: at least two blocks of at most 10, and never a
     // single one left waiting for a second (blocks need 2).
@@ -238,7 +249,7 @@ async fn two_nodes_with_different_delays_converge_and_include_everything_once() 
     let mut src = Source::connect(&relay).await;
     for round in 0..4 {
         for i in 0..3 {
-            src.coinbase(&format!("round {round} txn {i}"), 10).await;
+            src.grant(&format!("round {round} txn {i}"), 10).await;
         }
         fast.wait_for("a mined block", |e| {
             matches!(e, Event::Mined { .. } | Event::Adopted { .. })
@@ -266,8 +277,8 @@ async fn a_node_started_late_catches_up() {
     early.connected().await;
     let mut src = Source::connect(&relay).await;
     for i in 0..3 {
-        src.coinbase(&format!("a{i}"), 1).await;
-        src.coinbase(&format!("b{i}"), 2).await;
+        src.grant(&format!("a{i}"), 1).await;
+        src.grant(&format!("b{i}"), 2).await;
         early
             .wait_for("a mined block", |e| matches!(e, Event::Mined { .. }))
             .await;
@@ -296,8 +307,8 @@ async fn a_fork_returns_the_losers_transactions_which_are_mined_again() {
     let mut node = TestNode::start(&relay, "forked", |_| {});
     node.connected().await;
     let mut src = Source::connect(&relay).await;
-    let t1 = src.coinbase("t1", 1).await;
-    let t2 = src.coinbase("t2", 2).await;
+    let t1 = src.grant("t1", 1).await;
+    let t2 = src.grant("t2", 2).await;
     node.wait_for("its block", |e| {
         matches!(e, Event::Adopted { ours: true, .. })
     })
@@ -311,7 +322,7 @@ async fn a_fork_returns_the_losers_transactions_which_are_mined_again() {
     let mut other = Chain::new(profile);
     let mut branch = Vec::new();
     for tag in ["t3", "t4"] {
-        let txn = Transaction::coinbase(Bytes::from(tag), 3);
+        let txn = src.grant_to(tag.as_bytes(), 3);
         src.sent.push(txn.hash());
         let block = mine_on(&other, vec![txn]);
         other.push(block.clone(), now_secs()).unwrap();
@@ -359,7 +370,7 @@ async fn bad_transactions_and_blocks_are_rejected_and_change_nothing() {
     node.connected().await;
     let mut src = Source::connect(&relay).await;
     let (a, b) = (wallet(), wallet());
-    let fund = Transaction::coinbase(a.address().clone(), 100);
+    let fund = src.grant_to(a.address(), 100);
     let fund_msg = TxnMessage {
         tokens: vec![],
         txn: fund.clone(),
@@ -372,16 +383,52 @@ async fn bad_transactions_and_blocks_are_rejected_and_change_nothing() {
     let rejected = |reason: &'static str| move |e: &Event| matches!(e, Event::TxnRejected { reason: r, .. } if r.contains(reason));
     // A bad signature.
     let mut forged = a
-        .transfer(&mut OsRng, b.address(), 10, vec![token.clone()])
+        .transfer(
+            &mut OsRng,
+            b.address(),
+            10,
+            vec![token.clone()],
+            Signing::Amounts,
+        )
         .unwrap();
     forged.txn.receiver = b.address().slice(..);
     forged.txn.sender_signature = Bytes::from(vec![7u8; 256]);
     src.raw(&encode_txn(&forged.tokens, &forged.txn)).await;
     node.wait_for("bad signature", rejected("signature does not verify"))
         .await;
+    // Minting: a coinbase from anyone (the original's backdoor).
+    let minted = Transaction::coinbase(b.address().clone(), 1_000_000);
+    src.raw(&encode_txn(&[], &minted)).await;
+    node.wait_for("minting", rejected("outside a block reward"))
+        .await;
+    // Amounts rewritten by whoever relayed the transfer: 10 + change 90
+    // made 100 + change 0 still adds up, but the signatures cover amounts.
+    let mut rewritten = a
+        .transfer(
+            &mut OsRng,
+            b.address(),
+            10,
+            vec![token.clone()],
+            Signing::Amounts,
+        )
+        .unwrap();
+    (rewritten.txn.receiver_value, rewritten.txn.sender_change) = (100, 0);
+    src.raw(&encode_txn(&rewritten.tokens, &rewritten.txn))
+        .await;
+    node.wait_for(
+        "rewritten amounts",
+        rejected("receiver signature does not verify"),
+    )
+    .await;
     // Amounts that do not add up.
     let mut inflated = a
-        .transfer(&mut OsRng, b.address(), 10, vec![token.clone()])
+        .transfer(
+            &mut OsRng,
+            b.address(),
+            10,
+            vec![token.clone()],
+            Signing::Amounts,
+        )
         .unwrap();
     inflated.txn.receiver_value += 1000;
     src.raw(&encode_txn(&inflated.tokens, &inflated.txn)).await;
@@ -389,10 +436,22 @@ async fn bad_transactions_and_blocks_are_rejected_and_change_nothing() {
         .await;
     // A double spend: the first seen wins.
     let first = a
-        .transfer(&mut OsRng, b.address(), 10, vec![token.clone()])
+        .transfer(
+            &mut OsRng,
+            b.address(),
+            10,
+            vec![token.clone()],
+            Signing::Amounts,
+        )
         .unwrap();
     let second = a
-        .transfer(&mut OsRng, b.address(), 20, vec![token.clone()])
+        .transfer(
+            &mut OsRng,
+            b.address(),
+            20,
+            vec![token.clone()],
+            Signing::Amounts,
+        )
         .unwrap();
     src.txn(&first).await;
     src.raw(&encode_txn(&second.tokens, &second.txn)).await;
@@ -407,7 +466,7 @@ async fn bad_transactions_and_blocks_are_rejected_and_change_nothing() {
         .await;
     // A block with too little work, and one whose hash is not its header's.
     let empty = Chain::new(Profile::steady(5.0));
-    let good = mine_on(&empty, vec![Transaction::coinbase(Bytes::from("x"), 1)]);
+    let good = mine_on(&empty, Vec::new());
     let mut weak = good.clone();
     weak.header.nonce = Bytes::from("1");
     weak.header.this_hash = weak.header.compute_hash();
@@ -441,7 +500,7 @@ async fn bad_transactions_and_blocks_are_rejected_and_change_nothing() {
     assert_eq!(snap.pending, vec![fund.hash(), first.txn.hash()]);
 
     // And it keeps working: a third valid transaction makes a block.
-    src.coinbase("third", 5).await;
+    src.grant("third", 5).await;
     until(&[&node], "the valid ones mined", |s| {
         includes_all_once(&s[0].blocks, &src.sent)
     })
@@ -457,8 +516,8 @@ async fn mining_stops_within_a_fraction_of_a_second_of_a_new_tip() {
     let mut node = TestNode::start(&relay, "busy", |c| c.min_bits = 48);
     node.connected().await;
     let mut src = Source::connect(&relay).await;
-    let mine1 = src.coinbase("mine 1", 1).await;
-    let mine2 = src.coinbase("mine 2", 2).await;
+    let mine1 = src.grant("mine 1", 1).await;
+    let mine2 = src.grant("mine 2", 2).await;
     node.wait_for("mining", |e| {
         matches!(
             e,
@@ -472,7 +531,7 @@ async fn mining_stops_within_a_fraction_of_a_second_of_a_new_tip() {
     .await;
     let theirs = mine_on(
         &Chain::new(Profile::steady(5.0)),
-        vec![Transaction::coinbase(Bytes::from("theirs"), 3)],
+        vec![src.grant_to(b"theirs", 3)],
     );
     src.raw(&encode_bloc(&[theirs])).await;
     let cancelled = node
@@ -494,7 +553,7 @@ async fn mining_stops_within_a_fraction_of_a_second_of_a_new_tip() {
             e,
             Event::MiningStarted {
                 height: 1,
-                txns: 2,
+                txns: 3,
                 ..
             }
         )
@@ -530,14 +589,15 @@ async fn a_lone_transaction_is_mined_after_max_wait() {
     });
     node.connected().await;
     let mut src = Source::connect(&relay).await;
-    let lone = src.coinbase("alone", 1).await;
+    let lone = src.grant("alone", 1).await;
     node.wait_for("the lone block", |e| {
-        matches!(e, Event::Mined { txns: 1, .. })
+        matches!(e, Event::Mined { txns: 2, .. })
     })
     .await;
     let blocks = node.chain().await;
     assert_eq!(blocks.len(), 1);
-    assert_eq!(blocks[0].txns[0].hash(), lone);
+    assert!(blocks[0].txns[0].is_coinbase(), "its reward first");
+    assert_eq!(blocks[0].txns[1].hash(), lone);
     node.handle.stop().await;
     stop_relay(relay).await;
 }

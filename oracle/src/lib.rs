@@ -5,6 +5,7 @@
 //! the chain's balances against what it knows they must be.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,13 +17,14 @@ use toycoin_common::hash::Txid;
 use toycoin_common::ledger::Ledger;
 use toycoin_common::log::TRAFFIC;
 use toycoin_common::message::{encode_txn, TxnMessage};
+use toycoin_common::profile::Minting;
 use toycoin_common::profile::Profile;
 use toycoin_common::session::{
     BlocReport, Session, SessionConfig, SessionEvent, BACKOFF, DEFAULT_TOPIC, MAX_BACKOFF,
 };
 use toycoin_common::transaction::Transaction;
 use toycoin_common::tree::Received;
-use toycoin_common::wallet::Wallet;
+use toycoin_common::wallet::{fingerprint, Wallet};
 use tracing::{error, info, warn};
 
 /// What the first four wallets are funded with, as the original.
@@ -54,6 +56,9 @@ pub struct OracleConfig {
     /// First reconnect delay; doubles up to `max_backoff`.
     pub backoff: Duration,
     pub max_backoff: Duration,
+    /// The key file of the network's mint (steady), created on first use.
+    /// `None`: a new mint key for this run only.
+    pub mint_key: Option<PathBuf>,
 }
 
 impl OracleConfig {
@@ -73,6 +78,7 @@ impl OracleConfig {
             confirm_timeout: 120.0,
             backoff: BACKOFF,
             max_backoff: MAX_BACKOFF,
+            mint_key: None,
         }
     }
 }
@@ -97,6 +103,10 @@ struct Oracle {
     config: OracleConfig,
     rng: StdRng,
     wallets: Vec<Wallet>,
+    /// The network's mint, where the profile has one.
+    mint: Option<Wallet>,
+    /// Said once: the chain names another mint.
+    warned_mint: bool,
     truth: Ledger,
     session: Session,
     sent: Vec<Sent>,
@@ -127,21 +137,64 @@ pub async fn run(config: OracleConfig) -> i32 {
             }
         }
     }
+    let mint = match config.profile.minting() {
+        Minting::AnyCoinbase => None,
+        Minting::RewardsAndMint => match load_mint(&config, &mut rng) {
+            Ok(mint) => Some(mint),
+            Err(e) => {
+                error!("toycoin-oracle: {e}");
+                return 2;
+            }
+        },
+    };
     let mut session = SessionConfig::new(config.relay.clone(), config.profile, config.name.clone());
     session.topic = config.topic.clone();
     session.backoff = config.backoff;
     session.max_backoff = config.max_backoff;
+    let config_profile = config.profile;
     let mut oracle = Oracle {
         session: Session::start(session),
         config,
         rng,
         wallets,
-        truth: Ledger::new(),
+        mint,
+        warned_mint: false,
+        truth: Ledger::new(config_profile),
         sent: Vec::new(),
         transfers: 0,
         shutdown: Some(shutdown),
     };
     oracle.main_loop().await
+}
+
+/// The mint's wallet: from its key file (created on first use), or new for
+/// this run only.
+fn load_mint(config: &OracleConfig, rng: &mut StdRng) -> Result<Wallet, String> {
+    let mint = match &config.mint_key {
+        Some(path) => {
+            let (wallet, created) = Wallet::load_or_create(path).map_err(|e| e.to_string())?;
+            let how = if created {
+                "new key saved in"
+            } else {
+                "key from"
+            };
+            info!(
+                "Mint: wallet {} ({how} {})",
+                wallet.fingerprint(),
+                path.display()
+            );
+            wallet
+        }
+        None => {
+            let wallet = Wallet::generate(rng).map_err(|e| e.to_string())?;
+            info!(
+                "Mint: wallet {} (a new key for this run only)",
+                wallet.fingerprint()
+            );
+            wallet
+        }
+    };
+    Ok(mint)
 }
 
 impl Oracle {
@@ -177,7 +230,17 @@ impl Oracle {
             }
         }
         for i in 0..self.wallets.len() {
-            let txn = Transaction::coinbase(self.wallets[i].address().clone(), funding(i));
+            let receiver = self.wallets[i].address().clone();
+            let txn = match &self.mint {
+                None => Transaction::coinbase(receiver, funding(i)),
+                Some(mint) => match mint.grant(&mut self.rng, &receiver, funding(i)) {
+                    Ok(txn) => txn,
+                    Err(e) => {
+                        error!("toycoin-oracle: cannot sign a grant: {e}");
+                        return 2;
+                    }
+                },
+            };
             self.send(
                 format!("funding of wallet {i}"),
                 TxnMessage {
@@ -237,7 +300,7 @@ impl Oracle {
     }
 
     fn send(&mut self, label: String, m: TxnMessage) {
-        if let Err(e) = self.truth.apply_block(std::slice::from_ref(&m.txn), false) {
+        if let Err(e) = self.truth.apply_txns(std::slice::from_ref(&m.txn)) {
             error!("!!! BUG: the oracle made an invalid transaction: {e}");
             return;
         }
@@ -307,7 +370,9 @@ impl Oracle {
         let mut tokens = self.truth.unspent(self.wallets[from].address());
         tokens.sort_by_key(|t| (t.txn_hash, t.value));
         let receiver = self.wallets[to].address().clone();
-        let m = match self.wallets[from].transfer(&mut self.rng, &receiver, value, tokens) {
+        let signing = self.config.profile.signing();
+        let m = match self.wallets[from].transfer(&mut self.rng, &receiver, value, tokens, signing)
+        {
             Ok(m) => m,
             Err(e) => {
                 warn!("!!! cannot make a transfer: {e}");
@@ -360,9 +425,27 @@ impl Oracle {
                     );
                 }
                 self.update_confirmations(adopted.fork_height);
+                self.check_mint();
             }
             Ok(_) => {}
             Err(e) => warn!("Ignored an invalid BLOC: block {}: {}", e.index, e.error),
+        }
+    }
+
+    /// Says once if the best chain's mint is not this oracle's: its grants
+    /// will all be refused (a restarted oracle with a new key).
+    fn check_mint(&mut self) {
+        let (Some(ours), Some(theirs)) = (&self.mint, self.session.tree().chain().ledger().mint())
+        else {
+            return;
+        };
+        if ours.address() != theirs && !self.warned_mint {
+            self.warned_mint = true;
+            error!(
+                "!!! The chain's mint is wallet {}, not this oracle's ({}): every grant will be refused. Start the oracle with the first mint's --mint-key.",
+                fingerprint(theirs),
+                ours.fingerprint()
+            );
         }
     }
 

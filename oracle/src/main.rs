@@ -42,6 +42,11 @@ struct Args {
     /// With --count: seconds to wait for confirmations after the last transfer.
     #[arg(long, default_value_t = 120.0, value_parser = seconds(0.0, 1e6))]
     confirm_timeout: f64,
+    /// The key file of the network's mint (steady), created on first use:
+    /// the first grant on a chain names its mint, and only it can fund
+    /// wallets after that, so keep this file to restart the oracle.
+    #[arg(long, value_name = "FILE", default_value = "toycoin-mint.pem")]
+    mint_key: std::path::PathBuf,
     /// Name shown in the output (default: a short random id).
     #[arg(long)]
     name: Option<String>,
@@ -63,6 +68,7 @@ async fn main() {
     config.resend_blocks = args.resend_after;
     config.resend_secs = args.resend_secs;
     config.confirm_timeout = args.confirm_timeout;
+    config.mint_key = Some(args.mint_key);
     if let Some(name) = args.name {
         config.name = name;
     }

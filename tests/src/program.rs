@@ -48,13 +48,40 @@ pub struct Program {
     all: Arc<Mutex<Vec<String>>>,
     /// The tasks reading stdout and stderr: done when both pipes are closed.
     readers: Vec<tokio::task::JoinHandle<()>>,
+    /// Its working directory, a fresh one removed when it is dropped: what
+    /// it writes there (a node's or the oracle's key file) goes with it.
+    dir: PathBuf,
+}
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A new, empty directory for one program to run in.
+fn scratch_dir(name: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "toycoin-test-{}-{}-{name}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    dir
 }
 
 impl Program {
-    /// Starts binary `name` with `args`; stdout and stderr are both read.
+    /// Starts binary `name` with `args` in a directory of its own; stdout
+    /// and stderr are both read.
     pub fn start(name: &str, args: &[&str]) -> Program {
+        let dir = scratch_dir(name);
         let mut child = Command::new(binary(name))
             .args(args)
+            .current_dir(&dir)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -91,6 +118,7 @@ impl Program {
             lines,
             all,
             readers,
+            dir,
         }
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use toycoin_common::message::Message;
 use toycoin_common::profile::Profile;
 use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
-use toycoin_node::{spawn, NodeConfig, NodeHandle};
+use toycoin_node::{spawn, NodeConfig, NodeHandle, NO_WALLET};
 use toycoin_relay::local::LocalRelay;
 use toycoin_relay::RelayConfig;
 use toycoin_tests::program::{Program, WAIT};
@@ -73,11 +73,12 @@ async fn with_count_every_transfer_is_confirmed_and_balances_agree() {
     assert_eq!(out.matches("Confirmed: ").count(), 12);
     assert!(!out.contains("DISAGREE"));
 
-    // The node's chain holds the 12 transactions, and the oracle's final
-    // balances are the chain's.
+    // The node's chain holds the 12 transactions after the blocks' rewards,
+    // and the oracle's final balances are the chain's.
     let snap = node.snapshot().await.unwrap();
-    let txns: Vec<_> = snap.blocks.iter().flat_map(|b| &b.txns).collect();
+    let txns: Vec<_> = snap.blocks.iter().flat_map(|b| &b.txns[1..]).collect();
     assert_eq!(txns.len(), 12);
+    assert!(snap.blocks.iter().all(|b| b.txns[0].is_coinbase()));
     let balances = final_balances(&done);
     assert_eq!(balances.iter().sum::<i64>(), 185);
     let chain = toycoin_common::chain::Chain::from_blocks(
@@ -86,7 +87,13 @@ async fn with_count_every_transfer_is_confirmed_and_balances_agree() {
         toycoin_common::chain::now_secs(),
     )
     .unwrap();
-    let mut on_chain: Vec<i64> = chain.ledger().balances().values().copied().collect();
+    let mut on_chain: Vec<i64> = chain
+        .ledger()
+        .balances()
+        .into_iter()
+        .filter(|(owner, _)| owner[..] != *NO_WALLET)
+        .map(|(_, b)| b)
+        .collect();
     on_chain.sort();
     let mut expected: Vec<i64> = balances.into_iter().filter(|&b| b != 0).collect();
     expected.sort();
@@ -110,7 +117,8 @@ async fn transactions_nobody_received_are_re_sent_and_confirmed() {
             .unwrap()
             .unwrap();
         if let Ok(Message::Txn(m)) = Message::decode(&frame) {
-            fundings += usize::from(m.txn.is_coinbase());
+            // The mint's grants spend nothing.
+            fundings += usize::from(m.txn.previous_hashes.is_empty());
         }
     }
     let node = node(addr);
@@ -124,7 +132,8 @@ async fn transactions_nobody_received_are_re_sent_and_confirmed() {
         .await;
     assert!(oracle.wait_exit(WAIT).await.success());
     let snap = node.snapshot().await.unwrap();
-    assert_eq!(snap.blocks.iter().map(|b| b.txns.len()).sum::<usize>(), 6);
+    let after_rewards = |b: &toycoin_common::block::Block| b.txns.len() - 1;
+    assert_eq!(snap.blocks.iter().map(after_rewards).sum::<usize>(), 6);
     node.stop().await;
     relay.stop().await.unwrap();
 }

@@ -10,6 +10,7 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+use toycoin_common::profile::Signing;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -68,11 +69,17 @@ fn our_signatures_verify_in_the_original_and_tampered_ones_do_not() {
     let b = Wallet::generate(&mut OsRng).unwrap();
     let fund = Transaction::coinbase(a.address().clone(), 40);
     let m = a
-        .transfer(&mut OsRng, b.address(), 15, vec![fund.outputs()[0].clone()])
+        .transfer(
+            &mut OsRng,
+            b.address(),
+            15,
+            vec![fund.outputs()[0].clone()],
+            Signing::Original,
+        )
         .unwrap();
     let t = &m.txn;
-    let receiver_msg = Transaction::signed_message(&t.previous_hashes, &t.receiver);
-    let sender_msg = Transaction::signed_message(&t.previous_hashes, &t.sender);
+    let receiver_msg = Transaction::original_signed_message(&t.previous_hashes, &t.receiver);
+    let sender_msg = Transaction::original_signed_message(&t.previous_hashes, &t.sender);
     let mut flipped = t.sender_signature.to_vec();
     flipped[17] ^= 1;
     let reply = python(json!({"verify": [

@@ -9,10 +9,12 @@
 //!   relay speaking the toycoin protocol, the original's included), side by
 //!   side in one run (alternating, several rounds, medians), with ratios.
 //!
+//! - `attacks`: what refusing a hostile student's frames costs a node.
 //! - `memory`: the relay's peak RSS under every memory attack at once.
 //!
 //! With no suite named, all but `memory` run, and the last line holds every figure.
 
+mod attacks;
 mod chains;
 mod load;
 mod memory;
@@ -58,6 +60,16 @@ enum Suite {
         /// Transfers to sign and check (whole blocks of 10).
         #[arg(long, default_value_t = 1000)]
         txns: usize,
+    },
+    /// What refusing an invalid branch with more work costs a node, the
+    /// first time and replayed.
+    Attacks {
+        /// Blocks of the honest chain (the attacker's branch has one more).
+        #[arg(long, default_value_t = 11)]
+        blocks: usize,
+        /// Replays of the same frame; the mean is reported.
+        #[arg(long, default_value_t = 1000)]
+        replays: usize,
     },
     /// The relay's peak RSS under every memory attack at once.
     Memory {
@@ -332,6 +344,7 @@ fn main() {
             Some(Suite::Pow { secs }) => Ok(pow::run(secs)),
             Some(Suite::Propagation { sizes, rounds }) => Ok(propagation::run(&sizes, rounds)),
             Some(Suite::Validation { txns }) => Ok(validation::run(txns)),
+            Some(Suite::Attacks { blocks, replays }) => Ok(attacks::run(blocks, replays)),
             Some(Suite::Memory { budget }) => memory::run(budget).await,
             Some(Suite::ServeRelay { budget, ready_file }) => {
                 memory::serve(budget, ready_file).await
@@ -347,6 +360,7 @@ fn main() {
                 let mut all = pow::run(3.0);
                 all.extend(propagation::run(&[10, 1000, 10_000], 21));
                 all.extend(validation::run(1000));
+                all.extend(attacks::run(11, 1000));
                 all.extend(relay_suite(None, None, 3, 100_000, 200).await?);
                 Ok(all)
             }

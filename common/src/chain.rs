@@ -38,6 +38,33 @@ pub enum BlockError {
     TimestampInFuture { got: u64, now: u64 },
     #[error("transaction {index}: {error}")]
     Transaction { index: usize, error: TxError },
+    #[error("block {} was found invalid before ({reason})", hash.short())]
+    KnownInvalid { hash: BlockHash, reason: String },
+}
+
+impl BlockError {
+    /// Whether a block that fails this way fails for good, whatever the
+    /// time and whoever sends it: the failure follows from the block's
+    /// header, or from transactions its Merkle root commits to, on top of
+    /// the ancestors its hash commits to. Only such a block is remembered
+    /// as invalid; a wrong body under a good header is not (an honest
+    /// block with its transactions tampered with in transit must still be
+    /// accepted when it arrives intact), nor a timestamp in the future.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            BlockError::InsufficientWork { .. }
+            | BlockError::TimestampNotDecimal
+            | BlockError::TimestampBackwards { .. }
+            | BlockError::TooManyTransactions(_)
+            | BlockError::Transaction { .. }
+            | BlockError::KnownInvalid { .. } => true,
+            BlockError::PreviousHash { .. }
+            | BlockError::NoTransactions
+            | BlockError::HeaderHash
+            | BlockError::MerkleRoot
+            | BlockError::TimestampInFuture { .. } => false,
+        }
+    }
 }
 
 impl From<BlockTxError> for BlockError {
@@ -392,17 +419,19 @@ pub fn check_header(
     })
 }
 
-/// The checks on a block's body that need no ledger: it has 1 to
-/// [`MAX_BLOCK_TXNS`] transactions and its Merkle root matches them.
+/// The checks on a block's body that need no ledger: it has transactions,
+/// its Merkle root matches them, and they are at most [`MAX_BLOCK_TXNS`]
+/// (counted after the root matched, so the count is the block's own and
+/// not a tamperer's: see [`BlockError::is_permanent`]).
 pub fn check_body(block: &Block) -> Result<(), BlockError> {
     if block.txns.is_empty() {
         return Err(BlockError::NoTransactions);
     }
-    if block.txns.len() > MAX_BLOCK_TXNS {
-        return Err(BlockError::TooManyTransactions(block.txns.len()));
-    }
     if block.compute_merkle_root() != Some(block.header.merkle_root) {
         return Err(BlockError::MerkleRoot);
+    }
+    if block.txns.len() > MAX_BLOCK_TXNS {
+        return Err(BlockError::TooManyTransactions(block.txns.len()));
     }
     Ok(())
 }

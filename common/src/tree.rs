@@ -24,6 +24,10 @@ use crate::profile::{ChainScore, Profile};
 /// Most side-branch blocks kept (the oldest are forgotten first).
 pub const DEFAULT_MAX_SIDE_BLOCKS: usize = 256;
 
+/// Most invalid blocks remembered (the oldest are forgotten first): about
+/// 200 bytes each.
+pub const MAX_INVALID_REMEMBERED: usize = 4096;
+
 /// The best chain changed.
 #[derive(Clone, Debug)]
 pub struct Adopted {
@@ -73,6 +77,10 @@ pub struct BlockTree {
     side: HashMap<BlockHash, Block>,
     side_order: VecDeque<BlockHash>,
     max_side: usize,
+    /// Blocks found invalid for good, and why: a replayed one costs a
+    /// lookup, not a validation.
+    invalid: HashMap<BlockHash, String>,
+    invalid_order: VecDeque<BlockHash>,
 }
 
 impl BlockTree {
@@ -86,6 +94,53 @@ impl BlockTree {
             side: HashMap::new(),
             side_order: VecDeque::new(),
             max_side,
+            invalid: HashMap::new(),
+            invalid_order: VecDeque::new(),
+        }
+    }
+
+    /// Why a block was found invalid, if it was (and is still remembered).
+    pub fn known_invalid(&self, hash: &BlockHash) -> Option<&str> {
+        self.invalid.get(hash).map(String::as_str)
+    }
+
+    /// Remembers `blocks` as invalid: the first fails with `error`, the
+    /// rest descend from it. Only blocks whose hash is their header's are
+    /// remembered, so nobody can have a good block refused by sending a
+    /// bad one under its hash.
+    fn remember_invalid(&mut self, blocks: &[Block], error: &BlockError) {
+        if !error.is_permanent() {
+            return;
+        }
+        let Some(first) = blocks.first() else {
+            return;
+        };
+        // Against a known invalid ancestor every block descends from it;
+        // otherwise the first block is the cause.
+        let (ancestor, cause) = match error {
+            BlockError::KnownInvalid { hash, reason } => (Some(*hash), reason.clone()),
+            other => (None, other.to_string()),
+        };
+        for (i, block) in blocks.iter().enumerate() {
+            let hash = block.header.this_hash;
+            if block.header.compute_hash() != hash {
+                return;
+            }
+            let reason = match ancestor.or((i > 0).then_some(first.header.this_hash)) {
+                Some(from) => format!("descends from {}: {cause}", from.short()),
+                None => cause.clone(),
+            };
+            if self.invalid.insert(hash, reason).is_none() {
+                self.invalid_order.push_back(hash);
+            }
+        }
+        while self.invalid.len() > MAX_INVALID_REMEMBERED {
+            match self.invalid_order.pop_front() {
+                Some(old) => {
+                    self.invalid.remove(&old);
+                }
+                None => break,
+            }
         }
     }
 
@@ -117,11 +172,33 @@ impl BlockTree {
                 });
             }
         }
+        if let Some((index, hash, reason)) = blocks.iter().enumerate().find_map(|(i, b)| {
+            let hash = b.header.this_hash;
+            self.known_invalid(&hash).map(|r| (i, hash, r.to_owned()))
+        }) {
+            return Err(ChainError {
+                index,
+                error: BlockError::KnownInvalid { hash, reason },
+            });
+        }
         let Some(first_new) = blocks.iter().position(|b| !self.knows(&b.header.this_hash)) else {
             return Ok(Received::Known);
         };
         let mut new_blocks = blocks;
         new_blocks.drain(..first_new);
+        // Children of an invalid block are invalid.
+        let parent = new_blocks[0].header.previous_hash;
+        if let Some(reason) = self.known_invalid(&parent) {
+            let error = BlockError::KnownInvalid {
+                hash: parent,
+                reason: reason.to_owned(),
+            };
+            self.remember_invalid(&new_blocks, &error);
+            return Err(ChainError {
+                index: first_new,
+                error,
+            });
+        }
 
         // Walk back from the parent through side blocks to the best chain.
         let mut branch: Vec<Block> = Vec::new();
@@ -152,10 +229,16 @@ impl BlockTree {
         for (offset, block) in branch.iter().enumerate() {
             let checked = check_header(&profile, previous, &schedule, &block.header, now)
                 .and_then(|info| check_body(block).map(|()| info));
-            let info = checked.map_err(|error| ChainError {
-                index: fork_len + offset,
-                error,
-            })?;
+            let info = match checked {
+                Ok(info) => info,
+                Err(error) => {
+                    self.remember_invalid(&branch[offset..], &error);
+                    return Err(ChainError {
+                        index: fork_len + offset,
+                        error,
+                    });
+                }
+            };
             work += profile.block_work(info.required_bits);
             schedule = profile.advance(&schedule, info.timestamp);
             previous = block.header.this_hash;
@@ -192,10 +275,10 @@ impl BlockTree {
         let old_tip = self.chain.tip_hash();
         let rolled_back = self.chain.truncate(fork_len);
         let added = branch.len();
-        let mut pending = branch.into_iter();
         let mut failure = None;
-        for (offset, block) in pending.by_ref().enumerate() {
-            if let Err(error) = self.chain.push(block, now) {
+        for (offset, block) in branch.iter().enumerate() {
+            if let Err(error) = self.chain.push(block.clone(), now) {
+                self.remember_invalid(&branch[offset..], &error);
                 failure = Some(ChainError {
                     index: fork_len + offset,
                     error,

@@ -207,3 +207,75 @@ fn locators_find_the_fork_point() {
     assert_eq!(tree.fork_point(&short.locator()), 6);
     assert_eq!(tree.fork_point(&[BlockHash(Hash::of(b"unknown"))]), 0);
 }
+
+#[test]
+fn an_invalid_block_is_remembered_so_a_replay_or_a_child_costs_a_lookup() {
+    let profile = Profile::steady(5.0);
+    let (base, first) = grow(&Chain::new(profile), "base", 1);
+    let mut tree = BlockTree::new(profile);
+    tree.receive(first.clone(), T).unwrap();
+    // A heavier branch whose second block repeats the base block's reward.
+    let (mid, mut theirs) = grow(&base, "theirs", 1);
+    let bad = mine_on(&mid, "theirs", vec![first[0].txns[0].clone()]);
+    let bad_hash = bad.header.this_hash;
+    theirs.push(bad);
+    assert!(matches!(
+        tree.receive(theirs.clone(), T).unwrap_err().error,
+        BlockError::Transaction { .. }
+    ));
+    assert!(tree.known_invalid(&bad_hash).is_some());
+    assert!(
+        tree.known_invalid(&theirs[0].header.this_hash).is_none(),
+        "its valid parent is not"
+    );
+    // The same frame again: refused before any check.
+    let again = tree.receive(theirs.clone(), T).unwrap_err();
+    assert_eq!(again.index, 1);
+    assert!(
+        matches!(&again.error, BlockError::KnownInvalid { hash, .. } if *hash == bad_hash),
+        "{again}"
+    );
+    // A child of the invalid block is invalid too, and remembered.
+    // (Its header only: a node refuses it before reading further.)
+    let mut child = Block {
+        header: mine_on(&mid, "child", Vec::new()).header,
+        txns: Vec::new(),
+    };
+    child.header.previous_hash = bad_hash;
+    child.header.this_hash = child.header.compute_hash();
+    let err = tree.receive(vec![child.clone()], T).unwrap_err();
+    assert!(matches!(err.error, BlockError::KnownInvalid { hash, .. } if hash == bad_hash));
+    let why = tree.known_invalid(&child.header.this_hash).unwrap();
+    assert!(why.starts_with("descends from"), "{why}");
+    assert_eq!(tree.chain().len(), 1);
+}
+
+#[test]
+fn a_good_block_tampered_with_in_transit_is_not_remembered_against_it() {
+    let profile = Profile::steady(5.0);
+    let (_, blocks) = grow(&Chain::new(profile), "a", 2);
+    let mut tree = BlockTree::new(profile);
+    tree.receive(blocks[..1].to_vec(), T).unwrap();
+    // Its body changed (the Merkle root no longer matches), or emptied.
+    let mut tampered = blocks[1].clone();
+    tampered.txns[0].receiver_value += 1;
+    let mut emptied = blocks[1].clone();
+    emptied.txns.clear();
+    for bad in [tampered, emptied] {
+        assert!(tree.receive(vec![bad], T).is_err());
+        assert!(tree.known_invalid(&blocks[1].header.this_hash).is_none());
+    }
+    // A header claiming the good block's hash over other contents.
+    let mut impostor = blocks[1].clone();
+    impostor.header.nonce = Bytes::from_static(b"0");
+    assert_eq!(
+        tree.receive(vec![impostor], T).unwrap_err().error,
+        BlockError::HeaderHash
+    );
+    assert!(tree.known_invalid(&blocks[1].header.this_hash).is_none());
+    // The intact block is still accepted.
+    assert!(matches!(
+        tree.receive(vec![blocks[1].clone()], T).unwrap(),
+        Received::Adopted(_)
+    ));
+}

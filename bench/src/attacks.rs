@@ -1,0 +1,89 @@
+//! The attacks suite: what it costs a node to refuse what a hostile
+//! student sends. So far: a branch with more work than the best chain whose
+//! last block is invalid, refused the first time (every block before the
+//! bad one validated, signatures included) and when the same frame is
+//! replayed (the remembered invalid block: a lookup).
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use toycoin_common::block::MAX_BLOCK_TXNS;
+use toycoin_common::chain::{now_secs, Chain};
+use toycoin_common::message::{encode_bloc, Message};
+use toycoin_common::profile::Profile;
+use toycoin_common::tree::BlockTree;
+use toycoin_common::wallet::Wallet;
+
+use crate::chains::extend;
+
+/// Runs the invalid-branch attack: an honest chain of `blocks` blocks, an
+/// attacker's branch of `blocks + 1` from genesis full of signed grants,
+/// whose last block repeats one of them. Prints a table, returns figures.
+pub fn run(blocks: usize, replays: usize) -> Vec<String> {
+    let profile = Profile::steady(5.0);
+    let mut rng = StdRng::seed_from_u64(7);
+    let mint = Wallet::generate(&mut rng).expect("key");
+    eprintln!("attacks: mining an honest chain and a heavier invalid branch...");
+    let mut honest = Chain::new(profile);
+    let honest_blocks = extend(&mut honest, blocks, 1, |_| Vec::new());
+    let mut theirs = Chain::new(profile);
+    let per_block = MAX_BLOCK_TXNS - 1;
+    let mut branch = extend(&mut theirs, blocks, 1, |_| {
+        (0..per_block)
+            .map(|_| {
+                mint.grant(&mut rng, &Bytes::from_static(b"attacker"), 1)
+                    .expect("signs")
+            })
+            .collect()
+    });
+    let repeat = branch[0].txns[1].clone();
+    let bad = theirs
+        .mine_next(&Bytes::from_static(b"attacker"), vec![repeat], now_secs())
+        .expect("mined");
+    branch.push(bad);
+    let frame = encode_bloc(&branch);
+
+    // As a node receives it: decoded from the frame each time.
+    let receive = |tree: &mut BlockTree| {
+        let Ok(Message::Bloc(blocks)) = Message::decode(&frame) else {
+            unreachable!("we encoded it");
+        };
+        let refused = tree.receive(blocks, now_secs()).is_err();
+        assert!(refused, "the branch is invalid");
+    };
+    let mut tree = BlockTree::new(profile);
+    tree.receive(honest_blocks, now_secs()).expect("honest");
+    let start = Instant::now();
+    receive(&mut tree);
+    let first = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    for _ in 0..replays {
+        receive(&mut tree);
+    }
+    let replay = start.elapsed().as_secs_f64() / replays.max(1) as f64;
+    assert_eq!(
+        tree.chain().tip_hash(),
+        honest.tip_hash(),
+        "nothing changed"
+    );
+    let ratio = first / replay;
+
+    let signatures = 2 * per_block * blocks;
+    println!("\n== attacks: an invalid branch with more work, {} blocks, {signatures} signatures, {} KB ==",
+        branch.len(), frame.len() / 1000);
+    println!("{:<40} {:>14}", "refusal", "ms");
+    println!("{:<40} {:>14.3}", "first time (validated)", first * 1e3);
+    println!(
+        "{:<40} {:>14.4}",
+        "replayed (remembered as invalid)",
+        replay * 1e3
+    );
+    println!("replay is {ratio:.0}x cheaper (goal: at least 100x)");
+    vec![
+        format!("invalid_branch_first_ms={:.3}", first * 1e3),
+        format!("invalid_branch_replay_ms={:.4}", replay * 1e3),
+        format!("invalid_branch_replay_ratio={ratio:.0}"),
+    ]
+}

@@ -48,6 +48,17 @@ pub struct Block {
 }
 
 impl Block {
+    /// Its size: its header's fields and its transactions'
+    /// [sizes](Transaction::size).
+    pub fn size(&self) -> usize {
+        let header = &self.header;
+        header.timestamp.len()
+            + header.nonce.len()
+            + 2 * crate::hash::HASH_LEN
+            + header.merkle_root.as_ref().len()
+            + self.txns.iter().map(Transaction::size).sum::<usize>()
+    }
+
     /// The hashes of the block's transactions, in order.
     pub fn txn_hashes(&self) -> Vec<Txid> {
         self.txns.iter().map(Transaction::hash).collect()

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::block::Block;
 use crate::chain::ChainError;
 use crate::hash::BlockHash;
-use crate::message::GetBlocks;
+use crate::message::{encode_bloc, GetBlocks};
 use crate::profile::Profile;
 use crate::tree::{BlockTree, Received};
 
@@ -27,6 +27,13 @@ pub const CATCH_UP_INTERVAL: Duration = Duration::from_secs(1);
 /// An answerer waits a random delay up to this long, and stays quiet if
 /// another node's answer from the same height arrives first.
 pub const ANSWER_JITTER: Duration = Duration::from_millis(200);
+/// Most bytes of blocks (as sent) one answer carries, but always one block:
+/// a 31-byte request can make a node send no more than this.
+pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+/// A node answers at most once per this interval, however many ask: a
+/// flood of requests costs each node at most [`MAX_ANSWER_BYTES`] per
+/// interval.
+pub const MIN_ANSWER_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Blocks to publish in answer to a request.
 #[derive(Clone, Debug)]
@@ -43,6 +50,8 @@ pub struct CatchUp {
     last_request: Option<Instant>,
     /// A catch-up answer we will send: (first height, when).
     answer: Option<(usize, Instant)>,
+    /// When we last answered.
+    last_answer: Option<Instant>,
     jitter: Box<dyn FnMut() -> Duration + Send>,
 }
 
@@ -79,6 +88,7 @@ impl CatchUp {
             requests: 0,
             last_request: None,
             answer: None,
+            last_answer: None,
             jitter: Box::new(jitter),
         }
     }
@@ -120,8 +130,9 @@ impl CatchUp {
         }
     }
 
-    /// Someone asked: plan an answer after a random delay, if we have
-    /// blocks they lack and no answer is planned already.
+    /// Someone asked: plan an answer after a random delay (and not within
+    /// [`MIN_ANSWER_INTERVAL`] of our last one), if we have blocks they
+    /// lack and no answer is planned already.
     pub fn on_request(&mut self, tree: &BlockTree, request: &GetBlocks, now: Instant) {
         if !self.enabled || self.answer.is_some() {
             return;
@@ -130,7 +141,11 @@ impl CatchUp {
         if from >= tree.chain().len() {
             return;
         }
-        self.answer = Some((from, now + (self.jitter)()));
+        let mut at = now + (self.jitter)();
+        if let Some(last) = self.last_answer {
+            at = at.max(last + MIN_ANSWER_INTERVAL);
+        }
+        self.answer = Some((from, at));
     }
 
     /// A `BLOC` whose first block follows `first_previous` is about to be
@@ -149,21 +164,27 @@ impl CatchUp {
         self.answer.map(|(_, at)| at)
     }
 
-    /// The planned answer, if it is due at `now`: at most
-    /// [`CATCH_UP_BATCH`] best-chain blocks from the planned height.
+    /// The planned answer, if it is due at `now`: best-chain blocks from
+    /// the planned height, at most [`CATCH_UP_BATCH`] of them and
+    /// [`MAX_ANSWER_BYTES`] as sent (but at least one).
     pub fn take_answer(&mut self, tree: &BlockTree, now: Instant) -> Option<Answer> {
         let (from, at) = self.answer?;
         if at > now {
             return None;
         }
         self.answer = None;
+        self.last_answer = Some(now);
         let entries = tree.chain().entries();
         let end = (from + CATCH_UP_BATCH).min(entries.len());
-        let blocks: Vec<Block> = entries
-            .get(from..end)?
-            .iter()
-            .map(|e| e.block.clone())
-            .collect();
+        let mut bytes = 0;
+        let mut blocks: Vec<Block> = Vec::new();
+        for entry in entries.get(from..end)? {
+            bytes += encode_bloc(std::slice::from_ref(&entry.block)).len();
+            if !blocks.is_empty() && bytes > MAX_ANSWER_BYTES {
+                break;
+            }
+            blocks.push(entry.block.clone());
+        }
         Some(Answer {
             from_height: from,
             blocks,
@@ -290,5 +311,49 @@ mod tests {
         c.on_bloc_seen(&tree, *crate::hash::GENESIS);
         assert!(c.answer_due().is_none());
         assert!(c.take_answer(&tree, t0 + Duration::from_secs(1)).is_none());
+    }
+
+    #[test]
+    fn an_answer_is_bounded_in_bytes_and_a_flood_of_requests_gets_one_per_interval() {
+        use crate::wallet::Wallet;
+        let p = Profile::steady(5.0);
+        let mint = Wallet::generate(&mut rand::rngs::OsRng).unwrap();
+        // Six blocks of some 280 KB each: more than one answer's worth.
+        let mut tree = BlockTree::new(p);
+        let big: bytes::Bytes = vec![b'x'; 30_000].into();
+        for i in 0..6 {
+            let txns = (0..9)
+                .map(|_| mint.grant(&mut rand::rngs::OsRng, &big, 1).unwrap())
+                .collect();
+            let miner = format!("m{i}").into_bytes().into();
+            let block = tree.chain().mine_next(&miner, txns, NOW).unwrap();
+            assert!(matches!(
+                tree.receive(vec![block], NOW),
+                Ok(Received::Adopted(_))
+            ));
+        }
+        let mut c = CatchUp::with_jitter(&p, "n", fixed(0));
+        let t0 = Instant::now();
+        let from_genesis = |id: String| GetBlocks {
+            locator: Vec::new(),
+            id,
+        };
+        c.on_request(&tree, &from_genesis("x-1".into()), t0);
+        let answer = c.take_answer(&tree, t0).expect("due");
+        let sent = encode_bloc(&answer.blocks).len();
+        assert!(sent <= MAX_ANSWER_BYTES, "{sent} bytes");
+        assert!(
+            (1..6).contains(&answer.blocks.len()),
+            "{}",
+            answer.blocks.len()
+        );
+        // A hundred requests at once: one answer, a whole interval later.
+        for i in 0..100 {
+            c.on_request(&tree, &from_genesis(format!("y-{i}")), t0);
+        }
+        assert_eq!(c.answer_due(), Some(t0 + MIN_ANSWER_INTERVAL));
+        assert!(c.take_answer(&tree, t0 + MIN_ANSWER_INTERVAL / 2).is_none());
+        assert!(c.take_answer(&tree, t0 + MIN_ANSWER_INTERVAL).is_some());
+        assert!(c.answer_due().is_none(), "one answer for them all");
     }
 }

@@ -28,6 +28,8 @@ pub enum BlockError {
     NoTransactions,
     #[error("block has {0} transactions, more than {MAX_BLOCK_TXNS}")]
     TooManyTransactions(usize),
+    #[error("block of {size} bytes is larger than the {max} allowed")]
+    TooLarge { size: usize, max: usize },
     #[error("merkle_root does not match the transactions")]
     MerkleRoot,
     #[error("timestamp is not decimal seconds")]
@@ -56,6 +58,7 @@ impl BlockError {
             | BlockError::TimestampNotDecimal
             | BlockError::TimestampBackwards { .. }
             | BlockError::TooManyTransactions(_)
+            | BlockError::TooLarge { .. }
             | BlockError::Transaction { .. }
             | BlockError::KnownInvalid { .. } => true,
             BlockError::PreviousHash { .. }
@@ -329,7 +332,7 @@ impl Chain {
     /// Checks `block` completely and appends it. On error nothing changes.
     pub fn push(&mut self, block: Block, now: u64) -> Result<(), BlockError> {
         let info = self.check_header(&block.header, now)?;
-        check_body(&block)?;
+        check_body(&self.profile, &block)?;
         let undo = self
             .ledger
             .apply_block(&block.txns, self.entries.len() as u64)?;
@@ -421,9 +424,10 @@ pub fn check_header(
 
 /// The checks on a block's body that need no ledger: it has transactions,
 /// its Merkle root matches them, and they are at most [`MAX_BLOCK_TXNS`]
-/// (counted after the root matched, so the count is the block's own and
-/// not a tamperer's: see [`BlockError::is_permanent`]).
-pub fn check_body(block: &Block) -> Result<(), BlockError> {
+/// and the profile's [`Profile::max_block_bytes`] (counted after the root
+/// matched, so the count is the block's own and not a tamperer's: see
+/// [`BlockError::is_permanent`]).
+pub fn check_body(profile: &Profile, block: &Block) -> Result<(), BlockError> {
     if block.txns.is_empty() {
         return Err(BlockError::NoTransactions);
     }
@@ -432,6 +436,12 @@ pub fn check_body(block: &Block) -> Result<(), BlockError> {
     }
     if block.txns.len() > MAX_BLOCK_TXNS {
         return Err(BlockError::TooManyTransactions(block.txns.len()));
+    }
+    if let Some(max) = profile.max_block_bytes() {
+        let size = block.size();
+        if size > max {
+            return Err(BlockError::TooLarge { size, max });
+        }
     }
     Ok(())
 }

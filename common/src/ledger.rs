@@ -52,6 +52,8 @@ pub enum TxError {
         value: i64,
         max: i64,
     },
+    #[error("transaction of {size} bytes is larger than the {max} allowed")]
+    TooLarge { size: usize, max: usize },
     #[error("coinbase transaction outside a block reward: only a block's first transaction and the mint create coins")]
     Minting,
     #[error("transaction spends no tokens and its sender is not the mint ({mint})")]
@@ -165,6 +167,12 @@ pub fn check_spend(
     hash: Txid,
     tokens: Option<&[Token]>,
 ) -> Result<CheckedTxn, TxError> {
+    if let Some(max) = view.profile().max_txn_bytes() {
+        let size = txn.size();
+        if size > max {
+            return Err(TxError::TooLarge { size, max });
+        }
+    }
     if view.contains_txn(&hash) {
         return Err(if view.is_pending(&hash) {
             TxError::AlreadyPending

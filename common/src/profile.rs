@@ -55,6 +55,19 @@ pub const BLOCK_REWARD: i64 = 50;
 /// together; no amount may exceed it, so no sum of amounts overflows.
 pub const MAX_SUPPLY: i64 = 1_000_000_000_000;
 
+/// Largest transaction the steady profile takes, by [`Transaction::size`]
+/// (a transfer with one input is about 1.5 KB; this allows some 450
+/// inputs).
+///
+/// [`Transaction::size`]: crate::transaction::Transaction::size
+pub const MAX_TXN_BYTES: usize = 32 * 1024;
+/// Largest block the steady profile takes, by [`Block::size`]: well inside
+/// one frame on the wire (base64 and JSON add about a third), so a block
+/// and a catch-up answer always fit.
+///
+/// [`Block::size`]: crate::block::Block::size
+pub const MAX_BLOCK_BYTES: usize = 1024 * 1024;
+
 /// What a transaction's two signatures cover.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Signing {
@@ -302,6 +315,23 @@ impl Profile {
         match self.minting() {
             Minting::AnyCoinbase => None,
             Minting::RewardsAndMint => Some(BLOCK_REWARD.min(MAX_SUPPLY - supply.min(MAX_SUPPLY))),
+        }
+    }
+
+    /// The largest transaction (by size) the rules take; `None`: the
+    /// original's, bounded only by the frame.
+    pub fn max_txn_bytes(&self) -> Option<usize> {
+        match self.kind {
+            ProfileKind::Toycoin => None,
+            ProfileKind::Steady => Some(MAX_TXN_BYTES),
+        }
+    }
+
+    /// The largest block (by size) the rules take; `None`: the original's.
+    pub fn max_block_bytes(&self) -> Option<usize> {
+        match self.kind {
+            ProfileKind::Toycoin => None,
+            ProfileKind::Steady => Some(MAX_BLOCK_BYTES),
         }
     }
 

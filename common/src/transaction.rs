@@ -101,6 +101,18 @@ impl Transaction {
         txn
     }
 
+    /// Its size: the bytes of every field, amounts as 8 bytes each (what
+    /// the steady profile's [size limit](crate::profile::Profile::max_txn_bytes)
+    /// counts; on the wire, base64 and JSON add about a third).
+    pub fn size(&self) -> usize {
+        self.previous_hashes.len() * crate::hash::HASH_LEN
+            + self.receiver.len()
+            + self.receiver_signature.len()
+            + self.sender.len()
+            + self.sender_signature.len()
+            + 16
+    }
+
     /// True when the sender is COINBASE: a funding transaction (valid only
     /// without inputs).
     pub fn is_coinbase(&self) -> bool {

@@ -228,7 +228,7 @@ impl BlockTree {
         let mut previous = self.chain.hash_before(fork_len).unwrap_or(*GENESIS);
         for (offset, block) in branch.iter().enumerate() {
             let checked = check_header(&profile, previous, &schedule, &block.header, now)
-                .and_then(|info| check_body(block).map(|()| info));
+                .and_then(|info| check_body(&profile, block).map(|()| info));
             let info = match checked {
                 Ok(info) => info,
                 Err(error) => {

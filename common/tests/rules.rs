@@ -7,14 +7,15 @@
 use bytes::Bytes;
 use rand::rngs::OsRng;
 use toycoin_common::block::{Block, BlockHeader};
-use toycoin_common::chain::{now_secs, BlockError, Chain};
+use toycoin_common::chain::{check_body, now_secs, BlockError, Chain};
 use toycoin_common::hash::{BlockHash, Hash, Txid};
 use toycoin_common::ledger::TxError;
 use toycoin_common::merkle::merkle_root;
 use toycoin_common::message::TxnMessage;
 use toycoin_common::pow::{CancelToken, MineOutcome, Miner, MiningJob};
 use toycoin_common::profile::{
-    Minting, Profile, Signing, BLOCK_REWARD, MAX_FUTURE_SECS, MAX_SUPPLY,
+    Minting, Profile, Signing, BLOCK_REWARD, MAX_BLOCK_BYTES, MAX_FUTURE_SECS, MAX_SUPPLY,
+    MAX_TXN_BYTES,
 };
 use toycoin_common::transaction::{Token, Transaction};
 use toycoin_common::wallet::Wallet;
@@ -687,4 +688,39 @@ fn steady_signatures_cover_the_amounts_so_a_relay_cannot_rewrite_them() {
             assert_eq!(result, Err(TxError::BadSignature { which: "receiver" }));
         }
     }
+}
+
+#[test]
+fn steady_bounds_transactions_and_blocks_in_bytes() {
+    let w = steady();
+    // The split: a transaction of megabytes (here a grant to an
+    // 8.5 MB "address"), which fits a frame alone but not two in a block.
+    let huge = Bytes::from(vec![b'x'; 8_500_000]);
+    let grant = w.mint.grant(&mut OsRng, &huge, 1).unwrap();
+    assert!(matches!(
+        w.chain.ledger().check(&grant, Some(&[])),
+        Err(TxError::TooLarge { max, .. }) if max == MAX_TXN_BYTES
+    ));
+    // A block whose header alone is over the limit (a 1 MB nonce).
+    let reward = w.reward().unwrap();
+    let root = merkle_root(&[reward.hash()]).unwrap();
+    let block = Block {
+        header: BlockHeader {
+            timestamp: Bytes::from(now_secs().to_string()),
+            previous_hash: w.chain.tip_hash(),
+            nonce: Bytes::from(vec![b'7'; MAX_BLOCK_BYTES]),
+            merkle_root: root,
+            this_hash: BlockHash(Hash([0; 64])),
+        },
+        txns: vec![reward],
+    };
+    assert!(matches!(
+        check_body(w.chain.profile(), &block),
+        Err(BlockError::TooLarge { max, .. }) if max == MAX_BLOCK_BYTES
+    ));
+    assert!(BlockError::TooLarge { size: 1, max: 0 }.is_permanent());
+    // The toycoin profile takes what the original takes.
+    let t = toycoin();
+    let big_coinbase = Transaction::coinbase(huge, 1);
+    assert!(t.chain.ledger().check(&big_coinbase, Some(&[])).is_ok());
 }

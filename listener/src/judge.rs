@@ -169,7 +169,13 @@ impl Judge {
         {
             Ok(_) => TxnCheck::Valid,
             Err(MempoolError::Invalid(e)) => TxnCheck::Invalid(e.to_string()),
-            Err(e @ MempoolError::Full(_)) => TxnCheck::Unchecked(e.to_string()),
+            // No room to keep it: not judged (a node would not keep it
+            // either, but it may well be valid).
+            Err(
+                e @ (MempoolError::Full(_)
+                | MempoolError::FullBytes(_)
+                | MempoolError::SenderShare { .. }),
+            ) => TxnCheck::Unchecked(e.to_string()),
         };
         Verdict::Txn {
             hash,

@@ -81,9 +81,55 @@ pub fn run(blocks: usize, replays: usize) -> Vec<String> {
         replay * 1e3
     );
     println!("replay is {ratio:.0}x cheaper (goal: at least 100x)");
-    vec![
+    let mut figures = vec![
         format!("invalid_branch_first_ms={:.3}", first * 1e3),
         format!("invalid_branch_replay_ms={:.4}", replay * 1e3),
         format!("invalid_branch_replay_ratio={ratio:.0}"),
-    ]
+    ];
+    figures.extend(side_branch_growth(&[10, 200]));
+    figures
+}
+
+/// Accepting one more block on a side branch of each length in `lengths`:
+/// the new block alone is checked, so the time should not grow with the
+/// branch.
+fn side_branch_growth(lengths: &[usize]) -> Vec<String> {
+    let profile = Profile::steady(5.0);
+    let longest = lengths.iter().copied().max().unwrap_or(0);
+    eprintln!(
+        "attacks: mining a best chain of {} blocks and a side branch of {}...",
+        longest + 10,
+        longest + 1
+    );
+    let mut best = Chain::new(profile);
+    let best_blocks = extend(&mut best, longest + 10, 1, |_| Vec::new());
+    let mut side = Chain::new(profile);
+    let side_blocks = extend(&mut side, longest + 1, 20, |_| Vec::new());
+    println!("\n== attacks: one more block on a side branch ==");
+    println!("{:<40} {:>14}", "side branch length", "us to accept");
+    let mut figures = Vec::new();
+    for &len in lengths {
+        let mut tree = BlockTree::new(profile);
+        tree.receive(best_blocks.clone(), now_secs()).expect("best");
+        tree.receive(side_blocks[..len].to_vec(), now_secs())
+            .expect("kept aside");
+        // The median of 21 tries, each on a fresh copy of the tree.
+        let mut times: Vec<f64> = (0..21)
+            .map(|_| {
+                let mut tree = tree.clone();
+                let next = side_blocks[len].clone();
+                let start = Instant::now();
+                let received = tree.receive(vec![next], now_secs());
+                let micros = start.elapsed().as_secs_f64() * 1e6;
+                assert!(received.is_ok());
+                assert_eq!(tree.side_blocks(), len + 1);
+                micros
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        let micros = times[times.len() / 2];
+        println!("{len:<40} {micros:>14.1}");
+        figures.push(format!("side_extend_us_{len}={micros:.1}"));
+    }
+    figures
 }

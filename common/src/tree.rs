@@ -19,10 +19,13 @@ use std::collections::{HashMap, VecDeque};
 use crate::block::Block;
 use crate::chain::{check_body, check_header, BlockError, Chain, ChainError};
 use crate::hash::{BlockHash, GENESIS};
-use crate::profile::{ChainScore, Profile};
+use crate::profile::{ChainScore, Profile, Schedule};
 
 /// Most side-branch blocks kept (the oldest are forgotten first).
 pub const DEFAULT_MAX_SIDE_BLOCKS: usize = 256;
+/// Most bytes of side-branch blocks kept, by [`Block::size`] (the oldest
+/// are forgotten first).
+pub const DEFAULT_MAX_SIDE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Most invalid blocks remembered (the oldest are forgotten first): about
 /// 200 bytes each.
@@ -70,13 +73,27 @@ pub enum Received {
     Orphan { missing: BlockHash },
 }
 
+/// A block off the best chain, with what its header checks computed, so a
+/// block on top of it is checked alone.
+#[derive(Clone, Debug)]
+struct SideBlock {
+    block: Block,
+    /// Its height.
+    height: usize,
+    /// Work of its branch up to and including it, and the schedule after it.
+    work: u128,
+    schedule: Schedule,
+}
+
 /// The best chain and the recent side-branch blocks.
 #[derive(Clone, Debug)]
 pub struct BlockTree {
     chain: Chain,
-    side: HashMap<BlockHash, Block>,
+    side: HashMap<BlockHash, SideBlock>,
     side_order: VecDeque<BlockHash>,
+    side_bytes: usize,
     max_side: usize,
+    max_side_bytes: usize,
     /// Blocks found invalid for good, and why: a replayed one costs a
     /// lookup, not a validation.
     invalid: HashMap<BlockHash, String>,
@@ -93,7 +110,9 @@ impl BlockTree {
             chain: Chain::new(profile),
             side: HashMap::new(),
             side_order: VecDeque::new(),
+            side_bytes: 0,
             max_side,
+            max_side_bytes: DEFAULT_MAX_SIDE_BYTES,
             invalid: HashMap::new(),
             invalid_order: VecDeque::new(),
         }
@@ -153,6 +172,17 @@ impl BlockTree {
         self.side.len()
     }
 
+    /// Bytes of the side-branch blocks kept (by [`Block::size`]).
+    pub fn side_bytes(&self) -> usize {
+        self.side_bytes
+    }
+
+    /// Keeps at most `max` bytes of side-branch blocks.
+    pub fn set_max_side_bytes(&mut self, max: usize) {
+        self.max_side_bytes = max;
+        self.trim_side();
+    }
+
     /// Whether a block with this hash is known (best chain or side branch).
     pub fn knows(&self, hash: &BlockHash) -> bool {
         *hash == *GENESIS || self.chain.height_of(hash).is_some() || self.side.contains_key(hash)
@@ -200,47 +230,40 @@ impl BlockTree {
             });
         }
 
-        // Walk back from the parent through side blocks to the best chain.
-        let mut branch: Vec<Block> = Vec::new();
-        let mut parent = new_blocks[0].header.previous_hash;
-        let fork_len = loop {
-            if parent == *GENESIS {
-                break 0;
-            }
-            if let Some(height) = self.chain.height_of(&parent) {
-                break height + 1;
-            }
-            match self.side.get(&parent) {
-                Some(block) if branch.len() < self.side.len() => {
-                    parent = block.header.previous_hash;
-                    branch.push(block.clone());
-                }
-                _ => return Ok(Received::Orphan { missing: parent }),
-            }
-        };
-        branch.reverse();
-        let from_side = branch.len();
-        branch.extend(new_blocks);
+        // Where the new blocks attach: the best chain (or genesis), or a
+        // kept side block whose checks are remembered. Either way only the
+        // new blocks' headers are checked here.
+        let parent = new_blocks[0].header.previous_hash;
+        let (start_height, mut work, mut schedule) =
+            if let Some(height) = self.chain.height_after(&parent) {
+                let (work, schedule) = self.chain.state_at(height);
+                (height, work, schedule)
+            } else if let Some(side) = self.side.get(&parent) {
+                (side.height + 1, side.work, side.schedule)
+            } else {
+                return Ok(Received::Orphan { missing: parent });
+            };
 
         // Headers and bodies first: cheap, and they decide the branch's work.
-        let (mut work, mut schedule) = self.chain.state_at(fork_len);
         let profile = *self.chain.profile();
-        let mut previous = self.chain.hash_before(fork_len).unwrap_or(*GENESIS);
-        for (offset, block) in branch.iter().enumerate() {
+        let mut previous = parent;
+        let mut states = Vec::with_capacity(new_blocks.len());
+        for (offset, block) in new_blocks.iter().enumerate() {
             let checked = check_header(&profile, previous, &schedule, &block.header, now)
                 .and_then(|info| check_body(&profile, block).map(|()| info));
             let info = match checked {
                 Ok(info) => info,
                 Err(error) => {
-                    self.remember_invalid(&branch[offset..], &error);
+                    self.remember_invalid(&new_blocks[offset..], &error);
                     return Err(ChainError {
-                        index: fork_len + offset,
+                        index: start_height + offset,
                         error,
                     });
                 }
             };
             work += profile.block_work(info.required_bits);
             schedule = profile.advance(&schedule, info.timestamp);
+            states.push((work, schedule));
             previous = block.header.this_hash;
         }
 
@@ -250,18 +273,51 @@ impl BlockTree {
             tip: previous,
         };
         if !profile.prefers(candidate, self.chain.score()) {
-            let length = branch.len();
-            for block in branch.into_iter().skip(from_side) {
-                self.keep_aside(block);
+            let fork_height = self.fork_height_of(&parent);
+            let tip_height = start_height + new_blocks.len() - 1;
+            for (offset, (block, (work, schedule))) in
+                new_blocks.into_iter().zip(states).enumerate()
+            {
+                self.keep_aside(SideBlock {
+                    block,
+                    height: start_height + offset,
+                    work,
+                    schedule,
+                });
             }
             return Ok(Received::SideBranch {
-                fork_height: fork_len,
-                length,
+                fork_height,
+                length: tip_height + 1 - fork_height,
                 work,
                 best_work,
             });
         }
+        // It wins: gather its kept blocks back to the best chain.
+        let mut branch: Vec<Block> = Vec::new();
+        let mut at = parent;
+        while let Some(side) = self.side.get(&at) {
+            branch.push(side.block.clone());
+            at = side.block.header.previous_hash;
+        }
+        branch.reverse();
+        let fork_len = start_height - branch.len();
+        branch.extend(new_blocks);
         self.switch(fork_len, branch, now)
+    }
+
+    /// The height at which the branch through `hash` (a side block, or a
+    /// block of the best chain, or GENESIS) leaves the best chain.
+    fn fork_height_of(&self, hash: &BlockHash) -> usize {
+        let mut at = *hash;
+        let mut steps = 0;
+        while let Some(side) = self.side.get(&at) {
+            at = side.block.header.previous_hash;
+            steps += 1;
+            if steps > self.side.len() {
+                break;
+            }
+        }
+        self.chain.height_after(&at).unwrap_or(0)
     }
 
     /// Validates `branch` completely on top of the first `fork_len` blocks
@@ -273,6 +329,11 @@ impl BlockTree {
         now: u64,
     ) -> Result<Received, ChainError> {
         let old_tip = self.chain.tip_hash();
+        let old_states: Vec<(u128, Schedule)> = self.chain.entries()
+            [fork_len.min(self.chain.len())..]
+            .iter()
+            .map(|e| (e.total_work, e.schedule))
+            .collect();
         let rolled_back = self.chain.truncate(fork_len);
         let added = branch.len();
         let mut failure = None;
@@ -306,8 +367,13 @@ impl BlockTree {
         for hash in &adopted {
             self.forget_side(hash);
         }
-        for block in &rolled_back {
-            self.keep_aside(block.clone());
+        for (offset, (block, (work, schedule))) in rolled_back.iter().zip(old_states).enumerate() {
+            self.keep_aside(SideBlock {
+                block: block.clone(),
+                height: fork_len + offset,
+                work,
+                schedule,
+            });
         }
         Ok(Received::Adopted(Adopted {
             old_tip,
@@ -318,18 +384,28 @@ impl BlockTree {
         }))
     }
 
-    fn keep_aside(&mut self, block: Block) {
+    fn keep_aside(&mut self, side: SideBlock) {
         if self.max_side == 0 {
             return;
         }
-        let hash = block.header.this_hash;
-        if self.side.insert(hash, block).is_none() {
-            self.side_order.push_back(hash);
+        let hash = side.block.header.this_hash;
+        let size = side.block.size();
+        match self.side.insert(hash, side) {
+            None => self.side_order.push_back(hash),
+            Some(old) => self.side_bytes -= old.block.size(),
         }
-        while self.side.len() > self.max_side {
+        self.side_bytes += size;
+        self.trim_side();
+    }
+
+    /// Forgets the oldest side blocks while over either limit.
+    fn trim_side(&mut self) {
+        while self.side.len() > self.max_side || self.side_bytes > self.max_side_bytes {
             match self.side_order.pop_front() {
                 Some(old) => {
-                    self.side.remove(&old);
+                    if let Some(gone) = self.side.remove(&old) {
+                        self.side_bytes -= gone.block.size();
+                    }
                 }
                 None => break,
             }
@@ -337,7 +413,8 @@ impl BlockTree {
     }
 
     fn forget_side(&mut self, hash: &BlockHash) {
-        if self.side.remove(hash).is_some() {
+        if let Some(gone) = self.side.remove(hash) {
+            self.side_bytes -= gone.block.size();
             self.side_order.retain(|h| h != hash);
         }
     }

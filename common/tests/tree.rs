@@ -279,3 +279,42 @@ fn a_good_block_tampered_with_in_transit_is_not_remembered_against_it() {
         Received::Adopted(_)
     ));
 }
+
+#[test]
+fn side_branches_are_bounded_in_bytes_and_grow_from_their_last_block() {
+    let profile = Profile::steady(5.0);
+    let (_, best) = grow(&Chain::new(profile), "best", 6);
+    let (_, side) = grow(&Chain::new(profile), "side", 5);
+    let mut tree = BlockTree::new(profile);
+    tree.receive(best.clone(), T).unwrap();
+    // Block by block, each checked on top of the one before it.
+    for (i, block) in side.iter().enumerate() {
+        match tree.receive(vec![block.clone()], T).unwrap() {
+            Received::SideBranch {
+                fork_height,
+                length,
+                ..
+            } => assert_eq!((fork_height, length), (0, i + 1)),
+            other => panic!("expected a side branch, got {other:?}"),
+        }
+    }
+    assert_eq!(tree.side_blocks(), 5);
+    let size = side[0].size();
+    assert_eq!(
+        tree.side_bytes(),
+        side.iter().map(Block::size).sum::<usize>()
+    );
+    // Room for about three: the oldest are forgotten first.
+    tree.set_max_side_bytes(3 * size + size / 2);
+    assert_eq!(tree.side_blocks(), 3);
+    assert!(tree.side_bytes() <= 3 * size + size / 2);
+    assert!(!tree.knows(&side[1].header.this_hash));
+    assert!(tree.knows(&side[4].header.this_hash));
+    // A block on a forgotten one is an orphan again.
+    let on_side_1 = Chain::from_blocks(profile, side[..2].to_vec(), T).unwrap();
+    let child = mine_on(&on_side_1, "child", Vec::new());
+    assert!(matches!(
+        tree.receive(vec![child], T).unwrap(),
+        Received::Orphan { missing } if missing == side[1].header.this_hash
+    ));
+}

@@ -34,8 +34,8 @@ pub enum BlockError {
     MerkleRoot,
     #[error("timestamp is not decimal seconds")]
     TimestampNotDecimal,
-    #[error("timestamp {got} is before the previous block's {previous}")]
-    TimestampBackwards { previous: u64, got: u64 },
+    #[error("timestamp {got} is before {median}, the median of the last 11 blocks' timestamps")]
+    TimestampBackwards { median: u64, got: u64 },
     #[error("timestamp {got} is more than {MAX_FUTURE_SECS} s ahead of now ({now})")]
     TimestampInFuture { got: u64, now: u64 },
     #[error("transaction {index}: {error}")]
@@ -248,9 +248,7 @@ impl Chain {
     pub fn mining_job(&self, txns: &[Transaction], now: u64) -> Option<MiningJob> {
         let hashes: Vec<Txid> = txns.iter().map(Transaction::hash).collect();
         let merkle_root = merkle_root(&hashes)?;
-        let timestamp = self
-            .profile
-            .mining_timestamp(now, self.schedule().last_timestamp);
+        let timestamp = self.profile.mining_timestamp(now, &self.schedule());
         Some(MiningJob {
             timestamp,
             previous_hash: self.tip_hash(),
@@ -404,9 +402,9 @@ pub fn check_header(
         let got = header
             .timestamp_secs()
             .ok_or(BlockError::TimestampNotDecimal)?;
-        if let Some(previous) = schedule.last_timestamp {
-            if got < previous {
-                return Err(BlockError::TimestampBackwards { previous, got });
+        if let Some(median) = schedule.median_time() {
+            if got < median {
+                return Err(BlockError::TimestampBackwards { median, got });
             }
         }
         if got > now.saturating_add(MAX_FUTURE_SECS) {

@@ -43,8 +43,13 @@ pub const HALF_LIFE_INTERVALS: i64 = 2;
 /// One interval counts as at most this many target intervals.
 pub const MAX_COUNTED_INTERVALS: i64 = 3;
 /// How far in the future (by the checking node's clock) a steady-profile
-/// timestamp may be.
-pub const MAX_FUTURE_SECS: u64 = 30;
+/// timestamp may be: laptops in a classroom without NTP are often minutes
+/// apart, and one whose clock is up to 10 minutes off still takes part.
+pub const MAX_FUTURE_SECS: u64 = 600;
+/// A steady-profile timestamp may not be earlier than the median of this
+/// many blocks before it (Bitcoin's "median time past"), so one miner's
+/// clock cannot hold the others back.
+pub const MEDIAN_SPAN: usize = 11;
 /// Longest target block interval the steady profile takes (a day).
 pub const MAX_TARGET_SECS: f64 = 86_400.0;
 /// Default target block interval of the steady profile.
@@ -133,10 +138,41 @@ impl FromStr for ProfileKind {
 pub struct Schedule {
     /// Timestamp (seconds) of the last block; `None` before block 0.
     pub last_timestamp: Option<u64>,
+    /// The last [`MEDIAN_SPAN`] timestamps, oldest first (`recent_len` of
+    /// them filled).
+    recent: [u64; MEDIAN_SPAN],
+    recent_len: usize,
     /// Milliseconds the chain is ahead of its schedule (negative: behind).
     pub offset_ms: i64,
     /// Number of blocks so far.
     pub height: u64,
+}
+
+impl Schedule {
+    /// The median of the last [`MEDIAN_SPAN`] timestamps (of all of them
+    /// while there are fewer); `None` before block 0 or where timestamps
+    /// are not read.
+    pub fn median_time(&self) -> Option<u64> {
+        let recent = &self.recent[..self.recent_len];
+        if recent.is_empty() {
+            return None;
+        }
+        let mut sorted = [0u64; MEDIAN_SPAN];
+        sorted[..recent.len()].copy_from_slice(recent);
+        let sorted = &mut sorted[..recent.len()];
+        sorted.sort_unstable();
+        Some(sorted[sorted.len() / 2])
+    }
+
+    fn remember(&mut self, timestamp: u64) {
+        if self.recent_len == MEDIAN_SPAN {
+            self.recent.copy_within(1.., 0);
+            self.recent[MEDIAN_SPAN - 1] = timestamp;
+        } else {
+            self.recent[self.recent_len] = timestamp;
+            self.recent_len += 1;
+        }
+    }
 }
 
 /// What fork choice compares: a chain's accumulated work and its tip.
@@ -214,18 +250,27 @@ impl Profile {
 
     /// The schedule after appending a block with `timestamp` (seconds;
     /// `None` for the toycoin profile, where timestamps mean nothing).
+    ///
+    /// The interval counted is this timestamp minus the last one, between
+    /// minus and plus [`MAX_COUNTED_INTERVALS`] targets: negative when a
+    /// block is stamped before the one it follows (allowed down to the
+    /// median of the last [`MEDIAN_SPAN`]), so that a block stamped in the
+    /// future gains its miner nothing once the next honest block is
+    /// stamped at the real time.
     pub fn advance(&self, schedule: &Schedule, timestamp: Option<u64>) -> Schedule {
         let mut next = Schedule {
             last_timestamp: timestamp,
-            offset_ms: schedule.offset_ms,
             height: schedule.height + 1,
+            ..*schedule
         };
         if self.checks_timestamps() {
+            if let Some(now) = timestamp {
+                next.remember(now);
+            }
             if let (Some(prev), Some(now)) = (schedule.last_timestamp, timestamp) {
-                let elapsed_ms = now.saturating_sub(prev).saturating_mul(1000);
-                let counted = i64::try_from(elapsed_ms)
-                    .unwrap_or(i64::MAX)
-                    .min(self.target_ms * MAX_COUNTED_INTERVALS);
+                let elapsed_ms = (i128::from(now) - i128::from(prev)).saturating_mul(1000);
+                let cap = self.target_ms * MAX_COUNTED_INTERVALS;
+                let counted = elapsed_ms.clamp(-i128::from(cap), i128::from(cap)) as i64;
                 let half_life = self.target_ms * HALF_LIFE_INTERVALS;
                 let lowest = (i64::from(MIN_BITS) - i64::from(START_BITS)) * half_life;
                 let highest = (i64::from(MAX_BITS) - i64::from(START_BITS) + 1) * half_life - 1;
@@ -248,18 +293,21 @@ impl Profile {
         self.kind == ProfileKind::Steady
     }
 
-    /// Whether timestamps are checked (canonical decimal seconds, never
-    /// backwards, at most [`MAX_FUTURE_SECS`] ahead) and steer difficulty.
-    /// The original's timestamp check never runs.
+    /// Whether timestamps are checked (canonical decimal seconds, not
+    /// before the median of the last [`MEDIAN_SPAN`], at most
+    /// [`MAX_FUTURE_SECS`] ahead) and steer difficulty. The original's
+    /// timestamp check never runs.
     pub fn checks_timestamps(&self) -> bool {
         self.kind == ProfileKind::Steady
     }
 
-    /// The timestamp a miner stamps a new block with at `now`, when the
-    /// last block says `last`: never before it where timestamps are checked.
-    pub fn mining_timestamp(&self, now: u64, last: Option<u64>) -> u64 {
-        match last {
-            Some(last) if self.checks_timestamps() => now.max(last),
+    /// The timestamp a miner stamps a new block with at `now`, given the
+    /// schedule after the block before it: never before the median time
+    /// where timestamps are checked (a miner whose clock is slow stamps
+    /// the earliest time the rules allow).
+    pub fn mining_timestamp(&self, now: u64, schedule: &Schedule) -> u64 {
+        match schedule.median_time() {
+            Some(median) if self.checks_timestamps() => now.max(median),
             _ => now,
         }
     }
@@ -421,6 +469,34 @@ mod tests {
     }
 
     #[test]
+    fn the_median_time_is_of_the_last_eleven_timestamps() {
+        let p = Profile::steady(5.0);
+        assert_eq!(Schedule::default().median_time(), None);
+        let s = schedule_after(&p, &[100, 300, 200]);
+        assert_eq!(s.median_time(), Some(200));
+        // One clock far ahead moves it by one place, not to its time.
+        let stamps: Vec<u64> = (0..10).map(|i| 1000 + 5 * i).chain([9999]).collect();
+        assert_eq!(schedule_after(&p, &stamps).median_time(), Some(1025));
+        let more: Vec<u64> = (0..30).map(|i| 1000 + 5 * i).collect();
+        assert_eq!(schedule_after(&p, &more).median_time(), Some(1000 + 5 * 24));
+    }
+
+    #[test]
+    fn a_block_stamped_in_the_future_is_repaid_by_the_next_honest_one() {
+        let p = Profile::steady(5.0);
+        let on_time: Vec<u64> = (0..20).map(|i| 1000 + 5 * i).collect();
+        let honest = schedule_after(&p, &on_time);
+        // The same, but the 10th block stamped 5 minutes ahead.
+        let mut lying = on_time.clone();
+        lying[10] += 300;
+        let bent = schedule_after(&p, &lying);
+        // Counted +15 s then -15 s instead of 5 s twice: a little harder,
+        // never easier.
+        assert_eq!(bent.offset_ms - honest.offset_ms, 10_000);
+        assert!(p.required_bits(&bent) >= p.required_bits(&honest));
+    }
+
+    #[test]
     fn absurd_targets_are_clamped_not_overflowed() {
         assert_eq!(Profile::steady(1e300).target_ms, 86_400_000);
         assert_eq!(Profile::steady(-3.0).target_ms, 1);
@@ -465,9 +541,10 @@ mod tests {
         let (s, t) = (Profile::steady(5.0), Profile::toycoin());
         assert!(s.checks_timestamps() && s.uses_catch_up() && !s.announces_whole_chain());
         assert!(!t.checks_timestamps() && !t.uses_catch_up() && t.announces_whole_chain());
-        assert_eq!(s.mining_timestamp(100, Some(120)), 120);
-        assert_eq!(t.mining_timestamp(100, Some(120)), 100);
-        assert_eq!(s.mining_timestamp(130, Some(120)), 130);
+        let after_120 = s.advance(&Schedule::default(), Some(120));
+        assert_eq!(s.mining_timestamp(100, &after_120), 120);
+        assert_eq!(t.mining_timestamp(100, &after_120), 100);
+        assert_eq!(s.mining_timestamp(130, &after_120), 130);
         assert_eq!(s.describe(), "steady, target 5 s");
         assert_eq!(t.describe(), "toycoin");
     }

@@ -71,6 +71,9 @@ pub struct SessionConfig {
     pub answer: bool,
     /// Give each `BLOC` event the blocks it carried (for showing them).
     pub keep_blocks: bool,
+    /// Seconds this program's clock is off (a classroom demo of a laptop
+    /// with a wrong clock; 0 normally).
+    pub clock_skew: i64,
 }
 
 impl SessionConfig {
@@ -86,6 +89,7 @@ impl SessionConfig {
             ask: true,
             answer: false,
             keep_blocks: false,
+            clock_skew: 0,
         }
     }
 }
@@ -237,8 +241,8 @@ impl SessionCore {
         self.emit(SessionEvent::Unsent { bytes });
     }
 
-    /// A frame from the relay; `now_secs` is the Unix time (for timestamp
-    /// rules), `now` the clock catch-up runs on.
+    /// A frame from the relay; `now_secs` is our clock's Unix time (for
+    /// timestamp rules), `now` the clock catch-up runs on.
     pub fn on_frame(&mut self, payload: &[u8], now_secs: u64, now: Instant) {
         let message = match Message::decode(payload) {
             Ok(m) => m,
@@ -322,6 +326,7 @@ enum Net {
 #[derive(Debug)]
 pub struct Session {
     relay: String,
+    clock_skew: i64,
     core: SessionCore,
     net: mpsc::Receiver<Net>,
     out: mpsc::Sender<Bytes>,
@@ -352,9 +357,11 @@ impl Session {
         let (out, out_rx) = mpsc::channel(OUTBOX);
         let out_bytes = Arc::new(AtomicUsize::new(0));
         let relay = config.relay.clone();
+        let clock_skew = config.clock_skew;
         let task = tokio::spawn(keep_connected(config, net_tx, out_rx, out_bytes.clone()));
         Session {
             relay,
+            clock_skew,
             core,
             net,
             out,
@@ -369,6 +376,12 @@ impl Session {
 
     pub fn tree_mut(&mut self) -> &mut BlockTree {
         self.core.tree_mut()
+    }
+
+    /// This program's clock (Unix seconds, with its configured skew): what
+    /// it stamps blocks with and judges their timestamps by.
+    pub fn local_now(&self) -> u64 {
+        now_secs().saturating_add_signed(self.clock_skew)
     }
 
     /// Publishes `payload` (queued while the relay is away).
@@ -404,7 +417,7 @@ impl Session {
                         self.core.on_connected(self.relay.clone(), local, Instant::now());
                     }
                     Net::Frame(payload, _permit) => {
-                        self.core.on_frame(&payload, now_secs(), Instant::now());
+                        self.core.on_frame(&payload, self.local_now(), Instant::now());
                     }
                     Net::Lost(reason, retry_in) => self.core.on_lost(reason, retry_in),
                 },

@@ -486,7 +486,7 @@ fn steady_timestamps_may_not_go_backwards_or_far_ahead() {
     assert_eq!(
         w.chain.push(past, now),
         Err(BlockError::TimestampBackwards {
-            previous: tip_time,
+            median: tip_time,
             got: tip_time - 1
         })
     );

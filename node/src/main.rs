@@ -40,6 +40,15 @@ struct Args {
     /// created on first use; readable only by its owner.
     #[arg(long, value_name = "FILE", default_value = "toycoin-node.pem")]
     wallet: std::path::PathBuf,
+    /// Play a laptop whose clock is this many seconds off (negative: slow).
+    /// The steady rules take clocks up to 10 minutes apart.
+    #[arg(
+        long,
+        default_value_t = 0,
+        allow_negative_numbers = true,
+        value_name = "SECS"
+    )]
+    clock_skew: i64,
     /// Largest frame accepted from the relay, in bytes.
     #[arg(long, default_value_t = toycoin_common::frame::DEFAULT_MAX_FRAME_LEN)]
     max_frame: usize,
@@ -61,6 +70,7 @@ async fn main() {
         .min_txns
         .clamp(1, toycoin_common::block::MAX_BLOCK_TXNS);
     config.max_frame_len = args.max_frame;
+    config.clock_skew = args.clock_skew.clamp(-86_400 * 365, 86_400 * 365);
     if let Some(name) = args.name {
         config.name = name;
     }

@@ -10,7 +10,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use toycoin_common::block::Block;
-use toycoin_common::chain::{now_secs, ChainError};
+use toycoin_common::chain::ChainError;
 use toycoin_common::frame::DEFAULT_MAX_FRAME_LEN;
 use toycoin_common::hash::{BlockHash, Txid};
 use toycoin_common::mempool::{Mempool, DEFAULT_MAX_PENDING};
@@ -56,6 +56,9 @@ pub struct NodeConfig {
     /// First reconnect delay; doubles up to `max_backoff`.
     pub backoff: Duration,
     pub max_backoff: Duration,
+    /// Seconds this node's clock is off (plays a laptop with a wrong
+    /// clock: the steady rules take clocks up to 10 minutes apart).
+    pub clock_skew: i64,
     /// Where this node's block rewards go (profiles with rewards): its
     /// wallet's address. The default, [`NO_WALLET`], is an address no key
     /// can spend.
@@ -83,6 +86,7 @@ impl NodeConfig {
             backoff: BACKOFF,
             max_backoff: MAX_BACKOFF,
             reward_to: Address::from_static(NO_WALLET),
+            clock_skew: 0,
         }
     }
 }
@@ -185,6 +189,7 @@ impl Node {
             ask: true,
             answer: true,
             keep_blocks: false,
+            clock_skew: config.clock_skew,
         });
         Node {
             session,
@@ -391,7 +396,7 @@ impl Node {
         }
         let chain = self.session.tree().chain();
         let txns = chain.block_txns(&self.config.reward_to, self.pool.select(MAX_BLOCK_TXNS));
-        let Some(mut job) = chain.mining_job(&txns, now_secs()) else {
+        let Some(mut job) = chain.mining_job(&txns, self.session.local_now()) else {
             return;
         };
         job.required_bits = job.required_bits.max(self.config.min_bits);
@@ -453,7 +458,8 @@ impl Node {
             txns: task.txns,
         };
         let txns = block.txns.len();
-        match self.session.tree_mut().receive(vec![block], now_secs()) {
+        let now = self.session.local_now();
+        match self.session.tree_mut().receive(vec![block], now) {
             Ok(Received::Adopted(adopted)) => {
                 self.emit(Event::Mined {
                     height: task.height,

@@ -5,7 +5,7 @@
 // In tests a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -599,5 +599,55 @@ async fn a_lone_transaction_is_mined_after_max_wait() {
     assert!(blocks[0].txns[0].is_coinbase(), "its reward first");
     assert_eq!(blocks[0].txns[1].hash(), lone);
     node.handle.stop().await;
+    stop_relay(relay).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_with_clocks_five_minutes_off_agree_with_the_honest_ones() {
+    let relay = start_relay("127.0.0.1:0").await;
+    let start = |name: &'static str, skew: i64| {
+        TestNode::start(&relay, name, move |c| {
+            c.clock_skew = skew;
+            c.reward_to = Bytes::from_static(name.as_bytes());
+            c.min_txns = 1;
+        })
+    };
+    let mut nodes = vec![
+        start("honest1", 0),
+        start("honest2", 0),
+        start("fast", 300),
+        start("slow", -300),
+    ];
+    for n in &mut nodes {
+        n.connected().await;
+    }
+    let mut src = Source::connect(&relay).await;
+    // Transactions keep coming until every node has taken part.
+    let feeder = tokio::spawn(async move {
+        for i in 0.. {
+            src.grant(&format!("g{i}"), 1).await;
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    });
+    let refs: Vec<&TestNode> = nodes.iter().collect();
+    until(&refs, "one chain with blocks of every node", |snaps| {
+        let tip = snaps[0].blocks.last().map(|b| b.header.this_hash);
+        let same = snaps
+            .iter()
+            .all(|s| s.blocks.last().map(|b| b.header.this_hash) == tip);
+        let miners: HashSet<&[u8]> = snaps[0]
+            .blocks
+            .iter()
+            .map(|b| &b.txns[0].receiver[..])
+            .collect();
+        same && ["honest1", "honest2", "fast", "slow"]
+            .iter()
+            .all(|m| miners.contains(m.as_bytes()))
+    })
+    .await;
+    feeder.abort();
+    for n in nodes {
+        n.handle.stop().await;
+    }
     stop_relay(relay).await;
 }

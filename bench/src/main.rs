@@ -10,12 +10,14 @@
 //!   side in one run (alternating, several rounds, medians), with ratios.
 //!
 //! - `attacks`: what refusing a hostile student's frames costs a node.
+//! - `floods`: a node's peak RSS under each flood a hostile student sends.
 //! - `memory`: the relay's peak RSS under every memory attack at once.
 //!
 //! With no suite named, all but `memory` run, and the last line holds every figure.
 
 mod attacks;
 mod chains;
+mod floods;
 mod load;
 mod memory;
 mod pow;
@@ -71,6 +73,9 @@ enum Suite {
         #[arg(long, default_value_t = 1000)]
         replays: usize,
     },
+    /// A node's peak RSS under each flood of issue 12 (needs toycoin-node
+    /// built beside this program).
+    Floods,
     /// The relay's peak RSS under every memory attack at once.
     Memory {
         /// The relay's --memory, in MiB.
@@ -345,6 +350,7 @@ fn main() {
             Some(Suite::Propagation { sizes, rounds }) => Ok(propagation::run(&sizes, rounds)),
             Some(Suite::Validation { txns }) => Ok(validation::run(txns)),
             Some(Suite::Attacks { blocks, replays }) => Ok(attacks::run(blocks, replays)),
+            Some(Suite::Floods) => floods::run().await,
             Some(Suite::Memory { budget }) => memory::run(budget).await,
             Some(Suite::ServeRelay { budget, ready_file }) => {
                 memory::serve(budget, ready_file).await

@@ -21,7 +21,7 @@ fn frame(payload: &[u8]) -> Vec<u8> {
 }
 
 /// Peak resident set of process `pid`, in bytes (Linux).
-fn peak_rss(pid: u32) -> Option<u64> {
+pub(crate) fn peak_rss(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;

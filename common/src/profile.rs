@@ -73,6 +73,14 @@ pub const MAX_TXN_BYTES: usize = 32 * 1024;
 /// [`Block::size`]: crate::block::Block::size
 pub const MAX_BLOCK_BYTES: usize = 1024 * 1024;
 
+/// Largest `TXN ` payload a steady node decodes: a largest transaction
+/// with its tokens, as sent, with room to spare. Anything larger is refused
+/// by its length alone, before any decoding.
+pub const MAX_TXN_PAYLOAD: usize = 1024 * 1024;
+/// Largest `BLOC` or `GETB` payload a steady node decodes: a largest block
+/// as sent, or a catch-up answer (at most 1 MiB), with room to spare.
+pub const MAX_BLOC_PAYLOAD: usize = 4 * 1024 * 1024;
+
 /// What a transaction's two signatures cover.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Signing {
@@ -380,6 +388,17 @@ impl Profile {
         match self.kind {
             ProfileKind::Toycoin => None,
             ProfileKind::Steady => Some(MAX_BLOCK_BYTES),
+        }
+    }
+
+    /// The largest payload with this 4-byte tag worth decoding: past it no
+    /// valid message fits, so it is refused by its length alone. `None`:
+    /// the original's, bounded only by the frame.
+    pub fn max_payload_len(&self, tag: &[u8]) -> Option<usize> {
+        match self.kind {
+            ProfileKind::Toycoin => None,
+            ProfileKind::Steady if tag == b"TXN " => Some(MAX_TXN_PAYLOAD),
+            ProfileKind::Steady => Some(MAX_BLOC_PAYLOAD),
         }
     }
 

@@ -49,8 +49,11 @@ pub const OUTBOX: usize = 1024;
 /// sent either).
 pub const OUTBOX_BYTES: usize = 64 * 1024 * 1024;
 /// Bytes read from the relay and not yet taken in: past this the
-/// connection task stops reading until the session catches up.
-pub const INBOX_BYTES: usize = 64 * 1024 * 1024;
+/// connection task stops reading until the session catches up (and the
+/// relay holds or sheds what follows). A little over one largest frame:
+/// decoding a frame takes a few times its size again, so a node flooded
+/// with 16 MiB frames stays under 100 MiB.
+pub const INBOX_BYTES: usize = 20 * 1024 * 1024;
 
 /// How a session runs.
 #[derive(Clone, Debug)]
@@ -151,6 +154,7 @@ pub enum SessionEvent {
 /// The session without I/O: frames and times in, events and frames out.
 #[derive(Debug)]
 pub struct SessionCore {
+    profile: Profile,
     ask: bool,
     answer: bool,
     keep_blocks: bool,
@@ -170,6 +174,7 @@ impl SessionCore {
     /// With a given catch-up machine (e.g. one with fixed jitter).
     pub fn with_catch_up(config: &SessionConfig, catch_up: CatchUp) -> SessionCore {
         SessionCore {
+            profile: config.profile,
             ask: config.ask,
             answer: config.answer,
             keep_blocks: config.keep_blocks,
@@ -244,6 +249,20 @@ impl SessionCore {
     /// A frame from the relay; `now_secs` is our clock's Unix time (for
     /// timestamp rules), `now` the clock catch-up runs on.
     pub fn on_frame(&mut self, payload: &[u8], now_secs: u64, now: Instant) {
+        let tag = payload.get(..4).unwrap_or_default();
+        if let Some(max) = self.profile.max_payload_len(tag) {
+            if payload.len() > max {
+                self.emit(SessionEvent::Undecodable {
+                    bytes: payload.len(),
+                    tag: String::from_utf8_lossy(tag).trim().to_owned(),
+                    reason: format!(
+                        "larger than any valid message of the {} profile ({max} bytes): not decoded",
+                        self.profile.kind
+                    ),
+                });
+                return;
+            }
+        }
         let message = match Message::decode(payload) {
             Ok(m) => m,
             Err(e) => {
@@ -557,5 +576,36 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_steady_payload_larger_than_any_valid_one_is_refused_unread() {
+        let mut c = core(false);
+        let mut huge = b"BLOC".to_vec();
+        huge.resize(crate::profile::MAX_BLOC_PAYLOAD + 1, b' ');
+        c.on_frame(&huge, 0, Instant::now());
+        match c.next_event() {
+            Some(SessionEvent::Undecodable { tag, reason, .. }) => {
+                assert_eq!(tag, "BLOC");
+                assert!(reason.contains("larger than any valid message"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut txn = b"TXN ".to_vec();
+        txn.resize(crate::profile::MAX_TXN_PAYLOAD + 1, b' ');
+        c.on_frame(&txn, 0, Instant::now());
+        assert!(matches!(
+            c.next_event(),
+            Some(SessionEvent::Undecodable { reason, .. }) if reason.contains("not decoded")
+        ));
+        // The original's profile decodes whatever the frame holds.
+        let mut config = SessionConfig::new("-", Profile::toycoin(), "me");
+        config.ask = false;
+        let mut t = SessionCore::new(&config);
+        t.on_frame(&huge, 0, Instant::now());
+        assert!(matches!(
+            t.next_event(),
+            Some(SessionEvent::Undecodable { reason, .. }) if !reason.contains("not decoded")
+        ));
     }
 }

@@ -651,3 +651,65 @@ async fn nodes_with_clocks_five_minutes_off_agree_with_the_honest_ones() {
     }
     stop_relay(relay).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_honest_transfer_is_mined_at_once_through_a_flood_from_one_sender() {
+    let relay = start_relay("127.0.0.1:0").await;
+    let mut node = TestNode::start(&relay, "flooded", |_| {});
+    node.connected().await;
+    let mut src = Source::connect(&relay).await;
+    let (a, b) = (wallet(), wallet());
+    let fund = src.grant_to(a.address(), 100);
+    let pair = src.grant_to(b"company", 1);
+    for t in [&fund, &pair] {
+        src.txn(&TxnMessage {
+            tokens: vec![],
+            txn: t.clone(),
+        })
+        .await;
+    }
+    until(&[&node], "a funded", |s| {
+        s[0].blocks.iter().any(|b| b.txns.contains(&fund))
+    })
+    .await;
+    // One sender floods the pool: more than its share.
+    for i in 0..400 {
+        src.grant(&format!("flood {i}"), 1).await;
+    }
+    let token = fund.output(fund.hash(), OutputKind::Receiver);
+    let pay = a
+        .transfer(&mut OsRng, b.address(), 10, vec![token], Signing::Amounts)
+        .unwrap();
+    src.txn(&pay).await;
+    let accepted_at = node
+        .wait_for(
+            "the honest transfer",
+            |e| matches!(e, Event::TxnAccepted { hash, .. } if *hash == pay.txn.hash()),
+        )
+        .await;
+    let Event::TxnAccepted { .. } = accepted_at else {
+        unreachable!()
+    };
+    let height_then = node.chain().await.len();
+    until(&[&node], "the honest transfer mined", |s| {
+        s[0].blocks.iter().any(|b| b.txns.contains(&pay.txn))
+    })
+    .await;
+    let blocks = node.chain().await;
+    let mined_at = blocks
+        .iter()
+        .position(|b| b.txns.contains(&pay.txn))
+        .unwrap();
+    assert!(
+        mined_at < height_then + 2,
+        "mined at height {mined_at}, pending since height {height_then}"
+    );
+    let snap = node.handle.snapshot().await.unwrap();
+    assert!(
+        snap.pending.len() <= toycoin_common::mempool::DEFAULT_MAX_PENDING / 16,
+        "the flood holds at most its share: {}",
+        snap.pending.len()
+    );
+    node.handle.stop().await;
+    stop_relay(relay).await;
+}

@@ -54,6 +54,10 @@ pub const MEDIAN_SPAN: usize = 11;
 pub const MAX_TARGET_SECS: f64 = 86_400.0;
 /// Default target block interval of the steady profile.
 pub const DEFAULT_TARGET_SECS: f64 = 5.0;
+/// Confirmations after which a transaction is final: the lecture's figure
+/// for proof of work (Bitcoin's six blocks). The oracle and the listener
+/// count up to it.
+pub const FINAL_CONFIRMATIONS: usize = 6;
 /// What a steady block's reward (its first transaction) pays its miner.
 pub const BLOCK_REWARD: i64 = 50;
 /// The most coins a steady chain ever holds, rewards and the mint's grants

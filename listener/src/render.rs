@@ -5,7 +5,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde_json::{json, Value};
 use toycoin_common::block::Block;
+use toycoin_common::profile::FINAL_CONFIRMATIONS;
 use toycoin_common::transaction::{Token, Transaction};
+use toycoin_common::wallet::fingerprint;
 
 use crate::judge::{Effect, TxnCheck, Verdict};
 
@@ -268,6 +270,15 @@ impl Renderer {
             Effect::Invalid { index, error } => Some(format!("block {index}: {error}")),
             _ => None,
         };
+        // Blocks that are now on the best chain, and the one this BLOC made
+        // final (buried by the lecture's six blocks).
+        let on_best = matches!(effect, Effect::Extends { .. } | Effect::Switch(_));
+        let confirmations = |height: Option<usize>| match height {
+            Some(h) if on_best => chain.blocks.saturating_sub(h),
+            _ => 0,
+        };
+        let now_final = (on_best && chain.blocks >= FINAL_CONFIRMATIONS)
+            .then(|| chain.blocks - FINAL_CONFIRMATIONS);
         match self.mode {
             Mode::Json => json!({
                 "type": "BLOC",
@@ -276,8 +287,10 @@ impl Renderer {
                 "effect": tag,
                 "reorg": reorg,
                 "blocks": blocks.iter().enumerate().map(|(i, b)| {
-                    block_json(b, first_height.map(|h| h + i))
+                    let height = first_height.map(|h| h + i);
+                    block_json(b, height, confirmations(height))
                 }).collect::<Vec<_>>(),
+                "final_height": now_final,
                 "chain": {
                     "blocks": chain.blocks,
                     "total_txns": chain.total_txns,
@@ -303,12 +316,20 @@ impl Renderer {
                     chain.total_txns,
                     self.yes_no(effect.is_valid())
                 );
+                if let Some(h) = now_final {
+                    out.push_str(&format!(
+                        "\nBlock {h} is now final: {FINAL_CONFIRMATIONS} confirmations"
+                    ));
+                }
                 for (i, b) in blocks.iter().enumerate() {
                     let h = &b.header;
                     let height =
                         first_height.map_or_else(|| "?".to_owned(), |x| (x + i).to_string());
+                    let miner = miner(b)
+                        .map(|m| format!(" mined by {m}"))
+                        .unwrap_or_default();
                     out.push_str(&format!(
-                        "\n  Block {height} {}\n    Header: timestamp {}, previous_hash {}, nonce {}, merkle_root {}, this_hash {}\n    Txns:",
+                        "\n  Block {height} {}{miner}\n    Header: timestamp {}, previous_hash {}, nonce {}, merkle_root {}, this_hash {}\n    Txns:",
                         h.this_hash.short(),
                         String::from_utf8_lossy(&h.timestamp),
                         abbrev(h.previous_hash.as_ref()),
@@ -356,10 +377,20 @@ fn txn_json(t: &Transaction) -> Value {
     })
 }
 
-fn block_json(b: &Block, height: Option<usize>) -> Value {
+/// The fingerprint of the wallet a block's reward pays (steady), if it
+/// has one: its first transaction is a coinbase tagged with a height.
+fn miner(b: &Block) -> Option<String> {
+    let reward = b.txns.first()?;
+    (reward.is_coinbase() && !reward.sender_signature.is_empty())
+        .then(|| fingerprint(&reward.receiver))
+}
+
+fn block_json(b: &Block, height: Option<usize>, confirmations: usize) -> Value {
     let h = &b.header;
     json!({
         "height": height,
+        "miner": miner(b),
+        "confirmations": confirmations,
         "header": {
             "timestamp": String::from_utf8_lossy(&h.timestamp),
             "previous_hash": h.previous_hash.to_hex(),
@@ -370,6 +401,7 @@ fn block_json(b: &Block, height: Option<usize>) -> Value {
         "txns": b.txns.iter().map(|t| {
             let mut v = txn_json(t);
             v["hash"] = json!(t.hash().to_hex());
+            v["confirmations"] = json!(confirmations);
             v
         }).collect::<Vec<_>>(),
     })

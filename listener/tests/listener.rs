@@ -244,3 +244,33 @@ fn says_when_a_bloc_extends_forks_or_switches_the_best_chain() {
     assert!(shown.text.contains("which this listener has not seen"));
     assert!(shown.request.is_some(), "asks for the missed blocks");
 }
+
+#[test]
+fn json_names_each_blocks_miner_and_counts_confirmations_to_final() {
+    let profile = Profile::steady(5.0);
+    let mut chain = Chain::new(profile);
+    let mut js = Listener::new(profile, Mode::Json, false);
+    let mut text = Listener::new(profile, Mode::Text, false);
+    let mut last = Value::Null;
+    for i in 0..7 {
+        let block = mine_on(&chain, &format!("miner {i}"), Vec::new());
+        chain.push(block.clone(), NOW).unwrap();
+        let frame = encode_bloc(&[block]);
+        last = json(&mut js, &frame);
+        let shown = text.handle(&frame, NOW).text;
+        assert_eq!(shown.contains("is now final"), i >= 5, "block {i}: {shown}");
+        assert!(shown.contains(&format!(
+            "mined by {}",
+            toycoin_common::wallet::fingerprint(format!("miner {i}").as_bytes())
+        )));
+    }
+    let block = &last["blocks"][0];
+    assert_eq!(block["height"], 6);
+    assert_eq!(
+        block["miner"],
+        toycoin_common::wallet::fingerprint(b"miner 6")
+    );
+    assert_eq!(block["confirmations"], 1);
+    assert_eq!(block["txns"][0]["confirmations"], 1);
+    assert_eq!(last["final_height"], 1, "block 1 is six deep");
+}

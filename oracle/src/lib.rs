@@ -17,8 +17,8 @@ use toycoin_common::hash::Txid;
 use toycoin_common::ledger::Ledger;
 use toycoin_common::log::TRAFFIC;
 use toycoin_common::message::{encode_txn, TxnMessage};
-use toycoin_common::profile::Minting;
 use toycoin_common::profile::Profile;
+use toycoin_common::profile::{Minting, FINAL_CONFIRMATIONS};
 use toycoin_common::session::{
     BlocReport, Session, SessionConfig, SessionEvent, BACKOFF, DEFAULT_TOPIC, MAX_BACKOFF,
 };
@@ -97,6 +97,8 @@ struct Sent {
     chain_len_at_send: usize,
     /// Height of the block holding it on the best chain.
     confirmed: Option<usize>,
+    /// Confirmations last reported (up to [`FINAL_CONFIRMATIONS`]).
+    reported: usize,
 }
 
 struct Oracle {
@@ -312,6 +314,7 @@ impl Oracle {
             last_sent: Instant::now(),
             chain_len_at_send: self.session.tree().chain().len(),
             confirmed: None,
+            reported: 0,
         });
         self.session.publish(payload);
     }
@@ -462,26 +465,42 @@ impl Oracle {
         }
         let tip_height = chain.len().saturating_sub(1);
         for s in &mut self.sent {
-            if s.confirmed.is_some_and(|h| h < fork_height) {
-                continue;
-            }
-            let now = heights.get(&s.hash).copied();
-            match (s.confirmed, now) {
-                (None, Some(h)) => {
-                    let n = tip_height - h + 1;
-                    let plural = if n == 1 { "" } else { "s" };
-                    info!(
-                        "Confirmed: {} in block {h} ({n} confirmation{plural})",
-                        s.label
-                    );
-                }
-                (Some(_), None) => warn!(
+            let now = if s.confirmed.is_some_and(|h| h < fork_height) {
+                s.confirmed
+            } else {
+                heights.get(&s.hash).copied()
+            };
+            if let (Some(_), None) = (s.confirmed, now) {
+                warn!(
                     "No longer in the best chain: {} (waiting for it again)",
                     s.label
-                ),
-                _ => {}
+                );
+                s.reported = 0;
             }
             s.confirmed = now;
+            let Some(h) = now else { continue };
+            // Confirmations as blocks bury it: each step up to final.
+            let n = (tip_height + 1 - h).min(FINAL_CONFIRMATIONS);
+            if n <= s.reported {
+                continue;
+            }
+            let first = s.reported == 0;
+            s.reported = n;
+            let plural = if n == 1 { "" } else { "s" };
+            if first {
+                info!(
+                    "Confirmed: {} in block {h} ({n} confirmation{plural})",
+                    s.label
+                );
+            } else if n < FINAL_CONFIRMATIONS {
+                info!(target: TRAFFIC, "  {} in block {h}: {n} confirmation{plural}", s.label);
+            }
+            if n == FINAL_CONFIRMATIONS {
+                info!(
+                    "Final: {} in block {h} ({n} confirmations: as final as proof of work gets)",
+                    s.label
+                );
+            }
         }
         let (chain_b, truth_b) = (self.chain_balances(), self.truth_balances());
         let pending = self.unconfirmed();

@@ -137,3 +137,59 @@ async fn transactions_nobody_received_are_re_sent_and_confirmed() {
     node.stop().await;
     relay.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirmations_climb_as_blocks_bury_a_transaction_until_final() {
+    let relay = relay().await;
+    let addr = relay.addr;
+    // The test is the only miner: it mines the fundings, then buries them.
+    let mut miner = RelayClient::connect(addr, DEFAULT_TOPIC).await.unwrap();
+    let mut oracle = oracle(addr, &["--count", "1"]);
+    let mut fundings = Vec::new();
+    while fundings.len() < 4 {
+        let frame = tokio::time::timeout(WAIT, miner.recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Ok(Message::Txn(m)) = Message::decode(&frame) {
+            if m.txn.previous_hashes.is_empty() && !fundings.contains(&m.txn) {
+                fundings.push(m.txn);
+            }
+        }
+    }
+    let profile = Profile::steady(5.0);
+    let mut chain = toycoin_common::chain::Chain::new(profile);
+    let me = bytes::Bytes::from_static(b"test miner");
+    for height in 0..6 {
+        let txns = if height == 0 {
+            fundings.clone()
+        } else {
+            Vec::new()
+        };
+        let block = chain
+            .mine_next(&me, txns, toycoin_common::chain::now_secs())
+            .unwrap();
+        chain
+            .push(block.clone(), toycoin_common::chain::now_secs())
+            .unwrap();
+        miner
+            .publish(
+                DEFAULT_TOPIC,
+                &toycoin_common::message::encode_bloc(&[block]),
+            )
+            .await
+            .unwrap();
+        let n = height + 1;
+        let want = if n == 1 {
+            "Confirmed: funding of wallet 0 in block 0 (1 confirmation)".to_owned()
+        } else if n < 6 {
+            format!("funding of wallet 0 in block 0: {n} confirmations")
+        } else {
+            "Final: funding of wallet 0 in block 0 (6 confirmations".to_owned()
+        };
+        oracle.wait_line(&want, WAIT, |l| l.contains(&want)).await;
+    }
+    oracle.stop(WAIT).await;
+    relay.stop().await.unwrap();
+}

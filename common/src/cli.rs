@@ -59,6 +59,25 @@ pub fn seconds(
     }
 }
 
+/// A clap value parser for a whole number in `min..=max`, so that a count
+/// out of range (`--threads 0`) is refused with the range instead of
+/// silently changed.
+pub fn count(
+    min: usize,
+    max: usize,
+) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
+    move |text: &str| {
+        let v: usize = text
+            .parse()
+            .map_err(|_| format!("{text:?} is not a whole number"))?;
+        if (min..=max).contains(&v) {
+            Ok(v)
+        } else {
+            Err(format!("must be from {min} to {max}"))
+        }
+    }
+}
+
 impl ProfileArgs {
     pub fn profile(&self) -> Profile {
         Profile::new(self.profile, self.target_interval)
@@ -75,6 +94,16 @@ mod tests {
         assert_eq!(parse("2.5"), Ok(2.5));
         assert_eq!(parse("0"), Ok(0.0));
         for bad in ["-1", "86401", "NaN", "inf", "soon"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn counts_are_whole_and_in_range() {
+        let parse = count(1, 1024);
+        assert_eq!(parse("2"), Ok(2));
+        assert_eq!(parse("0"), Err("must be from 1 to 1024".to_owned()));
+        for bad in ["1025", "-1", "1.5", "many"] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }

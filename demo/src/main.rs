@@ -13,20 +13,21 @@ use clap::Parser;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
+use toycoin_common::cli::count;
 
 /// Start a complete toycoin demo network.
 #[derive(Debug, Parser)]
 #[command(name = "toycoin-demo", version)]
 struct Args {
     /// Number of mining nodes.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = count(1, 16))]
     nodes: usize,
     /// Seconds each node sleeps after a proof of work, comma-separated
     /// (the last value repeats). The original's demo: one fast, one slow.
     #[arg(long, default_value = "0,5", value_delimiter = ',')]
     delays: Vec<f64>,
     /// Mining threads per node, comma-separated (the last value repeats).
-    #[arg(long, default_value = "1", value_delimiter = ',')]
+    #[arg(long, default_value = "1", value_delimiter = ',', value_parser = count(1, 1024))]
     threads: Vec<usize>,
     /// Network rules: steady (default) or toycoin (the original's).
     #[arg(long, default_value = "steady")]

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use tokio::sync::broadcast::error::RecvError;
-use toycoin_common::cli::{seconds, ProfileArgs, RelayArgs};
+use toycoin_common::cli::{count, seconds, ProfileArgs, RelayArgs};
 use toycoin_common::log::{LogArgs, Output};
 use toycoin_common::profile::Minting;
 use toycoin_common::wallet::Wallet;
@@ -24,10 +24,10 @@ struct Args {
     #[command(flatten)]
     rules: ProfileArgs,
     /// Mining threads.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = count(1, 1024))]
     threads: usize,
     /// Pending transactions needed before mining a block.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = count(1, toycoin_common::block::MAX_BLOCK_TXNS))]
     min_txns: usize,
     /// Seconds after which fewer than --min-txns pending transactions are
     /// mined anyway (0: never, as the original).
@@ -65,10 +65,8 @@ async fn main() {
     config.topic = args.relay.channel;
     config.delay = Duration::from_secs_f64(args.delay);
     config.max_wait = Duration::from_secs_f64(args.max_wait);
-    config.threads = args.threads.clamp(1, 1024);
-    config.min_txns = args
-        .min_txns
-        .clamp(1, toycoin_common::block::MAX_BLOCK_TXNS);
+    config.threads = args.threads;
+    config.min_txns = args.min_txns;
     config.max_frame_len = args.max_frame;
     config.clock_skew = args.clock_skew.clamp(-86_400 * 365, 86_400 * 365);
     if let Some(name) = args.name {

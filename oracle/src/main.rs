@@ -2,7 +2,7 @@
 //! chain and check it.
 
 use clap::Parser;
-use toycoin_common::cli::{seconds, ProfileArgs, RelayArgs};
+use toycoin_common::cli::{count, seconds, ProfileArgs, RelayArgs};
 use toycoin_common::log::{LogArgs, Output};
 use toycoin_oracle::{run, OracleConfig};
 
@@ -16,13 +16,13 @@ struct Args {
     #[command(flatten)]
     relay: RelayArgs,
     /// Fewest seconds between transfers.
-    #[arg(long = "min-interval", alias = "min_interval", default_value_t = 3.0, value_parser = seconds(0.0, 1e6))]
+    #[arg(long = "min-interval", visible_alias = "min_interval", default_value_t = 3.0, value_parser = seconds(0.0, 1e6))]
     min_interval: f64,
     /// Most seconds between transfers.
-    #[arg(long = "max-interval", alias = "max_interval", default_value_t = 10.0, value_parser = seconds(0.0, 1e6))]
+    #[arg(long = "max-interval", visible_alias = "max_interval", default_value_t = 10.0, value_parser = seconds(0.0, 1e6))]
     max_interval: f64,
     /// Number of wallets.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = count(2, 1000))]
     wallets: usize,
     /// Stop after N transfers, once all are confirmed (exit 0), or report
     /// what is not after --confirm-timeout (exit 1).
@@ -62,7 +62,7 @@ async fn main() {
     config.topic = args.relay.channel;
     config.min_interval = args.min_interval;
     config.max_interval = args.max_interval.max(config.min_interval);
-    config.wallets = args.wallets.clamp(2, 1000);
+    config.wallets = args.wallets;
     config.count = args.count;
     config.seed = args.seed;
     config.resend_blocks = args.resend_after;

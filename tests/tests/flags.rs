@@ -1,0 +1,61 @@
+//! Flags are checked, not silently changed: a count out of range is
+//! refused with its range, and every alias is shown in `--help`.
+
+// In tests a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use toycoin_tests::program::{Program, WAIT};
+
+/// Runs `name` with `args` to its end: (success, everything it printed).
+async fn run(name: &str, args: &[&str]) -> (bool, String) {
+    let mut p = Program::start(name, args);
+    let status = p.wait_exit(WAIT).await;
+    (status.success(), p.output())
+}
+
+#[tokio::test]
+async fn counts_out_of_range_are_refused_with_their_range() {
+    for (name, args, says) in [
+        (
+            "toycoin-node",
+            vec!["--threads", "0"],
+            "must be from 1 to 1024",
+        ),
+        (
+            "toycoin-node",
+            vec!["--min-txns", "11"],
+            "must be from 1 to 10",
+        ),
+        (
+            "toycoin-oracle",
+            vec!["--wallets", "1"],
+            "must be from 2 to 1000",
+        ),
+        (
+            "toycoin-demo",
+            vec!["--no-build", "--nodes", "0"],
+            "must be from 1 to 16",
+        ),
+        (
+            "toycoin-demo",
+            vec!["--no-build", "--threads", "1,0"],
+            "must be from 1 to 1024",
+        ),
+    ] {
+        let (ok, out) = run(name, &args).await;
+        assert!(!ok, "{name} {args:?} ran");
+        assert!(out.contains(says), "{name} {args:?}: {out}");
+    }
+}
+
+#[tokio::test]
+async fn aliases_are_shown_in_help() {
+    let (ok, out) = run("toycoin-oracle", &["--help"]).await;
+    assert!(ok);
+    for alias in ["min_interval", "max_interval", "listen"] {
+        assert!(out.contains(alias), "{alias} not in:\n{out}");
+    }
+    let (ok, out) = run("toycoin-bench", &["--help"]).await;
+    assert!(ok);
+    assert!(out.starts_with("The toycoin benchmarks"), "{out}");
+}

@@ -21,7 +21,7 @@ use toycoin_common::profile::Profile;
 use toycoin_common::session::{SessionConfig, SessionCore};
 
 pub use judge::{Judge, Verdict};
-pub use render::{abbrev, Mode, Renderer};
+pub use render::{abbrev, wallet_name, Mode, Renderer};
 
 /// What a listener shows for one frame.
 #[derive(Debug)]

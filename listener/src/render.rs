@@ -5,6 +5,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde_json::{json, Value};
 use toycoin_common::block::Block;
+use toycoin_common::hash::COINBASE;
 use toycoin_common::profile::FINAL_CONFIRMATIONS;
 use toycoin_common::transaction::{Token, Transaction};
 use toycoin_common::wallet::fingerprint;
@@ -47,6 +48,16 @@ pub fn abbrev(bytes: &[u8]) -> String {
         format!("\"{}...\"", &full[..10])
     } else {
         format!("\"{full}\"")
+    }
+}
+
+/// An address as people read it: `wallet ab12cd34` (its fingerprint, as
+/// the node and oracle print it), or COINBASE.
+pub fn wallet_name(address: &[u8]) -> String {
+    if address == COINBASE.as_bytes() {
+        "COINBASE".to_owned()
+    } else {
+        format!("wallet {}", fingerprint(address))
     }
 }
 
@@ -153,13 +164,24 @@ impl Renderer {
             .to_string(),
             Mode::Brief => {
                 let what = if t.is_coinbase() {
-                    format!("funding of {} to {}", t.receiver_value, abbrev(&t.receiver))
+                    format!(
+                        "funding of {} to {}",
+                        t.receiver_value,
+                        wallet_name(&t.receiver)
+                    )
+                } else if t.previous_hashes.is_empty() {
+                    format!(
+                        "grant of {} from the mint ({}) to {}",
+                        t.receiver_value,
+                        wallet_name(&t.sender),
+                        wallet_name(&t.receiver)
+                    )
                 } else {
                     format!(
                         "{} from {} to {} (change {})",
                         t.receiver_value,
-                        abbrev(&t.sender),
-                        abbrev(&t.receiver),
+                        wallet_name(&t.sender),
+                        wallet_name(&t.receiver),
                         t.sender_change
                     )
                 };
@@ -191,7 +213,11 @@ impl Renderer {
                 }
                 out.push_str("\n  Tokens:");
                 if tokens.is_empty() {
-                    out.push_str(" none (a coinbase funding)");
+                    out.push_str(if t.is_coinbase() {
+                        " none (a coinbase funding)"
+                    } else {
+                        " none (a grant from the mint)"
+                    });
                 }
                 for tok in tokens {
                     out.push_str(&format!("\n    {}", token_text(tok)));
@@ -360,6 +386,7 @@ fn token_json(t: &Token) -> Value {
     json!({
         "txn_hash": t.txn_hash.to_hex(),
         "owner": b64(&t.owner),
+        "owner_wallet": fingerprint(&t.owner),
         "value": t.value,
         "signature": b64(&t.signature),
     })
@@ -369,9 +396,11 @@ fn txn_json(t: &Transaction) -> Value {
     json!({
         "previous_hashes": t.previous_hashes.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
         "receiver": b64(&t.receiver),
+        "receiver_wallet": fingerprint(&t.receiver),
         "receiver_value": t.receiver_value,
         "receiver_signature": b64(&t.receiver_signature),
         "sender": b64(&t.sender),
+        "sender_wallet": fingerprint(&t.sender),
         "sender_change": t.sender_change,
         "sender_signature": b64(&t.sender_signature),
     })
@@ -411,7 +440,7 @@ fn token_text(t: &Token) -> String {
     format!(
         "{{\"txn_hash\": {}, \"owner\": {}, \"value\": {}, \"signature\": {}}}",
         abbrev(t.txn_hash.as_ref()),
-        abbrev(&t.owner),
+        wallet_name(&t.owner),
         t.value,
         abbrev(&t.signature)
     )
@@ -426,10 +455,10 @@ fn txn_text(t: &Transaction) -> String {
     format!(
         "{{\"previous_hashes\": [{}], \"receiver\": {}, \"receiver_value\": {}, \"receiver_signature\": {}, \"sender\": {}, \"sender_change\": {}, \"sender_signature\": {}}}",
         prev.join(", "),
-        abbrev(&t.receiver),
+        wallet_name(&t.receiver),
         t.receiver_value,
         abbrev(&t.receiver_signature),
-        abbrev(&t.sender),
+        wallet_name(&t.sender),
         t.sender_change,
         abbrev(&t.sender_signature)
     )

@@ -12,8 +12,9 @@ use toycoin_common::chain::Chain;
 use toycoin_common::message::{encode_bloc, Message};
 use toycoin_common::profile::Profile;
 use toycoin_common::transaction::Transaction;
+use toycoin_common::wallet::fingerprint;
 use toycoin_common::wallet::Wallet;
-use toycoin_listener::{abbrev, Listener, Mode};
+use toycoin_listener::{abbrev, wallet_name, Listener, Mode};
 use toycoin_tests::frames;
 
 /// Well after every captured timestamp.
@@ -46,11 +47,16 @@ fn shows_every_captured_and_computed_frame_in_text_and_json() {
                         shown.contains(&format!("\"receiver_value\": {}", m.txn.receiver_value))
                     );
                     assert!(shown.contains(&format!("\"sender_change\": {}", m.txn.sender_change)));
-                    assert!(shown.contains(&abbrev(&m.txn.receiver)));
+                    // Addresses by the fingerprint every program prints.
                     assert!(
-                        shown.contains("\"LS0tLS1CRU...\""),
-                        "{name}: PEM addresses abbreviated"
+                        shown.contains(&wallet_name(&m.txn.receiver)),
+                        "{name}: {shown}"
                     );
+                    assert!(
+                        !shown.contains("LS0tLS1CRU"),
+                        "{name}: no PEM header shown for an address"
+                    );
+                    assert_eq!(v["txn"]["receiver_wallet"], fingerprint(&m.txn.receiver));
                     assert_eq!(v["type"], "TXN");
                     assert_eq!(v["hash"], hash.to_hex());
                     assert_eq!(v["txn"]["receiver_value"], m.txn.receiver_value);

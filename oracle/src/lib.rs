@@ -250,7 +250,11 @@ impl Oracle {
                     txn,
                 },
             );
-            info!("Funding wallet {i} with {}", funding(i));
+            info!(
+                "Funding wallet {i} ({}) with {}",
+                self.wallets[i].fingerprint(),
+                funding(i)
+            );
         }
         let mut next_transfer = Instant::now() + self.next_interval();
         let mut deadline: Option<Instant> = None;
@@ -383,7 +387,11 @@ impl Oracle {
             }
         };
         self.transfers += 1;
-        info!("Sending from wallet {from} to {to}: {value}");
+        info!(
+            "Sending from wallet {from} ({}) to {to} ({}): {value}",
+            self.wallets[from].fingerprint(),
+            self.wallets[to].fingerprint()
+        );
         info!(target: TRAFFIC, "  balances before: {before:?}");
         self.send(
             format!(

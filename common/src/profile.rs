@@ -352,6 +352,14 @@ impl Profile {
         self.kind == ProfileKind::Toycoin
     }
 
+    /// Whether nodes take a transaction that spends an output of one still
+    /// pending. Ours do in both profiles; the original Python nodes refuse
+    /// any input not already in their chain, so a wallet on a `toycoin`
+    /// network pays only with confirmed outputs (see the oracle).
+    pub fn pays_with_pending_outputs(&self) -> bool {
+        self.kind == ProfileKind::Steady
+    }
+
     /// What a transaction's signatures cover: the original's way in
     /// toycoin (so Python wallets interoperate), every amount in steady.
     pub fn signing(&self) -> Signing {

@@ -4,7 +4,7 @@
 //! each transaction's confirmation, re-sends what a node dropped, and checks
 //! the chain's balances against what it knows they must be.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use toycoin_common::profile::{Minting, FINAL_CONFIRMATIONS};
 use toycoin_common::session::{
     BlocReport, Session, SessionConfig, SessionEvent, BACKOFF, DEFAULT_TOPIC, MAX_BACKOFF,
 };
-use toycoin_common::transaction::Transaction;
+use toycoin_common::transaction::{Token, Transaction};
 use toycoin_common::tree::Received;
 use toycoin_common::wallet::{fingerprint, Wallet};
 use tracing::{error, info, warn};
@@ -359,10 +359,37 @@ impl Oracle {
         )
     }
 
+    /// The tokens wallet `i` can pay with, in the order it pays with them.
+    /// Where the network's nodes take spends of pending outputs (steady),
+    /// every unspent output. Otherwise as the original's wallet: only
+    /// outputs already in the best chain (the Python nodes drop a
+    /// transaction with any other input for good), oldest first.
+    fn spendable(&self, i: usize) -> Vec<Token> {
+        let owner = self.wallets[i].address();
+        let mut tokens = self.truth.unspent(owner);
+        if self.config.profile.pays_with_pending_outputs() {
+            tokens.sort_by_key(|t| (t.txn_hash, t.value));
+            return tokens;
+        }
+        let chain = self.session.tree().chain();
+        let confirmed: HashSet<Token> = chain.ledger().unspent(owner).into_iter().collect();
+        let mut age: HashMap<Txid, usize> = HashMap::new();
+        for txn in chain.blocks().flat_map(|b| &b.txns) {
+            let next = age.len();
+            age.entry(txn.hash()).or_insert(next);
+        }
+        tokens.retain(|t| confirmed.contains(t));
+        tokens.sort_by_key(|t| (age.get(&t.txn_hash).copied().unwrap_or(usize::MAX), t.value));
+        tokens
+    }
+
     fn transfer(&mut self) {
         let before = self.truth_balances();
+        let spendable: Vec<Vec<Token>> =
+            (0..self.wallets.len()).map(|i| self.spendable(i)).collect();
+        let can_pay = |i: usize| spendable[i].iter().map(|t| t.value).sum::<i64>();
         let senders: Vec<usize> = (0..self.wallets.len())
-            .filter(|&i| before[i] >= 5)
+            .filter(|&i| can_pay(i) >= 5)
             .collect();
         if senders.is_empty() || self.wallets.len() < 2 {
             warn!("No wallet has 5 coins to send; waiting");
@@ -373,9 +400,20 @@ impl Oracle {
         if to >= from {
             to += 1;
         }
-        let value = self.rng.gen_range(5..=15).min(before[from]);
-        let mut tokens = self.truth.unspent(self.wallets[from].address());
-        tokens.sort_by_key(|t| (t.txn_hash, t.value));
+        let value = self.rng.gen_range(5..=15).min(can_pay(from));
+        let mut tokens = spendable[from].clone();
+        if !self.config.profile.pays_with_pending_outputs() {
+            // As many as needed, as the original's wallet.
+            let mut sum = 0;
+            let needed = tokens
+                .iter()
+                .position(|t| {
+                    sum += t.value;
+                    sum >= value
+                })
+                .map_or(tokens.len(), |i| i + 1);
+            tokens.truncate(needed);
+        }
         let receiver = self.wallets[to].address().clone();
         let signing = self.config.profile.signing();
         let m = match self.wallets[from].transfer(&mut self.rng, &receiver, value, tokens, signing)

@@ -193,3 +193,53 @@ async fn confirmations_climb_as_blocks_bury_a_transaction_until_final() {
     oracle.stop(WAIT).await;
     relay.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_the_toycoin_profile_the_oracle_pays_only_with_confirmed_outputs() {
+    let relay = relay().await;
+    let addr = relay.addr;
+    // The test mines, as a Python node would take transactions: only
+    // those whose inputs are all in its chain.
+    let mut miner = RelayClient::connect(addr, DEFAULT_TOPIC).await.unwrap();
+    // More transfers than wallets with confirmed coins: some must wait for
+    // a block (blocks come only once the oracle has been quiet for 1.5 s).
+    let mut oracle = oracle(addr, &["--count", "6", "--profile", "toycoin"]);
+    let profile = Profile::toycoin();
+    let mut chain = toycoin_common::chain::Chain::new(profile);
+    let me = bytes::Bytes::from_static(b"test miner");
+    let mut pending: Vec<toycoin_common::transaction::Transaction> = Vec::new();
+    let mut transfers = 0;
+    let done = tokio::time::timeout(WAIT, async {
+        loop {
+            tokio::select! {
+                frame = miner.recv() => {
+                    let frame = frame.unwrap().unwrap();
+                    let Ok(Message::Txn(m)) = Message::decode(&frame) else { continue };
+                    if pending.contains(&m.txn) || chain.ledger().contains(&m.txn.hash()) {
+                        continue;
+                    }
+                    if !m.txn.is_coinbase() {
+                        transfers += 1;
+                        // Every input is an unspent output of the chain.
+                        let checked = chain.ledger().check(&m.txn, Some(&m.tokens));
+                        assert!(checked.is_ok(), "transfer {transfers}: {checked:?}");
+                    }
+                    pending.push(m.txn);
+                }
+                _ = tokio::time::sleep(Duration::from_millis(1500)), if !pending.is_empty() => {
+                    let txns = std::mem::take(&mut pending);
+                    let block = chain.mine_next(&me, txns, toycoin_common::chain::now_secs()).unwrap();
+                    chain.push(block.clone(), toycoin_common::chain::now_secs()).unwrap();
+                    let frame = toycoin_common::message::encode_bloc(&[block]);
+                    miner.publish(DEFAULT_TOPIC, &frame).await.unwrap();
+                }
+                status = oracle.exited() => return status,
+            }
+        }
+    })
+    .await
+    .expect("the oracle finishes");
+    assert!(done.success(), "{}", oracle.output());
+    assert_eq!(transfers, 6);
+    relay.stop().await.unwrap();
+}

@@ -9,6 +9,7 @@
 
 use toycoin_common::block::Block;
 use toycoin_common::hash::{BlockHash, Txid};
+use toycoin_common::ledger::TxError;
 use toycoin_common::mempool::{Mempool, MempoolError};
 use toycoin_common::message::{GetBlocks, Message, TxnMessage};
 use toycoin_common::session::{BlocReport, SessionEvent};
@@ -168,6 +169,17 @@ impl Judge {
             .add(ledger, message.txn.clone(), Some(&message.tokens))
         {
             Ok(_) => TxnCheck::Valid,
+            // What a listener that joined late, or a re-send, looks like:
+            // not a fault of the transaction.
+            Err(MempoolError::Invalid(TxError::AlreadyPending)) => {
+                TxnCheck::Unchecked("already pending: sent again".to_owned())
+            }
+            Err(MempoolError::Invalid(TxError::Duplicate)) => {
+                TxnCheck::Unchecked("already in the chain: sent again".to_owned())
+            }
+            Err(MempoolError::Invalid(e @ TxError::UnknownInput { .. })) => TxnCheck::Unchecked(
+                format!("parent unknown: {e}, which this listener has not seen"),
+            ),
             Err(MempoolError::Invalid(e)) => TxnCheck::Invalid(e.to_string()),
             // No room to keep it: not judged (a node would not keep it
             // either, but it may well be valid).

@@ -280,3 +280,37 @@ fn json_names_each_blocks_miner_and_counts_confirmations_to_final() {
     assert_eq!(block["txns"][0]["confirmations"], 1);
     assert_eq!(last["final_height"], 1, "block 1 is six deep");
 }
+
+#[test]
+fn a_late_listener_says_parent_unknown_and_a_resend_already_pending_not_invalid() {
+    let profile = Profile::steady(5.0);
+    let (mint, a, b) = (
+        Wallet::generate(&mut OsRng).unwrap(),
+        Wallet::generate(&mut OsRng).unwrap(),
+        Wallet::generate(&mut OsRng).unwrap(),
+    );
+    // The funding was mined before this listener started.
+    let fund = mint.grant(&mut OsRng, a.address(), 20).unwrap();
+    let token = fund.outputs()[0].clone();
+    let pay = a
+        .transfer(
+            &mut OsRng,
+            b.address(),
+            5,
+            vec![token],
+            toycoin_common::profile::Signing::Amounts,
+        )
+        .unwrap();
+    let frame = toycoin_common::message::encode_txn(&pay.tokens, &pay.txn);
+    let mut text = Listener::new(profile, Mode::Text, false);
+    let shown = text.handle(&frame, NOW);
+    assert!(shown.text.contains("parent unknown"), "{}", shown.text);
+    assert!(!shown.text.contains("Valid: False"), "{}", shown.text);
+    assert!(!shown.news, "--quiet does not show it as refused");
+    // A grant it can check, then the same one again.
+    let grant = toycoin_common::message::encode_txn(&[], &fund);
+    assert!(text.handle(&grant, NOW).text.contains("Valid: True"));
+    let again = text.handle(&grant, NOW).text;
+    assert!(again.contains("already pending: sent again"), "{again}");
+    assert!(!again.contains("Valid: False"), "{again}");
+}

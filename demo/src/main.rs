@@ -50,6 +50,19 @@ struct Args {
     keys: PathBuf,
 }
 
+/// The programs the demo starts.
+const PROGRAMS: [&str; 4] = [
+    "toycoin-relay",
+    "toycoin-listener",
+    "toycoin-node",
+    "toycoin-oracle",
+];
+
+/// A program's file name on this platform.
+fn exe_name(program: &str) -> String {
+    format!("{program}{}", std::env::consts::EXE_SUFFIX)
+}
+
 /// Where our own programs are: next to this one.
 fn bin_dir() -> PathBuf {
     std::env::current_exe()
@@ -58,8 +71,13 @@ fn bin_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// Builds every program with the profile this one was built with.
+/// Builds every program with the profile this one was built with, when
+/// this one runs from a Cargo `target` directory (an installed demo uses
+/// the programs installed beside it as they are).
 fn build() -> bool {
+    if !bin_dir().components().any(|c| c.as_os_str() == "target") {
+        return true;
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let release = bin_dir().ends_with("release");
     let mut cmd = std::process::Command::new(cargo);
@@ -459,6 +477,19 @@ async fn main() {
     let shutdown = toycoin_common::signal::shutdown_signal();
     if !args.no_build && !build() {
         eprintln!("toycoin-demo: cargo build failed");
+        std::process::exit(1);
+    }
+    let missing: Vec<&str> = PROGRAMS
+        .iter()
+        .copied()
+        .filter(|p| !bin_dir().join(exe_name(p)).exists())
+        .collect();
+    if !missing.is_empty() {
+        eprintln!(
+            "toycoin-demo: {} not found beside this program in {}: build every program (cargo build --release) or install them all (see the README)",
+            missing.join(", "),
+            bin_dir().display()
+        );
         std::process::exit(1);
     }
     if let Err(e) = create_private_dir(&args.keys) {

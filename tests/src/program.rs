@@ -11,9 +11,11 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
-/// The path of one of the workspace's binaries (`toycoin-relay`, ...),
-/// building them all first if they are not there (as when only this crate's
-/// tests are run).
+/// The path of one of the workspace's binaries (`toycoin-relay`, ...).
+/// The first call in a test process builds them all (`cargo build
+/// --workspace --bins`: a no-op when they are up to date), so a test never
+/// runs a program older than the source, as it would when only this
+/// crate's tests are run after a change elsewhere.
 pub fn binary(name: &str) -> PathBuf {
     // target/<profile>/deps/<test> -> target/<profile>
     let dir = std::env::current_exe()
@@ -22,19 +24,17 @@ pub fn binary(name: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("target/debug"));
     let path = dir.join(name);
     static BUILD: Once = Once::new();
-    if !path.exists() {
-        BUILD.call_once(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = std::process::Command::new(cargo)
-                .args(["build", "--workspace", "--bins"])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status();
-            assert!(
-                status.is_ok_and(|s| s.success()),
-                "cargo build --workspace --bins failed"
-            );
-        });
-    }
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "--workspace", "--bins"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "cargo build --workspace --bins failed"
+        );
+    });
     assert!(path.exists(), "{} was not built", path.display());
     path
 }

@@ -59,3 +59,21 @@ async fn aliases_are_shown_in_help() {
     assert!(ok);
     assert!(out.starts_with("The toycoin benchmarks"), "{out}");
 }
+
+#[test]
+fn a_demo_without_the_other_programs_beside_it_says_so_and_fails() {
+    let dir = std::env::temp_dir().join(format!("toycoin-lonely-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let demo = dir.join("toycoin-demo");
+    std::fs::copy(toycoin_tests::program::binary("toycoin-demo"), &demo).unwrap();
+    let out = std::process::Command::new(&demo)
+        .arg("--no-tmux")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("toycoin-listener"), "{said}");
+    assert!(said.contains("not found beside this program"), "{said}");
+}

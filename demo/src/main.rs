@@ -186,6 +186,20 @@ fn command_line(program: &str, args: &[String]) -> String {
     parts.join(" ")
 }
 
+/// Columns and rows of the terminal this runs in (`stty size`).
+fn terminal_size() -> Option<(u16, u16)> {
+    let out = std::process::Command::new("stty")
+        .arg("size")
+        .stdin(Stdio::inherit())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    let mut it = text.split_whitespace().map(|n| n.parse::<u16>().ok());
+    let (rows, cols) = (it.next()??, it.next()??);
+    (rows > 0 && cols > 0).then_some((cols, rows))
+}
+
 fn tmux_available() -> bool {
     std::process::Command::new("tmux")
         .arg("-V")
@@ -222,6 +236,7 @@ async fn run_in_tmux(args: &Args, shutdown: impl std::future::Future<Output = ()
     let ready_file =
         std::env::temp_dir().join(format!("toycoin-demo-{}-relay.json", std::process::id()));
     let _ = std::fs::remove_file(&ready_file);
+    // The relay's pane shows its summary line, not every message.
     let relay = command_line(
         "toycoin-relay",
         &[
@@ -229,16 +244,40 @@ async fn run_in_tmux(args: &Args, shutdown: impl std::future::Future<Output = ()
             args.host.clone(),
             "--port".into(),
             args.port.to_string(),
+            "--quiet".into(),
             "--ready-file".into(),
             ready_file.display().to_string(),
         ],
     );
-    if !tmux(&["new-session", "-d", "-s", session, "-n", "toycoin", &relay]) {
+    // Sized to this terminal (and resized to whichever attaches).
+    let (cols, rows) = terminal_size().unwrap_or((120, 40));
+    let (cols, rows) = (cols.to_string(), rows.to_string());
+    if !tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        session,
+        "-n",
+        "toycoin",
+        "-x",
+        &cols,
+        "-y",
+        &rows,
+        &relay,
+    ]) {
         eprintln!("toycoin-demo: tmux would not start; try --no-tmux");
         return 1;
     }
-    tmux(&["set-option", "-t", session, "remain-on-exit", "off"]);
-    tmux(&["set-option", "-t", session, "mouse", "on"]);
+    for (option, value) in [
+        ("remain-on-exit", "off"),
+        ("mouse", "on"),
+        ("window-size", "latest"),
+        ("pane-border-status", "top"),
+        ("pane-border-format", " #{pane_title} "),
+    ] {
+        tmux(&["set-option", "-t", session, option, value]);
+    }
+    tmux(&["select-pane", "-t", session, "-T", "relay"]);
     // The others start once the relay listens, on the port it reports.
     let alive = || tmux(&["has-session", "-t", session]);
     let ready = wait_ready(&ready_file, Duration::from_secs(30), alive).await;
@@ -253,11 +292,20 @@ async fn run_in_tmux(args: &Args, shutdown: impl std::future::Future<Output = ()
         );
         return 1;
     };
+    // The listener tells the story: it gets the left half, the relay,
+    // nodes and oracle share the right, each pane titled.
     for spec in specs(args, ready.port(), false) {
         let cmd = command_line(spec.program, &spec.args);
         tmux(&["split-window", "-t", session, &cmd]);
+        tmux(&["select-pane", "-t", session, "-T", &spec.label]);
         tmux(&["select-layout", "-t", session, "tiled"]);
     }
+    // Pane 1 is the listener (the first of the specs): make it the main one.
+    let listener = format!("{session}:0.1");
+    let first = format!("{session}:0.0");
+    tmux(&["swap-pane", "-s", &listener, "-t", &first]);
+    tmux(&["set-option", "-t", session, "main-pane-width", "55%"]);
+    tmux(&["select-layout", "-t", session, "main-vertical"]);
     if std::env::var_os("TMUX").is_some() {
         // Already inside tmux: attaching would nest; switch to it instead.
         println!("Switched to tmux session '{session}': kill it (`tmux kill-session -t {session}`) to stop everything.");

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::{sleep_until, Instant};
+use toycoin_common::block::MAX_BLOCK_TXNS;
 use toycoin_common::chain::Chain;
 use toycoin_common::hash::Txid;
 use toycoin_common::ledger::Ledger;
@@ -99,6 +100,10 @@ struct Sent {
     confirmed: Option<usize>,
     /// Confirmations last reported (up to [`FINAL_CONFIRMATIONS`]).
     reported: usize,
+    /// Blocks with room for it that left it out, since it was last sent.
+    missed: usize,
+    /// A reorganisation took back the block that held it.
+    lost: bool,
 }
 
 struct Oracle {
@@ -319,6 +324,8 @@ impl Oracle {
             chain_len_at_send: self.session.tree().chain().len(),
             confirmed: None,
             reported: 0,
+            missed: 0,
+            lost: false,
         });
         self.session.publish(payload);
     }
@@ -510,6 +517,13 @@ impl Oracle {
             }
         }
         let tip_height = chain.len().saturating_sub(1);
+        // New blocks that had room for more transactions (their heights).
+        let with_room: Vec<usize> = new_blocks
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.block.txns.len() < MAX_BLOCK_TXNS)
+            .map(|(offset, _)| fork_height + offset)
+            .collect();
         for s in &mut self.sent {
             let now = if s.confirmed.is_some_and(|h| h < fork_height) {
                 s.confirmed
@@ -518,10 +532,17 @@ impl Oracle {
             };
             if let (Some(_), None) = (s.confirmed, now) {
                 warn!(
-                    "No longer in the best chain: {} (waiting for it again)",
+                    "No longer in the best chain: {} (sending it again)",
                     s.label
                 );
                 s.reported = 0;
+                s.lost = true;
+            }
+            if now.is_none() {
+                s.missed += with_room
+                    .iter()
+                    .filter(|&&h| h >= s.chain_len_at_send)
+                    .count();
             }
             s.confirmed = now;
             let Some(h) = now else { continue };
@@ -559,33 +580,38 @@ impl Oracle {
         }
     }
 
-    /// Re-sends, in their order, the transactions not in the best chain
-    /// after `resend_blocks` new blocks or `resend_secs` seconds.
+    /// Re-sends, in their order, only the transactions that may really be
+    /// lost: taken back by a reorganisation, left out of `resend_blocks`
+    /// blocks that had room for them (the nodes may never have got them),
+    /// or not confirmed after `resend_secs` seconds (no block at all). A
+    /// transaction the nodes hold and will mine is not sent again.
     fn resend_lost(&mut self) {
         let len = self.session.tree().chain().len();
         let after = Duration::from_secs_f64(self.config.resend_secs.max(0.1));
+        let blocks = self.config.resend_blocks.max(1);
         let due: Vec<usize> = (0..self.sent.len())
             .filter(|&i| {
                 let s = &self.sent[i];
                 s.confirmed.is_none()
-                    && (len >= s.chain_len_at_send + self.config.resend_blocks.max(1)
-                        || s.last_sent.elapsed() >= after)
+                    && (s.lost || s.missed >= blocks || s.last_sent.elapsed() >= after)
             })
             .collect();
         if due.is_empty() {
             return;
         }
         info!(
-            "Re-sending {} transactions not in the best chain after {} blocks or {} s",
+            "Re-sending {} transactions: taken back by a reorganisation, left out of {blocks} blocks with room, or not confirmed in {} s",
             due.len(),
-            self.config.resend_blocks,
             self.config.resend_secs
         );
         for i in due {
-            let payload = self.sent[i].payload.clone();
-            self.sent[i].last_sent = Instant::now();
-            self.sent[i].chain_len_at_send = len;
-            info!(target: TRAFFIC, "  re-sending {}", self.sent[i].label);
+            let sent = &mut self.sent[i];
+            sent.last_sent = Instant::now();
+            sent.chain_len_at_send = len;
+            sent.missed = 0;
+            sent.lost = false;
+            info!(target: TRAFFIC, "  re-sending {}", sent.label);
+            let payload = sent.payload.clone();
             self.session.publish(payload);
         }
     }

@@ -243,3 +243,44 @@ async fn in_the_toycoin_profile_the_oracle_pays_only_with_confirmed_outputs() {
     assert_eq!(transfers, 6);
     relay.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_the_nodes_hold_are_not_sent_again_while_blocks_are_full() {
+    let relay = relay().await;
+    let addr = relay.addr;
+    // Full blocks only: transfers wait for room, held by the node.
+    let mut config = NodeConfig::new(addr.to_string(), Profile::steady(5.0));
+    config.backoff = Duration::from_millis(50);
+    config.min_txns = toycoin_common::block::MAX_BLOCK_TXNS - 1;
+    let (node, mut events) = spawn(config);
+    let mut oracle = oracle(
+        addr,
+        &[
+            "--count",
+            "40",
+            "--resend-secs",
+            "120",
+            "--resend-after",
+            "1",
+        ],
+    );
+    oracle
+        .wait_line("the final line", WAIT, |l| l.starts_with("Done:"))
+        .await;
+    assert!(oracle.wait_exit(WAIT).await.success());
+    let out = oracle.output();
+    assert!(!out.contains("Re-sending"), "{out}");
+    let mut repeats = 0;
+    loop {
+        match events.try_recv() {
+            Ok(toycoin_node::Event::TxnRejected { reason, .. }) => {
+                repeats += usize::from(reason.contains("already pending"));
+            }
+            Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => break,
+        }
+    }
+    assert_eq!(repeats, 0, "copies of what the node held");
+    node.stop().await;
+    relay.stop().await.unwrap();
+}

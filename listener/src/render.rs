@@ -242,7 +242,7 @@ impl Renderer {
                 self.paint(
                     "1;35",
                     &format!(
-                        "SWITCHES the best chain: fork at height {}, {} blocks rolled back, {} added, {} transactions back in the pool",
+                        "SWITCHES the best chain: fork at height {}, {} blocks rolled back, {} added, {} txns back in the pool",
                         r.fork_height, r.rolled_back, r.added, r.returned_txns
                     ),
                 ),

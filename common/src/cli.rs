@@ -47,16 +47,12 @@ pub fn seconds(
     min: f64,
     max: f64,
 ) -> impl Fn(&str) -> Result<f64, String> + Clone + Send + Sync + 'static {
-    move |text: &str| {
-        let v: f64 = text
-            .parse()
-            .map_err(|_| format!("{text:?} is not a number of seconds"))?;
-        if v.is_finite() && (min..=max).contains(&v) {
-            Ok(v)
-        } else {
-            Err(format!("must be between {min} and {max} seconds"))
-        }
-    }
+    in_range(
+        min,
+        max,
+        "a number of seconds",
+        format!("must be between {min} and {max} seconds"),
+    )
 }
 
 /// A clap value parser for a whole number in `min..=max`, so that a count
@@ -66,14 +62,32 @@ pub fn count(
     min: usize,
     max: usize,
 ) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
+    in_range(
+        min,
+        max,
+        "a whole number",
+        format!("must be from {min} to {max}"),
+    )
+}
+
+/// Parses a `T` and keeps it only within `min..=max` (NaN never is).
+fn in_range<T>(
+    min: T,
+    max: T,
+    what: &'static str,
+    out_of_range: String,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
+where
+    T: std::str::FromStr + PartialOrd + Copy + Send + Sync + 'static,
+{
     move |text: &str| {
-        let v: usize = text
+        let v: T = text
             .parse()
-            .map_err(|_| format!("{text:?} is not a whole number"))?;
+            .map_err(|_| format!("{text:?} is not {what}"))?;
         if (min..=max).contains(&v) {
             Ok(v)
         } else {
-            Err(format!("must be from {min} to {max}"))
+            Err(out_of_range.clone())
         }
     }
 }

@@ -162,15 +162,21 @@ impl Source {
         hash
     }
 
+    /// Sends a grant of `value` to `receiver`; returns it.
+    async fn fund(&mut self, receiver: &[u8], value: i64) -> Transaction {
+        let txn = self.grant_to(receiver, value);
+        self.txn(&TxnMessage {
+            tokens: Vec::new(),
+            txn: txn.clone(),
+        })
+        .await;
+        txn
+    }
+
     /// Sends a grant to an address named `tag` (a distinct, valid
     /// transaction that spends nothing).
     async fn grant(&mut self, tag: &str, value: i64) -> Txid {
-        let txn = self.grant_to(tag.as_bytes(), value);
-        self.txn(&TxnMessage {
-            tokens: Vec::new(),
-            txn,
-        })
-        .await
+        self.fund(tag.as_bytes(), value).await.hash()
     }
 }
 
@@ -194,15 +200,8 @@ async fn one_node_mines_every_transaction_exactly_once_including_chained_ones() 
     let mut src = Source::connect(&relay).await;
     let (a, b, c) = (wallet(), wallet(), wallet());
 
-    let fund_a = src.grant_to(a.address(), 100);
-    let fund_b = src.grant_to(b.address(), 50);
-    for f in [&fund_a, &fund_b] {
-        src.txn(&TxnMessage {
-            tokens: vec![],
-            txn: f.clone(),
-        })
-        .await;
-    }
+    let fund_a = src.fund(a.address(), 100).await;
+    src.fund(b.address(), 50).await;
     let a_token = fund_a.output(fund_a.hash(), OutputKind::Receiver);
     let a_to_b = a
         .transfer(&mut OsRng, b.address(), 30, vec![a_token], Signing::Amounts)
@@ -370,12 +369,7 @@ async fn bad_transactions_and_blocks_are_rejected_and_change_nothing() {
     node.connected().await;
     let mut src = Source::connect(&relay).await;
     let (a, b) = (wallet(), wallet());
-    let fund = src.grant_to(a.address(), 100);
-    let fund_msg = TxnMessage {
-        tokens: vec![],
-        txn: fund.clone(),
-    };
-    src.txn(&fund_msg).await;
+    let fund = src.fund(a.address(), 100).await;
     node.wait_for("funding", |e| matches!(e, Event::TxnAccepted { .. }))
         .await;
     let token = fund.output(fund.hash(), OutputKind::Receiver);
@@ -659,15 +653,8 @@ async fn an_honest_transfer_is_mined_at_once_through_a_flood_from_one_sender() {
     node.connected().await;
     let mut src = Source::connect(&relay).await;
     let (a, b) = (wallet(), wallet());
-    let fund = src.grant_to(a.address(), 100);
-    let pair = src.grant_to(b"company", 1);
-    for t in [&fund, &pair] {
-        src.txn(&TxnMessage {
-            tokens: vec![],
-            txn: t.clone(),
-        })
-        .await;
-    }
+    let fund = src.fund(a.address(), 100).await;
+    src.fund(b"company", 1).await;
     until(&[&node], "a funded", |s| {
         s[0].blocks.iter().any(|b| b.txns.contains(&fund))
     })

@@ -51,6 +51,25 @@ fn oracle(addr: SocketAddr, extra: &[&str]) -> Program {
     Program::start("toycoin-oracle", &args)
 }
 
+/// The oracle's four fundings (the mint's grants spend nothing), as they
+/// pass on the relay.
+async fn fundings(client: &mut RelayClient) -> Vec<toycoin_common::transaction::Transaction> {
+    let mut fundings = Vec::new();
+    while fundings.len() < 4 {
+        let frame = tokio::time::timeout(WAIT, client.recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Ok(Message::Txn(m)) = Message::decode(&frame) {
+            if m.txn.previous_hashes.is_empty() && !fundings.contains(&m.txn) {
+                fundings.push(m.txn);
+            }
+        }
+    }
+    fundings
+}
+
 /// The balances in the oracle's final line, e.g. `[119, 64, 2, 0]`.
 fn final_balances(line: &str) -> Vec<i64> {
     let list = &line[line.rfind('[').unwrap() + 1..line.rfind(']').unwrap()];
@@ -109,18 +128,7 @@ async fn transactions_nobody_received_are_re_sent_and_confirmed() {
     // No node yet: the fundings go nowhere. A watcher sees them pass.
     let mut watcher = RelayClient::connect(addr, DEFAULT_TOPIC).await.unwrap();
     let mut oracle = oracle(addr, &["--count", "2", "--resend-secs", "1"]);
-    let mut fundings = 0;
-    while fundings < 4 {
-        let frame = tokio::time::timeout(WAIT, watcher.recv())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if let Ok(Message::Txn(m)) = Message::decode(&frame) {
-            // The mint's grants spend nothing.
-            fundings += usize::from(m.txn.previous_hashes.is_empty());
-        }
-    }
+    fundings(&mut watcher).await;
     let node = node(addr);
     oracle
         .wait_line("a re-send", WAIT, |l| {
@@ -145,19 +153,7 @@ async fn confirmations_climb_as_blocks_bury_a_transaction_until_final() {
     // The test is the only miner: it mines the fundings, then buries them.
     let mut miner = RelayClient::connect(addr, DEFAULT_TOPIC).await.unwrap();
     let mut oracle = oracle(addr, &["--count", "1"]);
-    let mut fundings = Vec::new();
-    while fundings.len() < 4 {
-        let frame = tokio::time::timeout(WAIT, miner.recv())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if let Ok(Message::Txn(m)) = Message::decode(&frame) {
-            if m.txn.previous_hashes.is_empty() && !fundings.contains(&m.txn) {
-                fundings.push(m.txn);
-            }
-        }
-    }
+    let fundings = fundings(&mut miner).await;
     let profile = Profile::steady(5.0);
     let mut chain = toycoin_common::chain::Chain::new(profile);
     let me = bytes::Bytes::from_static(b"test miner");

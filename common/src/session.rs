@@ -154,7 +154,6 @@ pub enum SessionEvent {
 /// The session without I/O: frames and times in, events and frames out.
 #[derive(Debug)]
 pub struct SessionCore {
-    profile: Profile,
     ask: bool,
     answer: bool,
     keep_blocks: bool,
@@ -174,7 +173,6 @@ impl SessionCore {
     /// With a given catch-up machine (e.g. one with fixed jitter).
     pub fn with_catch_up(config: &SessionConfig, catch_up: CatchUp) -> SessionCore {
         SessionCore {
-            profile: config.profile,
             ask: config.ask,
             answer: config.answer,
             keep_blocks: config.keep_blocks,
@@ -250,14 +248,15 @@ impl SessionCore {
     /// timestamp rules), `now` the clock catch-up runs on.
     pub fn on_frame(&mut self, payload: &[u8], now_secs: u64, now: Instant) {
         let tag = payload.get(..4).unwrap_or_default();
-        if let Some(max) = self.profile.max_payload_len(tag) {
+        let profile = *self.tree.chain().profile();
+        if let Some(max) = profile.max_payload_len(tag) {
             if payload.len() > max {
                 self.emit(SessionEvent::Undecodable {
                     bytes: payload.len(),
                     tag: String::from_utf8_lossy(tag).trim().to_owned(),
                     reason: format!(
                         "larger than any valid message of the {} profile ({max} bytes): not decoded",
-                        self.profile.kind
+                        profile.kind
                     ),
                 });
                 return;

@@ -6,24 +6,22 @@
 //!   wins; timestamps are not checked (the original's check never runs).
 //!   From block 8 on a block needs 2^32 hashes on average, so such a network
 //!   stalls after a few minutes, as the original does.
-//! * `steady` (the default) — a demo that keeps going. Block i needs a
-//!   number of leading zero *bits* computed only from the timestamps of the
-//!   blocks before it, steering the average interval to a target (5 s by
-//!   default) whatever the hash power; the chain with the most accumulated
-//!   work (sum of 2^bits) wins; timestamps are canonical decimal seconds that
-//!   never go backwards and are at most [`MAX_FUTURE_SECS`] ahead of the
-//!   checking node's clock.
+//! * `steady` (the default) — a demo that keeps going. Nodes mine all the
+//!   time; block i needs a number of leading zero *bits* computed only from
+//!   the timestamps of the blocks before it, steering the average interval
+//!   to a target (5 s by default) whatever the hash power; the chain with
+//!   the most accumulated work (sum of 2^bits) wins, and at equal work the
+//!   one seen first; timestamps are canonical decimal seconds, not before
+//!   the median of the last [`MEDIAN_SPAN`] and at most [`MAX_FUTURE_SECS`]
+//!   ahead of the checking node's clock.
 //!
-//! The steady rule is an "absolute schedule" controller (the idea of
-//! Bitcoin Cash's ASERT): every block that comes faster than the target puts
-//! the chain ahead of schedule, every slower one behind, and the required
-//! bits are the starting bits plus one per [`HALF_LIFE_INTERVALS`] target
-//! intervals ahead. Integer bits can only double or halve the work, but the
-//! controller alternates between the two levels around the target so that
-//! the long-run average interval meets it. An interval counts as at most
-//! [`MAX_COUNTED_INTERVALS`] targets (a pause with no transactions to mine
-//! must not make the next blocks nearly free), and the schedule offset is
-//! clamped so that the bits stay within [`MIN_BITS`]..=[`MAX_BITS`].
+//! The steady difficulty moves in epochs of [`EPOCH_BLOCKS`] blocks: when
+//! one ends, the bits change by log2(expected time / actual time), rounded
+//! and at most [`MAX_EPOCH_STEP`] either way, the time measured between the
+//! epoch's first and last median time past (so one miner's clock moves
+//! nothing). Each epoch is compared with the target alone: early blocks are
+//! answered by the next epoch's bits and never repaid later. The bits stay
+//! within [`MIN_BITS`]..=[`MAX_BITS`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -37,11 +35,12 @@ pub const START_BITS: u32 = 18;
 pub const MIN_BITS: u32 = 12;
 /// Most bits the steady profile ever asks for (keeps work in a u128).
 pub const MAX_BITS: u32 = 96;
-/// The required bits change by one per this many target intervals that the
-/// chain is ahead of (or behind) its schedule.
-pub const HALF_LIFE_INTERVALS: i64 = 2;
-/// One interval counts as at most this many target intervals.
-pub const MAX_COUNTED_INTERVALS: i64 = 3;
+/// Blocks per difficulty epoch: the required bits change only when an
+/// epoch ends, by how long its blocks took.
+pub const EPOCH_BLOCKS: u64 = 8;
+/// Most the required bits move when an epoch ends, either way (a factor
+/// of 8 in work).
+pub const MAX_EPOCH_STEP: i64 = 3;
 /// How far in the future (by the checking node's clock) a steady-profile
 /// timestamp may be: laptops in a classroom without NTP are often minutes
 /// apart, and one whose clock is up to 10 minutes off still takes part.
@@ -146,7 +145,7 @@ impl FromStr for ProfileKind {
 
 /// The difficulty state after a block: what the next block's rule needs
 /// from the blocks before it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Schedule {
     /// Timestamp (seconds) of the last block; `None` before block 0.
     pub last_timestamp: Option<u64>,
@@ -154,10 +153,49 @@ pub struct Schedule {
     /// them filled).
     recent: [u64; MEDIAN_SPAN],
     recent_len: usize,
-    /// Milliseconds the chain is ahead of its schedule (negative: behind).
-    pub offset_ms: i64,
+    /// Leading zero bits the next block needs (steady).
+    pub bits: u32,
+    /// The median time past when the current epoch began (steady), and
+    /// the blocks since.
+    pub epoch_start: Option<u64>,
+    pub epoch_blocks: u64,
     /// Number of blocks so far.
     pub height: u64,
+}
+
+impl Default for Schedule {
+    fn default() -> Schedule {
+        Schedule {
+            last_timestamp: None,
+            recent: [0; MEDIAN_SPAN],
+            recent_len: 0,
+            bits: START_BITS,
+            epoch_start: None,
+            epoch_blocks: 0,
+            height: 0,
+        }
+    }
+}
+
+/// How many bits an epoch's end moves the difficulty: the epoch should
+/// have taken `expected` and took `actual` (milliseconds); the step is
+/// log2(expected / actual) rounded, so the bits stay put while blocks come
+/// within a factor of the square root of 2 of the target, at most
+/// [`MAX_EPOCH_STEP`] either way. Integers only: every node computes the
+/// same.
+fn epoch_step(expected: u128, actual: u128) -> i64 {
+    let square = |x: u128| x.saturating_mul(x);
+    let (e2, a2) = (square(expected), square(actual));
+    for k in (1..=MAX_EPOCH_STEP).rev() {
+        let times = |x: u128| x.saturating_mul(1 << (2 * k - 1));
+        if e2 >= times(a2) {
+            return k;
+        }
+        if a2 >= times(e2) {
+            return -k;
+        }
+    }
+    0
 }
 
 impl Schedule {
@@ -251,44 +289,53 @@ impl Profile {
     pub fn required_bits(&self, schedule: &Schedule) -> u32 {
         match self.kind {
             ProfileKind::Toycoin => 8 * toycoin_zero_bytes(schedule.height),
-            ProfileKind::Steady => {
-                let half_life = self.target_ms * HALF_LIFE_INTERVALS;
-                let steps = schedule.offset_ms.div_euclid(half_life);
-                (i64::from(START_BITS) + steps).clamp(i64::from(MIN_BITS), i64::from(MAX_BITS))
-                    as u32
-            }
+            ProfileKind::Steady => schedule.bits.clamp(MIN_BITS, MAX_BITS),
         }
     }
 
     /// The schedule after appending a block with `timestamp` (seconds;
     /// `None` for the toycoin profile, where timestamps mean nothing).
     ///
-    /// The interval counted is this timestamp minus the last one, between
-    /// minus and plus [`MAX_COUNTED_INTERVALS`] targets: negative when a
-    /// block is stamped before the one it follows (allowed down to the
-    /// median of the last [`MEDIAN_SPAN`]), so that a block stamped in the
-    /// future gains its miner nothing once the next honest block is
-    /// stamped at the real time.
+    /// Steady: every [`EPOCH_BLOCKS`] blocks the required bits move by how
+    /// long the epoch took against `EPOCH_BLOCKS` targets ([`epoch_step`]),
+    /// timed by the median time past of the last [`MEDIAN_SPAN`] blocks, so
+    /// one miner's clock, or a block stamped in the future, moves nothing.
+    /// An epoch only compares itself with the target: a burst of early
+    /// blocks is answered once, by the next epoch's bits, and never has to
+    /// be repaid by slow blocks later.
     pub fn advance(&self, schedule: &Schedule, timestamp: Option<u64>) -> Schedule {
         let mut next = Schedule {
             last_timestamp: timestamp,
             height: schedule.height + 1,
             ..*schedule
         };
-        if self.checks_timestamps() {
-            if let Some(now) = timestamp {
-                next.remember(now);
-            }
-            if let (Some(prev), Some(now)) = (schedule.last_timestamp, timestamp) {
-                let elapsed_ms = (i128::from(now) - i128::from(prev)).saturating_mul(1000);
-                let cap = self.target_ms * MAX_COUNTED_INTERVALS;
-                let counted = elapsed_ms.clamp(-i128::from(cap), i128::from(cap)) as i64;
-                let half_life = self.target_ms * HALF_LIFE_INTERVALS;
-                let lowest = (i64::from(MIN_BITS) - i64::from(START_BITS)) * half_life;
-                let highest = (i64::from(MAX_BITS) - i64::from(START_BITS) + 1) * half_life - 1;
-                next.offset_ms =
-                    (schedule.offset_ms + self.target_ms - counted).clamp(lowest, highest);
-            }
+        if !self.checks_timestamps() {
+            return next;
+        }
+        if let Some(now) = timestamp {
+            next.remember(now);
+        }
+        // Epochs start once there are MEDIAN_SPAN timestamps, so that the
+        // median moves one block per block from then on.
+        if next.recent_len < MEDIAN_SPAN {
+            return next;
+        }
+        let Some(median) = next.median_time() else {
+            return next;
+        };
+        let Some(start) = schedule.epoch_start else {
+            next.epoch_start = Some(median);
+            next.epoch_blocks = 0;
+            return next;
+        };
+        next.epoch_blocks = schedule.epoch_blocks + 1;
+        if next.epoch_blocks >= EPOCH_BLOCKS {
+            let expected = u128::from(EPOCH_BLOCKS) * self.target_ms.max(1) as u128;
+            let actual = u128::from(median.saturating_sub(start)) * 1000;
+            let bits = i64::from(schedule.bits) + epoch_step(expected, actual);
+            next.bits = bits.clamp(i64::from(MIN_BITS), i64::from(MAX_BITS)) as u32;
+            next.epoch_start = Some(median);
+            next.epoch_blocks = 0;
         }
         next
     }
@@ -324,13 +371,22 @@ impl Profile {
         }
     }
 
-    /// Fork choice: whether a chain `candidate` beats the best chain `best`.
-    /// More work wins (in toycoin a block is one unit of work, so the
-    /// longest chain wins); between equal work the lower tip hash wins, so
-    /// that nodes that mined competing blocks agree as soon as each has
-    /// seen both.
+    /// Fork choice: whether a chain `candidate` beats the best chain `best`:
+    /// only by more work (in toycoin a block is one unit of work, so the
+    /// longer chain). At equal work a node keeps the chain it saw first, as
+    /// Bitcoin's nodes and the original's do: a race between two blocks of
+    /// one height is settled by the next block, and a block that arrives
+    /// late loses even when its hash is lower.
     pub fn prefers(&self, candidate: ChainScore, best: ChainScore) -> bool {
-        candidate.work > best.work || (candidate.work == best.work && candidate.tip < best.tip)
+        candidate.work > best.work
+    }
+
+    /// Whether nodes mine all the time, a block holding only its reward
+    /// when nothing waits (steady: the chain keeps time, and honest work
+    /// grows at the honest hash rate), rather than only when transactions
+    /// wait (toycoin, as the original; `--min-txns`, `--max-wait`).
+    pub fn mines_continuously(&self) -> bool {
+        self.kind == ProfileKind::Steady
     }
 
     /// The profile in words: `steady, target 5 s` or `toycoin`.
@@ -476,17 +532,34 @@ mod tests {
     fn steady_starts_low_and_rises_when_blocks_come_fast() {
         let p = Profile::steady(5.0);
         assert_eq!(p.required_bits(&Schedule::default()), START_BITS);
-        // Ten blocks in the same second: ten intervals ahead of schedule.
-        let s = schedule_after(&p, &[100; 11]);
-        assert_eq!(p.required_bits(&s), START_BITS + 5);
+        // After the first 11 blocks, a whole epoch in the same second: the
+        // most one epoch moves.
+        let s = schedule_after(&p, &[100; 19]);
+        assert_eq!(p.required_bits(&s), START_BITS + 3);
+        // The bits change only when an epoch ends.
+        let s = schedule_after(&p, &[100; 18]);
+        assert_eq!(p.required_bits(&s), START_BITS);
+    }
+
+    #[test]
+    fn an_epoch_step_is_log2_of_the_time_ratio_rounded_and_bounded() {
+        let t = 40_000;
+        assert_eq!(epoch_step(t, t), 0);
+        assert_eq!(epoch_step(t, t * 3 / 4), 0, "within a factor of 1.41");
+        assert_eq!(epoch_step(t, t * 13 / 10), 0);
+        assert_eq!(epoch_step(t, t / 2), 1);
+        assert_eq!(epoch_step(t, t * 2), -1);
+        assert_eq!(epoch_step(t, t / 4), 2);
+        assert_eq!(epoch_step(t, 0), MAX_EPOCH_STEP);
+        assert_eq!(epoch_step(t, t * 1000), -MAX_EPOCH_STEP);
     }
 
     #[test]
     fn steady_falls_when_blocks_come_slowly_but_not_below_the_floor() {
         let p = Profile::steady(5.0);
-        let slow: Vec<u64> = (0..5).map(|i| 100 + 15 * i).collect();
+        let slow: Vec<u64> = (0..27).map(|i| 100 + 20 * i).collect();
         let s = schedule_after(&p, &slow);
-        // Four intervals of 15 s count 3 targets each: 8 targets behind.
+        // Blocks four times slower than the target: two bits per epoch.
         assert_eq!(p.required_bits(&s), START_BITS - 4);
         let idle: Vec<u64> = (0..100).map(|i| 100 + 3600 * i).collect();
         assert_eq!(p.required_bits(&schedule_after(&p, &idle)), MIN_BITS);
@@ -513,18 +586,19 @@ mod tests {
     }
 
     #[test]
-    fn a_block_stamped_in_the_future_is_repaid_by_the_next_honest_one() {
+    fn a_block_stamped_in_the_future_moves_nothing() {
         let p = Profile::steady(5.0);
-        let on_time: Vec<u64> = (0..20).map(|i| 1000 + 5 * i).collect();
+        let on_time: Vec<u64> = (0..40).map(|i| 1000 + 5 * i).collect();
         let honest = schedule_after(&p, &on_time);
-        // The same, but the 10th block stamped 5 minutes ahead.
+        // The same, but every eighth block (each epoch's last, where the
+        // step is taken) stamped 5 minutes ahead.
         let mut lying = on_time.clone();
-        lying[10] += 300;
+        for i in (18..40).step_by(8) {
+            lying[i] += 300;
+        }
         let bent = schedule_after(&p, &lying);
-        // Counted +15 s then -15 s instead of 5 s twice: a little harder,
-        // never easier.
-        assert_eq!(bent.offset_ms - honest.offset_ms, 10_000);
-        assert!(p.required_bits(&bent) >= p.required_bits(&honest));
+        assert_eq!(p.required_bits(&bent), p.required_bits(&honest));
+        assert_eq!(p.required_bits(&honest), START_BITS);
     }
 
     #[test]
@@ -533,9 +607,10 @@ mod tests {
         assert_eq!(Profile::steady(-3.0).target_ms, 1);
         assert_eq!(Profile::steady(f64::NAN).target_ms, 5_000);
         let p = Profile::steady(1e300);
-        let s = p.advance(&Schedule::default(), Some(0));
-        let s = p.advance(&s, Some(u64::MAX));
-        assert_eq!(p.required_bits(&s), MIN_BITS.max(START_BITS - 1));
+        // From 0 to the end of time in one epoch: the most one step falls.
+        let stamps: Vec<u64> = (0..19).map(|i| if i < 11 { 0 } else { u64::MAX }).collect();
+        let s = schedule_after(&p, &stamps);
+        assert_eq!(p.required_bits(&s), START_BITS - 3);
     }
 
     fn score(work: u128, first_byte: u8) -> ChainScore {
@@ -548,7 +623,7 @@ mod tests {
     }
 
     #[test]
-    fn fork_choice_prefers_more_work_then_the_lower_tip_hash() {
+    fn fork_choice_takes_more_work_and_keeps_the_first_seen_at_a_tie() {
         for p in [Profile::steady(5.0), Profile::toycoin()] {
             assert!(
                 p.prefers(score(11, 0xff), score(10, 0x00)),
@@ -559,10 +634,9 @@ mod tests {
                 "less work loses"
             );
             assert!(
-                p.prefers(score(10, 0x01), score(10, 0x02)),
-                "tie: lower hash"
+                !p.prefers(score(10, 0x01), score(10, 0x02)),
+                "a tie keeps the first seen, even against a lower hash"
             );
-            assert!(!p.prefers(score(10, 0x02), score(10, 0x01)));
             assert!(!p.prefers(score(10, 0x01), score(10, 0x01)), "itself");
         }
     }

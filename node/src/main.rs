@@ -26,7 +26,13 @@ struct Args {
     /// Mining threads.
     #[arg(long, default_value_t = 1, value_parser = count(1, 1024))]
     threads: usize,
-    /// Pending transactions needed before mining a block.
+    /// Steady: mine only while transactions wait (as in toycoin), not all
+    /// the time; saves a laptop's battery, and the difficulty follows the
+    /// nodes that do mine.
+    #[arg(long)]
+    no_idle_mining: bool,
+    /// Pending transactions needed before mining a block (toycoin, or with
+    /// --no-idle-mining).
     #[arg(long, default_value_t = 2, value_parser = count(1, toycoin_common::block::MAX_BLOCK_TXNS))]
     min_txns: usize,
     /// Seconds after which fewer than --min-txns pending transactions are
@@ -67,6 +73,9 @@ async fn main() {
     config.max_wait = Duration::from_secs_f64(args.max_wait);
     config.threads = args.threads;
     config.min_txns = args.min_txns;
+    if args.no_idle_mining {
+        config.mine_when_idle = false;
+    }
     config.max_frame_len = args.max_frame;
     config.clock_skew = args.clock_skew.clamp(-86_400 * 365, 86_400 * 365);
     if let Some(name) = args.name {

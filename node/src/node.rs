@@ -39,6 +39,12 @@ pub struct NodeConfig {
     pub profile: Profile,
     /// Mining threads.
     pub threads: usize,
+    /// Mine when no transaction waits, a block of its reward alone (the
+    /// default where the profile [mines continuously]); otherwise only
+    /// when `min_txns` wait or the oldest has waited `max_wait`.
+    ///
+    /// [mines continuously]: Profile::mines_continuously
+    pub mine_when_idle: bool,
     /// Pending transactions needed before mining a block.
     pub min_txns: usize,
     /// Pause after each proof of work (plays a slow node).
@@ -77,6 +83,7 @@ impl NodeConfig {
             topic: DEFAULT_TOPIC.to_owned(),
             profile,
             threads: 1,
+            mine_when_idle: profile.mines_continuously(),
             min_txns: 2,
             delay: Duration::ZERO,
             max_wait: Duration::from_secs(10),
@@ -388,10 +395,10 @@ impl Node {
             _ => {}
         }
         let waited = self.lone_deadline().is_some_and(|at| at <= Instant::now());
-        if self.mining.is_some()
-            || self.pool.is_empty()
-            || (self.pool.len() < self.config.min_txns.max(1) && !waited)
-        {
+        let enough = self.config.mine_when_idle
+            || (!self.pool.is_empty()
+                && (self.pool.len() >= self.config.min_txns.max(1) || waited));
+        if self.mining.is_some() || !enough {
             return;
         }
         let chain = self.session.tree().chain();

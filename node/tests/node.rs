@@ -195,7 +195,7 @@ fn mine_on(chain: &Chain, txns: Vec<Transaction>) -> Block {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_node_mines_every_transaction_exactly_once_including_chained_ones() {
     let relay = start_relay("127.0.0.1:0").await;
-    let mut node = TestNode::start(&relay, "solo", |_| {});
+    let mut node = TestNode::start(&relay, "solo", |c| c.mine_when_idle = false);
     node.connected().await;
     let mut src = Source::connect(&relay).await;
     let (a, b, c) = (wallet(), wallet(), wallet());
@@ -241,8 +241,11 @@ async fn one_node_mines_every_transaction_exactly_once_including_chained_ones() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_with_different_delays_converge_and_include_everything_once() {
     let relay = start_relay("127.0.0.1:0").await;
-    let mut fast = TestNode::start(&relay, "fast", |_| {});
-    let mut slow = TestNode::start(&relay, "slow", |c| c.delay = Duration::from_millis(700));
+    let mut fast = TestNode::start(&relay, "fast", |c| c.mine_when_idle = false);
+    let mut slow = TestNode::start(&relay, "slow", |c| {
+        c.mine_when_idle = false;
+        c.delay = Duration::from_millis(700);
+    });
     fast.connected().await;
     slow.connected().await;
     let mut src = Source::connect(&relay).await;
@@ -272,7 +275,7 @@ async fn two_nodes_with_different_delays_converge_and_include_everything_once() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_started_late_catches_up() {
     let relay = start_relay("127.0.0.1:0").await;
-    let mut early = TestNode::start(&relay, "early", |_| {});
+    let mut early = TestNode::start(&relay, "early", |c| c.mine_when_idle = false);
     early.connected().await;
     let mut src = Source::connect(&relay).await;
     for i in 0..3 {
@@ -282,7 +285,7 @@ async fn a_node_started_late_catches_up() {
             .wait_for("a mined block", |e| matches!(e, Event::Mined { .. }))
             .await;
     }
-    let mut late = TestNode::start(&relay, "late", |_| {});
+    let mut late = TestNode::start(&relay, "late", |c| c.mine_when_idle = false);
     late.wait_for("catch-up request", |e| {
         matches!(e, Event::CatchUpRequested { have: 0 })
     })
@@ -303,7 +306,7 @@ async fn a_node_started_late_catches_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fork_returns_the_losers_transactions_which_are_mined_again() {
     let relay = start_relay("127.0.0.1:0").await;
-    let mut node = TestNode::start(&relay, "forked", |_| {});
+    let mut node = TestNode::start(&relay, "forked", |c| c.mine_when_idle = false);
     node.connected().await;
     let mut src = Source::connect(&relay).await;
     let t1 = src.grant("t1", 1).await;
@@ -363,6 +366,7 @@ async fn a_fork_returns_the_losers_transactions_which_are_mined_again() {
 async fn bad_transactions_and_blocks_are_rejected_and_change_nothing() {
     let relay = start_relay("127.0.0.1:0").await;
     let mut node = TestNode::start(&relay, "target", |c| {
+        c.mine_when_idle = false;
         c.min_txns = 3;
         c.max_wait = Duration::ZERO;
     });
@@ -579,6 +583,7 @@ async fn reconnects_when_the_relay_comes_back() {
 async fn a_lone_transaction_is_mined_after_max_wait() {
     let relay = start_relay("127.0.0.1:0").await;
     let mut node = TestNode::start(&relay, "patient", |c| {
+        c.mine_when_idle = false;
         c.max_wait = Duration::from_millis(300)
     });
     node.connected().await;
@@ -697,6 +702,28 @@ async fn an_honest_transfer_is_mined_at_once_through_a_flood_from_one_sender() {
         "the flood holds at most its share: {}",
         snap.pending.len()
     );
+    node.handle.stop().await;
+    stop_relay(relay).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steady_node_mines_blocks_of_its_reward_alone_while_nothing_waits() {
+    let relay = start_relay("127.0.0.1:0").await;
+    let mut node = TestNode::start(&relay, "keeps time", |_| {});
+    node.connected().await;
+    for height in 0..3 {
+        let mined = node
+            .wait_for("a block", |e| matches!(e, Event::Mined { .. }))
+            .await;
+        assert!(
+            matches!(mined, Event::Mined { height: h, txns: 1, .. } if h == height),
+            "{mined:?}"
+        );
+    }
+    let blocks = node.chain().await;
+    assert!(blocks
+        .iter()
+        .all(|b| b.txns.len() == 1 && b.txns[0].is_coinbase()));
     node.handle.stop().await;
     stop_relay(relay).await;
 }

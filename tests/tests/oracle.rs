@@ -247,6 +247,7 @@ async fn transactions_the_nodes_hold_are_not_sent_again_while_blocks_are_full() 
     // Full blocks only: transfers wait for room, held by the node.
     let mut config = NodeConfig::new(addr.to_string(), Profile::steady(5.0));
     config.backoff = Duration::from_millis(50);
+    config.mine_when_idle = false;
     config.min_txns = toycoin_common::block::MAX_BLOCK_TXNS - 1;
     let (node, mut events) = spawn(config);
     let mut oracle = oracle(

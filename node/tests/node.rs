@@ -727,3 +727,28 @@ async fn a_steady_node_mines_blocks_of_its_reward_alone_while_nothing_waits() {
     node.handle.stop().await;
     stop_relay(relay).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_node_loses_most_races_because_the_first_seen_block_wins() {
+    let relay = start_relay("127.0.0.1:0").await;
+    let fast = TestNode::start(&relay, "fast", |c| {
+        c.reward_to = Bytes::from_static(b"fast")
+    });
+    let slow = TestNode::start(&relay, "slow", |c| {
+        c.reward_to = Bytes::from_static(b"slow");
+        c.delay = Duration::from_millis(500);
+    });
+    until(&[&fast, &slow], "twelve blocks agreed", |s| {
+        s[0].blocks.len() >= 12 && s[1].blocks.len() >= 12 && s[0].blocks[..12] == s[1].blocks[..12]
+    })
+    .await;
+    let blocks = &fast.chain().await[..12];
+    let by_slow = blocks
+        .iter()
+        .filter(|b| &b.txns[0].receiver[..] == b"slow")
+        .count();
+    assert!(by_slow <= 3, "the delayed node mined {by_slow} of 12");
+    fast.handle.stop().await;
+    slow.handle.stop().await;
+    stop_relay(relay).await;
+}

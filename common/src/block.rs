@@ -6,7 +6,9 @@ use crate::hash::{BlockHash, Hash, Txid};
 use crate::merkle::{merkle_root, MerkleProof, MerkleRoot, MerkleTree};
 use crate::transaction::Transaction;
 
-/// Most transactions a block may hold.
+/// Most transactions a block may hold in the original (the `toycoin`
+/// profile); a steady block is bounded by bytes instead
+/// ([`Profile::max_block_txns`](crate::profile::Profile::max_block_txns)).
 pub const MAX_BLOCK_TXNS: usize = 10;
 
 /// A block header. `timestamp` and `nonce` are kept as the bytes that were

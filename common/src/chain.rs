@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use crate::block::{Block, BlockHeader, MAX_BLOCK_TXNS};
+use crate::block::{Block, BlockHeader};
 use crate::hash::{BlockHash, Txid, GENESIS};
 use crate::ledger::{BlockTxError, BlockUndo, Ledger, TxError};
 use crate::merkle::merkle_root;
@@ -26,8 +26,8 @@ pub enum BlockError {
     InsufficientWork { required: u32, got: u32 },
     #[error("block has no transactions")]
     NoTransactions,
-    #[error("block has {0} transactions, more than {MAX_BLOCK_TXNS}")]
-    TooManyTransactions(usize),
+    #[error("block has {got} transactions, more than {max}")]
+    TooManyTransactions { got: usize, max: usize },
     #[error("block of {size} bytes is larger than the {max} allowed")]
     TooLarge { size: usize, max: usize },
     #[error("merkle_root does not match the transactions")]
@@ -57,7 +57,7 @@ impl BlockError {
             BlockError::InsufficientWork { .. }
             | BlockError::TimestampNotDecimal
             | BlockError::TimestampBackwards { .. }
-            | BlockError::TooManyTransactions(_)
+            | BlockError::TooManyTransactions { .. }
             | BlockError::TooLarge { .. }
             | BlockError::Transaction { .. }
             | BlockError::KnownInvalid { .. } => true,
@@ -259,7 +259,8 @@ impl Chain {
 
     /// The transactions of the next block a miner paid at `miner` would
     /// mine: its reward first where the profile rewards blocks, then as
-    /// many of `pending` as fit (they must be valid in that order).
+    /// many of `pending`, in order, as fit the profile's count and bytes
+    /// (they must be valid in that order).
     pub fn block_txns(
         &self,
         miner: &Address,
@@ -270,8 +271,17 @@ impl Chain {
             .next_reward()
             .map(|value| Transaction::reward(miner.clone(), value, self.len() as u64));
         let mut txns: Vec<Transaction> = reward.into_iter().collect();
-        let room = MAX_BLOCK_TXNS - txns.len();
-        txns.extend(pending.into_iter().take(room));
+        // What a header takes, generously (its nonce grows as it is mined).
+        const HEADER_ROOM: usize = 1024;
+        let max_bytes = self.profile.max_block_bytes().unwrap_or(usize::MAX);
+        let mut bytes = HEADER_ROOM + txns.iter().map(Transaction::size).sum::<usize>();
+        for txn in pending {
+            bytes = bytes.saturating_add(txn.size());
+            if txns.len() >= self.profile.max_block_txns() || bytes > max_bytes {
+                break;
+            }
+            txns.push(txn);
+        }
         txns
     }
 
@@ -421,8 +431,8 @@ pub fn check_header(
 }
 
 /// The checks on a block's body that need no ledger: it has transactions,
-/// its Merkle root matches them, and they are at most [`MAX_BLOCK_TXNS`]
-/// and the profile's [`Profile::max_block_bytes`] (counted after the root
+/// its Merkle root matches them, and they are at most the profile's
+/// [`Profile::max_block_txns`] and [`Profile::max_block_bytes`] (counted after the root
 /// matched, so the count is the block's own and not a tamperer's: see
 /// [`BlockError::is_permanent`]).
 pub fn check_body(profile: &Profile, block: &Block) -> Result<(), BlockError> {
@@ -432,8 +442,12 @@ pub fn check_body(profile: &Profile, block: &Block) -> Result<(), BlockError> {
     if block.compute_merkle_root() != Some(block.header.merkle_root) {
         return Err(BlockError::MerkleRoot);
     }
-    if block.txns.len() > MAX_BLOCK_TXNS {
-        return Err(BlockError::TooManyTransactions(block.txns.len()));
+    let max = profile.max_block_txns();
+    if block.txns.len() > max {
+        return Err(BlockError::TooManyTransactions {
+            got: block.txns.len(),
+            max,
+        });
     }
     if let Some(max) = profile.max_block_bytes() {
         let size = block.size();

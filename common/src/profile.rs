@@ -451,6 +451,24 @@ impl Profile {
         }
     }
 
+    /// The most transactions a block may hold: the original's 10 in
+    /// toycoin; in steady as many as the wire carries, the block's bytes
+    /// being the real bound ([`MAX_BLOCK_BYTES`]: some 650 one-input
+    /// transfers, room for a class).
+    pub fn max_block_txns(&self) -> usize {
+        match self.kind {
+            ProfileKind::Toycoin => crate::block::MAX_BLOCK_TXNS,
+            ProfileKind::Steady => crate::message::MAX_WIRE_BLOCK_TXNS,
+        }
+    }
+
+    /// Whether `block` had room for one more transaction of the largest
+    /// size: a transaction it left out was not left out for lack of room.
+    pub fn had_room(&self, block: &crate::block::Block) -> bool {
+        let fits = |max: usize| block.size().saturating_add(MAX_TXN_BYTES) <= max;
+        block.txns.len() < self.max_block_txns() && self.max_block_bytes().map_or(true, fits)
+    }
+
     /// The largest block (by size) the rules take; `None`: the original's.
     pub fn max_block_bytes(&self) -> Option<usize> {
         match self.kind {

@@ -422,7 +422,7 @@ fn a_block_holds_one_to_ten_transactions() {
         .collect();
     assert_eq!(
         w.push(eleven.clone()),
-        Err(BlockError::TooManyTransactions(11))
+        Err(BlockError::TooManyTransactions { got: 11, max: 10 })
     );
     w.push(eleven[..10].to_vec()).unwrap();
     assert_eq!(w.chain.ledger().balance(w.c.address()), 45);
@@ -688,6 +688,40 @@ fn steady_signatures_cover_the_amounts_so_a_relay_cannot_rewrite_them() {
             assert_eq!(result, Err(TxError::BadSignature { which: "receiver" }));
         }
     }
+}
+
+#[test]
+fn a_steady_block_holds_as_many_transactions_as_its_bytes_allow() {
+    let mut w = steady();
+    // Thirty transfers in one block: a class's worth, where toycoin takes 10.
+    let payers = [&w.a, &w.b];
+    let mut txns = Vec::new();
+    let mut tokens: Vec<Vec<Token>> = payers.iter().map(|p| w.tokens(p)).collect();
+    for i in 0..30 {
+        let (payer, from) = (payers[i % 2], &mut tokens[i % 2]);
+        let m = payer
+            .transfer(
+                &mut OsRng,
+                w.c.address(),
+                1,
+                std::mem::take(from),
+                Signing::Amounts,
+            )
+            .unwrap();
+        // The change pays the next one.
+        *from = vec![m.txn.output(
+            m.txn.hash(),
+            toycoin_common::transaction::OutputKind::Change,
+        )];
+        txns.push(m.txn);
+    }
+    assert_eq!(w.chain.block_txns(w.c.address(), txns.clone()).len(), 31);
+    w.push(txns).unwrap();
+    assert_eq!(w.chain.tip().unwrap().txns.len(), 31);
+    assert_eq!(
+        w.chain.ledger().balance(w.c.address()),
+        2 * BLOCK_REWARD + 30
+    );
 }
 
 #[test]

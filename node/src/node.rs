@@ -26,8 +26,6 @@ use toycoin_common::wallet::fingerprint;
 
 use crate::event::Event;
 
-const MAX_BLOCK_TXNS: usize = toycoin_common::block::MAX_BLOCK_TXNS;
-
 /// How a node runs.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -402,7 +400,8 @@ impl Node {
             return;
         }
         let chain = self.session.tree().chain();
-        let txns = chain.block_txns(&self.config.reward_to, self.pool.select(MAX_BLOCK_TXNS));
+        let most = chain.profile().max_block_txns();
+        let txns = chain.block_txns(&self.config.reward_to, self.pool.select(most));
         let Some(mut job) = chain.mining_job(&txns, self.session.local_now()) else {
             return;
         };

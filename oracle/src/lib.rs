@@ -12,8 +12,7 @@ use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::{sleep_until, Instant};
-use toycoin_common::block::MAX_BLOCK_TXNS;
-use toycoin_common::chain::Chain;
+use toycoin_common::chain::{now_secs, Chain};
 use toycoin_common::hash::Txid;
 use toycoin_common::ledger::Ledger;
 use toycoin_common::log::TRAFFIC;
@@ -95,7 +94,9 @@ struct Sent {
     label: String,
     payload: Bytes,
     last_sent: Instant,
-    chain_len_at_send: usize,
+    /// The Unix time it was last sent: a block stamped later was begun
+    /// after it (a node stamps a block when it starts mining it).
+    sent_at: u64,
     /// Height of the block holding it on the best chain.
     confirmed: Option<usize>,
     /// Confirmations last reported (up to [`FINAL_CONFIRMATIONS`]).
@@ -321,7 +322,7 @@ impl Oracle {
             label,
             payload: payload.clone(),
             last_sent: Instant::now(),
-            chain_len_at_send: self.session.tree().chain().len(),
+            sent_at: now_secs(),
             confirmed: None,
             reported: 0,
             missed: 0,
@@ -517,12 +518,11 @@ impl Oracle {
             }
         }
         let tip_height = chain.len().saturating_sub(1);
-        // New blocks that had room for more transactions (their heights).
-        let with_room: Vec<usize> = new_blocks
+        // New blocks that had room for more transactions (their timestamps).
+        let with_room: Vec<u64> = new_blocks
             .iter()
-            .enumerate()
-            .filter(|(_, e)| e.block.txns.len() < MAX_BLOCK_TXNS)
-            .map(|(offset, _)| fork_height + offset)
+            .filter(|e| chain.profile().had_room(&e.block))
+            .filter_map(|e| e.block.header.timestamp_secs())
             .collect();
         for s in &mut self.sent {
             let now = if s.confirmed.is_some_and(|h| h < fork_height) {
@@ -541,7 +541,8 @@ impl Oracle {
             if now.is_none() {
                 s.missed += with_room
                     .iter()
-                    .filter(|&&h| h >= s.chain_len_at_send)
+                    // Begun after it was sent (a second's grace for clocks).
+                    .filter(|&&stamped| stamped > s.sent_at + 1)
                     .count();
             }
             s.confirmed = now;
@@ -586,7 +587,6 @@ impl Oracle {
     /// or not confirmed after `resend_secs` seconds (no block at all). A
     /// transaction the nodes hold and will mine is not sent again.
     fn resend_lost(&mut self) {
-        let len = self.session.tree().chain().len();
         let after = Duration::from_secs_f64(self.config.resend_secs.max(0.1));
         let blocks = self.config.resend_blocks.max(1);
         let due: Vec<usize> = (0..self.sent.len())
@@ -607,7 +607,7 @@ impl Oracle {
         for i in due {
             let sent = &mut self.sent[i];
             sent.last_sent = Instant::now();
-            sent.chain_len_at_send = len;
+            sent.sent_at = now_secs();
             sent.missed = 0;
             sent.lost = false;
             info!(target: TRAFFIC, "  re-sending {}", sent.label);

@@ -11,6 +11,7 @@
 //!
 //! - `attacks`: what refusing a hostile student's frames costs a node.
 //! - `floods`: a node's peak RSS under each flood a hostile student sends.
+//! - `pace`: a network under a class's load: backlog and block intervals.
 //! - `memory`: the relay's peak RSS under every memory attack at once.
 //!
 //! With no suite named, all but `memory` run, and the last line holds every figure.
@@ -20,6 +21,7 @@ mod chains;
 mod floods;
 mod load;
 mod memory;
+mod pace;
 mod pow;
 mod propagation;
 mod validation;
@@ -78,6 +80,17 @@ enum Suite {
     /// A node's peak RSS under each flood of issue 12 (needs toycoin-node
     /// built beside this program).
     Floods,
+    /// A network under a class's load: two nodes and an oracle; backlog
+    /// over time and block intervals per difficulty epoch (needs
+    /// toycoin-node and toycoin-oracle built beside this program).
+    Pace {
+        /// Seconds to run.
+        #[arg(long, default_value_t = 120)]
+        secs: u64,
+        /// Transfers offered per second.
+        #[arg(long, default_value_t = 6.0)]
+        rate: f64,
+    },
     /// The relay's peak RSS under every memory attack at once.
     Memory {
         /// The relay's --memory, in MiB.
@@ -353,6 +366,7 @@ fn main() {
             Some(Suite::Validation { txns }) => Ok(validation::run(txns)),
             Some(Suite::Attacks { blocks, replays }) => Ok(attacks::run(blocks, replays)),
             Some(Suite::Floods) => floods::run().await,
+            Some(Suite::Pace { secs, rate }) => pace::run(secs, rate.clamp(0.1, 1000.0)).await,
             Some(Suite::Memory { budget }) => memory::run(budget).await,
             Some(Suite::ServeRelay { budget, ready_file }) => {
                 memory::serve(budget, ready_file).await

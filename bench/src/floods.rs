@@ -20,9 +20,9 @@ use toycoin_common::profile::Profile;
 use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
 use toycoin_common::transaction::Transaction;
 use toycoin_common::wallet::Wallet;
-use toycoin_relay::RelayConfig;
 
 use crate::memory::peak_rss;
+use crate::programs::{quiet_relay, sibling};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -132,24 +132,8 @@ impl NodeOutput {
 
 /// Runs every flood; prints a table, returns figures.
 pub async fn run() -> Result<Vec<String>, String> {
-    let node_bin = std::env::current_exe()
-        .map_err(|e| e.to_string())?
-        .with_file_name("toycoin-node");
-    if !node_bin.exists() {
-        return Err(format!(
-            "{} not found: build the workspace first (cargo build --release --workspace)",
-            node_bin.display()
-        ));
-    }
-    let relay = toycoin_relay::local::spawn(
-        "127.0.0.1:0",
-        RelayConfig {
-            summary_interval: None,
-            ..RelayConfig::default()
-        },
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let node_bin = sibling("toycoin-node")?;
+    let relay = quiet_relay().await?;
     let mut rng = StdRng::seed_from_u64(9);
     let mint = Wallet::generate(&mut rng).map_err(|e| e.to_string())?;
     let floods = floods(&mint);

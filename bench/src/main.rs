@@ -23,6 +23,7 @@ mod load;
 mod memory;
 mod pace;
 mod pow;
+mod programs;
 mod propagation;
 mod validation;
 

@@ -16,7 +16,8 @@ use toycoin_common::message::Message;
 use toycoin_common::profile::{Profile, EPOCH_BLOCKS, MEDIAN_SPAN};
 use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
 use toycoin_common::tree::BlockTree;
-use toycoin_relay::RelayConfig;
+
+use crate::programs::{quiet_relay, sibling};
 
 /// Times (since the start) at which the oracle printed a line starting so.
 type Marks = Arc<Mutex<Vec<(String, f64)>>>;
@@ -48,28 +49,8 @@ fn start(
 }
 
 pub async fn run(secs: u64, rate: f64) -> Result<Vec<String>, String> {
-    let dir_of = std::env::current_exe().map_err(|e| e.to_string())?;
-    let (node_bin, oracle_bin) = (
-        dir_of.with_file_name("toycoin-node"),
-        dir_of.with_file_name("toycoin-oracle"),
-    );
-    for bin in [&node_bin, &oracle_bin] {
-        if !bin.exists() {
-            return Err(format!(
-                "{} not found: build the workspace first (cargo build --release --workspace)",
-                bin.display()
-            ));
-        }
-    }
-    let relay = toycoin_relay::local::spawn(
-        "127.0.0.1:0",
-        RelayConfig {
-            summary_interval: None,
-            ..RelayConfig::default()
-        },
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let (node_bin, oracle_bin) = (sibling("toycoin-node")?, sibling("toycoin-oracle")?);
+    let relay = quiet_relay().await?;
     let port = relay.addr.port().to_string();
     let dir = std::env::temp_dir().join(format!("toycoin-pace-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;

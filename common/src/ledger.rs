@@ -706,11 +706,20 @@ impl Ledger {
 
     /// The unspent tokens owned by `owner`.
     pub fn unspent(&self, owner: &[u8]) -> Vec<Token> {
-        self.outputs
-            .values()
-            .filter(|s| !s.spent && s.token.owner == owner)
-            .map(|s| s.token.clone())
-            .collect()
+        self.unspent_of(&[owner]).pop().unwrap_or_default()
+    }
+
+    /// The unspent tokens of each of `owners`, in their order, found in one
+    /// pass over the outputs (not one per owner).
+    pub fn unspent_of(&self, owners: &[&[u8]]) -> Vec<Vec<Token>> {
+        let slot: HashMap<&[u8], usize> = owners.iter().enumerate().map(|(i, o)| (*o, i)).collect();
+        let mut out = vec![Vec::new(); owners.len()];
+        for state in self.outputs.values().filter(|s| !s.spent) {
+            if let Some(&i) = slot.get(&state.token.owner[..]) {
+                out[i].push(state.token.clone());
+            }
+        }
+        out
     }
 
     /// Whether a transaction with this hash is in the ledger.

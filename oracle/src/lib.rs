@@ -336,17 +336,20 @@ impl Oracle {
     }
 
     fn truth_balances(&self) -> Vec<i64> {
-        self.wallets
-            .iter()
-            .map(|w| self.truth.balance(w.address()))
-            .collect()
+        self.balances_in(&self.truth)
     }
 
     fn chain_balances(&self) -> Vec<i64> {
-        let ledger = self.session.tree().chain().ledger();
+        self.balances_in(self.session.tree().chain().ledger())
+    }
+
+    /// Each wallet's balance in `ledger`, from one pass over its outputs
+    /// (`Ledger::balances`), not one per wallet.
+    fn balances_in(&self, ledger: &Ledger) -> Vec<i64> {
+        let all = ledger.balances();
         self.wallets
             .iter()
-            .map(|w| ledger.balance(w.address()))
+            .map(|w| all.get(w.address()).copied().unwrap_or(0))
             .collect()
     }
 
@@ -367,34 +370,39 @@ impl Oracle {
         )
     }
 
-    /// The tokens wallet `i` can pay with, in the order it pays with them.
+    /// The tokens each wallet can pay with, in the order it pays with them.
     /// Where the network's nodes take spends of pending outputs (steady),
     /// every unspent output. Otherwise as the original's wallet: only
     /// outputs already in the best chain (the Python nodes drop a
-    /// transaction with any other input for good), oldest first.
-    fn spendable(&self, i: usize) -> Vec<Token> {
-        let owner = self.wallets[i].address();
-        let mut tokens = self.truth.unspent(owner);
+    /// transaction with any other input for good), oldest first. One pass
+    /// over each ledger for all wallets.
+    fn spendable(&self) -> Vec<Vec<Token>> {
+        let owners: Vec<&[u8]> = self.wallets.iter().map(|w| &w.address()[..]).collect();
+        let mut spendable = self.truth.unspent_of(&owners);
         if self.config.profile.pays_with_pending_outputs() {
-            tokens.sort_by_key(|t| (t.txn_hash, t.value));
-            return tokens;
+            for tokens in &mut spendable {
+                tokens.sort_by_key(|t| (t.txn_hash, t.value));
+            }
+            return spendable;
         }
         let chain = self.session.tree().chain();
-        let confirmed: HashSet<Token> = chain.ledger().unspent(owner).into_iter().collect();
         let mut age: HashMap<Txid, usize> = HashMap::new();
         for txn in chain.blocks().flat_map(|b| &b.txns) {
             let next = age.len();
             age.entry(txn.hash()).or_insert(next);
         }
-        tokens.retain(|t| confirmed.contains(t));
-        tokens.sort_by_key(|t| (age.get(&t.txn_hash).copied().unwrap_or(usize::MAX), t.value));
-        tokens
+        let confirmed = chain.ledger().unspent_of(&owners);
+        for (tokens, confirmed) in spendable.iter_mut().zip(confirmed) {
+            let confirmed: HashSet<Token> = confirmed.into_iter().collect();
+            tokens.retain(|t| confirmed.contains(t));
+            tokens.sort_by_key(|t| (age.get(&t.txn_hash).copied().unwrap_or(usize::MAX), t.value));
+        }
+        spendable
     }
 
     fn transfer(&mut self) {
         let before = self.truth_balances();
-        let spendable: Vec<Vec<Token>> =
-            (0..self.wallets.len()).map(|i| self.spendable(i)).collect();
+        let spendable = self.spendable();
         let can_pay = |i: usize| spendable[i].iter().map(|t| t.value).sum::<i64>();
         let senders: Vec<usize> = (0..self.wallets.len())
             .filter(|&i| can_pay(i) >= 5)

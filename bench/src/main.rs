@@ -81,13 +81,17 @@ enum Suite {
     /// A node's peak RSS under each flood of issue 12 (needs toycoin-node
     /// built beside this program).
     Floods,
-    /// A network under a class's load: two nodes and an oracle; backlog
-    /// over time and block intervals per difficulty epoch (needs
-    /// toycoin-node and toycoin-oracle built beside this program).
+    /// A network under a class's load: one node, a second joining, and an
+    /// oracle; backlog over time, block intervals, settling after the cold
+    /// start and the join (needs toycoin-node and toycoin-oracle built
+    /// beside this program).
     Pace {
         /// Seconds to run.
-        #[arg(long, default_value_t = 120)]
+        #[arg(long, default_value_t = 180)]
         secs: u64,
+        /// Seconds before the second node starts.
+        #[arg(long, default_value_t = 90)]
+        join: u64,
         /// Transfers offered per second.
         #[arg(long, default_value_t = 6.0)]
         rate: f64,
@@ -367,7 +371,9 @@ fn main() {
             Some(Suite::Validation { txns }) => Ok(validation::run(txns)),
             Some(Suite::Attacks { blocks, replays }) => Ok(attacks::run(blocks, replays)),
             Some(Suite::Floods) => floods::run().await,
-            Some(Suite::Pace { secs, rate }) => pace::run(secs, rate.clamp(0.1, 1000.0)).await,
+            Some(Suite::Pace { secs, rate, join }) => {
+                pace::run(secs, rate.clamp(0.1, 1000.0), join).await
+            }
             Some(Suite::Memory { budget }) => memory::run(budget).await,
             Some(Suite::ServeRelay { budget, ready_file }) => {
                 memory::serve(budget, ready_file).await

@@ -1,9 +1,11 @@
-//! `pace`: a network under a class's load. Two nodes (the `toycoin-node`
-//! built beside this program) and an oracle sending `rate` transfers a
-//! second between 60 wallets, for `secs` seconds, on an in-process relay.
-//! Prints the transfers sent and confirmed and the backlog every 10 s, and
-//! the best chain's mean block interval and required bits per difficulty
-//! epoch (from a cold start).
+//! `pace`: a network under a class's load. One node (the `toycoin-node`
+//! built beside this program) from a cold start, a second one joining
+//! after `join` seconds, and an oracle sending `rate` transfers a second
+//! between 60 wallets, for `secs` seconds, on an in-process relay. Prints
+//! the transfers sent and confirmed and the backlog every 10 s; the best
+//! chain's required bits and mean block interval per 8 blocks; and after
+//! how many blocks the intervals came within ±50% of the target, from the
+//! cold start and from the join.
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -13,7 +15,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use toycoin_common::chain::now_secs;
 use toycoin_common::message::Message;
-use toycoin_common::profile::{Profile, EPOCH_BLOCKS, MEDIAN_SPAN};
+use toycoin_common::profile::Profile;
 use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
 use toycoin_common::tree::BlockTree;
 
@@ -48,33 +50,42 @@ fn start(
     Ok(child)
 }
 
-pub async fn run(secs: u64, rate: f64) -> Result<Vec<String>, String> {
+fn node_args(port: &str, dir: &std::path::Path, i: usize) -> Vec<String> {
+    ["--host", "127.0.0.1", "--port", port, "-q"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([
+            "--name".to_owned(),
+            format!("node{i}"),
+            "--wallet".to_owned(),
+            dir.join(format!("n{i}.pem")).display().to_string(),
+        ])
+        .collect()
+}
+
+/// Blocks per window of the interval table and of the settling figure.
+const WINDOW: usize = 8;
+
+/// After how many of `intervals` two windows in a row first average
+/// within ±50% of `target` (seconds).
+fn settled_after(intervals: &[f64], target: f64) -> Option<usize> {
+    let within = |w: &[f64]| {
+        let mean = w.iter().sum::<f64>() / w.len() as f64;
+        (0.5 * target..=1.5 * target).contains(&mean)
+    };
+    (0..intervals.len().saturating_sub(2 * WINDOW - 1)).find(|&i| {
+        within(&intervals[i..i + WINDOW]) && within(&intervals[i + WINDOW..i + 2 * WINDOW])
+    })
+}
+
+pub async fn run(secs: u64, rate: f64, join: u64) -> Result<Vec<String>, String> {
     let (node_bin, oracle_bin) = (sibling("toycoin-node")?, sibling("toycoin-oracle")?);
     let relay = quiet_relay().await?;
     let port = relay.addr.port().to_string();
     let dir = std::env::temp_dir().join(format!("toycoin-pace-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let t0 = Instant::now();
-    let mut children = Vec::new();
-    for i in 1..=2 {
-        let args: Vec<String> = [
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--name",
-            &format!("node{i}"),
-            "-q",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([
-            "--wallet".to_owned(),
-            dir.join(format!("n{i}.pem")).display().to_string(),
-        ])
-        .collect();
-        children.push(start(&node_bin, &args, None)?);
-    }
+    let mut children = vec![start(&node_bin, &node_args(&port, &dir, 1), None)?];
     let marks: Marks = Arc::new(Mutex::new(Vec::new()));
     let (lo, hi) = (0.5 / rate, 1.5 / rate);
     let oracle_args: Vec<String> = [
@@ -101,10 +112,26 @@ pub async fn run(secs: u64, rate: f64) -> Result<Vec<String>, String> {
         .map_err(|e| e.to_string())?;
     let mut tree = BlockTree::new(Profile::steady(5.0));
     let end = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while let Ok(frame) = tokio::time::timeout_at(end, watcher.recv()).await {
-        let Ok(Some(frame)) = frame else { break };
-        if let Ok(Message::Bloc(blocks)) = Message::decode(&frame) {
-            let _ = tree.receive(blocks, now_secs());
+    let join_at = tokio::time::Instant::now() + Duration::from_secs(join);
+    let mut joined_secs = None;
+    loop {
+        let next = if joined_secs.is_none() {
+            join_at.min(end)
+        } else {
+            end
+        };
+        match tokio::time::timeout_at(next, watcher.recv()).await {
+            Ok(Ok(Some(frame))) => {
+                if let Ok(Message::Bloc(blocks)) = Message::decode(&frame) {
+                    let _ = tree.receive(blocks, now_secs());
+                }
+            }
+            Ok(_) => break,
+            Err(_) if joined_secs.is_none() && next < end => {
+                children.push(start(&node_bin, &node_args(&port, &dir, 2), None)?);
+                joined_secs = Some(now_secs());
+            }
+            Err(_) => break,
         }
     }
     for mut child in children {
@@ -122,7 +149,9 @@ pub async fn run(secs: u64, rate: f64) -> Result<Vec<String>, String> {
             .collect()
     };
     let (sent, confirmed) = (times("Sending from"), times("Confirmed: transfer"));
-    println!("\n== pace: two nodes, an oracle offering {rate}/s, {secs} s ==");
+    println!(
+        "\n== pace: one node, a second from {join} s, an oracle offering {rate}/s, {secs} s =="
+    );
     println!(
         "{:>6} {:>10} {:>10} {:>10}",
         "at s", "sent", "confirmed", "backlog"
@@ -143,30 +172,48 @@ pub async fn run(secs: u64, rate: f64) -> Result<Vec<String>, String> {
     );
     figures.push(format!("pace_offered_per_s={:.2}", late(&sent)));
     figures.push(format!("pace_confirmed_per_s={:.2}", late(&confirmed)));
-    println!(
-        "{:>6} {:>8} {:>6} {:>18}",
-        "epoch", "blocks", "bits", "mean interval s"
-    );
     let entries = tree.chain().entries();
-    // The rule's epochs: the first MEDIAN_SPAN blocks, then EPOCH_BLOCKS each.
-    let warm = MEDIAN_SPAN.min(entries.len());
-    let epochs =
-        std::iter::once(&entries[..warm]).chain(entries[warm..].chunks(EPOCH_BLOCKS as usize));
-    for (k, epoch) in epochs.enumerate() {
-        let stamps: Vec<u64> = epoch
-            .iter()
-            .filter_map(|e| e.block.header.timestamp_secs())
-            .collect();
-        if stamps.len() < 2 {
-            continue;
-        }
-        let mean = (stamps[stamps.len() - 1] - stamps[0]) as f64 / (stamps.len() - 1) as f64;
+    let stamps: Vec<u64> = entries
+        .iter()
+        .filter_map(|e| e.block.header.timestamp_secs())
+        .collect();
+    let intervals: Vec<f64> = stamps
+        .windows(2)
+        .map(|w| w[1].saturating_sub(w[0]) as f64)
+        .collect();
+    // The first block stamped after the second node started.
+    let joined = joined_secs.and_then(|j| stamps.iter().position(|&t| t > j));
+    println!("{:>8} {:>6} {:>18}", "blocks", "bits", "mean interval s");
+    for (k, w) in intervals.chunks(WINDOW).enumerate() {
+        let (from, to) = (k * WINDOW + 1, k * WINDOW + w.len());
+        let mark = match joined {
+            Some(j) if (from..=to).contains(&j) => "  <- node2 joins",
+            _ => "",
+        };
         println!(
-            "{k:>6} {:>8} {:>6} {mean:>18.2}",
-            epoch.len(),
-            epoch[0].required_bits
+            "{:>8} {:>6} {:>18.2}{mark}",
+            format!("{from}-{to}"),
+            entries[from].required_bits,
+            w.iter().sum::<f64>() / w.len() as f64
         );
-        figures.push(format!("pace_epoch{k}_interval_s={mean:.2}"));
     }
+    let target = Profile::steady(5.0).target_ms as f64 / 1000.0;
+    let show = |n: Option<usize>| n.map_or("never".to_owned(), |n| n.to_string());
+    let cold = settled_after(
+        &intervals[..joined.unwrap_or(intervals.len()).min(intervals.len())],
+        target,
+    );
+    let after_join = joined.and_then(|j| settled_after(intervals.get(j..)?, target));
+    println!(
+        "intervals within ±50% of {target} s (two {WINDOW}-block windows in a row) after: {} blocks from the cold start, {} blocks from the join",
+        show(cold),
+        show(after_join)
+    );
+    figures.push(format!("pace_blocks={}", entries.len()));
+    figures.push(format!("pace_cold_settled_after_blocks={}", show(cold)));
+    figures.push(format!(
+        "pace_join_settled_after_blocks={}",
+        show(after_join)
+    ));
     Ok(figures)
 }

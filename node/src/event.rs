@@ -52,6 +52,12 @@ pub enum Event {
         hash_rate: f64,
     },
     /// The tip moved while mining: the search stopped `latency` after it.
+    /// The block being mined took the transactions that arrived since
+    /// its template was made.
+    TemplateRefreshed {
+        height: usize,
+        txns: usize,
+    },
     MiningCancelled {
         height: usize,
         latency: Duration,
@@ -132,7 +138,9 @@ impl Event {
             | Event::BlocKnown { .. }
             | Event::CatchUpRequested { .. }
             | Event::CatchUpAnswered { .. } => tracing::info!(target: TRAFFIC, "{self}"),
-            Event::OwnMessage { .. } => tracing::debug!("{self}"),
+            Event::OwnMessage { .. } | Event::TemplateRefreshed { .. } => {
+                tracing::debug!("{self}")
+            }
             Event::Started { .. }
             | Event::Connected { .. }
             | Event::Mined { .. }
@@ -203,6 +211,9 @@ impl fmt::Display for Event {
                 elapsed.as_secs_f64(),
                 hash_rate / 1e6
             ),
+            Event::TemplateRefreshed { height, txns } => {
+                write!(f, "Mining block {height} now with {txns} txns")
+            }
             Event::MiningCancelled {
                 height,
                 latency,

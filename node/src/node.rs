@@ -26,6 +26,13 @@ use toycoin_common::wallet::fingerprint;
 
 use crate::event::Event;
 
+/// How often a node mining continuously takes transactions that arrived
+/// since its block's template was made into a new template (Bitcoin's
+/// miners do the same): a transfer then waits for the block being mined,
+/// not for the one after it. Proof of work has no memory, so nothing
+/// found so far is lost; each refresh costs a selection and a Merkle root.
+pub const TEMPLATE_REFRESH: Duration = Duration::from_secs(1);
+
 /// How a node runs.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -168,6 +175,15 @@ struct MiningTask {
     previous: BlockHash,
     txns: Vec<Transaction>,
     cancelled_at: Option<Instant>,
+    /// The pool's version when the template was made.
+    pool_version: u64,
+    /// When this job started, and since when (and with how many hashes
+    /// before this job) this height has been mined on, across refreshes.
+    job_started: Instant,
+    height_started: Instant,
+    attempts_before: u64,
+    /// Cancelled to take a new template, not because the tip moved.
+    refreshing: bool,
     handle: JoinHandle<Option<MineReport>>,
 }
 
@@ -179,6 +195,11 @@ struct Node {
     mining: Option<MiningTask>,
     /// Since when the pool has been non-empty.
     pending_since: Option<Instant>,
+    /// Counts transactions added to the pool.
+    pool_version: u64,
+    /// A job cancelled for a new template: the tip it mined on, since
+    /// when, and the hashes done.
+    refreshed: Option<(BlockHash, Instant, u64)>,
 }
 
 impl Node {
@@ -203,6 +224,8 @@ impl Node {
             events,
             mining: None,
             pending_since: None,
+            pool_version: 0,
+            refreshed: None,
         }
     }
 
@@ -222,7 +245,10 @@ impl Node {
             topic: self.config.topic.clone(),
         });
         loop {
-            let lone_at = self.lone_deadline();
+            let wake_at = match (self.lone_deadline(), self.refresh_deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(Command::Snapshot(reply)) => {
@@ -239,8 +265,9 @@ impl Node {
                 {
                     self.on_mined(report.ok().flatten());
                 }
-                _ = tokio::time::sleep_until(lone_at.unwrap_or_else(Instant::now)), if lone_at.is_some() => {
-                    // maybe_mine below mines what has waited long enough.
+                _ = tokio::time::sleep_until(wake_at.unwrap_or_else(Instant::now)), if wake_at.is_some() => {
+                    // maybe_mine below mines what has waited long enough,
+                    // or takes a new template.
                 }
             }
             self.maybe_mine();
@@ -299,10 +326,13 @@ impl Node {
             .pool
             .add(self.session.tree().chain().ledger(), m.txn, Some(&m.tokens))
         {
-            Ok(hash) => self.emit(Event::TxnAccepted {
-                hash,
-                pending: self.pool.len(),
-            }),
+            Ok(hash) => {
+                self.pool_version += 1;
+                self.emit(Event::TxnAccepted {
+                    hash,
+                    pending: self.pool.len(),
+                })
+            }
             Err(e) => self.emit(Event::TxnRejected {
                 hash: Some(hash),
                 reason: e.to_string(),
@@ -384,13 +414,37 @@ impl Node {
         self.pending_since.map(|at| at + self.config.max_wait)
     }
 
+    /// When the block being mined should take the transactions that
+    /// arrived since its template was made ([`TEMPLATE_REFRESH`]): only
+    /// when mining continuously, and when the template had room for more.
+    fn refresh_deadline(&self) -> Option<Instant> {
+        let task = self.mining.as_ref()?;
+        let room = task.txns.len() < self.config.profile.max_block_txns();
+        (self.config.mine_when_idle
+            && room
+            && !task.refreshing
+            && task.cancelled_at.is_none()
+            && task.pool_version != self.pool_version)
+            .then_some(task.job_started + TEMPLATE_REFRESH)
+    }
+
     /// Starts mining when idle and enough is pending (or has waited long
-    /// enough).
+    /// enough); cancels the job to take a new template when it is time.
     fn maybe_mine(&mut self) {
         match (self.pool.is_empty(), self.pending_since) {
             (true, _) => self.pending_since = None,
             (false, None) => self.pending_since = Some(Instant::now()),
             _ => {}
+        }
+        if self
+            .refresh_deadline()
+            .is_some_and(|at| at <= Instant::now())
+        {
+            if let Some(task) = &mut self.mining {
+                task.cancel.cancel();
+                task.refreshing = true;
+            }
+            return;
         }
         let waited = self.lone_deadline().is_some_and(|at| at <= Instant::now());
         let enough = self.config.mine_when_idle
@@ -407,6 +461,13 @@ impl Node {
         };
         job.required_bits = job.required_bits.max(self.config.min_bits);
         let height = chain.len();
+        let now = Instant::now();
+        let (height_started, attempts_before, refreshed) = match self.refreshed.take() {
+            Some((previous, since, attempts)) if previous == job.previous_hash => {
+                (since, attempts, true)
+            }
+            _ => (now, 0, false),
+        };
         let cancel = CancelToken::new();
         let miner = Miner::new(self.config.threads);
         let delay = self.config.delay;
@@ -423,17 +484,29 @@ impl Node {
                 Some(report)
             }
         });
-        self.emit(Event::MiningStarted {
-            height,
-            txns: txns.len(),
-            required_bits: job.required_bits,
-        });
+        if refreshed {
+            self.emit(Event::TemplateRefreshed {
+                height,
+                txns: txns.len(),
+            });
+        } else {
+            self.emit(Event::MiningStarted {
+                height,
+                txns: txns.len(),
+                required_bits: job.required_bits,
+            });
+        }
         self.mining = Some(MiningTask {
             cancel,
             height,
             previous: job.previous_hash,
             txns,
             cancelled_at: None,
+            pool_version: self.pool_version,
+            job_started: now,
+            height_started,
+            attempts_before,
+            refreshing: false,
             handle,
         });
     }
@@ -445,8 +518,15 @@ impl Node {
         let Some(report) = report else {
             return;
         };
-        let hash_rate = report.hash_rate();
         let header = match report.outcome {
+            MineOutcome::Cancelled if task.refreshing && task.cancelled_at.is_none() => {
+                self.refreshed = Some((
+                    task.previous,
+                    task.height_started,
+                    task.attempts_before + report.attempts,
+                ));
+                return;
+            }
             MineOutcome::Cancelled => {
                 let latency = task.cancelled_at.map_or(Duration::ZERO, |at| at.elapsed());
                 self.emit(Event::MiningCancelled {
@@ -458,6 +538,10 @@ impl Node {
             }
             MineOutcome::Found(header) => header,
         };
+        // Over every template this height was mined with.
+        let elapsed = task.job_started - task.height_started + report.elapsed;
+        let attempts = task.attempts_before + report.attempts;
+        let hash_rate = attempts as f64 / elapsed.as_secs_f64().max(1e-9);
         let hash = header.this_hash;
         let block = Block {
             header: *header,
@@ -471,7 +555,7 @@ impl Node {
                     height: task.height,
                     hash,
                     txns,
-                    elapsed: report.elapsed,
+                    elapsed,
                     hash_rate,
                 });
                 self.on_adopted(adopted, true);

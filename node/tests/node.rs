@@ -706,6 +706,41 @@ async fn an_honest_transfer_is_mined_at_once_through_a_flood_from_one_sender() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_block_being_mined_takes_transactions_that_arrive_meanwhile() {
+    let relay = start_relay("127.0.0.1:0").await;
+    // 48 bits: the first template's block would take days.
+    let mut node = TestNode::start(&relay, "refreshes", |c| c.min_bits = 48);
+    node.connected().await;
+    node.wait_for("mining its reward alone", |e| {
+        matches!(
+            e,
+            Event::MiningStarted {
+                height: 0,
+                txns: 1,
+                ..
+            }
+        )
+    })
+    .await;
+    let mut src = Source::connect(&relay).await;
+    let first = src.grant("first", 1).await;
+    node.wait_for("a template with the grant", |e| {
+        matches!(e, Event::TemplateRefreshed { height: 0, txns: 2 })
+    })
+    .await;
+    let second = src.grant("second", 2).await;
+    node.wait_for("a template with both", |e| {
+        matches!(e, Event::TemplateRefreshed { height: 0, txns: 3 })
+    })
+    .await;
+    let snap = node.handle.snapshot().await.unwrap();
+    assert!(snap.mining, "still mining block 0");
+    assert_eq!(snap.pending, vec![first, second]);
+    node.handle.stop().await;
+    stop_relay(relay).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_steady_node_mines_blocks_of_its_reward_alone_while_nothing_waits() {
     let relay = start_relay("127.0.0.1:0").await;
     let mut node = TestNode::start(&relay, "keeps time", |_| {});

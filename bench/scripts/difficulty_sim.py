@@ -52,7 +52,7 @@ def run(rate, rule, blocks, seed):
         elif early and k >= lag + early:
             s = step((median_position(h) - median_position(start + lag)) * TARGET,
                      medians[h] - medians[start + lag], most)
-            if abs(s) >= most:
+            if s >= most:
                 bits, start = max(12, bits + s), h
     return intervals
 
@@ -79,11 +79,11 @@ def evaluate(name, rule):
         w = [statistics.mean(tail[j:j + 8]) for j in range(0, len(tail) - 8, 8)]
         windows.append(sum(TARGET / 2 <= x <= TARGET * 1.5 for x in w) / len(w))
         slow.append(sum(x > 30 for x in tail) / len(tail))
-    print(f"{name:28} settles after: cold {cold}, doubled {double}, halved {half} blocks"
+    print(f"{name:32} settles after: cold {cold}, doubled {double}, halved {half} blocks"
           f" | windows within +-50% {statistics.mean(windows):.2f}"
           f" | blocks over 30 s {100 * statistics.mean(slow):.1f}%")
 
 
 if __name__ == "__main__":
     evaluate("16-block epochs", (16, 3, 6, 0))
-    evaluate("16-block epochs, early ends", (16, 3, 6, 4))
+    evaluate("16-block epochs, early ends up", (16, 3, 6, 4))

@@ -12,13 +12,15 @@
 //! - `attacks`: what refusing a hostile student's frames costs a node.
 //! - `floods`: a node's peak RSS under each flood a hostile student sends.
 //! - `pace`: a network under a class's load: backlog and block intervals.
+//! - `fork`: what rewriting 6 blocks costs an attacker against honest nodes.
 //! - `memory`: the relay's peak RSS under every memory attack at once.
 //!
-//! With no suite named, all but `memory` run, and the last line holds every figure.
+//! With no suite named, all but `memory`, `floods`, `pace` and `fork` run, and the last line holds every figure.
 
 mod attacks;
 mod chains;
 mod floods;
+mod fork;
 mod load;
 mod memory;
 mod pace;
@@ -87,7 +89,7 @@ enum Suite {
     /// beside this program).
     Pace {
         /// Seconds to run.
-        #[arg(long, default_value_t = 180)]
+        #[arg(long, default_value_t = 240)]
         secs: u64,
         /// Seconds before the second node starts.
         #[arg(long, default_value_t = 90)]
@@ -95,6 +97,20 @@ enum Suite {
         /// Transfers offered per second.
         #[arg(long, default_value_t = 6.0)]
         rate: f64,
+    },
+    /// What rewriting history costs: an attacker on one thread forks 6
+    /// blocks back while two honest one-thread nodes add 6 (needs
+    /// toycoin-node built beside this program).
+    Fork {
+        /// Races to run.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// The steady profile's target interval, seconds.
+        #[arg(long, default_value_t = 2.0)]
+        target: f64,
+        /// Blocks the honest chain has before the first race.
+        #[arg(long, default_value_t = 40)]
+        warm: usize,
     },
     /// The relay's peak RSS under every memory attack at once.
     Memory {
@@ -374,6 +390,11 @@ fn main() {
             Some(Suite::Pace { secs, rate, join }) => {
                 pace::run(secs, rate.clamp(0.1, 1000.0), join).await
             }
+            Some(Suite::Fork {
+                rounds,
+                target,
+                warm,
+            }) => fork::run(rounds.max(1), target, warm.max(fork::MIN_WARM)).await,
             Some(Suite::Memory { budget }) => memory::run(budget).await,
             Some(Suite::ServeRelay { budget, ready_file }) => {
                 memory::serve(budget, ready_file).await

@@ -301,3 +301,44 @@ fn side_branches_are_bounded_in_bytes_and_grow_from_their_last_block() {
         Received::Orphan { missing } if missing == side[1].header.this_hash
     ));
 }
+
+/// Rewriting the last six blocks costs what they cost: a branch forked six
+/// blocks back, stamped as late as the rules allow (to pull its difficulty
+/// down), needs the honest blocks' bits for each block, ties at six blocks
+/// (the first seen is kept) and takes over only with a seventh.
+#[test]
+fn a_branch_forked_six_blocks_back_needs_seven_blocks_of_full_work() {
+    use toycoin_common::profile::{FINAL_CONFIRMATIONS, MAX_FUTURE_SECS};
+    let profile = Profile::steady(5.0);
+    let (honest, blocks) = grow(&Chain::new(profile), "honest", 30);
+    let mut tree = BlockTree::new(profile);
+    adopted(tree.receive(blocks, T).unwrap());
+    let fork = honest.len() - FINAL_CONFIRMATIONS;
+    let mut secret = honest.clone();
+    secret.truncate(fork);
+    let late = T + MAX_FUTURE_SECS;
+    for i in 0..=FINAL_CONFIRMATIONS {
+        let bits = secret.next_required_bits();
+        let honest_bits = honest
+            .entries()
+            .get(fork + i)
+            .map_or(honest.next_required_bits(), |e| e.required_bits);
+        assert_eq!(bits, honest_bits, "the bits of attacker block {i}");
+        let block = secret
+            .mine_next(&Bytes::from_static(b"attacker"), Vec::new(), late)
+            .unwrap();
+        secret.push(block.clone(), T).unwrap();
+        let received = tree.receive(vec![block], T).unwrap();
+        if i < FINAL_CONFIRMATIONS {
+            assert!(
+                matches!(received, Received::SideBranch { .. }),
+                "after {} secret blocks: {received:?}",
+                i + 1
+            );
+            assert_eq!(tree.chain().tip_hash(), honest.tip_hash());
+        } else {
+            let a = adopted(received);
+            assert_eq!((a.fork_height, a.added), (fork, FINAL_CONFIRMATIONS + 1));
+        }
+    }
+}

@@ -14,8 +14,15 @@
 //!
 //! Libraries only emit events; with no subscriber installed (tests,
 //! benchmarks) nothing is printed and nothing is formatted.
+//!
+//! On a terminal (a tmux pane of the demo) every line is wrapped at word
+//! boundaries to the terminal's width at that moment ([`fit_to`]), so a
+//! narrow pane never cuts `MH/s` in two; a pipe or a file gets the lines
+//! whole.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::io::IsTerminal;
 
 use clap::{ArgAction, Args};
 use tracing::{Event, Subscriber};
@@ -66,7 +73,14 @@ impl LogArgs {
     /// Installs the line printer for this process (once; later calls do
     /// nothing).
     pub fn init(&self, output: Output) {
-        let layer = tracing_subscriber::fmt::layer().event_format(HumanLines);
+        let terminal = match output {
+            Output::Stdout => std::io::stdout().is_terminal(),
+            Output::Stderr => std::io::stderr().is_terminal(),
+        };
+        let lines = HumanLines {
+            wrap: terminal.then_some(output),
+        };
+        let layer = tracing_subscriber::fmt::layer().event_format(lines);
         let layer = match output {
             Output::Stdout => layer.with_writer(std::io::stdout).boxed(),
             Output::Stderr => layer.with_writer(std::io::stderr).boxed(),
@@ -77,9 +91,52 @@ impl LogArgs {
     }
 }
 
-/// Prints an event's message and nothing else, one line per event.
+/// Prints an event's message and nothing else, one line per event,
+/// wrapped to the width of the terminal it goes to, if any.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct HumanLines;
+pub struct HumanLines {
+    wrap: Option<Output>,
+}
+
+/// The width in columns of the terminal `output` is, now (a pane may be
+/// resized at any time); `None` when it is not a terminal.
+pub fn terminal_width(output: Output) -> Option<usize> {
+    let size = match output {
+        Output::Stdout => terminal_size::terminal_size_of(std::io::stdout()),
+        Output::Stderr => terminal_size::terminal_size_of(std::io::stderr()),
+    };
+    size.map(|(w, _)| usize::from(w.0))
+}
+
+/// `text` with each of its lines wrapped at word boundaries to `width`
+/// columns (colour codes take none), continuations indented two spaces
+/// more than their line; a word longer than a line is broken. Unchanged when `width` is
+/// `None` or every line fits.
+pub fn fit_to(text: &str, width: Option<usize>) -> Cow<'_, str> {
+    let Some(width) = width.filter(|&w| w > 8) else {
+        return Cow::Borrowed(text);
+    };
+    if text
+        .lines()
+        .all(|l| textwrap::core::display_width(l) <= width)
+    {
+        return Cow::Borrowed(text);
+    }
+    let mut wrapped = Vec::new();
+    for line in text.lines() {
+        // Continuations two columns further in than their line (up to half
+        // the width, so that something always fits).
+        let own = line.len() - line.trim_start().len();
+        let indent = " ".repeat((own + 2).min(width / 2));
+        let options = textwrap::Options::new(width).subsequent_indent(&indent);
+        wrapped.extend(
+            textwrap::wrap(line, &options)
+                .into_iter()
+                .map(Cow::into_owned),
+        );
+    }
+    Cow::Owned(wrapped.join("\n"))
+}
 
 impl<S, N> FormatEvent<S, N> for HumanLines
 where
@@ -92,14 +149,41 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
+        let Some(output) = self.wrap else {
+            ctx.field_format().format_fields(writer.by_ref(), event)?;
+            return writeln!(writer);
+        };
+        let mut line = String::new();
+        ctx.field_format()
+            .format_fields(Writer::new(&mut line), event)?;
+        writeln!(writer, "{}", fit_to(&line, terminal_width(output)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_are_wrapped_at_words_to_the_width_and_colour_takes_no_room() {
+        let line = "Mined block 11 000000b0fdac with 1 txns in 0.44 s at 4.01 MH/s";
+        assert_eq!(fit_to(line, None), line);
+        assert_eq!(fit_to(line, Some(80)), line);
+        let wrapped = fit_to(line, Some(30));
+        assert_eq!(
+            wrapped,
+            "Mined block 11 000000b0fdac\n  with 1 txns in 0.44 s at\n  4.01 MH/s"
+        );
+        let coloured = "\x1b[32mBlock 3 is now final\x1b[0m: 6 confirmations";
+        assert_eq!(fit_to(coloured, Some(42)), coloured, "42 visible columns");
+        let indented = "    {\"txn_hash\": \"Jxg71W8qg6...\", \"value\": 11}";
+        assert_eq!(
+            fit_to(indented, Some(36)),
+            "    {\"txn_hash\": \"Jxg71W8qg6...\",\n      \"value\": 11}"
+        );
+        let long = "a".repeat(50);
+        assert!(fit_to(&long, Some(20)).lines().all(|l| l.len() <= 20));
+    }
     use tracing::Level;
 
     fn shows(args: &LogArgs, target: &str, level: Level) -> bool {

@@ -252,7 +252,19 @@ async fn run_in_tmux(args: &Args, shutdown: impl std::future::Future<Output = ()
     // Sized to this terminal (and resized to whichever attaches).
     let (cols, rows) = terminal_size().unwrap_or((120, 40));
     let (cols, rows) = (cols.to_string(), rows.to_string());
-    if !tmux(&[
+    // The panes are laid out first, each holding a placeholder (`cat`,
+    // which prints nothing), and the programs start in their final panes:
+    // a line printed before a pane shrank would be wider than it.
+    let pane_id = |args: &[&str]| {
+        std::process::Command::new("tmux")
+            .args(args)
+            .args(["-P", "-F", "#{pane_id}", "cat"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let Some(relay_pane) = pane_id(&[
         "new-session",
         "-d",
         "-s",
@@ -263,11 +275,10 @@ async fn run_in_tmux(args: &Args, shutdown: impl std::future::Future<Output = ()
         &cols,
         "-y",
         &rows,
-        &relay,
-    ]) {
+    ]) else {
         eprintln!("toycoin-demo: tmux would not start; try --no-tmux");
         return 1;
-    }
+    };
     for (option, value) in [
         ("remain-on-exit", "off"),
         ("mouse", "on"),
@@ -277,35 +288,43 @@ async fn run_in_tmux(args: &Args, shutdown: impl std::future::Future<Output = ()
     ] {
         tmux(&["set-option", "-t", session, option, value]);
     }
-    tmux(&["select-pane", "-t", session, "-T", "relay"]);
-    // The others start once the relay listens, on the port it reports.
+    let programs = specs(args, 0, false).len();
+    let mut panes = Vec::new();
+    for _ in 0..programs {
+        let Some(pane) = pane_id(&["split-window", "-t", session]) else {
+            eprintln!("toycoin-demo: tmux would not split its window; try --no-tmux");
+            kill_session(session);
+            return 1;
+        };
+        tmux(&["select-layout", "-t", session, "tiled"]);
+        panes.push(pane);
+    }
+    // The listener (the first of the specs) tells the story: it gets the
+    // left part; the relay (top right, a few rows for its summary line),
+    // the nodes and the oracle share the right.
+    tmux(&["swap-pane", "-s", &panes[0], "-t", &relay_pane]);
+    tmux(&["set-option", "-t", session, "main-pane-width", "55%"]);
+    tmux(&["select-layout", "-t", session, "main-vertical"]);
+    tmux(&["resize-pane", "-t", &relay_pane, "-y", "5"]);
+    // The relay first; the others once it listens, on the port it reports.
+    tmux(&["respawn-pane", "-k", "-t", &relay_pane, &relay]);
+    tmux(&["select-pane", "-t", &relay_pane, "-T", "relay"]);
     let alive = || tmux(&["has-session", "-t", session]);
     let ready = wait_ready(&ready_file, Duration::from_secs(30), alive).await;
     let Some(ready) = ready else {
-        let _ = std::process::Command::new("tmux")
-            .args(["kill-session", "-t", session])
-            .stderr(Stdio::null())
-            .status();
+        kill_session(session);
         eprintln!(
             "toycoin-demo: the relay did not start on {}:{}",
             args.host, args.port
         );
         return 1;
     };
-    // The listener tells the story: it gets the left half, the relay,
-    // nodes and oracle share the right, each pane titled.
-    for spec in specs(args, ready.port(), false) {
+    for (spec, pane) in specs(args, ready.port(), false).iter().zip(&panes) {
         let cmd = command_line(spec.program, &spec.args);
-        tmux(&["split-window", "-t", session, &cmd]);
-        tmux(&["select-pane", "-t", session, "-T", &spec.label]);
-        tmux(&["select-layout", "-t", session, "tiled"]);
+        tmux(&["respawn-pane", "-k", "-t", pane, &cmd]);
+        tmux(&["select-pane", "-t", pane, "-T", &spec.label]);
     }
-    // Pane 1 is the listener (the first of the specs): make it the main one.
-    let listener = format!("{session}:0.1");
-    let first = format!("{session}:0.0");
-    tmux(&["swap-pane", "-s", &listener, "-t", &first]);
-    tmux(&["set-option", "-t", session, "main-pane-width", "55%"]);
-    tmux(&["select-layout", "-t", session, "main-vertical"]);
+    tmux(&["select-pane", "-t", &panes[0]]);
     if std::env::var_os("TMUX").is_some() {
         // Already inside tmux: attaching would nest; switch to it instead.
         println!("Switched to tmux session '{session}': kill it (`tmux kill-session -t {session}`) to stop everything.");
@@ -341,11 +360,15 @@ async fn run_in_tmux(args: &Args, shutdown: impl std::future::Future<Output = ()
         Err(e) => eprintln!("toycoin-demo: cannot attach to tmux: {e}"),
     }
     // However the user left, nothing stays behind.
+    kill_session(session);
+    0
+}
+
+fn kill_session(session: &str) {
     let _ = std::process::Command::new("tmux")
         .args(["kill-session", "-t", session])
         .stderr(Stdio::null())
         .status();
-    0
 }
 
 fn start(program: &str, args: &[String]) -> std::io::Result<Child> {

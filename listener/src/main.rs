@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 
 use clap::{Parser, ValueEnum};
 use toycoin_common::cli::{ProfileArgs, RelayArgs};
-use toycoin_common::log::{LogArgs, Output};
+use toycoin_common::log::{fit_to, terminal_width, LogArgs, Output};
 use toycoin_common::session::{Session, SessionEvent};
 use toycoin_listener::{session_config, Judge, Mode, Renderer};
 use tracing::{info, warn};
@@ -66,6 +66,8 @@ async fn main() {
     config.topic = args.relay.channel.clone();
     config.ask = !args.passive;
     let renderer = Renderer::new(mode, color);
+    // Human lines on a terminal fit its width; JSON lines stay whole.
+    let wrap = mode != Mode::Json && std::io::stdout().is_terminal();
     let mut judge = Judge::new();
     info!(
         "Starting up: Listener (profile {}, {} output)",
@@ -92,8 +94,10 @@ async fn main() {
                 match judge.judge(event, session.tree()) {
                     Some(verdict) if verdict.is_news() || !args.log.quiet => {
                         // stdout closed (`| head`): stop, not panic.
+                        let text = renderer.render(&verdict);
+                        let width = wrap.then(|| terminal_width(Output::Stdout)).flatten();
                         let mut out = std::io::stdout().lock();
-                        if writeln!(out, "{}", renderer.render(&verdict)).is_err() {
+                        if writeln!(out, "{}", fit_to(&text, width)).is_err() {
                             break;
                         }
                     }

@@ -435,3 +435,17 @@ fn main() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Args;
+
+    #[test]
+    fn help_begins_with_what_the_benchmarks_are() {
+        let help = Args::command().render_help().to_string();
+        assert!(help.starts_with("The toycoin benchmarks"), "{help}");
+        assert!(help.contains("fork") && help.contains("pace"), "{help}");
+    }
+}

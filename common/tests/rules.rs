@@ -31,15 +31,23 @@ struct World {
     chain: Chain,
 }
 
+/// Four wallets, generated once for every test in this file: an RSA key
+/// takes about a second to make, and each test only needs wallets of its
+/// own chain, not keys nobody else has.
+fn keys() -> &'static [Wallet; 4] {
+    static KEYS: std::sync::OnceLock<[Wallet; 4]> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| std::array::from_fn(|_| Wallet::generate(&mut OsRng).unwrap()))
+}
+
 fn wallets() -> (Wallet, Wallet, Wallet) {
-    let w = || Wallet::generate(&mut OsRng).unwrap();
-    (w(), w(), w())
+    let [a, b, c, _] = keys().clone();
+    (a, b, c)
 }
 
 impl World {
     fn new(profile: Profile) -> World {
         let (a, b, c) = wallets();
-        let mint = Wallet::generate(&mut OsRng).unwrap();
+        let mint = keys()[3].clone();
         let chain = Chain::new(profile);
         let funding = match profile.minting() {
             Minting::AnyCoinbase => vec![

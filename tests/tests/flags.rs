@@ -55,9 +55,8 @@ async fn aliases_are_shown_in_help() {
     for alias in ["min_interval", "max_interval", "listen"] {
         assert!(out.contains(alias), "{alias} not in:\n{out}");
     }
-    let (ok, out) = run("toycoin-bench", &["--help"]).await;
-    assert!(ok);
-    assert!(out.starts_with("The toycoin benchmarks"), "{out}");
+    // toycoin-bench's help is checked by its own unit test (this one
+    // would build the benchmarks for the tests).
 }
 
 #[test]

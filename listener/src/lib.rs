@@ -10,10 +10,12 @@
 //! reason).
 //!
 //! - [`judge`]: a typed [`Verdict`] per frame;
-//! - [`render`]: text, brief and JSON, formatting verdicts only.
+//! - [`render`]: text, brief and JSON, formatting verdicts only;
+//! - [`web`]: the live web view (`--web`), fed the same verdicts.
 
 pub mod judge;
 pub mod render;
+pub mod web;
 
 use bytes::Bytes;
 use tokio::time::Instant;

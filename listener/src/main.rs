@@ -1,11 +1,14 @@
 //! `toycoin-listener`: print every frame on a relay topic until Ctrl-C.
 
 use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use clap::{Parser, ValueEnum};
 use toycoin_common::cli::{ProfileArgs, RelayArgs};
 use toycoin_common::log::{fit_to, terminal_width, LogArgs, Output};
 use toycoin_common::session::{Session, SessionEvent};
+use toycoin_listener::web::{self, WebModel, BATCH};
 use toycoin_listener::{session_config, Judge, Mode, Renderer};
 use tracing::{info, warn};
 
@@ -38,11 +41,20 @@ struct Args {
     /// Never send catch-up requests (GETB); only listen.
     #[arg(long)]
     passive: bool,
+    /// Serve a live web view of the network for the projector at ADDR
+    /// (127.0.0.1:8080 when given alone; 0.0.0.0:8080 lets the class
+    /// open it too).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8080")]
+    web: Option<SocketAddr>,
     // Frames are shown on stdout; --quiet shows only those that change
     // the best chain or are refused. Log lines go to stderr.
     #[command(flatten)]
     log: LogArgs,
 }
+
+/// How often the web view is refreshed when nothing happens (ages of
+/// pending transactions, the reorganisation banner going out).
+const WEB_REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[tokio::main]
 async fn main() {
@@ -75,11 +87,36 @@ async fn main() {
         mode.name()
     );
     let mut session = Session::start(config);
+    // The web view: fed the same verdicts, in the brief sentences, and
+    // sent a snapshot at most every BATCH (and every few seconds for ages).
+    let mut web = match args.web {
+        None => None,
+        Some(addr) => {
+            let (tx, rx) = tokio::sync::watch::channel(Arc::<str>::from("{}"));
+            match web::serve(addr, rx).await {
+                Ok(local) => info!("Web view: http://{local}/"),
+                Err(e) => {
+                    tracing::error!("cannot serve the web view on {addr}: {e}");
+                    std::process::exit(1);
+                }
+            }
+            Some((WebModel::new(), tx, Renderer::new(Mode::Brief, false)))
+        }
+    };
+    let mut publish_at = tokio::time::Instant::now();
     tokio::pin!(ctrl_c);
     loop {
         let event = tokio::select! {
             _ = &mut ctrl_c => break,
             event = session.next() => event,
+            _ = tokio::time::sleep_until(publish_at), if web.is_some() => {
+                if let Some((model, tx, _)) = &mut web {
+                    let snapshot = model.snapshot(session.tree(), judge.pool());
+                    tx.send_replace(Arc::from(snapshot.to_string()));
+                }
+                publish_at = tokio::time::Instant::now() + WEB_REFRESH;
+                continue;
+            }
         };
         match event {
             None => break,
@@ -91,7 +128,14 @@ async fn main() {
                 retry_in.as_secs_f64()
             ),
             Some(event) => {
-                match judge.judge(event, session.tree()) {
+                let verdict = judge.judge(event, session.tree());
+                if let (Some((model, _, brief)), Some(v)) = (&mut web, &verdict) {
+                    model.observe(v, &brief.render(v));
+                    // Soon, but not sooner than BATCH after the last one.
+                    let soon = tokio::time::Instant::now() + BATCH;
+                    publish_at = publish_at.min(soon);
+                }
+                match verdict {
                     Some(verdict) if verdict.is_news() || !args.log.quiet => {
                         // stdout closed (`| head`): stop, not panic.
                         let text = renderer.render(&verdict);

@@ -1,0 +1,367 @@
+//! The web view for the projector: what the listener's judge found, as a
+//! page that updates itself (`toycoin-listener --web ADDR`).
+//!
+//! [`WebModel`] is fed the same [`Verdict`]s the text and JSON outputs
+//! print, and makes a JSON snapshot of the network: the block tree (the
+//! best chain's recent blocks and every side branch, older blocks
+//! collapsed), pending transactions, recent transfers' confirmations,
+//! required bits and intervals per height, and the event log in the
+//! listener's own sentences. [`serve`] answers `/` (the page, embedded in
+//! the binary: a classroom may be offline), `/api/snapshot` and
+//! `/api/events` (server-sent events, one snapshot per change, at most
+//! every [`BATCH`]).
+//!
+//! A browser never slows the listener: snapshots go through a `watch`
+//! channel, which keeps only the latest and never waits for a reader; at
+//! most [`MAX_BROWSERS`] event streams are open at once.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+use tokio::sync::{watch, Semaphore};
+use toycoin_common::block::Block;
+use toycoin_common::hash::{BlockHash, Txid};
+use toycoin_common::mempool::Mempool;
+use toycoin_common::profile::FINAL_CONFIRMATIONS;
+use toycoin_common::tree::BlockTree;
+use toycoin_common::wallet::fingerprint;
+
+use crate::judge::{Effect, TxnCheck, Verdict};
+use crate::render::miner;
+
+/// Snapshots are sent at most this often, however fast the network.
+pub const BATCH: Duration = Duration::from_millis(400);
+/// Most browsers following the event stream at once; more get 503.
+pub const MAX_BROWSERS: usize = 64;
+/// Heights of the best chain drawn block by block; older ones are shown
+/// as one collapsed run ("37 blocks").
+pub const SHOWN_HEIGHTS: usize = 40;
+/// Heights kept for the charts.
+pub const CHART_HEIGHTS: usize = 500;
+/// Blocks remembered for the tree (side branches included), oldest
+/// forgotten first.
+pub const MAX_BLOCKS: usize = 4_000;
+/// Lines of the event log kept.
+pub const LOG_LINES: usize = 200;
+/// Recent transfers whose confirmations are shown.
+pub const RECENT_TXNS: usize = 30;
+/// Pending transactions listed.
+pub const SHOWN_PENDING: usize = 50;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A block as the page draws it.
+#[derive(Clone, Debug)]
+struct BlockView {
+    height: usize,
+    previous: BlockHash,
+    miner: Option<String>,
+    txns: usize,
+}
+
+/// A transaction as the page lists it.
+#[derive(Clone, Debug)]
+struct TxnView {
+    from: String,
+    to: String,
+    amount: i64,
+    seen_ms: u64,
+}
+
+/// What the web view knows, fed by verdicts.
+#[derive(Debug, Default)]
+pub struct WebModel {
+    blocks: HashMap<BlockHash, BlockView>,
+    txns: HashMap<Txid, TxnView>,
+    /// Transfers mined recently: where, newest last.
+    mined: VecDeque<(Txid, BlockHash)>,
+    log: VecDeque<String>,
+    /// When the best chain last switched branch, and from which tip.
+    last_reorg: Option<(u64, usize, BlockHash)>,
+    /// `BLOC`s refused as invalid.
+    refused: usize,
+}
+
+impl WebModel {
+    pub fn new() -> WebModel {
+        WebModel::default()
+    }
+
+    /// Takes in one verdict and the line the listener printed for it.
+    pub fn observe(&mut self, verdict: &Verdict, sentence: &str) {
+        if let Some(first) = sentence.lines().next() {
+            if self.log.len() == LOG_LINES {
+                self.log.pop_front();
+            }
+            self.log.push_back(first.to_owned());
+        }
+        match verdict {
+            Verdict::Txn {
+                hash,
+                message,
+                check: TxnCheck::Valid,
+            } if self.txns.len() < crate::judge::MAX_SEEN_PENDING => {
+                let t = &message.txn;
+                self.txns.insert(
+                    *hash,
+                    TxnView {
+                        from: fingerprint(&t.sender),
+                        to: fingerprint(&t.receiver),
+                        amount: t.receiver_value,
+                        seen_ms: now_ms(),
+                    },
+                );
+            }
+            Verdict::Bloc {
+                first_height,
+                blocks,
+                effect,
+                ..
+            } => {
+                match effect {
+                    Effect::Switch(reorg) => {
+                        self.last_reorg = Some((now_ms(), reorg.fork_height, reorg.old_tip));
+                    }
+                    Effect::Invalid { .. } => self.refused += 1,
+                    _ => {}
+                }
+                if effect.is_valid() {
+                    self.add_blocks(*first_height, blocks);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn add_blocks(&mut self, first_height: Option<usize>, blocks: &[Block]) {
+        for (i, b) in blocks.iter().enumerate() {
+            let previous = b.header.previous_hash;
+            let height = first_height
+                .map(|h| h + i)
+                .or_else(|| self.blocks.get(&previous).map(|p| p.height + 1));
+            let Some(height) = height else { continue };
+            let hash = b.header.this_hash;
+            if self.blocks.contains_key(&hash) {
+                continue;
+            }
+            self.blocks.insert(
+                hash,
+                BlockView {
+                    height,
+                    previous,
+                    miner: miner(b),
+                    txns: b.txns.len(),
+                },
+            );
+            for t in b.txns.iter().skip(1) {
+                if self.mined.len() == RECENT_TXNS {
+                    self.mined.pop_front();
+                }
+                self.mined.push_back((t.hash(), hash));
+            }
+        }
+        if self.blocks.len() > MAX_BLOCKS {
+            let mut heights: Vec<usize> = self.blocks.values().map(|b| b.height).collect();
+            heights.sort_unstable();
+            let cut = heights[self.blocks.len() - MAX_BLOCKS];
+            self.blocks.retain(|_, b| b.height >= cut);
+        }
+    }
+
+    /// The snapshot the page draws, of `tree` (the session's view) and the
+    /// judge's `pool`.
+    pub fn snapshot(&mut self, tree: &BlockTree, pool: &Mempool) -> Value {
+        let chain = tree.chain();
+        let entries = chain.entries();
+        let len = entries.len();
+        let best: HashSet<BlockHash> = entries
+            .iter()
+            .rev()
+            .take(SHOWN_HEIGHTS * 4)
+            .map(|e| e.block.header.this_hash)
+            .collect();
+        let first_shown = len.saturating_sub(SHOWN_HEIGHTS);
+        let mut blocks: Vec<Value> = Vec::new();
+        for (i, e) in entries[first_shown..].iter().enumerate() {
+            let b = &e.block;
+            blocks.push(json!({
+                "hash": b.header.this_hash.to_hex(),
+                "short": b.header.this_hash.short(),
+                "previous": b.header.previous_hash.to_hex(),
+                "height": first_shown + i,
+                "miner": miner(b),
+                "txns": b.txns.len(),
+                "bits": e.required_bits,
+                "best": true,
+            }));
+        }
+        // Side branches in the shown range: blocks seen that are not on
+        // the best chain (stale, or a fork still racing).
+        for (hash, v) in &self.blocks {
+            if v.height >= first_shown && !best.contains(hash) && chain.height_of(hash).is_none() {
+                blocks.push(json!({
+                    "hash": hash.to_hex(),
+                    "short": hash.short(),
+                    "previous": v.previous.to_hex(),
+                    "height": v.height,
+                    "miner": v.miner,
+                    "txns": v.txns,
+                    "bits": Value::Null,
+                    "best": false,
+                }));
+            }
+        }
+        // Charts: bits and interval per height.
+        let from = len.saturating_sub(CHART_HEIGHTS);
+        let chart: Vec<Value> = entries[from..]
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let stamp = e.block.header.timestamp_secs();
+                let before = (from + i)
+                    .checked_sub(1)
+                    .and_then(|j| entries[j].block.header.timestamp_secs());
+                let interval = match (stamp, before) {
+                    (Some(t), Some(b)) => Some(t.saturating_sub(b)),
+                    _ => None,
+                };
+                json!({ "height": from + i, "bits": e.required_bits, "interval": interval })
+            })
+            .collect();
+        // Pending: what the judge's pool holds, oldest first.
+        self.txns.retain(|hash, _| pool.contains(hash));
+        let mut pending: Vec<(&Txid, &TxnView)> = self.txns.iter().collect();
+        pending.sort_by_key(|(_, v)| v.seen_ms);
+        let now = now_ms();
+        let pending: Vec<Value> = pending
+            .iter()
+            .take(SHOWN_PENDING)
+            .map(|(hash, v)| {
+                json!({
+                    "hash": hash.short(),
+                    "from": v.from,
+                    "to": v.to,
+                    "amount": v.amount,
+                    "age_s": now.saturating_sub(v.seen_ms) / 1000,
+                })
+            })
+            .collect();
+        // Recent transfers and their confirmations (0: no longer on the
+        // best chain).
+        let recent: Vec<Value> = self
+            .mined
+            .iter()
+            .rev()
+            .map(|(txid, block)| {
+                let confirmations = chain.height_of(block).map_or(0, |h| len - h);
+                json!({
+                    "hash": txid.short(),
+                    "confirmations": confirmations.min(FINAL_CONFIRMATIONS),
+                    "final": confirmations >= FINAL_CONFIRMATIONS,
+                })
+            })
+            .collect();
+        json!({
+            "profile": chain.profile().describe(),
+            "height": len.checked_sub(1),
+            "tip": chain.tip_hash().short(),
+            "collapsed": first_shown,
+            "blocks": blocks,
+            "next_bits": chain.next_required_bits(),
+            "chart": chart,
+            "pending_count": pool.len(),
+            "pending": pending,
+            "recent": recent,
+            "log": self.log.iter().rev().take(60).collect::<Vec<_>>(),
+            "refused": self.refused,
+            "last_reorg": self.last_reorg.map(|(at, fork, old)| json!({
+                "age_ms": now.saturating_sub(at),
+                "fork_height": fork,
+                "old_tip": old.to_hex(),
+            })),
+        })
+    }
+}
+
+const INDEX_HTML: &str = include_str!("web/index.html");
+
+#[derive(Clone)]
+struct Shared {
+    snapshots: watch::Receiver<Arc<str>>,
+    browsers: Arc<Semaphore>,
+}
+
+/// Serves the web view on `addr` until the runtime ends; returns the
+/// address it listens on (the port the OS picked, for `:0`).
+pub async fn serve(
+    addr: SocketAddr,
+    snapshots: watch::Receiver<Arc<str>>,
+) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let shared = Shared {
+        snapshots,
+        browsers: Arc::new(Semaphore::new(MAX_BROWSERS)),
+    };
+    let app = Router::new()
+        .route("/", get(index))
+        .route("/api/snapshot", get(snapshot))
+        .route("/api/events", get(events))
+        .with_state(shared);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!("Web view stopped: {e}");
+        }
+    });
+    Ok(local)
+}
+
+async fn index() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        INDEX_HTML,
+    )
+}
+
+async fn snapshot(State(shared): State<Shared>) -> impl IntoResponse {
+    let body = shared.snapshots.borrow().clone();
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+}
+
+async fn events(State(shared): State<Shared>) -> Response {
+    let Ok(permit) = shared.browsers.clone().try_acquire_owned() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many browsers are following this listener",
+        )
+            .into_response();
+    };
+    let mut rx = shared.snapshots.clone();
+    rx.mark_changed();
+    let stream = futures_util::stream::unfold((rx, permit), |(mut rx, permit)| async move {
+        rx.changed().await.ok()?;
+        let data = rx.borrow_and_update().clone();
+        let event = Event::default().event("snapshot").data(&*data);
+        Some((Ok::<_, Infallible>(event), (rx, permit)))
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}

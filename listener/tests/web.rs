@@ -1,0 +1,246 @@
+//! The web view (`toycoin-listener --web`) against a real relay: the
+//! snapshot holds the best chain, a side branch, a pending grant and the
+//! event log; the event stream sends a new snapshot when a block arrives;
+//! the page is self-contained (no address outside the listener); the
+//! number of browsers is bounded.
+
+// In tests a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::rngs::OsRng;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use toycoin_common::block::Block;
+use toycoin_common::chain::{now_secs, Chain};
+use toycoin_common::message::{encode_bloc, encode_txn};
+use toycoin_common::profile::Profile;
+use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
+use toycoin_common::wallet::{fingerprint, Wallet};
+use toycoin_listener::web::MAX_BROWSERS;
+use toycoin_relay::RelayConfig;
+use toycoin_tests::program::Program;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The status code and body of `GET path`.
+async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// An open event stream: the response head read, the events to come.
+async fn follow(addr: SocketAddr) -> (u16, TcpStream) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET /api/events HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(WAIT, s.read(&mut byte))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n == 1, "closed before the response head: {head:?}");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, s)
+}
+
+/// Reads the stream until a snapshot satisfying `pred` arrives.
+async fn until_snapshot(s: &mut TcpStream, pred: impl Fn(&Value) -> bool) -> Value {
+    let mut buf = String::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        while let Some(end) = buf.find("\n\n") {
+            let event: String = buf.drain(..end + 2).collect();
+            if let Some(data) = event
+                .lines()
+                .find_map(|l| l.strip_prefix("data:").map(str::trim))
+            {
+                if let Ok(v) = serde_json::from_str::<Value>(data) {
+                    if pred(&v) {
+                        return v;
+                    }
+                }
+            }
+        }
+        let mut chunk = vec![0u8; 64 * 1024];
+        let n = tokio::time::timeout_at(deadline, s.read(&mut chunk))
+            .await
+            .expect("no matching snapshot in time")
+            .unwrap();
+        assert!(n > 0, "the event stream closed");
+        // Chunked transfer encoding: the chunk sizes are lines of hex
+        // digits between events; they match no "data:" line.
+        buf.push_str(&String::from_utf8_lossy(&chunk[..n]));
+    }
+}
+
+fn mine(chain: &mut Chain, miner: &[u8]) -> Block {
+    let block = chain
+        .mine_next(&Bytes::copy_from_slice(miner), Vec::new(), now_secs())
+        .unwrap();
+    chain.push(block.clone(), now_secs()).unwrap();
+    block
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_view_shows_the_tree_the_pool_and_the_log_and_follows_changes() {
+    let relay = toycoin_relay::local::spawn("127.0.0.1:0", RelayConfig::default())
+        .await
+        .unwrap();
+    let port = relay.addr.port().to_string();
+    let mut listener = Program::start(
+        "toycoin-listener",
+        &[
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--web",
+            "127.0.0.1:0",
+        ],
+    );
+    let line = listener
+        .wait_line("the web view's address", WAIT, |l| {
+            l.contains("Web view: http://")
+        })
+        .await;
+    let addr: SocketAddr = line
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    listener
+        .wait_line("connected", WAIT, |l| l.contains("Listening to"))
+        .await;
+
+    // The page: the tree's drawing surface, and nothing fetched from
+    // elsewhere (a classroom may be offline).
+    let (status, page) = get(addr, "/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"tree-svg\""), "{page}");
+    assert!(!page.contains("src=\"http") && !page.contains("href=\"http"));
+
+    let (_, mut stream) = follow(addr).await;
+    let mut publisher = RelayClient::connect(relay.addr, DEFAULT_TOPIC)
+        .await
+        .unwrap();
+    // Blocks 0..=2 by "alice", and a block 1 by "bob" that loses.
+    let profile = Profile::steady(5.0);
+    let mut chain = Chain::new(profile);
+    let b0 = mine(&mut chain, b"alice");
+    let mut fork = chain.clone();
+    let b1 = mine(&mut chain, b"alice");
+    let b2 = mine(&mut chain, b"alice");
+    let side = mine(&mut fork, b"bob");
+    for b in [&b0, &b1, &b2, &side] {
+        publisher
+            .publish(DEFAULT_TOPIC, &encode_bloc(std::slice::from_ref(b)))
+            .await
+            .unwrap();
+    }
+    let mint = Wallet::generate(&mut OsRng).unwrap();
+    let grant = mint
+        .grant(&mut OsRng, &Bytes::from_static(b"carol"), 7)
+        .unwrap();
+    publisher
+        .publish(DEFAULT_TOPIC, &encode_txn(&[], &grant))
+        .await
+        .unwrap();
+
+    let snap = until_snapshot(&mut stream, |v| {
+        v["height"] == 2 && v["pending_count"] == 1 && v["blocks"].as_array().unwrap().len() == 4
+    })
+    .await;
+    let blocks = snap["blocks"].as_array().unwrap();
+    let best: Vec<&Value> = blocks.iter().filter(|b| b["best"] == true).collect();
+    assert_eq!(best.len(), 3);
+    assert!(best
+        .iter()
+        .all(|b| b["miner"] == fingerprint(b"alice").as_str()));
+    let stale: Vec<&Value> = blocks.iter().filter(|b| b["best"] == false).collect();
+    assert_eq!(stale.len(), 1);
+    assert_eq!(stale[0]["height"], 1);
+    assert_eq!(stale[0]["miner"], fingerprint(b"bob").as_str());
+    assert_eq!(stale[0]["hash"], side.header.this_hash.to_hex().as_str());
+    let pending = &snap["pending"][0];
+    assert_eq!(pending["to"], fingerprint(b"carol").as_str());
+    assert_eq!(pending["amount"], 7);
+    assert_eq!(snap["chart"].as_array().unwrap().len(), 3);
+    let log: Vec<&str> = snap["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(log.iter().any(|l| l.contains("BLOC")), "{log:?}");
+    assert!(log.iter().any(|l| l.contains("TXN")), "{log:?}");
+
+    // The same from /api/snapshot; then a new block reaches the stream.
+    let (status, body) = get(addr, "/api/snapshot").await;
+    assert_eq!(status, 200);
+    let again: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(again["height"], 2);
+    let b3 = mine(&mut chain, b"alice");
+    publisher
+        .publish(DEFAULT_TOPIC, &encode_bloc(&[b3]))
+        .await
+        .unwrap();
+    until_snapshot(&mut stream, |v| v["height"] == 3).await;
+
+    // At most MAX_BROWSERS streams: the one above and MAX_BROWSERS - 1
+    // more are served, the next is refused with 503.
+    let mut open = Vec::new();
+    for _ in 1..MAX_BROWSERS {
+        let (status, s) = follow(addr).await;
+        assert_eq!(status, 200);
+        open.push(s);
+    }
+    let (status, _) = follow(addr).await;
+    assert_eq!(status, 503);
+    // A browser leaving makes room.
+    drop(stream);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (status, s) = follow(addr).await;
+        if status == 200 {
+            open.push(s);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no room after a browser left"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(open);
+    listener.stop(WAIT).await;
+    relay.stop().await.unwrap();
+}

@@ -41,6 +41,14 @@ struct Args {
     /// Run everything in this terminal even when tmux is available.
     #[arg(long)]
     no_tmux: bool,
+    /// Where the listener serves the live web view for the projector (on
+    /// by default: port 8080 when free, else one the OS picks, on the
+    /// relay's host).
+    #[arg(long, value_name = "ADDR", conflicts_with = "no_web")]
+    web: Option<std::net::SocketAddr>,
+    /// No web view.
+    #[arg(long)]
+    no_web: bool,
     /// Do not run `cargo build` first.
     #[arg(long)]
     no_build: bool,
@@ -102,7 +110,40 @@ fn at<T: Copy>(list: &[T], i: usize, default: T) -> T {
     list.get(i).or(list.last()).copied().unwrap_or(default)
 }
 
-fn specs(args: &Args, port: u16, colour: bool) -> Vec<Spec> {
+/// Where the web view will be, if any: `--web`, else port 8080 on the
+/// relay's host when it is free, else a port the OS picks.
+fn web_addr(args: &Args) -> Option<std::net::SocketAddr> {
+    if args.no_web {
+        return None;
+    }
+    // A port given is used as it is (0: one the OS picks, found here so
+    // that the address can be printed).
+    let (host, ports): (std::net::IpAddr, &[u16]) = match args.web {
+        Some(addr) if addr.port() != 0 => return Some(addr),
+        Some(addr) => (addr.ip(), &[0]),
+        None if args.host == "0.0.0.0" => ([0, 0, 0, 0].into(), &[8080, 0]),
+        None => ([127, 0, 0, 1].into(), &[8080, 0]),
+    };
+    ports.iter().find_map(|&port| {
+        let probe = std::net::TcpListener::bind((host, port)).ok()?;
+        probe.local_addr().ok()
+    })
+}
+
+/// The line that tells where the web view is.
+fn web_line(addr: std::net::SocketAddr) -> String {
+    let shown = if addr.ip().is_unspecified() {
+        format!(
+            "127.0.0.1:{} (and this machine's address, for the class)",
+            addr.port()
+        )
+    } else {
+        addr.to_string()
+    };
+    format!("Web view: http://{shown}/ (open it on the projector)")
+}
+
+fn specs(args: &Args, port: u16, colour: bool, web: Option<std::net::SocketAddr>) -> Vec<Spec> {
     let connect = |extra: &[String]| {
         let mut a = vec![
             "--host".to_owned(),
@@ -118,6 +159,9 @@ fn specs(args: &Args, port: u16, colour: bool) -> Vec<Spec> {
         a
     };
     let profile = vec!["--profile".to_owned(), args.profile.clone()];
+    let web = web
+        .map(|addr| vec!["--web".to_owned(), addr.to_string()])
+        .unwrap_or_default();
     let mut out = vec![Spec {
         label: "listener".into(),
         program: "toycoin-listener",
@@ -128,6 +172,7 @@ fn specs(args: &Args, port: u16, colour: bool) -> Vec<Spec> {
                     "--color".into(),
                     if colour { "always" } else { "auto" }.into(),
                 ],
+                web,
             ]
             .concat(),
         ),
@@ -288,7 +333,7 @@ async fn run_in_tmux(args: &Args, shutdown: impl std::future::Future<Output = ()
     ] {
         tmux(&["set-option", "-t", session, option, value]);
     }
-    let programs = specs(args, 0, false).len();
+    let programs = specs(args, 0, false, None).len();
     let mut panes = Vec::new();
     for _ in 0..programs {
         let Some(pane) = pane_id(&["split-window", "-t", session]) else {
@@ -319,12 +364,16 @@ async fn run_in_tmux(args: &Args, shutdown: impl std::future::Future<Output = ()
         );
         return 1;
     };
-    for (spec, pane) in specs(args, ready.port(), false).iter().zip(&panes) {
+    let web = web_addr(args);
+    for (spec, pane) in specs(args, ready.port(), false, web).iter().zip(&panes) {
         let cmd = command_line(spec.program, &spec.args);
         tmux(&["respawn-pane", "-k", "-t", pane, &cmd]);
         tmux(&["select-pane", "-t", pane, "-T", &spec.label]);
     }
     tmux(&["select-pane", "-t", &panes[0]]);
+    if let Some(addr) = web {
+        println!("{}", web_line(addr));
+    }
     if std::env::var_os("TMUX").is_some() {
         // Already inside tmux: attaching would nest; switch to it instead.
         println!("Switched to tmux session '{session}': kill it (`tmux kill-session -t {session}`) to stop everything.");
@@ -495,7 +544,11 @@ async fn run_here(args: &Args, shutdown: impl std::future::Future<Output = ()>) 
         }
     };
     println!("{:>8} | pid {}", "relay", relay.id().unwrap_or(0));
-    for (i, spec) in specs(args, port, colour_on).into_iter().enumerate() {
+    let web = web_addr(args);
+    if let Some(addr) = web {
+        println!("{:>8} | {}", "demo", web_line(addr));
+    }
+    for (i, spec) in specs(args, port, colour_on, web).into_iter().enumerate() {
         match start(spec.program, &spec.args) {
             Ok(mut child) => {
                 println!("{:>8} | pid {}", spec.label, child.id().unwrap_or(0));

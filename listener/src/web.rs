@@ -330,11 +330,12 @@ pub async fn serve(
     Ok(local)
 }
 
-async fn index() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        INDEX_HTML,
-    )
+/// The page, with the current snapshot in it, so that it is drawn as soon
+/// as it loads (`</` escaped: the JSON sits in a script).
+async fn index(State(shared): State<Shared>) -> impl IntoResponse {
+    let snapshot = shared.snapshots.borrow().replace("</", "<\\/");
+    let page = INDEX_HTML.replacen("/*SNAPSHOT*/null", &snapshot, 1);
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page)
 }
 
 async fn snapshot(State(shared): State<Shared>) -> impl IntoResponse {

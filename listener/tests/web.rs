@@ -108,8 +108,8 @@ fn mine(chain: &mut Chain, miner: &[u8]) -> Block {
     block
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_web_view_shows_the_tree_the_pool_and_the_log_and_follows_changes() {
+/// A relay, a listener serving its web view, and the view's address.
+async fn view() -> (toycoin_relay::local::LocalRelay, Program, SocketAddr) {
     let relay = toycoin_relay::local::spawn("127.0.0.1:0", RelayConfig::default())
         .await
         .unwrap();
@@ -140,19 +140,12 @@ async fn the_web_view_shows_the_tree_the_pool_and_the_log_and_follows_changes() 
     listener
         .wait_line("connected", WAIT, |l| l.contains("Listening to"))
         .await;
+    (relay, listener, addr)
+}
 
-    // The page: the tree's drawing surface, and nothing fetched from
-    // elsewhere (a classroom may be offline).
-    let (status, page) = get(addr, "/").await;
-    assert_eq!(status, 200);
-    assert!(page.contains("id=\"tree-svg\""), "{page}");
-    assert!(!page.contains("src=\"http") && !page.contains("href=\"http"));
-
-    let (_, mut stream) = follow(addr).await;
-    let mut publisher = RelayClient::connect(relay.addr, DEFAULT_TOPIC)
-        .await
-        .unwrap();
-    // Blocks 0..=2 by "alice", and a block 1 by "bob" that loses.
+/// Publishes blocks 0..=2 by "alice", a block 1 by "bob" that loses, and a
+/// pending grant of 7 to "carol"; returns alice's chain and bob's block.
+async fn scene(publisher: &mut RelayClient) -> (Chain, Block) {
     let profile = Profile::steady(5.0);
     let mut chain = Chain::new(profile);
     let b0 = mine(&mut chain, b"alice");
@@ -174,6 +167,25 @@ async fn the_web_view_shows_the_tree_the_pool_and_the_log_and_follows_changes() 
         .publish(DEFAULT_TOPIC, &encode_txn(&[], &grant))
         .await
         .unwrap();
+    (chain, side)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_view_shows_the_tree_the_pool_and_the_log_and_follows_changes() {
+    let (relay, mut listener, addr) = view().await;
+
+    // The page: the tree's drawing surface, and nothing fetched from
+    // elsewhere (a classroom may be offline).
+    let (status, page) = get(addr, "/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"tree-svg\""), "{page}");
+    assert!(!page.contains("src=\"http") && !page.contains("href=\"http"));
+
+    let (_, mut stream) = follow(addr).await;
+    let mut publisher = RelayClient::connect(relay.addr, DEFAULT_TOPIC)
+        .await
+        .unwrap();
+    let (mut chain, side) = scene(&mut publisher).await;
 
     let snap = until_snapshot(&mut stream, |v| {
         v["height"] == 2 && v["pending_count"] == 1 && v["blocks"].as_array().unwrap().len() == 4
@@ -241,6 +253,81 @@ async fn the_web_view_shows_the_tree_the_pool_and_the_log_and_follows_changes() 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     drop(open);
+    listener.stop(WAIT).await;
+    relay.stop().await.unwrap();
+}
+
+/// The page as Chromium draws it (`--dump-dom` after its scripts ran):
+/// one box per block, the loser grey, the grant in the pending table.
+/// Without Chromium (Debian's `chromium`; `CHROMIUM` names another) it
+/// says "skipped".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_real_browser_the_page_draws_the_tree_and_the_pool() {
+    let browser = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".to_owned());
+    let present = std::process::Command::new(&browser)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !present {
+        println!("skipped: no {browser} to draw the page");
+        return;
+    }
+    let (relay, mut listener, addr) = view().await;
+    let mut publisher = RelayClient::connect(relay.addr, DEFAULT_TOPIC)
+        .await
+        .unwrap();
+    scene(&mut publisher).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, body) = get(addr, "/api/snapshot").await;
+        let v: Value = serde_json::from_str(&body).unwrap_or_default();
+        if v["height"] == 2
+            && v["pending_count"] == 1
+            && v["blocks"].as_array().map_or(0, Vec::len) == 4
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the listener did not see the scene: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let profile = std::env::temp_dir().join(format!("toycoin-web-test-{}", std::process::id()));
+    let dom = tokio::time::timeout(
+        Duration::from_secs(90),
+        tokio::process::Command::new(&browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--timeout=3000",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .args(["--dump-dom", &format!("http://{addr}/")])
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("chromium finished")
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&profile);
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert_eq!(dom.matches("class=\"blk best\"").count(), 3, "{dom}");
+    assert_eq!(dom.matches("class=\"blk stale\"").count(), 1, "{dom}");
+    assert!(dom.contains("<b id=\"height\">2</b>"), "{dom}");
+    assert!(
+        dom.contains(&fingerprint(b"carol")),
+        "the grant's receiver: {dom}"
+    );
+    assert!(
+        dom.contains(&fingerprint(b"bob")),
+        "the losing block's miner: {dom}"
+    );
     listener.stop(WAIT).await;
     relay.stop().await.unwrap();
 }

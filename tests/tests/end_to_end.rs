@@ -196,7 +196,46 @@ async fn thirty_transfers_all_confirmed_once_and_everyone_agrees() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_shows_blocks_within_seconds_and_stops_everything() {
-    let mut demo = Program::start("toycoin-demo", &["--no-build", "--no-tmux", "--port", "0"]);
+    let mut demo = Program::start(
+        "toycoin-demo",
+        &[
+            "--no-build",
+            "--no-tmux",
+            "--port",
+            "0",
+            "--web",
+            "127.0.0.1:0",
+        ],
+    );
+    // The web view's address, then the page served there.
+    let line = demo
+        .wait_line("the web view", WAIT, |l| l.contains("Web view: http://"))
+        .await;
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap()
+        .to_owned();
+    demo.wait_line("the listener serving it", WAIT, |l| {
+        l.contains("listener |") && l.contains(&format!("Web view: http://{addr}/"))
+    })
+    .await;
+    let mut page = String::new();
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(
+            format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        s.read_to_string(&mut page).await.unwrap();
+    }
+    assert!(
+        page.starts_with("HTTP/1.1 200") && page.contains("tree-svg"),
+        "{page}"
+    );
     demo.wait_line("a block in the listener", WAIT, |l| {
         l.contains("listener |")
             && l.contains("Blocks: 1 | Total Txns:")

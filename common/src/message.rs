@@ -39,6 +39,13 @@ pub const GETB_TAG: &[u8; 4] = b"GETB";
 /// Most hashes one `GETB` locator may list.
 pub const MAX_LOCATOR: usize = 64;
 
+/// Tag of a node's status (ours, steady only; see `docs/status.md`).
+pub const STAT_TAG: &[u8; 4] = b"STAT";
+/// Longest node name in a `STAT`.
+pub const MAX_STATUS_NAME: usize = 32;
+/// Largest `STAT` payload decoded.
+pub const MAX_STATUS_PAYLOAD: usize = 1024;
+
 /// Most tokens one `TXN` may spend, and most previous hashes one
 /// transaction may list.
 pub const MAX_INPUTS: usize = 1_000;
@@ -62,6 +69,40 @@ pub enum Message {
     /// `GETB`: "send me the best chain's blocks after the first of these
     /// hashes you have" (steady profile catch-up).
     GetBlocks(GetBlocks),
+    /// `STAT`: a node saying where it stands (steady profile).
+    Status(Status),
+}
+
+/// What a node says about itself every few seconds: a claim, signed by
+/// nobody, that observers show as such.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Status {
+    /// Its name (at most [`MAX_STATUS_NAME`] bytes).
+    pub name: String,
+    /// Its best chain's tip and height (`None`: no block yet).
+    pub tip: Option<BlockHash>,
+    pub height: Option<u64>,
+    /// Hashes a second over its last mining job.
+    pub hash_rate: f64,
+    /// Whether it is mining now, and on how many threads.
+    pub mining: bool,
+    pub threads: u32,
+    /// The fingerprint of the wallet its rewards go to.
+    pub wallet: Option<String>,
+}
+
+impl Eq for Status {}
+
+/// A `STAT` on the wire: plain JSON, the tip in hex.
+#[derive(Serialize, Deserialize)]
+struct StatWire {
+    name: String,
+    tip: Option<String>,
+    height: Option<u64>,
+    hash_rate: f64,
+    mining: bool,
+    threads: u32,
+    wallet: Option<String>,
 }
 
 /// A catch-up request: hashes of the asker's best chain, newest first
@@ -125,6 +166,8 @@ impl Message {
             decode_bloc_body(body).map(Message::Bloc)
         } else if tag == GETB_TAG {
             decode_getb_body(body).map(Message::GetBlocks)
+        } else if tag == STAT_TAG {
+            decode_stat_body(body).map(Message::Status)
         } else {
             Err(DecodeError::UnknownTag(
                 String::from_utf8_lossy(tag).into_owned(),
@@ -138,6 +181,7 @@ impl Message {
             Message::Txn(m) => encode_txn(&m.tokens, &m.txn),
             Message::Bloc(blocks) => encode_bloc(blocks),
             Message::GetBlocks(request) => encode_getb(request),
+            Message::Status(status) => encode_stat(status),
         }
     }
 
@@ -147,6 +191,7 @@ impl Message {
             Message::Txn(_) => "TXN",
             Message::Bloc(_) => "BLOC",
             Message::GetBlocks(_) => "GETB",
+            Message::Status(_) => "STAT",
         }
     }
 }
@@ -162,6 +207,20 @@ pub fn encode_txn(tokens: &[Token], txn: &Transaction) -> Bytes {
 pub fn encode_bloc(blocks: &[Block]) -> Bytes {
     let blocks: Vec<String> = blocks.iter().map(block_to_json).collect();
     tagged(BLOC_TAG, &to_python_json(&blocks))
+}
+
+/// The `STAT` payload for `status` (plain JSON; hashes in hex).
+pub fn encode_stat(status: &Status) -> Bytes {
+    let wire = StatWire {
+        name: status.name.clone(),
+        tip: status.tip.map(|t| t.to_hex()),
+        height: status.height,
+        hash_rate: status.hash_rate,
+        mining: status.mining,
+        threads: status.threads,
+        wallet: status.wallet.clone(),
+    };
+    tagged(STAT_TAG, &serde_json::to_string(&wire).unwrap_or_default())
 }
 
 /// The `GETB` payload for `request`.
@@ -281,6 +340,58 @@ fn decode_bloc_body(body: &[u8]) -> Result<Vec<Block>, DecodeError> {
         .enumerate()
         .map(|(i, s)| block_from_json(s, &format!("BLOC block {i}")))
         .collect()
+}
+
+fn decode_stat_body(body: &[u8]) -> Result<Status, DecodeError> {
+    if body.len() > MAX_STATUS_PAYLOAD {
+        return Err(DecodeError::TooLong {
+            context: "STAT".into(),
+            field: "payload",
+            max: MAX_STATUS_PAYLOAD,
+            got: body.len(),
+        });
+    }
+    let status: StatWire = parse_json("STAT", body)?;
+    let too_long = |field, got| DecodeError::TooLong {
+        context: "STAT".into(),
+        field,
+        max: MAX_STATUS_NAME,
+        got,
+    };
+    if status.name.len() > MAX_STATUS_NAME {
+        return Err(too_long("name", status.name.len()));
+    }
+    if let Some(w) = &status.wallet {
+        if w.len() > MAX_STATUS_NAME {
+            return Err(too_long("wallet", w.len()));
+        }
+    }
+    let invalid = |what: &str| DecodeError::Json {
+        context: "STAT".into(),
+        source: serde::de::Error::custom(what),
+    };
+    if !status.hash_rate.is_finite() || status.hash_rate < 0.0 {
+        return Err(invalid("hash_rate: not a rate"));
+    }
+    let tip = match &status.tip {
+        None => None,
+        Some(hex) => {
+            let bytes = hex::decode(hex).map_err(|_| invalid("tip: not hex"))?;
+            let hash: [u8; crate::hash::HASH_LEN] = bytes
+                .try_into()
+                .map_err(|_| invalid("tip: not a block hash"))?;
+            Some(BlockHash(Hash(hash)))
+        }
+    };
+    Ok(Status {
+        name: status.name,
+        tip,
+        height: status.height,
+        hash_rate: status.hash_rate,
+        mining: status.mining,
+        threads: status.threads,
+        wallet: status.wallet,
+    })
 }
 
 fn decode_getb_body(body: &[u8]) -> Result<GetBlocks, DecodeError> {
@@ -577,5 +688,39 @@ mod tests {
         assert_error_mentions(too_many.as_bytes(), "more than 64 elements");
         assert_error_mentions(b"GETB{\"locator\": [\"AAAA\"]}", "GETB locator 0: hash");
         assert_error_mentions(b"GETB[]", "GETB");
+    }
+
+    #[test]
+    fn a_status_round_trips_and_bad_ones_are_refused_with_a_reason() {
+        let status = Status {
+            name: "node1".into(),
+            tip: Some(BlockHash(Hash([7; crate::hash::HASH_LEN]))),
+            height: Some(12),
+            hash_rate: 4.0e6,
+            mining: true,
+            threads: 2,
+            wallet: Some("62d8ceef".into()),
+        };
+        let payload = encode_stat(&status);
+        assert!(payload.starts_with(b"STAT{"));
+        match Message::decode(&payload).unwrap() {
+            Message::Status(got) => assert_eq!(got, status),
+            other => panic!("{other:?}"),
+        }
+        let long = format!(
+            "STAT{{\"name\": \"{}\", \"tip\": null, \"height\": null, \"hash_rate\": 1, \"mining\": false, \"threads\": 1, \"wallet\": null}}",
+            "n".repeat(MAX_STATUS_NAME + 1)
+        );
+        assert_error_mentions(long.as_bytes(), "STAT: name");
+        assert_error_mentions(
+            b"STAT{\"name\": \"x\", \"tip\": \"abcd\", \"height\": 1, \"hash_rate\": 1, \"mining\": false, \"threads\": 1, \"wallet\": null}",
+            "tip: not a block hash",
+        );
+        assert_error_mentions(
+            b"STAT{\"name\": \"x\", \"tip\": null, \"height\": 1, \"hash_rate\": -1, \"mining\": false, \"threads\": 1, \"wallet\": null}",
+            "hash_rate",
+        );
+        let huge = format!("STAT{}", " ".repeat(MAX_STATUS_PAYLOAD + 1));
+        assert_error_mentions(huge.as_bytes(), "STAT: payload");
     }
 }

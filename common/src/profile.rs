@@ -401,6 +401,13 @@ impl Profile {
         self.kind == ProfileKind::Toycoin
     }
 
+    /// Whether nodes announce their tip, hash rate and whether they mine
+    /// in a `STAT` every few seconds (see `docs/status.md`); the original
+    /// prints an error for a tag it does not know.
+    pub fn announces_status(&self) -> bool {
+        self.kind == ProfileKind::Steady
+    }
+
     /// Whether nodes ask for and answer missed blocks with `GETB` (see
     /// `docs/catch-up.md`); the original has no such message.
     pub fn uses_catch_up(&self) -> bool {
@@ -539,6 +546,9 @@ impl Profile {
         match self.kind {
             ProfileKind::Toycoin => None,
             ProfileKind::Steady if tag == b"TXN " => Some(MAX_TXN_PAYLOAD),
+            ProfileKind::Steady if tag == crate::message::STAT_TAG => {
+                Some(4 + crate::message::MAX_STATUS_PAYLOAD)
+            }
             ProfileKind::Steady => Some(MAX_BLOC_PAYLOAD),
         }
     }

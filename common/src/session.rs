@@ -27,7 +27,7 @@ use crate::catchup::CatchUp;
 use crate::chain::{now_secs, ChainError};
 use crate::frame::DEFAULT_MAX_FRAME_LEN;
 use crate::hash::Hash;
-use crate::message::{encode_bloc, encode_getb, GetBlocks, Message, TxnMessage};
+use crate::message::{encode_bloc, encode_getb, GetBlocks, Message, Status, TxnMessage};
 use crate::profile::Profile;
 use crate::relay::RelayClient;
 use crate::tree::{BlockTree, Received};
@@ -128,6 +128,8 @@ pub enum SessionEvent {
     Bloc(BlocReport),
     /// Someone else's catch-up request.
     GetBlocks(GetBlocks),
+    /// A node's status (`STAT`, steady).
+    Status(Status),
     /// A frame we sent, back from the relay.
     Own(Message),
     /// A frame that is not a toycoin message.
@@ -284,6 +286,7 @@ impl SessionCore {
         match message {
             Message::Txn(m) => self.emit(SessionEvent::Txn(m)),
             Message::Bloc(blocks) => self.on_bloc(blocks, now_secs, now),
+            Message::Status(status) => self.emit(SessionEvent::Status(status)),
             Message::GetBlocks(request) => {
                 if self.answer {
                     self.catch_up.on_request(&self.tree, &request, now);

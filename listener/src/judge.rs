@@ -11,7 +11,7 @@ use toycoin_common::block::Block;
 use toycoin_common::hash::{BlockHash, Txid};
 use toycoin_common::ledger::TxError;
 use toycoin_common::mempool::{Mempool, MempoolError};
-use toycoin_common::message::{GetBlocks, Message, TxnMessage};
+use toycoin_common::message::{GetBlocks, Message, Status, TxnMessage};
 use toycoin_common::session::{BlocReport, SessionEvent};
 use toycoin_common::tree::{BlockTree, Received};
 
@@ -89,6 +89,8 @@ pub enum Verdict {
         /// This listener's own request, back from the relay.
         own: bool,
     },
+    /// A node's status: a claim, which the listener shows as such.
+    Status(Status),
     Undecodable {
         bytes: usize,
         tag: String,
@@ -110,7 +112,7 @@ impl Verdict {
         match self {
             Verdict::Txn { check, .. } => matches!(check, TxnCheck::Invalid(_)),
             Verdict::Bloc { effect, .. } => !matches!(effect, Effect::Known),
-            Verdict::GetBlocks { .. } => false,
+            Verdict::GetBlocks { .. } | Verdict::Status(_) => false,
             Verdict::Undecodable { .. } => true,
         }
     }
@@ -154,6 +156,7 @@ impl Judge {
             SessionEvent::Own(Message::GetBlocks(request)) => {
                 Some(Verdict::GetBlocks { request, own: true })
             }
+            SessionEvent::Status(status) => Some(Verdict::Status(status)),
             SessionEvent::Undecodable { bytes, tag, reason } => {
                 Some(Verdict::Undecodable { bytes, tag, reason })
             }

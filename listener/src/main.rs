@@ -135,8 +135,13 @@ async fn main() {
                     let soon = tokio::time::Instant::now() + BATCH;
                     publish_at = publish_at.min(soon);
                 }
+                // Nodes' statuses come every few seconds: shown as JSON,
+                // and as text only with -v.
+                let chatter = matches!(verdict, Some(toycoin_listener::Verdict::Status(_)))
+                    && mode != Mode::Json
+                    && args.log.verbose == 0;
                 match verdict {
-                    Some(verdict) if verdict.is_news() || !args.log.quiet => {
+                    Some(verdict) if !chatter && (verdict.is_news() || !args.log.quiet) => {
                         // stdout closed (`| head`): stop, not panic.
                         let text = renderer.render(&verdict);
                         let width = wrap.then(|| terminal_width(Output::Stdout)).flatten();

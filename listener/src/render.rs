@@ -124,6 +124,31 @@ impl Renderer {
                     )
                 }
             },
+            Verdict::Status(st) => match self.mode {
+                Mode::Json => json!({
+                    "type": "STAT",
+                    "valid": true,
+                    "name": st.name,
+                    "tip": st.tip.map(|t| t.to_hex()),
+                    "height": st.height,
+                    "hash_rate": st.hash_rate,
+                    "mining": st.mining,
+                    "threads": st.threads,
+                    "wallet": st.wallet,
+                })
+                .to_string(),
+                _ => format!(
+                    "{} {} says: height {}, tip {}, {:.2} MH/s on {} thread{}, {}",
+                    self.paint("34", "STAT"),
+                    st.name,
+                    st.height.map_or_else(|| "-".to_owned(), |h| h.to_string()),
+                    st.tip.map_or_else(|| "none".to_owned(), |t| t.short()),
+                    st.hash_rate / 1e6,
+                    st.threads,
+                    if st.threads == 1 { "" } else { "s" },
+                    if st.mining { "mining" } else { "not mining" }
+                ),
+            },
             Verdict::Undecodable { bytes, tag, reason } => match self.mode {
                 Mode::Json => json!({
                     "type": if tag.is_empty() { "unknown" } else { tag.as_str() },

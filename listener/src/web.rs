@@ -32,6 +32,7 @@ use tokio::sync::{watch, Semaphore};
 use toycoin_common::block::Block;
 use toycoin_common::hash::{BlockHash, Txid};
 use toycoin_common::mempool::Mempool;
+use toycoin_common::message::Status;
 use toycoin_common::profile::FINAL_CONFIRMATIONS;
 use toycoin_common::tree::BlockTree;
 use toycoin_common::wallet::fingerprint;
@@ -57,6 +58,11 @@ pub const LOG_LINES: usize = 200;
 pub const RECENT_TXNS: usize = 30;
 /// Pending transactions listed.
 pub const SHOWN_PENDING: usize = 50;
+/// Most nodes whose status is kept (the least recently heard forgotten
+/// first): a status costs nothing to forge, so the table is bounded.
+pub const MAX_NODES: usize = 64;
+/// A node not heard from for this long is no longer shown.
+pub const NODE_TIMEOUT_MS: u64 = 15_000;
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -94,6 +100,8 @@ pub struct WebModel {
     last_reorg: Option<(u64, usize, BlockHash)>,
     /// `BLOC`s refused as invalid.
     refused: usize,
+    /// What each node last said (`STAT`), and when.
+    nodes: HashMap<String, (Status, u64)>,
 }
 
 impl WebModel {
@@ -142,6 +150,20 @@ impl WebModel {
                 if effect.is_valid() {
                     self.add_blocks(*first_height, blocks);
                 }
+            }
+            Verdict::Status(status) => {
+                if !self.nodes.contains_key(&status.name) && self.nodes.len() >= MAX_NODES {
+                    let oldest = self
+                        .nodes
+                        .iter()
+                        .min_by_key(|(_, (_, at))| *at)
+                        .map(|(name, _)| name.clone());
+                    if let Some(name) = oldest {
+                        self.nodes.remove(&name);
+                    }
+                }
+                self.nodes
+                    .insert(status.name.clone(), (status.clone(), now_ms()));
             }
             _ => {}
         }
@@ -275,8 +297,30 @@ impl WebModel {
                 })
             })
             .collect();
+        // Nodes heard from lately, by name.
+        self.nodes
+            .retain(|_, (_, at)| now.saturating_sub(*at) < NODE_TIMEOUT_MS);
+        let mut nodes: Vec<&(Status, u64)> = self.nodes.values().collect();
+        nodes.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        let nodes: Vec<Value> = nodes
+            .iter()
+            .map(|(st, at)| {
+                json!({
+                    "name": st.name,
+                    "tip": st.tip.map(|t| t.to_hex()),
+                    "tip_short": st.tip.map(|t| t.short()),
+                    "height": st.height,
+                    "hash_rate": st.hash_rate,
+                    "mining": st.mining,
+                    "threads": st.threads,
+                    "wallet": st.wallet,
+                    "age_s": now.saturating_sub(*at) / 1000,
+                })
+            })
+            .collect();
         json!({
             "profile": chain.profile().describe(),
+            "nodes": nodes,
             "height": len.checked_sub(1),
             "tip": chain.tip_hash().short(),
             "collapsed": first_shown,

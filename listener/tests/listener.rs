@@ -94,7 +94,9 @@ fn shows_every_captured_and_computed_frame_in_text_and_json() {
                     assert_eq!(v["blocks"].as_array().unwrap().len(), blocks.len());
                     chains += 1;
                 }
-                Message::GetBlocks(_) => unreachable!("the original sends no GETB"),
+                Message::GetBlocks(_) | Message::Status(_) => {
+                    unreachable!("the original sends no GETB or STAT")
+                }
             }
         }
     }

@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use toycoin_common::block::Block;
 use toycoin_common::chain::{now_secs, Chain};
-use toycoin_common::message::{encode_bloc, encode_txn};
+use toycoin_common::message::{encode_bloc, encode_stat, encode_txn, Status};
 use toycoin_common::profile::Profile;
 use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
 use toycoin_common::wallet::{fingerprint, Wallet};
@@ -167,6 +167,20 @@ async fn scene(publisher: &mut RelayClient) -> (Chain, Block) {
         .publish(DEFAULT_TOPIC, &encode_txn(&[], &grant))
         .await
         .unwrap();
+    // A node saying its tip is block 2.
+    let status = Status {
+        name: "node7".into(),
+        tip: Some(b2.header.this_hash),
+        height: Some(2),
+        hash_rate: 3.5e6,
+        mining: true,
+        threads: 2,
+        wallet: Some(fingerprint(b"alice")),
+    };
+    publisher
+        .publish(DEFAULT_TOPIC, &encode_stat(&status))
+        .await
+        .unwrap();
     (chain, side)
 }
 
@@ -188,9 +202,21 @@ async fn the_web_view_shows_the_tree_the_pool_and_the_log_and_follows_changes() 
     let (mut chain, side) = scene(&mut publisher).await;
 
     let snap = until_snapshot(&mut stream, |v| {
-        v["height"] == 2 && v["pending_count"] == 1 && v["blocks"].as_array().unwrap().len() == 4
+        v["height"] == 2
+            && v["pending_count"] == 1
+            && v["blocks"].as_array().unwrap().len() == 4
+            && v["nodes"].as_array().unwrap().len() == 1
     })
     .await;
+    let node = &snap["nodes"][0];
+    assert_eq!(node["name"], "node7");
+    assert_eq!(node["height"], 2);
+    assert_eq!(node["mining"], true);
+    assert_eq!(
+        node["tip"],
+        snap["blocks"].as_array().unwrap()[2]["hash"],
+        "node7's tip is the best chain's block 2"
+    );
     let blocks = snap["blocks"].as_array().unwrap();
     let best: Vec<&Value> = blocks.iter().filter(|b| b["best"] == true).collect();
     assert_eq!(best.len(), 3);
@@ -258,7 +284,8 @@ async fn the_web_view_shows_the_tree_the_pool_and_the_log_and_follows_changes() 
 }
 
 /// The page as Chromium draws it (`--dump-dom` after its scripts ran):
-/// one box per block, the loser grey, the grant in the pending table.
+/// one box per block, the loser grey, the grant in the pending table, a
+/// node's tip marked.
 /// Without Chromium (Debian's `chromium`; `CHROMIUM` names another) it
 /// says "skipped".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,6 +313,7 @@ async fn in_a_real_browser_the_page_draws_the_tree_and_the_pool() {
         if v["height"] == 2
             && v["pending_count"] == 1
             && v["blocks"].as_array().map_or(0, Vec::len) == 4
+            && v["nodes"].as_array().map_or(0, Vec::len) == 1
         {
             break;
         }
@@ -328,6 +356,8 @@ async fn in_a_real_browser_the_page_draws_the_tree_and_the_pool() {
         dom.contains(&fingerprint(b"bob")),
         "the losing block's miner: {dom}"
     );
+    assert!(dom.contains("▲ node7"), "node7's tip marked: {dom}");
+    assert!(dom.contains("<td>node7</td>"), "node7 in the table: {dom}");
     listener.stop(WAIT).await;
     relay.stop().await.unwrap();
 }

@@ -14,7 +14,7 @@ use toycoin_common::chain::ChainError;
 use toycoin_common::frame::DEFAULT_MAX_FRAME_LEN;
 use toycoin_common::hash::{BlockHash, Txid};
 use toycoin_common::mempool::{Mempool, DEFAULT_MAX_PENDING};
-use toycoin_common::message::{encode_bloc, TxnMessage};
+use toycoin_common::message::{encode_bloc, encode_stat, Status, TxnMessage, MAX_STATUS_NAME};
 use toycoin_common::pow::{CancelToken, MineOutcome, MineReport, Miner};
 use toycoin_common::profile::{Minting, Profile};
 use toycoin_common::session::{
@@ -32,6 +32,10 @@ use crate::event::Event;
 /// not for the one after it. Proof of work has no memory, so nothing
 /// found so far is lost; each refresh costs a selection and a Merkle root.
 pub const TEMPLATE_REFRESH: Duration = Duration::from_secs(1);
+
+/// How often a node announces its status (`STAT`, steady profile): its
+/// tip, hash rate and whether it mines, for the web view.
+pub const STATUS_INTERVAL: Duration = Duration::from_secs(3);
 
 /// How a node runs.
 #[derive(Clone, Debug)]
@@ -200,6 +204,8 @@ struct Node {
     /// A job cancelled for a new template: the tip it mined on, since
     /// when, and the hashes done.
     refreshed: Option<(BlockHash, Instant, u64)>,
+    /// Hashes a second over the last mining job that ran a while.
+    hash_rate: f64,
 }
 
 impl Node {
@@ -226,6 +232,7 @@ impl Node {
             pending_since: None,
             pool_version: 0,
             refreshed: None,
+            hash_rate: 0.0,
         }
     }
 
@@ -244,6 +251,8 @@ impl Node {
             relay: self.config.relay.clone(),
             topic: self.config.topic.clone(),
         });
+        let announces = self.config.profile.announces_status();
+        let mut status_at = Instant::now() + STATUS_INTERVAL;
         loop {
             let wake_at = match (self.lone_deadline(), self.refresh_deadline()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -264,6 +273,10 @@ impl Node {
                     if self.mining.is_some() =>
                 {
                     self.on_mined(report.ok().flatten());
+                }
+                _ = tokio::time::sleep_until(status_at), if announces => {
+                    self.announce_status();
+                    status_at = Instant::now() + STATUS_INTERVAL;
                 }
                 _ = tokio::time::sleep_until(wake_at.unwrap_or_else(Instant::now)), if wake_at.is_some() => {
                     // maybe_mine below mines what has waited long enough,
@@ -301,7 +314,7 @@ impl Node {
             }
             SessionEvent::Txn(m) => self.on_txn(m),
             SessionEvent::Bloc(report) => self.on_bloc(report),
-            SessionEvent::GetBlocks(_) => {}
+            SessionEvent::GetBlocks(_) | SessionEvent::Status(_) => {}
             SessionEvent::Own(message) => self.emit(Event::OwnMessage {
                 kind: message.kind(),
             }),
@@ -518,6 +531,11 @@ impl Node {
         let Some(report) = report else {
             return;
         };
+        // A job of 20 ms or more (some 80,000 hashes) says what this
+        // machine does.
+        if report.elapsed >= Duration::from_millis(20) {
+            self.hash_rate = report.hash_rate();
+        }
         let header = match report.outcome {
             MineOutcome::Cancelled if task.refreshing && task.cancelled_at.is_none() => {
                 self.refreshed = Some((
@@ -571,6 +589,22 @@ impl Node {
         }
     }
 
+    /// Says where this node stands (`STAT`).
+    fn announce_status(&mut self) {
+        let chain = self.session.tree().chain();
+        let status = Status {
+            name: truncated(&self.config.name, MAX_STATUS_NAME),
+            tip: chain.tip().map(|b| b.header.this_hash),
+            height: chain.len().checked_sub(1).map(|h| h as u64),
+            hash_rate: self.hash_rate,
+            mining: self.mining.is_some(),
+            threads: self.config.threads.min(u32::MAX as usize) as u32,
+            wallet: (self.config.profile.minting() == Minting::RewardsAndMint)
+                .then(|| fingerprint(&self.config.reward_to)),
+        };
+        self.session.publish(encode_stat(&status));
+    }
+
     /// Tells the network about our new tip: the whole chain where the
     /// profile announces whole chains (as the original), else the new
     /// block alone.
@@ -584,4 +618,13 @@ impl Node {
         };
         self.session.publish(payload);
     }
+}
+
+/// `s` cut to at most `max` bytes, at a character boundary.
+fn truncated(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
 }

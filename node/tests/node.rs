@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use toycoin_common::block::Block;
 use toycoin_common::chain::{now_secs, Chain};
 use toycoin_common::hash::{Hash, Txid};
-use toycoin_common::message::{encode_bloc, encode_txn, TxnMessage};
+use toycoin_common::message::{encode_bloc, encode_txn, Message, TxnMessage};
 use toycoin_common::profile::{Profile, Signing};
 use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
 use toycoin_common::transaction::{OutputKind, Transaction};
@@ -736,6 +736,42 @@ async fn the_block_being_mined_takes_transactions_that_arrive_meanwhile() {
     let snap = node.handle.snapshot().await.unwrap();
     assert!(snap.mining, "still mining block 0");
     assert_eq!(snap.pending, vec![first, second]);
+    node.handle.stop().await;
+    stop_relay(relay).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steady_node_says_where_it_stands_every_few_seconds() {
+    let relay = start_relay("127.0.0.1:0").await;
+    let mut watcher = RelayClient::connect(relay.addr, DEFAULT_TOPIC)
+        .await
+        .unwrap();
+    let mut node = TestNode::start(&relay, "announcer", |_| {});
+    node.connected().await;
+    node.wait_for("a block", |e| matches!(e, Event::Mined { .. }))
+        .await;
+    // A STAT naming it, with a tip, after it mined a block.
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        let frame = tokio::time::timeout_at(deadline, watcher.recv())
+            .await
+            .expect("a STAT in time")
+            .unwrap()
+            .unwrap();
+        if let Ok(Message::Status(st)) = Message::decode(&frame) {
+            if st.name == "announcer" && st.tip.is_some() {
+                break st;
+            }
+        }
+    };
+    let chain = node.chain().await;
+    let tip = status.tip.unwrap();
+    assert!(
+        chain.iter().any(|b| b.header.this_hash == tip),
+        "its tip is a block of its chain"
+    );
+    assert_eq!(status.threads, 1);
+    assert!(status.hash_rate > 0.0, "{status:?}");
     node.handle.stop().await;
     stop_relay(relay).await;
 }

@@ -410,3 +410,43 @@ async fn events(State(shared): State<Shared>) -> Response {
         .keep_alive(KeepAlive::default())
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use toycoin_common::chain::Chain;
+    use toycoin_common::profile::Profile;
+
+    /// A 1,000-block chain: 40 blocks drawn, the rest one collapsed run,
+    /// 500 heights charted, and a snapshot of bounded size.
+    #[test]
+    fn a_thousand_block_chain_is_drawn_as_forty_blocks_and_one_run() {
+        let profile = Profile::steady(5.0);
+        let mut chain = Chain::new(profile);
+        // Stamped three targets apart: the bits fall to their floor, so
+        // the chain is quick to mine.
+        let start = toycoin_common::chain::now_secs() - 15 * 1_001;
+        let mut blocks = Vec::new();
+        for i in 0..1_000u64 {
+            let block = chain
+                .mine_next(&Bytes::from_static(b"miner"), Vec::new(), start + 15 * i)
+                .expect("mined");
+            chain
+                .push(block.clone(), start + 15 * 1_001)
+                .expect("valid");
+            blocks.push(block);
+        }
+        let mut tree = BlockTree::new(profile);
+        tree.receive(blocks, start + 15 * 1_001).expect("valid");
+        let mut model = WebModel::new();
+        let snap = model.snapshot(&tree, &Mempool::new(10));
+        assert_eq!(snap["height"], 999);
+        assert_eq!(snap["blocks"].as_array().map(Vec::len), Some(SHOWN_HEIGHTS));
+        assert_eq!(snap["collapsed"], 1_000 - SHOWN_HEIGHTS);
+        assert_eq!(snap["blocks"][0]["height"], 1_000 - SHOWN_HEIGHTS);
+        assert_eq!(snap["chart"].as_array().map(Vec::len), Some(CHART_HEIGHTS));
+        let size = snap.to_string().len();
+        assert!(size < 64 * 1024, "{size} bytes");
+    }
+}

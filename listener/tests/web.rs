@@ -361,3 +361,67 @@ async fn in_a_real_browser_the_page_draws_the_tree_and_the_pool() {
     listener.stop(WAIT).await;
     relay.stop().await.unwrap();
 }
+
+/// The original's frames, captured from a Python network, under
+/// `--profile toycoin`: the view follows its chain, with no node statuses
+/// (the original sends none) and its transactions' blocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_view_follows_a_network_of_the_original_programs() {
+    let relay = toycoin_relay::local::spawn("127.0.0.1:0", RelayConfig::default())
+        .await
+        .unwrap();
+    let port = relay.addr.port().to_string();
+    let mut listener = Program::start(
+        "toycoin-listener",
+        &[
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--profile",
+            "toycoin",
+            "--web",
+            "127.0.0.1:0",
+        ],
+    );
+    let line = listener
+        .wait_line("the web view's address", WAIT, |l| {
+            l.contains("Web view: http://")
+        })
+        .await;
+    let addr: SocketAddr = line
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    listener
+        .wait_line("connected", WAIT, |l| l.contains("Listening to"))
+        .await;
+    let mut publisher = RelayClient::connect(relay.addr, DEFAULT_TOPIC)
+        .await
+        .unwrap();
+    let mut longest = 0;
+    for (_, frame) in toycoin_tests::frames("live") {
+        if let Ok(toycoin_common::message::Message::Bloc(blocks)) =
+            toycoin_common::message::Message::decode(&frame)
+        {
+            longest = longest.max(blocks.len());
+        }
+        publisher.publish(DEFAULT_TOPIC, &frame).await.unwrap();
+    }
+    let (_, mut stream) = follow(addr).await;
+    let snap = until_snapshot(&mut stream, |v| v["height"] == longest - 1).await;
+    assert_eq!(snap["profile"], "toycoin");
+    assert_eq!(snap["nodes"].as_array().unwrap().len(), 0);
+    let best = snap["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["best"] == true)
+        .count();
+    assert_eq!(best, longest.min(toycoin_listener::web::SHOWN_HEIGHTS));
+    listener.stop(WAIT).await;
+    relay.stop().await.unwrap();
+}

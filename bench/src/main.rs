@@ -13,9 +13,10 @@
 //! - `floods`: a node's peak RSS under each flood a hostile student sends.
 //! - `pace`: a network under a class's load: backlog and block intervals.
 //! - `fork`: what rewriting 6 blocks costs an attacker against honest nodes.
+//! - `web`: the web view drawing a long chain, and its CPU with 30 browsers.
 //! - `memory`: the relay's peak RSS under every memory attack at once.
 //!
-//! With no suite named, all but `memory`, `floods`, `pace` and `fork` run, and the last line holds every figure.
+//! With no suite named, all but `memory`, `floods`, `pace`, `fork` and `web` run, and the last line holds every figure.
 
 mod attacks;
 mod chains;
@@ -28,6 +29,7 @@ mod pow;
 mod programs;
 mod propagation;
 mod validation;
+mod web;
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -111,6 +113,20 @@ enum Suite {
         /// Blocks the honest chain has before the first race.
         #[arg(long, default_value_t = 40)]
         warm: usize,
+    },
+    /// The listener's web view: Chromium drawing a long chain, and the
+    /// listener's CPU with many browsers (needs toycoin-listener built
+    /// beside this program, and chromium).
+    Web {
+        /// Blocks of the chain.
+        #[arg(long, default_value_t = 1000)]
+        blocks: usize,
+        /// Browsers following the event stream.
+        #[arg(long, default_value_t = 30)]
+        browsers: usize,
+        /// Seconds of each CPU measure.
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
     },
     /// The relay's peak RSS under every memory attack at once.
     Memory {
@@ -395,6 +411,11 @@ fn main() {
                 target,
                 warm,
             }) => fork::run(rounds.max(1), target, warm.max(fork::MIN_WARM)).await,
+            Some(Suite::Web {
+                blocks,
+                browsers,
+                secs,
+            }) => web::run(blocks.max(1), browsers, secs.max(1)).await,
             Some(Suite::Memory { budget }) => memory::run(budget).await,
             Some(Suite::ServeRelay { budget, ready_file }) => {
                 memory::serve(budget, ready_file).await

@@ -298,6 +298,12 @@ async fn in_a_real_browser_the_page_draws_the_tree_and_the_pool() {
         .status()
         .is_ok_and(|s| s.success());
     if !present {
+        // In CI the browser is installed by .ci/run: its absence is a
+        // failure there, not a reason to skip.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but there is no {browser} to draw the page"
+        );
         println!("skipped: no {browser} to draw the page");
         return;
     }
@@ -343,8 +349,49 @@ async fn in_a_real_browser_the_page_draws_the_tree_and_the_pool() {
     .await
     .expect("chromium finished")
     .unwrap();
+    // And a picture of it, for people: target/web-view-test.png.
+    let png = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/web-view-test.png");
+    let shot = tokio::time::timeout(
+        Duration::from_secs(90),
+        tokio::process::Command::new(&browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+            ])
+            .args([
+                "--timeout=3000",
+                "--hide-scrollbars",
+                "--window-size=1600,1000",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(format!("--screenshot={}", png.display()))
+            .arg(format!("http://{addr}/"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .status(),
+    )
+    .await
+    .expect("chromium finished")
+    .unwrap();
+    assert!(
+        shot.success() && png.exists(),
+        "no screenshot at {}",
+        png.display()
+    );
     let _ = std::fs::remove_dir_all(&profile);
     let dom = String::from_utf8_lossy(&dom.stdout);
+    // As many boxes as the snapshot has blocks.
+    let (_, body) = get(addr, "/api/snapshot").await;
+    let snap: Value = serde_json::from_str(&body).unwrap();
+    let blocks = snap["blocks"].as_array().unwrap().len();
+    assert!(
+        dom.contains(&format!("data-drawn-blocks=\"{blocks}\"")),
+        "{dom}"
+    );
+    assert_eq!(dom.matches("class=\"blk ").count(), blocks, "{dom}");
     assert_eq!(dom.matches("class=\"blk best\"").count(), 3, "{dom}");
     assert_eq!(dom.matches("class=\"blk stale\"").count(), 1, "{dom}");
     assert!(dom.contains("<b id=\"height\">2</b>"), "{dom}");

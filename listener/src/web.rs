@@ -63,6 +63,8 @@ pub const SHOWN_PENDING: usize = 50;
 pub const MAX_NODES: usize = 64;
 /// A node not heard from for this long is no longer shown.
 pub const NODE_TIMEOUT_MS: u64 = 15_000;
+/// Hash rates kept per node for its chart (one per status: 3 minutes).
+pub const RATE_SAMPLES: usize = 60;
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -88,6 +90,14 @@ struct TxnView {
     seen_ms: u64,
 }
 
+/// A node as it says it stands.
+#[derive(Clone, Debug)]
+struct NodeView {
+    status: Status,
+    heard_ms: u64,
+    rates: VecDeque<f64>,
+}
+
 /// What the web view knows, fed by verdicts.
 #[derive(Debug, Default)]
 pub struct WebModel {
@@ -100,8 +110,8 @@ pub struct WebModel {
     last_reorg: Option<(u64, usize, BlockHash)>,
     /// `BLOC`s refused as invalid.
     refused: usize,
-    /// What each node last said (`STAT`), and when.
-    nodes: HashMap<String, (Status, u64)>,
+    /// What each node last said (`STAT`), when, and its last hash rates.
+    nodes: HashMap<String, NodeView>,
 }
 
 impl WebModel {
@@ -156,14 +166,26 @@ impl WebModel {
                     let oldest = self
                         .nodes
                         .iter()
-                        .min_by_key(|(_, (_, at))| *at)
+                        .min_by_key(|(_, n)| n.heard_ms)
                         .map(|(name, _)| name.clone());
                     if let Some(name) = oldest {
                         self.nodes.remove(&name);
                     }
                 }
-                self.nodes
-                    .insert(status.name.clone(), (status.clone(), now_ms()));
+                let node = self
+                    .nodes
+                    .entry(status.name.clone())
+                    .or_insert_with(|| NodeView {
+                        status: status.clone(),
+                        heard_ms: 0,
+                        rates: VecDeque::new(),
+                    });
+                node.status = status.clone();
+                node.heard_ms = now_ms();
+                if node.rates.len() == RATE_SAMPLES {
+                    node.rates.pop_front();
+                }
+                node.rates.push_back(status.hash_rate);
             }
             _ => {}
         }
@@ -299,12 +321,13 @@ impl WebModel {
             .collect();
         // Nodes heard from lately, by name.
         self.nodes
-            .retain(|_, (_, at)| now.saturating_sub(*at) < NODE_TIMEOUT_MS);
-        let mut nodes: Vec<&(Status, u64)> = self.nodes.values().collect();
-        nodes.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+            .retain(|_, n| now.saturating_sub(n.heard_ms) < NODE_TIMEOUT_MS);
+        let mut nodes: Vec<&NodeView> = self.nodes.values().collect();
+        nodes.sort_by(|a, b| a.status.name.cmp(&b.status.name));
         let nodes: Vec<Value> = nodes
             .iter()
-            .map(|(st, at)| {
+            .map(|n| {
+                let (st, at) = (&n.status, &n.heard_ms);
                 json!({
                     "name": st.name,
                     "tip": st.tip.map(|t| t.to_hex()),
@@ -315,6 +338,7 @@ impl WebModel {
                     "threads": st.threads,
                     "wallet": st.wallet,
                     "age_s": now.saturating_sub(*at) / 1000,
+                    "rates": n.rates,
                 })
             })
             .collect();

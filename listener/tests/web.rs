@@ -213,6 +213,11 @@ async fn the_web_view_shows_the_tree_the_pool_and_the_log_and_follows_changes() 
     assert_eq!(node["height"], 2);
     assert_eq!(node["mining"], true);
     assert_eq!(
+        node["rates"],
+        serde_json::json!([3.5e6]),
+        "its hash rates so far"
+    );
+    assert_eq!(
         node["tip"],
         snap["blocks"].as_array().unwrap()[2]["hash"],
         "node7's tip is the best chain's block 2"

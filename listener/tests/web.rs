@@ -108,23 +108,23 @@ fn mine(chain: &mut Chain, miner: &[u8]) -> Block {
     block
 }
 
-/// A relay, a listener serving its web view, and the view's address.
-async fn view() -> (toycoin_relay::local::LocalRelay, Program, SocketAddr) {
+/// A relay, a listener serving its web view (with `extra` flags), and
+/// the view's address.
+async fn view_with(extra: &[&str]) -> (toycoin_relay::local::LocalRelay, Program, SocketAddr) {
     let relay = toycoin_relay::local::spawn("127.0.0.1:0", RelayConfig::default())
         .await
         .unwrap();
     let port = relay.addr.port().to_string();
-    let mut listener = Program::start(
-        "toycoin-listener",
-        &[
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--web",
-            "127.0.0.1:0",
-        ],
-    );
+    let mut args = vec![
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--web",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    let mut listener = Program::start("toycoin-listener", &args);
     let line = listener
         .wait_line("the web view's address", WAIT, |l| {
             l.contains("Web view: http://")
@@ -141,6 +141,10 @@ async fn view() -> (toycoin_relay::local::LocalRelay, Program, SocketAddr) {
         .wait_line("connected", WAIT, |l| l.contains("Listening to"))
         .await;
     (relay, listener, addr)
+}
+
+async fn view() -> (toycoin_relay::local::LocalRelay, Program, SocketAddr) {
+    view_with(&[]).await
 }
 
 /// Publishes blocks 0..=2 by "alice", a block 1 by "bob" that loses, and a
@@ -335,21 +339,21 @@ async fn in_a_real_browser_the_page_draws_the_tree_and_the_pool() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let profile = std::env::temp_dir().join(format!("toycoin-web-test-{}", std::process::id()));
+    // Headless Chromium on the page with `what` (--dump-dom, --screenshot).
+    let chromium = |what: Vec<String>| {
+        let mut c = tokio::process::Command::new(&browser);
+        c.args(["--headless", "--no-sandbox", "--disable-gpu"])
+            .args(["--disable-dev-shm-usage", "--timeout=3000"])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .args(what)
+            .arg(format!("http://{addr}/"))
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
+        c
+    };
     let dom = tokio::time::timeout(
         Duration::from_secs(90),
-        tokio::process::Command::new(&browser)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--timeout=3000",
-            ])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .args(["--dump-dom", &format!("http://{addr}/")])
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .output(),
+        chromium(vec!["--dump-dom".into()]).output(),
     )
     .await
     .expect("chromium finished")
@@ -358,31 +362,18 @@ async fn in_a_real_browser_the_page_draws_the_tree_and_the_pool() {
     let png = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/web-view-test.png");
     let shot = tokio::time::timeout(
         Duration::from_secs(90),
-        tokio::process::Command::new(&browser)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-            ])
-            .args([
-                "--timeout=3000",
-                "--hide-scrollbars",
-                "--window-size=1600,1000",
-            ])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .arg(format!("--screenshot={}", png.display()))
-            .arg(format!("http://{addr}/"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .status(),
+        chromium(vec![
+            "--hide-scrollbars".into(),
+            "--window-size=1600,1000".into(),
+            format!("--screenshot={}", png.display()),
+        ])
+        .output(),
     )
     .await
     .expect("chromium finished")
     .unwrap();
     assert!(
-        shot.success() && png.exists(),
+        shot.status.success() && png.exists(),
         "no screenshot at {}",
         png.display()
     );
@@ -419,38 +410,7 @@ async fn in_a_real_browser_the_page_draws_the_tree_and_the_pool() {
 /// (the original sends none) and its transactions' blocks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_view_follows_a_network_of_the_original_programs() {
-    let relay = toycoin_relay::local::spawn("127.0.0.1:0", RelayConfig::default())
-        .await
-        .unwrap();
-    let port = relay.addr.port().to_string();
-    let mut listener = Program::start(
-        "toycoin-listener",
-        &[
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--profile",
-            "toycoin",
-            "--web",
-            "127.0.0.1:0",
-        ],
-    );
-    let line = listener
-        .wait_line("the web view's address", WAIT, |l| {
-            l.contains("Web view: http://")
-        })
-        .await;
-    let addr: SocketAddr = line
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
-    listener
-        .wait_line("connected", WAIT, |l| l.contains("Listening to"))
-        .await;
+    let (relay, mut listener, addr) = view_with(&["--profile", "toycoin"]).await;
     let mut publisher = RelayClient::connect(relay.addr, DEFAULT_TOPIC)
         .await
         .unwrap();

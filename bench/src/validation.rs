@@ -8,10 +8,11 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use toycoin_common::block::MAX_BLOCK_TXNS;
 use toycoin_common::chain::{now_secs, Chain};
+use toycoin_common::ledger::check_signatures;
 use toycoin_common::message::TxnMessage;
 use toycoin_common::profile::Profile;
 use toycoin_common::transaction::OutputKind;
-use toycoin_common::wallet::Wallet;
+use toycoin_common::wallet::{self, Wallet};
 
 use crate::chains::extend;
 
@@ -65,6 +66,32 @@ pub fn run(txns: usize) -> Vec<String> {
     }
     let txn_rate = transfers.len() as f64 / start.elapsed().as_secs_f64();
 
+    // The signatures alone, side by side: the library's raw verify with a
+    // parsed key, parsing an address into a key, and a transfer's two
+    // signatures as the ledger checks them (key parsed, both verified).
+    let rate = |f: &dyn Fn(&TxnMessage)| {
+        let start = Instant::now();
+        for m in &transfers {
+            f(m);
+        }
+        transfers.len() as f64 / start.elapsed().as_secs_f64()
+    };
+    let signing = profile.signing();
+    let parsed = wallet::public_key(payer.address()).expect("a key");
+    let raw_rate = 2.0
+        * rate(&|m| {
+            let msg = m.txn.signed_message(signing, OutputKind::Receiver);
+            wallet::verify_with(&parsed, &msg, &m.txn.receiver_signature).expect("valid");
+            let msg = m.txn.signed_message(signing, OutputKind::Change);
+            wallet::verify_with(&parsed, &msg, &m.txn.sender_signature).expect("valid");
+        });
+    let parse_rate = rate(&|m| {
+        wallet::public_key(&m.txn.sender).expect("a key");
+    });
+    let sigs_rate = rate(&|m| {
+        check_signatures(&m.txn, signing).expect("valid");
+    });
+
     // Whole blocks, as a node accepts a peer's block.
     let mut spender = chain.clone();
     let mut next = transfers.iter();
@@ -94,11 +121,27 @@ pub fn run(txns: usize) -> Vec<String> {
     );
     println!(
         "{:<44} {:>14.0}",
+        "raw RSA-PSS verifications (rsa crate)", raw_rate
+    );
+    println!("{:<44} {:>14.0}", "addresses parsed into keys", parse_rate);
+    println!(
+        "{:<44} {:>14.0}",
+        "transfers' 2 signatures (check_signatures)", sigs_rate
+    );
+    println!(
+        "transactions/s against raw verify / 2: {:.2}",
+        txn_rate / (raw_rate / 2.0)
+    );
+    println!(
+        "{:<44} {:>14.0}",
         "  = transactions in blocks accepted",
         block_rate * PER_BLOCK as f64
     );
     vec![
         format!("validation_txns_per_s={txn_rate:.0}"),
+        format!("validation_raw_verify_per_s={raw_rate:.0}"),
+        format!("validation_key_parse_per_s={parse_rate:.0}"),
+        format!("validation_sigs_txns_per_s={sigs_rate:.0}"),
         format!("validation_blocks_per_s={block_rate:.1}"),
         format!(
             "validation_block_txns_per_s={:.0}",

@@ -52,6 +52,10 @@ pub enum Event {
         hash_rate: f64,
     },
     /// The tip moved while mining: the search stopped `latency` after it.
+    /// This node played its fault (`--fault`).
+    FaultPlayed {
+        what: String,
+    },
     /// The block being mined took the transactions that arrived since
     /// its template was made.
     TemplateRefreshed {
@@ -131,6 +135,7 @@ impl Event {
             | Event::TxnDropped { .. }
             | Event::BlocRejected { .. }
             | Event::Undecodable { .. }
+            | Event::FaultPlayed { .. }
             | Event::Unsent { .. } => tracing::warn!("{self}"),
             Event::TxnAccepted { .. }
             | Event::MiningStarted { .. }
@@ -211,6 +216,7 @@ impl fmt::Display for Event {
                 elapsed.as_secs_f64(),
                 hash_rate / 1e6
             ),
+            Event::FaultPlayed { what } => write!(f, "FAULT (playing it on purpose): {what}"),
             Event::TemplateRefreshed { height, txns } => {
                 write!(f, "Mining block {height} now with {txns} txns")
             }

@@ -13,7 +13,9 @@
 //! The binary (`src/main.rs`) parses flags, prints events, waits for Ctrl-C.
 
 pub mod event;
+pub mod fault;
 pub mod node;
 
 pub use event::Event;
+pub use fault::{Breach, Fault};
 pub use node::{spawn, NodeConfig, NodeHandle, Snapshot, NO_WALLET};

@@ -8,7 +8,7 @@ use toycoin_common::cli::{count, seconds, ProfileArgs, RelayArgs};
 use toycoin_common::log::{LogArgs, Output};
 use toycoin_common::profile::Minting;
 use toycoin_common::wallet::Wallet;
-use toycoin_node::{spawn, Event, NodeConfig};
+use toycoin_node::{spawn, Event, Fault, NodeConfig};
 use tracing::{error, info, warn};
 
 /// A toycoin full node: checks every transaction and block it hears on the
@@ -58,6 +58,11 @@ struct Args {
     /// Largest frame accepted from the relay, in bytes.
     #[arg(long, default_value_t = toycoin_common::frame::DEFAULT_MAX_FRAME_LEN)]
     max_frame: usize,
+    /// Play a faulty node for the Byzantine lab: `silent` hears everything
+    /// and sends nothing; `invalid` announces blocks that break a rule (a
+    /// wrong Merkle root, too little work, an over-paid reward, in turn).
+    #[arg(long, value_enum)]
+    fault: Option<Fault>,
     #[command(flatten)]
     log: LogArgs,
 }
@@ -77,6 +82,7 @@ async fn main() {
         config.mine_when_idle = false;
     }
     config.max_frame_len = args.max_frame;
+    config.fault = args.fault;
     config.clock_skew = args.clock_skew.clamp(-86_400 * 365, 86_400 * 365);
     if let Some(name) = args.name {
         config.name = name;

@@ -25,6 +25,7 @@ use toycoin_common::tree::{Adopted, Received};
 use toycoin_common::wallet::fingerprint;
 
 use crate::event::Event;
+use crate::fault::{Breach, Fault};
 
 /// How often a node mining continuously takes transactions that arrived
 /// since its block's template was made into a new template (Bitcoin's
@@ -78,6 +79,8 @@ pub struct NodeConfig {
     /// wallet's address. The default, [`NO_WALLET`], is an address no key
     /// can spend.
     pub reward_to: Address,
+    /// A fault to play (the Byzantine lab); `None`: an honest node.
+    pub fault: Option<Fault>,
 }
 
 /// The reward address of a node given no wallet: not a key, so whatever it
@@ -103,6 +106,7 @@ impl NodeConfig {
             max_backoff: MAX_BACKOFF,
             reward_to: Address::from_static(NO_WALLET),
             clock_skew: 0,
+            fault: None,
         }
     }
 }
@@ -206,6 +210,8 @@ struct Node {
     refreshed: Option<(BlockHash, Instant, u64)>,
     /// Hashes a second over the last mining job that ran a while.
     hash_rate: f64,
+    /// Invalid blocks announced so far (`--fault invalid`).
+    invalid_turn: u64,
 }
 
 impl Node {
@@ -218,8 +224,9 @@ impl Node {
             max_frame_len: config.max_frame_len,
             backoff: config.backoff,
             max_backoff: config.max_backoff,
-            ask: true,
-            answer: true,
+            // A silent node sends nothing, catch-up included.
+            ask: config.fault != Some(Fault::Silent),
+            answer: config.fault != Some(Fault::Silent),
             keep_blocks: false,
             clock_skew: config.clock_skew,
         });
@@ -233,6 +240,7 @@ impl Node {
             pool_version: 0,
             refreshed: None,
             hash_rate: 0.0,
+            invalid_turn: 0,
         }
     }
 
@@ -468,7 +476,12 @@ impl Node {
         }
         let chain = self.session.tree().chain();
         let most = chain.profile().max_block_txns();
-        let txns = chain.block_txns(&self.config.reward_to, self.pool.select(most));
+        let mut txns = chain.block_txns(&self.config.reward_to, self.pool.select(most));
+        if let Some(breach) = self.breach().filter(|b| b.in_template()) {
+            if let (Breach::OverpaidReward, Some(reward)) = (breach, txns.first_mut()) {
+                reward.receiver_value = reward.receiver_value.saturating_add(1);
+            }
+        }
         let Some(mut job) = chain.mining_job(&txns, self.session.local_now()) else {
             return;
         };
@@ -566,6 +579,21 @@ impl Node {
             txns: task.txns,
         };
         let txns = block.txns.len();
+        if let Some(breach) = self.breach() {
+            // Announced, never adopted: it goes on mining on the honest tip.
+            let bad = breach.apply(&block);
+            self.invalid_turn += 1;
+            self.emit(Event::FaultPlayed {
+                what: format!(
+                    "announced block {} ({}) with {}",
+                    task.height,
+                    bad.header.this_hash.short(),
+                    breach.describe()
+                ),
+            });
+            self.session.publish(encode_bloc(&[bad]));
+            return;
+        }
         let now = self.session.local_now();
         match self.session.tree_mut().receive(vec![block], now) {
             Ok(Received::Adopted(adopted)) => {
@@ -589,8 +617,16 @@ impl Node {
         }
     }
 
+    /// The rule the next block breaks, when playing `invalid`.
+    fn breach(&self) -> Option<Breach> {
+        (self.config.fault == Some(Fault::Invalid)).then(|| Breach::of_turn(self.invalid_turn))
+    }
+
     /// Says where this node stands (`STAT`).
     fn announce_status(&mut self) {
+        if self.config.fault == Some(Fault::Silent) {
+            return;
+        }
         let chain = self.session.tree().chain();
         let status = Status {
             name: truncated(&self.config.name, MAX_STATUS_NAME),
@@ -609,6 +645,9 @@ impl Node {
     /// profile announces whole chains (as the original), else the new
     /// block alone.
     fn announce(&mut self) {
+        if self.config.fault == Some(Fault::Silent) {
+            return;
+        }
         let chain = self.session.tree().chain();
         let payload = if self.config.profile.announces_whole_chain() {
             let blocks: Vec<Block> = chain.blocks().cloned().collect();

@@ -20,7 +20,7 @@ use toycoin_common::profile::{Profile, Signing};
 use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
 use toycoin_common::transaction::{OutputKind, Transaction};
 use toycoin_common::wallet::Wallet;
-use toycoin_node::{spawn, Event, NodeConfig, NodeHandle};
+use toycoin_node::{spawn, Event, Fault, NodeConfig, NodeHandle};
 use toycoin_relay::local::LocalRelay;
 use toycoin_relay::RelayConfig;
 
@@ -773,6 +773,107 @@ async fn a_steady_node_says_where_it_stands_every_few_seconds() {
     assert_eq!(status.threads, 1);
     assert!(status.hash_rate > 0.0, "{status:?}");
     node.handle.stop().await;
+    stop_relay(relay).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_node_hears_everything_and_sends_nothing() {
+    let relay = start_relay("127.0.0.1:0").await;
+    let mut watcher = RelayClient::connect(relay.addr, DEFAULT_TOPIC)
+        .await
+        .unwrap();
+    // Neither finds a block of its own (48 bits); the control node is
+    // honest, to show what the silent one would have sent.
+    let mut silent = TestNode::start(&relay, "silent", |c| {
+        c.fault = Some(Fault::Silent);
+        c.min_bits = 48;
+    });
+    let mut control = TestNode::start(&relay, "control", |c| c.min_bits = 48);
+    silent.connected().await;
+    control.connected().await;
+    // It hears blocks and takes them.
+    let mut src = Source::connect(&relay).await;
+    let mut chain = Chain::new(Profile::steady(5.0));
+    for _ in 0..3 {
+        let block = mine_on(&chain, Vec::new());
+        chain.push(block.clone(), now_secs()).unwrap();
+        src.raw(&encode_bloc(&[block])).await;
+    }
+    silent
+        .wait_for("the blocks it heard", |e| {
+            matches!(
+                e,
+                Event::Adopted {
+                    ours: false,
+                    height: 2,
+                    ..
+                }
+            )
+        })
+        .await;
+    // Until the control node's status arrives (both nodes started
+    // together), the silent node sent nothing: no catch-up request on
+    // connecting, no status; the control node sent both.
+    let mut control_asked = false;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, watcher.recv())
+            .await
+            .expect("the control node's status in time")
+            .unwrap()
+            .unwrap();
+        match Message::decode(&frame).unwrap() {
+            Message::Status(st) => {
+                assert_ne!(st.name, "silent", "a silent node's status went out");
+                if st.name == "control" {
+                    break;
+                }
+            }
+            Message::GetBlocks(r) => {
+                assert!(!r.id.starts_with("silent"), "a silent node asked: {r:?}");
+                control_asked |= r.id.starts_with("control");
+            }
+            Message::Bloc(_) | Message::Txn(_) => {}
+        }
+    }
+    assert!(control_asked, "the control node's request was seen");
+    silent.handle.stop().await;
+    control.handle.stop().await;
+    stop_relay(relay).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_nodes_blocks_are_refused_each_for_the_rule_it_broke() {
+    let relay = start_relay("127.0.0.1:0").await;
+    let mut honest = TestNode::start(&relay, "honest", |c| {
+        c.reward_to = Bytes::from_static(b"honest");
+    });
+    honest.connected().await;
+    let liar = TestNode::start(&relay, "invalid", |c| {
+        c.fault = Some(Fault::Invalid);
+        c.reward_to = Bytes::from_static(b"invalid");
+    });
+    // One refusal for each rule the invalid node breaks in turn.
+    for (rule, reason) in [
+        ("merkle", "merkle_root does not match"),
+        ("work", "proof of work too weak"),
+        ("reward", "reward"),
+    ] {
+        honest
+            .wait_for(
+                rule,
+                |e| matches!(e, Event::BlocRejected { reason: r } if r.contains(reason)),
+            )
+            .await;
+    }
+    // The honest chain holds no block of the invalid node's.
+    let chain = honest.chain().await;
+    assert!(!chain.is_empty());
+    assert!(chain
+        .iter()
+        .all(|b| b.txns[0].receiver.as_ref() != b"invalid"));
+    liar.handle.stop().await;
+    honest.handle.stop().await;
     stop_relay(relay).await;
 }
 

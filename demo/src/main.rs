@@ -49,6 +49,11 @@ struct Args {
     /// No web view.
     #[arg(long)]
     no_web: bool,
+    /// Make a node faulty for the Byzantine lab: NODE=MODE, e.g.
+    /// node2=invalid or node1=silent (see toycoin-node --fault);
+    /// repeatable.
+    #[arg(long, value_name = "NODE=MODE", value_parser = parse_fault)]
+    fault: Vec<(usize, String)>,
     /// Do not run `cargo build` first.
     #[arg(long)]
     no_build: bool,
@@ -104,6 +109,22 @@ struct Spec {
     label: String,
     program: &'static str,
     args: Vec<String>,
+}
+
+/// `node2=invalid` as (2, "invalid").
+fn parse_fault(s: &str) -> Result<(usize, String), String> {
+    let (node, mode) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected NODE=MODE, e.g. node2=invalid"))?;
+    let n: usize = node
+        .strip_prefix("node")
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n >= 1)
+        .ok_or_else(|| format!("{node:?}: expected node1, node2, ..."))?;
+    if !["silent", "invalid"].contains(&mode) {
+        return Err(format!("{mode:?}: the faults are silent and invalid"));
+    }
+    Ok((n, mode.to_owned()))
 }
 
 fn at<T: Copy>(list: &[T], i: usize, default: T) -> T {
@@ -189,6 +210,9 @@ fn specs(args: &Args, port: u16, colour: bool, web: Option<std::net::SocketAddr>
             "--wallet".to_owned(),
             key_file(args, &format!("node{}", i + 1)),
         ]);
+        if let Some((_, mode)) = args.fault.iter().find(|(n, _)| *n == i + 1) {
+            extra.extend(["--fault".to_owned(), mode.clone()]);
+        }
         out.push(Spec {
             label: format!("node{}", i + 1),
             program: "toycoin-node",
@@ -615,6 +639,13 @@ async fn main() {
             bin_dir().display()
         );
         std::process::exit(1);
+    }
+    if let Some((n, _)) = args.fault.iter().find(|(n, _)| *n > args.nodes) {
+        eprintln!(
+            "toycoin-demo: --fault names node{n}, but there are {} nodes",
+            args.nodes
+        );
+        std::process::exit(2);
     }
     if let Err(e) = create_private_dir(&args.keys) {
         eprintln!("toycoin-demo: cannot create {}: {e}", args.keys.display());

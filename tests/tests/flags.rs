@@ -41,6 +41,21 @@ async fn counts_out_of_range_are_refused_with_their_range() {
             vec!["--no-build", "--threads", "1,0"],
             "must be from 1 to 1024",
         ),
+        (
+            "toycoin-demo",
+            vec!["--no-build", "--no-tmux", "--fault", "node3=silent"],
+            "--fault names node3, but there are 2 nodes",
+        ),
+        (
+            "toycoin-demo",
+            vec!["--no-build", "--fault", "node1=liar"],
+            "the faults are silent and invalid",
+        ),
+        (
+            "toycoin-node",
+            vec!["--fault", "sleepy"],
+            "possible values: silent, invalid",
+        ),
     ] {
         let (ok, out) = run(name, &args).await;
         assert!(!ok, "{name} {args:?} ran");

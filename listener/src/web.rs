@@ -110,6 +110,9 @@ pub struct WebModel {
     last_reorg: Option<(u64, usize, BlockHash)>,
     /// `BLOC`s refused as invalid.
     refused: usize,
+    /// Invalid blocks refused, by the wallet their reward paid (at most
+    /// [`MAX_NODES`] wallets).
+    refused_by: HashMap<String, usize>,
     /// What each node last said (`STAT`), when, and its last hash rates.
     nodes: HashMap<String, NodeView>,
 }
@@ -154,7 +157,24 @@ impl WebModel {
                     Effect::Switch(reorg) => {
                         self.last_reorg = Some((now_ms(), reorg.fork_height, reorg.old_tip));
                     }
-                    Effect::Invalid { .. } => self.refused += 1,
+                    Effect::Invalid { index, .. } => {
+                        self.refused += 1;
+                        // Whose block it was: the wallet its reward pays
+                        // (`index` is its height when the parent is
+                        // known, else its place in the BLOC).
+                        let at = match (blocks.len(), first_height) {
+                            (1, _) => 0,
+                            (_, Some(h)) if *index >= *h => index - h,
+                            _ => *index,
+                        };
+                        if let Some(miner) = blocks.get(at).and_then(miner) {
+                            if self.refused_by.contains_key(&miner)
+                                || self.refused_by.len() < MAX_NODES
+                            {
+                                *self.refused_by.entry(miner).or_default() += 1;
+                            }
+                        }
+                    }
                     _ => {}
                 }
                 if effect.is_valid() {
@@ -338,6 +358,9 @@ impl WebModel {
                     "threads": st.threads,
                     "wallet": st.wallet,
                     "age_s": now.saturating_sub(*at) / 1000,
+                    // Invalid blocks paying this node's wallet: a faulty
+                    // (or lying) node.
+                    "refused": st.wallet.as_ref().and_then(|w| self.refused_by.get(w)).copied().unwrap_or(0),
                     "rates": n.rates,
                 })
             })
@@ -356,6 +379,7 @@ impl WebModel {
             "recent": recent,
             "log": self.log.iter().rev().take(60).collect::<Vec<_>>(),
             "refused": self.refused,
+            "refused_by": self.refused_by,
             "last_reorg": self.last_reorg.map(|(at, fork, old)| json!({
                 "age_ms": now.saturating_sub(at),
                 "fork_height": fork,

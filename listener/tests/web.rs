@@ -185,6 +185,23 @@ async fn scene(publisher: &mut RelayClient) -> (Chain, Block) {
         .publish(DEFAULT_TOPIC, &encode_stat(&status))
         .await
         .unwrap();
+    // And a faulty node: its status, and a block paying its wallet whose
+    // transactions no longer match its Merkle root.
+    let faulty = Status {
+        name: "node8".into(),
+        wallet: Some(fingerprint(b"mallory")),
+        ..status
+    };
+    publisher
+        .publish(DEFAULT_TOPIC, &encode_stat(&faulty))
+        .await
+        .unwrap();
+    let mut bad = mine(&mut chain.clone(), b"mallory");
+    bad.txns[0].receiver_value += 1;
+    publisher
+        .publish(DEFAULT_TOPIC, &encode_bloc(&[bad]))
+        .await
+        .unwrap();
     (chain, side)
 }
 
@@ -209,7 +226,8 @@ async fn the_web_view_shows_the_tree_the_pool_and_the_log_and_follows_changes() 
         v["height"] == 2
             && v["pending_count"] == 1
             && v["blocks"].as_array().unwrap().len() == 4
-            && v["nodes"].as_array().unwrap().len() == 1
+            && v["nodes"].as_array().unwrap().len() == 2
+            && v["refused"] == 1
     })
     .await;
     let node = &snap["nodes"][0];
@@ -221,6 +239,9 @@ async fn the_web_view_shows_the_tree_the_pool_and_the_log_and_follows_changes() 
         serde_json::json!([3.5e6]),
         "its hash rates so far"
     );
+    assert_eq!(node["refused"], 0);
+    assert_eq!(snap["nodes"][1]["name"], "node8");
+    assert_eq!(snap["nodes"][1]["refused"], 1, "node8's invalid block");
     assert_eq!(
         node["tip"],
         snap["blocks"].as_array().unwrap()[2]["hash"],
@@ -328,7 +349,8 @@ async fn in_a_real_browser_the_page_draws_the_tree_and_the_pool() {
         if v["height"] == 2
             && v["pending_count"] == 1
             && v["blocks"].as_array().map_or(0, Vec::len) == 4
-            && v["nodes"].as_array().map_or(0, Vec::len) == 1
+            && v["nodes"].as_array().map_or(0, Vec::len) == 2
+            && v["refused"] == 1
         {
             break;
         }
@@ -401,6 +423,10 @@ async fn in_a_real_browser_the_page_draws_the_tree_and_the_pool() {
     );
     assert!(dom.contains("▲ node7"), "node7's tip marked: {dom}");
     assert!(dom.contains("<td>node7</td>"), "node7 in the table: {dom}");
+    assert!(
+        dom.contains("FAULTY: 1 invalid"),
+        "node8 marked faulty: {dom}"
+    );
     listener.stop(WAIT).await;
     relay.stop().await.unwrap();
 }

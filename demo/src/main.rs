@@ -121,8 +121,10 @@ fn parse_fault(s: &str) -> Result<(usize, String), String> {
         .and_then(|n| n.parse().ok())
         .filter(|&n| n >= 1)
         .ok_or_else(|| format!("{node:?}: expected node1, node2, ..."))?;
-    if !["silent", "invalid"].contains(&mode) {
-        return Err(format!("{mode:?}: the faults are silent and invalid"));
+    if !["silent", "stuck", "invalid"].contains(&mode) {
+        return Err(format!(
+            "{mode:?}: the faults are silent, stuck and invalid"
+        ));
     }
     Ok((n, mode.to_owned()))
 }

@@ -4,6 +4,9 @@
 //!
 //! - `silent`: hears everything and keeps its own chain, sends nothing (no
 //!   block, no catch-up request or answer, no status);
+//! - `stuck`: mines its first block, then stops there: it mines no more
+//!   and sends that same block again every few seconds, whatever the
+//!   others do (a general whose answer never changes);
 //! - `invalid`: announces blocks that break a rule, a different one each
 //!   time ([`Breach`]): a Merkle root that does not match, too little
 //!   work, an over-paid reward. It never adopts them itself, so it keeps
@@ -16,6 +19,8 @@ use toycoin_common::block::Block;
 pub enum Fault {
     /// Hears everything, sends nothing.
     Silent,
+    /// Stops after its first block and keeps sending that block.
+    Stuck,
     /// Announces blocks that break a rule, in turn.
     Invalid,
 }

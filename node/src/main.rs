@@ -59,8 +59,9 @@ struct Args {
     #[arg(long, default_value_t = toycoin_common::frame::DEFAULT_MAX_FRAME_LEN)]
     max_frame: usize,
     /// Play a faulty node for the Byzantine lab: `silent` hears everything
-    /// and sends nothing; `invalid` announces blocks that break a rule (a
-    /// wrong Merkle root, too little work, an over-paid reward, in turn).
+    /// and sends nothing; `stuck` stops after its first block and keeps
+    /// sending it; `invalid` announces blocks that break a rule (a wrong
+    /// Merkle root, too little work, an over-paid reward, in turn).
     #[arg(long, value_enum)]
     fault: Option<Fault>,
     #[command(flatten)]

@@ -212,6 +212,8 @@ struct Node {
     hash_rate: f64,
     /// Invalid blocks announced so far (`--fault invalid`).
     invalid_turn: u64,
+    /// The block a `--fault stuck` node keeps sending, once it has one.
+    stuck: Option<Block>,
 }
 
 impl Node {
@@ -241,6 +243,7 @@ impl Node {
             refreshed: None,
             hash_rate: 0.0,
             invalid_turn: 0,
+            stuck: None,
         }
     }
 
@@ -282,8 +285,17 @@ impl Node {
                 {
                     self.on_mined(report.ok().flatten());
                 }
-                _ = tokio::time::sleep_until(status_at), if announces => {
-                    self.announce_status();
+                _ = tokio::time::sleep_until(status_at), if announces || self.stuck.is_some() => {
+                    match &self.stuck {
+                        Some(block) => {
+                            let payload = encode_bloc(std::slice::from_ref(block));
+                            self.emit(Event::FaultPlayed {
+                                what: format!("sent block {} again", block.header.this_hash.short()),
+                            });
+                            self.session.publish(payload);
+                        }
+                        None => self.announce_status(),
+                    }
                     status_at = Instant::now() + STATUS_INTERVAL;
                 }
                 _ = tokio::time::sleep_until(wake_at.unwrap_or_else(Instant::now)), if wake_at.is_some() => {
@@ -467,6 +479,9 @@ impl Node {
             }
             return;
         }
+        if self.stuck.is_some() {
+            return;
+        }
         let waited = self.lone_deadline().is_some_and(|at| at <= Instant::now());
         let enough = self.config.mine_when_idle
             || (!self.pool.is_empty()
@@ -606,6 +621,10 @@ impl Node {
                 });
                 self.on_adopted(adopted, true);
                 self.announce();
+                if self.config.fault == Some(Fault::Stuck) {
+                    // From now on: this block, again and again.
+                    self.stuck = self.session.tree().chain().tip().cloned();
+                }
             }
             Ok(_) => self.emit(Event::LostRace {
                 height: task.height,

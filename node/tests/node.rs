@@ -843,6 +843,55 @@ async fn a_silent_node_hears_everything_and_sends_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_node_sends_its_first_block_again_and_again() {
+    let relay = start_relay("127.0.0.1:0").await;
+    let mut watcher = RelayClient::connect(relay.addr, DEFAULT_TOPIC)
+        .await
+        .unwrap();
+    let mut stuck = TestNode::start(&relay, "stuck", |c| {
+        c.fault = Some(Fault::Stuck);
+        c.reward_to = Bytes::from_static(b"stuck");
+    });
+    stuck.connected().await;
+    let Event::Mined { hash, .. } = stuck
+        .wait_for("its block", |e| matches!(e, Event::Mined { .. }))
+        .await
+    else {
+        unreachable!()
+    };
+    // Two re-sends, and no other block mined meanwhile.
+    for _ in 0..2 {
+        stuck
+            .wait_for("a re-send", |e| {
+                assert!(
+                    !matches!(e, Event::Mined { .. }),
+                    "a stuck node mined again"
+                );
+                matches!(e, Event::FaultPlayed { .. })
+            })
+            .await;
+    }
+    // The watcher saw that one block three times (announced, then twice
+    // again).
+    let mut seen = 0;
+    let deadline = Instant::now() + WAIT;
+    while seen < 3 {
+        let frame = tokio::time::timeout_at(deadline, watcher.recv())
+            .await
+            .expect("the block three times")
+            .unwrap()
+            .unwrap();
+        if let Ok(Message::Bloc(blocks)) = Message::decode(&frame) {
+            if blocks.len() == 1 && blocks[0].header.this_hash == hash {
+                seen += 1;
+            }
+        }
+    }
+    stuck.handle.stop().await;
+    stop_relay(relay).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_nodes_blocks_are_refused_each_for_the_rule_it_broke() {
     let relay = start_relay("127.0.0.1:0").await;
     let mut honest = TestNode::start(&relay, "honest", |c| {

@@ -49,12 +49,12 @@ async fn counts_out_of_range_are_refused_with_their_range() {
         (
             "toycoin-demo",
             vec!["--no-build", "--fault", "node1=liar"],
-            "the faults are silent and invalid",
+            "the faults are silent, stuck and invalid",
         ),
         (
             "toycoin-node",
             vec!["--fault", "sleepy"],
-            "possible values: silent, invalid",
+            "possible values: silent, stuck, invalid",
         ),
     ] {
         let (ok, out) = run(name, &args).await;

@@ -915,7 +915,12 @@ async fn an_invalid_nodes_blocks_are_refused_each_for_the_rule_it_broke() {
             )
             .await;
     }
-    // The honest chain holds no block of the invalid node's.
+    // The honest chain holds no block of the invalid node's. (The invalid
+    // node may find its three blocks before the honest one finds its
+    // first: wait for one of the honest node's own.)
+    honest
+        .wait_for("a block of its own", |e| matches!(e, Event::Mined { .. }))
+        .await;
     let chain = honest.chain().await;
     assert!(!chain.is_empty());
     assert!(chain

@@ -108,6 +108,16 @@ pub fn terminal_width(output: Output) -> Option<usize> {
     size.map(|(w, _)| usize::from(w.0))
 }
 
+/// `s` cut to at most `max` bytes, at a character boundary (for text
+/// from the network that is kept or sent on: a name, a log line).
+pub fn clipped(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// `text` with each of its lines wrapped at word boundaries to `width`
 /// columns (colour codes take none), continuations indented two spaces
 /// more than their line; a word longer than a line is broken. Unchanged when `width` is
@@ -163,6 +173,14 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clipping_keeps_whole_characters() {
+        assert_eq!(clipped("node1", 32), "node1");
+        assert_eq!(clipped("abcdef", 3), "abc");
+        // "é" is two bytes: cut before it, not through it.
+        assert_eq!(clipped("abé", 3), "ab");
+    }
 
     #[test]
     fn lines_are_wrapped_at_words_to_the_width_and_colour_takes_no_room() {

@@ -13,6 +13,7 @@
 //!   mining on the honest tip.
 
 use toycoin_common::block::Block;
+use toycoin_common::transaction::Transaction;
 
 /// A fault to play.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -55,10 +56,13 @@ impl Breach {
         }
     }
 
-    /// Whether the block must be mined with a bad template (the others
-    /// are broken after mining).
-    pub fn in_template(self) -> bool {
-        self == Breach::OverpaidReward
+    /// Breaks the template of the block to mine, where the breach is in
+    /// what is mined: an over-paid reward (the others break the block
+    /// after mining, [`Breach::apply`]).
+    pub fn prepare(self, txns: &mut [Transaction]) {
+        if let (Breach::OverpaidReward, Some(reward)) = (self, txns.first_mut()) {
+            reward.receiver_value = reward.receiver_value.saturating_add(1);
+        }
     }
 
     /// The block as announced: `mined` broken the way this breach says

@@ -13,6 +13,7 @@ use toycoin_common::block::Block;
 use toycoin_common::chain::ChainError;
 use toycoin_common::frame::DEFAULT_MAX_FRAME_LEN;
 use toycoin_common::hash::{BlockHash, Txid};
+use toycoin_common::log::clipped;
 use toycoin_common::mempool::{Mempool, DEFAULT_MAX_PENDING};
 use toycoin_common::message::{encode_bloc, encode_stat, Status, TxnMessage, MAX_STATUS_NAME};
 use toycoin_common::pow::{CancelToken, MineOutcome, MineReport, Miner};
@@ -292,7 +293,7 @@ impl Node {
                             self.emit(Event::FaultPlayed {
                                 what: format!("sent block {} again", block.header.this_hash.short()),
                             });
-                            self.session.publish(payload);
+                            self.publish(payload);
                         }
                         None => self.announce_status(),
                     }
@@ -492,10 +493,8 @@ impl Node {
         let chain = self.session.tree().chain();
         let most = chain.profile().max_block_txns();
         let mut txns = chain.block_txns(&self.config.reward_to, self.pool.select(most));
-        if let Some(breach) = self.breach().filter(|b| b.in_template()) {
-            if let (Breach::OverpaidReward, Some(reward)) = (breach, txns.first_mut()) {
-                reward.receiver_value = reward.receiver_value.saturating_add(1);
-            }
+        if let Some(breach) = self.breach() {
+            breach.prepare(&mut txns);
         }
         let Some(mut job) = chain.mining_job(&txns, self.session.local_now()) else {
             return;
@@ -606,7 +605,7 @@ impl Node {
                     breach.describe()
                 ),
             });
-            self.session.publish(encode_bloc(&[bad]));
+            self.publish(encode_bloc(&[bad]));
             return;
         }
         let now = self.session.local_now();
@@ -636,6 +635,14 @@ impl Node {
         }
     }
 
+    /// Sends a frame of ours to the relay; a `silent` node sends nothing
+    /// (and its session neither asks nor answers catch-up).
+    fn publish(&mut self, payload: bytes::Bytes) {
+        if self.config.fault != Some(Fault::Silent) {
+            self.session.publish(payload);
+        }
+    }
+
     /// The rule the next block breaks, when playing `invalid`.
     fn breach(&self) -> Option<Breach> {
         (self.config.fault == Some(Fault::Invalid)).then(|| Breach::of_turn(self.invalid_turn))
@@ -643,12 +650,9 @@ impl Node {
 
     /// Says where this node stands (`STAT`).
     fn announce_status(&mut self) {
-        if self.config.fault == Some(Fault::Silent) {
-            return;
-        }
         let chain = self.session.tree().chain();
         let status = Status {
-            name: truncated(&self.config.name, MAX_STATUS_NAME),
+            name: clipped(&self.config.name, MAX_STATUS_NAME).to_owned(),
             tip: chain.tip().map(|b| b.header.this_hash),
             height: chain.len().checked_sub(1).map(|h| h as u64),
             hash_rate: self.hash_rate,
@@ -657,16 +661,13 @@ impl Node {
             wallet: (self.config.profile.minting() == Minting::RewardsAndMint)
                 .then(|| fingerprint(&self.config.reward_to)),
         };
-        self.session.publish(encode_stat(&status));
+        self.publish(encode_stat(&status));
     }
 
     /// Tells the network about our new tip: the whole chain where the
     /// profile announces whole chains (as the original), else the new
     /// block alone.
     fn announce(&mut self) {
-        if self.config.fault == Some(Fault::Silent) {
-            return;
-        }
         let chain = self.session.tree().chain();
         let payload = if self.config.profile.announces_whole_chain() {
             let blocks: Vec<Block> = chain.blocks().cloned().collect();
@@ -674,15 +675,6 @@ impl Node {
         } else {
             encode_bloc(chain.tip().map(std::slice::from_ref).unwrap_or_default())
         };
-        self.session.publish(payload);
+        self.publish(payload);
     }
-}
-
-/// `s` cut to at most `max` bytes, at a character boundary.
-fn truncated(s: &str, max: usize) -> String {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_owned()
 }

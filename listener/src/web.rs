@@ -15,7 +15,7 @@
 //! channel, which keeps only the latest and never waits for a reader; at
 //! most [`MAX_BROWSERS`] event streams are open at once.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,6 +31,7 @@ use serde_json::{json, Value};
 use tokio::sync::{watch, Semaphore};
 use toycoin_common::block::Block;
 use toycoin_common::hash::{BlockHash, Txid};
+use toycoin_common::log::clipped;
 use toycoin_common::mempool::Mempool;
 use toycoin_common::message::Status;
 use toycoin_common::profile::FINAL_CONFIRMATIONS;
@@ -54,6 +55,10 @@ pub const CHART_HEIGHTS: usize = 500;
 pub const MAX_BLOCKS: usize = 4_000;
 /// Lines of the event log kept.
 pub const LOG_LINES: usize = 200;
+/// Longest log line kept, in bytes: a refusal's reason may quote what a
+/// student sent (a decoder's error quotes the bad string), and a frame
+/// may be megabytes.
+pub const MAX_LOG_LINE: usize = 400;
 /// Recent transfers whose confirmations are shown.
 pub const RECENT_TXNS: usize = 30;
 /// Pending transactions listed.
@@ -128,7 +133,7 @@ impl WebModel {
             if self.log.len() == LOG_LINES {
                 self.log.pop_front();
             }
-            self.log.push_back(first.to_owned());
+            self.log.push_back(clipped(first, MAX_LOG_LINE).to_owned());
         }
         match verdict {
             Verdict::Txn {
@@ -231,7 +236,10 @@ impl WebModel {
                     txns: b.txns.len(),
                 },
             );
-            for t in b.txns.iter().skip(1) {
+            // Only the last RECENT_TXNS transfers are kept: hash no more
+            // (a catch-up may bring thousands of blocks).
+            let transfers = b.txns.get(1..).unwrap_or_default();
+            for t in &transfers[transfers.len().saturating_sub(RECENT_TXNS)..] {
                 if self.mined.len() == RECENT_TXNS {
                     self.mined.pop_front();
                 }
@@ -252,12 +260,6 @@ impl WebModel {
         let chain = tree.chain();
         let entries = chain.entries();
         let len = entries.len();
-        let best: HashSet<BlockHash> = entries
-            .iter()
-            .rev()
-            .take(SHOWN_HEIGHTS * 4)
-            .map(|e| e.block.header.this_hash)
-            .collect();
         let first_shown = len.saturating_sub(SHOWN_HEIGHTS);
         let mut blocks: Vec<Value> = Vec::new();
         for (i, e) in entries[first_shown..].iter().enumerate() {
@@ -276,7 +278,7 @@ impl WebModel {
         // Side branches in the shown range: blocks seen that are not on
         // the best chain (stale, or a fork still racing).
         for (hash, v) in &self.blocks {
-            if v.height >= first_shown && !best.contains(hash) && chain.height_of(hash).is_none() {
+            if v.height >= first_shown && chain.height_of(hash).is_none() {
                 blocks.push(json!({
                     "hash": hash.to_hex(),
                     "short": hash.short(),
@@ -496,5 +498,22 @@ mod tests {
         assert_eq!(snap["chart"].as_array().map(Vec::len), Some(CHART_HEIGHTS));
         let size = snap.to_string().len();
         assert!(size < 64 * 1024, "{size} bytes");
+    }
+
+    /// A log line quoting megabytes a student sent is kept clipped.
+    #[test]
+    fn log_lines_are_bounded_in_bytes() {
+        let mut model = WebModel::new();
+        let verdict = Verdict::Undecodable {
+            bytes: 4 << 20,
+            tag: "TXN".into(),
+            reason: "x".repeat(4 << 20),
+        };
+        let huge = format!("Could not decode: {}", "x".repeat(4 << 20));
+        for _ in 0..LOG_LINES + 5 {
+            model.observe(&verdict, &huge);
+        }
+        assert_eq!(model.log.len(), LOG_LINES);
+        assert!(model.log.iter().all(|l| l.len() <= MAX_LOG_LINE));
     }
 }

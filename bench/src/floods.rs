@@ -11,7 +11,6 @@ use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 use toycoin_common::block::{Block, BlockHeader};
 use toycoin_common::chain::{now_secs, Chain};
 use toycoin_common::hash::{BlockHash, Hash};
@@ -22,7 +21,7 @@ use toycoin_common::transaction::Transaction;
 use toycoin_common::wallet::Wallet;
 
 use crate::memory::peak_rss;
-use crate::programs::{quiet_relay, sibling};
+use crate::programs::{quiet_relay, sibling, start_on};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -143,21 +142,19 @@ pub async fn run() -> Result<Vec<String>, String> {
     println!("{:<44} {:>10} {:>10}", "flood", "peak MiB", "seconds");
     let mut figures = Vec::new();
     for (i, flood) in floods.iter().enumerate() {
-        let mut child = Command::new(&node_bin)
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &relay.addr.port().to_string(),
-            ])
-            .args(["--name", "flooded"])
-            .arg("--wallet")
-            .arg(dir.join(format!("node{i}.pem")))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", node_bin.display()))?;
+        let wallet = dir.join(format!("node{i}.pem"));
+        let mut child = start_on(
+            &node_bin,
+            relay.addr.port(),
+            [
+                "--name".as_ref(),
+                "flooded".as_ref(),
+                "--wallet".as_ref(),
+                wallet.as_os_str(),
+            ],
+            Stdio::piped(),
+            Stdio::null(),
+        )?;
         let pid = child.id().ok_or("node exited")?;
         let mut out = NodeOutput(BufReader::new(child.stdout.take().ok_or("no stdout")?).lines());
         out.wait_for("Connected to relay", Duration::from_secs(60))

@@ -8,11 +8,12 @@
 //! since the fork point, whether the attacker's branch had more work, and
 //! how many times its hash power it would have needed to overtake.
 
+use std::ffi::OsStr;
 use std::process::Stdio;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use toycoin_common::chain::{now_secs, Chain};
 use toycoin_common::message::Message;
 use toycoin_common::pow::{CancelToken, MineOutcome, Miner};
@@ -20,7 +21,7 @@ use toycoin_common::profile::{Profile, FINAL_CONFIRMATIONS, MAX_FUTURE_SECS};
 use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
 use toycoin_common::tree::BlockTree;
 
-use crate::programs::{quiet_relay, sibling};
+use crate::programs::{quiet_relay, sibling, start_on};
 
 /// Blocks the attacker starts behind, and the honest blocks it races.
 const BACK: usize = FINAL_CONFIRMATIONS;
@@ -98,17 +99,20 @@ fn node(
     i: usize,
     target: f64,
 ) -> Result<Child, String> {
-    Command::new(program)
-        .args(["--host", "127.0.0.1", "-q", "--threads", "1"])
-        .args(["--port", &port.to_string(), "--name", &format!("honest{i}")])
-        .args(["--target-interval", &target.to_string()])
-        .arg("--wallet")
-        .arg(dir.join(format!("honest{i}.pem")))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", program.display()))
+    let (name, wallet) = (format!("honest{i}"), dir.join(format!("honest{i}.pem")));
+    let target = target.to_string();
+    let args: [&OsStr; 9] = [
+        "-q".as_ref(),
+        "--threads".as_ref(),
+        "1".as_ref(),
+        "--name".as_ref(),
+        name.as_ref(),
+        "--target-interval".as_ref(),
+        target.as_ref(),
+        "--wallet".as_ref(),
+        wallet.as_os_str(),
+    ];
+    start_on(program, port, args, Stdio::null(), Stdio::null())
 }
 
 pub async fn run(rounds: usize, target: f64, warm: usize) -> Result<Vec<String>, String> {

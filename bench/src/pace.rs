@@ -12,30 +12,26 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use toycoin_common::chain::now_secs;
 use toycoin_common::message::Message;
 use toycoin_common::profile::Profile;
 use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
 use toycoin_common::tree::BlockTree;
 
-use crate::programs::{quiet_relay, sibling};
+use crate::programs::{quiet_relay, sibling, start_on};
 
 /// Times (since the start) at which the oracle printed a line starting so.
 type Marks = Arc<Mutex<Vec<(String, f64)>>>;
 
+/// Starts `program` on the relay at `port`, noting its lines in `marks`.
 fn start(
     program: &std::path::Path,
+    port: u16,
     args: &[String],
     marks: Option<(Marks, Instant)>,
 ) -> Result<Child, String> {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+    let mut child = start_on(program, port, args, Stdio::piped(), Stdio::null())?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
     tokio::spawn(async move {
         let mut lines = BufReader::new(stdout).lines();
@@ -50,17 +46,14 @@ fn start(
     Ok(child)
 }
 
-fn node_args(port: &str, dir: &std::path::Path, i: usize) -> Vec<String> {
-    ["--host", "127.0.0.1", "--port", port, "-q"]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([
-            "--name".to_owned(),
-            format!("node{i}"),
-            "--wallet".to_owned(),
-            dir.join(format!("n{i}.pem")).display().to_string(),
-        ])
-        .collect()
+fn node_args(dir: &std::path::Path, i: usize) -> Vec<String> {
+    vec![
+        "-q".to_owned(),
+        "--name".to_owned(),
+        format!("node{i}"),
+        "--wallet".to_owned(),
+        dir.join(format!("n{i}.pem")).display().to_string(),
+    ]
 }
 
 /// Blocks per window of the interval table and of the settling figure.
@@ -81,18 +74,14 @@ fn settled_after(intervals: &[f64], target: f64) -> Option<usize> {
 pub async fn run(secs: u64, rate: f64, join: u64) -> Result<Vec<String>, String> {
     let (node_bin, oracle_bin) = (sibling("toycoin-node")?, sibling("toycoin-oracle")?);
     let relay = quiet_relay().await?;
-    let port = relay.addr.port().to_string();
+    let port = relay.addr.port();
     let dir = std::env::temp_dir().join(format!("toycoin-pace-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let t0 = Instant::now();
-    let mut children = vec![start(&node_bin, &node_args(&port, &dir, 1), None)?];
+    let mut children = vec![start(&node_bin, port, &node_args(&dir, 1), None)?];
     let marks: Marks = Arc::new(Mutex::new(Vec::new()));
     let (lo, hi) = (0.5 / rate, 1.5 / rate);
     let oracle_args: Vec<String> = [
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
         "--wallets",
         "60",
         "--min-interval",
@@ -105,7 +94,12 @@ pub async fn run(secs: u64, rate: f64, join: u64) -> Result<Vec<String>, String>
     .map(|s| s.to_string())
     .chain([dir.join("mint.pem").display().to_string()])
     .collect();
-    children.push(start(&oracle_bin, &oracle_args, Some((marks.clone(), t0)))?);
+    children.push(start(
+        &oracle_bin,
+        port,
+        &oracle_args,
+        Some((marks.clone(), t0)),
+    )?);
     // The best chain, as a listener sees it.
     let mut watcher = RelayClient::connect(relay.addr, DEFAULT_TOPIC)
         .await
@@ -128,7 +122,7 @@ pub async fn run(secs: u64, rate: f64, join: u64) -> Result<Vec<String>, String>
             }
             Ok(_) => break,
             Err(_) if joined_secs.is_none() && next < end => {
-                children.push(start(&node_bin, &node_args(&port, &dir, 2), None)?);
+                children.push(start(&node_bin, port, &node_args(&dir, 2), None)?);
                 joined_secs = Some(now_secs());
             }
             Err(_) => break,

@@ -1,7 +1,11 @@
 //! What the suites that run whole programs share: the programs built beside
 //! this one, and a quiet in-process relay for them to meet on.
 
-use std::path::PathBuf;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::process::{Child, Command};
 
 use toycoin_relay::local::LocalRelay;
 use toycoin_relay::RelayConfig;
@@ -31,4 +35,24 @@ pub async fn quiet_relay() -> Result<LocalRelay, String> {
     toycoin_relay::local::spawn("127.0.0.1:0", config)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Starts `program` on the relay at 127.0.0.1:`port` with `args`; what it
+/// prints on stdout and stderr goes where they say; it is killed when
+/// dropped.
+pub fn start_on(
+    program: &Path,
+    port: u16,
+    args: impl IntoIterator<Item = impl AsRef<OsStr>>,
+    stdout: Stdio,
+    stderr: Stdio,
+) -> Result<Child, String> {
+    Command::new(program)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(args)
+        .stdout(stdout)
+        .stderr(stderr)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", program.display()))
 }

@@ -21,7 +21,7 @@ use toycoin_common::profile::Profile;
 use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
 
 use crate::chains::extend;
-use crate::programs::{quiet_relay, sibling};
+use crate::programs::{quiet_relay, sibling, start_on};
 
 /// CPU seconds (user + system) the process has used, from /proc.
 fn cpu_secs(pid: u32) -> Option<f64> {
@@ -84,19 +84,13 @@ async fn cpu_while_blocks_arrive(
 pub async fn run(blocks: usize, browsers: usize, secs: u64) -> Result<Vec<String>, String> {
     let listener_bin = sibling("toycoin-listener")?;
     let relay = quiet_relay().await?;
-    let mut listener = Command::new(&listener_bin)
-        .args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &relay.addr.port().to_string(),
-        ])
-        .args(["--web", "127.0.0.1:0", "--quiet", "--passive"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", listener_bin.display()))?;
+    let mut listener = start_on(
+        &listener_bin,
+        relay.addr.port(),
+        ["--web", "127.0.0.1:0", "--quiet", "--passive"],
+        Stdio::null(),
+        Stdio::piped(),
+    )?;
     let pid = listener.id().ok_or("no pid")?;
     let mut lines = BufReader::new(listener.stderr.take().ok_or("no stderr")?).lines();
     let addr: SocketAddr = loop {

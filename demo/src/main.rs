@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use toycoin_common::cli::count;
+use toycoin_node::Fault;
 
 /// Start a complete toycoin demo network.
 #[derive(Debug, Parser)]
@@ -53,7 +54,7 @@ struct Args {
     /// node2=invalid or node1=silent (see toycoin-node --fault);
     /// repeatable.
     #[arg(long, value_name = "NODE=MODE", value_parser = parse_fault)]
-    fault: Vec<(usize, String)>,
+    fault: Vec<(usize, Fault)>,
     /// Do not run `cargo build` first.
     #[arg(long)]
     no_build: bool,
@@ -111,8 +112,9 @@ struct Spec {
     args: Vec<String>,
 }
 
-/// `node2=invalid` as (2, "invalid").
-fn parse_fault(s: &str) -> Result<(usize, String), String> {
+/// `node2=invalid` as (2, Fault::Invalid): the modes are the node's own
+/// (`toycoin-node --fault`).
+fn parse_fault(s: &str) -> Result<(usize, Fault), String> {
     let (node, mode) = s
         .split_once('=')
         .ok_or_else(|| format!("{s:?}: expected NODE=MODE, e.g. node2=invalid"))?;
@@ -121,12 +123,14 @@ fn parse_fault(s: &str) -> Result<(usize, String), String> {
         .and_then(|n| n.parse().ok())
         .filter(|&n| n >= 1)
         .ok_or_else(|| format!("{node:?}: expected node1, node2, ..."))?;
-    if !["silent", "stuck", "invalid"].contains(&mode) {
-        return Err(format!(
-            "{mode:?}: the faults are silent, stuck and invalid"
-        ));
-    }
-    Ok((n, mode.to_owned()))
+    let fault = Fault::from_str(mode, false).map_err(|_| {
+        let names: Vec<String> = Fault::value_variants()
+            .iter()
+            .filter_map(|f| Some(f.to_possible_value()?.get_name().to_owned()))
+            .collect();
+        format!("{mode:?}: the faults are {}", names.join(", "))
+    })?;
+    Ok((n, fault))
 }
 
 fn at<T: Copy>(list: &[T], i: usize, default: T) -> T {
@@ -212,8 +216,9 @@ fn specs(args: &Args, port: u16, colour: bool, web: Option<std::net::SocketAddr>
             "--wallet".to_owned(),
             key_file(args, &format!("node{}", i + 1)),
         ]);
-        if let Some((_, mode)) = args.fault.iter().find(|(n, _)| *n == i + 1) {
-            extra.extend(["--fault".to_owned(), mode.clone()]);
+        let fault = args.fault.iter().find(|(n, _)| *n == i + 1);
+        if let Some(value) = fault.and_then(|(_, f)| f.to_possible_value()) {
+            extra.extend(["--fault".to_owned(), value.get_name().to_owned()]);
         }
         out.push(Spec {
             label: format!("node{}", i + 1),

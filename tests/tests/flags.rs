@@ -49,7 +49,7 @@ async fn counts_out_of_range_are_refused_with_their_range() {
         (
             "toycoin-demo",
             vec!["--no-build", "--fault", "node1=liar"],
-            "the faults are silent, stuck and invalid",
+            "the faults are silent, stuck, invalid",
         ),
         (
             "toycoin-node",

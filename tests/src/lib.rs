@@ -1,6 +1,8 @@
 //! Helpers shared by the workspace-level integration tests: where the
-//! fixtures are, loading them, and running the binaries ([`program`]).
+//! fixtures are, loading them, running the binaries ([`program`]), and
+//! asking the web view for a page ([`http`]).
 
+pub mod http;
 pub mod program;
 
 use std::path::PathBuf;

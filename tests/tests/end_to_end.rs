@@ -221,21 +221,8 @@ async fn the_demo_shows_blocks_within_seconds_and_stops_everything() {
         l.contains("listener |") && l.contains(&format!("Web view: http://{addr}/"))
     })
     .await;
-    let mut page = String::new();
-    {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        s.write_all(
-            format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-        s.read_to_string(&mut page).await.unwrap();
-    }
-    assert!(
-        page.starts_with("HTTP/1.1 200") && page.contains("tree-svg"),
-        "{page}"
-    );
+    let (status, page) = toycoin_tests::http::get(&addr, "/", WAIT).await;
+    assert!(status == 200 && page.contains("tree-svg"), "{page}");
     demo.wait_line("a block in the listener", WAIT, |l| {
         l.contains("listener |")
             && l.contains("Blocks: 1 | Total Txns:")

@@ -150,6 +150,7 @@ pub async fn serve(budget_mib: usize, ready: PathBuf) -> Result<Vec<String>, Str
     toycoin_common::ready::write(
         &ready,
         &toycoin_common::ready::Ready {
+            token: None,
             program: "toycoin-bench serve-relay".into(),
             addr,
         },

@@ -9,6 +9,7 @@
 //! |---|---|
 //! | length-prefixed frames, connections | [`frame`] |
 //! | relay client connection | [`relay`] |
+//! | the relay's own frames: names, `$to:`, teacher's controls | [`control`] |
 //! | `TXN `/`BLOC` payloads (JSON) | [`message`] |
 //! | SHA-512; `Txid` and `BlockHash`, one type per role; GENESIS, COINBASE | [`hash`] |
 //! | tokens, transactions | [`transaction`] |
@@ -32,6 +33,7 @@ pub mod block;
 pub mod catchup;
 pub mod chain;
 pub mod cli;
+pub mod control;
 pub mod frame;
 pub mod hash;
 pub mod ledger;

@@ -17,6 +17,9 @@ pub struct Ready {
     pub program: String,
     /// The address it listens on (the port the OS picked, with port 0).
     pub addr: SocketAddr,
+    /// The relay's: the teacher's token for commands (`toycoin-ctl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// Writes `ready` to `path` atomically.
@@ -49,6 +52,7 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         assert_eq!(read(&path).unwrap(), None);
         let ready = Ready {
+            token: None,
             program: "toycoin-relay".into(),
             addr: "127.0.0.1:4321".parse().unwrap(),
         };

@@ -19,12 +19,14 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio_util::sync::CancellationToken;
 
 use crate::budget::Budget;
+use crate::nemesis::{Fate, Nemesis};
 use crate::queue::{Offer, Payload, Queue};
 pub use crate::stats::Delivery;
 use crate::stats::Stats;
@@ -63,6 +65,8 @@ pub struct Hub {
     policy: SlowPolicy,
     stats: Arc<Stats>,
     next_seq: AtomicU64,
+    /// Clients by name and the teacher's rules for delivery.
+    pub nemesis: Nemesis,
 }
 
 impl Hub {
@@ -73,6 +77,7 @@ impl Hub {
             policy,
             stats,
             next_seq: AtomicU64::new(0),
+            nemesis: Nemesis::default(),
         }
     }
 
@@ -97,11 +102,20 @@ impl Hub {
         }
     }
 
-    /// Offers `data` to every subscriber of `topic`, never waiting. With
-    /// `inline` (the publisher has nothing more to read), it writes to idle
-    /// subscribers' sockets itself: no task woken, lowest latency; while
-    /// more messages follow, writer tasks write them in batches.
-    pub fn publish(&self, topic: &[u8], data: &Bytes, inline: bool) -> Delivery {
+    /// Offers `data` from client `from` to every subscriber of `topic`
+    /// (with `only`, to those named so), never waiting, as the teacher's
+    /// rules allow ([`Nemesis`]). With `inline` (the publisher has nothing
+    /// more to read), it writes to idle subscribers' sockets itself: no
+    /// task woken, lowest latency; while more messages follow, writer tasks
+    /// write them in batches.
+    pub fn publish(
+        &self,
+        from: u64,
+        topic: &[u8],
+        data: &Bytes,
+        inline: bool,
+        only: Option<&str>,
+    ) -> Delivery {
         let mut delivery = Delivery::default();
         let topics = self.topics();
         let Some(subs) = topics.get(topic) else {
@@ -122,7 +136,30 @@ impl Hub {
         // Subscribers whose sockets this task now holds, written to once the
         // topics are unlocked (most publications, at a classroom's pace).
         let mut write_now: Vec<(Arc<Queue>, Arc<OwnedWriteHalf>)> = Vec::new();
+        let mut deciding =
+            (only.is_some() || self.nemesis.engaged()).then(|| self.nemesis.decide(from));
         for sub in subs {
+            if let Some(deciding) = deciding.as_mut() {
+                if only.is_some_and(|name| !deciding.is_named(sub.id, name)) {
+                    continue;
+                }
+                let delay = match deciding.fate(sub.id) {
+                    Fate::Withheld | Fate::Lost => continue,
+                    Fate::Now => Duration::ZERO,
+                    Fate::After(delay) => delay,
+                };
+                if deciding.holding() {
+                    deciding.hold(sub.queue.clone(), delay);
+                    delivery.delivered += 1;
+                    continue;
+                }
+                if !delay.is_zero() {
+                    if deciding.delay(delay, sub.queue.clone(), &payload) {
+                        delivery.delivered += 1;
+                    }
+                    continue;
+                }
+            }
             match sub.queue.offer(&payload, inline) {
                 Offer::Queued => delivery.delivered += 1,
                 Offer::WriteNow => {
@@ -138,6 +175,9 @@ impl Hub {
                 }
             }
         }
+        if let Some(deciding) = deciding {
+            deciding.finish(&payload);
+        }
         drop(topics);
         for (queue, socket) in write_now {
             let written = write_inline(&socket, data);
@@ -150,6 +190,16 @@ impl Hub {
         }
         self.stats.record_publish(data.len(), delivery);
         delivery
+    }
+
+    /// Queues `data` for one client alone (a reply to its command, an
+    /// order), past every rule; false if there was no room.
+    pub fn send_direct(&self, queue: &Queue, data: &Bytes) -> bool {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let Some(payload) = Payload::charge(data, seq, &self.budget) else {
+            return false;
+        };
+        matches!(queue.offer(&payload, false), Offer::Queued)
     }
 
     /// Sheds the slowest subscribers until `bytes` more would fit the

@@ -7,13 +7,17 @@
 //! - [`queue`]: one subscriber's queue; [`reader`]: one client's frames.
 //! - [`server`]: accepting, per-client handlers, limits, shutdown.
 //! - [`stats`]: counters and the summary line.
+//! - [`nemesis`]: clients by name and the teacher's rules (partitions,
+//!   hold and step, delay and loss); [`control`]: the teacher's commands.
 //! - [`local`]: a relay on the current runtime (tests, embedding).
 //!
 //! The binary (`src/main.rs`) only parses flags and waits for Ctrl-C.
 
 pub mod budget;
+pub mod control;
 pub mod hub;
 pub mod local;
+pub mod nemesis;
 pub mod queue;
 pub mod reader;
 pub mod server;

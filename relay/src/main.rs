@@ -5,9 +5,11 @@ use std::time::Duration;
 use bytesize::ByteSize;
 use clap::{Parser, ValueEnum};
 use toycoin_common::cli::seconds;
+use toycoin_common::control::write_token;
 use toycoin_common::log::{LogArgs, Output};
+use toycoin_relay::control::Teacher;
 use toycoin_relay::{server, Relay, RelayConfig, SlowPolicy};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Slow {
@@ -66,6 +68,17 @@ struct Args {
     summary: f64,
     #[command(flatten)]
     log: LogArgs,
+    /// The teacher's token for commands (`toycoin-ctl`); by default a new
+    /// random one, written to a file only you can read.
+    #[arg(long)]
+    token: Option<String>,
+    /// Take the teacher's commands from other machines too (by default only
+    /// from this one).
+    #[arg(long)]
+    control_from_anywhere: bool,
+    /// Take no commands at all.
+    #[arg(long, conflicts_with_all = ["token", "control_from_anywhere"])]
+    no_control: bool,
     /// Once listening, write {"program":"toycoin-relay","addr":"HOST:PORT"}
     /// to this file (for scripts and the demo, which pass --port 0).
     #[arg(long, value_name = "PATH")]
@@ -92,6 +105,10 @@ async fn main() {
         },
         subscribe_timeout: Duration::from_secs_f64(args.subscribe_timeout),
         summary_interval: (args.summary > 0.0).then(|| Duration::from_secs_f64(args.summary)),
+        teacher: (!args.no_control).then(|| Teacher {
+            token: args.token.clone().unwrap_or_else(|| Teacher::new().token),
+            anywhere: args.control_from_anywhere,
+        }),
     };
     if config.max_frame_len > config.memory / 2 {
         // Frames being read may take half the budget: a larger one could
@@ -119,6 +136,7 @@ async fn main() {
     if let Some(path) = &args.ready_file {
         let written = listener.local_addr().and_then(|addr| {
             let ready = toycoin_common::ready::Ready {
+                token: config.teacher.as_ref().map(|t| t.token.clone()),
                 program: "toycoin-relay".into(),
                 addr,
             };
@@ -136,10 +154,33 @@ async fn main() {
         config.max_per_address,
         ByteSize::b(config.memory as u64)
     );
+    let mut token_path = None;
+    if let (Some(teacher), Ok(local)) = (&config.teacher, listener.local_addr()) {
+        let from = if teacher.anywhere {
+            "from any machine"
+        } else {
+            "from this machine only"
+        };
+        match write_token(local.port(), &teacher.token) {
+            Ok(path) => {
+                info!(
+                    "Teacher's controls {from}: toycoin-ctl --relay {addr} status (the token is in {})",
+                    path.display()
+                );
+                token_path = Some(path);
+            }
+            Err(e) => warn!(
+                "Teacher's controls {from}: cannot write the token file ({e}); give toycoin-ctl --token yourself"
+            ),
+        }
+    }
     let relay = Relay::new(config);
     if let Err(e) = relay.run(listener, shutdown).await {
         error!("toycoin-relay: {e}");
         std::process::exit(1);
+    }
+    if let Some(path) = token_path {
+        let _ = std::fs::remove_file(path);
     }
     info!("Bye!");
 }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -22,11 +22,16 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use toycoin_common::control::{
+    check_name, Hello, Request, CTL_TOPIC, HELLO_TOPIC, MAX_REQUEST, ORDER_PREFIX, RESERVED,
+    TO_PREFIX,
+};
 use toycoin_common::frame::{FrameCodec, FrameError, DEFAULT_MAX_FRAME_LEN};
 use toycoin_common::log::TRAFFIC;
 use tracing::{info, warn};
 
 use crate::budget::Budget;
+use crate::control::{encode_reply, execute, refused, Teacher};
 use crate::hub::{Hub, SlowPolicy, Subscriber};
 use crate::queue::Queue;
 use crate::reader::{FrameReader, ReadError, Readers};
@@ -102,6 +107,8 @@ pub struct RelayConfig {
     pub subscribe_timeout: Duration,
     /// How often to print a summary line (`None`: never).
     pub summary_interval: Option<Duration>,
+    /// Who may command the relay (`None`: nobody).
+    pub teacher: Option<Teacher>,
 }
 
 impl Default for RelayConfig {
@@ -117,6 +124,7 @@ impl Default for RelayConfig {
             slow_policy: SlowPolicy::Drop,
             subscribe_timeout: Duration::from_secs(10),
             summary_interval: Some(Duration::from_secs(10)),
+            teacher: None,
         }
     }
 }
@@ -139,6 +147,23 @@ struct Inner {
     tracker: TaskTracker,
     shutdown: CancellationToken,
     next_id: AtomicU64,
+    /// The relay's own tasks running (not connections').
+    own_tasks: AtomicUsize,
+}
+
+/// Refused commands one connection may send before it is dropped.
+pub const MAX_REFUSALS: u32 = 3;
+
+/// One subscribed client, as its handler knows it.
+#[derive(Debug)]
+struct Conn {
+    id: u64,
+    peer: SocketAddr,
+    /// The topic it subscribed to.
+    topic: Bytes,
+    queue: Arc<Queue>,
+    /// Its commands refused so far.
+    refusals: u32,
 }
 
 /// Why a client's connection ended.
@@ -190,6 +215,7 @@ impl Relay {
                 tracker: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
                 next_id: AtomicU64::new(1),
+                own_tasks: AtomicUsize::new(0),
             }),
         }
     }
@@ -253,9 +279,21 @@ impl Relay {
         self.inner.hub.topic_count()
     }
 
-    /// Connection tasks (handlers and writers) running now.
+    /// Connection tasks (handlers and writers) running now: the relay's own
+    /// (summaries, the delay line) are not counted.
     pub fn tasks(&self) -> usize {
-        self.inner.tracker.len()
+        let own = self.inner.own_tasks.load(Ordering::Relaxed);
+        self.inner.tracker.len().saturating_sub(own)
+    }
+
+    /// Spawns one of the relay's own tasks, which live as long as it runs.
+    fn spawn_own(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let own = self.clone();
+        own.inner.own_tasks.fetch_add(1, Ordering::Relaxed);
+        self.inner.tracker.spawn(async move {
+            task.await;
+            own.inner.own_tasks.fetch_sub(1, Ordering::Relaxed);
+        });
     }
 
     /// Accepts clients on `listener` until `shutdown` completes, then
@@ -269,10 +307,10 @@ impl Relay {
         let permits = Arc::new(Semaphore::new(inner.config.max_connections));
         if let Some(every) = inner.config.summary_interval {
             let relay = self.clone();
-            inner
-                .tracker
-                .spawn(async move { relay.summaries(every).await });
+            self.spawn_own(async move { relay.summaries(every).await });
         }
+        let (relay, stop) = (self.clone(), inner.shutdown.clone());
+        self.spawn_own(async move { relay.inner.hub.nemesis.run_delays(stop).await });
         let mut backoff = Duration::from_millis(10);
         tokio::pin!(shutdown);
         loop {
@@ -405,6 +443,7 @@ impl Relay {
                 kick: kick.clone(),
             },
         );
+        self.inner.hub.nemesis.join(id, peer, &name, queue.clone());
         info!("Remote {peer} subscribed to {name}");
         let write_error = Arc::new(OnceLock::new());
         let writer = {
@@ -419,8 +458,16 @@ impl Relay {
             })
         };
 
-        let leave = self.read_loop(&mut reader, &kick).await;
+        let mut conn = Conn {
+            id,
+            peer,
+            topic: topic.clone(),
+            queue: queue.clone(),
+            refusals: 0,
+        };
+        let leave = self.read_loop(&mut reader, &kick, &mut conn).await;
         self.inner.hub.unsubscribe(&topic, id);
+        self.inner.hub.nemesis.leave(id);
         kick.cancel();
         let _ = writer.await;
         queue.close();
@@ -439,7 +486,12 @@ impl Relay {
 
     /// Reads (topic, data) pairs and publishes them until the client leaves
     /// or breaks the protocol (the reason), or is kicked (`None`).
-    async fn read_loop(&self, reader: &mut FrameReader, kick: &CancellationToken) -> Option<Leave> {
+    async fn read_loop(
+        &self,
+        reader: &mut FrameReader,
+        kick: &CancellationToken,
+        conn: &mut Conn,
+    ) -> Option<Leave> {
         let hub = &self.inner.hub;
         loop {
             let topic = tokio::select! {
@@ -462,7 +514,21 @@ impl Relay {
                     Some(Ok(data)) => data,
                 },
             };
-            let delivery = self.inner.hub.publish(&topic, &data, reader.caught_up());
+            if name.starts_with(RESERVED) {
+                if let Err(leave) = self.reserved(conn, name, &data) {
+                    return Some(leave);
+                }
+                continue;
+            }
+            if data.starts_with(ORDER_PREFIX) {
+                return Some(Leave::Bad(
+                    "sent a frame starting with $ORDER: only the relay gives orders".into(),
+                ));
+            }
+            let delivery = self
+                .inner
+                .hub
+                .publish(conn.id, &topic, &data, reader.caught_up(), None);
             info!(
                 target: TRAFFIC,
                 "Sending to {name}: {}... ({} subscribers)",
@@ -470,6 +536,71 @@ impl Relay {
                 delivery.delivered
             );
         }
+    }
+}
+
+impl Relay {
+    /// A frame pair on one of the relay's own topics (`docs/control.md`):
+    /// naming, sending to one client, a teacher's command.
+    fn reserved(&self, conn: &mut Conn, topic: &str, data: &Bytes) -> Result<(), Leave> {
+        let hub = &self.inner.hub;
+        if topic == HELLO_TOPIC {
+            let hello: Hello = serde_json::from_slice(data)
+                .map_err(|e| Leave::Bad(format!("unreadable {HELLO_TOPIC}: {e}")))?;
+            check_name(&hello.name).map_err(|e| Leave::Bad(format!("{HELLO_TOPIC}: {e}")))?;
+            let given = hub.nemesis.name(conn.id, &hello.name);
+            info!("Remote {} is {given}", conn.peer);
+            return Ok(());
+        }
+        if let Some(to) = topic.strip_prefix(TO_PREFIX) {
+            check_name(to).map_err(|e| Leave::Bad(format!("{TO_PREFIX}: {e}")))?;
+            if data.starts_with(ORDER_PREFIX) {
+                return Err(Leave::Bad(
+                    "sent a frame starting with $ORDER: only the relay gives orders".into(),
+                ));
+            }
+            let delivery = hub.publish(conn.id, &conn.topic, data, false, Some(to));
+            info!(
+                target: TRAFFIC,
+                "Sending to {to} alone: {}... ({} subscribers)",
+                preview(data),
+                delivery.delivered
+            );
+            return Ok(());
+        }
+        if topic != CTL_TOPIC {
+            return Err(Leave::Bad(format!(
+                "topic {topic:?} is reserved for the relay (it knows {HELLO_TOPIC}, {TO_PREFIX}NAME and {CTL_TOPIC})"
+            )));
+        }
+        let who = hub
+            .nemesis
+            .label(conn.id)
+            .unwrap_or_else(|| conn.peer.to_string());
+        let reply = match (&self.inner.config.teacher, data.len() <= MAX_REQUEST) {
+            (None, _) => refused("this relay takes no commands (it was started without controls)"),
+            (Some(_), false) => refused(format!("a command is at most {MAX_REQUEST} bytes")),
+            (Some(teacher), true) => match serde_json::from_slice::<Request>(data) {
+                Err(e) => refused(format!("unreadable command: {e}")),
+                Ok(request) => match teacher.allows(conn.peer, &request.token) {
+                    Err(why) => {
+                        conn.refusals += 1;
+                        warn!("Remote {who}: command refused: {why}");
+                        refused(format!("refused: {why}"))
+                    }
+                    Ok(()) => {
+                        let reply = execute(hub, teacher, request.command);
+                        info!("Teacher ({who}): {}", reply.message);
+                        reply
+                    }
+                },
+            },
+        };
+        if conn.refusals >= MAX_REFUSALS {
+            return Err(Leave::Bad(format!("{MAX_REFUSALS} commands refused")));
+        }
+        hub.send_direct(&conn.queue, &encode_reply(&reply));
+        Ok(())
     }
 }
 

@@ -123,3 +123,38 @@ async fn a_client_written_like_the_originals_works_through_it() {
         );
     }
 }
+
+#[tokio::test]
+async fn toycoin_ctl_finds_the_token_the_relay_wrote_and_a_wrong_one_is_refused() {
+    let relay = Relay::start();
+    let line = relay.line_with("Teacher's controls from this machine only");
+    let addr = line
+        .split_whitespace()
+        .skip_while(|w| *w != "--relay")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let ctl = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_toycoin-ctl"))
+            .args(["--relay", &addr])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = ctl(&["hold"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("holding"), "{out}");
+    relay.line_with("Teacher (127.0.0.1:");
+    let (code, out) = ctl(&["status"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("holding 0 messages"), "{out}");
+    assert!(out.contains("client "), "a table: {out}");
+    let (code, out) = ctl(&["--token", "guess", "release"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(out.trim(), "refused: wrong token");
+    relay.line_with("command refused: wrong token");
+}

@@ -708,3 +708,6 @@ async fn a_frame_trickled_a_byte_at_a_time_times_out() {
         .await;
     r.stop().await;
 }
+
+#[path = "relay/control.rs"]
+mod control;

@@ -1,0 +1,279 @@
+//! The relay's own frames: what `toycoin-relay` understands beyond the
+//! original relay session, for naming clients, sending to one client, and
+//! the teacher's controls (`toycoin-ctl`). See `docs/control.md`.
+//!
+//! They all use topic frames starting with `$` ([`RESERVED`]), which the
+//! original Python relay simply fans out to nobody (no one subscribes to
+//! them): a program that sends them still works on that relay.
+//!
+//! | topic frame | data frame | what our relay does |
+//! |---|---|---|
+//! | `$hello` | `{"name":"node1"}` ([`Hello`]) | names the connection |
+//! | `$to:NAME` | any payload | sends it only to the clients named NAME on the sender's topic |
+//! | `$ctl` | `{"token":..,"cmd":..}` ([`Request`]) | a teacher's command; answers the sender with a [`Reply`] |
+//!
+//! A node switched to a fault live receives, from the relay only, a data
+//! frame starting with [`ORDER_PREFIX`] ([`Order`]); the relay refuses
+//! such a frame from any client.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Topic frames starting with this are the relay's own, never fanned out.
+pub const RESERVED: &str = "$";
+/// Names the connection.
+pub const HELLO_TOPIC: &str = "$hello";
+/// `$to:NAME`: the data frame goes only to the clients named NAME.
+pub const TO_PREFIX: &str = "$to:";
+/// A teacher's command.
+pub const CTL_TOPIC: &str = "$ctl";
+/// Data frames starting with this come from the relay alone: an order to
+/// one node (a fault to play).
+pub const ORDER_PREFIX: &[u8] = b"$ORDER ";
+/// The fault modes a node can be ordered to play (`honest` ends a fault).
+pub const FAULTS: &[&str] = &["honest", "silent", "stuck", "invalid", "liar"];
+/// Longest client name.
+pub const MAX_NAME: usize = 32;
+/// Largest command frame the relay reads as a command.
+pub const MAX_REQUEST: usize = 16 * 1024;
+
+/// What a client calls itself: 1 to [`MAX_NAME`] letters, digits, `-`,
+/// `_` or `.`, so that it prints and matches plainly.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err(format!("a name has 1 to {MAX_NAME} characters"));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(format!(
+            "name {name:?} may hold only letters, digits, '-', '_' and '.'"
+        ));
+    }
+    Ok(())
+}
+
+/// The data frame after `$hello`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub name: String,
+}
+
+/// A teacher's command to the relay.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "lowercase")]
+pub enum Command {
+    /// Clients, groups, rules and what is held.
+    Status,
+    /// Cut the network into groups of clients (names or `IP:PORT`
+    /// addresses); a client in no group hears and is heard by all.
+    Partition { groups: Vec<Vec<String>> },
+    /// End the partition.
+    Heal,
+    /// Hold every message until `step` or `release`.
+    Hold,
+    /// Deliver the `count` oldest held messages.
+    Step { count: usize },
+    /// Deliver everything held and stop holding.
+    Release,
+    /// Delay every message to and from `client` by `ms` (0: none).
+    Delay { client: String, ms: u64 },
+    /// Lose this share (0 to 1) of the messages to and from `client`.
+    Drop { client: String, rate: f64 },
+    /// Switch a node to a fault (`honest` ends it).
+    Fault { client: String, mode: String },
+}
+
+/// A `$ctl` data frame.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub token: String,
+    #[serde(flatten)]
+    pub command: Command,
+}
+
+/// The relay's answer to a `$ctl` command, sent to the commander alone.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    pub ok: bool,
+    /// One line for people: what was done, or why not.
+    pub message: String,
+    /// For `status`: the state of the network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<NetworkStatus>,
+}
+
+/// What `status` reports.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NetworkStatus {
+    pub clients: Vec<ClientStatus>,
+    /// The partition's groups, as given; empty when healed.
+    pub groups: Vec<Vec<String>>,
+    pub holding: bool,
+    /// Messages held now.
+    pub held: usize,
+    /// Deliveries a partition withheld, a drop rule lost, a delay put off
+    /// (since start).
+    pub withheld: u64,
+    pub lost: u64,
+    pub delayed: u64,
+}
+
+/// One client in `status`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClientStatus {
+    /// Its name, or its address when it gave none.
+    pub name: String,
+    pub addr: String,
+    pub topic: String,
+    /// The partition group it is in (index into `groups`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<usize>,
+    #[serde(default)]
+    pub delay_ms: u64,
+    #[serde(default)]
+    pub drop_rate: f64,
+}
+
+/// An order from the relay to one node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    /// The fault to play from now on, or `honest`.
+    pub fault: String,
+    /// [`proof`] of the teacher's token: a node obeys only an order that
+    /// proves the token it was given.
+    pub proof: String,
+}
+
+/// Where a relay on `port` keeps the teacher's token for `toycoin-ctl` on
+/// the same machine (readable by its owner only).
+pub fn token_file(port: u16) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("toycoin-relay-{port}.token"))
+}
+
+/// Writes the token to [`token_file`], readable and writable by its owner
+/// only.
+pub fn write_token(port: u16, token: &str) -> std::io::Result<std::path::PathBuf> {
+    let path = token_file(port);
+    let _ = std::fs::remove_file(&path);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(&path)?, format!("{token}\n").as_bytes())?;
+    Ok(path)
+}
+
+/// What proves the teacher's token to a node without telling it: the
+/// SHA-256 of the token with a fixed prefix, in hex. Only the relay sends
+/// it, only to the node ordered, and the relay refuses any client's frame
+/// starting with [`ORDER_PREFIX`], so knowing it lets no one order nodes.
+pub fn proof(token: &str) -> String {
+    hex::encode(Sha256::digest(format!("toycoin-order:{token}")))
+}
+
+/// Encodes an order as the data frame the node receives.
+pub fn encode_order(order: &Order) -> Vec<u8> {
+    let mut frame = ORDER_PREFIX.to_vec();
+    frame.extend(serde_json::to_vec(order).unwrap_or_default());
+    frame
+}
+
+/// Decodes a data frame as an order: `None` if it is not one.
+pub fn decode_order(frame: &[u8]) -> Option<Result<Order, String>> {
+    let json = frame.strip_prefix(ORDER_PREFIX)?;
+    Some(serde_json::from_slice(json).map_err(|e| format!("unreadable order: {e}")))
+}
+
+/// How long [`command`] waits for the relay's reply.
+pub const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Sends one command to the relay at `addr` and waits for its reply.
+pub async fn command(
+    addr: impl tokio::net::ToSocketAddrs,
+    token: &str,
+    command: Command,
+) -> Result<Reply, String> {
+    let request = serde_json::to_vec(&Request {
+        token: token.to_owned(),
+        command,
+    })
+    .map_err(|e| e.to_string())?;
+    let exchange = async {
+        let mut client = crate::relay::RelayClient::connect(addr, CTL_TOPIC)
+            .await
+            .map_err(|e| format!("cannot reach the relay: {e}"))?;
+        client
+            .publish(CTL_TOPIC, &request)
+            .await
+            .map_err(|e| format!("cannot send the command: {e}"))?;
+        match client.recv().await {
+            Ok(Some(frame)) => serde_json::from_slice::<Reply>(&frame).map_err(|e| {
+                format!("the relay's reply is unreadable ({e}): is it a toycoin-relay?")
+            }),
+            Ok(None) => Err("the relay closed the connection without a reply".to_string()),
+            Err(e) => Err(format!("no reply: {e}")),
+        }
+    };
+    tokio::time::timeout(REPLY_TIMEOUT, exchange)
+        .await
+        .map_err(|_| {
+            format!(
+                "no reply within {} s (the original Python relay takes no commands)",
+                REPLY_TIMEOUT.as_secs()
+            )
+        })?
+}
+
+/// Announces our name to the relay: the `$hello` frame pair's data.
+pub fn encode_hello(name: &str) -> Vec<u8> {
+    serde_json::to_vec(&Hello {
+        name: name.to_owned(),
+    })
+    .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_plain_and_short() {
+        assert!(check_name("node1").is_ok());
+        assert!(check_name("a.b-c_d").is_ok());
+        assert!(check_name("").is_err());
+        assert!(check_name("no spaces").is_err());
+        assert!(check_name(&"x".repeat(MAX_NAME + 1)).is_err());
+        assert!(check_name("\u{1b}[31mred").is_err());
+    }
+
+    #[test]
+    fn a_request_reads_back_and_unknown_commands_are_refused() {
+        let req = Request {
+            token: "t".into(),
+            command: Command::Partition {
+                groups: vec![vec!["node1".into()], vec!["node2".into()]],
+            },
+        };
+        let json = serde_json::to_string(&req).unwrap();
+        assert_eq!(
+            json,
+            r#"{"token":"t","cmd":"partition","groups":[["node1"],["node2"]]}"#
+        );
+        assert_eq!(serde_json::from_str::<Request>(&json).unwrap(), req);
+        assert!(serde_json::from_str::<Request>(r#"{"token":"t","cmd":"nuke"}"#).is_err());
+    }
+
+    #[test]
+    fn an_order_reads_back_and_other_frames_are_not_orders() {
+        let order = Order {
+            fault: "silent".into(),
+            proof: proof("secret"),
+        };
+        assert_eq!(decode_order(&encode_order(&order)), Some(Ok(order)));
+        assert_eq!(decode_order(b"BLOC []"), None);
+        assert!(matches!(decode_order(b"$ORDER {"), Some(Err(_))));
+        assert_ne!(proof("secret"), proof("secreT"));
+    }
+}

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use crate::block::Block;
 use crate::catchup::CatchUp;
 use crate::chain::{now_secs, ChainError};
+use crate::control::{decode_order, encode_hello, Order, HELLO_TOPIC, TO_PREFIX};
 use crate::frame::DEFAULT_MAX_FRAME_LEN;
 use crate::hash::Hash;
 use crate::message::{encode_bloc, encode_getb, GetBlocks, Message, Status, TxnMessage};
@@ -55,6 +56,9 @@ pub const OUTBOX_BYTES: usize = 64 * 1024 * 1024;
 /// with 16 MiB frames stays under 100 MiB.
 pub const INBOX_BYTES: usize = 20 * 1024 * 1024;
 
+/// Largest order frame read as one (an order is some 120 bytes).
+pub const MAX_ORDER: usize = 1024;
+
 /// How a session runs.
 #[derive(Clone, Debug)]
 pub struct SessionConfig {
@@ -77,6 +81,9 @@ pub struct SessionConfig {
     /// Seconds this program's clock is off (a classroom demo of a laptop
     /// with a wrong clock; 0 normally).
     pub clock_skew: i64,
+    /// The name to give the relay on connecting (`$hello`, see
+    /// [`crate::control`]); `None`: shown by address.
+    pub hello: Option<String>,
 }
 
 impl SessionConfig {
@@ -93,6 +100,7 @@ impl SessionConfig {
             answer: false,
             keep_blocks: false,
             clock_skew: 0,
+            hello: None,
         }
     }
 }
@@ -132,6 +140,9 @@ pub enum SessionEvent {
     Status(Status),
     /// A frame we sent, back from the relay.
     Own(Message),
+    /// An order from the relay (the teacher's `toycoin-ctl fault`), not
+    /// yet checked: whoever obeys checks its proof.
+    Order(Result<Order, String>),
     /// A frame that is not a toycoin message.
     Undecodable {
         bytes: usize,
@@ -147,6 +158,12 @@ pub enum SessionEvent {
         from_height: usize,
         blocks: usize,
     },
+    /// A catch-up answer is due and, as asked ([`SessionCore::hand_over_answers`]),
+    /// handed to the owner to send instead (a liar forges it).
+    AnswerDue {
+        from_height: usize,
+        blocks: Vec<Block>,
+    },
     /// A frame could not be queued for the relay (not connected for long).
     Unsent {
         bytes: usize,
@@ -158,12 +175,22 @@ pub enum SessionEvent {
 pub struct SessionCore {
     ask: bool,
     answer: bool,
+    /// Hand due answers to the owner instead of sending them.
+    hand_over: bool,
     keep_blocks: bool,
     tree: BlockTree,
     catch_up: CatchUp,
     sent: VecDeque<Hash>,
     events: VecDeque<SessionEvent>,
-    outbox: VecDeque<Bytes>,
+    outbox: VecDeque<Outgoing>,
+}
+
+/// A frame for the relay: to the topic, or to one client alone.
+#[derive(Clone, Debug)]
+pub struct Outgoing {
+    /// `Some(name)`: to the client called so alone (`$to:NAME`).
+    pub to: Option<String>,
+    pub payload: Bytes,
 }
 
 impl SessionCore {
@@ -177,6 +204,7 @@ impl SessionCore {
         SessionCore {
             ask: config.ask,
             answer: config.answer,
+            hand_over: false,
             keep_blocks: config.keep_blocks,
             tree: BlockTree::new(config.profile),
             catch_up,
@@ -199,15 +227,38 @@ impl SessionCore {
 
     /// Queues `payload` for the relay and remembers it as ours.
     pub fn publish(&mut self, payload: Bytes) {
+        self.send(None, payload);
+    }
+
+    /// Queues `payload` for the client called `to` alone (our relay's
+    /// `$to:NAME`; the original relay delivers it to nobody).
+    pub fn publish_to(&mut self, to: &str, payload: Bytes) {
+        self.send(Some(to.to_owned()), payload);
+    }
+
+    fn send(&mut self, to: Option<String>, payload: Bytes) {
         self.sent.push_back(Hash::of(&payload));
         while self.sent.len() > REMEMBER_SENT {
             self.sent.pop_front();
         }
-        self.outbox.push_back(payload);
+        self.outbox.push_back(Outgoing { to, payload });
+    }
+
+    /// Stops or starts asking for and answering catch-up (a node ordered
+    /// to play `silent`, and back).
+    pub fn set_catch_up(&mut self, ask: bool, answer: bool) {
+        self.ask = ask;
+        self.answer = answer;
+    }
+
+    /// Hands due catch-up answers to the owner ([`SessionEvent::AnswerDue`])
+    /// instead of sending them.
+    pub fn hand_over_answers(&mut self, hand_over: bool) {
+        self.hand_over = hand_over;
     }
 
     /// The next frame to write to the relay.
-    pub fn take_outgoing(&mut self) -> Option<Bytes> {
+    pub fn take_outgoing(&mut self) -> Option<Outgoing> {
         self.outbox.pop_front()
     }
 
@@ -249,6 +300,12 @@ impl SessionCore {
     /// A frame from the relay; `now_secs` is our clock's Unix time (for
     /// timestamp rules), `now` the clock catch-up runs on.
     pub fn on_frame(&mut self, payload: &[u8], now_secs: u64, now: Instant) {
+        if payload.len() <= MAX_ORDER {
+            if let Some(order) = decode_order(payload) {
+                self.emit(SessionEvent::Order(order));
+                return;
+            }
+        }
         let tag = payload.get(..4).unwrap_or_default();
         let profile = *self.tree.chain().profile();
         if let Some(max) = profile.max_payload_len(tag) {
@@ -327,6 +384,13 @@ impl SessionCore {
     /// Sends the planned catch-up answer if it is due.
     pub fn on_timer(&mut self, now: Instant) {
         if let Some(answer) = self.catch_up.take_answer(&self.tree, now) {
+            if self.hand_over {
+                self.emit(SessionEvent::AnswerDue {
+                    from_height: answer.from_height,
+                    blocks: answer.blocks,
+                });
+                return;
+            }
             self.publish(encode_bloc(&answer.blocks));
             self.emit(SessionEvent::Answered {
                 from_height: answer.from_height,
@@ -350,7 +414,7 @@ pub struct Session {
     clock_skew: i64,
     core: SessionCore,
     net: mpsc::Receiver<Net>,
-    out: mpsc::Sender<Bytes>,
+    out: mpsc::Sender<Outgoing>,
     /// Bytes in `out` not yet written.
     out_bytes: Arc<AtomicUsize>,
     task: JoinHandle<()>,
@@ -411,11 +475,27 @@ impl Session {
         self.flush();
     }
 
+    /// Sends `payload` to the client called `to` alone.
+    pub fn publish_to(&mut self, to: &str, payload: Bytes) {
+        self.core.publish_to(to, payload);
+        self.flush();
+    }
+
+    /// See [`SessionCore::set_catch_up`].
+    pub fn set_catch_up(&mut self, ask: bool, answer: bool) {
+        self.core.set_catch_up(ask, answer);
+    }
+
+    /// See [`SessionCore::hand_over_answers`].
+    pub fn hand_over_answers(&mut self, hand_over: bool) {
+        self.core.hand_over_answers(hand_over);
+    }
+
     fn flush(&mut self) {
-        while let Some(payload) = self.core.take_outgoing() {
-            let bytes = payload.len();
+        while let Some(outgoing) = self.core.take_outgoing() {
+            let bytes = outgoing.payload.len();
             let queued = self.out_bytes.load(Ordering::Relaxed);
-            if queued.saturating_add(bytes) > OUTBOX_BYTES || self.out.try_send(payload).is_err() {
+            if queued.saturating_add(bytes) > OUTBOX_BYTES || self.out.try_send(outgoing).is_err() {
                 self.core.on_unsent(bytes);
             } else {
                 self.out_bytes.fetch_add(bytes, Ordering::Relaxed);
@@ -461,7 +541,7 @@ impl Drop for Session {
 async fn keep_connected(
     config: SessionConfig,
     net: mpsc::Sender<Net>,
-    mut out: mpsc::Receiver<Bytes>,
+    mut out: mpsc::Receiver<Outgoing>,
     out_bytes: Arc<AtomicUsize>,
 ) {
     let inbox = Arc::new(Semaphore::new(INBOX_BYTES));
@@ -483,28 +563,40 @@ async fn keep_connected(
                 if net.send(Net::Connected(local)).await.is_err() {
                     return;
                 }
-                loop {
-                    tokio::select! {
-                        frame = receiver.recv() => match frame {
-                            Ok(Some(frame)) => {
-                                // A frame is at most max_frame_len; one larger
-                                // than the whole budget takes all of it.
-                                let share = frame.len().clamp(1, INBOX_BYTES) as u32;
-                                let Ok(permit) = inbox.clone().acquire_many_owned(share).await else {
-                                    return;
-                                };
-                                if net.send(Net::Frame(frame, permit)).await.is_err() {
-                                    return;
+                let hello = match &config.hello {
+                    Some(name) => publisher.publish(HELLO_TOPIC, &encode_hello(name)).await,
+                    None => Ok(()),
+                };
+                if let Err(e) = hello {
+                    format!("sending failed: {e}")
+                } else {
+                    loop {
+                        tokio::select! {
+                            frame = receiver.recv() => match frame {
+                                Ok(Some(frame)) => {
+                                    // A frame is at most max_frame_len; one larger
+                                    // than the whole budget takes all of it.
+                                    let share = frame.len().clamp(1, INBOX_BYTES) as u32;
+                                    let Ok(permit) = inbox.clone().acquire_many_owned(share).await else {
+                                        return;
+                                    };
+                                    if net.send(Net::Frame(frame, permit)).await.is_err() {
+                                        return;
+                                    }
                                 }
-                            }
-                            Ok(None) => break "the relay closed the connection".to_owned(),
-                            Err(e) => break format!("connection lost: {e}"),
-                        },
-                        payload = out.recv() => {
-                            let Some(payload) = payload else { return };
-                            out_bytes.fetch_sub(payload.len(), Ordering::Relaxed);
-                            if let Err(e) = publisher.publish(&config.topic, &payload).await {
-                                break format!("sending failed: {e}");
+                                Ok(None) => break "the relay closed the connection".to_owned(),
+                                Err(e) => break format!("connection lost: {e}"),
+                            },
+                            outgoing = out.recv() => {
+                                let Some(Outgoing { to, payload }) = outgoing else { return };
+                                out_bytes.fetch_sub(payload.len(), Ordering::Relaxed);
+                                let topic = match to {
+                                    Some(name) => format!("{TO_PREFIX}{name}"),
+                                    None => config.topic.clone(),
+                                };
+                                if let Err(e) = publisher.publish(&topic, &payload).await {
+                                    break format!("sending failed: {e}");
+                                }
                             }
                         }
                     }
@@ -544,7 +636,7 @@ mod tests {
             c.next_event(),
             Some(SessionEvent::Requested { have: 0 })
         ));
-        let request = c.take_outgoing().expect("a GETB");
+        let request = c.take_outgoing().expect("a GETB").payload;
         assert!(request.starts_with(b"GETB"));
         c.on_frame(&request, 0, Instant::now());
         assert!(matches!(

@@ -81,7 +81,7 @@ impl Listener {
         }
         Shown {
             text: text.join("\n"),
-            request: self.core.take_outgoing(),
+            request: self.core.take_outgoing().map(|o| o.payload),
             news,
         }
     }

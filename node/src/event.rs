@@ -8,6 +8,8 @@ use toycoin_common::hash::{BlockHash, Txid};
 use toycoin_common::log::TRAFFIC;
 use toycoin_common::profile::Profile;
 
+use crate::fault::Fault;
+
 /// Something the node did or saw.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
@@ -55,6 +57,14 @@ pub enum Event {
     /// This node played its fault (`--fault`).
     FaultPlayed {
         what: String,
+    },
+    /// The teacher switched this node to a fault (`None`: honest again).
+    Ordered {
+        fault: Option<Fault>,
+    },
+    /// An order from the relay not obeyed, and why.
+    OrderRefused {
+        reason: String,
     },
     /// The block being mined took the transactions that arrived since
     /// its template was made.
@@ -136,6 +146,8 @@ impl Event {
             | Event::BlocRejected { .. }
             | Event::Undecodable { .. }
             | Event::FaultPlayed { .. }
+            | Event::Ordered { .. }
+            | Event::OrderRefused { .. }
             | Event::Unsent { .. } => tracing::warn!("{self}"),
             Event::TxnAccepted { .. }
             | Event::MiningStarted { .. }
@@ -217,6 +229,13 @@ impl fmt::Display for Event {
                 hash_rate / 1e6
             ),
             Event::FaultPlayed { what } => write!(f, "FAULT (playing it on purpose): {what}"),
+            Event::Ordered { fault: Some(fault) } => {
+                write!(f, "The teacher made this node faulty: it plays {fault} from now on")
+            }
+            Event::Ordered { fault: None } => {
+                write!(f, "The teacher made this node honest again")
+            }
+            Event::OrderRefused { reason } => write!(f, "Order refused: {reason}"),
             Event::TemplateRefreshed { height, txns } => {
                 write!(f, "Mining block {height} now with {txns} txns")
             }

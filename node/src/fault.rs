@@ -10,10 +10,26 @@
 //! - `invalid`: announces blocks that break a rule, a different one each
 //!   time ([`Breach`]): a Merkle root that does not match, too little
 //!   work, an over-paid reward. It never adopts them itself, so it keeps
-//!   mining on the honest tip.
+//!   mining on the honest tip;
+//! - `liar`: equivocates and lies ([`Liar`]). Each time it finds a block
+//!   it holds it back and mines a twin at the same height, then sends one
+//!   to half of the nodes it knows and the other to the rest (the relay's
+//!   `$to:NAME`). Its status claims a chain 1,000 blocks longer than its
+//!   own, and it answers every catch-up request with a forged block.
+//!
+//! Any of them can be switched on, off or to another live by the teacher
+//! (`toycoin-ctl fault NODE MODE`), when the node has the token.
 
-use toycoin_common::block::Block;
-use toycoin_common::transaction::Transaction;
+use std::collections::BTreeSet;
+use std::fmt;
+
+use bytes::Bytes;
+use toycoin_common::block::{Block, BlockHeader};
+use toycoin_common::chain::Chain;
+use toycoin_common::control::check_name;
+use toycoin_common::hash::{BlockHash, Hash};
+use toycoin_common::message::Status;
+use toycoin_common::transaction::{Address, Transaction};
 
 /// A fault to play.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -24,6 +40,89 @@ pub enum Fault {
     Stuck,
     /// Announces blocks that break a rule, in turn.
     Invalid,
+    /// Sends different blocks to different nodes, lies in its status and
+    /// catch-up answers.
+    Liar,
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = clap::ValueEnum::to_possible_value(self)
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default();
+        f.write_str(&name)
+    }
+}
+
+/// Most peer names a liar keeps (learnt from status frames).
+pub const MAX_PEERS: usize = 64;
+
+/// How much longer than its own a liar claims its chain is.
+pub const CLAIMED_EXTRA: u64 = 1_000;
+
+/// What a `liar` keeps: the block it holds back while mining its twin,
+/// and the names of the nodes it lies to.
+#[derive(Debug, Default)]
+pub struct Liar {
+    /// The first of two blocks at one height, not yet sent.
+    pub twin: Option<Block>,
+    peers: BTreeSet<String>,
+}
+
+impl Liar {
+    /// A node called `name` said where it stands: one more to lie to
+    /// (names the relay would refuse in `$to:` are left out).
+    pub fn heard_of(&mut self, name: &str) {
+        if check_name(name).is_ok() && self.peers.len() < MAX_PEERS {
+            self.peers.insert(name.to_owned());
+        }
+    }
+
+    /// The peers split in two: who gets the first twin, who the second.
+    /// Either half is empty with fewer than two peers.
+    pub fn halves(&self) -> (Vec<String>, Vec<String>) {
+        let all: Vec<String> = self.peers.iter().cloned().collect();
+        let (a, b) = all.split_at(all.len() / 2);
+        (b.to_vec(), a.to_vec())
+    }
+
+    /// Its status, made to lie: a chain [`CLAIMED_EXTRA`] blocks longer,
+    /// with a tip no one has.
+    pub fn lie_about(status: &mut Status) {
+        let height = status.height.unwrap_or(0) + CLAIMED_EXTRA;
+        status.height = Some(height);
+        status.tip = Some(BlockHash::from_raw_hash(Hash::of(
+            format!("a tip at height {height} that does not exist").as_bytes(),
+        )));
+    }
+
+    /// A catch-up answer that lies: a block on `chain`'s tip paying
+    /// `reward_to` (so the lie is the liar's own) that claims work it
+    /// lacks — or, where no hash lacks work, whose transactions do not
+    /// match its header.
+    pub fn forged_answer(chain: &Chain, reward_to: &Address, now: u64) -> Option<Block> {
+        let txns = chain.block_txns(reward_to, Vec::new());
+        let job = chain.mining_job(&txns, now)?;
+        let required = chain.next_required_bits();
+        let mut block = Block {
+            header: BlockHeader {
+                timestamp: Bytes::from(job.timestamp.to_string()),
+                previous_hash: job.previous_hash,
+                nonce: Bytes::new(),
+                merkle_root: job.merkle_root,
+                this_hash: job.previous_hash,
+            },
+            txns,
+        };
+        for nonce in 0..64u32 {
+            block.header.nonce = Bytes::from(nonce.to_string());
+            block.header.this_hash = block.header.compute_hash();
+            if block.header.this_hash.leading_zero_bits() < required {
+                return Some(block);
+            }
+        }
+        Some(Breach::MerkleRoot.apply(&block))
+    }
 }
 
 /// The rule an `invalid` node's next block breaks.
@@ -82,5 +181,48 @@ impl Breach {
             Breach::OverpaidReward => {}
         }
         block
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fault_can_be_ordered_by_the_name_it_goes_by() {
+        for fault in <Fault as clap::ValueEnum>::value_variants() {
+            let name = fault.to_string();
+            assert!(
+                toycoin_common::control::FAULTS.contains(&name.as_str()),
+                "{name}"
+            );
+            assert_eq!(
+                <Fault as clap::ValueEnum>::from_str(&name, true),
+                Ok(*fault)
+            );
+        }
+    }
+
+    #[test]
+    fn a_liar_splits_the_nodes_it_knows_in_two_and_claims_a_longer_chain() {
+        let mut liar = Liar::default();
+        for name in ["node3", "node1", "bad name", "node2", "node4"] {
+            liar.heard_of(name);
+        }
+        let (a, b) = liar.halves();
+        assert_eq!(a, ["node3", "node4"]);
+        assert_eq!(b, ["node1", "node2"]);
+        let mut status = Status {
+            name: "liar".into(),
+            tip: None,
+            height: Some(7),
+            hash_rate: 0.0,
+            mining: true,
+            threads: 1,
+            wallet: None,
+        };
+        Liar::lie_about(&mut status);
+        assert_eq!(status.height, Some(7 + CLAIMED_EXTRA));
+        assert!(status.tip.is_some());
     }
 }

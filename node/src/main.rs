@@ -39,7 +39,9 @@ struct Args {
     /// mined anyway (0: never, as the original).
     #[arg(long, default_value_t = 10.0, value_parser = seconds(0.0, 86_400.0))]
     max_wait: f64,
-    /// Name shown in the output (default: a short random id).
+    /// Name shown in the output and given to the relay, so the teacher's
+    /// controls can name this node (default: a short random id). Only a
+    /// name of letters, digits, '-', '_' and '.' is given to the relay.
     #[arg(long)]
     name: Option<String>,
     /// The key file of the wallet this node's block rewards go to (steady),
@@ -61,9 +63,16 @@ struct Args {
     /// Play a faulty node for the Byzantine lab: `silent` hears everything
     /// and sends nothing; `stuck` stops after its first block and keeps
     /// sending it; `invalid` announces blocks that break a rule (a wrong
-    /// Merkle root, too little work, an over-paid reward, in turn).
+    /// Merkle root, too little work, an over-paid reward, in turn); `liar`
+    /// sends different blocks to different nodes and lies in its status
+    /// and catch-up answers.
     #[arg(long, value_enum)]
     fault: Option<Fault>,
+    /// The teacher's token (the relay's): obey the relay's orders to play a
+    /// fault (`toycoin-ctl fault NODE MODE`). Without it, orders are
+    /// ignored.
+    #[arg(long, value_name = "TOKEN")]
+    control_token: Option<String>,
     #[command(flatten)]
     log: LogArgs,
 }
@@ -84,6 +93,7 @@ async fn main() {
     }
     config.max_frame_len = args.max_frame;
     config.fault = args.fault;
+    config.control_token = args.control_token;
     config.clock_skew = args.clock_skew.clamp(-86_400 * 365, 86_400 * 365);
     if let Some(name) = args.name {
         config.name = name;

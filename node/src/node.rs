@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use toycoin_common::block::Block;
 use toycoin_common::chain::ChainError;
+use toycoin_common::control::{check_name, proof, Order};
 use toycoin_common::frame::DEFAULT_MAX_FRAME_LEN;
 use toycoin_common::hash::{BlockHash, Txid};
 use toycoin_common::log::clipped;
@@ -26,7 +27,7 @@ use toycoin_common::tree::{Adopted, Received};
 use toycoin_common::wallet::fingerprint;
 
 use crate::event::Event;
-use crate::fault::{Breach, Fault};
+use crate::fault::{Breach, Fault, Liar};
 
 /// How often a node mining continuously takes transactions that arrived
 /// since its block's template was made into a new template (Bitcoin's
@@ -82,6 +83,9 @@ pub struct NodeConfig {
     pub reward_to: Address,
     /// A fault to play (the Byzantine lab); `None`: an honest node.
     pub fault: Option<Fault>,
+    /// The teacher's token (the relay's): with it, the node obeys the
+    /// relay's orders to play a fault (`toycoin-ctl fault`).
+    pub control_token: Option<String>,
 }
 
 /// The reward address of a node given no wallet: not a key, so whatever it
@@ -108,8 +112,21 @@ impl NodeConfig {
             reward_to: Address::from_static(NO_WALLET),
             clock_skew: 0,
             fault: None,
+            control_token: None,
         }
     }
+}
+
+/// Whether a node playing `fault` asks for missed blocks: a silent one
+/// sends nothing.
+fn asks(fault: Option<Fault>) -> bool {
+    fault != Some(Fault::Silent)
+}
+
+/// Whether it answers catch-up requests (a liar's answers are handed to
+/// it to forge).
+fn answers(fault: Option<Fault>) -> bool {
+    fault != Some(Fault::Silent)
 }
 
 /// A short random id, as the original prints (`4886adee`).
@@ -215,11 +232,13 @@ struct Node {
     invalid_turn: u64,
     /// The block a `--fault stuck` node keeps sending, once it has one.
     stuck: Option<Block>,
+    /// What a `--fault liar` node holds back and whom it lies to.
+    liar: Liar,
 }
 
 impl Node {
     fn new(config: NodeConfig, events: broadcast::Sender<Event>) -> Node {
-        let session = Session::start(SessionConfig {
+        let mut session = Session::start(SessionConfig {
             relay: config.relay.clone(),
             topic: config.topic.clone(),
             profile: config.profile,
@@ -227,12 +246,17 @@ impl Node {
             max_frame_len: config.max_frame_len,
             backoff: config.backoff,
             max_backoff: config.max_backoff,
-            // A silent node sends nothing, catch-up included.
-            ask: config.fault != Some(Fault::Silent),
-            answer: config.fault != Some(Fault::Silent),
+            // A silent node sends nothing, catch-up included; a liar
+            // answers with lies of its own.
+            ask: asks(config.fault),
+            answer: answers(config.fault),
             keep_blocks: false,
             clock_skew: config.clock_skew,
+            hello: check_name(&config.name)
+                .is_ok()
+                .then(|| config.name.clone()),
         });
+        session.hand_over_answers(config.fault == Some(Fault::Liar));
         Node {
             session,
             pool: Mempool::new(config.max_pending),
@@ -245,6 +269,7 @@ impl Node {
             hash_rate: 0.0,
             invalid_turn: 0,
             stuck: None,
+            liar: Liar::default(),
         }
     }
 
@@ -335,7 +360,10 @@ impl Node {
             }
             SessionEvent::Txn(m) => self.on_txn(m),
             SessionEvent::Bloc(report) => self.on_bloc(report),
-            SessionEvent::GetBlocks(_) | SessionEvent::Status(_) => {}
+            SessionEvent::GetBlocks(_) => {}
+            SessionEvent::AnswerDue { blocks, .. } => self.answer_with_a_lie(blocks),
+            SessionEvent::Status(status) => self.liar.heard_of(&status.name),
+            SessionEvent::Order(order) => self.on_order(order),
             SessionEvent::Own(message) => self.emit(Event::OwnMessage {
                 kind: message.kind(),
             }),
@@ -490,13 +518,31 @@ impl Node {
         if self.mining.is_some() || !enough {
             return;
         }
+        let tip = self.session.tree().chain().tip_hash();
+        if self
+            .liar
+            .twin
+            .as_ref()
+            .is_some_and(|twin| twin.header.previous_hash != tip)
+        {
+            self.liar.twin = None;
+            self.emit(Event::FaultPlayed {
+                what: "gave up the block it held back: the tip moved".into(),
+            });
+        }
+        // A twin is stamped a second later than the block it stands beside,
+        // so that it differs even with the same transactions.
+        let mut now = self.session.local_now();
+        if let Some(twin) = &self.liar.twin {
+            now = now.max(twin.header.timestamp_secs().unwrap_or(0) + 1);
+        }
         let chain = self.session.tree().chain();
         let most = chain.profile().max_block_txns();
         let mut txns = chain.block_txns(&self.config.reward_to, self.pool.select(most));
         if let Some(breach) = self.breach() {
             breach.prepare(&mut txns);
         }
-        let Some(mut job) = chain.mining_job(&txns, self.session.local_now()) else {
+        let Some(mut job) = chain.mining_job(&txns, now) else {
             return;
         };
         job.required_bits = job.required_bits.max(self.config.min_bits);
@@ -587,7 +633,6 @@ impl Node {
         let elapsed = task.job_started - task.height_started + report.elapsed;
         let attempts = task.attempts_before + report.attempts;
         let hash_rate = attempts as f64 / elapsed.as_secs_f64().max(1e-9);
-        let hash = header.this_hash;
         let block = Block {
             header: *header,
             txns: task.txns,
@@ -608,6 +653,15 @@ impl Node {
             self.publish(encode_bloc(&[bad]));
             return;
         }
+        let (block, announce) = if self.config.fault == Some(Fault::Liar) {
+            match self.equivocate(block, task.height) {
+                Some(block) => (block, false),
+                None => return,
+            }
+        } else {
+            (block, true)
+        };
+        let hash = block.header.this_hash;
         let now = self.session.local_now();
         match self.session.tree_mut().receive(vec![block], now) {
             Ok(Received::Adopted(adopted)) => {
@@ -619,7 +673,9 @@ impl Node {
                     hash_rate,
                 });
                 self.on_adopted(adopted, true);
-                self.announce();
+                if announce {
+                    self.announce();
+                }
                 if self.config.fault == Some(Fault::Stuck) {
                     // From now on: this block, again and again.
                     self.stuck = self.session.tree().chain().tip().cloned();
@@ -633,6 +689,120 @@ impl Node {
                 reason: format!("our own block {e} (pool out of date)"),
             }),
         }
+    }
+
+    /// An order from the relay: obeyed when it proves the teacher's token.
+    fn on_order(&mut self, order: Result<Order, String>) {
+        let verdict = order.and_then(|order| {
+            let Some(token) = &self.config.control_token else {
+                return Err(format!(
+                    "ignored an order to play {}: this node was started without --control-token",
+                    order.fault
+                ));
+            };
+            if order.proof != proof(token) {
+                return Err(format!(
+                    "ignored an order to play {}: it does not prove our token",
+                    order.fault
+                ));
+            }
+            if order.fault == "honest" {
+                return Ok(None);
+            }
+            <Fault as clap::ValueEnum>::from_str(&order.fault, true)
+                .map(Some)
+                .map_err(|_| format!("ignored an order to play {:?}: no such fault", order.fault))
+        });
+        match verdict {
+            Ok(fault) => self.set_fault(fault),
+            Err(reason) => self.emit(Event::OrderRefused { reason }),
+        }
+    }
+
+    /// Plays `fault` from now on (`None`: honest again).
+    fn set_fault(&mut self, fault: Option<Fault>) {
+        self.config.fault = fault;
+        self.session.set_catch_up(asks(fault), answers(fault));
+        self.session.hand_over_answers(fault == Some(Fault::Liar));
+        self.liar.twin = None;
+        self.stuck = match fault {
+            Some(Fault::Stuck) => self.session.tree().chain().tip().cloned(),
+            _ => None,
+        };
+        if let Some(m) = self.mining.as_mut() {
+            // A fresh start under the new fault (or none).
+            if m.cancelled_at.is_none() {
+                m.cancel.cancel();
+                m.cancelled_at = Some(Instant::now());
+            }
+        }
+        self.emit(Event::Ordered { fault });
+    }
+
+    /// A liar's catch-up answer: the blocks asked for, then one more on
+    /// its tip, forged to claim work it lacks.
+    fn answer_with_a_lie(&mut self, mut blocks: Vec<Block>) {
+        let now = self.session.local_now();
+        let chain = self.session.tree().chain();
+        let reaches_tip =
+            blocks.last().map(|b| b.header.this_hash) == chain.tip().map(|b| b.header.this_hash);
+        if let Some(forged) =
+            Liar::forged_answer(chain, &self.config.reward_to, now).filter(|_| reaches_tip)
+        {
+            self.emit(Event::FaultPlayed {
+                what: format!(
+                    "answered a catch-up request with {} blocks and a forged one, {}",
+                    blocks.len(),
+                    forged.header.this_hash.short()
+                ),
+            });
+            blocks.push(forged);
+        }
+        self.publish(encode_bloc(&blocks));
+    }
+
+    /// A liar found `block`: the first of two at its height is held back;
+    /// with the second, it sends one to half the nodes it knows and the
+    /// other to the rest, and keeps the first. Returns the block to adopt
+    /// (and not announce), or `None` when there is nothing to adopt yet.
+    fn equivocate(&mut self, block: Block, height: usize) -> Option<Block> {
+        let first = match self.liar.twin.take() {
+            Some(first) if first.header.previous_hash == block.header.previous_hash => first,
+            _ => {
+                self.emit(Event::FaultPlayed {
+                    what: format!(
+                        "mined block {height} ({}) and holds it back to mine a twin beside it",
+                        block.header.this_hash.short()
+                    ),
+                });
+                self.liar.twin = Some(block);
+                return None;
+            }
+        };
+        let (to_first, to_second) = self.liar.halves();
+        if to_second.is_empty() {
+            self.emit(Event::FaultPlayed {
+                what: "knows no two nodes to lie to (it learns names from their status): sends its block to all".into(),
+            });
+            self.publish(encode_bloc(std::slice::from_ref(&first)));
+            return Some(first);
+        }
+        for (names, twin) in [(&to_first, &first), (&to_second, &block)] {
+            let payload = encode_bloc(std::slice::from_ref(twin));
+            for name in names {
+                self.session.publish_to(name, payload.clone());
+            }
+        }
+        self.emit(Event::FaultPlayed {
+            what: format!(
+                "equivocated at height {height}: block {} to {}, block {} to {}",
+                first.header.this_hash.short(),
+                to_first.join(", "),
+                block.header.this_hash.short(),
+                to_second.join(", ")
+            ),
+        });
+        Some(first)
     }
 
     /// Sends a frame of ours to the relay; a `silent` node sends nothing
@@ -661,6 +831,10 @@ impl Node {
             wallet: (self.config.profile.minting() == Minting::RewardsAndMint)
                 .then(|| fingerprint(&self.config.reward_to)),
         };
+        let mut status = status;
+        if self.config.fault == Some(Fault::Liar) {
+            Liar::lie_about(&mut status);
+        }
         self.publish(encode_stat(&status));
     }
 

@@ -14,6 +14,7 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 use toycoin_common::block::Block;
 use toycoin_common::chain::{now_secs, Chain};
+use toycoin_common::control::{command, Command};
 use toycoin_common::hash::{Hash, Txid};
 use toycoin_common::message::{encode_bloc, encode_txn, Message, TxnMessage};
 use toycoin_common::profile::{Profile, Signing};
@@ -21,6 +22,7 @@ use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
 use toycoin_common::transaction::{OutputKind, Transaction};
 use toycoin_common::wallet::Wallet;
 use toycoin_node::{spawn, Event, Fault, NodeConfig, NodeHandle};
+use toycoin_relay::control::Teacher;
 use toycoin_relay::local::LocalRelay;
 use toycoin_relay::RelayConfig;
 
@@ -928,6 +930,170 @@ async fn an_invalid_nodes_blocks_are_refused_each_for_the_rule_it_broke() {
         .all(|b| b.txns[0].receiver.as_ref() != b"invalid"));
     liar.handle.stop().await;
     honest.handle.stop().await;
+    stop_relay(relay).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_liar_sends_different_blocks_to_different_nodes_and_lies_yet_the_honest_agree() {
+    let relay = start_relay("127.0.0.1:0").await;
+    let mut watcher = RelayClient::connect(relay.addr, DEFAULT_TOPIC)
+        .await
+        .unwrap();
+    // The honest nodes mine nothing (48 bits): every block is the liar's.
+    let mut a = TestNode::start(&relay, "honest-a", |c| c.min_bits = 48);
+    let mut b = TestNode::start(&relay, "honest-b", |c| c.min_bits = 48);
+    a.connected().await;
+    b.connected().await;
+    let mut liar = TestNode::start(&relay, "liar", |c| {
+        c.fault = Some(Fault::Liar);
+        c.reward_to = Bytes::from_static(b"liar");
+    });
+    // It learns the others' names from their status, then equivocates.
+    let played = liar
+        .wait_for(
+            "an equivocation",
+            |e| matches!(e, Event::FaultPlayed { what } if what.starts_with("equivocated")),
+        )
+        .await;
+    let Event::FaultPlayed { what } = played else {
+        unreachable!()
+    };
+    assert!(
+        what.contains("honest-a") && what.contains("honest-b"),
+        "{what}"
+    );
+    // Each honest node took a different block at that height.
+    let height: usize = what
+        .strip_prefix("equivocated at height ")
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|h| h.parse().ok())
+        .unwrap();
+    let at_height = |e: &Event| match e {
+        Event::Adopted {
+            ours: false,
+            height: h,
+            new_tip,
+            ..
+        } if *h == height => Some(*new_tip),
+        _ => None,
+    };
+    let got_a = at_height(&a.wait_for("a's block", |e| at_height(e).is_some()).await);
+    let got_b = at_height(&b.wait_for("b's block", |e| at_height(e).is_some()).await);
+    assert_ne!(got_a, got_b, "two blocks at height {height}");
+    // Its status claims a chain 1,000 blocks longer than any.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, watcher.recv())
+            .await
+            .expect("the liar's status in time")
+            .unwrap()
+            .unwrap();
+        if let Ok(Message::Status(st)) = Message::decode(&frame) {
+            if st.name == "liar" {
+                assert!(st.height.unwrap() >= 1_000, "{st:?}");
+                break;
+            }
+        }
+    }
+    // A catch-up answer from it is a forgery, and refused.
+    let mut asker = TestNode::start(&relay, "asker", |c| c.min_bits = 48);
+    asker
+        .wait_for("the forged answer refused", |e| {
+            matches!(e, Event::BlocRejected { reason } if reason.contains("proof of work too weak"))
+        })
+        .await;
+    // The honest nodes agree on every block below the top one, all of
+    // them the liar's, and keep taking its blocks.
+    until(&[&a, &b], "agreement below the top", |s| {
+        let n = s[0].blocks.len().min(s[1].blocks.len());
+        n >= 4 && s[0].blocks[..n - 1] == s[1].blocks[..n - 1]
+    })
+    .await;
+    liar.handle.stop().await;
+    for n in [a, b, asker] {
+        n.handle.stop().await;
+    }
+    stop_relay(relay).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_teacher_switches_a_node_to_a_fault_and_back_live_with_the_token_only() {
+    let token = "token-for-this-test";
+    let relay = toycoin_relay::local::spawn(
+        "127.0.0.1:0",
+        RelayConfig {
+            summary_interval: None,
+            teacher: Some(Teacher {
+                token: token.into(),
+                anywhere: false,
+            }),
+            ..RelayConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut obeys = TestNode::start(&relay, "obeys", |c| {
+        c.control_token = Some(token.into());
+        c.min_bits = 48;
+    });
+    let mut ignores = TestNode::start(&relay, "ignores", |c| c.min_bits = 48);
+    obeys.connected().await;
+    ignores.connected().await;
+    let order = |client: &str, mode: &str| Command::Fault {
+        client: client.into(),
+        mode: mode.into(),
+    };
+    // The relay names a node once its hello is in: retry until it knows it.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let reply = command(relay.addr, token, order("obeys", "silent"))
+            .await
+            .unwrap();
+        if reply.ok {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{reply:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    obeys
+        .wait_for("silent", |e| {
+            matches!(
+                e,
+                Event::Ordered {
+                    fault: Some(Fault::Silent)
+                }
+            )
+        })
+        .await;
+    assert!(
+        command(relay.addr, token, order("obeys", "honest"))
+            .await
+            .unwrap()
+            .ok
+    );
+    obeys
+        .wait_for("honest again", |e| {
+            matches!(e, Event::Ordered { fault: None })
+        })
+        .await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let reply = command(relay.addr, token, order("ignores", "liar"))
+            .await
+            .unwrap();
+        if reply.ok {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{reply:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ignores
+        .wait_for("the order refused", |e| {
+            matches!(e, Event::OrderRefused { reason } if reason.contains("without --control-token"))
+        })
+        .await;
+    obeys.handle.stop().await;
+    ignores.handle.stop().await;
     stop_relay(relay).await;
 }
 

@@ -157,6 +157,14 @@ fn web_addr(args: &Args) -> Option<std::net::SocketAddr> {
     })
 }
 
+/// The line that tells how to bend the network (the Byzantine lab).
+fn ctl_line(relay: std::net::SocketAddr) -> String {
+    format!(
+        "Teacher's controls: toycoin-ctl --relay 127.0.0.1:{} status (partition node1 node2, heal, hold, step, release, fault node2 liar, ...)",
+        relay.port()
+    )
+}
+
 /// The line that tells where the web view is.
 fn web_line(addr: std::net::SocketAddr) -> String {
     let shown = if addr.ip().is_unspecified() {
@@ -170,7 +178,15 @@ fn web_line(addr: std::net::SocketAddr) -> String {
     format!("Web view: http://{shown}/ (open it on the projector)")
 }
 
-fn specs(args: &Args, port: u16, colour: bool, web: Option<std::net::SocketAddr>) -> Vec<Spec> {
+/// The programs to start around a relay on `port` whose teacher's token
+/// is `token` (the nodes obey its fault orders).
+fn specs(
+    args: &Args,
+    port: u16,
+    colour: bool,
+    web: Option<std::net::SocketAddr>,
+    token: Option<&str>,
+) -> Vec<Spec> {
     let connect = |extra: &[String]| {
         let mut a = vec![
             "--host".to_owned(),
@@ -219,6 +235,9 @@ fn specs(args: &Args, port: u16, colour: bool, web: Option<std::net::SocketAddr>
         let fault = args.fault.iter().find(|(n, _)| *n == i + 1);
         if let Some(value) = fault.and_then(|(_, f)| f.to_possible_value()) {
             extra.extend(["--fault".to_owned(), value.get_name().to_owned()]);
+        }
+        if let Some(token) = token {
+            extra.extend(["--control-token".to_owned(), token.to_owned()]);
         }
         out.push(Spec {
             label: format!("node{}", i + 1),
@@ -364,7 +383,7 @@ async fn run_in_tmux(args: &Args, shutdown: impl std::future::Future<Output = ()
     ] {
         tmux(&["set-option", "-t", session, option, value]);
     }
-    let programs = specs(args, 0, false, None).len();
+    let programs = specs(args, 0, false, None, None).len();
     let mut panes = Vec::new();
     for _ in 0..programs {
         let Some(pane) = pane_id(&["split-window", "-t", session]) else {
@@ -396,7 +415,8 @@ async fn run_in_tmux(args: &Args, shutdown: impl std::future::Future<Output = ()
         return 1;
     };
     let web = web_addr(args);
-    for (spec, pane) in specs(args, ready.port(), false, web).iter().zip(&panes) {
+    let specs = specs(args, ready.addr.port(), false, web, ready.token.as_deref());
+    for (spec, pane) in specs.iter().zip(&panes) {
         let cmd = command_line(spec.program, &spec.args);
         tmux(&["respawn-pane", "-k", "-t", pane, &cmd]);
         tmux(&["select-pane", "-t", pane, "-T", &spec.label]);
@@ -405,6 +425,7 @@ async fn run_in_tmux(args: &Args, shutdown: impl std::future::Future<Output = ()
     if let Some(addr) = web {
         println!("{}", web_line(addr));
     }
+    println!("{}", ctl_line(ready.addr));
     if std::env::var_os("TMUX").is_some() {
         // Already inside tmux: attaching would nest; switch to it instead.
         println!("Switched to tmux session '{session}': kill it (`tmux kill-session -t {session}`) to stop everything.");
@@ -510,12 +531,12 @@ async fn wait_ready(
     path: &Path,
     timeout: Duration,
     mut alive: impl FnMut() -> bool,
-) -> Option<std::net::SocketAddr> {
+) -> Option<toycoin_common::ready::Ready> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut poll = tokio::time::interval(Duration::from_millis(20));
     let found = loop {
         if let Ok(Some(ready)) = toycoin_common::ready::read(path) {
-            break Some(ready.addr);
+            break Some(ready);
         }
         if !alive() || tokio::time::Instant::now() >= deadline {
             break None;
@@ -558,8 +579,8 @@ async fn run_here(args: &Args, shutdown: impl std::future::Future<Output = ()>) 
         matches!(relay.try_wait(), Ok(None))
     })
     .await;
-    let port = match ready {
-        Some(addr) => addr.port(),
+    let ready = match ready {
+        Some(ready) => ready,
         None => {
             let _ = relay.kill().await;
             // What the relay said (e.g. why it could not listen).
@@ -579,7 +600,15 @@ async fn run_here(args: &Args, shutdown: impl std::future::Future<Output = ()>) 
     if let Some(addr) = web {
         println!("{:>8} | {}", "demo", web_line(addr));
     }
-    for (i, spec) in specs(args, port, colour_on, web).into_iter().enumerate() {
+    println!("{:>8} | {}", "demo", ctl_line(ready.addr));
+    let specs = specs(
+        args,
+        ready.addr.port(),
+        colour_on,
+        web,
+        ready.token.as_deref(),
+    );
+    for (i, spec) in specs.into_iter().enumerate() {
         match start(spec.program, &spec.args) {
             Ok(mut child) => {
                 println!("{:>8} | pid {}", spec.label, child.id().unwrap_or(0));

@@ -89,8 +89,9 @@ pub enum Verdict {
         /// This listener's own request, back from the relay.
         own: bool,
     },
-    /// A node's status: a claim, which the listener shows as such.
-    Status(Status),
+    /// A node's status: a claim, which the listener shows as such, and
+    /// why it is a lie when it plainly is one.
+    Status { status: Status, lie: Option<String> },
     Undecodable {
         bytes: usize,
         tag: String,
@@ -112,7 +113,8 @@ impl Verdict {
         match self {
             Verdict::Txn { check, .. } => matches!(check, TxnCheck::Invalid(_)),
             Verdict::Bloc { effect, .. } => !matches!(effect, Effect::Known),
-            Verdict::GetBlocks { .. } | Verdict::Status(_) => false,
+            Verdict::Status { lie, .. } => lie.is_some(),
+            Verdict::GetBlocks { .. } => false,
             Verdict::Undecodable { .. } => true,
         }
     }
@@ -156,7 +158,10 @@ impl Judge {
             SessionEvent::Own(Message::GetBlocks(request)) => {
                 Some(Verdict::GetBlocks { request, own: true })
             }
-            SessionEvent::Status(status) => Some(Verdict::Status(status)),
+            SessionEvent::Status(status) => {
+                let lie = status_lie(&status, tree);
+                Some(Verdict::Status { status, lie })
+            }
             SessionEvent::Undecodable { bytes, tag, reason } => {
                 Some(Verdict::Undecodable { bytes, tag, reason })
             }
@@ -251,5 +256,51 @@ impl Judge {
                 work: chain.total_work(),
             },
         }
+    }
+}
+
+/// How far past the longest chain a listener has seen a node may claim to
+/// be before its claim is called a lie (a listener catching up is a few
+/// batches behind at most).
+pub const LIE_MARGIN: u64 = 100;
+
+/// Why a node's status is plainly a lie: it claims a chain more than
+/// [`LIE_MARGIN`] blocks longer than the longest this listener has seen.
+pub fn status_lie(status: &Status, tree: &BlockTree) -> Option<String> {
+    let claimed = status.height?;
+    let seen = tree.chain().len() as u64;
+    (claimed > seen.saturating_sub(1) + LIE_MARGIN).then(|| {
+        format!(
+            "claims height {claimed}, {} blocks past the longest chain seen",
+            claimed + 1 - seen
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use toycoin_common::profile::Profile;
+
+    use super::*;
+
+    #[test]
+    fn a_status_far_past_the_longest_chain_seen_is_called_a_lie() {
+        let tree = BlockTree::new(Profile::steady(5.0));
+        let status = |height| Status {
+            name: "n".into(),
+            tip: None,
+            height,
+            hash_rate: 0.0,
+            mining: false,
+            threads: 1,
+            wallet: None,
+        };
+        assert_eq!(status_lie(&status(None), &tree), None);
+        assert_eq!(status_lie(&status(Some(LIE_MARGIN - 1)), &tree), None);
+        let lie = status_lie(&status(Some(1_000)), &tree).unwrap();
+        assert_eq!(
+            lie,
+            "claims height 1000, 1001 blocks past the longest chain seen"
+        );
     }
 }

@@ -137,8 +137,10 @@ async fn main() {
                 }
                 // Nodes' statuses come every few seconds: shown as JSON,
                 // and as text only with -v.
-                let chatter = matches!(verdict, Some(toycoin_listener::Verdict::Status(_)))
-                    && mode != Mode::Json
+                let chatter = matches!(
+                    verdict,
+                    Some(toycoin_listener::Verdict::Status { lie: None, .. })
+                ) && mode != Mode::Json
                     && args.log.verbose == 0;
                 match verdict {
                     Some(verdict) if !chatter && (verdict.is_news() || !args.log.quiet) => {

@@ -124,10 +124,11 @@ impl Renderer {
                     )
                 }
             },
-            Verdict::Status(st) => match self.mode {
+            Verdict::Status { status: st, lie } => match self.mode {
                 Mode::Json => json!({
                     "type": "STAT",
-                    "valid": true,
+                    "valid": lie.is_none(),
+                    "lie": lie,
                     "name": st.name,
                     "tip": st.tip.map(|t| t.to_hex()),
                     "height": st.height,
@@ -138,7 +139,7 @@ impl Renderer {
                 })
                 .to_string(),
                 _ => format!(
-                    "{} {} says: height {}, tip {}, {:.2} MH/s on {} thread{}, {}",
+                    "{} {} says: height {}, tip {}, {:.2} MH/s on {} thread{}, {}{}",
                     self.paint("34", "STAT"),
                     st.name,
                     st.height.map_or_else(|| "-".to_owned(), |h| h.to_string()),
@@ -146,7 +147,9 @@ impl Renderer {
                     st.hash_rate / 1e6,
                     st.threads,
                     if st.threads == 1 { "" } else { "s" },
-                    if st.mining { "mining" } else { "not mining" }
+                    if st.mining { "mining" } else { "not mining" },
+                    lie.as_ref().map_or_else(String::new, |lie| self
+                        .paint("31", &format!(" — FAULTY, a lie: it {lie}")))
                 ),
             },
             Verdict::Undecodable { bytes, tag, reason } => match self.mode {

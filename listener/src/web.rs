@@ -99,6 +99,8 @@ struct TxnView {
 #[derive(Clone, Debug)]
 struct NodeView {
     status: Status,
+    /// Why its last status was a lie, if it was.
+    lie: Option<String>,
     heard_ms: u64,
     rates: VecDeque<f64>,
 }
@@ -186,7 +188,7 @@ impl WebModel {
                     self.add_blocks(*first_height, blocks);
                 }
             }
-            Verdict::Status(status) => {
+            Verdict::Status { status, lie } => {
                 if !self.nodes.contains_key(&status.name) && self.nodes.len() >= MAX_NODES {
                     let oldest = self
                         .nodes
@@ -202,10 +204,12 @@ impl WebModel {
                     .entry(status.name.clone())
                     .or_insert_with(|| NodeView {
                         status: status.clone(),
+                        lie: None,
                         heard_ms: 0,
                         rates: VecDeque::new(),
                     });
                 node.status = status.clone();
+                node.lie = lie.clone();
                 node.heard_ms = now_ms();
                 if node.rates.len() == RATE_SAMPLES {
                     node.rates.pop_front();
@@ -364,6 +368,7 @@ impl WebModel {
                     // (or lying) node.
                     "refused": st.wallet.as_ref().and_then(|w| self.refused_by.get(w)).copied().unwrap_or(0),
                     "rates": n.rates,
+                    "lie": n.lie,
                 })
             })
             .collect();

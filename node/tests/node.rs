@@ -14,7 +14,7 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 use toycoin_common::block::Block;
 use toycoin_common::chain::{now_secs, Chain};
-use toycoin_common::control::{command, Command};
+use toycoin_common::control::{command, encode_hello, Command, HELLO_TOPIC};
 use toycoin_common::hash::{Hash, Txid};
 use toycoin_common::message::{encode_bloc, encode_txn, Message, TxnMessage};
 use toycoin_common::profile::{Profile, Signing};
@@ -1016,22 +1016,118 @@ async fn a_liar_sends_different_blocks_to_different_nodes_and_lies_yet_the_hones
     stop_relay(relay).await;
 }
 
+const TOKEN: &str = "token-for-this-test";
+
+/// A relay that takes the teacher's commands with [`TOKEN`].
+async fn start_controlled_relay() -> LocalRelay {
+    let config = RelayConfig {
+        summary_interval: None,
+        teacher: Some(Teacher {
+            token: TOKEN.into(),
+            anywhere: false,
+        }),
+        ..RelayConfig::default()
+    };
+    toycoin_relay::local::spawn("127.0.0.1:0", config)
+        .await
+        .unwrap()
+}
+
+/// Gives the relay a command until it is carried out with every client
+/// it names connected (they name themselves just after connecting).
+async fn ctl_when_all_there(relay: &LocalRelay, cmd: Command) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let reply = command(relay.addr, TOKEN, cmd.clone()).await.unwrap();
+        if reply.ok && !reply.message.contains("not connected now") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{reply:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_teacher_switches_a_node_to_a_fault_and_back_live_with_the_token_only() {
-    let token = "token-for-this-test";
-    let relay = toycoin_relay::local::spawn(
-        "127.0.0.1:0",
-        RelayConfig {
-            summary_interval: None,
-            teacher: Some(Teacher {
-                token: token.into(),
-                anywhere: false,
-            }),
-            ..RelayConfig::default()
+async fn a_partition_mines_apart_and_after_healing_all_take_the_heavier_chain_and_every_txn() {
+    let relay = start_controlled_relay().await;
+    let mut a = TestNode::start(&relay, "a", |_| {});
+    let mut b = TestNode::start(&relay, "b", |_| {});
+    a.connected().await;
+    b.connected().await;
+    // One mint for the whole network; its first grant reaches everyone.
+    let mut src = Source::connect(&relay).await;
+    let g0 = src.grant("g0", 1).await;
+    until(&[&a, &b], "g0 in both chains", |s| {
+        s.iter().all(|s| {
+            s.blocks
+                .iter()
+                .flat_map(|b| &b.txns)
+                .any(|t| t.hash() == g0)
+        })
+    })
+    .await;
+    // Each side has a client of its own to pay through.
+    let mut side = Vec::new();
+    for name in ["src-a", "src-b"] {
+        let mut c = RelayClient::connect(relay.addr, "/topic/source")
+            .await
+            .unwrap();
+        c.publish(HELLO_TOPIC, &encode_hello(name)).await.unwrap();
+        side.push(c);
+    }
+    ctl_when_all_there(
+        &relay,
+        Command::Partition {
+            groups: vec![
+                vec!["a".into(), "src-a".into()],
+                vec!["b".into(), "src-b".into()],
+            ],
         },
     )
-    .await
-    .unwrap();
+    .await;
+    let (ga, gb) = (src.grant_to(b"ga", 2), src.grant_to(b"gb", 3));
+    for (c, g) in side.iter_mut().zip([&ga, &gb]) {
+        c.publish(DEFAULT_TOPIC, &encode_txn(&[], g)).await.unwrap();
+    }
+    let has = |s: &toycoin_node::Snapshot, t: &Transaction| {
+        s.blocks
+            .iter()
+            .flat_map(|b| &b.txns)
+            .any(|x| x.hash() == t.hash())
+    };
+    // Apart: each side mines its own payment, never the other's, and
+    // two blocks more.
+    until(&[&a, &b], "two chains apart", |s| {
+        has(&s[0], &ga) && !has(&s[0], &gb) && has(&s[1], &gb) && !has(&s[1], &ga)
+    })
+    .await;
+    let heights: Vec<usize> = [a.chain().await.len(), b.chain().await.len()].into();
+    until(&[&a, &b], "two blocks more on each side", |s| {
+        s[0].blocks.len() >= heights[0] + 2 && s[1].blocks.len() >= heights[1] + 2
+    })
+    .await;
+    let apart = [a.chain().await, b.chain().await];
+    assert_ne!(apart[0].last(), apart[1].last());
+    ctl_when_all_there(&relay, Command::Heal).await;
+    // Healed: one chain, the heavier, holding both payments once.
+    until(&[&a, &b], "one chain with both payments", |s| {
+        s[0].tip == s[1].tip && has(&s[0], &ga) && has(&s[0], &gb)
+    })
+    .await;
+    let chain = a.chain().await;
+    let seen = occurrences(&chain);
+    assert_eq!(seen.get(&ga.hash()), Some(&1));
+    assert_eq!(seen.get(&gb.hash()), Some(&1));
+    for n in [a, b] {
+        n.handle.stop().await;
+    }
+    stop_relay(relay).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_teacher_switches_a_node_to_a_fault_and_back_live_with_the_token_only() {
+    let token = TOKEN;
+    let relay = start_controlled_relay().await;
     let mut obeys = TestNode::start(&relay, "obeys", |c| {
         c.control_token = Some(token.into());
         c.min_bits = 48;

@@ -1,0 +1,175 @@
+//! Each scenario against a real network in-process (a relay and two nodes
+//! on 127.0.0.1, the nodes named as in the demo), to its verdict.
+
+// In tests a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use toycoin_attack::{Attacker, Options, Scenario, Verdict};
+use toycoin_common::profile::Profile;
+use toycoin_node::{spawn, NodeConfig, NodeHandle};
+use toycoin_oracle::OracleConfig;
+use toycoin_relay::control::Teacher;
+use toycoin_relay::local::LocalRelay;
+use toycoin_relay::RelayConfig;
+
+const TOKEN: &str = "attack-test-token";
+/// A one-second target: blocks come fast, so verdicts do too.
+const TARGET: f64 = 1.0;
+
+struct Network {
+    relay: LocalRelay,
+    nodes: Vec<NodeHandle>,
+    profile: Profile,
+}
+
+impl Network {
+    async fn start(profile: Profile) -> Network {
+        let config = RelayConfig {
+            summary_interval: None,
+            teacher: Some(Teacher {
+                token: TOKEN.into(),
+                anywhere: false,
+            }),
+            ..RelayConfig::default()
+        };
+        let relay = toycoin_relay::local::spawn("127.0.0.1:0", config)
+            .await
+            .unwrap();
+        let nodes = (1..=2)
+            .map(|i| {
+                let mut c = NodeConfig::new(relay.addr.to_string(), profile);
+                c.name = format!("node{i}");
+                c.backoff = Duration::from_millis(50);
+                c.max_wait = Duration::from_secs(1);
+                let (handle, _events) = spawn(c);
+                handle
+            })
+            .collect();
+        Network {
+            relay,
+            nodes,
+            profile,
+        }
+    }
+
+    async fn attack(&self, scenario: Scenario, tweak: impl FnOnce(&mut Options)) -> Verdict {
+        let mut options = Options::new(self.relay.addr.to_string(), self.profile);
+        options.token = Some(TOKEN.into());
+        options.target = TARGET;
+        options.patience = Duration::from_secs(60);
+        tweak(&mut options);
+        let mut attacker = Attacker::join(options, false).await.unwrap();
+        let verdict = attacker.run(scenario).await;
+        // What it said appears when a test fails.
+        for line in &attacker.said {
+            println!("{line}");
+        }
+        verdict
+    }
+
+    async fn stop(self) {
+        for n in self.nodes {
+            n.stop().await;
+        }
+        tokio::time::timeout(Duration::from_secs(30), self.relay.stop())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
+fn steady() -> Profile {
+    Profile::steady(TARGET)
+}
+
+fn toycoin() -> Profile {
+    Profile::toycoin()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mint_is_refused_in_steady_and_shown_as_the_originals_flaw_in_toycoin() {
+    let net = Network::start(steady()).await;
+    let verdict = net.attack(Scenario::Mint, |_| {}).await;
+    assert!(verdict.held, "{verdict:?}");
+    assert!(
+        verdict.line.contains("refused (rule Minting)"),
+        "{verdict:?}"
+    );
+    net.stop().await;
+
+    let net = Network::start(toycoin()).await;
+    let verdict = net.attack(Scenario::Mint, |_| {}).await;
+    assert!(verdict.held, "{verdict:?}");
+    assert!(verdict.line.contains("the original's flaw"), "{verdict:?}");
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_and_an_invalid_block_are_refused_and_the_network_mines_on() {
+    let net = Network::start(steady()).await;
+    let verdict = net.attack(Scenario::ReplayInvalid, |o| o.count = 50).await;
+    assert!(verdict.held, "{verdict:?}");
+    assert!(verdict.line.contains("kept mining"), "{verdict:?}");
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_forgeries_does_not_stop_the_network_in_either_profile() {
+    for profile in [steady(), toycoin()] {
+        let net = Network::start(profile).await;
+        let verdict = net.attack(Scenario::Flood, |o| o.count = 500).await;
+        assert!(verdict.held, "{verdict:?}");
+        assert!(verdict.line.contains("carried on"), "{verdict:?}");
+        net.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_fork_is_settled_by_work() {
+    let net = Network::start(steady()).await;
+    let verdict = net
+        .attack(Scenario::PrivateFork, |o| o.secret_secs = 3.0)
+        .await;
+    assert!(verdict.held, "{verdict:?}");
+    assert!(
+        verdict.line.contains("branch won") || verdict.line.contains("honest chain won"),
+        "{verdict:?}"
+    );
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_double_spend_across_a_partition_leaves_one_payment_after_healing() {
+    let net = Network::start(steady()).await;
+    let verdict = net.attack(Scenario::DoubleSpend, |o| o.threads = 1).await;
+    assert!(verdict.held, "{verdict:?}");
+    assert!(verdict.line.contains("vanished"), "{verdict:?}");
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewritten_transfer_breaks_steadys_signatures_and_not_the_originals() {
+    for (profile, expect) in [
+        (steady(), "the signatures cover the amounts"),
+        (toycoin(), "the original's flaw"),
+    ] {
+        let net = Network::start(profile).await;
+        // The teacher's oracle pays between its wallets, with change.
+        let mut oracle = OracleConfig::new(net.relay.addr.to_string(), profile);
+        oracle.min_interval = 0.2;
+        oracle.max_interval = 0.5;
+        let oracle = tokio::spawn(toycoin_oracle::run(oracle));
+        // Under toycoin blocks soon need 2^32 hashes: the verdict does not
+        // wait for three of them.
+        let patience = Duration::from_secs(if profile == toycoin() { 15 } else { 60 });
+        let verdict = net
+            .attack(Scenario::Malleate, |o| o.patience = patience)
+            .await;
+        oracle.abort();
+        assert!(verdict.held, "{verdict:?}");
+        assert!(verdict.line.contains(expect), "{verdict:?}");
+        net.stop().await;
+    }
+}

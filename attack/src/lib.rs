@@ -697,7 +697,13 @@ impl Attacker {
             self.options.secret_secs
         ));
         let secs = self.options.secret_secs;
-        let (secret, hashes) = self.mine_secretly(base.clone(), secs, usize::MAX).await;
+        let (mut secret, mut hashes) = self.mine_secretly(base.clone(), secs, usize::MAX).await;
+        if secret.is_empty() {
+            // Nothing yet: on until a first block, as long as patience lasts.
+            let patience = self.options.patience.as_secs_f64();
+            let (found, more) = self.mine_secretly(base.clone(), patience, 1).await;
+            (secret, hashes) = (found, hashes + more);
+        }
         let mut secret_chain = base.clone();
         for block in &secret {
             let _ = secret_chain.push(block.clone(), now_secs());

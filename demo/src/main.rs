@@ -55,6 +55,10 @@ struct Args {
     /// repeatable.
     #[arg(long, value_name = "NODE=MODE", value_parser = parse_fault)]
     fault: Vec<(usize, Fault)>,
+    /// Stage an attack once the network runs (see toycoin-attack): it gets
+    /// a pane of its own and ends with a verdict.
+    #[arg(long, value_enum)]
+    scenario: Option<toycoin_attack::Scenario>,
     /// Do not run `cargo build` first.
     #[arg(long)]
     no_build: bool,
@@ -65,11 +69,12 @@ struct Args {
 }
 
 /// The programs the demo starts.
-const PROGRAMS: [&str; 4] = [
+const PROGRAMS: [&str; 5] = [
     "toycoin-relay",
     "toycoin-listener",
     "toycoin-node",
     "toycoin-oracle",
+    "toycoin-attack",
 ];
 
 /// A program's file name on this platform.
@@ -252,6 +257,18 @@ fn specs(
         program: "toycoin-oracle",
         args: connect(&oracle),
     });
+    if let Some(value) = args.scenario.and_then(|s| s.to_possible_value()) {
+        let mut attack = vec![value.get_name().to_owned()];
+        attack.extend(profile.iter().cloned());
+        if let Some(token) = token {
+            attack.extend(["--token".to_owned(), token.to_owned()]);
+        }
+        out.push(Spec {
+            label: "attack".into(),
+            program: "toycoin-attack",
+            args: connect(&attack),
+        });
+    }
     out
 }
 

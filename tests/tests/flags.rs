@@ -48,14 +48,25 @@ async fn counts_out_of_range_are_refused_with_their_range() {
         ),
         (
             "toycoin-demo",
-            vec!["--no-build", "--fault", "node1=liar"],
-            "the faults are silent, stuck, invalid",
+            vec!["--no-build", "--fault", "node1=sleepy"],
+            "the faults are silent, stuck, invalid, liar",
         ),
         (
             "toycoin-node",
             vec!["--fault", "sleepy"],
-            "possible values: silent, stuck, invalid",
+            "possible values: silent, stuck, invalid, liar",
         ),
+        (
+            "toycoin-attack",
+            vec!["double-spend", "--threads", "0"],
+            "must be from 1 to 1024",
+        ),
+        (
+            "toycoin-attack",
+            vec!["steal-everything"],
+            "possible values: double-spend, private-fork, malleate, mint, flood, replay-invalid",
+        ),
+        ("toycoin-ctl", vec!["step", "many"], "invalid value 'many'"),
     ] {
         let (ok, out) = run(name, &args).await;
         assert!(!ok, "{name} {args:?} ran");

@@ -22,6 +22,7 @@ use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
 use toycoin_common::transaction::{OutputKind, Transaction};
 use toycoin_common::wallet::Wallet;
 use toycoin_node::{spawn, Event, Fault, NodeConfig, NodeHandle};
+use toycoin_oracle::OracleConfig;
 use toycoin_relay::control::Teacher;
 use toycoin_relay::local::LocalRelay;
 use toycoin_relay::RelayConfig;
@@ -1122,6 +1123,42 @@ async fn a_partition_mines_apart_and_after_healing_all_take_the_heavier_chain_an
         n.handle.stop().await;
     }
     stop_relay(relay).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beside_any_one_faulty_node_the_honest_ones_agree_and_confirm_the_oracles_payments() {
+    let profile = Profile::steady(1.0);
+    for fault in [Fault::Silent, Fault::Stuck, Fault::Invalid, Fault::Liar] {
+        let relay = start_relay("127.0.0.1:0").await;
+        let honest: Vec<TestNode> = ["h1", "h2"]
+            .iter()
+            .map(|name| TestNode::start(&relay, name, |c| c.profile = profile))
+            .collect();
+        let faulty = TestNode::start(&relay, &format!("{fault}"), |c| {
+            c.profile = profile;
+            c.fault = Some(fault);
+        });
+        let mut oracle = OracleConfig::new(relay.addr.to_string(), profile);
+        oracle.count = Some(4);
+        oracle.min_interval = 0.2;
+        oracle.max_interval = 0.4;
+        oracle.confirm_timeout = 60.0;
+        // Exit code 0: every payment confirmed deep on the best chain.
+        let code = tokio::time::timeout(Duration::from_secs(120), toycoin_oracle::run(oracle))
+            .await
+            .unwrap_or_else(|_| panic!("the oracle's payments beside a {fault} node"));
+        assert_eq!(code, 0, "beside a {fault} node");
+        until(&[&honest[0], &honest[1]], "agreement below the top", |s| {
+            let n = s[0].blocks.len().min(s[1].blocks.len());
+            n >= 2 && s[0].blocks[..n - 1] == s[1].blocks[..n - 1]
+        })
+        .await;
+        faulty.handle.stop().await;
+        for n in honest {
+            n.handle.stop().await;
+        }
+        stop_relay(relay).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

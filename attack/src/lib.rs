@@ -20,6 +20,7 @@ use toycoin_common::chain::{now_secs, Chain};
 use toycoin_common::control::{command, Command};
 use toycoin_common::hash::{BlockHash, Txid};
 use toycoin_common::ledger::check_signatures;
+use toycoin_common::log::{fit_to, terminal_width, Output};
 use toycoin_common::message::{encode_bloc, encode_txn, TxnMessage};
 use toycoin_common::pow::{CancelToken, MineOutcome, Miner};
 use toycoin_common::profile::{Profile, ProfileKind};
@@ -169,7 +170,9 @@ impl Attacker {
     fn say(&mut self, line: impl Into<String>) {
         let line = line.into();
         if self.print {
-            println!("{line}");
+            // Wrapped to the terminal (the demo's pane) as every program's lines.
+            let width = terminal_width(Output::Stdout);
+            println!("{}", fit_to(&line, width));
         }
         self.said.push(line);
     }

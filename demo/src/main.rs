@@ -434,7 +434,11 @@ async fn run_in_tmux(args: &Args, shutdown: impl std::future::Future<Output = ()
     let web = web_addr(args);
     let specs = specs(args, ready.addr.port(), false, web, ready.token.as_deref());
     for (spec, pane) in specs.iter().zip(&panes) {
-        let cmd = command_line(spec.program, &spec.args);
+        let mut cmd = command_line(spec.program, &spec.args);
+        if spec.program == "toycoin-attack" {
+            // An attack ends with its verdict: the pane stays to show it.
+            cmd.push_str("; exec cat");
+        }
         tmux(&["respawn-pane", "-k", "-t", pane, &cmd]);
         tmux(&["select-pane", "-t", pane, "-T", &spec.label]);
     }

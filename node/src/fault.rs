@@ -9,8 +9,9 @@
 //!   others do (a general whose answer never changes);
 //! - `invalid`: announces blocks that break a rule, a different one each
 //!   time ([`Breach`]): a Merkle root that does not match, too little
-//!   work, an over-paid reward. It never adopts them itself, so it keeps
-//!   mining on the honest tip;
+//!   work, an over-paid reward, a transaction already in the chain. It
+//!   never adopts them itself, so it keeps mining on the honest tip, and
+//!   its catch-up answers are cut off halfway;
 //! - `liar`: equivocates and lies ([`Liar`]). Each time it finds a block
 //!   it holds it back and mines a twin at the same height, then sends one
 //!   to half of the nodes it knows and the other to the rest (the relay's
@@ -29,6 +30,7 @@ use toycoin_common::chain::Chain;
 use toycoin_common::control::check_name;
 use toycoin_common::hash::{BlockHash, Hash};
 use toycoin_common::message::Status;
+use toycoin_common::profile::ProfileKind;
 use toycoin_common::transaction::{Address, Transaction};
 
 /// A fault to play.
@@ -135,15 +137,25 @@ pub enum Breach {
     TooLittleWork,
     /// Mined honestly, with a reward one coin more than the rules pay.
     OverpaidReward,
+    /// Mined honestly, holding a transaction its chain already holds:
+    /// the same coins spent twice (steady; the original takes a verbatim
+    /// repeat, so under toycoin this turn breaks the Merkle root instead).
+    DoubleSpend,
 }
 
 impl Breach {
-    /// The breach of the `turn`th invalid block.
-    pub fn of_turn(turn: u64) -> Breach {
-        match turn % 3 {
+    /// The breach of the `turn`th invalid block on `chain`: a double
+    /// spend only where there is a transfer to repeat and a repeat is
+    /// refused.
+    pub fn of_turn(turn: u64, chain: &Chain) -> Breach {
+        match turn % 4 {
             0 => Breach::MerkleRoot,
             1 => Breach::TooLittleWork,
-            _ => Breach::OverpaidReward,
+            2 => Breach::OverpaidReward,
+            _ if chain.profile().kind == ProfileKind::Steady && spent(chain).is_some() => {
+                Breach::DoubleSpend
+            }
+            _ => Breach::MerkleRoot,
         }
     }
 
@@ -152,15 +164,22 @@ impl Breach {
             Breach::MerkleRoot => "a Merkle root that does not match its transactions",
             Breach::TooLittleWork => "too little work",
             Breach::OverpaidReward => "an over-paid reward",
+            Breach::DoubleSpend => "a transaction already in the chain, spending its coins again",
         }
     }
 
     /// Breaks the template of the block to mine, where the breach is in
     /// what is mined: an over-paid reward (the others break the block
     /// after mining, [`Breach::apply`]).
-    pub fn prepare(self, txns: &mut [Transaction]) {
-        if let (Breach::OverpaidReward, Some(reward)) = (self, txns.first_mut()) {
-            reward.receiver_value = reward.receiver_value.saturating_add(1);
+    pub fn prepare(self, txns: &mut Vec<Transaction>, chain: &Chain) {
+        match self {
+            Breach::OverpaidReward => {
+                if let Some(reward) = txns.first_mut() {
+                    reward.receiver_value = reward.receiver_value.saturating_add(1);
+                }
+            }
+            Breach::DoubleSpend => txns.extend(spent(chain)),
+            _ => {}
         }
     }
 
@@ -178,10 +197,21 @@ impl Breach {
                 block.header.nonce = bytes::Bytes::from_static(b"0");
                 block.header.this_hash = block.header.compute_hash();
             }
-            Breach::OverpaidReward => {}
+            Breach::OverpaidReward | Breach::DoubleSpend => {}
         }
         block
     }
+}
+
+/// The latest transfer on `chain` (not a reward): what a double spend
+/// repeats.
+fn spent(chain: &Chain) -> Option<Transaction> {
+    chain
+        .blocks()
+        .rev()
+        .flat_map(|b| b.txns.iter().skip(1))
+        .find(|t| !t.is_coinbase())
+        .cloned()
 }
 
 #[cfg(test)]

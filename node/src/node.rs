@@ -123,6 +123,12 @@ fn asks(fault: Option<Fault>) -> bool {
     fault != Some(Fault::Silent)
 }
 
+/// Whether its catch-up answers are handed to it to break: a liar forges
+/// them, an invalid node sends them malformed.
+fn hands_over(fault: Option<Fault>) -> bool {
+    matches!(fault, Some(Fault::Liar | Fault::Invalid))
+}
+
 /// Whether it answers catch-up requests (a liar's answers are handed to
 /// it to forge).
 fn answers(fault: Option<Fault>) -> bool {
@@ -256,7 +262,7 @@ impl Node {
                 .is_ok()
                 .then(|| config.name.clone()),
         });
-        session.hand_over_answers(config.fault == Some(Fault::Liar));
+        session.hand_over_answers(hands_over(config.fault));
         Node {
             session,
             pool: Mempool::new(config.max_pending),
@@ -361,7 +367,10 @@ impl Node {
             SessionEvent::Txn(m) => self.on_txn(m),
             SessionEvent::Bloc(report) => self.on_bloc(report),
             SessionEvent::GetBlocks(_) => {}
-            SessionEvent::AnswerDue { blocks, .. } => self.answer_with_a_lie(blocks),
+            SessionEvent::AnswerDue { blocks, .. } => match self.config.fault {
+                Some(Fault::Invalid) => self.answer_malformed(blocks),
+                _ => self.answer_with_a_lie(blocks),
+            },
             SessionEvent::Status(status) => self.liar.heard_of(&status.name),
             SessionEvent::Order(order) => self.on_order(order),
             SessionEvent::Own(message) => self.emit(Event::OwnMessage {
@@ -540,7 +549,7 @@ impl Node {
         let most = chain.profile().max_block_txns();
         let mut txns = chain.block_txns(&self.config.reward_to, self.pool.select(most));
         if let Some(breach) = self.breach() {
-            breach.prepare(&mut txns);
+            breach.prepare(&mut txns, chain);
         }
         let Some(mut job) = chain.mining_job(&txns, now) else {
             return;
@@ -723,7 +732,7 @@ impl Node {
     fn set_fault(&mut self, fault: Option<Fault>) {
         self.config.fault = fault;
         self.session.set_catch_up(asks(fault), answers(fault));
-        self.session.hand_over_answers(fault == Some(Fault::Liar));
+        self.session.hand_over_answers(hands_over(fault));
         self.liar.twin = None;
         self.stuck = match fault {
             Some(Fault::Stuck) => self.session.tree().chain().tip().cloned(),
@@ -737,6 +746,21 @@ impl Node {
             }
         }
         self.emit(Event::Ordered { fault });
+    }
+
+    /// An invalid node's catch-up answer: cut off halfway, so that it is
+    /// not even readable.
+    fn answer_malformed(&mut self, blocks: Vec<Block>) {
+        let whole = encode_bloc(&blocks);
+        let cut = whole.slice(..whole.len() / 2);
+        self.emit(Event::FaultPlayed {
+            what: format!(
+                "sent a catch-up answer cut off after {} of its {} bytes",
+                cut.len(),
+                whole.len()
+            ),
+        });
+        self.publish(cut);
     }
 
     /// A liar's catch-up answer: the blocks asked for, then one more on
@@ -815,7 +839,8 @@ impl Node {
 
     /// The rule the next block breaks, when playing `invalid`.
     fn breach(&self) -> Option<Breach> {
-        (self.config.fault == Some(Fault::Invalid)).then(|| Breach::of_turn(self.invalid_turn))
+        (self.config.fault == Some(Fault::Invalid))
+            .then(|| Breach::of_turn(self.invalid_turn, self.session.tree().chain()))
     }
 
     /// Says where this node stands (`STAT`).

@@ -901,6 +901,16 @@ async fn an_invalid_nodes_blocks_are_refused_each_for_the_rule_it_broke() {
         c.reward_to = Bytes::from_static(b"honest");
     });
     honest.connected().await;
+    // A transfer in the chain, for the invalid node to spend again.
+    let mut src = Source::connect(&relay).await;
+    let grant = src.grant("spent", 1).await;
+    until(&[&honest], "the grant in the chain", |s| {
+        s[0].blocks
+            .iter()
+            .flat_map(|b| &b.txns)
+            .any(|t| t.hash() == grant)
+    })
+    .await;
     let liar = TestNode::start(&relay, "invalid", |c| {
         c.fault = Some(Fault::Invalid);
         c.reward_to = Bytes::from_static(b"invalid");
@@ -910,6 +920,7 @@ async fn an_invalid_nodes_blocks_are_refused_each_for_the_rule_it_broke() {
         ("merkle", "merkle_root does not match"),
         ("work", "proof of work too weak"),
         ("reward", "reward"),
+        ("double spend", "already in the chain"),
     ] {
         honest
             .wait_for(
@@ -929,8 +940,17 @@ async fn an_invalid_nodes_blocks_are_refused_each_for_the_rule_it_broke() {
     assert!(chain
         .iter()
         .all(|b| b.txns[0].receiver.as_ref() != b"invalid"));
-    liar.handle.stop().await;
+    // With the honest node gone, a newcomer's catch-up request is
+    // answered by the invalid node alone: cut off, unreadable.
     honest.handle.stop().await;
+    let mut asker = TestNode::start(&relay, "asker", |c| c.min_bits = 48);
+    asker
+        .wait_for("a malformed answer", |e| {
+            matches!(e, Event::Undecodable { .. })
+        })
+        .await;
+    liar.handle.stop().await;
+    asker.handle.stop().await;
     stop_relay(relay).await;
 }
 

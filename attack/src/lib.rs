@@ -501,7 +501,7 @@ impl Attacker {
     /// for (`None` where every hash has enough).
     fn forged_block(&self) -> Option<Block> {
         let chain = self.chain();
-        let txns = chain.block_txns(self.wallet.address(), Vec::new());
+        let txns = block_txns(chain, self.wallet.address());
         let job = chain.mining_job(&txns, now_secs())?;
         let required = chain.next_required_bits();
         let mut block = Block {
@@ -625,6 +625,23 @@ impl Attacker {
     }
 }
 
+/// "1 block", "2 blocks".
+fn blocks(n: usize) -> String {
+    format!("{n} block{}", if n == 1 { "" } else { "s" })
+}
+
+/// What an attacker's block on `chain` holds: its reward, or under
+/// toycoin, which pays none and takes no empty block, coins it mints
+/// itself through the original's backdoor (a different amount each
+/// height, so no two are the same transaction).
+fn block_txns(chain: &Chain, me: &toycoin_common::transaction::Address) -> Vec<Transaction> {
+    let mut txns = chain.block_txns(me, Vec::new());
+    if txns.is_empty() {
+        txns.push(Transaction::coinbase(me.clone(), chain.len() as i64 + 1));
+    }
+    txns
+}
+
 /// Mines on `chain` for up to `secs`, or until `stop_after` blocks, on
 /// `threads` threads, paying `reward`.
 async fn mine(
@@ -647,7 +664,7 @@ async fn mine(
         let (mut blocks, mut hashes) = (Vec::new(), 0);
         let miner = Miner::new(threads);
         while blocks.len() < stop_after {
-            let txns = chain.block_txns(&reward, Vec::new());
+            let txns = block_txns(&chain, &reward);
             let Some(job) = chain.mining_job(&txns, now_secs()) else {
                 break;
             };
@@ -717,8 +734,9 @@ impl Attacker {
             self.chain().total_work().saturating_sub(work_before),
         );
         self.say(format!(
-            "2. In secret: {} blocks ({hashes} hashes). Meanwhile the network mined {honest_blocks} blocks on the same fork point.",
-            secret.len()
+            "2. In secret: {} ({hashes} hashes). Meanwhile the network mined {} on the same fork point.",
+            blocks(secret.len()),
+            blocks(honest_blocks)
         ));
         if secret.is_empty() {
             return Verdict {
@@ -728,41 +746,78 @@ impl Attacker {
         }
         let tip = secret_chain.tip_hash();
         self.say(format!(
-            "3. It releases its branch ({} blocks, tip {}), {} than the network's",
-            secret.len(),
+            "3. It releases its branch ({}, tip {}), {} the network's",
+            blocks(secret.len()),
             tip.short(),
             if secret_work > honest_work {
-                "heavier"
+                "heavier than"
             } else if secret_work == honest_work {
-                "as heavy"
+                "as heavy as"
             } else {
-                "lighter"
+                "lighter than"
             }
         ));
         let payload = self.announcement(&base, &secret);
         self.publish(payload);
-        let patience = Duration::from_secs(10).min(self.options.patience);
-        let adopted = self
-            .wait(patience, |a, _| {
-                a.chain().blocks().any(|b| b.header.this_hash == tip)
+        // Our own frame does not come back into our view: take the branch
+        // in, then judge by the next block a node announces, which shows
+        // the chain it mines on.
+        let now = now_secs();
+        let _ = self.session.tree_mut().receive(secret.clone(), now);
+        if self.toycoin() {
+            // Nodes mine only what waits: give them something.
+            let probe = Transaction::coinbase(self.wallet.address().clone(), 7);
+            self.publish(encode_txn(&[], &probe));
+        }
+        let on_best =
+            |a: &Attacker, h: BlockHash| a.chain().blocks().any(|b| b.header.this_hash == h);
+        // A block mined before a node heard the release may still come:
+        // up to three announcements, until one is on the best chain.
+        let mut peer_tip = None;
+        for _ in 0..3 {
+            let mut announced = None;
+            let patience = self.a_few_blocks();
+            self.wait(patience, |_, e| {
+                if let Some(SessionEvent::Bloc(report)) = e {
+                    announced = report
+                        .blocks
+                        .as_ref()
+                        .and_then(|b| b.last())
+                        .map(|b| b.header.this_hash);
+                }
+                announced.is_some()
             })
             .await;
-        let now_work = self.chain().total_work().saturating_sub(work_before);
-        match (adopted, secret_work > now_work.max(honest_work)) {
-            (true, _) => Verdict {
-                held: secret_work >= honest_work,
+            peer_tip = announced;
+            if !peer_tip.is_some_and(|t| !on_best(self, t)) {
+                break;
+            }
+        }
+        let Some(peer_tip) = peer_tip else {
+            return Verdict {
+                held: true,
+                line: "no node announced a block after the release: no verdict".into(),
+            };
+        };
+        match (on_best(self, peer_tip), on_best(self, tip)) {
+            (true, true) => Verdict {
+                held: true,
                 line: format!(
-                    "the attacker's branch won: {honest_blocks} honest blocks undone, their transactions back in the pool (it cost {hashes} hashes)"
+                    "the attacker's branch won: the nodes mine on it; {} undone, their transactions back in the pool (it cost {hashes} hashes)",
+                    blocks(honest_blocks)
                 ),
             },
-            (false, true) => Verdict {
-                held: false,
-                line: "the network kept a lighter chain than the attacker's".into(),
-            },
-            (false, false) => Verdict {
+            (true, false) => Verdict {
                 held: true,
                 line: format!(
                     "the honest chain won: it had as much work or more; the attacker's {hashes} hashes are wasted"
+                ),
+            },
+            (false, _) => Verdict {
+                held: secret_work <= honest_work,
+                line: format!(
+                    "a node mines on a branch lighter than the best one seen ({})",
+                    peer_tip.short()
                 ),
             },
         }
@@ -939,13 +994,32 @@ impl Attacker {
             .await;
         let _ = command(self.options.relay.as_str(), &token, Command::Heal).await;
         self.say("5. The teacher heals the network; the halves' chains meet");
-        let settled = self
-            .wait(self.a_few_blocks(), |a, _| {
-                payments
-                    .iter()
-                    .any(|p| a.confirmations(p).is_some_and(|c| c >= 3))
-            })
-            .await;
+        let deep = |a: &Attacker, _: Option<&SessionEvent>| {
+            payments
+                .iter()
+                .any(|p| a.confirmations(p).is_some_and(|c| c >= 3))
+        };
+        let settled = if self.toycoin() {
+            // Nodes mine only what waits: coins minted through the backdoor,
+            // one at a time, keep the blocks coming until it settles.
+            let deadline = Instant::now() + self.options.patience;
+            let mut settled = false;
+            for k in 0.. {
+                if settled || Instant::now() >= deadline {
+                    break;
+                }
+                let probe = Transaction::coinbase(self.wallet.address().clone(), 1000 + k);
+                let hash = probe.hash();
+                self.publish(encode_txn(&[], &probe));
+                let left = deadline.saturating_duration_since(Instant::now());
+                self.wait(left, |a, e| deep(a, e) || a.confirmations(&hash).is_some())
+                    .await;
+                settled = deep(self, None);
+            }
+            settled
+        } else {
+            self.wait(self.a_few_blocks(), deep).await
+        };
         let kept: Vec<bool> = payments
             .iter()
             .map(|p| self.confirmations(p).is_some())

@@ -113,6 +113,22 @@ async fn replays_and_an_invalid_block_are_refused_and_the_network_mines_on() {
     assert!(verdict.held, "{verdict:?}");
     assert!(verdict.line.contains("kept mining"), "{verdict:?}");
     net.stop().await;
+
+    // Under toycoin nodes mine only what waits: an oracle keeps them busy.
+    let net = Network::start(toycoin()).await;
+    let mut oracle = OracleConfig::new(net.relay.addr.to_string(), toycoin());
+    oracle.min_interval = 0.2;
+    oracle.max_interval = 0.5;
+    let oracle = tokio::spawn(toycoin_oracle::run(oracle));
+    let verdict = net
+        .attack(Scenario::ReplayInvalid, |o| {
+            o.count = 50;
+            o.patience = Duration::from_secs(20);
+        })
+        .await;
+    oracle.abort();
+    assert!(verdict.held, "{verdict:?}");
+    net.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,12 +154,28 @@ async fn a_private_fork_is_settled_by_work() {
         "{verdict:?}"
     );
     net.stop().await;
+
+    // Under toycoin (nothing waits, so nobody else mines) a few secret
+    // blocks are a longer chain: it wins.
+    let net = Network::start(toycoin()).await;
+    let verdict = net
+        .attack(Scenario::PrivateFork, |o| o.secret_secs = 2.0)
+        .await;
+    assert!(verdict.held, "{verdict:?}");
+    assert!(verdict.line.contains("branch won"), "{verdict:?}");
+    net.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_double_spend_across_a_partition_leaves_one_payment_after_healing() {
     let net = Network::start(steady()).await;
     let verdict = net.attack(Scenario::DoubleSpend, |o| o.threads = 1).await;
+    assert!(verdict.held, "{verdict:?}");
+    assert!(verdict.line.contains("vanished"), "{verdict:?}");
+    net.stop().await;
+
+    let net = Network::start(toycoin()).await;
+    let verdict = net.attack(Scenario::DoubleSpend, |_| {}).await;
     assert!(verdict.held, "{verdict:?}");
     assert!(verdict.line.contains("vanished"), "{verdict:?}");
     net.stop().await;

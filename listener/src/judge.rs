@@ -7,7 +7,10 @@
 //! chain, the node's own, so a transaction that spends a pending one is
 //! judged as the nodes judge it.
 
+use std::collections::HashMap;
+
 use toycoin_common::block::Block;
+use toycoin_common::chain::Chain;
 use toycoin_common::hash::{BlockHash, Txid};
 use toycoin_common::ledger::TxError;
 use toycoin_common::mempool::{Mempool, MempoolError};
@@ -42,6 +45,9 @@ pub enum Effect {
     Orphan { missing: BlockHash },
     /// A block is invalid; nothing changed.
     Invalid { index: usize, error: String },
+    /// One block, known, sent again and again while the chain has moved
+    /// on: its sender is stuck (the lecture's second failure).
+    Stuck { resent: u32, behind: usize },
 }
 
 /// A reorganisation.
@@ -124,12 +130,22 @@ impl Verdict {
 #[derive(Debug)]
 pub struct Judge {
     pool: Mempool,
+    /// Single known blocks sent again, and how often.
+    resent: HashMap<BlockHash, u32>,
 }
+
+/// Times one known block must come again, while this many blocks behind
+/// the tip, before its sender is called stuck.
+pub const STUCK_AFTER: u32 = 3;
+pub const STUCK_BEHIND: usize = 2;
+/// Most re-sent blocks counted at once (then the count starts over).
+const MAX_RESENT: usize = 1024;
 
 impl Default for Judge {
     fn default() -> Judge {
         Judge {
             pool: Mempool::new(MAX_SEEN_PENDING),
+            resent: HashMap::new(),
         }
     }
 }
@@ -204,10 +220,40 @@ impl Judge {
         }
     }
 
+    /// A `BLOC` of known blocks: [`Effect::Stuck`] when it is one block
+    /// sent again [`STUCK_AFTER`] times or more, [`STUCK_BEHIND`] or more
+    /// blocks behind the tip; else [`Effect::Known`].
+    fn stuck(&mut self, blocks: Option<&[Block]>, chain: &Chain) -> Effect {
+        let Some([block]) = blocks else {
+            return Effect::Known;
+        };
+        let hash = block.header.this_hash;
+        let Some(height) = chain.height_of(&hash) else {
+            return Effect::Known;
+        };
+        let behind = chain.len() - 1 - height;
+        if behind < STUCK_BEHIND {
+            return Effect::Known;
+        }
+        if self.resent.len() >= MAX_RESENT && !self.resent.contains_key(&hash) {
+            self.resent.clear();
+        }
+        let resent = self.resent.entry(hash).or_default();
+        *resent += 1;
+        if *resent >= STUCK_AFTER {
+            Effect::Stuck {
+                resent: *resent,
+                behind,
+            }
+        } else {
+            Effect::Known
+        }
+    }
+
     fn judge_bloc(&mut self, report: BlocReport, tree: &BlockTree) -> Verdict {
         let chain = tree.chain();
         let effect = match report.result {
-            Ok(Received::Known) => Effect::Known,
+            Ok(Received::Known) => self.stuck(report.blocks.as_deref(), chain),
             Ok(Received::Adopted(a)) => {
                 let returned: Vec<_> = a
                     .rolled_back
@@ -279,9 +325,58 @@ pub fn status_lie(status: &Status, tree: &BlockTree) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use toycoin_common::chain;
     use toycoin_common::profile::Profile;
 
     use super::*;
+
+    #[test]
+    fn one_old_block_sent_again_and_again_marks_its_sender_stuck() {
+        let profile = Profile::steady(5.0);
+        let mut tree = BlockTree::new(profile);
+        let mut blocks = Vec::new();
+        for _ in 0..4 {
+            let chain = tree.chain();
+            let block = chain
+                .mine_next(
+                    &bytes::Bytes::from_static(b"m"),
+                    Vec::new(),
+                    chain::now_secs(),
+                )
+                .unwrap();
+            tree.receive(vec![block.clone()], chain::now_secs())
+                .unwrap();
+            blocks.push(block);
+        }
+        let mut judge = Judge::new();
+        let mut resend = |block: &Block, tree: &mut BlockTree| {
+            let result = tree.receive(vec![block.clone()], chain::now_secs());
+            let report = BlocReport {
+                count: 1,
+                first_height: None,
+                blocks: Some(vec![block.clone()]),
+                result,
+            };
+            match judge.judge(SessionEvent::Bloc(report), tree) {
+                Some(Verdict::Bloc { effect, .. }) => effect,
+                other => panic!("{other:?}"),
+            }
+        };
+        // The tip, sent again, is only known.
+        for _ in 0..4 {
+            assert_eq!(resend(&blocks[3], &mut tree), Effect::Known);
+        }
+        // Block 0, three blocks behind: the third time it is stuck.
+        assert_eq!(resend(&blocks[0], &mut tree), Effect::Known);
+        assert_eq!(resend(&blocks[0], &mut tree), Effect::Known);
+        assert_eq!(
+            resend(&blocks[0], &mut tree),
+            Effect::Stuck {
+                resent: 3,
+                behind: 3
+            }
+        );
+    }
 
     #[test]
     fn a_status_far_past_the_longest_chain_seen_is_called_a_lie() {

@@ -308,6 +308,16 @@ impl Renderer {
                 self.paint("1;31", &format!("INVALID: block {index}: {error}")),
                 None,
             ),
+            Effect::Stuck { resent, behind } => (
+                "stuck",
+                self.paint(
+                    "1;31",
+                    &format!(
+                        "a known block sent again ({resent} times), {behind} blocks behind the tip — FAULTY: its sender is stuck"
+                    ),
+                ),
+                None,
+            ),
         }
     }
 

@@ -15,7 +15,7 @@
 //! channel, which keeps only the latest and never waits for a reader; at
 //! most [`MAX_BROWSERS`] event streams are open at once.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -120,6 +120,8 @@ pub struct WebModel {
     /// Invalid blocks refused, by the wallet their reward paid (at most
     /// [`MAX_NODES`] wallets).
     refused_by: HashMap<String, usize>,
+    /// Wallets whose miner keeps sending one old block (stuck).
+    stuck_by: HashSet<String>,
     /// What each node last said (`STAT`), when, and its last hash rates.
     nodes: HashMap<String, NodeView>,
 }
@@ -163,6 +165,13 @@ impl WebModel {
                 match effect {
                     Effect::Switch(reorg) => {
                         self.last_reorg = Some((now_ms(), reorg.fork_height, reorg.old_tip));
+                    }
+                    Effect::Stuck { .. } => {
+                        if let Some(miner) = blocks.first().and_then(miner) {
+                            if self.stuck_by.contains(&miner) || self.stuck_by.len() < MAX_NODES {
+                                self.stuck_by.insert(miner);
+                            }
+                        }
                     }
                     Effect::Invalid { index, .. } => {
                         self.refused += 1;
@@ -369,6 +378,7 @@ impl WebModel {
                     "refused": st.wallet.as_ref().and_then(|w| self.refused_by.get(w)).copied().unwrap_or(0),
                     "rates": n.rates,
                     "lie": n.lie,
+                    "stuck": st.wallet.as_ref().is_some_and(|w| self.stuck_by.contains(w)),
                 })
             })
             .collect();

@@ -778,10 +778,9 @@ fn signatures_verified_on_several_threads_report_the_first_failure_by_position()
     let mut tokens = w.tokens(&w.a);
     let mut chain_of_five = Vec::new();
     for _ in 0..5 {
-        let m = w
-            .a
-            .transfer(&mut OsRng, w.c.address(), 1, tokens, signing)
-            .unwrap();
+        let m =
+            w.a.transfer(&mut OsRng, w.c.address(), 1, tokens, signing)
+                .unwrap();
         tokens = vec![m.txn.output(m.txn.hash(), OutputKind::Change)];
         chain_of_five.push(m.txn);
     }
@@ -795,11 +794,10 @@ fn signatures_verified_on_several_threads_report_the_first_failure_by_position()
     // A signature broken at 3, a double spend (a repeat of 0's input) at 4.
     let mut late_spend = chain_of_five.clone();
     late_spend[3] = bad_signature(&late_spend[3]);
-    let repeat = w
-        .a
-        .transfer(&mut OsRng, w.b.address(), 1, w.tokens(&w.a), signing)
-        .unwrap()
-        .txn;
+    let repeat =
+        w.a.transfer(&mut OsRng, w.b.address(), 1, w.tokens(&w.a), signing)
+            .unwrap()
+            .txn;
     late_spend[4] = repeat;
     // Amounts that do not add up at 1 (toycoin signs no amount), a broken
     // signature at 3.

@@ -501,24 +501,7 @@ impl Attacker {
     /// for (`None` where every hash has enough).
     fn forged_block(&self) -> Option<Block> {
         let chain = self.chain();
-        let txns = block_txns(chain, self.wallet.address());
-        let job = chain.mining_job(&txns, now_secs())?;
-        let required = chain.next_required_bits();
-        let mut block = Block {
-            header: toycoin_common::block::BlockHeader {
-                timestamp: Bytes::from(job.timestamp.to_string()),
-                previous_hash: job.previous_hash,
-                nonce: Bytes::new(),
-                merkle_root: job.merkle_root,
-                this_hash: job.previous_hash,
-            },
-            txns,
-        };
-        (0..64u32).find_map(|nonce| {
-            block.header.nonce = Bytes::from(nonce.to_string());
-            block.header.this_hash = block.header.compute_hash();
-            (block.header.this_hash.leading_zero_bits() < required).then(|| block.clone())
-        })
+        chain.weak_block(block_txns(chain, self.wallet.address()), now_secs())
     }
 
     async fn flood(&mut self) -> Verdict {

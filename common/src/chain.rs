@@ -285,6 +285,30 @@ impl Chain {
         txns
     }
 
+    /// A block on the tip holding `txns` whose hash lacks the work the
+    /// next block needs: what a faulty node or an attacker sends, to be
+    /// refused. `None` where no template can be made, or where each of the
+    /// 64 nonces tried happens to have enough (too few bits required).
+    pub fn weak_block(&self, txns: Vec<Transaction>, now: u64) -> Option<Block> {
+        let job = self.mining_job(&txns, now)?;
+        let required = self.next_required_bits();
+        let mut block = Block {
+            header: crate::block::BlockHeader {
+                timestamp: bytes::Bytes::from(job.timestamp.to_string()),
+                previous_hash: job.previous_hash,
+                nonce: bytes::Bytes::new(),
+                merkle_root: job.merkle_root,
+                this_hash: job.previous_hash,
+            },
+            txns,
+        };
+        (0..64u32).find_map(|nonce| {
+            block.header.nonce = bytes::Bytes::from(nonce.to_string());
+            block.header.this_hash = block.header.compute_hash();
+            (block.header.this_hash.leading_zero_bits() < required).then(|| block.clone())
+        })
+    }
+
     /// The next block, mined here on one thread: [`Chain::block_txns`] of
     /// `miner` and `txns`, stamped `timestamp`, with the work the rules ask.
     /// For tests, benchmarks and tools (a node mines on worker threads it

@@ -24,8 +24,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use bytes::Bytes;
-use toycoin_common::block::{Block, BlockHeader};
+use toycoin_common::block::Block;
 use toycoin_common::chain::Chain;
 use toycoin_common::control::check_name;
 use toycoin_common::hash::{BlockHash, Hash};
@@ -100,30 +99,9 @@ impl Liar {
 
     /// A catch-up answer that lies: a block on `chain`'s tip paying
     /// `reward_to` (so the lie is the liar's own) that claims work it
-    /// lacks — or, where no hash lacks work, whose transactions do not
-    /// match its header.
+    /// lacks ([`Chain::weak_block`]).
     pub fn forged_answer(chain: &Chain, reward_to: &Address, now: u64) -> Option<Block> {
-        let txns = chain.block_txns(reward_to, Vec::new());
-        let job = chain.mining_job(&txns, now)?;
-        let required = chain.next_required_bits();
-        let mut block = Block {
-            header: BlockHeader {
-                timestamp: Bytes::from(job.timestamp.to_string()),
-                previous_hash: job.previous_hash,
-                nonce: Bytes::new(),
-                merkle_root: job.merkle_root,
-                this_hash: job.previous_hash,
-            },
-            txns,
-        };
-        for nonce in 0..64u32 {
-            block.header.nonce = Bytes::from(nonce.to_string());
-            block.header.this_hash = block.header.compute_hash();
-            if block.header.this_hash.leading_zero_bits() < required {
-                return Some(block);
-            }
-        }
-        Some(Breach::MerkleRoot.apply(&block))
+        chain.weak_block(chain.block_txns(reward_to, Vec::new()), now)
     }
 }
 

@@ -1196,18 +1196,8 @@ async fn the_teacher_switches_a_node_to_a_fault_and_back_live_with_the_token_onl
         client: client.into(),
         mode: mode.into(),
     };
-    // The relay names a node once its hello is in: retry until it knows it.
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let reply = command(relay.addr, token, order("obeys", "silent"))
-            .await
-            .unwrap();
-        if reply.ok {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{reply:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // The relay names a node once its hello is in.
+    ctl_when_all_there(&relay, order("obeys", "silent")).await;
     obeys
         .wait_for("silent", |e| {
             matches!(
@@ -1229,17 +1219,7 @@ async fn the_teacher_switches_a_node_to_a_fault_and_back_live_with_the_token_onl
             matches!(e, Event::Ordered { fault: None })
         })
         .await;
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let reply = command(relay.addr, token, order("ignores", "liar"))
-            .await
-            .unwrap();
-        if reply.ok {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{reply:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    ctl_when_all_there(&relay, order("ignores", "liar")).await;
     ignores
         .wait_for("the order refused", |e| {
             matches!(e, Event::OrderRefused { reason } if reason.contains("without --control-token"))

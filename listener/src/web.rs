@@ -13,7 +13,8 @@
 //!
 //! A browser never slows the listener: snapshots go through a `watch`
 //! channel, which keeps only the latest and never waits for a reader; at
-//! most [`MAX_BROWSERS`] event streams are open at once.
+//! most [`MAX_BROWSERS`] event streams are open at once, and connections
+//! are bounded in number, overall and per address ([`limit`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
@@ -37,6 +38,8 @@ use toycoin_common::message::Status;
 use toycoin_common::profile::FINAL_CONFIRMATIONS;
 use toycoin_common::tree::BlockTree;
 use toycoin_common::wallet::fingerprint;
+
+pub mod limit;
 
 use crate::judge::{Effect, TxnCheck, Verdict};
 use crate::render::miner;
@@ -432,7 +435,7 @@ pub async fn serve(
         .route("/api/events", get(events))
         .with_state(shared);
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        if let Err(e) = axum::serve(limit::Limited::new(listener), app).await {
             tracing::warn!("Web view stopped: {e}");
         }
     });

@@ -21,6 +21,7 @@ use toycoin_common::message::{encode_bloc, encode_stat, encode_txn, Status};
 use toycoin_common::profile::Profile;
 use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
 use toycoin_common::wallet::{fingerprint, Wallet};
+use toycoin_listener::web::limit::MAX_PER_ADDRESS;
 use toycoin_listener::web::MAX_BROWSERS;
 use toycoin_relay::RelayConfig;
 use toycoin_tests::program::Program;
@@ -30,6 +31,25 @@ const WAIT: Duration = Duration::from_secs(30);
 /// The status code and body of `GET path`.
 async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     toycoin_tests::http::get(&addr.to_string(), path, WAIT).await
+}
+
+/// Whether `GET /api/snapshot` is answered 200 (a connection refused or
+/// closed is not).
+async fn snapshot_served(addr: SocketAddr) -> bool {
+    let attempt = async {
+        let mut s = TcpStream::connect(addr).await.ok()?;
+        let request =
+            format!("GET /api/snapshot HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        s.write_all(request.as_bytes()).await.ok()?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await.ok()?;
+        Some(raw.starts_with(b"HTTP/1.1 200"))
+    };
+    tokio::time::timeout(WAIT, attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }
 
 /// An open event stream: the response head read, the events to come.
@@ -265,6 +285,32 @@ async fn the_web_view_shows_the_tree_the_pool_and_the_log_and_follows_changes() 
         .unwrap();
     until_snapshot(&mut stream, |v| v["height"] == 3).await;
 
+    // Connections that send nothing are bounded too: one address holds at
+    // most MAX_PER_ADDRESS; the next is closed at once, and one leaving
+    // makes room for a page load.
+    let mut idle = Vec::new();
+    // (The event stream above is one of them.)
+    for _ in 1..MAX_PER_ADDRESS {
+        idle.push(TcpStream::connect(addr).await.unwrap());
+    }
+    let mut refused = TcpStream::connect(addr).await.unwrap();
+    let mut byte = [0u8; 1];
+    match tokio::time::timeout(WAIT, refused.read(&mut byte)).await {
+        Ok(Ok(0)) | Ok(Err(_)) => {}
+        Ok(Ok(_)) => panic!("the view wrote to a connection that sent nothing"),
+        Err(_) => panic!("the connection over the limit was not closed"),
+    }
+    idle.pop();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !snapshot_served(addr).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no room after one left"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(idle);
+
     // At most MAX_BROWSERS streams: the one above and MAX_BROWSERS - 1
     // more are served, the next is refused with 503.
     let mut open = Vec::new();
@@ -291,6 +337,7 @@ async fn the_web_view_shows_the_tree_the_pool_and_the_log_and_follows_changes() 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     drop(open);
+
     listener.stop(WAIT).await;
     relay.stop().await.unwrap();
 }

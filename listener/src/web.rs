@@ -22,14 +22,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use toycoin_common::block::Block;
 use toycoin_common::hash::{BlockHash, Txid};
 use toycoin_common::log::clipped;
@@ -414,7 +414,7 @@ const INDEX_HTML: &str = include_str!("web/index.html");
 #[derive(Clone)]
 struct Shared {
     snapshots: watch::Receiver<Arc<str>>,
-    browsers: Arc<Semaphore>,
+    browsers: Arc<limit::Browsers>,
 }
 
 /// Serves the web view on `addr` until the runtime ends; returns the
@@ -427,7 +427,7 @@ pub async fn serve(
     let local = listener.local_addr()?;
     let shared = Shared {
         snapshots,
-        browsers: Arc::new(Semaphore::new(MAX_BROWSERS)),
+        browsers: limit::Browsers::new(MAX_BROWSERS),
     };
     let app = Router::new()
         .route("/", get(index))
@@ -435,6 +435,7 @@ pub async fn serve(
         .route("/api/events", get(events))
         .with_state(shared);
     tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<limit::Peer>();
         if let Err(e) = axum::serve(limit::Limited::new(listener), app).await {
             tracing::warn!("Web view stopped: {e}");
         }
@@ -458,8 +459,11 @@ async fn snapshot(State(shared): State<Shared>) -> impl IntoResponse {
     )
 }
 
-async fn events(State(shared): State<Shared>) -> Response {
-    let Ok(permit) = shared.browsers.clone().try_acquire_owned() else {
+async fn events(
+    State(shared): State<Shared>,
+    ConnectInfo(limit::Peer(peer)): ConnectInfo<limit::Peer>,
+) -> Response {
+    let Some(permit) = shared.browsers.admit(peer.ip()) else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "too many browsers are following this listener",

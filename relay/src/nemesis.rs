@@ -326,6 +326,28 @@ impl Nemesis {
         }
     }
 
+    /// The rules in force, in a few words for the summary line (`None`:
+    /// none).
+    pub fn describe(&self) -> Option<String> {
+        let state = self.state();
+        let mut parts = Vec::new();
+        if !state.groups.is_empty() {
+            parts.push(format!("partitioned into {} groups", state.groups.len()));
+        }
+        if state.holding {
+            parts.push(format!("holding {} messages", state.held.len()));
+        }
+        for (who, rule) in &state.rules {
+            if !rule.delay.is_zero() {
+                parts.push(format!("{who} delayed {} ms", rule.delay.as_millis()));
+            }
+            if rule.drop_rate > 0.0 {
+                parts.push(format!("{who} losing {:.0}%", rule.drop_rate * 100.0));
+            }
+        }
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+
     /// Delivers delayed messages when they are due, until `stop`.
     pub async fn run_delays(&self, stop: CancellationToken) {
         self.line.run(stop).await;

@@ -234,6 +234,11 @@ impl Relay {
         self.inner.stats.take_names()
     }
 
+    /// The teacher's rules in force, in a few words (`None`: none).
+    pub fn rules(&self) -> Option<String> {
+        self.inner.hub.nemesis.describe()
+    }
+
     /// Bytes held for clients now, charged to the budget.
     pub fn memory_used(&self) -> usize {
         self.inner.budget.used()
@@ -364,11 +369,16 @@ impl Relay {
             }
             let now = self.stats();
             let names = self.inner.stats.take_names();
-            if now.changed_since(&before) || names != Default::default() {
+            let rules = self.rules();
+            if now.changed_since(&before) || names != Default::default() || rules.is_some() {
                 info!(
                     "{}",
                     now.summary_since(&before, at.elapsed().as_secs_f64(), &names)
                 );
+            }
+            // While the teacher bends the network, every summary says how.
+            if let Some(rules) = rules {
+                info!("Teacher's rules in force: {rules}");
             }
             before = now;
             at = Instant::now();

@@ -104,6 +104,10 @@ async fn a_partition_keeps_groups_apart_lets_observers_hear_all_and_heals() {
         .await;
     assert!(reply.ok, "{reply:?}");
     assert_eq!(r.status().await.clients[0].group, Some(0));
+    assert_eq!(
+        r.relay.rules().as_deref(),
+        Some("partitioned into 2 groups")
+    );
 
     a.publish("/topic/main", b"x1").await.unwrap();
     assert_eq!(recv(&mut watcher).await, "x1");
@@ -112,6 +116,7 @@ async fn a_partition_keeps_groups_apart_lets_observers_hear_all_and_heals() {
     assert_eq!(recv(&mut watcher).await, "y1");
     let reply = r.ctl(Command::Heal).await;
     assert!(reply.ok);
+    assert_eq!(r.relay.rules(), None);
     a.publish("/topic/main", b"x2").await.unwrap();
     // Frames come in publication order: had b or c heard x1, it would
     // come first; had a heard y1, it would come before x2.

@@ -608,6 +608,15 @@ impl Attacker {
     }
 }
 
+/// Cancels mining when dropped.
+struct CancelOnDrop(CancelToken);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
 /// "1 block", "2 blocks".
 fn blocks(n: usize) -> String {
     format!("{n} block{}", if n == 1 { "" } else { "s" })
@@ -642,6 +651,9 @@ async fn mine(
             cancel.cancel();
         })
     };
+    // Dropped (its caller gone, the runtime shutting down): the threads
+    // stop.
+    let _stop_on_drop = CancelOnDrop(cancel.clone());
     let found = tokio::task::spawn_blocking(move || {
         let mut chain = chain;
         let (mut blocks, mut hashes) = (Vec::new(), 0);

@@ -217,6 +217,19 @@ struct MiningTask {
     /// Cancelled to take a new template, not because the tip moved.
     refreshing: bool,
     handle: JoinHandle<Option<MineReport>>,
+    _cancel_on_drop: CancelOnDrop,
+}
+
+/// Cancels a mining job when dropped: however a job is let go of (its
+/// node stopped, or its task dropped when the runtime shuts down), its
+/// worker threads stop, and a runtime, which waits for blocking work
+/// before it ends, ends.
+struct CancelOnDrop(CancelToken);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
 }
 
 struct Node {
@@ -592,7 +605,7 @@ impl Node {
             });
         }
         self.mining = Some(MiningTask {
-            cancel,
+            cancel: cancel.clone(),
             height,
             previous: job.previous_hash,
             txns,
@@ -603,6 +616,7 @@ impl Node {
             attempts_before,
             refreshing: false,
             handle,
+            _cancel_on_drop: CancelOnDrop(cancel),
         });
     }
 

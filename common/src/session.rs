@@ -590,11 +590,15 @@ async fn keep_connected(
                             outgoing = out.recv() => {
                                 let Some(Outgoing { to, payload }) = outgoing else { return };
                                 out_bytes.fetch_sub(payload.len(), Ordering::Relaxed);
+                                let to_one;
                                 let topic = match to {
-                                    Some(name) => format!("{TO_PREFIX}{name}"),
-                                    None => config.topic.clone(),
+                                    Some(name) => {
+                                        to_one = format!("{TO_PREFIX}{name}");
+                                        &to_one
+                                    }
+                                    None => &config.topic,
                                 };
-                                if let Err(e) = publisher.publish(&topic, &payload).await {
+                                if let Err(e) = publisher.publish(topic, &payload).await {
                                     break format!("sending failed: {e}");
                                 }
                             }

@@ -32,7 +32,9 @@ pub const MAX_DELAY: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 struct Client {
     name: Option<String>,
-    addr: SocketAddr,
+    /// Its `IP:PORT`, written out once: rules and groups are matched
+    /// against it on every delivery while they are in force.
+    addr: String,
     topic: String,
     queue: Arc<Queue>,
 }
@@ -40,12 +42,12 @@ struct Client {
 impl Client {
     /// What it is called in lists: its name, or its address.
     fn label(&self) -> String {
-        self.name.clone().unwrap_or_else(|| self.addr.to_string())
+        self.name.clone().unwrap_or_else(|| self.addr.clone())
     }
 
     /// Whether the teacher's word `who` means this client.
     fn is(&self, who: &str) -> bool {
-        self.name.as_deref() == Some(who) || self.addr.to_string() == who
+        self.name.as_deref() == Some(who) || self.addr == who
     }
 }
 
@@ -153,7 +155,7 @@ impl Nemesis {
             id,
             Client {
                 name: None,
-                addr,
+                addr: addr.to_string(),
                 topic: topic.to_owned(),
                 queue,
             },
@@ -305,7 +307,7 @@ impl Nemesis {
                     id,
                     ClientStatus {
                         name: c.label(),
-                        addr: c.addr.to_string(),
+                        addr: c.addr.clone(),
                         topic: c.topic.clone(),
                         group: state.group_of(id),
                         delay_ms: rule.delay.as_millis() as u64,

@@ -164,6 +164,9 @@ struct Conn {
     queue: Arc<Queue>,
     /// Its commands refused so far.
     refusals: u32,
+    /// Whether it has named itself (once per connection: a rename costs a
+    /// log line and a look at every client).
+    named: bool,
 }
 
 /// Why a client's connection ended.
@@ -474,6 +477,7 @@ impl Relay {
             topic: topic.clone(),
             queue: queue.clone(),
             refusals: 0,
+            named: false,
         };
         let leave = self.read_loop(&mut reader, &kick, &mut conn).await;
         self.inner.hub.unsubscribe(&topic, id);
@@ -555,6 +559,18 @@ impl Relay {
     fn reserved(&self, conn: &mut Conn, topic: &str, data: &Bytes) -> Result<(), Leave> {
         let hub = &self.inner.hub;
         if topic == HELLO_TOPIC {
+            if conn.named {
+                return Err(Leave::Bad(format!(
+                    "a second {HELLO_TOPIC}: a client names itself once"
+                )));
+            }
+            if data.len() > MAX_REQUEST {
+                return Err(Leave::Bad(format!(
+                    "{HELLO_TOPIC} of {} bytes (at most {MAX_REQUEST})",
+                    data.len()
+                )));
+            }
+            conn.named = true;
             let hello: Hello = serde_json::from_slice(data)
                 .map_err(|e| Leave::Bad(format!("unreadable {HELLO_TOPIC}: {e}")))?;
             check_name(&hello.name).map_err(|e| Leave::Bad(format!("{HELLO_TOPIC}: {e}")))?;

@@ -280,6 +280,17 @@ async fn a_fault_order_reaches_the_named_node_with_the_tokens_proof_and_cannot_b
     let mut odd = r.client(None).await;
     odd.publish("$admin", b"{}").await.unwrap();
     assert!(timeout(WAIT, odd.recv()).await.unwrap().unwrap().is_none());
+    // A client names itself once: a second name gets it dropped.
+    let mut renamer = r.client(Some("renamer")).await;
+    renamer
+        .publish(HELLO_TOPIC, &encode_hello("renamed"))
+        .await
+        .unwrap();
+    assert!(timeout(WAIT, renamer.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .is_none());
     other.publish("/topic/main", b"still here").await.unwrap();
     assert_eq!(recv(&mut node).await, "still here");
     r.stop().await;

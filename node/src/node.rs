@@ -117,22 +117,13 @@ impl NodeConfig {
     }
 }
 
-/// Whether a node playing `fault` asks for missed blocks: a silent one
-/// sends nothing.
-fn asks(fault: Option<Fault>) -> bool {
-    fault != Some(Fault::Silent)
-}
-
-/// Whether its catch-up answers are handed to it to break: a liar forges
-/// them, an invalid node sends them malformed.
-fn hands_over(fault: Option<Fault>) -> bool {
-    matches!(fault, Some(Fault::Liar | Fault::Invalid))
-}
-
-/// Whether it answers catch-up requests (a liar's answers are handed to
-/// it to forge).
-fn answers(fault: Option<Fault>) -> bool {
-    fault != Some(Fault::Silent)
+/// Fits the session's catch-up to the fault played: a silent node neither
+/// asks nor answers (it sends nothing); a liar's and an invalid node's due
+/// answers are handed to it to break (forged, cut off).
+fn fit_catch_up(session: &mut Session, fault: Option<Fault>) {
+    let talks = fault != Some(Fault::Silent);
+    session.set_catch_up(talks, talks);
+    session.hand_over_answers(matches!(fault, Some(Fault::Liar | Fault::Invalid)));
 }
 
 /// A short random id, as the original prints (`4886adee`).
@@ -265,17 +256,17 @@ impl Node {
             max_frame_len: config.max_frame_len,
             backoff: config.backoff,
             max_backoff: config.max_backoff,
-            // A silent node sends nothing, catch-up included; a liar
-            // answers with lies of its own.
-            ask: asks(config.fault),
-            answer: answers(config.fault),
+            // As the fault played says: fit_catch_up below, before the
+            // session takes in anything.
+            ask: true,
+            answer: true,
             keep_blocks: false,
             clock_skew: config.clock_skew,
             hello: check_name(&config.name)
                 .is_ok()
                 .then(|| config.name.clone()),
         });
-        session.hand_over_answers(hands_over(config.fault));
+        fit_catch_up(&mut session, config.fault);
         Node {
             session,
             pool: Mempool::new(config.max_pending),
@@ -745,8 +736,7 @@ impl Node {
     /// Plays `fault` from now on (`None`: honest again).
     fn set_fault(&mut self, fault: Option<Fault>) {
         self.config.fault = fault;
-        self.session.set_catch_up(asks(fault), answers(fault));
-        self.session.hand_over_answers(hands_over(fault));
+        fit_catch_up(&mut self.session, fault);
         self.liar.twin = None;
         self.stuck = match fault {
             Some(Fault::Stuck) => self.session.tree().chain().tip().cloned(),

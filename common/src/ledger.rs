@@ -22,6 +22,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::hash::Txid;
 use crate::profile::{Minting, Profile, Signing, MAX_SUPPLY};
 use crate::transaction::{Address, OutputKind, Token, Transaction};
+use rsa::RsaPublicKey;
+
 use crate::wallet::{self, fingerprint, SignatureError};
 
 /// One output of one transaction.
@@ -298,21 +300,37 @@ pub fn check_reward(txn: &Transaction, expected: i64, height: u64) -> Result<(),
 /// Both signatures of a non-coinbase transaction verify with the sender's
 /// key, over what `signing` says they cover.
 pub fn check_signatures(txn: &Transaction, signing: Signing) -> Result<(), TxError> {
-    check_signature(txn, signing, 0)?;
-    check_signature(txn, signing, 1)
+    let key = sender_key(txn)?;
+    verify_one(&key, txn, signing, 0)?;
+    verify_one(&key, txn, signing, 1)
 }
 
 /// One of a transaction's two signatures (0: the receiver's, 1: the
 /// sender's) verifies with the sender's key.
 fn check_signature(txn: &Transaction, signing: Signing, which: usize) -> Result<(), TxError> {
+    verify_one(&sender_key(txn)?, txn, signing, which)
+}
+
+/// The key a transaction's signatures verify with: its sender's.
+fn sender_key(txn: &Transaction) -> Result<RsaPublicKey, TxError> {
+    wallet::public_key(&txn.sender).map_err(|_| TxError::BadSenderAddress)
+}
+
+/// One of `txn`'s signatures (as [`check_signature`]) with its sender's
+/// key, parsed already.
+fn verify_one(
+    key: &RsaPublicKey,
+    txn: &Transaction,
+    signing: Signing,
+    which: usize,
+) -> Result<(), TxError> {
     let (name, role, signature) = if which == 0 {
         ("receiver", OutputKind::Receiver, &txn.receiver_signature)
     } else {
         ("sender", OutputKind::Change, &txn.sender_signature)
     };
-    let key = wallet::public_key(&txn.sender).map_err(|_| TxError::BadSenderAddress)?;
     let msg = txn.signed_message(signing, role);
-    wallet::verify_with(&key, &msg, signature).map_err(|e| match e {
+    wallet::verify_with(key, &msg, signature).map_err(|e| match e {
         SignatureError::BadAddress => TxError::BadSenderAddress,
         _ => TxError::BadSignature { which: name },
     })
@@ -343,16 +361,6 @@ fn signature_threads() -> usize {
             .min(MAX_SIGNATURE_THREADS),
         n => n,
     }
-}
-
-/// Verifies the signatures of `txns` (each with its position), spread over
-/// the signature threads signature by signature (a transfer has two): the
-/// first failure by position, as [`check_signatures`] in order would find.
-pub fn first_bad_signature(
-    txns: &[(usize, &Transaction)],
-    signing: Signing,
-) -> Option<(usize, TxError)> {
-    verify_alongside(txns, signing, || ()).1
 }
 
 /// Runs `work` on this thread while the signatures of `txns` are verified

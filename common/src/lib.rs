@@ -41,6 +41,7 @@ pub mod log;
 pub mod mempool;
 pub mod merkle;
 pub mod message;
+pub mod pbft;
 pub mod pow;
 pub mod profile;
 pub mod ready;

@@ -232,6 +232,18 @@ pub fn encode_getb(request: &GetBlocks) -> Bytes {
     tagged(GETB_TAG, &to_python_json(&wire))
 }
 
+/// One transaction as the JSON text a `BLOC` carries it in (what
+/// [`transaction_from_json`] reads back): the pBFT batches reuse it.
+pub fn transaction_to_json(txn: &Transaction) -> String {
+    txn_to_json(txn)
+}
+
+/// A transaction from the JSON text of [`transaction_to_json`]; `context`
+/// starts the error's place.
+pub fn transaction_from_json(json: &str, context: &str) -> Result<Transaction, DecodeError> {
+    txn_from_json(json, context)
+}
+
 fn tagged(tag: &[u8; 4], body: &str) -> Bytes {
     let mut out = Vec::with_capacity(4 + body.len());
     out.extend_from_slice(tag);

@@ -1,0 +1,383 @@
+//! The protocol on an in-memory network: every message delivered at once
+//! (or dropped, for a silent replica), time moved by hand.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use tokio::time::Instant;
+
+use super::*;
+use crate::hash::Hash;
+use crate::profile::Signing;
+use crate::transaction::Transaction;
+use crate::wallet::Wallet;
+
+/// Keys for up to 7 replicas and a mint, made once.
+static KEYS: LazyLock<Vec<Wallet>> = LazyLock::new(|| {
+    let mut rng = StdRng::seed_from_u64(7);
+    (0..8)
+        .map(|_| Wallet::generate(&mut rng).expect("key"))
+        .collect()
+});
+
+fn grants(values: std::ops::Range<i64>) -> Vec<Transaction> {
+    let mint = &KEYS[7];
+    let mut rng = StdRng::seed_from_u64(values.start as u64);
+    values
+        .map(|v| mint.grant(&mut rng, KEYS[0].address(), v).expect("grant"))
+        .collect()
+}
+
+struct Net {
+    replicas: Vec<Replica>,
+    silent: HashSet<usize>,
+    /// What each replica executed: (sequence, digest).
+    executed: Vec<Vec<(u64, Hash)>>,
+    events: Vec<Vec<PbftEvent>>,
+    now: Instant,
+    delivered: u64,
+}
+
+impl Net {
+    fn new(n: usize) -> Net {
+        let members = Arc::new(
+            Membership::new(
+                (0..n)
+                    .map(|i| (format!("node{}", i + 1), KEYS[i].address().clone()))
+                    .collect(),
+            )
+            .expect("members"),
+        );
+        let replicas = (0..n)
+            .map(|i| {
+                Replica::new(members.clone(), i, KEYS[i].clone(), Signing::Amounts)
+                    .expect("replica")
+            })
+            .collect();
+        Net {
+            replicas,
+            silent: HashSet::new(),
+            executed: vec![Vec::new(); n],
+            events: vec![Vec::new(); n],
+            now: Instant::now(),
+            delivered: 0,
+        }
+    }
+
+    fn honest(&self) -> Vec<usize> {
+        (0..self.replicas.len())
+            .filter(|i| !self.silent.contains(i))
+            .collect()
+    }
+
+    /// Delivers until nothing is left to send.
+    fn pump(&mut self) {
+        let mut queue = VecDeque::new();
+        loop {
+            for (i, r) in self.replicas.iter_mut().enumerate() {
+                while let Some(out) = r.take_outgoing() {
+                    if !self.silent.contains(&i) {
+                        queue.push_back((i, out));
+                    }
+                }
+                while let Some(e) = r.take_event() {
+                    if let PbftEvent::Execute { seq, digest, .. } = &e {
+                        self.executed[i].push((*seq, *digest));
+                    }
+                    self.events[i].push(e);
+                }
+            }
+            let Some((from, out)) = queue.pop_front() else {
+                return;
+            };
+            for (j, r) in self.replicas.iter_mut().enumerate() {
+                if j != from && out.to.map_or(true, |to| to == j) {
+                    self.delivered += 1;
+                    let _ = r.on_payload(&out.payload, self.now);
+                }
+            }
+        }
+    }
+
+    /// Every replica waits for requests (they heard the transactions).
+    fn waiting(&mut self, waiting: bool) {
+        for r in &mut self.replicas {
+            r.set_waiting(waiting, self.now);
+        }
+    }
+
+    /// The current primary orders `txns`.
+    fn propose(&mut self, txns: Vec<Transaction>) -> bool {
+        let now = self.now;
+        let proposed = self
+            .replicas
+            .iter_mut()
+            .find(|r| r.is_primary() && !r.changing_view() && r.can_propose())
+            .is_some_and(|r| r.propose(txns, now));
+        self.pump();
+        proposed
+    }
+
+    /// Time passes: every due timer fires.
+    fn wait(&mut self, secs: u64) {
+        self.now += Duration::from_secs(secs);
+        for r in &mut self.replicas {
+            r.on_timer(self.now);
+        }
+        self.pump();
+    }
+
+    /// Honest replicas executed the same batches in the same order
+    /// (a prefix of each other's), and how many the longest did.
+    fn agree(&self) -> usize {
+        let honest = self.honest();
+        let longest = honest
+            .iter()
+            .map(|&i| &self.executed[i])
+            .max_by_key(|e| e.len())
+            .cloned()
+            .unwrap_or_default();
+        for &i in &honest {
+            let mine = &self.executed[i];
+            assert_eq!(
+                mine[..],
+                longest[..mine.len()],
+                "replica {i} executed other batches"
+            );
+            for (k, (seq, _)) in mine.iter().enumerate() {
+                assert_eq!(*seq, k as u64 + 1, "replica {i} executed out of order");
+            }
+        }
+        longest.len()
+    }
+}
+
+#[test]
+fn four_replicas_execute_the_same_batches_in_order() {
+    let mut net = Net::new(4);
+    net.waiting(true);
+    for k in 0..3 {
+        assert!(net.propose(grants(10 * k + 1..10 * k + 4)));
+    }
+    assert_eq!(net.agree(), 3);
+    for i in 0..4 {
+        assert_eq!(net.executed[i].len(), 3, "replica {i}");
+    }
+    // Per batch: 1 pre-prepare, 3 prepares, 4 commits sent.
+    let sent: u64 = net
+        .replicas
+        .iter()
+        .map(|r| r.stats().sent.values().sum::<u64>())
+        .sum();
+    assert_eq!(sent, 3 * (1 + 3 + 4));
+}
+
+#[test]
+fn checkpoints_become_stable_and_keep_the_log_bounded() {
+    let mut net = Net::new(4);
+    net.waiting(true);
+    for k in 0..(3 * CHECKPOINT_INTERVAL as i64 + 2) {
+        assert!(net.propose(grants(k + 1..k + 2)), "batch {k}");
+    }
+    assert_eq!(net.agree(), 3 * CHECKPOINT_INTERVAL as usize + 2);
+    for r in &net.replicas {
+        assert_eq!(r.stable(), 3 * CHECKPOINT_INTERVAL);
+        assert!(r.log_len() <= 3, "log of {} entries", r.log_len());
+    }
+}
+
+#[test]
+fn a_silent_primary_is_replaced_and_the_next_one_goes_on() {
+    let mut net = Net::new(4);
+    net.waiting(true);
+    assert!(net.propose(grants(1..3)));
+    net.silent.insert(0);
+    // The silent primary's batch goes nowhere.
+    assert!(net.propose(grants(3..5)));
+    assert_eq!(net.agree(), 1);
+    net.wait(3);
+    for i in 1..4 {
+        assert_eq!(net.replicas[i].view(), 1, "replica {i}");
+        assert!(!net.replicas[i].changing_view());
+        assert!(net.events[i].iter().any(|e| matches!(
+            e,
+            PbftEvent::NewView {
+                view: 1,
+                primary: 1,
+                ..
+            }
+        )));
+    }
+    assert!(net.propose(grants(5..7)));
+    assert_eq!(net.agree(), 2);
+}
+
+#[test]
+fn a_batch_prepared_before_a_view_change_keeps_its_number() {
+    let mut net = Net::new(4);
+    net.waiting(true);
+    // Commits are lost: every replica prepares batch 1, none commits.
+    let batch = grants(1..3);
+    let now = net.now;
+    assert!(net.replicas[0].propose(batch, now));
+    let mut queue: VecDeque<(usize, Outgoing)> = VecDeque::new();
+    loop {
+        for (i, r) in net.replicas.iter_mut().enumerate() {
+            while let Some(out) = r.take_outgoing() {
+                queue.push_back((i, out));
+            }
+        }
+        let Some((from, out)) = queue.pop_front() else {
+            break;
+        };
+        let wire = SignedWire::decode(&out.payload).expect("ours");
+        if matches!(wire.open().expect("ours").1, Msg::Commit { .. }) {
+            continue;
+        }
+        for (j, r) in net.replicas.iter_mut().enumerate() {
+            if j != from {
+                let _ = r.on_payload(&out.payload, now);
+            }
+        }
+    }
+    net.pump();
+    assert_eq!(net.agree(), 0);
+    let prepared_digest = net.events[1]
+        .iter()
+        .find_map(|e| match e {
+            PbftEvent::Prepared { seq: 1, digest, .. } => Some(*digest),
+            _ => None,
+        })
+        .expect("prepared");
+    net.silent.insert(0);
+    net.wait(3);
+    assert_eq!(net.agree(), 1);
+    for i in 1..4 {
+        assert_eq!(net.executed[i], vec![(1, prepared_digest)], "replica {i}");
+        assert!(net.events[i]
+            .iter()
+            .any(|e| matches!(e, PbftEvent::NewView { carried: 1, .. })));
+    }
+}
+
+#[test]
+fn an_equivocating_primary_gets_no_conflicting_commits_and_is_replaced() {
+    let mut net = Net::new(4);
+    net.replicas[0].set_misbehave(Misbehave::Equivocate);
+    net.waiting(true);
+    assert!(net.propose(grants(1..4)));
+    // Two backups got one batch and one the other: no 2f matching
+    // prepares anywhere, nothing executes.
+    assert_eq!(net.agree(), 0);
+    net.silent.insert(0);
+    net.wait(3);
+    assert!(net.propose(grants(4..6)));
+    assert!(net.agree() >= 1);
+    for i in 1..4 {
+        assert_eq!(net.replicas[i].view(), 1);
+    }
+}
+
+#[test]
+fn seven_replicas_go_on_with_two_silent_and_stop_with_three() {
+    let mut net = Net::new(7);
+    net.silent.extend([5, 6]);
+    net.waiting(true);
+    assert!(net.propose(grants(1..3)));
+    assert!(net.propose(grants(3..5)));
+    assert_eq!(net.agree(), 2);
+
+    let mut net = Net::new(7);
+    net.silent.extend([4, 5, 6]);
+    net.waiting(true);
+    assert!(net.propose(grants(1..3)));
+    assert_eq!(net.agree(), 0);
+    // View changes come and go; none gets 2f+1 = 5 replicas, none commits.
+    for _ in 0..6 {
+        net.wait(120);
+        let _ = net.propose(grants(3..5));
+    }
+    assert_eq!(net.agree(), 0);
+    assert!(
+        net.replicas[0].view() >= 3,
+        "view {}",
+        net.replicas[0].view()
+    );
+}
+
+#[test]
+fn seven_replicas_replace_a_silent_primary_and_a_lying_one() {
+    let mut net = Net::new(7);
+    net.replicas[1].set_misbehave(Misbehave::Equivocate);
+    net.silent.insert(0);
+    net.waiting(true);
+    // View 0: silent primary. View 1: replica 1 equivocates (and lies as
+    // a backup); view 2: replica 2 orders.
+    net.wait(3);
+    let _ = net.propose(grants(1..3));
+    net.silent.insert(1);
+    net.wait(10);
+    net.wait(10);
+    assert!(
+        net.propose(grants(3..5)),
+        "views: {:?}",
+        net.replicas.iter().map(Replica::view).collect::<Vec<_>>()
+    );
+    assert!(net.agree() >= 1);
+}
+
+#[test]
+fn a_forged_or_broken_message_is_refused_before_it_counts() {
+    let mut net = Net::new(4);
+    // Replica 3 signs as replica 1.
+    let forged = SignedWire::sign(
+        &KEYS[3],
+        1,
+        Msg::Prepare {
+            view: 0,
+            seq: 1,
+            digest: Hash::of(b"x").to_hex(),
+        },
+    );
+    let err = net.replicas[0]
+        .on_payload(&forged.encode(), net.now)
+        .expect_err("forged");
+    assert_eq!(err, PbftError::BadSignature(1));
+    // A replica whose signatures are broken cannot order anything.
+    net.replicas[0].set_misbehave(Misbehave::BadSignatures);
+    net.waiting(true);
+    assert!(net.propose(grants(1..2)));
+    assert_eq!(net.agree(), 0);
+    assert!(net.events[1].iter().any(|e| matches!(
+        e,
+        PbftEvent::Refused { from: Some(0), reason } if reason.contains("signature")
+    )));
+    net.wait(3);
+    assert!(net.propose(grants(2..3)));
+    assert_eq!(net.agree(), 1);
+}
+
+#[test]
+fn replicas_file_round_trips_and_checks_fingerprints() {
+    let members = Membership::new(
+        (0..4)
+            .map(|i| (format!("node{}", i + 1), KEYS[i].address().clone()))
+            .collect(),
+    )
+    .expect("members");
+    assert_eq!((members.n(), members.f(), members.quorum()), (4, 1, 3));
+    let text = members.to_text();
+    let back = Membership::parse(&text).expect("parse");
+    assert_eq!(back.index_of(KEYS[2].address()), Some(2));
+    let tampered = text.replacen(
+        &crate::wallet::fingerprint(KEYS[0].address()),
+        "00000000",
+        1,
+    );
+    assert!(Membership::parse(&tampered)
+        .expect_err("tampered")
+        .contains("fingerprint"));
+}

@@ -40,6 +40,47 @@ pub struct ProfileArgs {
     pub target_interval: f64,
 }
 
+/// How the network agrees.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Consensus {
+    /// Proof of work: the chain with the most work wins.
+    #[default]
+    Pow,
+    /// pBFT: n = 3f + 1 known replicas vote; final at once.
+    Pbft,
+}
+
+/// Which way to agree, and with pBFT who the replicas are.
+#[derive(Clone, Debug, Args)]
+pub struct ConsensusArgs {
+    /// How the network agrees: pow (proof of work) or pbft (known
+    /// replicas vote; needs --replicas and the steady profile).
+    #[arg(long, value_enum, default_value_t = Consensus::Pow)]
+    pub consensus: Consensus,
+    /// pBFT: the replicas file (one line each: NAME FINGERPRINT ADDRESS),
+    /// as `toycoin-demo --consensus pbft` writes it.
+    #[arg(long, value_name = "FILE", required_if_eq("consensus", "pbft"))]
+    pub replicas: Option<std::path::PathBuf>,
+}
+
+impl ConsensusArgs {
+    /// The replicas, with `--consensus pbft` (`None` with proof of work);
+    /// an error where the file cannot be read or the profile is not steady.
+    pub fn membership(&self, profile: &Profile) -> Result<Option<crate::pbft::Membership>, String> {
+        if self.consensus == Consensus::Pow {
+            return Ok(None);
+        }
+        if profile.kind != ProfileKind::Steady {
+            return Err("--consensus pbft needs the steady profile (amounts are signed)".into());
+        }
+        let path = self
+            .replicas
+            .as_ref()
+            .ok_or("--consensus pbft needs --replicas FILE")?;
+        crate::pbft::Membership::load(path).map(Some)
+    }
+}
+
 /// A clap value parser for a number of seconds in `min..=max` (fractions
 /// allowed; NaN and infinities refused), so every binary's time flags are
 /// checked, and reported, the same way.

@@ -106,6 +106,9 @@ pub const MAX_TXN_PAYLOAD: usize = 1024 * 1024;
 /// Largest `BLOC` or `GETB` payload a steady node decodes: a largest block
 /// as sent, or a catch-up answer (at most 1 MiB), with room to spare.
 pub const MAX_BLOC_PAYLOAD: usize = 4 * 1024 * 1024;
+/// Largest `PBFT` payload (steady): a new view of 13 replicas carrying a
+/// whole window of full batches is some 5 MiB.
+pub const MAX_PBFT_PAYLOAD: usize = 8 * 1024 * 1024;
 
 /// What a transaction's two signatures cover.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -549,6 +552,7 @@ impl Profile {
             ProfileKind::Steady if tag == crate::message::STAT_TAG => {
                 Some(4 + crate::message::MAX_STATUS_PAYLOAD)
             }
+            ProfileKind::Steady if tag == crate::pbft::PBFT_TAG => Some(MAX_PBFT_PAYLOAD),
             ProfileKind::Steady => Some(MAX_BLOC_PAYLOAD),
         }
     }

@@ -138,6 +138,9 @@ pub enum SessionEvent {
     GetBlocks(GetBlocks),
     /// A node's status (`STAT`, steady).
     Status(Status),
+    /// A pBFT message (`PBFT`), ours included, not yet checked: the
+    /// replica or observer checks it ([`crate::pbft`]).
+    Pbft(Bytes),
     /// A frame we sent, back from the relay.
     Own(Message),
     /// An order from the relay (the teacher's `toycoin-ctl fault`), not
@@ -320,6 +323,10 @@ impl SessionCore {
                 });
                 return;
             }
+        }
+        if tag == crate::pbft::PBFT_TAG {
+            self.emit(SessionEvent::Pbft(Bytes::copy_from_slice(payload)));
+            return;
         }
         let message = match Message::decode(payload) {
             Ok(m) => m,

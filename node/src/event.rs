@@ -4,8 +4,9 @@
 use std::fmt;
 use std::time::Duration;
 
-use toycoin_common::hash::{BlockHash, Txid};
+use toycoin_common::hash::{BlockHash, Hash, Txid};
 use toycoin_common::log::TRAFFIC;
+use toycoin_common::pbft::PbftEvent;
 use toycoin_common::profile::Profile;
 
 use crate::fault::Fault;
@@ -130,6 +131,31 @@ pub enum Event {
     Unsent {
         bytes: usize,
     },
+    /// A pBFT replica started: which of the n it is, and view 0's primary.
+    PbftStarted {
+        name: String,
+        replica: usize,
+        n: usize,
+        f: usize,
+        primary: String,
+        relay: String,
+        topic: String,
+    },
+    /// A pBFT node could not start (its key is no replica's, ...).
+    PbftRefused {
+        reason: String,
+    },
+    /// What the replica did (every [`PbftEvent`] but execution).
+    Pbft(PbftEvent),
+    /// A committed batch applied to the ledger, in sequence order:
+    /// final the moment it is.
+    PbftExecuted {
+        view: u64,
+        seq: u64,
+        digest: Hash,
+        applied: usize,
+        skipped: usize,
+    },
     Stopped,
 }
 
@@ -148,7 +174,19 @@ impl Event {
             | Event::FaultPlayed { .. }
             | Event::Ordered { .. }
             | Event::OrderRefused { .. }
-            | Event::Unsent { .. } => tracing::warn!("{self}"),
+            | Event::Unsent { .. }
+            | Event::PbftRefused { .. }
+            | Event::Pbft(
+                PbftEvent::Refused { .. }
+                | PbftEvent::ViewChanging { .. }
+                | PbftEvent::Behind { .. },
+            ) => tracing::warn!("{self}"),
+            Event::Pbft(PbftEvent::Prepared { .. } | PbftEvent::Stable { .. }) => {
+                tracing::info!(target: TRAFFIC, "{self}")
+            }
+            Event::PbftStarted { .. } | Event::Pbft(_) | Event::PbftExecuted { .. } => {
+                tracing::info!("{self}")
+            }
             Event::TxnAccepted { .. }
             | Event::MiningStarted { .. }
             | Event::MiningCancelled { .. }
@@ -313,6 +351,37 @@ impl fmt::Display for Event {
                 f,
                 "Relay: a frame of {bytes} bytes was not sent (the queue to the relay is full)"
             ),
+            Event::PbftStarted {
+                name,
+                replica,
+                n,
+                f: faults,
+                primary,
+                relay,
+                topic,
+            } => write!(
+                f,
+                "Starting up {name}: pBFT replica {replica} of n = {n} (tolerates f = {faults} faulty), view 0 primary {primary}, relay {relay} topic {topic}"
+            ),
+            Event::PbftRefused { reason } => write!(f, "Cannot start a pBFT replica: {reason}"),
+            Event::Pbft(event) => write!(f, "{event}"),
+            Event::PbftExecuted {
+                view,
+                seq,
+                digest,
+                applied,
+                skipped,
+            } => {
+                write!(
+                    f,
+                    "pBFT: batch {seq} COMMITTED and executed (view {view}, {}): {applied} txns applied, final at once",
+                    digest.short()
+                )?;
+                if *skipped > 0 {
+                    write!(f, "; {skipped} skipped (no longer valid)")?;
+                }
+                Ok(())
+            }
             Event::Stopped => write!(f, "Stopped"),
         }
     }

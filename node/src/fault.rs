@@ -55,6 +55,33 @@ impl fmt::Display for Fault {
     }
 }
 
+/// Reads an order from the relay: the fault to play (`None`: honest), when
+/// it proves the teacher's `token`; otherwise why it is ignored.
+pub fn read_order(
+    order: Result<toycoin_common::control::Order, String>,
+    token: &Option<String>,
+) -> Result<Option<Fault>, String> {
+    let order = order?;
+    let Some(token) = token else {
+        return Err(format!(
+            "ignored an order to play {}: this node was started without --control-token",
+            order.fault
+        ));
+    };
+    if order.proof != toycoin_common::control::proof(token) {
+        return Err(format!(
+            "ignored an order to play {}: it does not prove our token",
+            order.fault
+        ));
+    }
+    if order.fault == "honest" {
+        return Ok(None);
+    }
+    <Fault as clap::ValueEnum>::from_str(&order.fault, true)
+        .map(Some)
+        .map_err(|_| format!("ignored an order to play {:?}: no such fault", order.fault))
+}
+
 /// Most peer names a liar keeps (learnt from status frames).
 pub const MAX_PEERS: usize = 64;
 

@@ -8,6 +8,8 @@
 //! - [`node`]: the node task and mining; the mempool, the relay session
 //!   and catch-up it uses are in `toycoin_common` (`mempool`, `session`,
 //!   `catchup`).
+//! - [`pbft`]: the node in a pBFT network (`--consensus pbft`); the
+//!   protocol is `toycoin_common::pbft`.
 //! - [`event`]: what the node reports, one line each.
 //!
 //! The binary (`src/main.rs`) parses flags, prints events, waits for Ctrl-C.
@@ -15,7 +17,9 @@
 pub mod event;
 pub mod fault;
 pub mod node;
+pub mod pbft;
 
 pub use event::Event;
 pub use fault::{Breach, Fault};
 pub use node::{spawn, NodeConfig, NodeHandle, Snapshot, NO_WALLET};
+pub use pbft::PbftConfig;

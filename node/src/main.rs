@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use clap::Parser;
 use tokio::sync::broadcast::error::RecvError;
-use toycoin_common::cli::{count, seconds, ProfileArgs, RelayArgs};
+use toycoin_common::cli::{count, seconds, ConsensusArgs, ProfileArgs, RelayArgs};
 use toycoin_common::log::{LogArgs, Output};
 use toycoin_common::profile::Minting;
 use toycoin_common::wallet::Wallet;
-use toycoin_node::{spawn, Event, Fault, NodeConfig};
+use toycoin_node::{spawn, Event, Fault, NodeConfig, PbftConfig};
 use tracing::{error, info, warn};
 
 /// A toycoin full node: checks every transaction and block it hears on the
@@ -23,6 +23,12 @@ struct Args {
     delay: f64,
     #[command(flatten)]
     rules: ProfileArgs,
+    #[command(flatten)]
+    consensus: ConsensusArgs,
+    /// pBFT: seconds a backup waits for a batch before it changes the view
+    /// (doubling with each view that fails).
+    #[arg(long, default_value_t = 2.0, value_parser = seconds(0.05, 3600.0))]
+    view_timeout: f64,
     /// Mining threads.
     #[arg(long, default_value_t = 1, value_parser = count(1, 1024))]
     threads: usize,
@@ -45,7 +51,8 @@ struct Args {
     #[arg(long)]
     name: Option<String>,
     /// The key file of the wallet this node's block rewards go to (steady),
-    /// created on first use; readable only by its owner.
+    /// created on first use; readable only by its owner. With pBFT, the
+    /// replica's key: its address must be in the replicas file.
     #[arg(long, value_name = "FILE", default_value = "toycoin-node.pem")]
     wallet: std::path::PathBuf,
     /// Play a laptop whose clock is this many seconds off (negative: slow).
@@ -98,6 +105,13 @@ async fn main() {
     if let Some(name) = args.name {
         config.name = name;
     }
+    let members = match args.consensus.membership(&config.profile) {
+        Ok(members) => members,
+        Err(e) => {
+            error!("toycoin-node: {e}");
+            std::process::exit(2);
+        }
+    };
     if config.profile.minting() == Minting::RewardsAndMint {
         match Wallet::load_or_create(&args.wallet) {
             Ok((wallet, created)) => {
@@ -115,6 +129,31 @@ async fn main() {
                 std::process::exit(2);
             }
         }
+    }
+    if let Some(members) = members {
+        let wallet = match Wallet::load_or_create(&args.wallet) {
+            Ok((wallet, _)) => wallet,
+            Err(e) => {
+                error!("toycoin-node: {e}");
+                std::process::exit(2);
+            }
+        };
+        let Some(me) = members.index_of(wallet.address()) else {
+            error!(
+                "toycoin-node: the key in {} (wallet {}) is not one of the replicas in {}",
+                args.wallet.display(),
+                wallet.fingerprint(),
+                args.consensus.replicas.unwrap_or_default().display()
+            );
+            std::process::exit(2);
+        };
+        // The replica's name, so that the relay's `$to:` reaches it.
+        config.name = members.name(me);
+        config.pbft = Some(PbftConfig {
+            members: std::sync::Arc::new(members),
+            wallet,
+            view_timeout: Duration::from_secs_f64(args.view_timeout),
+        });
     }
     let (node, mut events) = spawn(config);
     let printer = tokio::spawn(async move {

@@ -4,6 +4,7 @@
 //! the tip moves. Connecting, catch-up and recognising our own frames are
 //! the session's ([`toycoin_common::session`]).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -11,9 +12,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use toycoin_common::block::Block;
 use toycoin_common::chain::ChainError;
-use toycoin_common::control::{check_name, proof, Order};
+use toycoin_common::control::{check_name, Order};
 use toycoin_common::frame::DEFAULT_MAX_FRAME_LEN;
-use toycoin_common::hash::{BlockHash, Txid};
+use toycoin_common::hash::{BlockHash, Hash, Txid};
 use toycoin_common::log::clipped;
 use toycoin_common::mempool::{Mempool, DEFAULT_MAX_PENDING};
 use toycoin_common::message::{encode_bloc, encode_stat, Status, TxnMessage, MAX_STATUS_NAME};
@@ -27,7 +28,8 @@ use toycoin_common::tree::{Adopted, Received};
 use toycoin_common::wallet::fingerprint;
 
 use crate::event::Event;
-use crate::fault::{Breach, Fault, Liar};
+use crate::fault::{read_order, Breach, Fault, Liar};
+use crate::pbft::{PbftConfig, PbftNode};
 
 /// How often a node mining continuously takes transactions that arrived
 /// since its block's template was made into a new template (Bitcoin's
@@ -86,6 +88,8 @@ pub struct NodeConfig {
     /// The teacher's token (the relay's): with it, the node obeys the
     /// relay's orders to play a fault (`toycoin-ctl fault`).
     pub control_token: Option<String>,
+    /// Agree by pBFT instead of proof of work (`--consensus pbft`).
+    pub pbft: Option<PbftConfig>,
 }
 
 /// The reward address of a node given no wallet: not a key, so whatever it
@@ -113,6 +117,7 @@ impl NodeConfig {
             clock_skew: 0,
             fault: None,
             control_token: None,
+            pbft: None,
         }
     }
 }
@@ -139,9 +144,16 @@ pub struct Snapshot {
     pub total_work: u128,
     pub pending: Vec<Txid>,
     pub mining: bool,
+    /// pBFT: the batches executed, (sequence number, digest), in order.
+    pub executed: Vec<(u64, Hash)>,
+    /// pBFT: the view the replica is in.
+    pub view: Option<u64>,
+    /// Every owner's balance in the best chain (proof of work) or the
+    /// executed ledger (pBFT).
+    pub balances: BTreeMap<Address, i64>,
 }
 
-enum Command {
+pub(crate) enum Command {
     Snapshot(oneshot::Sender<Snapshot>),
     Stop,
 }
@@ -177,11 +189,25 @@ impl NodeHandle {
 
 /// Starts a node on the current Tokio runtime; the receiver gets every
 /// event from the first (`Started`) on.
+///
+/// A pBFT node whose key is not one of its replicas' cannot start: the
+/// error says so (checked first by the binary).
 pub fn spawn(config: NodeConfig) -> (NodeHandle, broadcast::Receiver<Event>) {
     let (events, first) = broadcast::channel(4096);
     let (commands, command_rx) = mpsc::channel(16);
-    let node = Node::new(config, events.clone());
-    let task = tokio::spawn(node.run(command_rx));
+    let task = match config.pbft.clone() {
+        Some(pbft) => match PbftNode::new(config, pbft, events.clone()) {
+            Ok(node) => tokio::spawn(node.run(command_rx)),
+            Err(reason) => {
+                let events = events.clone();
+                tokio::spawn(async move {
+                    let _ = events.send(Event::PbftRefused { reason });
+                    let _ = events.send(Event::Stopped);
+                })
+            }
+        },
+        None => tokio::spawn(Node::new(config, events.clone()).run(command_rx)),
+    };
     (
         NodeHandle {
             commands,
@@ -357,6 +383,9 @@ impl Node {
             total_work: chain.total_work(),
             pending: self.pool.hashes().copied().collect(),
             mining: self.mining.is_some(),
+            executed: Vec::new(),
+            view: None,
+            balances: chain.ledger().balances(),
         }
     }
 
@@ -376,6 +405,8 @@ impl Node {
                 _ => self.answer_with_a_lie(blocks),
             },
             SessionEvent::Status(status) => self.liar.heard_of(&status.name),
+            // Another network's way to agree: not ours to act on.
+            SessionEvent::Pbft(_) => {}
             SessionEvent::Order(order) => self.on_order(order),
             SessionEvent::Own(message) => self.emit(Event::OwnMessage {
                 kind: message.kind(),
@@ -707,27 +738,7 @@ impl Node {
 
     /// An order from the relay: obeyed when it proves the teacher's token.
     fn on_order(&mut self, order: Result<Order, String>) {
-        let verdict = order.and_then(|order| {
-            let Some(token) = &self.config.control_token else {
-                return Err(format!(
-                    "ignored an order to play {}: this node was started without --control-token",
-                    order.fault
-                ));
-            };
-            if order.proof != proof(token) {
-                return Err(format!(
-                    "ignored an order to play {}: it does not prove our token",
-                    order.fault
-                ));
-            }
-            if order.fault == "honest" {
-                return Ok(None);
-            }
-            <Fault as clap::ValueEnum>::from_str(&order.fault, true)
-                .map(Some)
-                .map_err(|_| format!("ignored an order to play {:?}: no such fault", order.fault))
-        });
-        match verdict {
+        match read_order(order, &self.config.control_token) {
             Ok(fault) => self.set_fault(fault),
             Err(reason) => self.emit(Event::OrderRefused { reason }),
         }

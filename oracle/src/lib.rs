@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,6 +18,7 @@ use toycoin_common::hash::Txid;
 use toycoin_common::ledger::Ledger;
 use toycoin_common::log::TRAFFIC;
 use toycoin_common::message::{encode_txn, TxnMessage};
+use toycoin_common::pbft::{Membership, Seen, Tally};
 use toycoin_common::profile::Profile;
 use toycoin_common::profile::{Minting, FINAL_CONFIRMATIONS};
 use toycoin_common::session::{
@@ -59,6 +61,9 @@ pub struct OracleConfig {
     /// The key file of the network's mint (steady), created on first use.
     /// `None`: a new mint key for this run only.
     pub mint_key: Option<PathBuf>,
+    /// pBFT (`--consensus pbft`): the replicas. A transaction is final
+    /// when f+1 of them reply that they applied it.
+    pub pbft: Option<Arc<Membership>>,
 }
 
 impl OracleConfig {
@@ -79,6 +84,7 @@ impl OracleConfig {
             backoff: BACKOFF,
             max_backoff: MAX_BACKOFF,
             mint_key: None,
+            pbft: None,
         }
     }
 }
@@ -105,6 +111,9 @@ struct Sent {
     missed: usize,
     /// A reorganisation took back the block that held it.
     lost: bool,
+    /// pBFT: when it was first sent, and the `PBFT` frames heard by then.
+    first_sent: Instant,
+    frames_before: u64,
 }
 
 struct Oracle {
@@ -116,8 +125,17 @@ struct Oracle {
     /// Said once: the chain names another mint.
     warned_mint: bool,
     truth: Ledger,
+    /// pBFT: the replicas' replies counted, and the oracle's transactions
+    /// they made final applied in order (what the network agreed on).
+    tally: Option<Tally>,
+    agreed: Ledger,
+    /// Final transactions not yet applied to `agreed` (a later batch's
+    /// replies came first).
+    deferred: Vec<Transaction>,
     session: Session,
     sent: Vec<Sent>,
+    /// The transactions sent, by hash (pBFT applies them once final).
+    sent_txns: HashMap<Txid, Transaction>,
     transfers: u64,
     shutdown: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
 }
@@ -127,8 +145,20 @@ struct Oracle {
 pub async fn run(config: OracleConfig) -> i32 {
     let shutdown = Box::pin(toycoin_common::signal::shutdown_signal());
     info!(
-        "Starting up {}: Oracle ({} wallets, profile {}), relay {} topic {}",
-        config.name, config.wallets, config.profile.kind, config.relay, config.topic
+        "Starting up {}: Oracle ({} wallets, profile {}, {}), relay {} topic {}",
+        config.name,
+        config.wallets,
+        config.profile.kind,
+        match &config.pbft {
+            Some(m) => format!(
+                "pBFT client of {} replicas: final on f+1 = {} matching replies",
+                m.n(),
+                m.weak()
+            ),
+            None => "proof of work".to_owned(),
+        },
+        config.relay,
+        config.topic
     );
     let mut rng = match config.seed {
         Some(seed) => StdRng::seed_from_u64(seed),
@@ -160,6 +190,7 @@ pub async fn run(config: OracleConfig) -> i32 {
     session.backoff = config.backoff;
     session.max_backoff = config.max_backoff;
     let config_profile = config.profile;
+    let tally = config.pbft.clone().map(|m| Tally::new(Some(m)));
     let mut oracle = Oracle {
         session: Session::start(session),
         config,
@@ -168,7 +199,11 @@ pub async fn run(config: OracleConfig) -> i32 {
         mint,
         warned_mint: false,
         truth: Ledger::new(config_profile),
+        tally,
+        agreed: Ledger::new(config_profile),
+        deferred: Vec::new(),
         sent: Vec::new(),
+        sent_txns: HashMap::new(),
         transfers: 0,
         shutdown: Some(shutdown),
     };
@@ -317,6 +352,9 @@ impl Oracle {
             return;
         }
         let payload = encode_txn(&m.tokens, &m.txn);
+        if self.tally.is_some() {
+            self.sent_txns.insert(m.txn.hash(), m.txn.clone());
+        }
         self.sent.push(Sent {
             hash: m.txn.hash(),
             label,
@@ -327,6 +365,8 @@ impl Oracle {
             reported: 0,
             missed: 0,
             lost: false,
+            first_sent: Instant::now(),
+            frames_before: self.tally.as_ref().map_or(0, |t| t.frames),
         });
         self.session.publish(payload);
     }
@@ -340,7 +380,10 @@ impl Oracle {
     }
 
     fn chain_balances(&self) -> Vec<i64> {
-        self.balances_in(self.session.tree().chain().ledger())
+        match &self.tally {
+            Some(_) => self.balances_in(&self.agreed),
+            None => self.balances_in(self.session.tree().chain().ledger()),
+        }
     }
 
     /// Each wallet's balance in `ledger`, from one pass over its outputs
@@ -464,7 +507,8 @@ impl Oracle {
                 "Relay: {reason}; retrying in {:.1} s",
                 retry_in.as_secs_f64()
             ),
-            Some(SessionEvent::Bloc(report)) => self.on_bloc(report),
+            Some(SessionEvent::Bloc(report)) if self.tally.is_none() => self.on_bloc(report),
+            Some(SessionEvent::Pbft(payload)) => self.on_pbft(&payload),
             Some(SessionEvent::Undecodable { bytes, reason, .. }) => {
                 warn!("Ignored a frame of {bytes} bytes: {reason}");
             }
@@ -495,6 +539,66 @@ impl Oracle {
             Ok(_) => {}
             Err(e) => warn!("Ignored an invalid BLOC: block {}: {}", e.index, e.error),
         }
+    }
+
+    /// A pBFT frame: with f+1 matching replies for a batch, the oracle's
+    /// transactions it applied are final.
+    fn on_pbft(&mut self, payload: &[u8]) {
+        let Some(tally) = &mut self.tally else {
+            return;
+        };
+        let (seq, txns) = match tally.on_payload(payload) {
+            Ok(Seen::Final { seq, txns, .. }) => (seq, txns),
+            Ok(_) => return,
+            Err(e) => {
+                warn!("Ignored a pBFT message: {e}");
+                return;
+            }
+        };
+        let (frames, weak) = (tally.frames, tally.members().map_or(1, |m| m.weak()));
+        let final_txns: HashSet<Txid> = txns.into_iter().collect();
+        for i in 0..self.sent.len() {
+            let s = &mut self.sent[i];
+            if s.confirmed.is_some() || !final_txns.contains(&s.hash) {
+                continue;
+            }
+            s.confirmed = Some(seq as usize);
+            s.reported = FINAL_CONFIRMATIONS;
+            info!(
+                "Final: {} in pBFT batch {seq}, {:.2} s after it was first sent ({} pBFT messages heard meanwhile; f+1 = {weak} matching replies)",
+                s.label,
+                s.first_sent.elapsed().as_secs_f64(),
+                frames - s.frames_before
+            );
+            let hash = s.hash;
+            if let Some(txn) = self.truth_txn(&hash) {
+                self.deferred.push(txn);
+            }
+        }
+        // Apply in order what now can be (a later batch's replies may come
+        // before an earlier one's).
+        loop {
+            let before = self.deferred.len();
+            let agreed = &mut self.agreed;
+            self.deferred
+                .retain(|t| agreed.apply_txns(std::slice::from_ref(t)).is_err());
+            if self.deferred.len() == before {
+                break;
+            }
+        }
+        if self.unconfirmed() == 0 {
+            let (agreed, truth) = (self.chain_balances(), self.truth_balances());
+            if agreed == truth {
+                info!("Balances agree: the replicas applied {agreed:?}, as the oracle knows");
+            } else {
+                warn!("!!! BALANCES DISAGREE: the replicas applied {agreed:?} but the oracle knows {truth:?} !!!");
+            }
+        }
+    }
+
+    /// One of the oracle's own transactions, by hash.
+    fn truth_txn(&self, hash: &Txid) -> Option<Transaction> {
+        self.sent_txns.get(hash).cloned()
     }
 
     /// Says once if the best chain's mint is not this oracle's: its grants

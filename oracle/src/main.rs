@@ -2,7 +2,7 @@
 //! chain and check it.
 
 use clap::Parser;
-use toycoin_common::cli::{count, seconds, ProfileArgs, RelayArgs};
+use toycoin_common::cli::{count, seconds, ConsensusArgs, ProfileArgs, RelayArgs};
 use toycoin_common::log::{LogArgs, Output};
 use toycoin_oracle::{run, OracleConfig};
 
@@ -33,6 +33,8 @@ struct Args {
     seed: Option<u64>,
     #[command(flatten)]
     rules: ProfileArgs,
+    #[command(flatten)]
+    consensus: ConsensusArgs,
     /// Re-send a transaction not in the best chain after this many blocks.
     #[arg(long, default_value_t = 3)]
     resend_after: usize,
@@ -69,6 +71,13 @@ async fn main() {
     config.resend_secs = args.resend_secs;
     config.confirm_timeout = args.confirm_timeout;
     config.mint_key = Some(args.mint_key);
+    match args.consensus.membership(&config.profile) {
+        Ok(members) => config.pbft = members.map(std::sync::Arc::new),
+        Err(e) => {
+            tracing::error!("toycoin-oracle: {e}");
+            std::process::exit(2);
+        }
+    }
     if let Some(name) = args.name {
         config.name = name;
     }

@@ -5,17 +5,20 @@
 //!
 //! - [`wire`]: the replicas file, signed messages, batches.
 //! - [`replica`]: one replica's protocol as a state machine.
+//! - [`tally`]: what an observer (listener, web view, oracle) counts.
 //!
 //! The node runs it with `--consensus pbft` (`node/src/pbft.rs`);
 //! `docs/pbft.md` describes the protocol as built.
 
 pub mod replica;
+pub mod tally;
 pub mod wire;
 
 pub use replica::{
     Misbehave, Outgoing, PbftEvent, PbftStats, Replica, CHECKPOINT_INTERVAL, PIPELINE,
     VIEW_TIMEOUT, WINDOW,
 };
+pub use tally::{Seen, Tally, Votes};
 pub use wire::{parse_hash, Batch, Membership, Msg, PbftError, SignedWire, MAX_REPLICAS, PBFT_TAG};
 
 #[cfg(test)]

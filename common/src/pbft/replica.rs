@@ -95,6 +95,52 @@ pub enum PbftEvent {
     Behind { executed: u64, stable: u64 },
 }
 
+impl std::fmt::Display for PbftEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PbftEvent::Proposed {
+                view,
+                seq,
+                digest,
+                txns,
+            } => write!(
+                f,
+                "pBFT: as primary of view {view}, ordered batch {seq} ({txns} txns, {}): PRE-PREPARE sent",
+                digest.short()
+            ),
+            PbftEvent::Prepared { view, seq, digest } => write!(
+                f,
+                "pBFT: batch {seq} prepared in view {view} ({}): pre-prepare and 2f prepares; COMMIT sent",
+                digest.short()
+            ),
+            PbftEvent::Execute { seq, .. } => write!(f, "pBFT: batch {seq} committed"),
+            PbftEvent::Stable { seq } => {
+                write!(f, "pBFT: checkpoint {seq} stable: the log up to it dropped")
+            }
+            PbftEvent::ViewChanging { to, why } => {
+                write!(f, "pBFT: VIEW CHANGE to view {to}: {why}")
+            }
+            PbftEvent::NewView {
+                view,
+                primary,
+                carried,
+                nulls,
+            } => write!(
+                f,
+                "pBFT: NEW VIEW {view}, primary replica {primary}: {carried} prepared batches carried over, {nulls} null"
+            ),
+            PbftEvent::Refused { from, reason } => match from {
+                Some(r) => write!(f, "pBFT: refused a message from replica {r}: {reason}"),
+                None => write!(f, "pBFT: refused a message: {reason}"),
+            },
+            PbftEvent::Behind { executed, stable } => write!(
+                f,
+                "pBFT: BEHIND: executed up to {executed}, the others' checkpoint is {stable}; state transfer is not built"
+            ),
+        }
+    }
+}
+
 /// Counts of what a replica sent and took, by kind.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PbftStats {

@@ -1,0 +1,283 @@
+//! What an observer of a pBFT network counts (the listener, the web view,
+//! the oracle as client): per batch its phase and votes — prepares against
+//! 2f, commits against 2f+1, replies against f+1 — the view and its
+//! primary, and view changes under way. With the replicas file it checks
+//! every signature; without, it counts what the messages claim and says so.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::hash::{Hash, Txid};
+
+use super::wire::{parse_hash, Membership, Msg, PbftError, SignedWire};
+
+/// Batches remembered, newest first kept.
+pub const MAX_TALLIED: usize = 64;
+
+/// One batch's votes as seen.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Votes {
+    pub view: u64,
+    pub digest: Option<Hash>,
+    /// Transactions in the batch (from its pre-prepare).
+    pub txns: usize,
+    pub prepares: BTreeSet<usize>,
+    pub commits: BTreeSet<usize>,
+    /// Replicas that replied, by what they replied (digest and the
+    /// transactions applied).
+    pub replies: BTreeMap<(Hash, Vec<Txid>), BTreeSet<usize>>,
+    /// The transactions f+1 replicas replied were applied, once they did.
+    pub final_txns: Option<Vec<Txid>>,
+}
+
+/// What one message was, for the observer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Seen {
+    PrePrepare {
+        from: usize,
+        view: u64,
+        seq: u64,
+        digest: Hash,
+        txns: usize,
+    },
+    /// A prepare or commit, and that phase's count for the batch now.
+    Vote {
+        from: usize,
+        phase: &'static str,
+        view: u64,
+        seq: u64,
+        count: usize,
+        needed: usize,
+    },
+    Checkpoint {
+        from: usize,
+        seq: u64,
+    },
+    ViewChange {
+        from: usize,
+        to: u64,
+        count: usize,
+        needed: usize,
+    },
+    NewView {
+        view: u64,
+        primary: usize,
+        batches: usize,
+    },
+    Reply {
+        from: usize,
+        seq: u64,
+        count: usize,
+        needed: usize,
+    },
+    /// f+1 matching replies: these transactions are final.
+    Final {
+        seq: u64,
+        digest: Hash,
+        txns: Vec<Txid>,
+    },
+}
+
+/// An observer's tally.
+#[derive(Debug)]
+pub struct Tally {
+    members: Option<Arc<Membership>>,
+    /// Replicas, where known (from the replicas file).
+    n: Option<usize>,
+    batches: BTreeMap<u64, Votes>,
+    view: u64,
+    view_changes: BTreeMap<u64, BTreeSet<usize>>,
+    /// PBFT frames seen.
+    pub frames: u64,
+}
+
+impl Tally {
+    /// An observer that checks signatures with `members` (or, without,
+    /// takes messages at their word).
+    pub fn new(members: Option<Arc<Membership>>) -> Tally {
+        Tally {
+            n: members.as_ref().map(|m| m.n()),
+            members,
+            batches: BTreeMap::new(),
+            view: 0,
+            view_changes: BTreeMap::new(),
+            frames: 0,
+        }
+    }
+
+    /// Whether signatures are checked.
+    pub fn verifies(&self) -> bool {
+        self.members.is_some()
+    }
+
+    pub fn view(&self) -> u64 {
+        self.view
+    }
+
+    /// The primary of the current view, where the replicas are known.
+    pub fn primary(&self) -> Option<usize> {
+        self.members.as_ref().map(|m| m.primary(self.view))
+    }
+
+    pub fn members(&self) -> Option<&Arc<Membership>> {
+        self.members.as_ref()
+    }
+
+    /// The batches tallied, by sequence number.
+    pub fn batches(&self) -> &BTreeMap<u64, Votes> {
+        &self.batches
+    }
+
+    fn f(&self) -> Option<usize> {
+        self.n.map(|n| (n - 1) / 3)
+    }
+
+    /// Needed counts: (2f prepares, 2f+1 commits, f+1 replies), or zeros
+    /// where n is unknown.
+    pub fn needed(&self) -> (usize, usize, usize) {
+        self.f().map_or((0, 0, 0), |f| (2 * f, 2 * f + 1, f + 1))
+    }
+
+    fn batch(&mut self, seq: u64) -> &mut Votes {
+        if !self.batches.contains_key(&seq) && self.batches.len() >= MAX_TALLIED {
+            self.batches.pop_first();
+        }
+        self.batches.entry(seq).or_default()
+    }
+
+    /// Takes one `PBFT` payload.
+    pub fn on_payload(&mut self, payload: &[u8]) -> Result<Seen, PbftError> {
+        self.frames += 1;
+        let wire = SignedWire::decode(payload)?;
+        let (from, msg) = match &self.members {
+            Some(m) => m.verify(&wire)?,
+            None => wire.open()?,
+        };
+        let (prepares, commits, weak) = self.needed();
+        Ok(match msg {
+            Msg::PrePrepare {
+                view,
+                seq,
+                digest,
+                batch,
+            } => {
+                let digest = parse_hash(&digest)?;
+                let txns = super::wire::Batch::parse(&batch).map_or(0, |b| b.txns.len());
+                self.view = self.view.max(view);
+                let votes = self.batch(seq);
+                if votes.view < view || votes.digest.is_none() {
+                    votes.view = view;
+                    votes.digest = Some(digest);
+                    votes.txns = txns;
+                    votes.prepares.clear();
+                    votes.commits.clear();
+                }
+                Seen::PrePrepare {
+                    from,
+                    view,
+                    seq,
+                    digest,
+                    txns,
+                }
+            }
+            Msg::Prepare { view, seq, digest } => {
+                self.vote(from, "prepare", view, seq, &digest, prepares)?
+            }
+            Msg::Commit { view, seq, digest } => {
+                self.vote(from, "commit", view, seq, &digest, commits)?
+            }
+            Msg::Checkpoint { seq, .. } => Seen::Checkpoint { from, seq },
+            Msg::ViewChange { view, .. } => {
+                let set = self.view_changes.entry(view).or_default();
+                set.insert(from);
+                let count = set.len();
+                while self.view_changes.len() > MAX_TALLIED {
+                    self.view_changes.pop_first();
+                }
+                Seen::ViewChange {
+                    from,
+                    to: view,
+                    count,
+                    needed: commits,
+                }
+            }
+            Msg::NewView {
+                view, pre_prepares, ..
+            } => {
+                self.view = self.view.max(view);
+                self.view_changes.retain(|&v, _| v > view);
+                Seen::NewView {
+                    view,
+                    primary: from,
+                    batches: pre_prepares.len(),
+                }
+            }
+            Msg::Reply {
+                seq, digest, txns, ..
+            } => {
+                let digest = parse_hash(&digest)?;
+                let txns: Vec<Txid> = txns
+                    .iter()
+                    .map(|t| parse_hash(t).map(Txid::from_raw_hash))
+                    .collect::<Result<_, _>>()?;
+                let votes = self.batch(seq);
+                let set = votes.replies.entry((digest, txns.clone())).or_default();
+                set.insert(from);
+                let count = set.len();
+                if count >= weak.max(1) && votes.final_txns.is_none() {
+                    votes.final_txns = Some(txns.clone());
+                    Seen::Final { seq, digest, txns }
+                } else {
+                    Seen::Reply {
+                        from,
+                        seq,
+                        count,
+                        needed: weak,
+                    }
+                }
+            }
+        })
+    }
+
+    /// A prepare or commit: counted where it matches the batch's
+    /// pre-prepare (view and digest).
+    fn vote(
+        &mut self,
+        from: usize,
+        phase: &'static str,
+        view: u64,
+        seq: u64,
+        digest: &str,
+        needed: usize,
+    ) -> Result<Seen, PbftError> {
+        let digest = parse_hash(digest)?;
+        let votes = self.batch(seq);
+        let matches = votes.view == view && votes.digest.map_or(true, |d| d == digest);
+        let set = if phase == "prepare" {
+            &mut votes.prepares
+        } else {
+            &mut votes.commits
+        };
+        if matches {
+            set.insert(from);
+        }
+        Ok(Seen::Vote {
+            from,
+            phase,
+            view,
+            seq,
+            count: set.len(),
+            needed,
+        })
+    }
+
+    /// View changes heard for views above the current one: (view, how many
+    /// replicas asked for it).
+    pub fn view_changes(&self) -> Vec<(u64, usize)> {
+        self.view_changes
+            .iter()
+            .filter(|(&v, _)| v > self.view)
+            .map(|(&v, s)| (v, s.len()))
+            .collect()
+    }
+}

@@ -8,6 +8,7 @@
 //! judged as the nodes judge it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use toycoin_common::block::Block;
 use toycoin_common::chain::Chain;
@@ -15,6 +16,7 @@ use toycoin_common::hash::{BlockHash, Txid};
 use toycoin_common::ledger::TxError;
 use toycoin_common::mempool::{Mempool, MempoolError};
 use toycoin_common::message::{GetBlocks, Message, Status, TxnMessage};
+use toycoin_common::pbft::{Membership, Seen, Tally};
 use toycoin_common::session::{BlocReport, SessionEvent};
 use toycoin_common::tree::{BlockTree, Received};
 
@@ -103,6 +105,21 @@ pub enum Verdict {
         tag: String,
         reason: String,
     },
+    /// A pBFT message, as the tally counted it.
+    Pbft(PbftSeen),
+}
+
+/// A pBFT message as seen: what it was, from whom, and whether its
+/// signature was checked (with `--replicas`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PbftSeen {
+    pub seen: Seen,
+    /// The sender's name (from the replicas file) or `replica i`.
+    pub from: String,
+    pub verified: bool,
+    /// The view as the tally stands, and its primary's name where known.
+    pub view: u64,
+    pub primary: Option<String>,
 }
 
 impl Effect {
@@ -122,6 +139,10 @@ impl Verdict {
             Verdict::Status { lie, .. } => lie.is_some(),
             Verdict::GetBlocks { .. } => false,
             Verdict::Undecodable { .. } => true,
+            Verdict::Pbft(p) => matches!(
+                p.seen,
+                Seen::ViewChange { .. } | Seen::NewView { .. } | Seen::Final { .. }
+            ),
         }
     }
 }
@@ -130,6 +151,8 @@ impl Verdict {
 #[derive(Debug)]
 pub struct Judge {
     pool: Mempool,
+    /// pBFT messages counted (checked where the replicas are known).
+    tally: Tally,
     /// Single known blocks sent again, and how often.
     resent: HashMap<BlockHash, u32>,
 }
@@ -145,6 +168,7 @@ impl Default for Judge {
     fn default() -> Judge {
         Judge {
             pool: Mempool::new(MAX_SEEN_PENDING),
+            tally: Tally::new(None),
             resent: HashMap::new(),
         }
     }
@@ -153,6 +177,19 @@ impl Default for Judge {
 impl Judge {
     pub fn new() -> Judge {
         Judge::default()
+    }
+
+    /// A judge that checks pBFT messages' signatures against `members`.
+    pub fn with_replicas(members: Arc<Membership>) -> Judge {
+        Judge {
+            tally: Tally::new(Some(members)),
+            ..Judge::default()
+        }
+    }
+
+    /// The pBFT tally.
+    pub fn tally(&self) -> &Tally {
+        &self.tally
     }
 
     /// Pending transactions.
@@ -181,7 +218,40 @@ impl Judge {
             SessionEvent::Undecodable { bytes, tag, reason } => {
                 Some(Verdict::Undecodable { bytes, tag, reason })
             }
+            SessionEvent::Pbft(payload) => Some(self.judge_pbft(&payload)),
             _ => None,
+        }
+    }
+
+    fn judge_pbft(&mut self, payload: &[u8]) -> Verdict {
+        match self.tally.on_payload(payload) {
+            Ok(seen) => {
+                let from = match &seen {
+                    Seen::PrePrepare { from, .. }
+                    | Seen::Vote { from, .. }
+                    | Seen::Checkpoint { from, .. }
+                    | Seen::ViewChange { from, .. }
+                    | Seen::Reply { from, .. } => Some(*from),
+                    Seen::NewView { primary, .. } => Some(*primary),
+                    Seen::Final { .. } => None,
+                };
+                let name = |i: usize| match self.tally.members() {
+                    Some(m) => m.name(i),
+                    None => format!("replica {i}"),
+                };
+                Verdict::Pbft(PbftSeen {
+                    from: from.map(name).unwrap_or_default(),
+                    verified: self.tally.verifies(),
+                    view: self.tally.view(),
+                    primary: self.tally.primary().map(name),
+                    seen,
+                })
+            }
+            Err(e) => Verdict::Undecodable {
+                bytes: payload.len(),
+                tag: "PBFT".to_owned(),
+                reason: e.to_string(),
+            },
         }
     }
 

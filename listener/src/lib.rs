@@ -67,6 +67,18 @@ impl Listener {
         }
     }
 
+    /// A listener that checks pBFT messages against `members`.
+    pub fn with_replicas(
+        profile: Profile,
+        mode: Mode,
+        members: std::sync::Arc<toycoin_common::pbft::Membership>,
+    ) -> Listener {
+        Listener {
+            judge: Judge::with_replicas(members),
+            ..Listener::new(profile, mode, false)
+        }
+    }
+
     /// Decodes, judges and shows one frame; `now` is the Unix time in
     /// seconds.
     pub fn handle(&mut self, payload: &[u8], now: u64) -> Shown {

@@ -38,6 +38,10 @@ struct Args {
     /// Colours.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     color: Color,
+    /// pBFT: the replicas file, to check every PBFT message's signature
+    /// and show replicas by name (without it they are counted unchecked).
+    #[arg(long, value_name = "FILE")]
+    replicas: Option<std::path::PathBuf>,
     /// Never send catch-up requests (GETB); only listen.
     #[arg(long)]
     passive: bool,
@@ -80,7 +84,16 @@ async fn main() {
     let renderer = Renderer::new(mode, color);
     // Human lines on a terminal fit its width; JSON lines stay whole.
     let wrap = mode != Mode::Json && std::io::stdout().is_terminal();
-    let mut judge = Judge::new();
+    let mut judge = match &args.replicas {
+        None => Judge::new(),
+        Some(path) => match toycoin_common::pbft::Membership::load(path) {
+            Ok(members) => Judge::with_replicas(Arc::new(members)),
+            Err(e) => {
+                tracing::error!("toycoin-listener: {e}");
+                std::process::exit(2);
+            }
+        },
+    };
     info!(
         "Starting up: Listener (profile {}, {} output)",
         profile.kind,

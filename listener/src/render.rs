@@ -10,7 +10,9 @@ use toycoin_common::profile::FINAL_CONFIRMATIONS;
 use toycoin_common::transaction::{Token, Transaction};
 use toycoin_common::wallet::fingerprint;
 
-use crate::judge::{Effect, TxnCheck, Verdict};
+use toycoin_common::pbft::Seen;
+
+use crate::judge::{Effect, PbftSeen, TxnCheck, Verdict};
 
 /// How frames are shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,6 +154,7 @@ impl Renderer {
                         .paint("31", &format!(" — FAULTY, a lie: it {lie}")))
                 ),
             },
+            Verdict::Pbft(p) => self.pbft(p),
             Verdict::Undecodable { bytes, tag, reason } => match self.mode {
                 Mode::Json => json!({
                     "type": if tag.is_empty() { "unknown" } else { tag.as_str() },
@@ -166,6 +169,104 @@ impl Renderer {
                 ),
             },
         }
+    }
+
+    /// A pBFT message: its phase and the batch's count against what the
+    /// phase needs.
+    fn pbft(&self, p: &PbftSeen) -> String {
+        let check = if p.verified {
+            ""
+        } else {
+            " (signature not checked: no --replicas)"
+        };
+        if self.mode == Mode::Json {
+            let mut v = match &p.seen {
+                Seen::PrePrepare {
+                    view,
+                    seq,
+                    digest,
+                    txns,
+                    ..
+                } => json!({
+                    "kind": "pre-prepare", "view": view, "seq": seq,
+                    "digest": digest.to_hex(), "txns": txns,
+                }),
+                Seen::Vote {
+                    phase,
+                    view,
+                    seq,
+                    count,
+                    needed,
+                    ..
+                } => json!({
+                    "kind": phase, "view": view, "seq": seq, "count": count, "needed": needed,
+                }),
+                Seen::Checkpoint { seq, .. } => json!({ "kind": "checkpoint", "seq": seq }),
+                Seen::ViewChange {
+                    to, count, needed, ..
+                } => json!({
+                    "kind": "view-change", "view": to, "count": count, "needed": needed,
+                }),
+                Seen::NewView { view, batches, .. } => json!({
+                    "kind": "new-view", "view": view, "batches": batches,
+                }),
+                Seen::Reply {
+                    seq, count, needed, ..
+                } => json!({
+                    "kind": "reply", "seq": seq, "count": count, "needed": needed,
+                }),
+                Seen::Final { seq, digest, txns } => json!({
+                    "kind": "final", "seq": seq, "digest": digest.to_hex(),
+                    "txns": txns.iter().map(|t| t.to_hex()).collect::<Vec<_>>(),
+                }),
+            };
+            if let Value::Object(map) = &mut v {
+                map.insert("type".into(), json!("PBFT"));
+                map.insert("valid".into(), json!(true));
+                map.insert("from".into(), json!(p.from));
+                map.insert("verified".into(), json!(p.verified));
+                map.insert("primary".into(), json!(p.primary));
+            }
+            return v.to_string();
+        }
+        let tag = self.paint("35", "PBFT");
+        let from = &p.from;
+        let line = match &p.seen {
+            Seen::PrePrepare { view, seq, digest, txns, .. } => format!(
+                "{from} PRE-PREPARE batch {seq} in view {view} ({txns} txns, {}): the primary orders it",
+                digest.short()
+            ),
+            Seen::Vote { phase, view, seq, count, needed, .. } => {
+                let (name, rule) = if *phase == "prepare" {
+                    ("PREPARE", "2f")
+                } else {
+                    ("COMMIT", "2f+1")
+                };
+                let done = if *needed > 0 && count >= needed {
+                    self.paint("32", if *phase == "prepare" { " prepared" } else { " committed" })
+                } else {
+                    String::new()
+                };
+                format!("{from} {name} batch {seq} in view {view}: {count}/{needed} ({rule}){done}")
+            }
+            Seen::Checkpoint { seq, .. } => format!("{from} CHECKPOINT after batch {seq}"),
+            Seen::ViewChange { to, count, needed, .. } => self.paint(
+                "33",
+                &format!("{from} VIEW-CHANGE to view {to}: {count}/{needed} (2f+1) replicas want it"),
+            ),
+            Seen::NewView { view, batches, .. } => self.paint(
+                "33",
+                &format!("{from} NEW-VIEW {view}: {from} is primary; {batches} batches ordered again"),
+            ),
+            Seen::Reply { seq, count, needed, .. } => {
+                format!("{from} REPLY batch {seq}: {count}/{needed} (f+1) matching")
+            }
+            Seen::Final { seq, txns, .. } => self.paint(
+                "1;32",
+                &format!("batch {seq} FINAL: f+1 matching replies; {} txns applied, final at once (proof of work waits for {FINAL_CONFIRMATIONS} blocks)", txns.len()),
+            ),
+        };
+        format!("{tag} {line}{check}")
     }
 
     fn txn(

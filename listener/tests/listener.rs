@@ -304,3 +304,105 @@ fn a_late_listener_says_parent_unknown_and_a_resend_already_pending_not_invalid(
     assert!(again.contains("already pending: sent again"), "{again}");
     assert!(!again.contains("Valid: False"), "{again}");
 }
+
+/// Four replicas order one batch in memory; the listener sees every
+/// message, counts the votes against 2f and 2f+1, calls the batch final on
+/// f+1 replies, and refuses a forged vote.
+#[test]
+fn counts_pbft_votes_against_their_quorums_and_calls_a_batch_final() {
+    use std::sync::Arc;
+    use toycoin_common::hash::Hash;
+    use toycoin_common::pbft::{Membership, Msg, PbftEvent, Replica, SignedWire};
+    use toycoin_common::profile::Signing;
+
+    let keys: Vec<Wallet> = (0..5)
+        .map(|_| Wallet::generate(&mut OsRng).unwrap())
+        .collect();
+    let members = Arc::new(
+        Membership::new(
+            (0..4)
+                .map(|i| (format!("node{}", i + 1), keys[i].address().clone()))
+                .collect(),
+        )
+        .unwrap(),
+    );
+    let mut replicas: Vec<Replica> = (0..4)
+        .map(|i| Replica::new(members.clone(), i, keys[i].clone(), Signing::Amounts).unwrap())
+        .collect();
+    let mut text = Listener::with_replicas(Profile::steady(5.0), Mode::Brief, members.clone());
+    let mut js = Listener::with_replicas(Profile::steady(5.0), Mode::Json, members.clone());
+    let grant = keys[4].grant(&mut OsRng, keys[0].address(), 5).unwrap();
+    let now = tokio::time::Instant::now();
+    assert!(replicas[0].propose(vec![grant.clone()], now));
+    let mut lines = Vec::new();
+    let mut kinds = Vec::new();
+    loop {
+        let mut sent = Vec::new();
+        for (i, r) in replicas.iter_mut().enumerate() {
+            while let Some(e) = r.take_event() {
+                if let PbftEvent::Execute { seq, digest, .. } = e {
+                    r.reply(seq, digest, &[grant.hash()]);
+                }
+            }
+            while let Some(out) = r.take_outgoing() {
+                sent.push((i, out.payload));
+            }
+        }
+        if sent.is_empty() {
+            break;
+        }
+        for (from, payload) in sent {
+            lines.push(text.handle(&payload, NOW).text);
+            let v = json(&mut js, &payload);
+            assert_eq!(v["type"], "PBFT");
+            assert_eq!(v["verified"], true);
+            kinds.push(v["kind"].as_str().unwrap().to_owned());
+            for (j, r) in replicas.iter_mut().enumerate() {
+                if j != from {
+                    let _ = r.on_payload(&payload, now);
+                }
+            }
+        }
+    }
+    let all = lines.join("\n");
+    assert!(
+        all.contains("node1 PRE-PREPARE batch 1 in view 0 (1 txns"),
+        "{all}"
+    );
+    assert!(
+        all.contains("PREPARE batch 1 in view 0: 2/2 (2f) prepared"),
+        "{all}"
+    );
+    assert!(
+        all.contains("COMMIT batch 1 in view 0: 3/3 (2f+1) committed"),
+        "{all}"
+    );
+    assert!(
+        all.contains("batch 1 FINAL: f+1 matching replies; 1 txns applied"),
+        "{all}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "final").count(),
+        1,
+        "{kinds:?}"
+    );
+
+    // Replica 3 signs a commit as replica 1: refused, said why.
+    let forged = SignedWire::sign(
+        &keys[3],
+        1,
+        Msg::Commit {
+            view: 0,
+            seq: 2,
+            digest: Hash::of(b"x").to_hex(),
+        },
+    );
+    let shown = text.handle(&forged.encode(), NOW);
+    assert!(
+        shown
+            .text
+            .contains("signature of replica 1 does not verify"),
+        "{}",
+        shown.text
+    );
+}

@@ -13,14 +13,16 @@ use clap::{Parser, ValueEnum};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
-use toycoin_common::cli::count;
+use toycoin_common::cli::{count, Consensus};
+use toycoin_common::pbft::Membership;
+use toycoin_common::wallet::Wallet;
 use toycoin_node::Fault;
 
 /// Start a complete toycoin demo network.
 #[derive(Debug, Parser)]
 #[command(name = "toycoin-demo", version)]
 struct Args {
-    /// Number of mining nodes.
+    /// Number of nodes: miners, or with --consensus pbft the replicas.
     #[arg(long, default_value_t = 2, value_parser = count(1, 16))]
     nodes: usize,
     /// Seconds each node sleeps after a proof of work, comma-separated
@@ -59,6 +61,10 @@ struct Args {
     /// a pane of its own and ends with a verdict.
     #[arg(long, value_enum)]
     scenario: Option<toycoin_attack::Scenario>,
+    /// How the nodes agree: pow (proof of work) or pbft (the nodes are n =
+    /// 3f+1 replicas that vote; the demo writes their replicas file).
+    #[arg(long, value_enum, default_value_t = Consensus::Pow)]
+    consensus: Consensus,
     /// Do not run `cargo build` first.
     #[arg(long)]
     no_build: bool,
@@ -210,12 +216,24 @@ fn specs(
     let web = web
         .map(|addr| vec!["--web".to_owned(), addr.to_string()])
         .unwrap_or_default();
+    // pBFT: every program is told the replicas (the listener to check
+    // their signatures).
+    let replicas = match args.consensus {
+        Consensus::Pow => Vec::new(),
+        Consensus::Pbft => vec![
+            "--consensus".to_owned(),
+            "pbft".to_owned(),
+            "--replicas".to_owned(),
+            replicas_file(args),
+        ],
+    };
     let mut out = vec![Spec {
         label: "listener".into(),
         program: "toycoin-listener",
         args: connect(
             &[
                 profile.clone(),
+                replicas.get(2..).unwrap_or_default().to_vec(),
                 vec![
                     "--color".into(),
                     if colour { "always" } else { "auto" }.into(),
@@ -226,7 +244,7 @@ fn specs(
         ),
     }];
     for i in 0..args.nodes {
-        let mut extra = profile.clone();
+        let mut extra = [profile.clone(), replicas.clone()].concat();
         extra.extend([
             "--delay".to_owned(),
             at(&args.delays, i, 0.0).to_string(),
@@ -250,7 +268,7 @@ fn specs(
             args: connect(&extra),
         });
     }
-    let mut oracle = profile.clone();
+    let mut oracle = [profile.clone(), replicas.clone()].concat();
     oracle.extend(["--mint-key".to_owned(), key_file(args, "mint")]);
     out.push(Spec {
         label: "oracle".into(),
@@ -279,6 +297,37 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir)
+}
+
+/// The replicas file the demo writes for `--consensus pbft`.
+fn replicas_file(args: &Args) -> String {
+    args.keys
+        .join(format!("replicas-{}.txt", args.nodes))
+        .display()
+        .to_string()
+}
+
+/// With `--consensus pbft`: each node's key (made once, kept in the key
+/// directory) and the replicas file naming them, node1 first.
+fn write_replicas(args: &Args) -> Result<(), String> {
+    let mut members = Vec::new();
+    for i in 0..args.nodes {
+        let name = format!("node{}", i + 1);
+        let path = PathBuf::from(key_file(args, &name));
+        let (wallet, _) = Wallet::load_or_create(&path).map_err(|e| e.to_string())?;
+        members.push((name, wallet.address().clone()));
+    }
+    let members = Membership::new(members)?;
+    std::fs::write(replicas_file(args), members.to_text())
+        .map_err(|e| format!("cannot write {}: {e}", replicas_file(args)))?;
+    println!(
+        "pBFT: {} replicas (f = {}: {} faulty tolerated), replicas file {}",
+        members.n(),
+        members.f(),
+        members.f(),
+        replicas_file(args)
+    );
+    Ok(())
 }
 
 /// The key file of `who` in the demo's key directory.
@@ -707,6 +756,20 @@ async fn main() {
     if let Err(e) = create_private_dir(&args.keys) {
         eprintln!("toycoin-demo: cannot create {}: {e}", args.keys.display());
         std::process::exit(1);
+    }
+    if args.consensus == Consensus::Pbft {
+        if args.profile != "steady" {
+            eprintln!("toycoin-demo: --consensus pbft needs the steady profile");
+            std::process::exit(2);
+        }
+        if args.scenario.is_some() {
+            eprintln!("toycoin-demo: the --scenario attacks are proof of work's; not with --consensus pbft");
+            std::process::exit(2);
+        }
+        if let Err(e) = write_replicas(&args) {
+            eprintln!("toycoin-demo: {e}");
+            std::process::exit(1);
+        }
     }
     let use_tmux = !args.no_tmux && std::io::stdout().is_terminal() && tmux_available();
     let code = if use_tmux {

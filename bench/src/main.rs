@@ -15,8 +15,10 @@
 //! - `fork`: what rewriting 6 blocks costs an attacker against honest nodes.
 //! - `web`: the web view drawing a long chain, and its CPU with 30 browsers.
 //! - `memory`: the relay's peak RSS under every memory attack at once.
+//! - `pbft`: messages per committed batch and time to final for n = 4 to
+//!   13 replicas, beside proof of work's time to 6 confirmations.
 //!
-//! With no suite named, all but `memory`, `floods`, `pace`, `fork` and `web` run, and the last line holds every figure.
+//! With no suite named, all but `memory`, `floods`, `pace`, `fork`, `web` and `pbft` run, and the last line holds every figure.
 
 mod attacks;
 mod chains;
@@ -25,6 +27,7 @@ mod fork;
 mod load;
 mod memory;
 mod pace;
+mod pbft;
 mod pow;
 mod programs;
 mod propagation;
@@ -127,6 +130,20 @@ enum Suite {
         /// Seconds of each CPU measure.
         #[arg(long, default_value_t = 10)]
         secs: u64,
+    },
+    /// pBFT: messages per committed batch against the protocol's count,
+    /// and time to final, for each n; beside proof of work's time to 6
+    /// confirmations at the default 5 s target.
+    Pbft {
+        /// Replicas, comma-separated.
+        #[arg(long, default_value = "4,7,10,13", value_delimiter = ',')]
+        sizes: Vec<usize>,
+        /// Transactions per size, one at a time.
+        #[arg(long, default_value_t = 20)]
+        txns: usize,
+        /// Transfers timed to 6 confirmations under proof of work (0: skip).
+        #[arg(long, default_value_t = 3)]
+        pow_txns: usize,
     },
     /// The relay's peak RSS under every memory attack at once.
     Memory {
@@ -417,6 +434,17 @@ fn main() {
                 secs,
             }) => web::run(blocks.max(1), browsers, secs.max(1)).await,
             Some(Suite::Memory { budget }) => memory::run(budget).await,
+            Some(Suite::Pbft {
+                sizes,
+                txns,
+                pow_txns,
+            }) => {
+                let sizes: Vec<usize> = sizes
+                    .into_iter()
+                    .filter(|&n| (1..=64).contains(&n))
+                    .collect();
+                pbft::run(&sizes, txns.max(1), pow_txns).await
+            }
             Some(Suite::ServeRelay { budget, ready_file }) => {
                 memory::serve(budget, ready_file).await
             }

@@ -1,0 +1,278 @@
+//! The pBFT suite: for n = 4, 7, 10, 13 replicas (in this process, over
+//! the relay), the messages each committed batch costs against the
+//! protocol's count, and the time from a transaction to final (f+1
+//! matching replies); beside it, proof of work's time to 6 confirmations
+//! at the default 5 s target, measured on two mining nodes.
+//!
+//! One transaction is sent at a time and waited for, so each batch holds
+//! one and the counts are per batch. In the paper's point-to-point terms a
+//! batch costs n-1 pre-prepares, (n-1)^2 prepares, n(n-1) commits and n
+//! replies: 2n(n-1) + n. On the relay each replica broadcasts once and the
+//! relay delivers to the n-1 others, so the deliveries among replicas
+//! should be that count exactly.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use tokio::time::Instant;
+use toycoin_common::message::{encode_txn, Message};
+use toycoin_common::pbft::{Membership, Msg, Seen, SignedWire, Tally, CHECKPOINT_INTERVAL};
+use toycoin_common::profile::{Profile, FINAL_CONFIRMATIONS};
+use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
+use toycoin_common::wallet::Wallet;
+use toycoin_node::{spawn, NodeConfig, PbftConfig};
+
+use crate::programs::quiet_relay;
+
+/// One size's figures.
+struct Row {
+    n: usize,
+    batches: u64,
+    frames: BTreeMap<&'static str, u64>,
+    latencies: Vec<f64>,
+}
+
+pub async fn run(sizes: &[usize], txns: usize, pow_txns: usize) -> Result<Vec<String>, String> {
+    let most = sizes.iter().copied().max().unwrap_or(4);
+    eprintln!("pbft: making {most} replica keys and a mint...");
+    let mut rng = StdRng::seed_from_u64(3);
+    let keys: Vec<Wallet> = (0..most + 1)
+        .map(|_| Wallet::generate(&mut rng).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    let mut rows = Vec::new();
+    for &n in sizes {
+        eprintln!("pbft: n = {n}...");
+        rows.push(one_size(n, &keys[..n], &keys[most], txns).await?);
+    }
+    let pow = if pow_txns > 0 {
+        eprintln!("pbft: proof of work, 2 nodes at the 5 s target, {pow_txns} transfers to 6 confirmations...");
+        Some(pow_to_final(pow_txns, &keys[most]).await?)
+    } else {
+        None
+    };
+
+    println!("\n== pbft: messages per committed batch and time to final ==");
+    println!(
+        "{:>3} {:>3} {:>8} {:>11} {:>13} {:>13} {:>9} {:>9}",
+        "n", "f", "batches", "frames/bat", "deliv/batch", "protocol", "final p50", "final max"
+    );
+    let mut figures = Vec::new();
+    for row in &rows {
+        let n = row.n as u64;
+        let per =
+            |k: &str| row.frames.get(k).copied().unwrap_or(0) as f64 / row.batches.max(1) as f64;
+        let frames: f64 = ["pre-prepare", "prepare", "commit", "reply", "checkpoint"]
+            .iter()
+            .map(|k| per(k))
+            .sum();
+        // Among replicas: every broadcast reaches the n-1 others; a reply
+        // is for the one client.
+        let deliveries =
+            (per("pre-prepare") + per("prepare") + per("commit")) * (n - 1) as f64 + per("reply");
+        let protocol = 2 * n * (n - 1) + n;
+        let (p50, max) = spread(&row.latencies);
+        println!(
+            "{:>3} {:>3} {:>8} {:>11.1} {:>13.1} {:>13} {:>8.3}s {:>8.3}s",
+            row.n,
+            (row.n - 1) / 3,
+            row.batches,
+            frames,
+            deliveries,
+            protocol,
+            p50,
+            max
+        );
+        figures.push(format!(
+            "pbft_n{}_deliveries_per_batch={deliveries:.1}",
+            row.n
+        ));
+        figures.push(format!("pbft_n{}_protocol_count={protocol}", row.n));
+        figures.push(format!("pbft_n{}_final_p50_s={p50:.3}", row.n));
+    }
+    println!(
+        "protocol: 2n(n-1) + n (n-1 pre-prepares, (n-1)^2 prepares, n(n-1) commits, n replies); a checkpoint every {CHECKPOINT_INTERVAL} batches adds n broadcasts"
+    );
+    if let Some(times) = pow {
+        let (p50, max) = spread(&times);
+        println!(
+            "proof of work (2 nodes, 5 s target): {FINAL_CONFIRMATIONS} confirmations after p50 {p50:.1} s, max {max:.1} s over {} transfers",
+            times.len()
+        );
+        figures.push(format!("pow_6conf_p50_s={p50:.1}"));
+    }
+    Ok(figures)
+}
+
+fn spread(xs: &[f64]) -> (f64, f64) {
+    let mut v = xs.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    (
+        v.get(v.len() / 2).copied().unwrap_or(0.0),
+        v.last().copied().unwrap_or(0.0),
+    )
+}
+
+async fn one_size(n: usize, keys: &[Wallet], mint: &Wallet, txns: usize) -> Result<Row, String> {
+    let relay = quiet_relay().await?;
+    let members = Arc::new(Membership::new(
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| (format!("r{}", i + 1), k.address().clone()))
+            .collect(),
+    )?);
+    let mut nodes = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let mut config = NodeConfig::new(relay.addr.to_string(), Profile::steady(5.0));
+        config.name = members.name(i);
+        config.pbft = Some(PbftConfig {
+            members: members.clone(),
+            wallet: key.clone(),
+            view_timeout: Duration::from_secs(10),
+        });
+        nodes.push(spawn(config).0);
+    }
+    let mut client = RelayClient::connect(relay.addr, DEFAULT_TOPIC)
+        .await
+        .map_err(|e| e.to_string())?;
+    // Let every replica subscribe before the first transaction.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut tally = Tally::new(Some(members.clone()));
+    let mut frames: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut latencies = Vec::new();
+    let mut rng = StdRng::seed_from_u64(n as u64);
+    let mut last_seq = 0;
+    for k in 0..txns {
+        let grant = mint
+            .grant(&mut rng, keys[0].address(), k as i64 + 1)
+            .map_err(|e| e.to_string())?;
+        let id = grant.hash();
+        let sent = Instant::now();
+        client
+            .publish(DEFAULT_TOPIC, &encode_txn(&[], &grant))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut final_at = None;
+        let deadline = sent + Duration::from_secs(60);
+        while final_at.is_none() {
+            let frame = tokio::time::timeout_at(deadline, client.recv())
+                .await
+                .map_err(|_| format!("n = {n}: transaction {k} not final within 60 s"))?
+                .map_err(|e| e.to_string())?
+                .ok_or("the relay went away")?;
+            if let Ok(Message::Txn(_)) = Message::decode(&frame) {
+                continue;
+            }
+            count(&mut frames, &frame);
+            if let Ok(Seen::Final { seq, txns, .. }) = tally.on_payload(&frame) {
+                last_seq = last_seq.max(seq);
+                if txns.contains(&id) {
+                    final_at = Some(sent.elapsed().as_secs_f64());
+                }
+            }
+        }
+        latencies.extend(final_at);
+    }
+    // The late replies and votes of the last batch.
+    let quiet = Duration::from_millis(500);
+    while let Ok(Ok(Some(frame))) = tokio::time::timeout(quiet, client.recv()).await {
+        count(&mut frames, &frame);
+    }
+    for node in nodes {
+        node.stop().await;
+    }
+    relay.stop().await.map_err(|e| e.to_string())?;
+    Ok(Row {
+        n,
+        batches: last_seq,
+        frames,
+        latencies,
+    })
+}
+
+fn count(frames: &mut BTreeMap<&'static str, u64>, payload: &[u8]) {
+    if let Ok((_, msg)) = SignedWire::decode(payload).and_then(|w| w.open()) {
+        let kind = match msg {
+            Msg::PrePrepare { .. } => "pre-prepare",
+            Msg::Prepare { .. } => "prepare",
+            Msg::Commit { .. } => "commit",
+            Msg::Reply { .. } => "reply",
+            Msg::Checkpoint { .. } => "checkpoint",
+            Msg::ViewChange { .. } => "view-change",
+            Msg::NewView { .. } => "new-view",
+        };
+        *frames.entry(kind).or_default() += 1;
+    }
+}
+
+/// Proof of work: two mining nodes at the default target; after the
+/// difficulty has had 10 blocks to adjust, `txns` grants are sent and
+/// timed until each is buried under 6 blocks of the best chain.
+async fn pow_to_final(txns: usize, mint: &Wallet) -> Result<Vec<f64>, String> {
+    let relay = quiet_relay().await?;
+    let profile = Profile::steady(toycoin_common::profile::DEFAULT_TARGET_SECS);
+    let mut nodes = Vec::new();
+    for i in 0..2 {
+        let mut config = NodeConfig::new(relay.addr.to_string(), profile);
+        config.name = format!("pow{}", i + 1);
+        nodes.push(spawn(config).0);
+    }
+    let warm = 10;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let snap = nodes[0].snapshot().await.ok_or("node stopped")?;
+        if snap.blocks.len() >= warm {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err("proof of work: no 10 blocks in 10 minutes".into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut client = RelayClient::connect(relay.addr, DEFAULT_TOPIC)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut rng = StdRng::seed_from_u64(5);
+    let mut pending = Vec::new();
+    for k in 0..txns {
+        let grant = mint
+            .grant(&mut rng, mint.address(), k as i64 + 1)
+            .map_err(|e| e.to_string())?;
+        client
+            .publish(DEFAULT_TOPIC, &encode_txn(&[], &grant))
+            .await
+            .map_err(|e| e.to_string())?;
+        pending.push((grant.hash(), Instant::now()));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let mut times = Vec::new();
+    while !pending.is_empty() {
+        if Instant::now() > deadline {
+            return Err("proof of work: not final within 10 minutes".into());
+        }
+        let snap = nodes[0].snapshot().await.ok_or("node stopped")?;
+        let height = snap.blocks.len();
+        pending.retain(|(id, sent)| {
+            let at = snap
+                .blocks
+                .iter()
+                .position(|b| b.txns.iter().any(|t| t.hash() == *id));
+            match at {
+                Some(h) if height - h >= FINAL_CONFIRMATIONS => {
+                    times.push(sent.elapsed().as_secs_f64());
+                    false
+                }
+                _ => true,
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(client);
+    for node in nodes {
+        node.stop().await;
+    }
+    relay.stop().await.map_err(|e| e.to_string())?;
+    Ok(times)
+}

@@ -7,17 +7,18 @@
 //! chain, the node's own, so a transaction that spends a pending one is
 //! judged as the nodes judge it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use toycoin_common::block::Block;
 use toycoin_common::chain::Chain;
 use toycoin_common::hash::{BlockHash, Txid};
-use toycoin_common::ledger::TxError;
+use toycoin_common::ledger::{Ledger, TxError};
 use toycoin_common::mempool::{Mempool, MempoolError};
 use toycoin_common::message::{GetBlocks, Message, Status, TxnMessage};
 use toycoin_common::pbft::{Membership, Seen, Tally};
 use toycoin_common::session::{BlocReport, SessionEvent};
+use toycoin_common::transaction::Transaction;
 use toycoin_common::tree::{BlockTree, Received};
 
 /// Most pending transactions the listener keeps to judge chained spends.
@@ -153,6 +154,10 @@ pub struct Judge {
     pool: Mempool,
     /// pBFT messages counted (checked where the replicas are known).
     tally: Tally,
+    /// On a pBFT network (from its first final batch): the transactions
+    /// f+1 replicas applied, what pending ones are judged against (there
+    /// are no blocks).
+    pbft_ledger: Option<Ledger>,
     /// Single known blocks sent again, and how often.
     resent: HashMap<BlockHash, u32>,
 }
@@ -169,6 +174,7 @@ impl Default for Judge {
         Judge {
             pool: Mempool::new(MAX_SEEN_PENDING),
             tally: Tally::new(None),
+            pbft_ledger: None,
             resent: HashMap::new(),
         }
     }
@@ -218,14 +224,17 @@ impl Judge {
             SessionEvent::Undecodable { bytes, tag, reason } => {
                 Some(Verdict::Undecodable { bytes, tag, reason })
             }
-            SessionEvent::Pbft(payload) => Some(self.judge_pbft(&payload)),
+            SessionEvent::Pbft(payload) => Some(self.judge_pbft(&payload, tree)),
             _ => None,
         }
     }
 
-    fn judge_pbft(&mut self, payload: &[u8]) -> Verdict {
+    fn judge_pbft(&mut self, payload: &[u8], tree: &BlockTree) -> Verdict {
         match self.tally.on_payload(payload) {
             Ok(seen) => {
+                if let Seen::Final { txns, .. } = &seen {
+                    self.finalize(txns, tree);
+                }
                 let from = match &seen {
                     Seen::PrePrepare { from, .. }
                     | Seen::Vote { from, .. }
@@ -255,9 +264,32 @@ impl Judge {
         }
     }
 
+    /// A pBFT batch is final: the pending transactions it applied join the
+    /// pBFT ledger (each after those it spends) and leave the pool.
+    fn finalize(&mut self, txns: &[Txid], tree: &BlockTree) {
+        let ledger = self
+            .pbft_ledger
+            .get_or_insert_with(|| Ledger::new(*tree.chain().profile()));
+        let wanted: HashSet<Txid> = txns.iter().copied().collect();
+        let mut todo: Vec<Transaction> = self
+            .pool
+            .select(self.pool.len())
+            .into_iter()
+            .filter(|t| wanted.contains(&t.hash()))
+            .collect();
+        loop {
+            let before = todo.len();
+            todo.retain(|t| ledger.apply_txns(std::slice::from_ref(t)).is_err());
+            if todo.len() == before {
+                break;
+            }
+        }
+        self.pool.rebuild(ledger, Vec::new());
+    }
+
     fn judge_txn(&mut self, message: TxnMessage, tree: &BlockTree) -> Verdict {
         let hash = message.txn.hash();
-        let ledger = tree.chain().ledger();
+        let ledger = self.pbft_ledger.as_ref().unwrap_or(tree.chain().ledger());
         let check = match self
             .pool
             .add(ledger, message.txn.clone(), Some(&message.tokens))

@@ -41,7 +41,9 @@ use toycoin_common::wallet::fingerprint;
 
 pub mod limit;
 
-use crate::judge::{Effect, TxnCheck, Verdict};
+use toycoin_common::pbft::Seen;
+
+use crate::judge::{Effect, PbftSeen, TxnCheck, Verdict};
 use crate::render::miner;
 
 /// Snapshots are sent at most this often, however fast the network.
@@ -113,8 +115,9 @@ struct NodeView {
 pub struct WebModel {
     blocks: HashMap<BlockHash, BlockView>,
     txns: HashMap<Txid, TxnView>,
-    /// Transfers mined recently: where, newest last.
-    mined: VecDeque<(Txid, BlockHash)>,
+    /// Transfers mined recently: where, when first seen (if it was), and
+    /// whether its time to final was counted; newest last.
+    mined: VecDeque<(Txid, BlockHash, Option<u64>, bool)>,
     log: VecDeque<String>,
     /// When the best chain last switched branch, and from which tip.
     last_reorg: Option<(u64, usize, BlockHash)>,
@@ -127,6 +130,54 @@ pub struct WebModel {
     stuck_by: HashSet<String>,
     /// What each node last said (`STAT`), when, and its last hash rates.
     nodes: HashMap<String, NodeView>,
+    /// pBFT, once a PBFT frame is seen: the view, its primary, each recent
+    /// batch's votes, view changes asked for.
+    pbft: Option<PbftView>,
+    /// Seconds from a transaction first seen to final, last ones: under
+    /// pBFT (f+1 replies) and proof of work (6 confirmations).
+    final_pbft: VecDeque<f64>,
+    final_pow: VecDeque<f64>,
+}
+
+/// Finality times kept for the meter.
+pub const FINALITY_SAMPLES: usize = 50;
+/// pBFT batches shown.
+pub const SHOWN_BATCHES: usize = 12;
+
+/// A pBFT batch as the page shows it.
+#[derive(Clone, Debug, Default)]
+struct BatchView {
+    view: u64,
+    txns: usize,
+    prepares: usize,
+    commits: usize,
+    replies: usize,
+    is_final: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+struct PbftView {
+    view: u64,
+    primary: Option<String>,
+    /// (2f, 2f+1, f+1), zeros when the replicas are not known.
+    needed: (usize, usize, usize),
+    batches: std::collections::BTreeMap<u64, BatchView>,
+    /// View asked for, and by how many.
+    view_change: Option<(u64, usize)>,
+    verified: bool,
+}
+
+fn push_sample(samples: &mut VecDeque<f64>, x: f64) {
+    if samples.len() == FINALITY_SAMPLES {
+        samples.pop_front();
+    }
+    samples.push_back(x);
+}
+
+fn median(samples: &VecDeque<f64>) -> Option<f64> {
+    let mut v: Vec<f64> = samples.iter().copied().collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied()
 }
 
 impl WebModel {
@@ -200,6 +251,7 @@ impl WebModel {
                     self.add_blocks(*first_height, blocks);
                 }
             }
+            Verdict::Pbft(p) => self.observe_pbft(p),
             Verdict::Status { status, lie } => {
                 if !self.nodes.contains_key(&status.name) && self.nodes.len() >= MAX_NODES {
                     let oldest = self
@@ -232,6 +284,128 @@ impl WebModel {
         }
     }
 
+    fn observe_pbft(&mut self, p: &PbftSeen) {
+        let now = now_ms();
+        let view = self.pbft.get_or_insert_with(PbftView::default);
+        view.view = p.view;
+        view.primary = p.primary.clone();
+        view.verified = p.verified;
+        let seq = match &p.seen {
+            Seen::PrePrepare {
+                seq, txns, view: v, ..
+            } => {
+                let b = view.batches.entry(*seq).or_default();
+                if b.view != *v || b.txns == 0 {
+                    *b = BatchView {
+                        view: *v,
+                        txns: *txns,
+                        ..BatchView::default()
+                    };
+                }
+                Some(*seq)
+            }
+            Seen::Vote {
+                phase,
+                seq,
+                count,
+                needed,
+                view: v,
+                ..
+            } => {
+                let b = view.batches.entry(*seq).or_default();
+                b.view = *v;
+                if *phase == "prepare" {
+                    b.prepares = *count;
+                    view.needed.0 = *needed;
+                } else {
+                    b.commits = *count;
+                    view.needed.1 = *needed;
+                }
+                Some(*seq)
+            }
+            Seen::Reply {
+                seq, count, needed, ..
+            } => {
+                let b = view.batches.entry(*seq).or_default();
+                b.replies = b.replies.max(*count);
+                view.needed.2 = *needed;
+                Some(*seq)
+            }
+            Seen::Final { seq, txns, .. } => {
+                let b = view.batches.entry(*seq).or_default();
+                b.is_final = true;
+                b.replies = b.replies.max(view.needed.2);
+                for t in txns {
+                    if let Some(v) = self.txns.get(t) {
+                        push_sample(
+                            &mut self.final_pbft,
+                            now.saturating_sub(v.seen_ms) as f64 / 1e3,
+                        );
+                    }
+                }
+                Some(*seq)
+            }
+            Seen::ViewChange { to, count, .. } => {
+                view.view_change = Some((*to, *count));
+                None
+            }
+            Seen::NewView { .. } => {
+                view.view_change = None;
+                None
+            }
+            Seen::Checkpoint { .. } => None,
+        };
+        if seq.is_some() {
+            while view.batches.len() > SHOWN_BATCHES {
+                view.batches.pop_first();
+            }
+        }
+    }
+
+    /// The pBFT panel's and the finality meter's part of a snapshot.
+    fn pbft_snapshot(&self, target_secs: Option<f64>) -> Value {
+        let finality = json!({
+            "pbft_s": median(&self.final_pbft),
+            "pbft_n": self.final_pbft.len(),
+            "pow_s": median(&self.final_pow),
+            "pow_n": self.final_pow.len(),
+            "pow_expected_s": target_secs.map(|t| t * FINAL_CONFIRMATIONS as f64),
+        });
+        let Some(p) = &self.pbft else {
+            return json!({ "finality": finality });
+        };
+        let batches: Vec<Value> = p
+            .batches
+            .iter()
+            .rev()
+            .map(|(seq, b)| {
+                let phase = if b.is_final {
+                    "final"
+                } else if p.needed.1 > 0 && b.commits >= p.needed.1 {
+                    "committed"
+                } else if p.needed.0 > 0 && b.prepares >= p.needed.0 {
+                    "prepared"
+                } else {
+                    "pre-prepared"
+                };
+                json!({
+                    "seq": seq, "view": b.view, "txns": b.txns,
+                    "prepares": b.prepares, "commits": b.commits, "replies": b.replies,
+                    "phase": phase,
+                })
+            })
+            .collect();
+        json!({
+            "finality": finality,
+            "view": p.view,
+            "primary": p.primary,
+            "verified": p.verified,
+            "needed": { "prepare": p.needed.0, "commit": p.needed.1, "reply": p.needed.2 },
+            "batches": batches,
+            "view_change": p.view_change.map(|(v, n)| json!({ "view": v, "count": n })),
+        })
+    }
+
     fn add_blocks(&mut self, first_height: Option<usize>, blocks: &[Block]) {
         for (i, b) in blocks.iter().enumerate() {
             let previous = b.header.previous_hash;
@@ -259,7 +433,9 @@ impl WebModel {
                 if self.mined.len() == RECENT_TXNS {
                     self.mined.pop_front();
                 }
-                self.mined.push_back((t.hash(), hash));
+                let id = t.hash();
+                let seen = self.txns.get(&id).map(|v| v.seen_ms);
+                self.mined.push_back((id, hash, seen, false));
             }
         }
         if self.blocks.len() > MAX_BLOCKS {
@@ -342,13 +518,23 @@ impl WebModel {
                 })
             })
             .collect();
+        // Proof of work's time to final: first seen to 6 confirmations.
+        for (_, block, seen, counted) in self.mined.iter_mut() {
+            let deep = chain
+                .height_of(block)
+                .is_some_and(|h| len - h >= FINAL_CONFIRMATIONS);
+            if let (false, true, Some(seen)) = (*counted, deep, *seen) {
+                *counted = true;
+                push_sample(&mut self.final_pow, now.saturating_sub(seen) as f64 / 1e3);
+            }
+        }
         // Recent transfers and their confirmations (0: no longer on the
         // best chain).
         let recent: Vec<Value> = self
             .mined
             .iter()
             .rev()
-            .map(|(txid, block)| {
+            .map(|(txid, block, _, _)| {
                 let confirmations = chain.height_of(block).map_or(0, |h| len - h);
                 json!({
                     "hash": txid.short(),
@@ -400,6 +586,10 @@ impl WebModel {
             "log": self.log.iter().rev().take(60).collect::<Vec<_>>(),
             "refused": self.refused,
             "refused_by": self.refused_by,
+            "pbft": self.pbft_snapshot(
+                (chain.profile().kind == toycoin_common::profile::ProfileKind::Steady)
+                    .then(|| chain.profile().target_ms as f64 / 1e3),
+            ),
             "last_reorg": self.last_reorg.map(|(at, fork, old)| json!({
                 "age_ms": now.saturating_sub(at),
                 "fork_height": fork,
@@ -489,6 +679,99 @@ mod tests {
     use bytes::Bytes;
     use toycoin_common::chain::Chain;
     use toycoin_common::profile::Profile;
+
+    /// The pBFT panel: each batch's votes against 2f, 2f+1 and f+1 and
+    /// its phase, the view and primary, a view change under way, and only
+    /// the last batches kept.
+    #[test]
+    fn the_pbft_panel_shows_each_batchs_phase_and_keeps_the_last_ones() {
+        let seen = |seen: Seen| {
+            Verdict::Pbft(PbftSeen {
+                seen,
+                from: "node2".into(),
+                verified: true,
+                view: 1,
+                primary: Some("node2".into()),
+            })
+        };
+        let mut model = WebModel::new();
+        let digest = toycoin_common::hash::Hash::of(b"batch");
+        for seq in 1..=20u64 {
+            model.observe(
+                &seen(Seen::PrePrepare {
+                    from: 1,
+                    view: 1,
+                    seq,
+                    digest,
+                    txns: 2,
+                }),
+                "",
+            );
+            for count in 1..=2 {
+                model.observe(
+                    &seen(Seen::Vote {
+                        from: 2,
+                        phase: "prepare",
+                        view: 1,
+                        seq,
+                        count,
+                        needed: 2,
+                    }),
+                    "",
+                );
+            }
+            if seq < 20 {
+                for count in 1..=3 {
+                    model.observe(
+                        &seen(Seen::Vote {
+                            from: 2,
+                            phase: "commit",
+                            view: 1,
+                            seq,
+                            count,
+                            needed: 3,
+                        }),
+                        "",
+                    );
+                }
+            }
+            if seq < 19 {
+                model.observe(
+                    &seen(Seen::Final {
+                        seq,
+                        digest,
+                        txns: Vec::new(),
+                    }),
+                    "",
+                );
+            }
+        }
+        model.observe(
+            &seen(Seen::ViewChange {
+                from: 3,
+                to: 2,
+                count: 1,
+                needed: 3,
+            }),
+            "",
+        );
+        let p = model.pbft_snapshot(Some(5.0));
+        assert_eq!(p["view"], 1);
+        assert_eq!(p["primary"], "node2");
+        assert_eq!(p["needed"]["commit"], 3);
+        let batches = p["batches"].as_array().expect("batches");
+        assert_eq!(batches.len(), SHOWN_BATCHES);
+        assert_eq!(batches[0]["seq"], 20);
+        assert_eq!(batches[0]["phase"], "prepared");
+        assert_eq!(batches[1]["phase"], "committed");
+        assert_eq!(batches[2]["phase"], "final");
+        assert_eq!(
+            batches[2]["replies"], 0,
+            "f+1 unknown here: no reply counted"
+        );
+        assert_eq!(p["view_change"]["view"], 2);
+        assert_eq!(p["finality"]["pow_expected_s"], 30.0);
+    }
 
     /// A 1,000-block chain: 40 blocks drawn, the rest one collapsed run,
     /// 500 heights charted, and a snapshot of bounded size.

@@ -229,6 +229,14 @@ async fn seven_replicas_finalize_with_two_faulty_and_stop_safely_with_three_sile
     net.settle().await;
     net.stop().await;
 
+    // f = 2 of the other modes, the primary among them.
+    for fault in [Fault::Stuck, Fault::Invalid] {
+        let net = Net::start(7, &[(0, fault), (4, fault)]).await;
+        assert_eq!(net.oracle(3, 60.0).await, 0, "beside two {fault} replicas");
+        net.settle().await;
+        net.stop().await;
+    }
+
     // f + 1 = 3 silent: no 2f+1 = 5 to commit anything; the others keep
     // changing views and say so.
     let mut net = Net::start(
@@ -239,8 +247,8 @@ async fn seven_replicas_finalize_with_two_faulty_and_stop_safely_with_three_sile
     assert_eq!(net.oracle(2, 4.0).await, 1, "no payment can be final");
     assert_eq!(net.agreed().await, 0);
     let (_, events) = &mut net.nodes[0];
-    wait_for(events, "a view change", |e| {
-        matches!(e, Event::Pbft(PbftEvent::ViewChanging { .. }))
+    wait_for(events, "a view change that says why it failed", |e| {
+        matches!(e, Event::Pbft(PbftEvent::ViewChanging { why, .. }) if why.contains("too few answer"))
     })
     .await;
     net.stop().await;

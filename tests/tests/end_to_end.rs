@@ -249,3 +249,109 @@ async fn the_demo_shows_blocks_within_seconds_and_stops_everything() {
     }
     assert!(!out.contains("panicked"), "{out}");
 }
+
+/// The binaries as the README runs them for pBFT: four nodes from a
+/// replicas file, the first (view 0's primary) silent; the oracle's
+/// payments all become final after a view change, and the JSON listener,
+/// checking every signature, shows batches final.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pbft_binaries_finalize_every_payment_past_a_silent_primary() {
+    use toycoin_common::pbft::Membership;
+    use toycoin_common::wallet::Wallet;
+
+    let dir = std::env::temp_dir().join(format!("toycoin-pbft-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut rng = rand::thread_rng();
+    let mut members = Vec::new();
+    let mut key_files = Vec::new();
+    for i in 0..4 {
+        let wallet = Wallet::generate(&mut rng).unwrap();
+        let path = dir.join(format!("node{}.pem", i + 1));
+        let _ = std::fs::remove_file(&path);
+        std::fs::write(&path, wallet.to_pem().unwrap()).unwrap();
+        key_files.push(path.display().to_string());
+        members.push((format!("node{}", i + 1), wallet.address().clone()));
+    }
+    let replicas = dir.join("replicas.txt");
+    std::fs::write(&replicas, Membership::new(members).unwrap().to_text()).unwrap();
+    let replicas = replicas.display().to_string();
+
+    let (mut relay, port) = relay().await;
+    let port = port.to_string();
+    let common = ["--host", "127.0.0.1", "--port", port.as_str()];
+    let pbft = ["--consensus", "pbft", "--replicas", replicas.as_str()];
+    let mut listener = Program::start(
+        "toycoin-listener",
+        &[
+            &common[..],
+            &["--json", "--passive", "--replicas", replicas.as_str()],
+        ]
+        .concat(),
+    );
+    let mut nodes = Vec::new();
+    for (i, key) in key_files.iter().enumerate() {
+        let mut args = [
+            &common[..],
+            &pbft[..],
+            &["--wallet", key, "--view-timeout", "0.5"],
+        ]
+        .concat();
+        if i == 0 {
+            args.extend(["--fault", "silent"]);
+        }
+        let mut node = Program::start("toycoin-node", &args);
+        node.wait_line("connection", WAIT, |l| l.starts_with("Connected to relay"))
+            .await;
+        nodes.push(node);
+    }
+    let mut oracle = Program::start(
+        "toycoin-oracle",
+        &[
+            &common[..],
+            &pbft[..],
+            &[
+                "--count",
+                "3",
+                "--min-interval",
+                "0.05",
+                "--max-interval",
+                "0.1",
+            ],
+            &[
+                "--confirm-timeout",
+                "30",
+                "--mint-key",
+                &dir.join("mint.pem").display().to_string(),
+            ],
+        ]
+        .concat(),
+    );
+    let status = oracle.wait_exit(WAIT).await;
+    let out = oracle.output();
+    assert!(status.success(), "oracle:\n{out}");
+    assert!(out.contains("all 7 transactions confirmed"), "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("Final: ")).count(),
+        7,
+        "{out}"
+    );
+    assert!(
+        nodes[1]
+            .output()
+            .contains("pBFT: NEW VIEW 1, primary replica 1"),
+        "{}",
+        nodes[1].output()
+    );
+    listener
+        .wait_line("a final batch", WAIT, |l| {
+            serde_json::from_str::<Value>(l)
+                .is_ok_and(|v| v["type"] == "PBFT" && v["kind"] == "final" && v["verified"] == true)
+        })
+        .await;
+    for node in &mut nodes {
+        assert!(node.stop(WAIT).await.success(), "{}", node.output());
+    }
+    assert!(listener.stop(WAIT).await.success());
+    assert!(relay.stop(WAIT).await.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -419,7 +419,21 @@ impl Replica {
     pub fn on_timer(&mut self, now: Instant) {
         if self.deadline.is_some_and(|d| d <= now) {
             let why = if self.changing {
-                format!("view {} did not start in time", self.view)
+                let asked = self
+                    .view_changes
+                    .values()
+                    .filter(|vc| vc.view == self.view)
+                    .count();
+                format!(
+                    "view {} did not start in time: {asked} of the {} replicas needed asked for it{}",
+                    self.view,
+                    self.members.quorum(),
+                    if asked < self.members.quorum() {
+                        " (too few answer: no progress until more do)"
+                    } else {
+                        ""
+                    }
+                )
             } else {
                 format!(
                     "no batch executed for {:.1} s",

@@ -24,6 +24,8 @@
 //! | relay session: connect, reconnect, own frames, follow the chain | [`session`] |
 //! | catch-up: asking for and answering missed blocks | [`catchup`] |
 //! | keys and signatures | [`wallet`] |
+//! | light clients: headers only, Merkle proofs, the `SPV ` frames | [`spv`] |
+//! | pBFT: replicas, signed votes, view change | [`pbft`] |
 //! | flags shared by the binaries (relay, profile) | [`cli`] |
 //! | logging: one path, `--quiet` and `-v` | [`log`] |
 //! | Ctrl-C / SIGTERM for the binaries | [`signal`] |
@@ -48,6 +50,7 @@ pub mod ready;
 pub mod relay;
 pub mod session;
 pub mod signal;
+pub mod spv;
 pub mod transaction;
 pub mod tree;
 pub mod wallet;

@@ -141,6 +141,8 @@ pub enum SessionEvent {
     /// A pBFT message (`PBFT`), ours included, not yet checked: the
     /// replica or observer checks it ([`crate::pbft`]).
     Pbft(Bytes),
+    /// A light client's frame (`SPV `), not yet decoded ([`crate::spv`]).
+    Spv(Bytes),
     /// A frame we sent, back from the relay.
     Own(Message),
     /// An order from the relay (the teacher's `toycoin-ctl fault`), not
@@ -326,6 +328,10 @@ impl SessionCore {
         }
         if tag == crate::pbft::PBFT_TAG {
             self.emit(SessionEvent::Pbft(Bytes::copy_from_slice(payload)));
+            return;
+        }
+        if tag == crate::spv::SPV_TAG {
+            self.emit(SessionEvent::Spv(Bytes::copy_from_slice(payload)));
             return;
         }
         let message = match Message::decode(payload) {

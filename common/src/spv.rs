@@ -179,6 +179,16 @@ fn hash_of(text: &str, what: &str) -> Result<Hash, String> {
     Hash::from_slice(&unb64(text, what)?).ok_or_else(|| format!("{what}: not a 64-byte hash"))
 }
 
+/// An address as `SPV ` frames write it (base64 of its PEM).
+pub fn address_text(address: &[u8]) -> String {
+    b64(address)
+}
+
+/// An address from an `SPV ` frame.
+pub fn address_from_text(text: &str) -> Result<crate::transaction::Address, String> {
+    unb64(text, "address").map(Bytes::from)
+}
+
 /// A block hash from base64 (as in `SPV ` frames).
 pub fn block_hash(text: &str) -> Result<BlockHash, String> {
     hash_of(text, "block hash").map(BlockHash::from_raw_hash)

@@ -219,6 +219,27 @@ impl Wallet {
     }
 }
 
+/// Checks that the key file at `path` is readable by its owner only (on
+/// Unix: no permission for group or others), as a wallet's key must be.
+pub fn check_private_file(path: &std::path::Path) -> Result<(), String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "{} can be read by others (mode {mode:o}): anyone who reads it can spend your coins; run: chmod 600 {}",
+                path.display(),
+                path.display()
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = meta;
+    Ok(())
+}
+
 /// Why a wallet file could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WalletFileError {

@@ -131,6 +131,10 @@ pub enum Event {
     Unsent {
         bytes: usize,
     },
+    /// A light client's request answered (or not, and why).
+    SpvAnswered {
+        what: String,
+    },
     /// A pBFT replica started: which of the n it is, and view 0's primary.
     PbftStarted {
         name: String,
@@ -181,7 +185,8 @@ impl Event {
                 | PbftEvent::ViewChanging { .. }
                 | PbftEvent::Behind { .. },
             ) => tracing::warn!("{self}"),
-            Event::Pbft(PbftEvent::Prepared { .. } | PbftEvent::Stable { .. }) => {
+            Event::Pbft(PbftEvent::Prepared { .. } | PbftEvent::Stable { .. })
+            | Event::SpvAnswered { .. } => {
                 tracing::info!(target: TRAFFIC, "{self}")
             }
             Event::PbftStarted { .. } | Event::Pbft(_) | Event::PbftExecuted { .. } => {
@@ -363,6 +368,7 @@ impl fmt::Display for Event {
                 f,
                 "Starting up {name}: pBFT replica {replica} of n = {n} (tolerates f = {faults} faulty), view 0 primary {primary}, relay {relay} topic {topic}"
             ),
+            Event::SpvAnswered { what } => write!(f, "SPV: a light wallet asked; sent {what}"),
             Event::PbftRefused { reason } => write!(f, "Cannot start a pBFT replica: {reason}"),
             Event::Pbft(event) => write!(f, "{event}"),
             Event::PbftExecuted {

@@ -23,6 +23,7 @@ use toycoin_common::profile::{Minting, Profile};
 use toycoin_common::session::{
     BlocReport, Session, SessionConfig, SessionEvent, BACKOFF, DEFAULT_TOPIC, MAX_BACKOFF,
 };
+use toycoin_common::spv::{self, HeaderWire, ProofWire, SpvMsg};
 use toycoin_common::transaction::{Address, Transaction};
 use toycoin_common::tree::{Adopted, Received};
 use toycoin_common::wallet::fingerprint;
@@ -37,6 +38,41 @@ use crate::pbft::{PbftConfig, PbftNode};
 /// not for the one after it. Proof of work has no memory, so nothing
 /// found so far is lost; each refresh costs a selection and a Merkle root.
 pub const TEMPLATE_REFRESH: Duration = Duration::from_secs(1);
+
+/// Light-client requests a node answers a second, at most (in bursts of
+/// as many).
+pub const SPV_ANSWERS: u32 = 10;
+
+/// A token bucket: `per_sec` a second, in bursts of as many.
+#[derive(Debug)]
+pub(crate) struct RateBudget {
+    per_sec: u32,
+    tokens: f64,
+    at: Instant,
+}
+
+impl RateBudget {
+    pub(crate) fn new(per_sec: u32) -> RateBudget {
+        RateBudget {
+            per_sec,
+            tokens: f64::from(per_sec),
+            at: Instant::now(),
+        }
+    }
+
+    /// Takes one token if there is one.
+    pub(crate) fn take(&mut self, now: Instant) -> bool {
+        let rate = f64::from(self.per_sec);
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * rate).min(rate);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
 
 /// How often a node announces its status (`STAT`, steady profile): its
 /// tip, hash rate and whether it mines, for the web view.
@@ -270,6 +306,8 @@ struct Node {
     stuck: Option<Block>,
     /// What a `--fault liar` node holds back and whom it lies to.
     liar: Liar,
+    /// Light clients' requests answered: at most [`SPV_ANSWERS`] a second.
+    spv_budget: RateBudget,
 }
 
 impl Node {
@@ -306,6 +344,7 @@ impl Node {
             invalid_turn: 0,
             stuck: None,
             liar: Liar::default(),
+            spv_budget: RateBudget::new(SPV_ANSWERS),
         }
     }
 
@@ -407,6 +446,7 @@ impl Node {
             SessionEvent::Status(status) => self.liar.heard_of(&status.name),
             // Another network's way to agree: not ours to act on.
             SessionEvent::Pbft(_) => {}
+            SessionEvent::Spv(payload) => self.on_spv(&payload),
             SessionEvent::Order(order) => self.on_order(order),
             SessionEvent::Own(message) => self.emit(Event::OwnMessage {
                 kind: message.kind(),
@@ -734,6 +774,106 @@ impl Node {
                 reason: format!("our own block {e} (pool out of date)"),
             }),
         }
+    }
+
+    /// A light client's request: answered from the best chain, within the
+    /// rate budget (a request costs a scan of the chain; a flood of them
+    /// costs the node at most [`SPV_ANSWERS`] scans a second).
+    fn on_spv(&mut self, payload: &[u8]) {
+        let msg = match SpvMsg::decode(payload) {
+            Ok(msg) if msg.is_request() => msg,
+            Ok(_) => return,
+            Err(reason) => {
+                self.emit(Event::Undecodable {
+                    bytes: payload.len(),
+                    reason,
+                });
+                return;
+            }
+        };
+        if matches!(msg, SpvMsg::Faucet { .. }) {
+            return;
+        }
+        if !self.spv_budget.take(Instant::now()) {
+            self.emit(Event::SpvAnswered {
+                what: "nothing: too many light-client requests this second".into(),
+            });
+            return;
+        }
+        let chain = self.session.tree().chain();
+        let (answer, what) = match msg {
+            SpvMsg::GetHeaders { id, locator } => {
+                let from = locator
+                    .iter()
+                    .filter_map(|h| spv::block_hash(h).ok())
+                    .find_map(|h| chain.height_of(&h))
+                    .map_or(0, |h| h + 1);
+                let headers: Vec<HeaderWire> = chain
+                    .blocks()
+                    .skip(from)
+                    .take(spv::MAX_HEADERS)
+                    .map(|b| HeaderWire::from_header(&b.header))
+                    .collect();
+                let what = format!("{} headers from height {from}", headers.len());
+                (SpvMsg::Headers { id, headers }, what)
+            }
+            SpvMsg::GetProofs { id, address } => {
+                let Ok(owner) = spv::address_from_text(&address) else {
+                    return;
+                };
+                let mut items = Vec::new();
+                'blocks: for (height, block) in chain.blocks().enumerate() {
+                    for txn in &block.txns {
+                        if txn.receiver != owner && txn.sender != owner {
+                            continue;
+                        }
+                        if items.len() == spv::MAX_PROOF_ITEMS {
+                            break 'blocks;
+                        }
+                        if let Some(proof) = block.merkle_proof(&txn.hash()) {
+                            items.push(ProofWire::new(
+                                txn,
+                                height,
+                                &block.header.this_hash,
+                                &proof,
+                            ));
+                        }
+                    }
+                }
+                let what = format!(
+                    "{} proofs of inclusion for wallet {}",
+                    items.len(),
+                    fingerprint(&owner)
+                );
+                (SpvMsg::Proofs { id, address, items }, what)
+            }
+            SpvMsg::GetAddress {
+                id,
+                fingerprint: wanted,
+            } => {
+                let found = chain
+                    .blocks()
+                    .rev()
+                    .flat_map(|b| &b.txns)
+                    .flat_map(|t| [&t.receiver, &t.sender])
+                    .find(|a| fingerprint(a) == wanted)
+                    .cloned();
+                let Some(address) = found else { return };
+                let what = format!("the address of wallet {wanted}");
+                let address = spv::address_text(&address);
+                (
+                    SpvMsg::Address {
+                        id,
+                        fingerprint: wanted,
+                        address,
+                    },
+                    what,
+                )
+            }
+            _ => return,
+        };
+        self.emit(Event::SpvAnswered { what });
+        self.publish(answer.encode());
     }
 
     /// An order from the relay: obeyed when it proves the teacher's token.

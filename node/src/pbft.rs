@@ -191,7 +191,8 @@ impl PbftNode {
             | SessionEvent::Own(_)
             | SessionEvent::Requested { .. }
             | SessionEvent::Answered { .. }
-            | SessionEvent::AnswerDue { .. } => {}
+            | SessionEvent::AnswerDue { .. }
+            | SessionEvent::Spv(_) => {}
         }
     }
 

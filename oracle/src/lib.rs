@@ -24,9 +24,10 @@ use toycoin_common::profile::{Minting, FINAL_CONFIRMATIONS};
 use toycoin_common::session::{
     BlocReport, Session, SessionConfig, SessionEvent, BACKOFF, DEFAULT_TOPIC, MAX_BACKOFF,
 };
+use toycoin_common::spv::{self, SpvMsg};
 use toycoin_common::transaction::{Token, Transaction};
 use toycoin_common::tree::Received;
-use toycoin_common::wallet::{fingerprint, Wallet};
+use toycoin_common::wallet::{self, fingerprint, Wallet};
 use tracing::{error, info, warn};
 
 /// What the first four wallets are funded with, as the original.
@@ -64,7 +65,15 @@ pub struct OracleConfig {
     /// pBFT (`--consensus pbft`): the replicas. A transaction is final
     /// when f+1 of them reply that they applied it.
     pub pbft: Option<Arc<Membership>>,
+    /// The faucet (`--faucet N`): coins the mint grants a light wallet
+    /// that asks, once per address per [`FAUCET_PERIOD`]; 0: no faucet.
+    pub faucet: i64,
 }
+
+/// How often one address may be granted coins by the faucet.
+pub const FAUCET_PERIOD: Duration = Duration::from_secs(60);
+/// Addresses the faucet remembers at once (the oldest forgotten first).
+pub const FAUCET_MEMORY: usize = 10_000;
 
 impl OracleConfig {
     pub fn new(relay: impl Into<String>, profile: Profile) -> OracleConfig {
@@ -85,6 +94,7 @@ impl OracleConfig {
             max_backoff: MAX_BACKOFF,
             mint_key: None,
             pbft: None,
+            faucet: 0,
         }
     }
 }
@@ -136,6 +146,8 @@ struct Oracle {
     sent: Vec<Sent>,
     /// The transactions sent, by hash (pBFT applies them once final).
     sent_txns: HashMap<Txid, Transaction>,
+    /// When the faucet last granted each address.
+    faucet_given: HashMap<Bytes, Instant>,
     transfers: u64,
     shutdown: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
 }
@@ -204,6 +216,7 @@ pub async fn run(config: OracleConfig) -> i32 {
         deferred: Vec::new(),
         sent: Vec::new(),
         sent_txns: HashMap::new(),
+        faucet_given: HashMap::new(),
         transfers: 0,
         shutdown: Some(shutdown),
     };
@@ -509,6 +522,7 @@ impl Oracle {
             ),
             Some(SessionEvent::Bloc(report)) if self.tally.is_none() => self.on_bloc(report),
             Some(SessionEvent::Pbft(payload)) => self.on_pbft(&payload),
+            Some(SessionEvent::Spv(payload)) => self.on_faucet(&payload),
             Some(SessionEvent::Undecodable { bytes, reason, .. }) => {
                 warn!("Ignored a frame of {bytes} bytes: {reason}");
             }
@@ -594,6 +608,83 @@ impl Oracle {
                 warn!("!!! BALANCES DISAGREE: the replicas applied {agreed:?} but the oracle knows {truth:?} !!!");
             }
         }
+    }
+
+    /// A light wallet asks the faucet for coins: the mint grants
+    /// `--faucet` coins to its address, at most once per address per
+    /// [`FAUCET_PERIOD`], and answers either way.
+    fn on_faucet(&mut self, payload: &[u8]) {
+        let (Some(mint), true) = (&self.mint, self.config.faucet > 0) else {
+            return;
+        };
+        let Ok(SpvMsg::Faucet { id, address }) = SpvMsg::decode(payload) else {
+            return;
+        };
+        let value = self.config.faucet;
+        let answer = |txn: Option<String>, refused: Option<String>| SpvMsg::Granted {
+            id: id.clone(),
+            txn,
+            value,
+            refused,
+        };
+        let address = match spv::address_from_text(&address) {
+            Ok(a) if wallet::public_key(&a).is_ok() => a,
+            _ => {
+                let refused = answer(None, Some("that is not a wallet's address".into()));
+                self.session.publish(refused.encode());
+                return;
+            }
+        };
+        let now = Instant::now();
+        if let Some(at) = self.faucet_given.get(&address) {
+            let left = FAUCET_PERIOD.saturating_sub(now.duration_since(*at));
+            if !left.is_zero() {
+                info!(
+                    "Faucet: wallet {} asked again within {} s: refused",
+                    fingerprint(&address),
+                    FAUCET_PERIOD.as_secs()
+                );
+                let why = format!(
+                    "one grant per address per {} s: ask again in {} s",
+                    FAUCET_PERIOD.as_secs(),
+                    left.as_secs() + 1
+                );
+                self.session.publish(answer(None, Some(why)).encode());
+                return;
+            }
+        }
+        if self.faucet_given.len() >= FAUCET_MEMORY {
+            self.faucet_given
+                .retain(|_, at| now.duration_since(*at) < FAUCET_PERIOD);
+        }
+        if self.faucet_given.len() >= FAUCET_MEMORY {
+            let why = "the faucet is busy: ask again in a minute".to_owned();
+            self.session.publish(answer(None, Some(why)).encode());
+            return;
+        }
+        let txn = match mint.grant(&mut self.rng, &address, value) {
+            Ok(txn) => txn,
+            Err(e) => {
+                warn!("Faucet: cannot sign a grant: {e}");
+                return;
+            }
+        };
+        self.faucet_given.insert(address.clone(), now);
+        let hash = txn.hash();
+        info!(
+            "Faucet: granting {value} to wallet {} (txn {})",
+            fingerprint(&address),
+            hash.short()
+        );
+        self.send(
+            format!("faucet grant to wallet {}", fingerprint(&address)),
+            TxnMessage {
+                tokens: Vec::new(),
+                txn,
+            },
+        );
+        self.session
+            .publish(answer(Some(hash.to_hex()), None).encode());
     }
 
     /// One of the oracle's own transactions, by hash.

@@ -49,6 +49,11 @@ struct Args {
     /// wallets after that, so keep this file to restart the oracle.
     #[arg(long, value_name = "FILE", default_value = "toycoin-mint.pem")]
     mint_key: std::path::PathBuf,
+    /// Be the class's faucet: grant N coins to a student's light wallet
+    /// that asks (`toycoin-wallet faucet`), once per address per minute
+    /// (steady; 0: no faucet).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    faucet: u32,
     /// Name shown in the output (default: a short random id).
     #[arg(long)]
     name: Option<String>,
@@ -78,6 +83,7 @@ async fn main() {
             std::process::exit(2);
         }
     }
+    config.faucet = i64::from(args.faucet);
     if let Some(name) = args.name {
         config.name = name;
     }

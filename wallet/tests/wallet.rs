@@ -1,0 +1,300 @@
+//! Light wallets against an in-process relay, a mining node and the
+//! oracle as the class's faucet: coins from the faucet (once a minute),
+//! paid from one wallet to the other by fingerprint, SPV balances equal to
+//! the full node's; forged answers caught and ignored; the key file's
+//! permissions checked.
+
+// In tests a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use tokio::time::Instant;
+use toycoin_common::chain::{now_secs, Chain};
+use toycoin_common::profile::Profile;
+use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
+use toycoin_common::spv::{self, HeaderWire, ProofWire, SpvMsg};
+use toycoin_common::wallet::{check_private_file, Wallet};
+use toycoin_node::{spawn, NodeConfig, NodeHandle};
+use toycoin_oracle::OracleConfig;
+use toycoin_relay::local::LocalRelay;
+use toycoin_relay::RelayConfig;
+use toycoin_wallet::LightWallet;
+
+const WAIT: Duration = Duration::from_secs(60);
+const ASK: Duration = Duration::from_secs(5);
+
+fn profile() -> Profile {
+    Profile::steady(1.0)
+}
+
+async fn relay() -> LocalRelay {
+    let config = RelayConfig {
+        summary_interval: None,
+        ..RelayConfig::default()
+    };
+    toycoin_relay::local::spawn("127.0.0.1:0", config)
+        .await
+        .unwrap()
+}
+
+/// Syncs and proves until `wallet`'s balance is `want`.
+async fn until_balance(w: &mut LightWallet, want: i64) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        w.sync(ASK).await.unwrap();
+        w.prove(ASK).await.unwrap();
+        if w.balance() == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "balance {} never became {want}",
+            w.balance()
+        );
+        let _ = w.next_block(Duration::from_secs(2)).await;
+    }
+}
+
+async fn node_balance(node: &NodeHandle, w: &Wallet) -> i64 {
+    node.snapshot()
+        .await
+        .unwrap()
+        .balances
+        .get(w.address())
+        .copied()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_wallets_get_coins_pay_each_other_and_agree_with_a_full_node() {
+    let relay = relay().await;
+    let addr = relay.addr.to_string();
+    let mut config = NodeConfig::new(addr.clone(), profile());
+    config.name = "full".into();
+    let (node, _) = spawn(config);
+    let mut oracle = OracleConfig::new(addr.clone(), profile());
+    oracle.wallets = 2;
+    oracle.min_interval = 1000.0;
+    oracle.max_interval = 1000.0;
+    oracle.faucet = 50;
+    let oracle = tokio::spawn(toycoin_oracle::run(oracle));
+
+    let mut rng = StdRng::seed_from_u64(21);
+    let (ka, kb) = (
+        Wallet::generate(&mut rng).unwrap(),
+        Wallet::generate(&mut rng).unwrap(),
+    );
+    let mut a = LightWallet::connect(ka.clone(), &addr, DEFAULT_TOPIC, profile())
+        .await
+        .unwrap();
+    let mut b = LightWallet::connect(kb.clone(), &addr, DEFAULT_TOPIC, profile())
+        .await
+        .unwrap();
+
+    // The faucet answers once the oracle is up; once a minute per address.
+    let deadline = Instant::now() + WAIT;
+    let (_, value) = loop {
+        match a.faucet(Duration::from_secs(2)).await {
+            Ok(granted) => break granted,
+            Err(e) if Instant::now() < deadline && e.contains("no faucet answered") => {}
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(value, 50);
+    let again = a.faucet(ASK).await.unwrap_err();
+    assert!(again.contains("one grant per address per 60 s"), "{again}");
+    b.faucet(ASK).await.unwrap();
+
+    until_balance(&mut a, 50).await;
+    until_balance(&mut b, 50).await;
+    // A pays B by the fingerprint every program prints.
+    let to = a.find_address(&kb.fingerprint(), ASK).await.unwrap();
+    assert_eq!(to, *kb.address());
+    let paid = a.pay(&to, 20).await.unwrap();
+    assert_eq!(paid.sender_change, 30);
+    until_balance(&mut b, 70).await;
+    until_balance(&mut a, 30).await;
+    // And back, spending the change and the payment.
+    let to = b.find_address(&ka.fingerprint(), ASK).await.unwrap();
+    b.pay(&to, 65).await.unwrap();
+    until_balance(&mut a, 95).await;
+    until_balance(&mut b, 5).await;
+
+    // The full node's ledger says the same (it may be a block ahead:
+    // wait for the light wallets to agree with it).
+    let deadline = Instant::now() + WAIT;
+    loop {
+        a.sync(ASK).await.unwrap();
+        a.prove(ASK).await.unwrap();
+        b.sync(ASK).await.unwrap();
+        b.prove(ASK).await.unwrap();
+        let full = (
+            node_balance(&node, &ka).await,
+            node_balance(&node, &kb).await,
+        );
+        if full == (a.balance(), b.balance()) {
+            assert_eq!(full, (95, 5));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "full node {full:?}, light ({}, {})",
+            a.balance(),
+            b.balance()
+        );
+    }
+    // Every proof names its block and path.
+    for p in a.history() {
+        assert!(p.path_len >= 1 && p.height < a.headers().len());
+    }
+    oracle.abort();
+    node.stop().await;
+    relay.stop().await.unwrap();
+}
+
+/// A liar answers the wallet's requests before the honest node: a header
+/// with too little work, a header chain with less work than the best, a
+/// proof with a wrong path, one naming another block, one of a
+/// transaction no block holds. Each is refused with its reason; the
+/// balance is what the honest proofs show.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lying_nodes_headers_and_proofs_are_caught_and_ignored() {
+    let relay = relay().await;
+    let addr = relay.addr.to_string();
+    let mut rng = StdRng::seed_from_u64(5);
+    let mint = Wallet::generate(&mut rng).unwrap();
+    let me = Wallet::generate(&mut rng).unwrap();
+    // The honest chain: 6 blocks, the second granting 40 to me.
+    let mut chain = Chain::new(profile());
+    let start = now_secs() - 100;
+    let mut blocks = Vec::new();
+    for i in 0..6u64 {
+        let txns = if i == 1 {
+            vec![mint.grant(&mut rng, me.address(), 40).unwrap()]
+        } else {
+            Vec::new()
+        };
+        let block = chain
+            .mine_next(&bytes::Bytes::from_static(b"miner"), txns, start + 15 * i)
+            .unwrap();
+        chain.push(block.clone(), now_secs()).unwrap();
+        blocks.push(block);
+    }
+    // A shorter honest-looking branch (less work) and a weak header.
+    let mut short = Chain::new(profile());
+    let other = short
+        .mine_next(&bytes::Bytes::from_static(b"liar"), Vec::new(), start)
+        .unwrap();
+    short.push(other.clone(), now_secs()).unwrap();
+    let mut weak = blocks[5].header.clone();
+    for nonce in 0u64.. {
+        weak.nonce = bytes::Bytes::from(nonce.to_string());
+        weak.this_hash = weak.compute_hash();
+        if weak.this_hash.leading_zero_bits() == 0 {
+            break;
+        }
+    }
+    let fake = mint.grant(&mut rng, me.address(), 1000).unwrap();
+    let grant = &blocks[1].txns[1];
+    let proof = blocks[1].merkle_proof(&grant.hash()).unwrap();
+    let honest_item = ProofWire::new(grant, 1, &blocks[1].header.this_hash, &proof);
+
+    let tip = blocks[5].header.this_hash;
+    let mut server = RelayClient::connect(&addr, DEFAULT_TOPIC).await.unwrap();
+    let serve = tokio::spawn(async move {
+        while let Ok(Some(frame)) = server.recv().await {
+            let Ok(msg) = SpvMsg::decode(&frame) else {
+                continue;
+            };
+            let answers: Vec<SpvMsg> = match msg {
+                SpvMsg::GetHeaders { id, .. } => vec![
+                    // Lies first.
+                    SpvMsg::Headers {
+                        id: id.clone(),
+                        headers: vec![HeaderWire::from_header(&weak)],
+                    },
+                    SpvMsg::Headers {
+                        id: id.clone(),
+                        headers: vec![HeaderWire::from_header(&other.header)],
+                    },
+                    SpvMsg::Headers {
+                        id,
+                        headers: blocks
+                            .iter()
+                            .map(|b| HeaderWire::from_header(&b.header))
+                            .collect(),
+                    },
+                ],
+                SpvMsg::GetProofs { id, address } => {
+                    let mut wrong_path = honest_item.clone();
+                    wrong_path.path[0].right = !wrong_path.path[0].right;
+                    let mut wrong_block = honest_item.clone();
+                    wrong_block.block = spv::block_hash_text(&blocks[2].header.this_hash);
+                    let mut invented = honest_item.clone();
+                    invented.txn = toycoin_common::message::transaction_to_json(&fake);
+                    vec![
+                        SpvMsg::Proofs {
+                            id: id.clone(),
+                            address: address.clone(),
+                            items: vec![wrong_path, wrong_block, invented],
+                        },
+                        SpvMsg::Proofs {
+                            id,
+                            address,
+                            items: vec![honest_item.clone()],
+                        },
+                    ]
+                }
+                _ => continue,
+            };
+            for a in answers {
+                server.publish(DEFAULT_TOPIC, &a.encode()).await.unwrap();
+            }
+        }
+    });
+
+    let mut w = LightWallet::connect(me.clone(), &addr, DEFAULT_TOPIC, profile())
+        .await
+        .unwrap();
+    let heard = w.sync(ASK).await.unwrap();
+    assert_eq!(w.headers().len(), 6);
+    assert_eq!(w.headers().tip_hash(), tip);
+    let all = heard.refused.join("\n");
+    assert!(all.contains("proof of work too weak"), "{all}");
+    assert!(all.contains("no more work than the chain we have"), "{all}");
+    let heard = w.prove(ASK).await.unwrap();
+    let all = heard.refused.join("\n");
+    assert_eq!(heard.refused.len(), 3, "{all}");
+    assert!(all.contains("Merkle path does not lead"), "{all}");
+    assert!(all.contains("is not our block 1"), "{all}");
+    assert_eq!(w.balance(), 40, "only the honest proof counts");
+    assert_eq!(w.history().len(), 1);
+    serve.abort();
+    relay.stop().await.unwrap();
+}
+
+#[test]
+fn a_key_file_others_can_read_is_refused() {
+    let dir = std::env::temp_dir().join(format!("toycoin-wallet-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("key.pem");
+    let _ = std::fs::remove_file(&path);
+    let (wallet, created) = Wallet::load_or_create(&path).unwrap();
+    assert!(created);
+    assert!(
+        check_private_file(&path).is_ok(),
+        "created readable by its owner only"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = check_private_file(&path).unwrap_err();
+        assert!(err.contains("can be read by others (mode 644)"), "{err}");
+    }
+    let _ = wallet;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -15,10 +15,11 @@
 //! - `fork`: what rewriting 6 blocks costs an attacker against honest nodes.
 //! - `web`: the web view drawing a long chain, and its CPU with 30 browsers.
 //! - `memory`: the relay's peak RSS under every memory attack at once.
+//! - `spv`: a light wallet's peak RSS on chains of 100 and 10,000 blocks.
 //! - `pbft`: messages per committed batch and time to final for n = 4 to
 //!   13 replicas, beside proof of work's time to 6 confirmations.
 //!
-//! With no suite named, all but `memory`, `floods`, `pace`, `fork`, `web` and `pbft` run, and the last line holds every figure.
+//! With no suite named, all but `memory`, `floods`, `pace`, `fork`, `web`, `pbft` and `spv` run, and the last line holds every figure.
 
 mod attacks;
 mod chains;
@@ -31,6 +32,7 @@ mod pbft;
 mod pow;
 mod programs;
 mod propagation;
+mod spv;
 mod validation;
 mod web;
 
@@ -144,6 +146,13 @@ enum Suite {
         /// Transfers timed to 6 confirmations under proof of work (0: skip).
         #[arg(long, default_value_t = 3)]
         pow_txns: usize,
+    },
+    /// A light wallet's peak RSS (toycoin-wallet, built beside this
+    /// program) following a node's chain of each length.
+    Spv {
+        /// Chain lengths, comma-separated.
+        #[arg(long, default_value = "100,10000", value_delimiter = ',')]
+        sizes: Vec<usize>,
     },
     /// The relay's peak RSS under every memory attack at once.
     Memory {
@@ -434,6 +443,13 @@ fn main() {
                 secs,
             }) => web::run(blocks.max(1), browsers, secs.max(1)).await,
             Some(Suite::Memory { budget }) => memory::run(budget).await,
+            Some(Suite::Spv { sizes }) => {
+                let sizes: Vec<usize> = sizes
+                    .into_iter()
+                    .filter(|&n| (1..=100_000).contains(&n))
+                    .collect();
+                spv::run(&sizes).await
+            }
             Some(Suite::Pbft {
                 sizes,
                 txns,

@@ -11,13 +11,13 @@ use crate::relay::DEFAULT_TOPIC;
 #[derive(Clone, Debug, Args)]
 pub struct RelayArgs {
     /// Relay host.
-    #[arg(long, default_value = "localhost")]
+    #[arg(long, default_value = "localhost", global = true)]
     pub host: String,
     /// Relay port.
-    #[arg(long, default_value_t = 25000)]
+    #[arg(long, default_value_t = 25000, global = true)]
     pub port: u16,
     /// Relay topic.
-    #[arg(long, visible_alias = "listen", default_value = DEFAULT_TOPIC)]
+    #[arg(long, visible_alias = "listen", default_value = DEFAULT_TOPIC, global = true)]
     pub channel: String,
 }
 
@@ -32,11 +32,11 @@ impl RelayArgs {
 #[derive(Clone, Copy, Debug, Args)]
 pub struct ProfileArgs {
     /// Network rules: steady (default) or toycoin (the original's).
-    #[arg(long, default_value = "steady")]
+    #[arg(long, default_value = "steady", global = true)]
     pub profile: ProfileKind,
     /// Average seconds between blocks the steady profile aims for (every
     /// program on a network must agree).
-    #[arg(long, default_value_t = DEFAULT_TARGET_SECS)]
+    #[arg(long, default_value_t = DEFAULT_TARGET_SECS, global = true)]
     pub target_interval: f64,
 }
 

@@ -11,7 +11,7 @@
 //! client believe in a transaction that is not in the chain with the most
 //! work it knows.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -285,8 +285,11 @@ pub struct Proved {
 struct HeaderEntry {
     header: BlockHeader,
     total_work: u128,
-    schedule: Schedule,
 }
+
+/// Difficulty schedules kept, for the newest headers (a fork deeper than
+/// this replays the schedule from genesis: rare, and linear in the chain).
+pub const SCHEDULES_KEPT: usize = 128;
 
 /// What [`HeaderChain::receive`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -303,12 +306,15 @@ pub enum HeadersTaken {
     Orphan,
 }
 
-/// Block headers only: the best chain a light client knows.
+/// Block headers only: the best chain a light client knows. Per header it
+/// keeps the header and the chain's work up to it; the difficulty
+/// schedule only for the newest [`SCHEDULES_KEPT`].
 #[derive(Clone, Debug)]
 pub struct HeaderChain {
     profile: Profile,
     entries: Vec<HeaderEntry>,
-    index: HashMap<BlockHash, usize>,
+    /// The schedules after the last `schedules.len()` entries, oldest first.
+    schedules: VecDeque<Schedule>,
 }
 
 impl HeaderChain {
@@ -316,7 +322,7 @@ impl HeaderChain {
         HeaderChain {
             profile,
             entries: Vec::new(),
-            index: HashMap::new(),
+            schedules: VecDeque::new(),
         }
     }
 
@@ -340,23 +346,50 @@ impl HeaderChain {
         self.entries.get(height).map(|e| &e.header)
     }
 
+    /// The height of `hash` on the best chain (searched from the tip:
+    /// what is asked about is nearly always recent).
     pub fn height_of(&self, hash: &BlockHash) -> Option<usize> {
-        self.index.get(hash).copied()
+        self.entries
+            .iter()
+            .rposition(|e| e.header.this_hash == *hash)
     }
 
-    /// Bytes this chain holds in memory (headers, work and schedule per
-    /// entry, the index), counted from what is allocated.
+    /// The difficulty schedule after the first `len` headers: kept for
+    /// the newest, replayed from genesis for older ones.
+    fn schedule_at(&self, len: usize) -> Schedule {
+        if len == 0 {
+            return Schedule::default();
+        }
+        let first_kept = self.entries.len() - self.schedules.len();
+        if len > first_kept {
+            return self.schedules[len - 1 - first_kept];
+        }
+        let mut schedule = Schedule::default();
+        for e in &self.entries[..len] {
+            schedule = self.profile.advance(&schedule, self.timestamp(&e.header));
+        }
+        schedule
+    }
+
+    fn timestamp(&self, header: &BlockHeader) -> Option<u64> {
+        if self.profile.checks_timestamps() {
+            header.timestamp_secs()
+        } else {
+            None
+        }
+    }
+
+    /// Bytes this chain holds in memory (headers and work per entry, the
+    /// newest schedules), counted from what is allocated.
     pub fn heap_bytes(&self) -> usize {
-        let per_entry = std::mem::size_of::<HeaderEntry>();
         let header_bytes: usize = self
             .entries
             .iter()
             .map(|e| e.header.timestamp.len() + e.header.nonce.len())
             .sum();
-        self.entries.capacity() * per_entry
+        self.entries.capacity() * std::mem::size_of::<HeaderEntry>()
             + header_bytes
-            + self.index.capacity()
-                * (std::mem::size_of::<BlockHash>() + std::mem::size_of::<usize>() + 8)
+            + self.schedules.capacity() * std::mem::size_of::<Schedule>()
     }
 
     /// Hashes of the best chain, newest first, thinning out (as a full
@@ -395,8 +428,8 @@ impl HeaderChain {
         let start = if first.previous_hash == *GENESIS {
             0
         } else {
-            match self.index.get(&first.previous_hash) {
-                Some(&h) => h + 1,
+            match self.height_of(&first.previous_hash) {
+                Some(h) => h + 1,
                 None => return Ok(HeadersTaken::Orphan),
             }
         };
@@ -412,15 +445,13 @@ impl HeaderChain {
             return Ok(HeadersTaken::Ignored);
         }
         let fork = start + skip;
-        let (mut work, mut schedule, mut previous) = match fork.checked_sub(1) {
-            Some(i) => (
-                self.entries[i].total_work,
-                self.entries[i].schedule,
-                self.entries[i].header.this_hash,
-            ),
-            None => (0, Schedule::default(), *GENESIS),
+        let (mut work, mut previous) = match fork.checked_sub(1) {
+            Some(i) => (self.entries[i].total_work, self.entries[i].header.this_hash),
+            None => (0, *GENESIS),
         };
+        let mut schedule = self.schedule_at(fork);
         let mut branch = Vec::new();
+        let mut schedules = Vec::new();
         for (i, header) in headers[skip..].iter().enumerate() {
             let info = check_header(&self.profile, previous, &schedule, header, now)
                 .map_err(|e| (skip + i, e))?;
@@ -430,19 +461,22 @@ impl HeaderChain {
             branch.push(HeaderEntry {
                 header: header.clone(),
                 total_work: work,
-                schedule,
             });
+            schedules.push(schedule);
         }
         if work <= self.total_work() {
             return Ok(HeadersTaken::Ignored);
         }
         let switched_at = (fork < self.entries.len()).then_some(fork);
-        for e in self.entries.drain(fork..) {
-            self.index.remove(&e.header.this_hash);
-        }
-        for e in branch {
-            self.index.insert(e.header.this_hash, self.entries.len());
-            self.entries.push(e);
+        // The schedules of the replaced headers go with them; those before
+        // the fork that are kept stay.
+        let first_kept = self.entries.len() - self.schedules.len();
+        self.schedules.truncate(fork.saturating_sub(first_kept));
+        self.entries.truncate(fork);
+        self.entries.extend(branch);
+        self.schedules.extend(schedules);
+        while self.schedules.len() > SCHEDULES_KEPT {
+            self.schedules.pop_front();
         }
         Ok(HeadersTaken::Adopted {
             height: self.entries.len() - 1,
@@ -621,6 +655,52 @@ mod tests {
         assert_eq!(light.len(), 8);
         // Headers after one we do not have.
         assert_eq!(light.receive(&short[1..], now), Ok(HeadersTaken::Orphan));
+    }
+
+    /// A fork deeper than the schedules kept: the schedule at the fork is
+    /// replayed from genesis, every header of the heavier branch checks,
+    /// and the branch is adopted.
+    #[test]
+    fn a_fork_below_the_kept_schedules_replays_them_and_switches() {
+        let profile = Profile::steady(5.0);
+        let now = now_secs();
+        let start = now - 15 * 400;
+        let mine = |chain: &mut Chain, from: usize, to: usize, miner: &'static [u8]| {
+            let mut out = Vec::new();
+            for i in from..to {
+                let b = chain
+                    .mine_next(
+                        &Bytes::from_static(miner),
+                        Vec::new(),
+                        start + 15 * i as u64,
+                    )
+                    .expect("mined");
+                chain.push(b.clone(), now).expect("valid");
+                out.push(b.header);
+            }
+            out
+        };
+        let mut main = Chain::new(profile);
+        let ours = mine(&mut main, 0, SCHEDULES_KEPT + 40, b"a");
+        let mut other = Chain::new(profile);
+        for b in main.blocks().take(10) {
+            other.push(b.clone(), now).expect("valid");
+        }
+        let theirs = mine(&mut other, 10, SCHEDULES_KEPT + 60, b"b");
+        let mut light = HeaderChain::new(profile);
+        light.receive(&ours, now).expect("valid");
+        assert_eq!(light.schedules.len(), SCHEDULES_KEPT);
+        assert_eq!(
+            light.receive(&theirs, now),
+            Ok(HeadersTaken::Adopted {
+                height: SCHEDULES_KEPT + 59,
+                switched_at: Some(10)
+            })
+        );
+        assert_eq!(light.tip_hash(), other.tip_hash());
+        assert_eq!(light.total_work(), other.total_work());
+        assert_eq!(light.schedule_at(light.len()), other.schedule());
+        assert_eq!(light.schedule_at(50), other.state_at(50).1);
     }
 
     #[test]

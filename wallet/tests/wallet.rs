@@ -298,3 +298,46 @@ fn a_key_file_others_can_read_is_refused() {
     let _ = wallet;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The binary as a student types it: `new` once (never overwriting),
+/// `address`, and a key file others can read refused before anything.
+#[test]
+fn the_binary_makes_a_key_once_prints_its_address_and_refuses_a_shared_key() {
+    let exe = env!("CARGO_BIN_EXE_toycoin-wallet");
+    let dir = std::env::temp_dir().join(format!("toycoin-wallet-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("me.pem");
+    let _ = std::fs::remove_file(&key);
+    let key = key.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(exe)
+            .args(["--key", key])
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (ok, said) = run(&["new"]);
+    assert!(ok && said.starts_with("New wallet "), "{said}");
+    let print = said.split_whitespace().nth(2).unwrap().to_owned();
+    let (ok, said) = run(&["new"]);
+    assert!(!ok && said.contains("exists already"), "{said}");
+    let (ok, said) = run(&["address"]);
+    assert!(
+        ok && said.starts_with(&format!("wallet {print}\n")),
+        "{said}"
+    );
+    let address = said.lines().nth(1).unwrap();
+    let pem = toycoin_common::spv::address_from_text(address).unwrap();
+    assert_eq!(toycoin_common::wallet::fingerprint(&pem), print);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let (ok, said) = run(&["balance", "--port", "1"]);
+        assert!(!ok && said.contains("can be read by others"), "{said}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

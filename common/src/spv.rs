@@ -300,7 +300,9 @@ pub enum HeadersTaken {
         height: usize,
         switched_at: Option<usize>,
     },
-    /// Known already, or a branch with no more work than ours.
+    /// Every header is on our best chain already.
+    Known,
+    /// A branch with no more work than ours.
     Ignored,
     /// Its first header follows one we do not have.
     Orphan,
@@ -423,7 +425,7 @@ impl HeaderChain {
         now: u64,
     ) -> Result<HeadersTaken, (usize, BlockError)> {
         let Some(first) = headers.first() else {
-            return Ok(HeadersTaken::Ignored);
+            return Ok(HeadersTaken::Known);
         };
         let start = if first.previous_hash == *GENESIS {
             0
@@ -442,7 +444,7 @@ impl HeaderChain {
             skip += 1;
         }
         if skip == headers.len() {
-            return Ok(HeadersTaken::Ignored);
+            return Ok(HeadersTaken::Known);
         }
         let fork = start + skip;
         let (mut work, mut previous) = match fork.checked_sub(1) {
@@ -585,7 +587,7 @@ mod tests {
                 switched_at: None
             })
         );
-        assert_eq!(light.receive(&back[..5], now), Ok(HeadersTaken::Ignored));
+        assert_eq!(light.receive(&back[..5], now), Ok(HeadersTaken::Known));
 
         let block = &blocks[3];
         let grant = &block.txns[1];

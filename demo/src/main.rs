@@ -270,6 +270,10 @@ fn specs(
     }
     let mut oracle = [profile.clone(), replicas.clone()].concat();
     oracle.extend(["--mint-key".to_owned(), key_file(args, "mint")]);
+    if args.profile == "steady" {
+        // The class's faucet: students' wallets ask it for coins.
+        oracle.extend(["--faucet".to_owned(), "50".to_owned()]);
+    }
     out.push(Spec {
         label: "oracle".into(),
         program: "toycoin-oracle",

@@ -185,7 +185,7 @@ impl LightWallet {
                 };
                 match self.headers.receive(&parsed, now_secs()) {
                     Ok(HeadersTaken::Adopted { .. }) => grew = true,
-                    Ok(HeadersTaken::Ignored) if !parsed.is_empty() => heard.refused.push(format!(
+                    Ok(HeadersTaken::Ignored) => heard.refused.push(format!(
                         "{} headers ignored: no more work than the chain we have",
                         parsed.len()
                     )),

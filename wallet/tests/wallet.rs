@@ -341,3 +341,39 @@ fn the_binary_makes_a_key_once_prints_its_address_and_refuses_a_shared_key() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A node started with the wallet's key mines to it: the wallet's proved
+/// balance is the node's rewards, as the node's own ledger says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_mining_with_the_wallets_key_pays_its_rewards_to_that_wallet() {
+    let relay = relay().await;
+    let addr = relay.addr.to_string();
+    let key = Wallet::generate(&mut StdRng::seed_from_u64(33)).unwrap();
+    let mut config = NodeConfig::new(addr.clone(), profile());
+    config.name = "miner".into();
+    config.reward_to = key.address().clone();
+    let (node, _) = spawn(config);
+    let mut w = LightWallet::connect(key.clone(), &addr, DEFAULT_TOPIC, profile())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let _ = w.next_block(Duration::from_secs(2)).await;
+        w.sync(ASK).await.unwrap();
+        w.prove(ASK).await.unwrap();
+        let full = node_balance(&node, &key).await;
+        // The light wallet has seen every block the node has: the same.
+        if w.headers().len() >= 3 && w.balance() == full {
+            assert!(full > 0);
+            assert!(w.history().iter().all(|p| p.txn.is_coinbase()));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "light {} against full {full}",
+            w.balance()
+        );
+    }
+    node.stop().await;
+    relay.stop().await.unwrap();
+}

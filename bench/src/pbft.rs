@@ -19,7 +19,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tokio::time::Instant;
 use toycoin_common::message::{encode_txn, Message};
-use toycoin_common::pbft::{Membership, Msg, Seen, SignedWire, Tally, CHECKPOINT_INTERVAL};
+use toycoin_common::pbft::{Membership, Seen, SignedWire, Tally, CHECKPOINT_INTERVAL};
 use toycoin_common::profile::{Profile, FINAL_CONFIRMATIONS};
 use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
 use toycoin_common::wallet::Wallet;
@@ -195,16 +195,7 @@ async fn one_size(n: usize, keys: &[Wallet], mint: &Wallet, txns: usize) -> Resu
 
 fn count(frames: &mut BTreeMap<&'static str, u64>, payload: &[u8]) {
     if let Ok((_, msg)) = SignedWire::decode(payload).and_then(|w| w.open()) {
-        let kind = match msg {
-            Msg::PrePrepare { .. } => "pre-prepare",
-            Msg::Prepare { .. } => "prepare",
-            Msg::Commit { .. } => "commit",
-            Msg::Reply { .. } => "reply",
-            Msg::Checkpoint { .. } => "checkpoint",
-            Msg::ViewChange { .. } => "view-change",
-            Msg::NewView { .. } => "new-view",
-        };
-        *frames.entry(kind).or_default() += 1;
+        *frames.entry(msg.kind()).or_default() += 1;
     }
 }
 

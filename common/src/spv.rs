@@ -78,14 +78,24 @@ pub struct ProofWire {
 pub enum SpvMsg {
     /// "Send me the best chain's headers after the first of these hashes
     /// you have (newest first; empty: from genesis)."
-    GetHeaders { id: String, locator: Vec<String> },
+    GetHeaders {
+        id: String,
+        locator: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<String>,
+    },
     Headers {
         id: String,
         headers: Vec<HeaderWire>,
     },
     /// "Send me every transaction of the best chain that pays or is paid
     /// by this address (base64 of its PEM), each with its proof."
-    GetProofs { id: String, address: String },
+    GetProofs {
+        id: String,
+        address: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<String>,
+    },
     Proofs {
         id: String,
         address: String,
@@ -93,14 +103,24 @@ pub enum SpvMsg {
     },
     /// "Whose address has this fingerprint?" (to pay a classmate by the
     /// name every program prints).
-    GetAddress { id: String, fingerprint: String },
+    GetAddress {
+        id: String,
+        fingerprint: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<String>,
+    },
     Address {
         id: String,
         fingerprint: String,
         address: String,
     },
     /// To the network's mint (the oracle's `--faucet`): coins, please.
-    Faucet { id: String, address: String },
+    Faucet {
+        id: String,
+        address: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<String>,
+    },
     /// The mint's answer: the grant's id, or why not.
     Granted {
         id: String,
@@ -122,6 +142,32 @@ impl SpvMsg {
             | SpvMsg::Address { id, .. }
             | SpvMsg::Faucet { id, .. }
             | SpvMsg::Granted { id, .. } => id,
+        }
+    }
+
+    /// Where a request wants its answers: the name its asker gave the
+    /// relay (`$hello`), so that an answer goes to it alone (`$to:NAME`)
+    /// and not to the whole class; `None`: to everyone.
+    pub fn reply_to(&self) -> Option<&str> {
+        match self {
+            SpvMsg::GetHeaders { reply_to, .. }
+            | SpvMsg::GetProofs { reply_to, .. }
+            | SpvMsg::GetAddress { reply_to, .. }
+            | SpvMsg::Faucet { reply_to, .. } => reply_to
+                .as_deref()
+                .filter(|name| crate::control::check_name(name).is_ok()),
+            _ => None,
+        }
+    }
+
+    /// Sets where a request's answers go (see [`SpvMsg::reply_to`]).
+    pub fn set_reply_to(&mut self, name: Option<String>) {
+        if let SpvMsg::GetHeaders { reply_to, .. }
+        | SpvMsg::GetProofs { reply_to, .. }
+        | SpvMsg::GetAddress { reply_to, .. }
+        | SpvMsg::Faucet { reply_to, .. } = self
+        {
+            *reply_to = name;
         }
     }
 
@@ -710,16 +756,19 @@ mod tests {
         let msg = SpvMsg::GetProofs {
             id: "w-1".into(),
             address: b64(b"me"),
+            reply_to: Some("w-me".into()),
         };
         assert_eq!(SpvMsg::decode(&msg.encode()), Ok(msg));
         let big = SpvMsg::GetHeaders {
             id: "w-2".into(),
             locator: vec![b64(&[0u8; 64]); MAX_LOCATOR + 1],
+            reply_to: None,
         };
         assert!(SpvMsg::decode(&big.encode()).is_err());
         let huge = SpvMsg::Faucet {
             id: "w-3".into(),
             address: "A".repeat(MAX_REQUEST),
+            reply_to: None,
         };
         assert!(SpvMsg::decode(&huge.encode())
             .expect_err("too big")

@@ -15,6 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 use toycoin_common::chain::now_secs;
+use toycoin_common::control::{encode_hello, HELLO_TOPIC};
 use toycoin_common::hash::Txid;
 use toycoin_common::message::{encode_txn, Message};
 use toycoin_common::profile::Profile;
@@ -46,6 +47,9 @@ pub struct LightWallet {
     /// Proved transactions of this wallet, by id.
     proved: BTreeMap<Txid, Proved>,
     requests: u64,
+    /// The name this wallet gave the relay: answers come to it alone
+    /// (`None` once a relay did not deliver them so: the original's).
+    reply_to: Option<String>,
     /// Frames heard while waiting for something else: blocks keep the
     /// header chain current.
     pub blocks_heard: u64,
@@ -59,9 +63,20 @@ impl LightWallet {
         topic: &str,
         profile: Profile,
     ) -> Result<LightWallet, String> {
-        let client = RelayClient::connect(relay, topic)
+        let mut client = RelayClient::connect(relay, topic)
             .await
             .map_err(|e| format!("cannot reach the relay at {relay}: {e}"))?;
+        // A name, so that the nodes answer this wallet alone (`$to:`), not
+        // the whole class.
+        let name = format!(
+            "w-{}-{}",
+            wallet.fingerprint(),
+            &uuid::Uuid::new_v4().simple().to_string()[..6]
+        );
+        client
+            .publish(HELLO_TOPIC, &encode_hello(&name))
+            .await
+            .map_err(|e| format!("relay: {e}"))?;
         Ok(LightWallet {
             wallet,
             profile,
@@ -70,6 +85,7 @@ impl LightWallet {
             headers: HeaderChain::new(profile),
             proved: BTreeMap::new(),
             requests: 0,
+            reply_to: Some(name),
             blocks_heard: 0,
         })
     }
@@ -110,7 +126,28 @@ impl LightWallet {
     /// Sends `request` and collects the answers with its id: until
     /// [`MORE_ANSWERS`] after the first, or `timeout` with none. Blocks
     /// heard meanwhile extend the header chain.
-    async fn ask(&mut self, request: SpvMsg, timeout: Duration) -> Result<Vec<SpvMsg>, String> {
+    async fn ask(&mut self, mut request: SpvMsg, timeout: Duration) -> Result<Vec<SpvMsg>, String> {
+        request.set_reply_to(self.reply_to.clone());
+        let answers = self.ask_once(&request, timeout).await?;
+        // Every node answers a header request: when none did, the relay
+        // may know no `$to:` (the original's); answers to everyone, from
+        // now on.
+        if !answers.is_empty()
+            || self.reply_to.is_none()
+            || !matches!(request, SpvMsg::GetHeaders { .. })
+        {
+            return Ok(answers);
+        }
+        self.reply_to = None;
+        request.set_reply_to(None);
+        self.ask_once(&request, timeout).await
+    }
+
+    async fn ask_once(
+        &mut self,
+        request: &SpvMsg,
+        timeout: Duration,
+    ) -> Result<Vec<SpvMsg>, String> {
         let id = request.id().to_owned();
         self.publish(&request.encode()).await?;
         let mut answers = Vec::new();
@@ -160,7 +197,14 @@ impl LightWallet {
                 .map(spv::block_hash_text)
                 .collect();
             let answers = self
-                .ask(SpvMsg::GetHeaders { id, locator }, timeout)
+                .ask(
+                    SpvMsg::GetHeaders {
+                        id,
+                        locator,
+                        reply_to: None,
+                    },
+                    timeout,
+                )
                 .await?;
             if answers.is_empty() && heard.answers == 0 {
                 return Err(format!(
@@ -208,7 +252,16 @@ impl LightWallet {
     pub async fn prove(&mut self, timeout: Duration) -> Result<Heard, String> {
         let id = self.next_id();
         let address = spv::address_text(self.wallet.address());
-        let answers = self.ask(SpvMsg::GetProofs { id, address }, timeout).await?;
+        let answers = self
+            .ask(
+                SpvMsg::GetProofs {
+                    id,
+                    address,
+                    reply_to: None,
+                },
+                timeout,
+            )
+            .await?;
         let mut heard = Heard::default();
         let mine = self.wallet.address().clone();
         // A proof that no longer holds (a reorganisation) is dropped.
@@ -280,6 +333,7 @@ impl LightWallet {
                 SpvMsg::GetAddress {
                     id,
                     fingerprint: wanted.to_owned(),
+                    reply_to: None,
                 },
                 timeout,
             )
@@ -333,7 +387,16 @@ impl LightWallet {
     pub async fn faucet(&mut self, timeout: Duration) -> Result<(String, i64), String> {
         let id = self.next_id();
         let address = spv::address_text(self.wallet.address());
-        let answers = self.ask(SpvMsg::Faucet { id, address }, timeout).await?;
+        let answers = self
+            .ask(
+                SpvMsg::Faucet {
+                    id,
+                    address,
+                    reply_to: None,
+                },
+                timeout,
+            )
+            .await?;
         match answers.into_iter().next() {
             Some(SpvMsg::Granted {
                 txn: Some(txn),

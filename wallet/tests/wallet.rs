@@ -82,6 +82,19 @@ async fn two_wallets_get_coins_pay_each_other_and_agree_with_a_full_node() {
     oracle.faucet = 50;
     let oracle = tokio::spawn(toycoin_oracle::run(oracle));
 
+    // A classmate's program on the topic: the nodes' answers go to the
+    // asking wallet alone, not to it.
+    let observer = RelayClient::connect(&addr, DEFAULT_TOPIC).await.unwrap();
+    let observed = tokio::spawn(async move {
+        let mut observer = observer;
+        let mut answers = 0;
+        while let Ok(Some(frame)) = observer.recv().await {
+            if let Ok(msg) = SpvMsg::decode(&frame) {
+                answers += usize::from(!msg.is_request());
+            }
+        }
+        answers
+    });
     let mut rng = StdRng::seed_from_u64(21);
     let (ka, kb) = (
         Wallet::generate(&mut rng).unwrap(),
@@ -153,6 +166,11 @@ async fn two_wallets_get_coins_pay_each_other_and_agree_with_a_full_node() {
     oracle.abort();
     node.stop().await;
     relay.stop().await.unwrap();
+    assert_eq!(
+        observed.await.unwrap(),
+        0,
+        "an answer reached another client"
+    );
 }
 
 /// A liar answers the wallet's requests before the honest node: a header
@@ -228,7 +246,7 @@ async fn a_lying_nodes_headers_and_proofs_are_caught_and_ignored() {
                             .collect(),
                     },
                 ],
-                SpvMsg::GetProofs { id, address } => {
+                SpvMsg::GetProofs { id, address, .. } => {
                     let mut wrong_path = honest_item.clone();
                     wrong_path.path[0].right = !wrong_path.path[0].right;
                     let mut wrong_block = honest_item.clone();

@@ -135,9 +135,22 @@ pub fn run(txns: usize) -> Vec<String> {
     );
     println!(
         "{:<44} {:>14.0}",
-        "raw RSA-PSS verifications (rsa crate)", raw_rate
+        "raw RSA-PSS verifications (ours)", raw_rate
     );
-    println!("{:<44} {:>14.0}", "addresses parsed into keys", parse_rate);
+    let openssl = openssl_verify_rate();
+    match openssl {
+        Some(rate) => println!(
+            "{:<44} {:>14.0}\nraw verify, ours against OpenSSL's: {:.2}",
+            "  openssl speed rsa2048, verify (one core)",
+            rate,
+            raw_rate / rate
+        ),
+        None => println!("(no openssl binary: no OpenSSL figure beside ours)"),
+    }
+    println!(
+        "{:<44} {:>14.0}",
+        "addresses parsed into keys (cached)", parse_rate
+    );
     println!(
         "{:<44} {:>14.0}",
         "transfers' 2 signatures (check_signatures)", sigs_rate
@@ -160,7 +173,7 @@ pub fn run(txns: usize) -> Vec<String> {
         "blocks/s on {cores} threads against 1: {:.2}",
         parallel_rate / block_rate
     );
-    vec![
+    let mut figures = vec![
         format!("validation_txns_per_s={txn_rate:.0}"),
         format!("validation_raw_verify_per_s={raw_rate:.0}"),
         format!("validation_key_parse_per_s={parse_rate:.0}"),
@@ -171,5 +184,25 @@ pub fn run(txns: usize) -> Vec<String> {
             "validation_block_txns_per_s={:.0}",
             block_rate * PER_BLOCK as f64
         ),
-    ]
+    ];
+    if let Some(rate) = openssl {
+        figures.push(format!("openssl_verify_per_s={rate:.0}"));
+    }
+    figures
+}
+
+/// OpenSSL's RSA-2048 verifications a second on one core (`openssl speed
+/// -seconds 3 rsa2048`, its last figure), where the binary is there.
+fn openssl_verify_rate() -> Option<f64> {
+    let out = std::process::Command::new("openssl")
+        .args(["speed", "-seconds", "3", "rsa2048"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter(|l| {
+            l.trim_start().starts_with("rsa 2048") || l.trim_start().starts_with("rsa  2048")
+        })
+        .find_map(|l| l.split_whitespace().last()?.parse().ok())
 }

@@ -22,7 +22,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::hash::Txid;
 use crate::profile::{Minting, Profile, Signing, MAX_SUPPLY};
 use crate::transaction::{Address, OutputKind, Token, Transaction};
-use rsa::RsaPublicKey;
 
 use crate::wallet::{self, fingerprint, SignatureError};
 
@@ -312,14 +311,14 @@ fn check_signature(txn: &Transaction, signing: Signing, which: usize) -> Result<
 }
 
 /// The key a transaction's signatures verify with: its sender's.
-fn sender_key(txn: &Transaction) -> Result<RsaPublicKey, TxError> {
+fn sender_key(txn: &Transaction) -> Result<wallet::PublicKey, TxError> {
     wallet::public_key(&txn.sender).map_err(|_| TxError::BadSenderAddress)
 }
 
 /// One of `txn`'s signatures (as [`check_signature`]) with its sender's
 /// key, parsed already.
 fn verify_one(
-    key: &RsaPublicKey,
+    key: &wallet::PublicKey,
     txn: &Transaction,
     signing: Signing,
     which: usize,

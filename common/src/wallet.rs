@@ -12,6 +12,8 @@ use rsa::{Pss, RsaPrivateKey, RsaPublicKey};
 use sha2::{Digest, Sha512};
 
 use crate::hash::HASH_LEN;
+
+mod verify;
 use crate::profile::Signing;
 use crate::transaction::{Address, OutputKind, Token, Transaction, Transfer};
 
@@ -269,17 +271,60 @@ pub fn fingerprint(address: &[u8]) -> String {
     digest[..4].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Parses an address into an RSA public key.
-pub fn public_key(address: &[u8]) -> Result<RsaPublicKey, SignatureError> {
+/// A public key as parsed from an address, ready to verify: 2048-bit keys
+/// (every wallet's) on the fast path ([`verify`](mod@verify)), others by the
+/// `rsa` crate.
+#[derive(Clone, Debug)]
+pub struct PublicKey {
+    rsa: RsaPublicKey,
+    fast: Option<verify::FastKey>,
+}
+
+/// Keys parsed lately, by address: a sender's PEM is parsed (and its
+/// Montgomery constants computed) once, not once per transaction.
+/// Emptied when full, so a flood of new senders costs what no cache would.
+static KEYS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<Address, PublicKey>>> =
+    std::sync::LazyLock::new(Default::default);
+/// Keys [`KEYS`] holds at most (some 2 KiB each).
+pub const KEY_CACHE: usize = 1024;
+
+/// Parses an address into a public key (from the cache when it was parsed
+/// lately).
+pub fn public_key(address: &[u8]) -> Result<PublicKey, SignatureError> {
+    if let Some(key) = KEYS.lock().ok().and_then(|k| k.get(address).cloned()) {
+        return Ok(key);
+    }
     let pem = std::str::from_utf8(address).map_err(|_| SignatureError::BadAddress)?;
-    RsaPublicKey::from_public_key_pem(pem).map_err(|_| SignatureError::BadAddress)
+    let rsa = RsaPublicKey::from_public_key_pem(pem).map_err(|_| SignatureError::BadAddress)?;
+    let key = PublicKey {
+        fast: verify::FastKey::new(&rsa),
+        rsa,
+    };
+    if let Ok(mut keys) = KEYS.lock() {
+        if keys.len() >= KEY_CACHE {
+            keys.clear();
+        }
+        keys.insert(Bytes::copy_from_slice(address), key.clone());
+    }
+    Ok(key)
 }
 
 /// Verifies `signature` over `msg` by the key `key`.
-pub fn verify_with(key: &RsaPublicKey, msg: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
-    let scheme = Pss::new_with_salt::<Sha512>(max_salt_len(key.n().bits()));
-    key.verify(scheme, &Sha512::digest(msg), signature)
-        .map_err(|_| SignatureError::BadSignature)
+pub fn verify_with(key: &PublicKey, msg: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
+    let valid = match &key.fast {
+        Some(fast) => fast.verify(msg, signature),
+        None => {
+            let scheme = Pss::new_with_salt::<Sha512>(max_salt_len(key.rsa.n().bits()));
+            key.rsa
+                .verify(scheme, &Sha512::digest(msg), signature)
+                .is_ok()
+        }
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err(SignatureError::BadSignature)
+    }
 }
 
 /// Verifies `signature` over `msg` by the owner of `address`.

@@ -13,7 +13,6 @@ use std::path::Path;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use bytes::Bytes;
-use rsa::RsaPublicKey;
 use serde::{Deserialize, Serialize};
 
 use crate::block::MAX_BLOCK_TXNS;
@@ -49,7 +48,7 @@ pub enum PbftError {
 pub struct Member {
     pub name: String,
     pub address: Address,
-    key: RsaPublicKey,
+    key: wallet::PublicKey,
 }
 
 /// The replicas, in order: replica `i` is primary of views `i`, `i + n`,

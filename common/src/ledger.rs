@@ -307,11 +307,11 @@ pub fn check_signatures(txn: &Transaction, signing: Signing) -> Result<(), TxErr
 /// One of a transaction's two signatures (0: the receiver's, 1: the
 /// sender's) verifies with the sender's key.
 fn check_signature(txn: &Transaction, signing: Signing, which: usize) -> Result<(), TxError> {
-    verify_one(&sender_key(txn)?, txn, signing, which)
+    verify_one(&*sender_key(txn)?, txn, signing, which)
 }
 
 /// The key a transaction's signatures verify with: its sender's.
-fn sender_key(txn: &Transaction) -> Result<wallet::PublicKey, TxError> {
+fn sender_key(txn: &Transaction) -> Result<std::sync::Arc<wallet::PublicKey>, TxError> {
     wallet::public_key(&txn.sender).map_err(|_| TxError::BadSenderAddress)
 }
 

@@ -283,23 +283,25 @@ pub struct PublicKey {
 /// Keys parsed lately, by address: a sender's PEM is parsed (and its
 /// Montgomery constants computed) once, not once per transaction.
 /// Emptied when full, so a flood of new senders costs what no cache would.
-static KEYS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<Address, PublicKey>>> =
-    std::sync::LazyLock::new(Default::default);
+#[allow(clippy::type_complexity)]
+static KEYS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<Address, std::sync::Arc<PublicKey>>>,
+> = std::sync::LazyLock::new(Default::default);
 /// Keys [`KEYS`] holds at most (some 2 KiB each).
 pub const KEY_CACHE: usize = 1024;
 
 /// Parses an address into a public key (from the cache when it was parsed
 /// lately).
-pub fn public_key(address: &[u8]) -> Result<PublicKey, SignatureError> {
+pub fn public_key(address: &[u8]) -> Result<std::sync::Arc<PublicKey>, SignatureError> {
     if let Some(key) = KEYS.lock().ok().and_then(|k| k.get(address).cloned()) {
         return Ok(key);
     }
     let pem = std::str::from_utf8(address).map_err(|_| SignatureError::BadAddress)?;
     let rsa = RsaPublicKey::from_public_key_pem(pem).map_err(|_| SignatureError::BadAddress)?;
-    let key = PublicKey {
+    let key = std::sync::Arc::new(PublicKey {
         fast: verify::FastKey::new(&rsa),
         rsa,
-    };
+    });
     if let Ok(mut keys) = KEYS.lock() {
         if keys.len() >= KEY_CACHE {
             keys.clear();
@@ -329,7 +331,7 @@ pub fn verify_with(key: &PublicKey, msg: &[u8], signature: &[u8]) -> Result<(), 
 
 /// Verifies `signature` over `msg` by the owner of `address`.
 pub fn verify(address: &[u8], msg: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
-    verify_with(&public_key(address)?, msg, signature)
+    verify_with(&*public_key(address)?, msg, signature)
 }
 
 #[cfg(test)]

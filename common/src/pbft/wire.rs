@@ -48,7 +48,7 @@ pub enum PbftError {
 pub struct Member {
     pub name: String,
     pub address: Address,
-    key: wallet::PublicKey,
+    key: std::sync::Arc<wallet::PublicKey>,
 }
 
 /// The replicas, in order: replica `i` is primary of views `i`, `i + n`,

@@ -8,7 +8,6 @@ use std::process::Stdio;
 use tokio::process::{Child, Command};
 
 use toycoin_relay::local::LocalRelay;
-use toycoin_relay::RelayConfig;
 
 /// The path of `program` (`toycoin-node`, ...) beside this benchmark, or
 /// what to do if it is not there.
@@ -28,11 +27,7 @@ pub fn sibling(program: &str) -> Result<PathBuf, String> {
 
 /// A relay in this process on a port the OS picks, printing nothing.
 pub async fn quiet_relay() -> Result<LocalRelay, String> {
-    let config = RelayConfig {
-        summary_interval: None,
-        ..RelayConfig::default()
-    };
-    toycoin_relay::local::spawn("127.0.0.1:0", config)
+    toycoin_relay::local::spawn_quiet()
         .await
         .map_err(|e| e.to_string())
 }

@@ -19,7 +19,6 @@ use toycoin_common::wallet::Wallet;
 use toycoin_node::{spawn, Event, Fault, NodeConfig, NodeHandle, PbftConfig, Snapshot};
 use toycoin_oracle::OracleConfig;
 use toycoin_relay::local::LocalRelay;
-use toycoin_relay::RelayConfig;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -41,13 +40,7 @@ struct Net {
 impl Net {
     /// n replicas; `faults[i]` is replica i's fault.
     async fn start(n: usize, faults: &[(usize, Fault)]) -> Net {
-        let config = RelayConfig {
-            summary_interval: None,
-            ..RelayConfig::default()
-        };
-        let relay = toycoin_relay::local::spawn("127.0.0.1:0", config)
-            .await
-            .unwrap();
+        let relay = toycoin_relay::local::spawn_quiet().await.unwrap();
         let members = Arc::new(
             Membership::new(
                 (0..n)

@@ -20,6 +20,16 @@ pub struct LocalRelay {
     task: JoinHandle<io::Result<()>>,
 }
 
+/// A relay on 127.0.0.1, on a port the OS picks, that prints no summary:
+/// what tests and benchmarks meet on.
+pub async fn spawn_quiet() -> io::Result<LocalRelay> {
+    let config = RelayConfig {
+        summary_interval: None,
+        ..RelayConfig::default()
+    };
+    spawn("127.0.0.1:0", config).await
+}
+
 /// Binds `addr` (port 0: the OS picks) and runs a relay there until
 /// [`LocalRelay::stop`].
 pub async fn spawn(addr: impl ToSocketAddrs, config: RelayConfig) -> io::Result<LocalRelay> {

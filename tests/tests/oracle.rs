@@ -12,17 +12,10 @@ use toycoin_common::profile::Profile;
 use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
 use toycoin_node::{spawn, NodeConfig, NodeHandle, NO_WALLET};
 use toycoin_relay::local::LocalRelay;
-use toycoin_relay::RelayConfig;
 use toycoin_tests::program::{Program, WAIT};
 
 async fn relay() -> LocalRelay {
-    let config = RelayConfig {
-        summary_interval: None,
-        ..RelayConfig::default()
-    };
-    toycoin_relay::local::spawn("127.0.0.1:0", config)
-        .await
-        .unwrap()
+    toycoin_relay::local::spawn_quiet().await.unwrap()
 }
 
 fn node(addr: SocketAddr) -> NodeHandle {

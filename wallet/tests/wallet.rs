@@ -20,7 +20,6 @@ use toycoin_common::wallet::{check_private_file, Wallet};
 use toycoin_node::{spawn, NodeConfig, NodeHandle};
 use toycoin_oracle::OracleConfig;
 use toycoin_relay::local::LocalRelay;
-use toycoin_relay::RelayConfig;
 use toycoin_wallet::LightWallet;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -31,13 +30,7 @@ fn profile() -> Profile {
 }
 
 async fn relay() -> LocalRelay {
-    let config = RelayConfig {
-        summary_interval: None,
-        ..RelayConfig::default()
-    };
-    toycoin_relay::local::spawn("127.0.0.1:0", config)
-        .await
-        .unwrap()
+    toycoin_relay::local::spawn_quiet().await.unwrap()
 }
 
 /// Syncs and proves until `wallet`'s balance is `want`.

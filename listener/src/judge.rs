@@ -239,6 +239,7 @@ impl Judge {
                     Seen::PrePrepare { from, .. }
                     | Seen::Vote { from, .. }
                     | Seen::Checkpoint { from, .. }
+                    | Seen::Catching { from, .. }
                     | Seen::ViewChange { from, .. }
                     | Seen::Reply { from, .. } => Some(*from),
                     Seen::NewView { primary, .. } => Some(*primary),

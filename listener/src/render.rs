@@ -202,6 +202,10 @@ impl Renderer {
                     "kind": phase, "view": view, "seq": seq, "count": count, "needed": needed,
                 }),
                 Seen::Checkpoint { seq, .. } => json!({ "kind": "checkpoint", "seq": seq }),
+                Seen::Catching { after, batches, .. } => json!({
+                    "kind": if after.is_some() { "fetch" } else { "committed" },
+                    "after": after, "batches": batches,
+                }),
                 Seen::ViewChange {
                     to, count, needed, ..
                 } => json!({
@@ -250,6 +254,13 @@ impl Renderer {
                 format!("{from} {name} batch {seq} in view {view}: {count}/{needed} ({rule}){done}")
             }
             Seen::Checkpoint { seq, .. } => format!("{from} CHECKPOINT after batch {seq}"),
+            Seen::Catching { after: Some(after), .. } => self.paint(
+                "33",
+                &format!("{from} FETCH: fell behind at batch {after}; asks for what the others committed"),
+            ),
+            Seen::Catching { batches, .. } => {
+                format!("{from} COMMITTED: sends {batches} committed batches, each with 2f+1 signed commits, to a replica catching up")
+            }
             Seen::ViewChange { to, count, needed, .. } => self.paint(
                 "33",
                 &format!("{from} VIEW-CHANGE to view {to}: {count}/{needed} (2f+1) replicas want it"),

@@ -353,7 +353,7 @@ impl WebModel {
                 view.view_change = None;
                 None
             }
-            Seen::Checkpoint { .. } => None,
+            Seen::Checkpoint { .. } | Seen::Catching { .. } => None,
         };
         if seq.is_some() {
             while view.batches.len() > SHOWN_BATCHES {

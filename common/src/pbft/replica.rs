@@ -56,6 +56,13 @@ pub const VIEW_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_DOUBLINGS: u32 = 5;
 /// View-change messages for views further ahead than this are ignored.
 pub const MAX_VIEW_AHEAD: u64 = 64;
+/// Committed batches a replica keeps, with their proofs, for replicas
+/// that fell behind.
+pub const ARCHIVE: usize = 256;
+/// Batches one answer to a fetch carries.
+pub const FETCH_BATCHES: usize = 16;
+/// A replica asks again, and answers one replica again, no sooner.
+pub const FETCH_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Something a replica did that people watch.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,8 +97,8 @@ pub enum PbftEvent {
     },
     /// A message not taken, and why (said once per message).
     Refused { from: Option<usize>, reason: String },
-    /// Others' checkpoints moved past what this replica executed: it
-    /// misses batches it cannot fetch (state transfer is not built).
+    /// Others went on past what this replica executed: it fetches the
+    /// batches they committed, each with its proof.
     Behind { executed: u64, stable: u64 },
 }
 
@@ -135,7 +142,7 @@ impl std::fmt::Display for PbftEvent {
             },
             PbftEvent::Behind { executed, stable } => write!(
                 f,
-                "pBFT: BEHIND: executed up to {executed}, the others' checkpoint is {stable}; state transfer is not built"
+                "pBFT: BEHIND: executed up to {executed}, the others' checkpoint is {stable}: fetching the batches they committed"
             ),
         }
     }
@@ -186,6 +193,8 @@ struct Slot {
     /// The latest prepare and commit of each replica: (view, digest).
     prepares: BTreeMap<usize, (u64, Hash, SignedWire)>,
     commits: BTreeMap<usize, (u64, Hash)>,
+    /// The signed commits, for the batch's proof once committed.
+    commit_wires: BTreeMap<usize, SignedWire>,
     /// Prepared in this view (a commit was sent).
     prepared_in: Option<u64>,
     /// The highest-view prepared certificate.
@@ -243,6 +252,13 @@ pub struct Replica {
     stats: PbftStats,
     /// Said once: behind the others' stable checkpoint.
     behind_said: u64,
+    /// Committed batches with their proofs, newest last.
+    archive: VecDeque<(u64, super::wire::CommittedWire)>,
+    /// Others are ahead: fetch what they committed.
+    want_fetch: bool,
+    fetched_at: Option<Instant>,
+    /// When each replica was last answered a fetch.
+    served_at: BTreeMap<usize, Instant>,
 }
 
 /// The state before any batch.
@@ -289,6 +305,10 @@ impl Replica {
             events: VecDeque::new(),
             stats: PbftStats::default(),
             behind_said: 0,
+            archive: VecDeque::new(),
+            want_fetch: false,
+            fetched_at: None,
+            served_at: BTreeMap::new(),
         })
     }
 
@@ -417,6 +437,7 @@ impl Replica {
 
     /// The timer: a view whose batches do not come is given up.
     pub fn on_timer(&mut self, now: Instant) {
+        self.fetch(now);
         if self.deadline.is_some_and(|d| d <= now) {
             let why = if self.changing {
                 let asked = self
@@ -557,6 +578,12 @@ impl Replica {
             return Err(PbftError::UnknownReplica(from, self.members.n()));
         }
         if !self.wanted(from, &msg) {
+            if self.beyond_window(&msg) {
+                // Others are a window ahead: worth a signature to know.
+                self.members.check_signature(from, &wire)?;
+                self.want_fetch = true;
+                self.fetch(now);
+            }
             return Ok(());
         }
         self.members.check_signature(from, &wire)?;
@@ -579,6 +606,7 @@ impl Replica {
                 let digest = parse_hash(&digest)?;
                 let slot = self.slots.entry(seq).or_default();
                 slot.commits.insert(from, (view, digest));
+                slot.commit_wires.insert(from, wire);
                 self.check_committed(seq);
                 Ok(())
             }
@@ -602,6 +630,11 @@ impl Replica {
                 view_changes,
                 pre_prepares,
             } => self.on_new_view(view, &view_changes, &pre_prepares, now),
+            Msg::Fetch { after } => {
+                self.on_fetch(from, after, now);
+                Ok(())
+            }
+            Msg::Committed { items } => self.on_committed(&items, now),
             Msg::Reply { .. } => Ok(()),
         }
     }
@@ -646,7 +679,11 @@ impl Replica {
                     })
             }
             Msg::Checkpoint { seq, .. } => {
-                in_window(*seq)
+                // A replica that fetched batches past its window takes the
+                // checkpoints up to a window past what it executed: with
+                // them its window moves on again.
+                *seq > self.low
+                    && *seq <= self.low.max(self.last_executed) + WINDOW
                     && seq % CHECKPOINT_INTERVAL == 0
                     && self
                         .checkpoints
@@ -666,8 +703,140 @@ impl Replica {
                     && *view <= self.view + MAX_VIEW_AHEAD
                     && from == self.members.primary(*view)
             }
+            Msg::Fetch { after } => *after < self.last_executed,
+            Msg::Committed { .. } => self.want_fetch,
             Msg::Reply { .. } => false,
         }
+    }
+
+    /// A vote or checkpoint for a number above the window: the others went
+    /// on without this replica.
+    fn beyond_window(&self, msg: &Msg) -> bool {
+        match msg {
+            Msg::Prepare { seq, .. } | Msg::Commit { seq, .. } => *seq > self.low + WINDOW,
+            Msg::Checkpoint { seq, .. } => *seq > self.low.max(self.last_executed) + WINDOW,
+            _ => false,
+        }
+    }
+
+    /// Asks the others for the batches they committed after ours, at most
+    /// every [`FETCH_INTERVAL`].
+    fn fetch(&mut self, now: Instant) {
+        if !self.want_fetch || self.fetched_at.is_some_and(|t| now < t + FETCH_INTERVAL) {
+            return;
+        }
+        self.fetched_at = Some(now);
+        let after = self.last_executed;
+        self.broadcast(Msg::Fetch { after });
+    }
+
+    /// Another replica fell behind: the committed batches after `after`
+    /// this one still holds, with their proofs, to it alone.
+    fn on_fetch(&mut self, from: usize, after: u64, now: Instant) {
+        if self
+            .served_at
+            .get(&from)
+            .is_some_and(|t| now < *t + FETCH_INTERVAL)
+        {
+            return;
+        }
+        let items: Vec<super::wire::CommittedWire> = self
+            .archive
+            .iter()
+            .filter(|(seq, _)| *seq > after)
+            .take(FETCH_BATCHES)
+            .map(|(_, c)| c.clone())
+            .collect();
+        if items.is_empty() {
+            return;
+        }
+        self.served_at.insert(from, now);
+        let wire = self.sign(Msg::Committed { items });
+        self.send(Some(from), &wire, "committed");
+    }
+
+    /// Committed batches fetched: each checked (the pre-prepare signed by
+    /// its view's primary, the batch its digest's, 2f+1 matching signed
+    /// commits) and executed in order.
+    fn on_committed(
+        &mut self,
+        items: &[super::wire::CommittedWire],
+        now: Instant,
+    ) -> Result<(), PbftError> {
+        if items.len() > FETCH_BATCHES {
+            return Err(PbftError::Refused(
+                "more batches than a fetch answers".into(),
+            ));
+        }
+        for item in items {
+            let (r, m) = self.members.verify(&item.pre_prepare)?;
+            let Msg::PrePrepare {
+                view,
+                seq,
+                digest,
+                batch,
+            } = m
+            else {
+                return Err(PbftError::Refused(
+                    "a committed batch without its pre-prepare".into(),
+                ));
+            };
+            if seq != self.last_executed + 1 {
+                continue;
+            }
+            let digest = parse_hash(&digest)?;
+            let batch = Batch::parse(&batch)?;
+            if r != self.members.primary(view) || batch.digest != digest {
+                return Err(PbftError::Refused(format!(
+                    "committed batch {seq}: not its view's primary's, or not its digest"
+                )));
+            }
+            let mut signers = HashSet::new();
+            for c in item.commits.iter().take(self.members.n()) {
+                let (r, m) = self.members.verify(c)?;
+                if let Msg::Commit {
+                    view: v,
+                    seq: s,
+                    digest: d,
+                } = m
+                {
+                    if v == view && s == seq && parse_hash(&d)? == digest {
+                        signers.insert(r);
+                    }
+                }
+            }
+            if signers.len() < self.members.quorum() {
+                return Err(PbftError::Refused(format!(
+                    "committed batch {seq}: {} matching commits of the {} needed",
+                    signers.len(),
+                    self.members.quorum()
+                )));
+            }
+            let slot = self.slots.entry(seq).or_default();
+            slot.view = view;
+            slot.accepted = Some((digest, Arc::new(batch), item.pre_prepare.clone()));
+            slot.prepared_in = Some(view);
+            slot.committed = true;
+            for c in &item.commits {
+                if let Ok((r, _)) = c.open() {
+                    slot.commits.insert(r, (view, digest));
+                    slot.commit_wires.insert(r, c.clone());
+                }
+            }
+            if view > self.view && !self.changing {
+                // 2f+1 replicas committed in that view: it is the one.
+                self.view = view;
+                self.view_changes.retain(|_, vc| vc.view > view);
+            }
+            self.execute_ready();
+        }
+        // Checkpoints heard meanwhile may now be ours too.
+        let seqs: Vec<u64> = self.checkpoints.keys().copied().collect();
+        for seq in seqs {
+            self.check_stable(seq);
+        }
+        self.fetch(now);
+        Ok(())
     }
 
     fn on_pre_prepare(
@@ -794,13 +963,14 @@ impl Replica {
         slot.cert = Some(cert);
         self.events
             .push_back(PbftEvent::Prepared { view, seq, digest });
-        self.broadcast(Msg::Commit {
+        let wire = self.broadcast(Msg::Commit {
             view,
             seq,
             digest: said.to_hex(),
         });
         let slot = self.slots.entry(seq).or_default();
         slot.commits.insert(self.me, (view, said));
+        slot.commit_wires.insert(self.me, wire);
         self.check_committed(seq);
     }
 
@@ -834,11 +1004,28 @@ impl Replica {
             if !slot.committed || slot.executed {
                 break;
             }
-            let Some((digest, batch, _)) = &slot.accepted else {
+            let Some((digest, batch, pre_prepare)) = &slot.accepted else {
                 break;
             };
             slot.executed = true;
+            let proof = super::wire::CommittedWire {
+                pre_prepare: pre_prepare.clone(),
+                commits: slot
+                    .commit_wires
+                    .values()
+                    .filter(|w| {
+                        w.open().is_ok_and(|(_, m)| {
+                            matches!(m, Msg::Commit { view, digest: d, .. } if view == slot.view && d == digest.to_hex())
+                        })
+                    })
+                    .cloned()
+                    .collect(),
+            };
             let (digest, txns, view) = (*digest, batch.txns.clone(), slot.view);
+            if self.archive.len() == ARCHIVE {
+                self.archive.pop_front();
+            }
+            self.archive.push_back((self.last_executed + 1, proof));
             self.last_executed += 1;
             let seq = self.last_executed;
             self.state = Hash::of_parts(&[self.state.as_bytes(), digest.as_bytes()]);
@@ -887,6 +1074,7 @@ impl Replica {
                     stable: seq,
                 });
             }
+            self.want_fetch = true;
             return;
         }
         if !votes.get(&self.me).is_some_and(|(s, _)| *s == state) || seq <= self.low {

@@ -53,6 +53,13 @@ pub enum Seen {
         from: usize,
         seq: u64,
     },
+    /// A replica that fell behind asks for committed batches (`batches:
+    /// None`), or another sends it `batches` of them.
+    Catching {
+        from: usize,
+        after: Option<u64>,
+        batches: usize,
+    },
     ViewChange {
         from: usize,
         to: u64,
@@ -187,6 +194,16 @@ impl Tally {
                 self.vote(from, "commit", view, seq, &digest, commits)?
             }
             Msg::Checkpoint { seq, .. } => Seen::Checkpoint { from, seq },
+            Msg::Fetch { after } => Seen::Catching {
+                from,
+                after: Some(after),
+                batches: 0,
+            },
+            Msg::Committed { items } => Seen::Catching {
+                from,
+                after: None,
+                batches: items.len(),
+            },
             Msg::ViewChange { view, .. } => {
                 let set = self.view_changes.entry(view).or_default();
                 set.insert(from);

@@ -34,6 +34,8 @@ fn grants(values: std::ops::Range<i64>) -> Vec<Transaction> {
 struct Net {
     replicas: Vec<Replica>,
     silent: HashSet<usize>,
+    /// Replicas cut off: they neither hear nor are heard.
+    cut: HashSet<usize>,
     /// What each replica executed: (sequence, digest).
     executed: Vec<Vec<(u64, Hash)>>,
     events: Vec<Vec<PbftEvent>>,
@@ -60,6 +62,7 @@ impl Net {
         Net {
             replicas,
             silent: HashSet::new(),
+            cut: HashSet::new(),
             executed: vec![Vec::new(); n],
             events: vec![Vec::new(); n],
             now: Instant::now(),
@@ -69,7 +72,7 @@ impl Net {
 
     fn honest(&self) -> Vec<usize> {
         (0..self.replicas.len())
-            .filter(|i| !self.silent.contains(i))
+            .filter(|i| !self.silent.contains(i) && !self.cut.contains(i))
             .collect()
     }
 
@@ -79,7 +82,7 @@ impl Net {
         loop {
             for (i, r) in self.replicas.iter_mut().enumerate() {
                 while let Some(out) = r.take_outgoing() {
-                    if !self.silent.contains(&i) {
+                    if !self.silent.contains(&i) && !self.cut.contains(&i) {
                         queue.push_back((i, out));
                     }
                 }
@@ -94,7 +97,7 @@ impl Net {
                 return;
             };
             for (j, r) in self.replicas.iter_mut().enumerate() {
-                if j != from && out.to.map_or(true, |to| to == j) {
+                if j != from && !self.cut.contains(&j) && out.to.map_or(true, |to| to == j) {
                     self.delivered += 1;
                     let _ = r.on_payload(&out.payload, self.now);
                 }
@@ -380,4 +383,122 @@ fn replicas_file_round_trips_and_checks_fingerprints() {
     assert!(Membership::parse(&tampered)
         .expect_err("tampered")
         .contains("fingerprint"));
+}
+
+/// A replica cut off while the others commit 20 batches (past its window
+/// of 16, over two checkpoints) fetches them with their proofs once back,
+/// executes the same ones in order, and takes part again.
+#[test]
+fn a_replica_that_fell_behind_fetches_what_the_others_committed() {
+    let mut net = Net::new(4);
+    net.waiting(true);
+    net.cut.insert(3);
+    for k in 0..20 {
+        assert!(net.propose(grants(k + 1..k + 2)), "batch {k}");
+    }
+    assert_eq!(net.executed[3].len(), 0);
+    assert_eq!(net.agree(), 20);
+    net.cut.clear();
+    // Back: the next batch's votes are past its window; it asks, is
+    // answered 16 batches at a time (each fetch at most every 0.5 s).
+    for k in 20..24 {
+        assert!(net.propose(grants(k + 1..k + 2)));
+        net.wait(1);
+    }
+    net.wait(1);
+    net.wait(1);
+    assert_eq!(net.agree(), 24);
+    assert_eq!(net.executed[3].len(), 24, "the fetched batches, in order");
+    assert!(net.events[3]
+        .iter()
+        .any(|e| matches!(e, PbftEvent::Stable { seq: 24 })));
+    // And it votes again: a batch now commits with it among the 2f+1.
+    assert!(net.propose(grants(30..31)));
+    assert_eq!(net.executed[3].len(), 25);
+    assert!(
+        net.replicas[3].log_len() <= 6,
+        "log of {}",
+        net.replicas[3].log_len()
+    );
+}
+
+/// A fetch answered with a batch that lacks its 2f+1 commits, or whose
+/// pre-prepare is not the primary's, is refused: nothing executes.
+#[test]
+fn a_forged_answer_to_a_fetch_is_refused() {
+    use super::wire::CommittedWire;
+    let mut net = Net::new(4);
+    let now = net.now;
+    // Replica 3 hears a signed commit far past its window: it wants to
+    // fetch.
+    let ahead = SignedWire::sign(
+        &KEYS[1],
+        1,
+        Msg::Commit {
+            view: 0,
+            seq: 40,
+            digest: Hash::of(b"x").to_hex(),
+        },
+    );
+    net.replicas[3]
+        .on_payload(&ahead.encode(), now)
+        .expect("taken");
+    let batch = Batch::new(grants(1..2));
+    let pre_prepare = |key: usize| {
+        SignedWire::sign(
+            &KEYS[key],
+            key,
+            Msg::PrePrepare {
+                view: 0,
+                seq: 1,
+                digest: batch.digest.to_hex(),
+                batch: batch.json.clone(),
+            },
+        )
+    };
+    let commit = |key: usize| {
+        SignedWire::sign(
+            &KEYS[key],
+            key,
+            Msg::Commit {
+                view: 0,
+                seq: 1,
+                digest: batch.digest.to_hex(),
+            },
+        )
+    };
+    let answer = |item: CommittedWire| {
+        SignedWire::sign(&KEYS[2], 2, Msg::Committed { items: vec![item] }).encode()
+    };
+    let too_few = answer(CommittedWire {
+        pre_prepare: pre_prepare(0),
+        commits: vec![commit(0), commit(1), commit(1)],
+    });
+    let err = net.replicas[3]
+        .on_payload(&too_few, now)
+        .expect_err("too few");
+    assert!(
+        err.to_string()
+            .contains("2 matching commits of the 3 needed"),
+        "{err}"
+    );
+    let not_primary = answer(CommittedWire {
+        pre_prepare: pre_prepare(2),
+        commits: vec![commit(0), commit(1), commit(2)],
+    });
+    let err = net.replicas[3]
+        .on_payload(&not_primary, now)
+        .expect_err("not the primary");
+    assert!(
+        err.to_string().contains("not its view's primary's"),
+        "{err}"
+    );
+    assert_eq!(net.replicas[3].last_executed(), 0);
+    // The real thing executes.
+    let good = answer(CommittedWire {
+        pre_prepare: pre_prepare(0),
+        commits: vec![commit(0), commit(1), commit(2)],
+    });
+    net.replicas[3].on_payload(&good, now).expect("proved");
+    assert_eq!(net.replicas[3].last_executed(), 1);
 }

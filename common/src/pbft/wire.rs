@@ -266,6 +266,15 @@ pub struct CertWire {
     pub prepares: Vec<SignedWire>,
 }
 
+/// A committed batch with its proof: the pre-prepare that ordered it and
+/// 2f+1 matching commits, all signed (what a replica that fell behind
+/// fetches).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommittedWire {
+    pub pre_prepare: SignedWire,
+    pub commits: Vec<SignedWire>,
+}
+
 /// The messages, as the paper names them. Hashes are hex SHA-512.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -310,6 +319,16 @@ pub enum Msg {
         view_changes: Vec<SignedWire>,
         pre_prepares: Vec<SignedWire>,
     },
+    /// A replica that fell behind asks for the committed batches after
+    /// `after` (state transfer, done here by replaying batches).
+    Fetch {
+        after: u64,
+    },
+    /// The answer, to that replica alone: committed batches in order, each
+    /// with its proof.
+    Committed {
+        items: Vec<CommittedWire>,
+    },
     /// To the client (the oracle): batch `seq` executed, and which of its
     /// transactions it applied.
     Reply {
@@ -330,6 +349,8 @@ impl Msg {
             Msg::Checkpoint { .. } => "checkpoint",
             Msg::ViewChange { .. } => "view-change",
             Msg::NewView { .. } => "new-view",
+            Msg::Fetch { .. } => "fetch",
+            Msg::Committed { .. } => "committed",
             Msg::Reply { .. } => "reply",
         }
     }

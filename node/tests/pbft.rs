@@ -41,6 +41,11 @@ impl Net {
     /// n replicas; `faults[i]` is replica i's fault.
     async fn start(n: usize, faults: &[(usize, Fault)]) -> Net {
         let relay = toycoin_relay::local::spawn_quiet().await.unwrap();
+        Net::on(relay, n, faults).await
+    }
+
+    /// As [`Net::start`], on a relay already running.
+    async fn on(relay: LocalRelay, n: usize, faults: &[(usize, Fault)]) -> Net {
         let members = Arc::new(
             Membership::new(
                 (0..n)
@@ -86,12 +91,24 @@ impl Net {
 
     /// The oracle sends `count` payments; its exit code.
     async fn oracle(&self, count: u64, timeout: f64) -> i32 {
+        self.oracle_minting(count, timeout, None).await
+    }
+
+    /// As [`Net::oracle`], with the mint's key in `mint_key` (a second
+    /// oracle on the same network must be the same mint).
+    async fn oracle_minting(
+        &self,
+        count: u64,
+        timeout: f64,
+        mint_key: Option<std::path::PathBuf>,
+    ) -> i32 {
         let mut oracle = OracleConfig::new(self.relay.addr.to_string(), Profile::steady(5.0));
         oracle.count = Some(count);
         oracle.min_interval = 0.1;
         oracle.max_interval = 0.3;
         oracle.confirm_timeout = timeout;
         oracle.pbft = Some(self.members.clone());
+        oracle.mint_key = mint_key;
         tokio::time::timeout(WAIT * 2, toycoin_oracle::run(oracle))
             .await
             .expect("the oracle ends")
@@ -242,6 +259,75 @@ async fn seven_replicas_finalize_with_two_faulty_and_stop_safely_with_three_sile
     let (_, events) = &mut net.nodes[0];
     wait_for(events, "a view change that says why it failed", |e| {
         matches!(e, Event::Pbft(PbftEvent::ViewChanging { why, .. }) if why.contains("too few answer"))
+    })
+    .await;
+    net.stop().await;
+}
+
+/// A replica cut off by the teacher's partition goes its own way (it asks
+/// for view changes nobody joins) while the other three commit; once
+/// healed it fetches what they committed, rejoins their view and ends
+/// with the same batches and balances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_replica_catches_up_after_healing() {
+    use toycoin_common::control::{command, Command};
+    use toycoin_relay::control::Teacher;
+    use toycoin_relay::RelayConfig;
+
+    const TOKEN: &str = "pbft-partition-token";
+    let config = RelayConfig {
+        summary_interval: None,
+        teacher: Some(Teacher {
+            token: TOKEN.into(),
+            anywhere: false,
+        }),
+        ..RelayConfig::default()
+    };
+    let relay = toycoin_relay::local::spawn("127.0.0.1:0", config)
+        .await
+        .unwrap();
+    let mut net = Net::on(relay, 4, &[]).await;
+    let ctl = |cmd: Command| {
+        let addr = net.relay.addr;
+        async move {
+            let deadline = Instant::now() + WAIT;
+            loop {
+                let reply = command(addr, TOKEN, cmd.clone()).await.unwrap();
+                if reply.ok && !reply.message.contains("not connected now") {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "{reply:?}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    ctl(Command::Partition {
+        groups: vec![
+            vec!["node4".into()],
+            vec!["node1".into(), "node2".into(), "node3".into()],
+        ],
+    })
+    .await;
+    let mint = std::env::temp_dir().join(format!("toycoin-pbft-mint-{}.pem", std::process::id()));
+    let _ = std::fs::remove_file(&mint);
+    // 20 payments and the grants: past node4's window of 16 batches.
+    assert_eq!(net.oracle_minting(20, 60.0, Some(mint.clone())).await, 0);
+    let ahead = net.agreed().await;
+    assert!(ahead >= 17, "{ahead} batches");
+    ctl(Command::Heal).await;
+    // Node4 is back among the honest: it catches up.
+    net.faulty.clear();
+    assert_eq!(
+        net.oracle_minting(2, 60.0, Some(mint.clone())).await,
+        0,
+        "payments after healing"
+    );
+    let _ = std::fs::remove_file(&mint);
+    net.settle().await;
+    let (_, events) = &mut net.nodes[3];
+    wait_for(events, "node4 fetching", |e| {
+        matches!(e, Event::Pbft(PbftEvent::Behind { .. }))
+            || matches!(e, Event::PbftExecuted { seq: 1, .. })
     })
     .await;
     net.stop().await;

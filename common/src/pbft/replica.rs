@@ -823,10 +823,20 @@ impl Replica {
                     slot.commit_wires.insert(r, c.clone());
                 }
             }
-            if view > self.view && !self.changing {
-                // 2f+1 replicas committed in that view: it is the one.
+            if view > self.view || (self.changing && view < self.view) {
+                // 2f+1 replicas committed a batch this one lacked in that
+                // view: it is the view the others are in. A view change
+                // of this replica's own that never started is given up.
                 self.view = view;
+                self.changing = false;
+                self.deadline = None;
                 self.view_changes.retain(|_, vc| vc.view > view);
+                self.events.push_back(PbftEvent::NewView {
+                    view,
+                    primary: self.members.primary(view),
+                    carried: 0,
+                    nulls: 0,
+                });
             }
             self.execute_ready();
         }

@@ -18,8 +18,10 @@ use toycoin_common::mempool::{Mempool, MempoolError};
 use toycoin_common::message::{GetBlocks, Message, Status, TxnMessage};
 use toycoin_common::pbft::{Membership, Seen, Tally};
 use toycoin_common::session::{BlocReport, SessionEvent};
+use toycoin_common::spv::{self, SpvMsg};
 use toycoin_common::transaction::Transaction;
 use toycoin_common::tree::{BlockTree, Received};
+use toycoin_common::wallet::fingerprint;
 
 /// Most pending transactions the listener keeps to judge chained spends.
 pub const MAX_SEEN_PENDING: usize = 10_000;
@@ -108,6 +110,9 @@ pub enum Verdict {
     },
     /// A pBFT message, as the tally counted it.
     Pbft(PbftSeen),
+    /// A light wallet's request, or an answer to one (`SPV `): what it
+    /// asks or says, in words, and its kind as on the wire.
+    Spv { kind: String, says: String },
 }
 
 /// A pBFT message as seen: what it was, from whom, and whether its
@@ -140,6 +145,7 @@ impl Verdict {
             Verdict::Status { lie, .. } => lie.is_some(),
             Verdict::GetBlocks { .. } => false,
             Verdict::Undecodable { .. } => true,
+            Verdict::Spv { kind, .. } => kind == "granted",
             Verdict::Pbft(p) => matches!(
                 p.seen,
                 Seen::ViewChange { .. } | Seen::NewView { .. } | Seen::Final { .. }
@@ -225,6 +231,7 @@ impl Judge {
                 Some(Verdict::Undecodable { bytes, tag, reason })
             }
             SessionEvent::Pbft(payload) => Some(self.judge_pbft(&payload, tree)),
+            SessionEvent::Spv(payload) => Some(judge_spv(&payload)),
             _ => None,
         }
     }
@@ -424,6 +431,77 @@ pub fn status_lie(status: &Status, tree: &BlockTree) -> Option<String> {
             claimed + 1 - seen
         )
     })
+}
+
+/// A light-client frame in words.
+fn judge_spv(payload: &[u8]) -> Verdict {
+    let msg = match SpvMsg::decode(payload) {
+        Ok(msg) => msg,
+        Err(reason) => {
+            return Verdict::Undecodable {
+                bytes: payload.len(),
+                tag: "SPV".to_owned(),
+                reason,
+            }
+        }
+    };
+    let wallet = |address: &str| {
+        spv::address_from_text(address).map_or_else(
+            |_| "an unreadable address".to_owned(),
+            |a| format!("wallet {}", fingerprint(&a)),
+        )
+    };
+    let (kind, says) = match &msg {
+        SpvMsg::GetHeaders { locator, .. } => (
+            "get-headers",
+            format!(
+                "a light wallet asks for headers after {}",
+                locator
+                    .first()
+                    .and_then(|h| spv::block_hash(h).ok())
+                    .map_or_else(|| "genesis".to_owned(), |h| h.short())
+            ),
+        ),
+        SpvMsg::Headers { headers, .. } => (
+            "headers",
+            format!("a node sends a light wallet {} headers", headers.len()),
+        ),
+        SpvMsg::GetProofs { address, .. } => (
+            "get-proofs",
+            format!(
+                "{} asks the nodes to prove its transactions",
+                wallet(address)
+            ),
+        ),
+        SpvMsg::Proofs { address, items, .. } => (
+            "proofs",
+            format!(
+                "a node proves {} transactions of {} by Merkle paths",
+                items.len(),
+                wallet(address)
+            ),
+        ),
+        SpvMsg::GetAddress { fingerprint, .. } => (
+            "get-address",
+            format!("a light wallet asks for the address of wallet {fingerprint}"),
+        ),
+        SpvMsg::Address { fingerprint, .. } => (
+            "address",
+            format!("a node gives the address of wallet {fingerprint}"),
+        ),
+        SpvMsg::Faucet { address, .. } => (
+            "faucet",
+            format!("{} asks the faucet for coins", wallet(address)),
+        ),
+        SpvMsg::Granted { value, refused, .. } => match refused {
+            None => ("granted", format!("the faucet grants {value} coins")),
+            Some(why) => ("refused", format!("the faucet says no: {why}")),
+        },
+    };
+    Verdict::Spv {
+        kind: kind.to_owned(),
+        says,
+    }
 }
 
 #[cfg(test)]

@@ -155,6 +155,16 @@ impl Renderer {
                 ),
             },
             Verdict::Pbft(p) => self.pbft(p),
+            Verdict::Spv { kind, says } => match self.mode {
+                Mode::Json => json!({
+                    "type": "SPV",
+                    "valid": true,
+                    "kind": kind,
+                    "says": says,
+                })
+                .to_string(),
+                _ => format!("{} {says}", self.paint("36", "SPV")),
+            },
             Verdict::Undecodable { bytes, tag, reason } => match self.mode {
                 Mode::Json => json!({
                     "type": if tag.is_empty() { "unknown" } else { tag.as_str() },

@@ -406,3 +406,42 @@ fn counts_pbft_votes_against_their_quorums_and_calls_a_batch_final() {
         shown.text
     );
 }
+
+/// A light wallet's frames in words: what it asks, what the faucet says;
+/// a broken one refused with its reason.
+#[test]
+fn tells_what_light_wallets_ask_and_the_faucet_answers() {
+    use toycoin_common::spv::{address_text, SpvMsg};
+    let w = Wallet::generate(&mut OsRng).unwrap();
+    let mut text = Listener::new(Profile::steady(5.0), Mode::Brief, false);
+    let mut js = Listener::new(Profile::steady(5.0), Mode::Json, false);
+    let ask = SpvMsg::GetProofs {
+        id: "w-1".into(),
+        address: address_text(w.address()),
+        reply_to: Some("w-me".into()),
+    }
+    .encode();
+    let shown = text.handle(&ask, NOW).text;
+    assert_eq!(
+        shown,
+        format!(
+            "SPV wallet {} asks the nodes to prove its transactions",
+            w.fingerprint()
+        )
+    );
+    assert_eq!(json(&mut js, &ask)["kind"], "get-proofs");
+    let no = SpvMsg::Granted {
+        id: "w-2".into(),
+        txn: None,
+        value: 50,
+        refused: Some("one grant per address per 60 s: ask again in 12 s".into()),
+    }
+    .encode();
+    assert!(text
+        .handle(&no, NOW)
+        .text
+        .contains("the faucet says no: one grant per address"));
+    let broken = b"SPV {\"kind\": \"get-proofs\"}";
+    let shown = text.handle(broken, NOW);
+    assert!(shown.text.contains("missing field"), "{}", shown.text);
+}

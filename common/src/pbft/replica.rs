@@ -769,28 +769,13 @@ impl Replica {
             ));
         }
         for item in items {
-            let (r, m) = self.members.verify(&item.pre_prepare)?;
-            let Msg::PrePrepare {
-                view,
-                seq,
-                digest,
-                batch,
-            } = m
-            else {
-                return Err(PbftError::Refused(
-                    "a committed batch without its pre-prepare".into(),
-                ));
-            };
+            let (view, seq, batch) = self
+                .check_pre_prepare(&item.pre_prepare)
+                .map_err(|e| PbftError::Refused(format!("a committed batch {e}")))?;
             if seq != self.last_executed + 1 {
                 continue;
             }
-            let digest = parse_hash(&digest)?;
-            let batch = Batch::parse(&batch)?;
-            if r != self.members.primary(view) || batch.digest != digest {
-                return Err(PbftError::Refused(format!(
-                    "committed batch {seq}: not its view's primary's, or not its digest"
-                )));
-            }
+            let digest = batch.digest;
             let mut signers = HashSet::new();
             for c in item.commits.iter().take(self.members.n()) {
                 let (r, m) = self.members.verify(c)?;
@@ -1208,12 +1193,11 @@ impl Replica {
         })
     }
 
-    /// A prepared certificate: a pre-prepare signed by its view's primary
-    /// (a view before `before`) and 2f prepares by distinct backups for
-    /// the same view, number and digest.
-    fn check_cert(&self, c: &CertWire, before: u64) -> Result<Cert, PbftError> {
-        let bad = |why: &str| Err(PbftError::Refused(format!("a prepared certificate {why}")));
-        let (r, m) = self.members.verify(&c.pre_prepare)?;
+    /// A signed pre-prepare out of a certificate or a fetched batch: signed
+    /// by its view's primary, its batch well formed and of its digest.
+    /// (view, sequence number, batch).
+    fn check_pre_prepare(&self, wire: &SignedWire) -> Result<(u64, u64, Batch), String> {
+        let (r, m) = self.members.verify(wire).map_err(|e| e.to_string())?;
         let Msg::PrePrepare {
             view,
             seq,
@@ -1221,18 +1205,33 @@ impl Replica {
             batch,
         } = m
         else {
-            return bad("without a pre-prepare");
+            return Err("without a pre-prepare".into());
         };
-        if view >= before || r != self.members.primary(view) {
-            return bad("whose pre-prepare is not its view's primary's");
+        if r != self.members.primary(view) {
+            return Err("whose pre-prepare is not its view's primary's".into());
         }
-        let digest = parse_hash(&digest)?;
-        let batch = Batch::parse(&batch)?;
+        let digest = parse_hash(&digest).map_err(|e| e.to_string())?;
+        let batch = Batch::parse(&batch).map_err(|e| e.to_string())?;
         if batch.digest != digest {
-            return bad("whose batch does not match its digest");
+            return Err("whose batch does not match its digest".into());
+        }
+        Ok((view, seq, batch))
+    }
+
+    /// A prepared certificate: a pre-prepare signed by its view's primary
+    /// (a view before `before`) and 2f prepares by distinct backups for
+    /// the same view, number and digest.
+    fn check_cert(&self, c: &CertWire, before: u64) -> Result<Cert, PbftError> {
+        let bad = |why: &str| PbftError::Refused(format!("a prepared certificate {why}"));
+        let (view, seq, batch) = self
+            .check_pre_prepare(&c.pre_prepare)
+            .map_err(|e| bad(&e))?;
+        let digest = batch.digest;
+        if view >= before {
+            return Err(bad("of a view not before the one asked for"));
         }
         if c.prepares.len() > self.members.n() {
-            return bad("with too many prepares");
+            return Err(bad("with too many prepares"));
         }
         let mut from = HashSet::new();
         for p in &c.prepares {
@@ -1243,16 +1242,16 @@ impl Replica {
                 digest: d,
             } = m
             else {
-                return bad("with something else than prepares");
+                return Err(bad("with something else than prepares"));
             };
             if v != view || s != seq || parse_hash(&d)? != digest || r == self.members.primary(view)
             {
-                return bad("with a prepare that does not match");
+                return Err(bad("with a prepare that does not match"));
             }
             from.insert(r);
         }
         if from.len() < 2 * self.members.f() {
-            return bad("with too few prepares");
+            return Err(bad("with too few prepares"));
         }
         Ok(Cert {
             view,

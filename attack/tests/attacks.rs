@@ -10,9 +10,7 @@ use toycoin_attack::{Attacker, Options, Scenario, Verdict};
 use toycoin_common::profile::Profile;
 use toycoin_node::{spawn, NodeConfig, NodeHandle};
 use toycoin_oracle::OracleConfig;
-use toycoin_relay::control::Teacher;
 use toycoin_relay::local::LocalRelay;
-use toycoin_relay::RelayConfig;
 
 const TOKEN: &str = "attack-test-token";
 /// A one-second target: blocks come fast, so verdicts do too.
@@ -26,15 +24,7 @@ struct Network {
 
 impl Network {
     async fn start(profile: Profile) -> Network {
-        let config = RelayConfig {
-            summary_interval: None,
-            teacher: Some(Teacher {
-                token: TOKEN.into(),
-                anywhere: false,
-            }),
-            ..RelayConfig::default()
-        };
-        let relay = toycoin_relay::local::spawn("127.0.0.1:0", config)
+        let relay = toycoin_relay::local::spawn_with_teacher(TOKEN)
             .await
             .unwrap();
         let nodes = (1..=2)

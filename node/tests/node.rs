@@ -23,7 +23,6 @@ use toycoin_common::transaction::{OutputKind, Transaction};
 use toycoin_common::wallet::Wallet;
 use toycoin_node::{spawn, Event, Fault, NodeConfig, NodeHandle};
 use toycoin_oracle::OracleConfig;
-use toycoin_relay::control::Teacher;
 use toycoin_relay::local::LocalRelay;
 use toycoin_relay::RelayConfig;
 
@@ -1041,15 +1040,7 @@ const TOKEN: &str = "token-for-this-test";
 
 /// A relay that takes the teacher's commands with [`TOKEN`].
 async fn start_controlled_relay() -> LocalRelay {
-    let config = RelayConfig {
-        summary_interval: None,
-        teacher: Some(Teacher {
-            token: TOKEN.into(),
-            anywhere: false,
-        }),
-        ..RelayConfig::default()
-    };
-    toycoin_relay::local::spawn("127.0.0.1:0", config)
+    toycoin_relay::local::spawn_with_teacher(TOKEN)
         .await
         .unwrap()
 }

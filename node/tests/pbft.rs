@@ -271,19 +271,9 @@ async fn seven_replicas_finalize_with_two_faulty_and_stop_safely_with_three_sile
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_replica_catches_up_after_healing() {
     use toycoin_common::control::{command, Command};
-    use toycoin_relay::control::Teacher;
-    use toycoin_relay::RelayConfig;
 
     const TOKEN: &str = "pbft-partition-token";
-    let config = RelayConfig {
-        summary_interval: None,
-        teacher: Some(Teacher {
-            token: TOKEN.into(),
-            anywhere: false,
-        }),
-        ..RelayConfig::default()
-    };
-    let relay = toycoin_relay::local::spawn("127.0.0.1:0", config)
+    let relay = toycoin_relay::local::spawn_with_teacher(TOKEN)
         .await
         .unwrap();
     let mut net = Net::on(relay, 4, &[]).await;

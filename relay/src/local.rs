@@ -30,6 +30,20 @@ pub async fn spawn_quiet() -> io::Result<LocalRelay> {
     spawn("127.0.0.1:0", config).await
 }
 
+/// As [`spawn_quiet`], taking the teacher's commands with `token` (from
+/// this machine only).
+pub async fn spawn_with_teacher(token: &str) -> io::Result<LocalRelay> {
+    let config = RelayConfig {
+        summary_interval: None,
+        teacher: Some(crate::control::Teacher {
+            token: token.to_owned(),
+            anywhere: false,
+        }),
+        ..RelayConfig::default()
+    };
+    spawn("127.0.0.1:0", config).await
+}
+
 /// Binds `addr` (port 0: the OS picks) and runs a relay there until
 /// [`LocalRelay::stop`].
 pub async fn spawn(addr: impl ToSocketAddrs, config: RelayConfig) -> io::Result<LocalRelay> {

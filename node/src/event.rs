@@ -380,7 +380,7 @@ impl fmt::Display for Event {
             } => {
                 write!(
                     f,
-                    "pBFT: batch {seq} COMMITTED and executed (view {view}, {}): {applied} txns applied, final at once",
+                    "pBFT: batch {seq} COMMITTED ({}, view {view}): {applied} txns applied, final",
                     digest.short()
                 )?;
                 if *skipped > 0 {

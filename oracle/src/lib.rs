@@ -581,7 +581,7 @@ impl Oracle {
             s.confirmed = Some(seq as usize);
             s.reported = FINAL_CONFIRMATIONS;
             info!(
-                "Final: {} in pBFT batch {seq}, {:.2} s after it was first sent ({} pBFT messages heard meanwhile; f+1 = {weak} matching replies)",
+                "Final: {} in pBFT batch {seq} after {:.2} s ({} pBFT messages; f+1 = {weak} replies)",
                 s.label,
                 s.first_sent.elapsed().as_secs_f64(),
                 frames - s.frames_before

@@ -112,12 +112,12 @@ impl std::fmt::Display for PbftEvent {
                 txns,
             } => write!(
                 f,
-                "pBFT: as primary of view {view}, ordered batch {seq} ({txns} txns, {}): PRE-PREPARE sent",
+                "pBFT: primary: batch {seq} ({txns} txns, {}, view {view}): PRE-PREPARE sent",
                 digest.short()
             ),
             PbftEvent::Prepared { view, seq, digest } => write!(
                 f,
-                "pBFT: batch {seq} prepared in view {view} ({}): pre-prepare and 2f prepares; COMMIT sent",
+                "pBFT: batch {seq} prepared ({}, view {view}): COMMIT sent",
                 digest.short()
             ),
             PbftEvent::Execute { seq, .. } => write!(f, "pBFT: batch {seq} committed"),

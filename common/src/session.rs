@@ -369,7 +369,10 @@ impl SessionCore {
     fn on_bloc(&mut self, blocks: Vec<Block>, now_secs: u64, now: Instant) {
         let count = blocks.len();
         let first_previous = blocks.first().map(|b| b.header.previous_hash);
-        if let Some(previous) = first_previous {
+        // An honest answerer stays quiet when another answered first; one
+        // whose answers are handed over (a faulty node forging them) does
+        // not: a liar always gets its lie in.
+        if let (Some(previous), false) = (first_previous, self.hand_over) {
             self.catch_up.on_bloc_seen(&self.tree, previous);
         }
         let kept = self.keep_blocks.then(|| blocks.clone());

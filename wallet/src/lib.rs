@@ -123,6 +123,16 @@ impl LightWallet {
             .map_err(|e| format!("relay: {e}"))
     }
 
+    /// The next frame from the relay, or `None` once `deadline` passes.
+    async fn recv_until(&mut self, deadline: Instant) -> Result<Option<Bytes>, String> {
+        match tokio::time::timeout_at(deadline, self.client.recv()).await {
+            Err(_) => Ok(None),
+            Ok(Ok(Some(frame))) => Ok(Some(frame)),
+            Ok(Ok(None)) => Err("the relay closed the connection".into()),
+            Ok(Err(e)) => Err(format!("relay: {e}")),
+        }
+    }
+
     /// Sends `request` and collects the answers with its id: until
     /// [`MORE_ANSWERS`] after the first, or `timeout` with none. Blocks
     /// heard meanwhile extend the header chain.
@@ -153,11 +163,8 @@ impl LightWallet {
         let mut answers = Vec::new();
         let mut deadline = Instant::now() + timeout;
         loop {
-            let frame = match tokio::time::timeout_at(deadline, self.client.recv()).await {
-                Err(_) => return Ok(answers),
-                Ok(Ok(Some(frame))) => frame,
-                Ok(Ok(None)) => return Err("the relay closed the connection".into()),
-                Ok(Err(e)) => return Err(format!("relay: {e}")),
+            let Some(frame) = self.recv_until(deadline).await? else {
+                return Ok(answers);
             };
             if frame.starts_with(spv::SPV_TAG) {
                 if let Ok(msg) = SpvMsg::decode(&frame) {
@@ -418,11 +425,8 @@ impl LightWallet {
         let deadline = Instant::now() + timeout;
         let before = self.headers.len();
         loop {
-            let frame = match tokio::time::timeout_at(deadline, self.client.recv()).await {
-                Err(_) => return Ok(false),
-                Ok(Ok(Some(frame))) => frame,
-                Ok(Ok(None)) => return Err("the relay closed the connection".into()),
-                Ok(Err(e)) => return Err(format!("relay: {e}")),
+            let Some(frame) = self.recv_until(deadline).await? else {
+                return Ok(false);
             };
             self.on_frame(&frame);
             if self.headers.len() != before {

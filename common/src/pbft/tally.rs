@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use crate::hash::{Hash, Txid};
 
-use super::wire::{parse_hash, Membership, Msg, PbftError, SignedWire};
+use super::wire::{parse_hash, Membership, Msg, PbftError, SignedWire, MAX_REPLICAS};
+use crate::block::MAX_BLOCK_TXNS;
 
 /// Batches remembered, newest first kept.
 pub const MAX_TALLIED: usize = 64;
@@ -160,6 +161,12 @@ impl Tally {
             Some(m) => m.verify(&wire)?,
             None => wire.open()?,
         };
+        // Unchecked, a sender is whatever number a frame claims: kept to
+        // what a replicas file can hold, so that no set grows past it.
+        let n = self.n.unwrap_or(MAX_REPLICAS);
+        if from >= n {
+            return Err(PbftError::UnknownReplica(from, n));
+        }
         let (prepares, commits, weak) = self.needed();
         Ok(match msg {
             Msg::PrePrepare {
@@ -169,7 +176,9 @@ impl Tally {
                 batch,
             } => {
                 let digest = parse_hash(&digest)?;
-                let txns = super::wire::Batch::parse(&batch).map_or(0, |b| b.txns.len());
+                // Counted, not decoded: the replicas check the batch.
+                let txns = serde_json::from_str::<Vec<serde::de::IgnoredAny>>(&batch)
+                    .map_or(0, |v| v.len());
                 self.view = self.view.max(view);
                 let votes = self.batch(seq);
                 if votes.view < view || votes.digest.is_none() {
@@ -233,12 +242,24 @@ impl Tally {
                 seq, digest, txns, ..
             } => {
                 let digest = parse_hash(&digest)?;
+                if txns.len() > MAX_BLOCK_TXNS {
+                    return Err(PbftError::Refused(format!(
+                        "a reply naming {} transactions (a batch holds {MAX_BLOCK_TXNS})",
+                        txns.len()
+                    )));
+                }
                 let txns: Vec<Txid> = txns
                     .iter()
                     .map(|t| parse_hash(t).map(Txid::from_raw_hash))
                     .collect::<Result<_, _>>()?;
                 let votes = self.batch(seq);
-                let set = votes.replies.entry((digest, txns.clone())).or_default();
+                let key = (digest, txns.clone());
+                if !votes.replies.contains_key(&key) && votes.replies.len() >= n {
+                    return Err(PbftError::Refused(format!(
+                        "more different replies for batch {seq} than there are replicas"
+                    )));
+                }
+                let set = votes.replies.entry(key).or_default();
                 set.insert(from);
                 let count = set.len();
                 if count >= weak.max(1) && votes.final_txns.is_none() {
@@ -296,5 +317,50 @@ impl Tally {
             .filter(|(&v, _)| v > self.view)
             .map(|(&v, s)| (v, s.len()))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::wallet::Wallet;
+
+    /// Unchecked frames cannot grow an observer's tally: a sender past
+    /// what a replicas file holds, a reply naming more than a batch, and
+    /// more different replies for one batch than replicas are refused.
+    #[test]
+    fn an_observer_bounds_what_unchecked_frames_make_it_keep() {
+        let key = Wallet::generate(&mut StdRng::seed_from_u64(3)).expect("key");
+        let mut tally = Tally::new(None);
+        let reply = |from: usize, txns: usize, digest: &[u8]| {
+            SignedWire::sign(
+                &key,
+                from,
+                Msg::Reply {
+                    view: 0,
+                    seq: 1,
+                    digest: Hash::of(digest).to_hex(),
+                    txns: vec![Hash::of(b"t").to_hex(); txns],
+                },
+            )
+            .encode()
+        };
+        assert_eq!(
+            tally.on_payload(&reply(MAX_REPLICAS, 1, b"d")),
+            Err(PbftError::UnknownReplica(MAX_REPLICAS, MAX_REPLICAS))
+        );
+        assert!(tally
+            .on_payload(&reply(0, MAX_BLOCK_TXNS + 1, b"d"))
+            .is_err());
+        for i in 0..MAX_REPLICAS {
+            tally
+                .on_payload(&reply(1, 1, &i.to_be_bytes()))
+                .expect("a reply");
+        }
+        assert!(tally.on_payload(&reply(1, 1, b"one more")).is_err());
+        assert_eq!(tally.batches()[&1].replies.len(), MAX_REPLICAS);
     }
 }

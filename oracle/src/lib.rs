@@ -18,7 +18,7 @@ use toycoin_common::hash::Txid;
 use toycoin_common::ledger::Ledger;
 use toycoin_common::log::TRAFFIC;
 use toycoin_common::message::{encode_txn, TxnMessage};
-use toycoin_common::pbft::{Membership, Seen, Tally};
+use toycoin_common::pbft::{Membership, Msg, Seen, SignedWire, Tally};
 use toycoin_common::profile::Profile;
 use toycoin_common::profile::{Minting, FINAL_CONFIRMATIONS};
 use toycoin_common::session::{
@@ -140,6 +140,8 @@ struct Oracle {
     /// pBFT: the replicas' replies counted, and the oracle's transactions
     /// they made final applied in order (what the network agreed on).
     tally: Option<Tally>,
+    /// pBFT: the `PBFT` frames heard so far.
+    pbft_frames: u64,
     agreed: Ledger,
     /// Final transactions not yet applied to `agreed` (a later batch's
     /// replies came first).
@@ -214,6 +216,7 @@ pub async fn run(config: OracleConfig) -> i32 {
         warned_mint: false,
         truth: Ledger::new(config_profile),
         tally,
+        pbft_frames: 0,
         agreed: Ledger::new(config_profile),
         deferred: Vec::new(),
         sent: Vec::new(),
@@ -381,7 +384,7 @@ impl Oracle {
             missed: 0,
             lost: false,
             first_sent: Instant::now(),
-            frames_before: self.tally.as_ref().map_or(0, |t| t.frames),
+            frames_before: self.pbft_frames,
         });
         self.session.publish(payload);
     }
@@ -563,6 +566,15 @@ impl Oracle {
         let Some(tally) = &mut self.tally else {
             return;
         };
+        self.pbft_frames += 1;
+        // Only replies are the client's: the replicas' votes among
+        // themselves are counted, not checked (a signature each).
+        let is_reply = SignedWire::decode(payload)
+            .and_then(|w| w.open())
+            .is_ok_and(|(_, m)| matches!(m, Msg::Reply { .. }));
+        if !is_reply {
+            return;
+        }
         let (seq, txns) = match tally.on_payload(payload) {
             Ok(Seen::Final { seq, txns, .. }) => (seq, txns),
             Ok(_) => return,
@@ -571,7 +583,7 @@ impl Oracle {
                 return;
             }
         };
-        let (frames, weak) = (tally.frames, tally.members().map_or(1, |m| m.weak()));
+        let (frames, weak) = (self.pbft_frames, tally.members().map_or(1, |m| m.weak()));
         let final_txns: HashSet<Txid> = txns.into_iter().collect();
         for i in 0..self.sent.len() {
             let s = &mut self.sent[i];

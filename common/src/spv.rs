@@ -188,6 +188,16 @@ impl SpvMsg {
         Bytes::from(out)
     }
 
+    /// A request, for those that answer (nodes, the faucet): a frame
+    /// larger than any request is an answer or junk and is not even
+    /// parsed (`None`), nor is an answer kept.
+    pub fn decode_request(payload: &[u8]) -> Result<Option<SpvMsg>, String> {
+        if payload.len() > MAX_REQUEST {
+            return Ok(None);
+        }
+        SpvMsg::decode(payload).map(|msg| msg.is_request().then_some(msg))
+    }
+
     /// A payload's message, within the bounds above.
     pub fn decode(payload: &[u8]) -> Result<SpvMsg, String> {
         let body = payload.strip_prefix(SPV_TAG).ok_or("not an SPV frame")?;
@@ -774,5 +784,22 @@ mod tests {
             .expect_err("too big")
             .contains("request of"));
         assert!(SpvMsg::decode(b"SPV {\"kind\":\"nope\"}").is_err());
+        // Those that answer parse no frame larger than a request, and keep
+        // no answer.
+        assert_eq!(SpvMsg::decode_request(&huge.encode()), Ok(None));
+        let mut junk = SPV_TAG.to_vec();
+        junk.resize(MAX_REQUEST + 1, b'x');
+        assert_eq!(SpvMsg::decode_request(&junk), Ok(None));
+        let answer = SpvMsg::Headers {
+            id: "w-4".into(),
+            headers: Vec::new(),
+        };
+        assert_eq!(SpvMsg::decode_request(&answer.encode()), Ok(None));
+        let ask = SpvMsg::GetAddress {
+            id: "w-5".into(),
+            fingerprint: "1a2b3c4d".into(),
+            reply_to: None,
+        };
+        assert_eq!(SpvMsg::decode_request(&ask.encode()), Ok(Some(ask)));
     }
 }

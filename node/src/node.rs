@@ -783,9 +783,9 @@ impl Node {
     /// rate budget (a request costs a scan of the chain; a flood of them
     /// costs the node at most [`SPV_ANSWERS`] scans a second).
     fn on_spv(&mut self, payload: &[u8]) {
-        let msg = match SpvMsg::decode(payload) {
-            Ok(msg) if msg.is_request() => msg,
-            Ok(_) => return,
+        let msg = match SpvMsg::decode_request(payload) {
+            Ok(Some(msg)) => msg,
+            Ok(None) => return,
             Err(reason) => {
                 self.emit(Event::Undecodable {
                     bytes: payload.len(),

@@ -631,7 +631,7 @@ impl Oracle {
         if self.mint.is_none() || self.config.faucet <= 0 {
             return;
         }
-        let Ok(request @ SpvMsg::Faucet { .. }) = SpvMsg::decode(payload) else {
+        let Ok(Some(request @ SpvMsg::Faucet { .. })) = SpvMsg::decode_request(payload) else {
             return;
         };
         let reply_to = request.reply_to().map(str::to_owned);

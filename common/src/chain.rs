@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use crate::block::{Block, BlockHeader};
 use crate::hash::{BlockHash, Txid, GENESIS};
-use crate::ledger::{BlockTxError, BlockUndo, Ledger, TxError};
+use crate::ledger::{signature_pool, BlockTxError, BlockUndo, Ledger, SignaturesAhead, TxError};
 use crate::merkle::merkle_root;
 use crate::pow::MiningJob;
 use crate::profile::{ChainScore, Profile, Schedule, MAX_FUTURE_SECS};
@@ -363,11 +363,57 @@ impl Chain {
 
     /// Checks `block` completely and appends it. On error nothing changes.
     pub fn push(&mut self, block: Block, now: u64) -> Result<(), BlockError> {
+        self.push_with(block, now, None)
+    }
+
+    /// Appends `blocks` in order, each checked completely as by
+    /// [`Chain::push`], their signatures verified ahead of them on the
+    /// signature threads ([`SignaturesAhead`]): how a node takes a branch
+    /// or catches up. Stops at the first block refused, with its position;
+    /// the blocks before it stay.
+    pub fn extend(&mut self, blocks: &[Block], now: u64) -> Result<(), (usize, BlockError)> {
+        let ahead =
+            SignaturesAhead::new(blocks.iter().map(|b| &b.txns[..]), self.profile.signing());
+        let mut push_all = |ahead: Option<&SignaturesAhead>| {
+            for (k, block) in blocks.iter().enumerate() {
+                self.push_with(block.clone(), now, ahead.map(|a| (a, k)))
+                    .map_err(|e| (k, e))?;
+            }
+            Ok(())
+        };
+        match signature_pool() {
+            Some((pool, threads)) if blocks.len() > 1 => pool.in_place_scope(|s| {
+                for _ in 1..threads {
+                    s.spawn(|_| ahead.help());
+                }
+                let pushed = push_all(Some(&ahead));
+                ahead.stop();
+                pushed
+            }),
+            _ => push_all(None),
+        }
+    }
+
+    /// [`Chain::push`], with the block's signatures from `ahead` (verified
+    /// there as block `k`) or, without, verified while its body is hashed.
+    fn push_with(
+        &mut self,
+        block: Block,
+        now: u64,
+        ahead: Option<(&SignaturesAhead, usize)>,
+    ) -> Result<(), BlockError> {
         let info = self.check_header(&block.header, now)?;
-        check_body(&self.profile, &block)?;
+        let (body, pre) = match ahead {
+            Some((ahead, k)) => (check_body(&self.profile, &block), ahead.block(k)),
+            // The body's hashing overlaps the first signatures' verification.
+            None => self
+                .ledger
+                .verify_ahead(&block.txns, || check_body(&self.profile, &block)),
+        };
+        let hashes = body?;
         let undo = self
             .ledger
-            .apply_block(&block.txns, self.entries.len() as u64)?;
+            .apply_block(&block.txns, &hashes, self.entries.len() as u64, pre)?;
         let schedule = self.profile.advance(&self.schedule(), info.timestamp);
         let total_work = self.total_work() + self.profile.block_work(info.required_bits);
         let total_txns = self.total_block_txns() + block.txns.len();
@@ -458,12 +504,14 @@ pub fn check_header(
 /// its Merkle root matches them, and they are at most the profile's
 /// [`Profile::max_block_txns`] and [`Profile::max_block_bytes`] (counted after the root
 /// matched, so the count is the block's own and not a tamperer's: see
-/// [`BlockError::is_permanent`]).
-pub fn check_body(profile: &Profile, block: &Block) -> Result<(), BlockError> {
+/// [`BlockError::is_permanent`]). Returns the transactions' hashes, which
+/// it computed for the root.
+pub fn check_body(profile: &Profile, block: &Block) -> Result<Vec<Txid>, BlockError> {
     if block.txns.is_empty() {
         return Err(BlockError::NoTransactions);
     }
-    if block.compute_merkle_root() != Some(block.header.merkle_root) {
+    let hashes = block.txn_hashes();
+    if merkle_root(&hashes) != Some(block.header.merkle_root) {
         return Err(BlockError::MerkleRoot);
     }
     let max = profile.max_block_txns();
@@ -479,7 +527,7 @@ pub fn check_body(profile: &Profile, block: &Block) -> Result<(), BlockError> {
             return Err(BlockError::TooLarge { size, max });
         }
     }
-    Ok(())
+    Ok(hashes)
 }
 
 /// The current Unix time in seconds.

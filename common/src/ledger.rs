@@ -17,7 +17,7 @@
 //! that very output.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
 use crate::hash::Txid;
 use crate::profile::{Minting, Profile, Signing, MAX_SUPPLY};
@@ -340,8 +340,8 @@ fn verify_one(
 static SIGNATURE_THREADS: AtomicUsize = AtomicUsize::new(0);
 /// Most threads verifying one block's signatures by default.
 pub const MAX_SIGNATURE_THREADS: usize = 8;
-/// Transactions a thread must have to be worth starting (two RSA
-/// verifications each, some 0.4 ms, against some 20 µs to start a thread).
+/// Transactions a thread must have to be worth handing work to (two RSA
+/// verifications each, some 35 µs).
 const MIN_TXNS_PER_THREAD: usize = 2;
 /// Transactions checked ahead of their signatures, per verifying thread:
 /// what a block that fails a cheap check late costs in signatures at most.
@@ -354,12 +354,40 @@ pub fn set_signature_threads(threads: usize) {
 }
 
 fn signature_threads() -> usize {
+    // Asking the system for its cores reads files (cgroup limits): once.
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     match SIGNATURE_THREADS.load(Ordering::Relaxed) {
-        0 => std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(MAX_SIGNATURE_THREADS),
+        0 => *CORES.get_or_init(|| {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(MAX_SIGNATURE_THREADS)
+        }),
         n => n,
     }
+}
+
+/// The threads that help this one verify signatures, one per core (at most
+/// [`MAX_SIGNATURE_THREADS`]): a block's work goes to whichever is awake,
+/// so one fewer (tried) waited longer for a sleeping thread to wake. With
+/// them, how many threads verify ([`set_signature_threads`]); `None` for
+/// one thread, or where no helper could start.
+pub(crate) fn signature_pool() -> Option<(&'static rayon::ThreadPool, usize)> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    let threads = signature_threads();
+    if threads <= 1 {
+        return None;
+    }
+    let pool = POOL
+        .get_or_init(|| {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(cores.min(MAX_SIGNATURE_THREADS))
+                .thread_name(|i| format!("toycoin-signatures-{i}"))
+                .build()
+                .ok()
+        })
+        .as_ref()?;
+    Some((pool, threads))
 }
 
 /// Runs `work` on this thread while the signatures of `txns` are verified
@@ -387,25 +415,45 @@ fn verify_alongside<R>(
         let done = work();
         return (done, check(&items).map(|((i, _), e)| (i, e)));
     }
-    // This thread has `work` to do first, but it is light (some 50 µs for
-    // a block of ten, against 200 µs a signature): an equal share.
-    let share = items.len().div_ceil(threads);
-    let (theirs, mine) = items.split_at(items.len() - share);
-    std::thread::scope(|s| {
-        let helpers: Vec<_> = theirs
-            .chunks(theirs.len().div_ceil(threads - 1).max(1))
-            .map(|part| s.spawn(move || check(part)))
-            .collect();
+    // Every thread takes the next unclaimed signature until none is left,
+    // this one too once `work` is done: the shares balance themselves
+    // whatever `work` costs and however the machine schedules them.
+    let next = AtomicUsize::new(0);
+    let claim = || loop {
+        let at = next.fetch_add(1, Ordering::Relaxed);
+        let item = items.get(at)?;
+        if let Some(failed) = check(std::slice::from_ref(item)) {
+            return Some(failed);
+        }
+    };
+    // The helpers are pool threads, started once and kept: a thread
+    // started per block cost as much as three signatures.
+    let Some((pool, _)) = signature_pool() else {
         let done = work();
-        let here = check(mine);
-        let first = helpers
-            .into_iter()
-            // A panic in a thread is a panic here, as on one thread.
-            .filter_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .chain(here)
-            .min_by_key(|(at, _)| *at);
-        (done, first.map(|((i, _), e)| (i, e)))
-    })
+        return (done, claim().map(|((i, _), e)| (i, e)));
+    };
+    let failed = std::sync::Mutex::new(Vec::new());
+    let (done, here) = pool.in_place_scope(|s| {
+        for _ in 1..threads {
+            s.spawn(|_| {
+                if let Some(failure) = claim() {
+                    failed
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(failure);
+                }
+            });
+        }
+        (work(), claim())
+    });
+    // A panic in a helper is a panic here (rayon's scope resumes it).
+    let first = failed
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .chain(here)
+        .min_by_key(|(at, _)| *at);
+    (done, first.map(|((i, _), e)| (i, e)))
 }
 
 /// A `TXN`'s tokens must be exactly the inputs, in order, all the sender's.
@@ -462,6 +510,130 @@ fn resolve_input<'v>(
     } else {
         TxError::UnknownInput { index, hash: *prev }
     })
+}
+
+/// The signatures of a run of blocks, verified by the signature threads in
+/// order, ahead of the blocks themselves ([`crate::chain::Chain::extend`]):
+/// while this thread checks and applies one block, the helpers verify its
+/// signatures and the next blocks'; this thread verifies those of its block
+/// that no helper has taken yet. The helpers never wait for a block, so a
+/// node catching up keeps every core busy (one block at a time, a helper
+/// woke and slept for each).
+#[derive(Debug)]
+pub struct SignaturesAhead<'a> {
+    signing: Signing,
+    /// One per signature, in order: (position in its block, which of the
+    /// two, transaction).
+    items: Vec<(usize, usize, &'a Transaction)>,
+    /// Each block's first item, then one past the last.
+    starts: Vec<usize>,
+    /// The first item nobody has taken.
+    next: AtomicUsize,
+    /// Per item: 0 not verified yet, 1 valid, 2 invalid.
+    verdicts: Vec<AtomicU8>,
+    /// Set when the blocks' checks stopped: helpers take nothing more.
+    stop: AtomicBool,
+}
+
+impl<'a> SignaturesAhead<'a> {
+    /// The signatures of `blocks` (each a block's transactions), in order.
+    pub fn new<I: IntoIterator<Item = &'a [Transaction]>>(blocks: I, signing: Signing) -> Self {
+        let mut items = Vec::new();
+        let mut starts = vec![0];
+        for txns in blocks {
+            for (i, txn) in txns.iter().enumerate() {
+                if !txn.is_coinbase() {
+                    items.extend([(i, 0, txn), (i, 1, txn)]);
+                }
+            }
+            starts.push(items.len());
+        }
+        let verdicts = items.iter().map(|_| AtomicU8::new(0)).collect();
+        SignaturesAhead {
+            signing,
+            items,
+            starts,
+            next: AtomicUsize::new(0),
+            verdicts,
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    fn verify(&self, at: usize) {
+        let (_, role, txn) = self.items[at];
+        // A verdict is stored whatever happens: the block's thread waits
+        // for it (a panic, a bug, counts as invalid rather than a hang).
+        let valid = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            check_signature(txn, self.signing, role).is_ok()
+        }))
+        .unwrap_or(false);
+        self.verdicts[at].store(if valid { 1 } else { 2 }, Ordering::Release);
+    }
+
+    /// A helper's part: takes and verifies signatures in order until all
+    /// are taken or the checks stopped.
+    pub fn help(&self) {
+        while !self.stop.load(Ordering::Relaxed) {
+            let at = self.next.fetch_add(1, Ordering::Relaxed);
+            if at >= self.items.len() {
+                return;
+            }
+            self.verify(at);
+        }
+    }
+
+    /// Tells the helpers to take nothing more.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Block `k`'s signatures, for [`Ledger::apply_block`]: those no helper
+    /// has taken are verified here, the others waited for.
+    pub fn block(&self, k: usize) -> Preverified {
+        let (lo, hi) = (self.starts[k], self.starts[k + 1]);
+        loop {
+            let at = self.next.load(Ordering::Relaxed);
+            if at >= hi {
+                break;
+            }
+            if self
+                .next
+                .compare_exchange(at, at + 1, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                self.verify(at);
+            }
+        }
+        let mut failure = None;
+        for at in lo..hi {
+            let verdict = loop {
+                match self.verdicts[at].load(Ordering::Acquire) {
+                    0 => std::thread::yield_now(),
+                    v => break v,
+                }
+            };
+            if verdict == 2 && failure.is_none() {
+                // The reason, found again: a refused block's cost, once.
+                let (i, role, txn) = self.items[at];
+                if let Err(e) = check_signature(txn, self.signing, role) {
+                    failure = Some((i, e));
+                }
+            }
+        }
+        Preverified {
+            upto: usize::MAX,
+            failure,
+        }
+    }
+}
+
+/// Signatures verified ahead of [`Ledger::apply_block`], while the block's
+/// cheap checks ran ([`Ledger::verify_ahead`]): those of its transactions
+/// before `upto`, with the first failure among them by position.
+#[derive(Debug, Default)]
+pub struct Preverified {
+    upto: usize,
+    failure: Option<(usize, TxError)>,
 }
 
 /// What a block changed in the ledger, to take it back on a reorganisation.
@@ -662,7 +834,33 @@ impl Ledger {
         self.profile.block_reward(supply)
     }
 
-    /// Checks every transaction of block `height` in order (each may spend
+    /// Runs `work` (a block's checks that need no ledger, some 40 µs of
+    /// hashing for ten transfers) on this thread while the signatures of the
+    /// block's first window of transactions are verified on the signature
+    /// threads, to hand to [`Ledger::apply_block`]. On one thread, only
+    /// `work`: its checks come before any signature.
+    pub fn verify_ahead<R>(
+        &self,
+        txns: &[Transaction],
+        work: impl FnOnce() -> R,
+    ) -> (R, Preverified) {
+        let threads = signature_threads();
+        if threads <= 1 {
+            return (work(), Preverified::default());
+        }
+        let upto = txns.len().min(WINDOW_PER_THREAD * threads);
+        let signed: Vec<(usize, &Transaction)> = txns[..upto]
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !t.is_coinbase())
+            .collect();
+        let (done, failure) = verify_alongside(&signed, self.profile.signing(), work);
+        (done, Preverified { upto, failure })
+    }
+
+    /// Checks every transaction of block `height`, whose hashes are
+    /// `hashes` (from [`crate::chain::check_body`]) and whose first
+    /// signatures may be verified already (`pre`), in order (each may spend
     /// the outputs of those before it) and applies them: where the profile
     /// rewards blocks, the first must be the reward ([`check_reward`]). In
     /// the toycoin profile a transaction already in the ledger is skipped
@@ -671,8 +869,11 @@ impl Ledger {
     pub fn apply_block(
         &mut self,
         txns: &[Transaction],
+        hashes: &[Txid],
         height: u64,
+        pre: Preverified,
     ) -> Result<BlockUndo, BlockTxError> {
+        debug_assert_eq!(txns.len(), hashes.len());
         let mut undo = BlockUndo::default();
         let mut rest = txns;
         if let Some(expected) = self.next_reward() {
@@ -682,7 +883,7 @@ impl Ledger {
                     error: TxError::MissingReward,
                 });
             };
-            let hash = reward.hash();
+            let hash = hashes[0];
             let checked = check_reward(reward, expected, height).and_then(|()| {
                 if self.txns.contains(&hash) {
                     Err(TxError::Duplicate)
@@ -697,16 +898,24 @@ impl Ledger {
             rest = others;
         }
         let first = txns.len() - rest.len();
-        self.apply_each(rest, first, undo)
+        self.apply_each(rest, &hashes[first..], first, pre, undo)
     }
 
     /// Checks and applies transactions that are in no block (the oracle's
     /// record of what it sent), as [`Ledger::apply_block`] does a block's.
     pub fn apply_txns(&mut self, txns: &[Transaction]) -> Result<BlockUndo, BlockTxError> {
-        self.apply_each(txns, 0, BlockUndo::default())
+        let hashes: Vec<Txid> = txns.iter().map(Transaction::hash).collect();
+        self.apply_each(
+            txns,
+            &hashes,
+            0,
+            Preverified::default(),
+            BlockUndo::default(),
+        )
     }
 
-    /// Checks and applies `txns` in order, as [`check_transaction`] would
+    /// Checks and applies `txns`, whose hashes are `hashes`, in order, as
+    /// [`check_transaction`] would
     /// one by one, with the signatures verified on the signature threads
     /// meanwhile: window by window, this thread checks and applies every
     /// transaction without its signatures while the others verify them.
@@ -716,24 +925,30 @@ impl Ledger {
     fn apply_each(
         &mut self,
         txns: &[Transaction],
+        hashes: &[Txid],
         first_index: usize,
+        pre: Preverified,
         mut undo: BlockUndo,
     ) -> Result<BlockUndo, BlockTxError> {
         let allow_repeats = self.profile.tolerates_repeated_txns();
         let signing = self.profile.signing();
         let window = WINDOW_PER_THREAD * signature_threads().max(1);
+        let mut pre_failure = pre.failure;
         let mut start = 0;
         while start < txns.len() {
             let end = (start + window).min(txns.len());
+            // Those verified ahead are not verified again; their first
+            // failure counts in its window.
             let signed: Vec<(usize, &Transaction)> = (start..end)
+                .filter(|i| first_index + i >= pre.upto)
                 .map(|i| (i, &txns[i]))
                 .filter(|(_, t)| !t.is_coinbase())
                 .collect();
             // A repeat skipped under toycoin is byte for byte a transaction
             // whose signatures verified when it first went in: they verify.
-            let (failed, bad_signature) = verify_alongside(&signed, signing, || {
+            let (failed, mut bad_signature) = verify_alongside(&signed, signing, || {
                 for (i, txn) in txns.iter().enumerate().take(end).skip(start) {
-                    let hash = txn.hash();
+                    let hash = hashes[i];
                     if allow_repeats && self.txns.contains(&hash) {
                         undo.repeats += 1;
                         continue;
@@ -745,6 +960,17 @@ impl Ledger {
                 }
                 None
             });
+            if pre_failure
+                .as_ref()
+                .is_some_and(|(at, _)| at - first_index < end)
+            {
+                if let Some((at, error)) = pre_failure.take() {
+                    let at = at - first_index;
+                    if bad_signature.as_ref().map_or(true, |(i, _)| at < *i) {
+                        bad_signature = Some((at, error));
+                    }
+                }
+            }
             let first = match (bad_signature, failed) {
                 (Some(sig), Some(spend)) => Some(if sig.0 < spend.0 { sig } else { spend }),
                 (sig, spend) => sig.or(spend),

@@ -250,7 +250,7 @@ impl BlockTree {
         let mut states = Vec::with_capacity(new_blocks.len());
         for (offset, block) in new_blocks.iter().enumerate() {
             let checked = check_header(&profile, previous, &schedule, &block.header, now)
-                .and_then(|info| check_body(&profile, block).map(|()| info));
+                .and_then(|info| check_body(&profile, block).map(|_| info));
             let info = match checked {
                 Ok(info) => info,
                 Err(error) => {
@@ -337,15 +337,12 @@ impl BlockTree {
         let rolled_back = self.chain.truncate(fork_len);
         let added = branch.len();
         let mut failure = None;
-        for (offset, block) in branch.iter().enumerate() {
-            if let Err(error) = self.chain.push(block.clone(), now) {
-                self.remember_invalid(&branch[offset..], &error);
-                failure = Some(ChainError {
-                    index: fork_len + offset,
-                    error,
-                });
-                break;
-            }
+        if let Err((offset, error)) = self.chain.extend(&branch, now) {
+            self.remember_invalid(&branch[offset..], &error);
+            failure = Some(ChainError {
+                index: fork_len + offset,
+                error,
+            });
         }
         if let Some(error) = failure {
             // Put the old chain back; its blocks were valid before and are

@@ -271,23 +271,23 @@ pub fn fingerprint(address: &[u8]) -> String {
     digest[..4].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A public key as parsed from an address, ready to verify: 2048-bit keys
-/// (every wallet's) on the fast path ([`verify`](mod@verify)), others by the
-/// `rsa` crate.
+/// A public key as parsed from an address, ready to verify: keys of 2048
+/// bits and more (every wallet's) by AWS-LC ([`verify`](mod@verify)),
+/// smaller ones by the `rsa` crate.
 #[derive(Clone, Debug)]
 pub struct PublicKey {
     rsa: RsaPublicKey,
     fast: Option<verify::FastKey>,
 }
 
-/// Keys parsed lately, by address: a sender's PEM is parsed (and its
-/// Montgomery constants computed) once, not once per transaction.
+/// Keys parsed lately, by address: a sender's PEM is parsed (by `rsa`,
+/// then by AWS-LC) once, not once per transaction.
 /// Emptied when full, so a flood of new senders costs what no cache would.
 #[allow(clippy::type_complexity)]
 static KEYS: std::sync::LazyLock<
     std::sync::Mutex<std::collections::HashMap<Address, std::sync::Arc<PublicKey>>>,
 > = std::sync::LazyLock::new(Default::default);
-/// Keys [`KEYS`] holds at most (some 2 KiB each).
+/// Keys [`KEYS`] holds at most (a few KiB each).
 pub const KEY_CACHE: usize = 1024;
 
 /// Parses an address into a public key (from the cache when it was parsed

@@ -23,6 +23,7 @@ use toycoin_common::wallet::Wallet;
 /// Three wallets, and a chain whose first block funds `a` with 100 and `b`
 /// with 50: with coinbases in toycoin, with grants from `mint` in steady
 /// (where every block also pays its reward to `c`).
+#[derive(Clone)]
 struct World {
     a: Wallet,
     b: Wallet,
@@ -829,6 +830,154 @@ fn signatures_verified_on_several_threads_report_the_first_failure_by_position()
         // Refused blocks changed nothing: the five, valid, go in.
         w.push(chain_of_five.clone()).unwrap();
         assert_eq!(w.tokens(&w.c).len(), 5);
+    }
+    set_signature_threads(0);
+}
+
+#[test]
+fn signatures_verified_ahead_and_window_by_window_keep_the_order_of_failures() {
+    use toycoin_common::ledger::set_signature_threads;
+    use toycoin_common::transaction::OutputKind;
+
+    // `n` transfers from a to c, each spending the one before's change.
+    let chain_of = |w: &World, n: usize| {
+        let signing = w.chain.profile().signing();
+        let mut tokens = w.tokens(&w.a);
+        let mut txns = Vec::new();
+        for _ in 0..n {
+            let m =
+                w.a.transfer(&mut OsRng, w.c.address(), 1, tokens, signing)
+                    .unwrap();
+            tokens = vec![m.txn.output(m.txn.hash(), OutputKind::Change)];
+            txns.push(m.txn);
+        }
+        txns
+    };
+    let break_signature = |t: &mut Transaction| {
+        let mut sig = t.receiver_signature.to_vec();
+        sig[7] ^= 0x10;
+        t.receiver_signature = Bytes::from(sig);
+    };
+    // Steady: the reward comes first, so transfer k is block position k+1.
+    // A broken signature at transfer 3, a double spend at 4.
+    let steady = World::new(Profile::steady(5.0));
+    let transfers = chain_of(&steady, 5);
+    let mut bad = transfers.clone();
+    break_signature(&mut bad[3]);
+    bad[4] = steady.pay(&steady.a, &steady.b, 1).txn;
+    // Toycoin, a full block of 10: a broken signature at 8, amounts that
+    // do not add up at 6 (toycoin signs no amount).
+    let toy = toycoin();
+    let ten = chain_of(&toy, 10);
+    let mut late = ten.clone();
+    break_signature(&mut late[8]);
+    let mut spend_first = late.clone();
+    spend_first[6].receiver_value += 1;
+    // 40 transactions outside any block (as the oracle and pBFT apply
+    // them) pass through more than one window (16 a thread).
+    let forty = chain_of(&toy, 40);
+    let mut forty_late = forty.clone();
+    break_signature(&mut forty_late[37]);
+    let mut forty_spend = forty_late.clone();
+    forty_spend[35].receiver_value += 1;
+    for threads in [1, 2, 4] {
+        set_signature_threads(threads);
+        let mut w = steady.clone();
+        let err = w.push(bad.clone()).unwrap_err();
+        assert_eq!(
+            err,
+            BlockError::Transaction {
+                index: 4,
+                error: TxError::BadSignature { which: "receiver" }
+            },
+            "steady, {threads} threads"
+        );
+        let mut t = toy.clone();
+        let err = t.push(late.clone()).unwrap_err();
+        assert_eq!(
+            err,
+            BlockError::Transaction {
+                index: 8,
+                error: TxError::BadSignature { which: "receiver" }
+            },
+            "toycoin, {threads} threads"
+        );
+        let err = t.push(spend_first.clone()).unwrap_err();
+        assert!(
+            matches!(err, BlockError::Transaction { index: 6, .. }),
+            "toycoin, {threads} threads: {err:?}"
+        );
+        t.push(ten.clone()).unwrap();
+        assert_eq!(t.tokens(&t.c).len(), 10, "{threads} threads");
+        let mut ledger = toy.chain.ledger().clone();
+        assert_eq!(ledger.apply_txns(&forty_late).unwrap_err().index, 37);
+        assert_eq!(ledger.apply_txns(&forty_spend).unwrap_err().index, 35);
+        assert!(ledger.apply_txns(&forty).is_ok(), "{threads} threads");
+    }
+    set_signature_threads(0);
+}
+
+#[test]
+fn a_run_of_blocks_verified_ahead_stops_at_the_first_bad_signature() {
+    use toycoin_common::ledger::set_signature_threads;
+
+    // Three blocks of steady transfers a -> c; the third's second transfer
+    // carries a broken signature.
+    let w = World::new(Profile::steady(5.0));
+    let mut scratch = w.clone();
+    let mut blocks = Vec::new();
+    for round in 0..3 {
+        let mut txns: Vec<Transaction> = scratch.reward().into_iter().collect();
+        let mut tokens = scratch.tokens(&scratch.a);
+        for _ in 0..3 {
+            let m = scratch
+                .a
+                .transfer(
+                    &mut OsRng,
+                    scratch.c.address(),
+                    1,
+                    tokens,
+                    scratch.chain.profile().signing(),
+                )
+                .unwrap();
+            tokens = vec![m.txn.output(
+                m.txn.hash(),
+                toycoin_common::transaction::OutputKind::Change,
+            )];
+            txns.push(m.txn);
+        }
+        if round == 2 {
+            let mut sig = txns[2].sender_signature.to_vec();
+            sig[100] ^= 1;
+            txns[2].sender_signature = Bytes::from(sig);
+        }
+        let block = mine(&scratch.chain, txns, now_secs());
+        if round < 2 {
+            scratch.chain.push(block.clone(), now_secs()).unwrap();
+        }
+        blocks.push(block);
+    }
+    for threads in [1, 2, 4] {
+        set_signature_threads(threads);
+        let mut chain = w.chain.clone();
+        let (at, error) = chain.extend(&blocks, now_secs()).unwrap_err();
+        assert_eq!(
+            (at, error),
+            (
+                2,
+                BlockError::Transaction {
+                    index: 2,
+                    error: TxError::BadSignature { which: "sender" }
+                }
+            ),
+            "{threads} threads"
+        );
+        assert_eq!(chain.len(), w.chain.len() + 2, "the two good blocks stay");
+        assert_eq!(chain.tip_hash(), blocks[1].header.this_hash);
+        let mut chain = w.chain.clone();
+        chain.extend(&blocks[..2], now_secs()).unwrap();
+        // c: the funding block's reward, then two rewards and six transfers.
+        assert_eq!(chain.ledger().unspent(w.c.address()).len(), 1 + 2 + 6);
     }
     set_signature_threads(0);
 }

@@ -1,129 +1,40 @@
-//! RSA-PSS verification for 2048-bit keys on `crypto-bigint`'s Montgomery
-//! arithmetic: s^e mod n by square-and-multiply over the public exponent
-//! (17 steps for 65537), then EMSA-PSS-VERIFY (RFC 8017, 9.1.2) with
-//! SHA-512, MGF1(SHA-512) and the maximum salt, the scheme the original's
-//! wallets sign with. `rsa` still makes keys, signs, and verifies keys of
-//! other sizes.
-//!
-//! Only public values are handled (the key, the signature, the message),
-//! so nothing here needs to run in constant time.
+//! RSA-PSS verification through AWS-LC (`aws-lc-rs`): SHA-512,
+//! MGF1(SHA-512) and the maximum salt, the scheme the original's wallets
+//! sign with, at the speed of OpenSSL's own assembly. `ring`, like
+//! `aws-lc-rs` before 1.19, takes only a salt as long as the digest (64
+//! bytes; the original's are 190). `rsa` still makes keys, signs, and
+//! verifies keys AWS-LC takes no part in (under 2048 bits).
 
-use crypto_bigint::modular::runtime_mod::{DynResidue, DynResidueParams};
-use crypto_bigint::{Encoding, U2048};
+use aws_lc_rs::signature::{self, ParsedPublicKey, RsaParameters, RsaPssSaltLength};
+use rsa::pkcs8::EncodePublicKey;
 use rsa::traits::PublicKeyParts;
 use rsa::RsaPublicKey;
-use sha2::{Digest, Sha512};
 
-use crate::hash::HASH_LEN;
+/// RSA-PSS, SHA-512, MGF1(SHA-512), salt emLen - hLen - 2, keys of 2048
+/// to 8192 bits.
+static PSS_SHA512_MAX_SALT: RsaParameters =
+    signature::RSA_PSS_2048_8192_SHA512.with_pss_salt_length(RsaPssSaltLength::Max);
 
-/// Bytes of a 2048-bit modulus and of a signature under it.
-const K: usize = 256;
-/// emLen for emBits = 2047: the encoded message fills the 256 bytes, its
-/// top bit clear.
-const EM_LEN: usize = K;
-/// The maximum salt: emLen - hLen - 2.
-const SALT_LEN: usize = EM_LEN - HASH_LEN - 2;
-/// maskedDB's length: emLen - hLen - 1.
-const DB_LEN: usize = EM_LEN - HASH_LEN - 1;
-
-/// A 2048-bit public key ready for Montgomery arithmetic.
+/// A public key as AWS-LC verifies with it, parsed once.
 #[derive(Clone, Debug)]
-pub(super) struct FastKey {
-    n: U2048,
-    params: DynResidueParams<{ U2048::LIMBS }>,
-    e: u64,
-}
+pub(super) struct FastKey(ParsedPublicKey);
 
 impl FastKey {
-    /// The fast form of `key`, where it is 2048 bits with an exponent
-    /// that fits 64 bits (65537 in practice).
+    /// AWS-LC's form of `key`, where AWS-LC takes it (2048 to 8192 bits).
     pub(super) fn new(key: &RsaPublicKey) -> Option<FastKey> {
-        let n_bytes = key.n().to_bytes_be();
-        if key.n().bits() != 2048 || n_bytes.len() != K {
+        // AWS-LC parses smaller keys, then refuses every signature by them.
+        if !(2048..=8192).contains(&key.n().bits()) {
             return None;
         }
-        let e_bytes = key.e().to_bytes_be();
-        if e_bytes.len() > 8 {
-            return None;
-        }
-        let e = e_bytes
-            .iter()
-            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
-        if e < 3 {
-            return None;
-        }
-        let n = U2048::from_be_slice(&n_bytes);
-        Some(FastKey {
-            params: DynResidueParams::new(&n),
-            n,
-            e,
-        })
+        let der = key.to_public_key_der().ok()?;
+        ParsedPublicKey::new(&PSS_SHA512_MAX_SALT, der.as_bytes())
+            .ok()
+            .map(FastKey)
     }
 
     /// Whether `signature` is a valid RSA-PSS signature of `msg`.
     pub(super) fn verify(&self, msg: &[u8], signature: &[u8]) -> bool {
-        if signature.len() != K {
-            return false;
-        }
-        let s = U2048::from_be_slice(signature);
-        if s >= self.n {
-            return false;
-        }
-        // m = s^e mod n, from the exponent's top bit down.
-        let x = DynResidue::new(&s, self.params);
-        let mut y = x;
-        for bit in (0..63 - self.e.leading_zeros()).rev() {
-            y = y.square();
-            if (self.e >> bit) & 1 == 1 {
-                y *= x;
-            }
-        }
-        let em: [u8; K] = y.retrieve().to_be_bytes();
-        emsa_pss_verify(&Sha512::digest(msg), &em)
-    }
-}
-
-/// EMSA-PSS-VERIFY for emBits = 2047, SHA-512 and the maximum salt.
-fn emsa_pss_verify(m_hash: &[u8], em: &[u8; EM_LEN]) -> bool {
-    // Steps 4 to 6: the trailer, and the bit above emBits clear.
-    if em[EM_LEN - 1] != 0xbc {
-        return false;
-    }
-    let (masked_db, rest) = em.split_at(DB_LEN);
-    let h = &rest[..HASH_LEN];
-    if masked_db[0] & 0x80 != 0 {
-        return false;
-    }
-    // Steps 7 to 9: DB = maskedDB xor MGF1(H), the top bit cleared.
-    let mut db = [0u8; DB_LEN];
-    db.copy_from_slice(masked_db);
-    mgf1_xor(h, &mut db);
-    db[0] &= 0x7f;
-    // Step 10: no padding string at the maximum salt, then 0x01.
-    let one_at = DB_LEN - SALT_LEN - 1;
-    if db[one_at] != 0x01 || db[..one_at].iter().any(|&b| b != 0) {
-        return false;
-    }
-    // Steps 11 to 14: H' = Hash(0^8 || mHash || salt) must equal H.
-    let salt = &db[DB_LEN - SALT_LEN..];
-    let h2 = Sha512::new()
-        .chain_update([0u8; 8])
-        .chain_update(m_hash)
-        .chain_update(salt)
-        .finalize();
-    h2.as_slice() == h
-}
-
-/// `out ^= MGF1-SHA512(seed)` over `out`'s length.
-fn mgf1_xor(seed: &[u8], out: &mut [u8]) {
-    for (counter, chunk) in out.chunks_mut(HASH_LEN).enumerate() {
-        let block = Sha512::new()
-            .chain_update(seed)
-            .chain_update((counter as u32).to_be_bytes())
-            .finalize();
-        for (o, m) in chunk.iter_mut().zip(block.iter()) {
-            *o ^= m;
-        }
+        self.0.verify_sig(msg, signature).is_ok()
     }
 }
 
@@ -132,9 +43,16 @@ mod tests {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
     use rsa::Pss;
+    use sha2::{Digest, Sha512};
 
     use super::*;
+    use crate::hash::HASH_LEN;
     use crate::wallet::Wallet;
+
+    /// Bytes of a 2048-bit signature.
+    const K: usize = 256;
+    /// The maximum salt for 2048-bit keys: emLen - hLen - 2.
+    const SALT_LEN: usize = K - HASH_LEN - 2;
 
     /// Ours and the `rsa` crate's verification agree on valid signatures,
     /// every kind of tampering, and signatures of other messages.
@@ -178,5 +96,38 @@ mod tests {
         // s >= n, and the all-zero signature.
         assert!(!fast.verify(b"m", &[0xff; K]));
         assert!(!fast.verify(b"m", &[0; K]));
+    }
+
+    /// Only the maximum salt verifies: a signature with a digest-length
+    /// salt (what `ring` would want) is refused, as by the `rsa` crate.
+    #[test]
+    fn refuses_other_salt_lengths() {
+        let mut rng = StdRng::seed_from_u64(13);
+        let private = rsa::RsaPrivateKey::new(&mut rng, 2048).expect("key");
+        let public = private.to_public_key();
+        let fast = FastKey::new(&public).expect("2048 bits");
+        let digest = Sha512::digest(b"pay 5");
+        for salt in [0, HASH_LEN, SALT_LEN - 1] {
+            let sig = private
+                .sign_with_rng(&mut rng, Pss::new_with_salt::<Sha512>(salt), &digest)
+                .expect("signs");
+            assert!(!fast.verify(b"pay 5", &sig), "salt {salt}");
+        }
+        let sig = private
+            .sign_with_rng(&mut rng, Pss::new_with_salt::<Sha512>(SALT_LEN), &digest)
+            .expect("signs");
+        assert!(fast.verify(b"pay 5", &sig));
+    }
+
+    /// Keys AWS-LC takes no part in (1024 bits) still verify, by `rsa`.
+    #[test]
+    fn small_keys_verify_by_the_rsa_crate() {
+        let mut rng = StdRng::seed_from_u64(14);
+        let private = rsa::RsaPrivateKey::new(&mut rng, 1024).expect("key");
+        assert!(FastKey::new(&private.to_public_key()).is_none());
+        let wallet = Wallet::from_key(private).expect("wallet");
+        let sig = wallet.sign(&mut rng, b"pay 5").expect("signs");
+        assert!(crate::wallet::verify(wallet.address(), b"pay 5", &sig).is_ok());
+        assert!(crate::wallet::verify(wallet.address(), b"pay 6", &sig).is_err());
     }
 }

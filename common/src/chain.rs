@@ -9,7 +9,9 @@ use std::collections::HashMap;
 
 use crate::block::{Block, BlockHeader};
 use crate::hash::{BlockHash, Txid, GENESIS};
-use crate::ledger::{signature_pool, BlockTxError, BlockUndo, Ledger, SignaturesAhead, TxError};
+use crate::ledger::{
+    signature_pool, verify_ahead, BlockTxError, BlockUndo, Ledger, SignaturesAhead, TxError,
+};
 use crate::merkle::merkle_root;
 use crate::pow::MiningJob;
 use crate::profile::{ChainScore, Profile, Schedule, MAX_FUTURE_SECS};
@@ -403,17 +405,33 @@ impl Chain {
         ahead: Option<(&SignaturesAhead, usize)>,
     ) -> Result<(), BlockError> {
         let info = self.check_header(&block.header, now)?;
-        let (body, pre) = match ahead {
-            Some((ahead, k)) => (check_body(&self.profile, &block), ahead.block(k)),
-            // The body's hashing overlaps the first signatures' verification.
-            None => self
-                .ledger
-                .verify_ahead(&block.txns, || check_body(&self.profile, &block)),
+        let height = self.entries.len() as u64;
+        // The body and the ledger on this thread, the signatures on the
+        // others meanwhile.
+        let mut body_and_ledger = |signed_elsewhere: usize| {
+            let hashes = check_body(&self.profile, &block)?;
+            self.ledger
+                .apply_block(&block.txns, &hashes, height, signed_elsewhere)
+                .map_err(BlockError::from)
         };
-        let hashes = body?;
-        let undo = self
-            .ledger
-            .apply_block(&block.txns, &hashes, self.entries.len() as u64, pre)?;
+        let (applied, bad_signature) = match ahead {
+            Some((ahead, k)) => (body_and_ledger(usize::MAX), ahead.block(k)),
+            None => verify_ahead(self.profile.signing(), &block.txns, body_and_ledger),
+        };
+        // The first failure by position, as if checked in order: the body's
+        // first, then a signature before the ledger's first refusal.
+        let undo = match (applied, bad_signature) {
+            (Ok(undo), Some((index, error))) => {
+                self.ledger.undo_block(undo);
+                return Err(BlockError::Transaction { index, error });
+            }
+            (Err(BlockError::Transaction { index: spent, .. }), Some((index, error)))
+                if index < spent =>
+            {
+                return Err(BlockError::Transaction { index, error });
+            }
+            (applied, _) => applied?,
+        };
         let schedule = self.profile.advance(&self.schedule(), info.timestamp);
         let total_work = self.total_work() + self.profile.block_work(info.required_bits);
         let total_txns = self.total_block_txns() + block.txns.len();

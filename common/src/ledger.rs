@@ -587,9 +587,9 @@ impl<'a> SignaturesAhead<'a> {
         self.stop.store(true, Ordering::Relaxed);
     }
 
-    /// Block `k`'s signatures, for [`Ledger::apply_block`]: those no helper
-    /// has taken are verified here, the others waited for.
-    pub fn block(&self, k: usize) -> Preverified {
+    /// Block `k`'s signatures: those no helper has taken are verified
+    /// here, the others waited for. The first failure by position.
+    pub fn block(&self, k: usize) -> Option<(usize, TxError)> {
         let (lo, hi) = (self.starts[k], self.starts[k + 1]);
         loop {
             let at = self.next.load(Ordering::Relaxed);
@@ -620,20 +620,34 @@ impl<'a> SignaturesAhead<'a> {
                 }
             }
         }
-        Preverified {
-            upto: usize::MAX,
-            failure,
-        }
+        failure
     }
 }
 
-/// Signatures verified ahead of [`Ledger::apply_block`], while the block's
-/// cheap checks ran ([`Ledger::verify_ahead`]): those of its transactions
-/// before `upto`, with the first failure among them by position.
-#[derive(Debug, Default)]
-pub struct Preverified {
-    upto: usize,
-    failure: Option<(usize, TxError)>,
+/// Runs `work` (a block's checks and its ledger, some 50 µs for ten
+/// transfers) on this thread while the signatures of the block's first
+/// window of transactions are verified on the signature threads; `work` is
+/// told how many transactions that window holds, whose signatures are not
+/// its to verify ([`Ledger::apply_block`]'s `signed_elsewhere`). Returns
+/// what `work` returned and the window's first signature failure by
+/// position. On one thread, only `work`, told 0: its checks come before any
+/// signature.
+pub fn verify_ahead<R>(
+    signing: Signing,
+    txns: &[Transaction],
+    work: impl FnOnce(usize) -> R,
+) -> (R, Option<(usize, TxError)>) {
+    let threads = signature_threads();
+    if threads <= 1 {
+        return (work(0), None);
+    }
+    let upto = txns.len().min(WINDOW_PER_THREAD * threads);
+    let signed: Vec<(usize, &Transaction)> = txns[..upto]
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !t.is_coinbase())
+        .collect();
+    verify_alongside(&signed, signing, || work(upto))
 }
 
 /// What a block changed in the ledger, to take it back on a reorganisation.
@@ -834,44 +848,22 @@ impl Ledger {
         self.profile.block_reward(supply)
     }
 
-    /// Runs `work` (a block's checks that need no ledger, some 40 µs of
-    /// hashing for ten transfers) on this thread while the signatures of the
-    /// block's first window of transactions are verified on the signature
-    /// threads, to hand to [`Ledger::apply_block`]. On one thread, only
-    /// `work`: its checks come before any signature.
-    pub fn verify_ahead<R>(
-        &self,
-        txns: &[Transaction],
-        work: impl FnOnce() -> R,
-    ) -> (R, Preverified) {
-        let threads = signature_threads();
-        if threads <= 1 {
-            return (work(), Preverified::default());
-        }
-        let upto = txns.len().min(WINDOW_PER_THREAD * threads);
-        let signed: Vec<(usize, &Transaction)> = txns[..upto]
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| !t.is_coinbase())
-            .collect();
-        let (done, failure) = verify_alongside(&signed, self.profile.signing(), work);
-        (done, Preverified { upto, failure })
-    }
-
     /// Checks every transaction of block `height`, whose hashes are
-    /// `hashes` (from [`crate::chain::check_body`]) and whose first
-    /// signatures may be verified already (`pre`), in order (each may spend
+    /// `hashes` (from [`crate::chain::check_body`]), in order (each may spend
     /// the outputs of those before it) and applies them: where the profile
     /// rewards blocks, the first must be the reward ([`check_reward`]). In
     /// the toycoin profile a transaction already in the ledger is skipped
     /// instead of refused. On failure nothing is changed. Costs time
-    /// proportional to the block, not to the ledger.
+    /// proportional to the block, not to the ledger. The signatures of the
+    /// transactions before position `signed_elsewhere` are the caller's to
+    /// verify ([`verify_ahead`], [`SignaturesAhead`]); 0: all are verified
+    /// here.
     pub fn apply_block(
         &mut self,
         txns: &[Transaction],
         hashes: &[Txid],
         height: u64,
-        pre: Preverified,
+        signed_elsewhere: usize,
     ) -> Result<BlockUndo, BlockTxError> {
         debug_assert_eq!(txns.len(), hashes.len());
         let mut undo = BlockUndo::default();
@@ -898,25 +890,20 @@ impl Ledger {
             rest = others;
         }
         let first = txns.len() - rest.len();
-        self.apply_each(rest, &hashes[first..], first, pre, undo)
+        self.apply_each(rest, &hashes[first..], first, signed_elsewhere, undo)
     }
 
     /// Checks and applies transactions that are in no block (the oracle's
     /// record of what it sent), as [`Ledger::apply_block`] does a block's.
     pub fn apply_txns(&mut self, txns: &[Transaction]) -> Result<BlockUndo, BlockTxError> {
         let hashes: Vec<Txid> = txns.iter().map(Transaction::hash).collect();
-        self.apply_each(
-            txns,
-            &hashes,
-            0,
-            Preverified::default(),
-            BlockUndo::default(),
-        )
+        self.apply_each(txns, &hashes, 0, 0, BlockUndo::default())
     }
 
     /// Checks and applies `txns`, whose hashes are `hashes`, in order, as
-    /// [`check_transaction`] would
-    /// one by one, with the signatures verified on the signature threads
+    /// [`check_transaction`] would one by one (the signatures of those
+    /// before block position `signed_elsewhere` left to the caller), with
+    /// the signatures verified on the signature threads
     /// meanwhile: window by window, this thread checks and applies every
     /// transaction without its signatures while the others verify them.
     /// The first failure by position is reported, as in order; a block
@@ -927,26 +914,23 @@ impl Ledger {
         txns: &[Transaction],
         hashes: &[Txid],
         first_index: usize,
-        pre: Preverified,
+        signed_elsewhere: usize,
         mut undo: BlockUndo,
     ) -> Result<BlockUndo, BlockTxError> {
         let allow_repeats = self.profile.tolerates_repeated_txns();
         let signing = self.profile.signing();
         let window = WINDOW_PER_THREAD * signature_threads().max(1);
-        let mut pre_failure = pre.failure;
         let mut start = 0;
         while start < txns.len() {
             let end = (start + window).min(txns.len());
-            // Those verified ahead are not verified again; their first
-            // failure counts in its window.
             let signed: Vec<(usize, &Transaction)> = (start..end)
-                .filter(|i| first_index + i >= pre.upto)
+                .filter(|i| first_index + i >= signed_elsewhere)
                 .map(|i| (i, &txns[i]))
                 .filter(|(_, t)| !t.is_coinbase())
                 .collect();
             // A repeat skipped under toycoin is byte for byte a transaction
             // whose signatures verified when it first went in: they verify.
-            let (failed, mut bad_signature) = verify_alongside(&signed, signing, || {
+            let (failed, bad_signature) = verify_alongside(&signed, signing, || {
                 for (i, txn) in txns.iter().enumerate().take(end).skip(start) {
                     let hash = hashes[i];
                     if allow_repeats && self.txns.contains(&hash) {
@@ -960,17 +944,6 @@ impl Ledger {
                 }
                 None
             });
-            if pre_failure
-                .as_ref()
-                .is_some_and(|(at, _)| at - first_index < end)
-            {
-                if let Some((at, error)) = pre_failure.take() {
-                    let at = at - first_index;
-                    if bad_signature.as_ref().map_or(true, |(i, _)| at < *i) {
-                        bad_signature = Some((at, error));
-                    }
-                }
-            }
             let first = match (bad_signature, failed) {
                 (Some(sig), Some(spend)) => Some(if sig.0 < spend.0 { sig } else { spend }),
                 (sig, spend) => sig.or(spend),

@@ -92,6 +92,26 @@ impl World {
             .unwrap()
     }
 
+    /// `n` transfers of 1 from a to c, each spending the one before's
+    /// change.
+    fn transfers_a_to_c(&self, n: usize) -> Vec<Transaction> {
+        let signing = self.chain.profile().signing();
+        let mut tokens = self.tokens(&self.a);
+        let mut txns = Vec::new();
+        for _ in 0..n {
+            let m = self
+                .a
+                .transfer(&mut OsRng, self.c.address(), 1, tokens, signing)
+                .unwrap();
+            tokens = vec![m.txn.output(
+                m.txn.hash(),
+                toycoin_common::transaction::OutputKind::Change,
+            )];
+            txns.push(m.txn);
+        }
+        txns
+    }
+
     fn check(&self, m: &TxnMessage) -> Result<(), TxError> {
         self.chain
             .ledger()
@@ -771,20 +791,10 @@ fn steady_bounds_transactions_and_blocks_in_bytes() {
 #[test]
 fn signatures_verified_on_several_threads_report_the_first_failure_by_position() {
     use toycoin_common::ledger::set_signature_threads;
-    use toycoin_common::transaction::OutputKind;
 
-    // Five transfers from a to c, each spending the one before's change.
     let w = toycoin();
     let signing = w.chain.profile().signing();
-    let mut tokens = w.tokens(&w.a);
-    let mut chain_of_five = Vec::new();
-    for _ in 0..5 {
-        let m =
-            w.a.transfer(&mut OsRng, w.c.address(), 1, tokens, signing)
-                .unwrap();
-        tokens = vec![m.txn.output(m.txn.hash(), OutputKind::Change)];
-        chain_of_five.push(m.txn);
-    }
+    let chain_of_five = w.transfers_a_to_c(5);
     let bad_signature = |t: &Transaction| {
         let mut t = t.clone();
         let mut sig = t.sender_signature.to_vec();
@@ -837,22 +847,7 @@ fn signatures_verified_on_several_threads_report_the_first_failure_by_position()
 #[test]
 fn signatures_verified_ahead_and_window_by_window_keep_the_order_of_failures() {
     use toycoin_common::ledger::set_signature_threads;
-    use toycoin_common::transaction::OutputKind;
 
-    // `n` transfers from a to c, each spending the one before's change.
-    let chain_of = |w: &World, n: usize| {
-        let signing = w.chain.profile().signing();
-        let mut tokens = w.tokens(&w.a);
-        let mut txns = Vec::new();
-        for _ in 0..n {
-            let m =
-                w.a.transfer(&mut OsRng, w.c.address(), 1, tokens, signing)
-                    .unwrap();
-            tokens = vec![m.txn.output(m.txn.hash(), OutputKind::Change)];
-            txns.push(m.txn);
-        }
-        txns
-    };
     let break_signature = |t: &mut Transaction| {
         let mut sig = t.receiver_signature.to_vec();
         sig[7] ^= 0x10;
@@ -861,21 +856,21 @@ fn signatures_verified_ahead_and_window_by_window_keep_the_order_of_failures() {
     // Steady: the reward comes first, so transfer k is block position k+1.
     // A broken signature at transfer 3, a double spend at 4.
     let steady = World::new(Profile::steady(5.0));
-    let transfers = chain_of(&steady, 5);
+    let transfers = steady.transfers_a_to_c(5);
     let mut bad = transfers.clone();
     break_signature(&mut bad[3]);
     bad[4] = steady.pay(&steady.a, &steady.b, 1).txn;
     // Toycoin, a full block of 10: a broken signature at 8, amounts that
     // do not add up at 6 (toycoin signs no amount).
     let toy = toycoin();
-    let ten = chain_of(&toy, 10);
+    let ten = toy.transfers_a_to_c(10);
     let mut late = ten.clone();
     break_signature(&mut late[8]);
     let mut spend_first = late.clone();
     spend_first[6].receiver_value += 1;
     // 40 transactions outside any block (as the oracle and pBFT apply
     // them) pass through more than one window (16 a thread).
-    let forty = chain_of(&toy, 40);
+    let forty = toy.transfers_a_to_c(40);
     let mut forty_late = forty.clone();
     break_signature(&mut forty_late[37]);
     let mut forty_spend = forty_late.clone();
@@ -928,24 +923,7 @@ fn a_run_of_blocks_verified_ahead_stops_at_the_first_bad_signature() {
     let mut blocks = Vec::new();
     for round in 0..3 {
         let mut txns: Vec<Transaction> = scratch.reward().into_iter().collect();
-        let mut tokens = scratch.tokens(&scratch.a);
-        for _ in 0..3 {
-            let m = scratch
-                .a
-                .transfer(
-                    &mut OsRng,
-                    scratch.c.address(),
-                    1,
-                    tokens,
-                    scratch.chain.profile().signing(),
-                )
-                .unwrap();
-            tokens = vec![m.txn.output(
-                m.txn.hash(),
-                toycoin_common::transaction::OutputKind::Change,
-            )];
-            txns.push(m.txn);
-        }
+        txns.extend(scratch.transfers_a_to_c(3));
         if round == 2 {
             let mut sig = txns[2].sender_signature.to_vec();
             sig[100] ^= 1;

@@ -1,0 +1,5 @@
+//! Every integration test of this crate, one module per file, in one
+//! binary.
+
+mod node;
+mod pbft;

@@ -1,0 +1,10 @@
+//! Every integration test of this crate, one module per file, in one
+//! binary.
+
+mod demo_tmux;
+mod end_to_end;
+mod flags;
+mod frames_tcp;
+mod oracle;
+mod python_interop;
+mod vectors;

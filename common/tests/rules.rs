@@ -789,63 +789,7 @@ fn steady_bounds_transactions_and_blocks_in_bytes() {
 }
 
 #[test]
-fn signatures_verified_on_several_threads_report_the_first_failure_by_position() {
-    use toycoin_common::ledger::set_signature_threads;
-
-    let w = toycoin();
-    let signing = w.chain.profile().signing();
-    let chain_of_five = w.transfers_a_to_c(5);
-    let bad_signature = |t: &Transaction| {
-        let mut t = t.clone();
-        let mut sig = t.sender_signature.to_vec();
-        sig[0] ^= 0xff;
-        t.sender_signature = Bytes::from(sig);
-        t
-    };
-    // A signature broken at 3, a double spend (a repeat of 0's input) at 4.
-    let mut late_spend = chain_of_five.clone();
-    late_spend[3] = bad_signature(&late_spend[3]);
-    let repeat =
-        w.a.transfer(&mut OsRng, w.b.address(), 1, w.tokens(&w.a), signing)
-            .unwrap()
-            .txn;
-    late_spend[4] = repeat;
-    // Amounts that do not add up at 1 (toycoin signs no amount), a broken
-    // signature at 3.
-    let mut early_spend = chain_of_five.clone();
-    early_spend[1].receiver_value += 1_000;
-    early_spend[3] = bad_signature(&early_spend[3]);
-    for threads in [1, 4] {
-        set_signature_threads(threads);
-        let mut w = toycoin();
-        assert_eq!(
-            w.push(late_spend.clone()).unwrap_err(),
-            BlockError::Transaction {
-                index: 3,
-                error: TxError::BadSignature { which: "sender" }
-            },
-            "{threads} threads"
-        );
-        let err = w.push(early_spend.clone()).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                BlockError::Transaction {
-                    index: 1,
-                    error: TxError::ValueMismatch { .. }
-                }
-            ),
-            "{threads} threads: {err:?}"
-        );
-        // Refused blocks changed nothing: the five, valid, go in.
-        w.push(chain_of_five.clone()).unwrap();
-        assert_eq!(w.tokens(&w.c).len(), 5);
-    }
-    set_signature_threads(0);
-}
-
-#[test]
-fn signatures_verified_ahead_and_window_by_window_keep_the_order_of_failures() {
+fn signatures_verified_on_several_threads_keep_the_order_of_failures() {
     use toycoin_common::ledger::set_signature_threads;
 
     let break_signature = |t: &mut Transaction| {

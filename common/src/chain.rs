@@ -370,7 +370,7 @@ impl Chain {
 
     /// Appends `blocks` in order, each checked completely as by
     /// [`Chain::push`], their signatures verified ahead of them on the
-    /// signature threads ([`SignaturesAhead`]): how a node takes a branch
+    /// signature threads (`SignaturesAhead`): how a node takes a branch
     /// or catches up. Stops at the first block refused, with its position;
     /// the blocks before it stay.
     pub fn extend(&mut self, blocks: &[Block], now: u64) -> Result<(), (usize, BlockError)> {

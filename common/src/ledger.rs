@@ -520,7 +520,7 @@ fn resolve_input<'v>(
 /// node catching up keeps every core busy (one block at a time, a helper
 /// woke and slept for each).
 #[derive(Debug)]
-pub struct SignaturesAhead<'a> {
+pub(crate) struct SignaturesAhead<'a> {
     signing: Signing,
     /// One per signature, in order: (position in its block, which of the
     /// two, transaction).
@@ -856,7 +856,7 @@ impl Ledger {
     /// instead of refused. On failure nothing is changed. Costs time
     /// proportional to the block, not to the ledger. The signatures of the
     /// transactions before position `signed_elsewhere` are the caller's to
-    /// verify ([`verify_ahead`], [`SignaturesAhead`]); 0: all are verified
+    /// verify ([`verify_ahead`], `SignaturesAhead`); 0: all are verified
     /// here.
     pub fn apply_block(
         &mut self,

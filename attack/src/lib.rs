@@ -292,8 +292,14 @@ impl Attacker {
         self.session.publish(payload);
     }
 
-    /// A block's worth of patience: several target intervals.
+    /// A block's worth of patience: several target intervals in steady.
+    /// In toycoin the target means nothing: a block needs a zero byte more
+    /// at each power of two (24 bits, some 16 million hashes, from height
+    /// 4), so it is the whole patience.
     fn a_few_blocks(&self) -> Duration {
+        if self.toycoin() {
+            return self.options.patience;
+        }
         Duration::from_secs_f64(self.options.target * 6.0 + 15.0).min(self.options.patience)
     }
 

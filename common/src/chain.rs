@@ -374,8 +374,7 @@ impl Chain {
     /// or catches up. Stops at the first block refused, with its position;
     /// the blocks before it stay.
     pub fn extend(&mut self, blocks: &[Block], now: u64) -> Result<(), (usize, BlockError)> {
-        let ahead =
-            SignaturesAhead::new(blocks.iter().map(|b| &b.txns[..]), self.profile.signing());
+        let signing = self.profile.signing();
         let mut push_all = |ahead: Option<&SignaturesAhead>| {
             for (k, block) in blocks.iter().enumerate() {
                 self.push_with(block.clone(), now, ahead.map(|a| (a, k)))
@@ -384,14 +383,18 @@ impl Chain {
             Ok(())
         };
         match signature_pool() {
-            Some((pool, threads)) if blocks.len() > 1 => pool.in_place_scope(|s| {
-                for _ in 1..threads {
-                    s.spawn(|_| ahead.help());
-                }
-                let pushed = push_all(Some(&ahead));
-                ahead.stop();
-                pushed
-            }),
+            Some((pool, threads)) if blocks.len() > 1 => {
+                let ahead =
+                    SignaturesAhead::new(blocks.iter().map(|b| b.txns.iter().enumerate()), signing);
+                pool.in_place_scope(|s| {
+                    for _ in 1..threads {
+                        s.spawn(|_| ahead.help());
+                    }
+                    let pushed = push_all(Some(&ahead));
+                    ahead.stop();
+                    pushed
+                })
+            }
             _ => push_all(None),
         }
     }

@@ -390,70 +390,32 @@ pub(crate) fn signature_pool() -> Option<(&'static rayon::ThreadPool, usize)> {
     Some((pool, threads))
 }
 
-/// Runs `work` on this thread while the signatures of `txns` are verified
-/// on the signature threads (this one joining in once `work` is done):
-/// what `work` returned, and the first signature failure by position.
+/// Runs `work` on this thread while the signatures of `txns` (each with
+/// its position) are verified on the signature threads, this one joining
+/// in once `work` is done: what `work` returned, and the first signature
+/// failure by position. On one thread, `work` first, then the signatures
+/// in order up to the first that fails.
 fn verify_alongside<R>(
     txns: &[(usize, &Transaction)],
     signing: Signing,
     work: impl FnOnce() -> R,
 ) -> (R, Option<(usize, TxError)>) {
-    // One item per signature: (position, which of the two, transaction).
-    let items: Vec<(usize, usize, &Transaction)> = txns
-        .iter()
-        .flat_map(|&(i, txn)| [(i, 0, txn), (i, 1, txn)])
-        .collect();
-    let check = |part: &[(usize, usize, &Transaction)]| {
-        part.iter().find_map(|&(i, role, txn)| {
-            check_signature(txn, signing, role)
-                .err()
-                .map(|e| ((i, role), e))
-        })
-    };
+    let signatures = SignaturesAhead::new([txns.iter().copied()], signing);
     let threads = signature_threads().min(txns.len() / MIN_TXNS_PER_THREAD);
-    if threads <= 1 {
-        let done = work();
-        return (done, check(&items).map(|((i, _), e)| (i, e)));
+    match signature_pool() {
+        // The helpers are pool threads, started once and kept: a thread
+        // started per block cost as much as three signatures.
+        Some((pool, _)) if threads > 1 => pool.in_place_scope(|s| {
+            for _ in 1..threads {
+                s.spawn(|_| signatures.help());
+            }
+            let done = work();
+            let failure = signatures.block(0);
+            signatures.stop();
+            (done, failure)
+        }),
+        _ => (work(), signatures.block(0)),
     }
-    // Every thread takes the next unclaimed signature until none is left,
-    // this one too once `work` is done: the shares balance themselves
-    // whatever `work` costs and however the machine schedules them.
-    let next = AtomicUsize::new(0);
-    let claim = || loop {
-        let at = next.fetch_add(1, Ordering::Relaxed);
-        let item = items.get(at)?;
-        if let Some(failed) = check(std::slice::from_ref(item)) {
-            return Some(failed);
-        }
-    };
-    // The helpers are pool threads, started once and kept: a thread
-    // started per block cost as much as three signatures.
-    let Some((pool, _)) = signature_pool() else {
-        let done = work();
-        return (done, claim().map(|((i, _), e)| (i, e)));
-    };
-    let failed = std::sync::Mutex::new(Vec::new());
-    let (done, here) = pool.in_place_scope(|s| {
-        for _ in 1..threads {
-            s.spawn(|_| {
-                if let Some(failure) = claim() {
-                    failed
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(failure);
-                }
-            });
-        }
-        (work(), claim())
-    });
-    // A panic in a helper is a panic here (rayon's scope resumes it).
-    let first = failed
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-        .into_iter()
-        .chain(here)
-        .min_by_key(|(at, _)| *at);
-    (done, first.map(|((i, _), e)| (i, e)))
 }
 
 /// A `TXN`'s tokens must be exactly the inputs, in order, all the sender's.
@@ -513,12 +475,15 @@ fn resolve_input<'v>(
 }
 
 /// The signatures of a run of blocks, verified by the signature threads in
-/// order, ahead of the blocks themselves ([`crate::chain::Chain::extend`]):
-/// while this thread checks and applies one block, the helpers verify its
-/// signatures and the next blocks'; this thread verifies those of its block
-/// that no helper has taken yet. The helpers never wait for a block, so a
-/// node catching up keeps every core busy (one block at a time, a helper
-/// woke and slept for each).
+/// order, ahead of the blocks themselves ([`crate::chain::Chain::extend`];
+/// one block's, [`verify_alongside`]): while this thread checks and applies
+/// one block, the helpers verify its signatures and the next blocks'; this
+/// thread verifies those of its block that no helper has taken yet. Every
+/// thread takes the next signature nobody has taken, so the shares balance
+/// themselves however the machine schedules them. The helpers never wait
+/// for a block, so a node catching up keeps every core busy (one block at
+/// a time, a helper woke and slept for each). After the first signature
+/// that fails nobody takes another: the ones after it cannot come first.
 #[derive(Debug)]
 pub(crate) struct SignaturesAhead<'a> {
     signing: Signing,
@@ -531,17 +496,23 @@ pub(crate) struct SignaturesAhead<'a> {
     next: AtomicUsize,
     /// Per item: 0 not verified yet, 1 valid, 2 invalid.
     verdicts: Vec<AtomicU8>,
-    /// Set when the blocks' checks stopped: helpers take nothing more.
+    /// Set when a signature failed or the blocks' checks stopped: nobody
+    /// takes anything more.
     stop: AtomicBool,
 }
 
 impl<'a> SignaturesAhead<'a> {
-    /// The signatures of `blocks` (each a block's transactions), in order.
-    pub fn new<I: IntoIterator<Item = &'a [Transaction]>>(blocks: I, signing: Signing) -> Self {
+    /// The signatures of `blocks` (each a block's transactions with their
+    /// positions), in order.
+    pub fn new<B, T>(blocks: B, signing: Signing) -> Self
+    where
+        B: IntoIterator<Item = T>,
+        T: IntoIterator<Item = (usize, &'a Transaction)>,
+    {
         let mut items = Vec::new();
         let mut starts = vec![0];
         for txns in blocks {
-            for (i, txn) in txns.iter().enumerate() {
+            for (i, txn) in txns {
                 if !txn.is_coinbase() {
                     items.extend([(i, 0, txn), (i, 1, txn)]);
                 }
@@ -567,6 +538,9 @@ impl<'a> SignaturesAhead<'a> {
             check_signature(txn, self.signing, role).is_ok()
         }))
         .unwrap_or(false);
+        if !valid {
+            self.stop();
+        }
         self.verdicts[at].store(if valid { 1 } else { 2 }, Ordering::Release);
     }
 
@@ -591,7 +565,7 @@ impl<'a> SignaturesAhead<'a> {
     /// here, the others waited for. The first failure by position.
     pub fn block(&self, k: usize) -> Option<(usize, TxError)> {
         let (lo, hi) = (self.starts[k], self.starts[k + 1]);
-        loop {
+        while !self.stop.load(Ordering::Relaxed) {
             let at = self.next.load(Ordering::Relaxed);
             if at >= hi {
                 break;
@@ -604,8 +578,11 @@ impl<'a> SignaturesAhead<'a> {
                 self.verify(at);
             }
         }
+        // Every item taken is verified by whoever took it; those nobody took
+        // come after a failure (taking stopped there), which comes first.
+        let taken = self.next.load(Ordering::Relaxed).min(hi);
         let mut failure = None;
-        for at in lo..hi {
+        for at in lo..taken {
             let verdict = loop {
                 match self.verdicts[at].load(Ordering::Acquire) {
                     0 => std::thread::yield_now(),

@@ -47,12 +47,10 @@ mod tests {
 
     use super::*;
     use crate::hash::HASH_LEN;
-    use crate::wallet::Wallet;
+    use crate::wallet::{max_salt_len, Wallet};
 
     /// Bytes of a 2048-bit signature.
     const K: usize = 256;
-    /// The maximum salt for 2048-bit keys: emLen - hLen - 2.
-    const SALT_LEN: usize = K - HASH_LEN - 2;
 
     /// Ours and the `rsa` crate's verification agree on valid signatures,
     /// every kind of tampering, and signatures of other messages.
@@ -66,7 +64,7 @@ mod tests {
         let reference = |msg: &[u8], sig: &[u8]| {
             rsa_key
                 .verify(
-                    Pss::new_with_salt::<Sha512>(SALT_LEN),
+                    Pss::new_with_salt::<Sha512>(max_salt_len(2048)),
                     &Sha512::digest(msg),
                     sig,
                 )
@@ -107,14 +105,18 @@ mod tests {
         let public = private.to_public_key();
         let fast = FastKey::new(&public).expect("2048 bits");
         let digest = Sha512::digest(b"pay 5");
-        for salt in [0, HASH_LEN, SALT_LEN - 1] {
+        for salt in [0, HASH_LEN, max_salt_len(2048) - 1] {
             let sig = private
                 .sign_with_rng(&mut rng, Pss::new_with_salt::<Sha512>(salt), &digest)
                 .expect("signs");
             assert!(!fast.verify(b"pay 5", &sig), "salt {salt}");
         }
         let sig = private
-            .sign_with_rng(&mut rng, Pss::new_with_salt::<Sha512>(SALT_LEN), &digest)
+            .sign_with_rng(
+                &mut rng,
+                Pss::new_with_salt::<Sha512>(max_salt_len(2048)),
+                &digest,
+            )
             .expect("signs");
         assert!(fast.verify(b"pay 5", &sig));
     }

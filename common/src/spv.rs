@@ -34,8 +34,8 @@ pub const MAX_HEADERS: usize = 2_000;
 pub const MAX_PROOF_ITEMS: usize = 500;
 /// Longest Merkle path taken (a tree of 2^64 leaves).
 pub const MAX_PATH: usize = 64;
-/// Most hashes in a header request's locator.
-pub const MAX_LOCATOR: usize = 64;
+/// Most hashes in a header request's locator (as in a full node's).
+pub use crate::message::MAX_LOCATOR;
 /// Longest request id.
 pub const MAX_ID: usize = 64;
 /// Largest request a node reads (a request is small; an answer is bounded
@@ -450,25 +450,10 @@ impl HeaderChain {
             + self.schedules.capacity() * std::mem::size_of::<Schedule>()
     }
 
-    /// Hashes of the best chain, newest first, thinning out (as a full
-    /// node's catch-up locator), for [`SpvMsg::GetHeaders`].
+    /// The best chain's [`locator`](crate::tree::locator), as a full
+    /// node's, for [`SpvMsg::GetHeaders`].
     pub fn locator(&self) -> Vec<BlockHash> {
-        let mut out = Vec::new();
-        let mut step = 1;
-        let mut i = self.entries.len();
-        while i > 0 && out.len() < MAX_LOCATOR - 1 {
-            out.push(self.entries[i - 1].header.this_hash);
-            if out.len() >= 10 {
-                step *= 2;
-            }
-            i = i.saturating_sub(step);
-        }
-        if let Some(first) = self.entries.first() {
-            if out.last() != Some(&first.header.this_hash) {
-                out.push(first.header.this_hash);
-            }
-        }
-        out
+        crate::tree::locator(self.entries.len(), |i| self.entries[i].header.this_hash)
     }
 
     /// Takes headers in order (each after the one before): checked one by

@@ -19,7 +19,30 @@ use std::collections::{HashMap, VecDeque};
 use crate::block::Block;
 use crate::chain::{check_body, check_header, BlockError, Chain, ChainError};
 use crate::hash::{BlockHash, GENESIS};
+use crate::message::MAX_LOCATOR;
 use crate::profile::{ChainScore, Profile, Schedule};
+
+/// Hashes describing a chain of `len` blocks whose block `i` has hash
+/// `hash(i)`, for a catch-up request (a full node's `GETB`, a light
+/// wallet's headers request): the tip, the 9 before it, then going back 2,
+/// 4, 8, ... blocks, and the first block (Bitcoin's "block locator"), at
+/// most [`MAX_LOCATOR`]. Empty for an empty chain.
+pub fn locator(len: usize, hash: impl Fn(usize) -> BlockHash) -> Vec<BlockHash> {
+    let mut out = Vec::new();
+    let mut step = 1;
+    let mut i = len;
+    while i > 0 && out.len() < MAX_LOCATOR - 1 {
+        out.push(hash(i - 1));
+        if out.len() >= 10 {
+            step *= 2;
+        }
+        i = i.saturating_sub(step);
+    }
+    if len > 0 && out.last() != Some(&hash(0)) {
+        out.push(hash(0));
+    }
+    out
+}
 
 /// Most side-branch blocks kept (the oldest are forgotten first).
 pub const DEFAULT_MAX_SIDE_BLOCKS: usize = 256;
@@ -416,27 +439,10 @@ impl BlockTree {
         }
     }
 
-    /// Hashes describing the best chain for a catch-up request: the tip,
-    /// the 9 before it, then going back 2, 4, 8, ... blocks, and the first
-    /// block (Bitcoin's "block locator").
-    /// Empty for an empty chain.
+    /// The best chain's [`locator`], for a catch-up request.
     pub fn locator(&self) -> Vec<BlockHash> {
         let entries = self.chain.entries();
-        let hash = |i: usize| entries[i].block.header.this_hash;
-        let mut out = Vec::new();
-        let mut step = 1;
-        let mut i = entries.len();
-        while i > 0 {
-            out.push(hash(i - 1));
-            if out.len() >= 10 {
-                step *= 2;
-            }
-            i = i.saturating_sub(step);
-        }
-        if !entries.is_empty() && out.last() != Some(&hash(0)) {
-            out.push(hash(0));
-        }
-        out
+        locator(entries.len(), |i| entries[i].block.header.this_hash)
     }
 
     /// For a catch-up request: the height after the first locator hash on

@@ -807,11 +807,11 @@ impl Node {
         let chain = self.session.tree().chain();
         let (answer, what) = match msg {
             SpvMsg::GetHeaders { id, locator, .. } => {
-                let from = locator
+                let locator: Vec<BlockHash> = locator
                     .iter()
                     .filter_map(|h| spv::block_hash(h).ok())
-                    .find_map(|h| chain.height_of(&h))
-                    .map_or(0, |h| h + 1);
+                    .collect();
+                let from = self.session.tree().fork_point(&locator);
                 let headers: Vec<HeaderWire> = chain
                     .blocks()
                     .skip(from)

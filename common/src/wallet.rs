@@ -221,6 +221,26 @@ impl Wallet {
     }
 }
 
+/// The fewest of `tokens`, from the front, that pay `value` (all of them
+/// when they cannot): how the original's wallet pays, oldest first, as
+/// many as needed.
+pub fn tokens_to_pay(mut tokens: Vec<Token>, value: i64) -> Vec<Token> {
+    let mut sum = 0i64;
+    let needed = if value <= 0 {
+        0
+    } else {
+        tokens
+            .iter()
+            .position(|t| {
+                sum = sum.saturating_add(t.value);
+                sum >= value
+            })
+            .map_or(tokens.len(), |i| i + 1)
+    };
+    tokens.truncate(needed);
+    tokens
+}
+
 /// Checks that the key file at `path` is readable by its owner only (on
 /// Unix: no permission for group or others), as a wallet's key must be.
 pub fn check_private_file(path: &std::path::Path) -> Result<(), String> {
@@ -373,6 +393,24 @@ mod tests {
             verify(b"junk", b"message", &sig),
             Err(SignatureError::BadAddress)
         );
+    }
+
+    #[test]
+    fn pays_with_the_fewest_tokens_from_the_front() {
+        let token = |value: i64| Token {
+            txn_hash: crate::hash::Txid::from_raw_hash(crate::hash::Hash::of(&value.to_be_bytes())),
+            owner: Bytes::from_static(b"me"),
+            value,
+            signature: Bytes::new(),
+        };
+        let values = |t: Vec<Token>| t.iter().map(|t| t.value).collect::<Vec<_>>();
+        let tokens = vec![token(3), token(4), token(5)];
+        assert_eq!(values(tokens_to_pay(tokens.clone(), 3)), [3]);
+        assert_eq!(values(tokens_to_pay(tokens.clone(), 4)), [3, 4]);
+        assert_eq!(values(tokens_to_pay(tokens.clone(), 7)), [3, 4]);
+        assert_eq!(values(tokens_to_pay(tokens.clone(), 8)), [3, 4, 5]);
+        assert_eq!(values(tokens_to_pay(tokens.clone(), 100)), [3, 4, 5]);
+        assert!(tokens_to_pay(tokens, 0).is_empty());
     }
 
     #[test]

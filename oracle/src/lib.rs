@@ -481,15 +481,7 @@ impl Oracle {
         let mut tokens = spendable[from].clone();
         if !self.config.profile.pays_with_pending_outputs() {
             // As many as needed, as the original's wallet.
-            let mut sum = 0;
-            let needed = tokens
-                .iter()
-                .position(|t| {
-                    sum += t.value;
-                    sum >= value
-                })
-                .map_or(tokens.len(), |i| i + 1);
-            tokens.truncate(needed);
+            tokens = wallet::tokens_to_pay(tokens, value);
         }
         let receiver = self.wallets[to].address().clone();
         let signing = self.config.profile.signing();

@@ -22,7 +22,7 @@ use toycoin_common::profile::Profile;
 use toycoin_common::relay::RelayClient;
 use toycoin_common::spv::{self, HeaderChain, HeadersTaken, Proved, SpvMsg};
 use toycoin_common::transaction::{Address, OutputKind, Token, Transaction};
-use toycoin_common::wallet::{fingerprint, Wallet};
+use toycoin_common::wallet::{self, fingerprint, Wallet};
 
 /// How long to wait for more answers after the first one came.
 pub const MORE_ANSWERS: Duration = Duration::from_millis(400);
@@ -361,15 +361,9 @@ impl LightWallet {
     /// many as needed (the rest comes back as change); sends it. Signed as
     /// the profile requires.
     pub async fn pay(&mut self, to: &Address, amount: i64) -> Result<Transaction, String> {
-        let mut tokens = Vec::new();
-        let mut sum = 0;
-        for (token, _) in self.unspent() {
-            if sum >= amount {
-                break;
-            }
-            sum += token.value;
-            tokens.push(token);
-        }
+        let unspent = self.unspent().into_iter().map(|(token, _)| token).collect();
+        let tokens = wallet::tokens_to_pay(unspent, amount);
+        let sum: i64 = tokens.iter().map(|t| t.value).sum();
         if sum < amount {
             return Err(format!(
                 "this wallet has {sum} proved coins, fewer than {amount}"

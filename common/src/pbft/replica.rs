@@ -776,7 +776,9 @@ impl Replica {
                 continue;
             }
             let digest = batch.digest;
-            let mut signers = HashSet::new();
+            // The commits whose signatures were checked and that match:
+            // only these are kept, and served to others in their turn.
+            let mut matching = BTreeMap::new();
             for c in item.commits.iter().take(self.members.n()) {
                 let (r, m) = self.members.verify(c)?;
                 if let Msg::Commit {
@@ -786,14 +788,14 @@ impl Replica {
                 } = m
                 {
                     if v == view && s == seq && parse_hash(&d)? == digest {
-                        signers.insert(r);
+                        matching.insert(r, c);
                     }
                 }
             }
-            if signers.len() < self.members.quorum() {
+            if matching.len() < self.members.quorum() {
                 return Err(PbftError::Refused(format!(
                     "committed batch {seq}: {} matching commits of the {} needed",
-                    signers.len(),
+                    matching.len(),
                     self.members.quorum()
                 )));
             }
@@ -802,11 +804,9 @@ impl Replica {
             slot.accepted = Some((digest, Arc::new(batch), item.pre_prepare.clone()));
             slot.prepared_in = Some(view);
             slot.committed = true;
-            for c in &item.commits {
-                if let Ok((r, _)) = c.open() {
-                    slot.commits.insert(r, (view, digest));
-                    slot.commit_wires.insert(r, c.clone());
-                }
+            for (r, c) in matching {
+                slot.commits.insert(r, (view, digest));
+                slot.commit_wires.insert(r, c.clone());
             }
             if view > self.view || (self.changing && view < self.view) {
                 // 2f+1 replicas committed a batch this one lacked in that

@@ -494,11 +494,47 @@ fn a_forged_answer_to_a_fetch_is_refused() {
         "{err}"
     );
     assert_eq!(net.replicas[3].last_executed(), 0);
-    // The real thing executes.
+    // The real thing executes, even with a forged commit past the n
+    // checked ("replica 1" signed with replica 0's key)...
+    let forged = SignedWire::sign(
+        &KEYS[0],
+        1,
+        Msg::Commit {
+            view: 0,
+            seq: 1,
+            digest: batch.digest.to_hex(),
+        },
+    );
     let good = answer(CommittedWire {
         pre_prepare: pre_prepare(0),
-        commits: vec![commit(0), commit(1), commit(2)],
+        commits: vec![commit(0), commit(1), commit(2), commit(3), forged],
     });
     net.replicas[3].on_payload(&good, now).expect("proved");
     assert_eq!(net.replicas[3].last_executed(), 1);
+    // ...which it keeps no part of: what it serves a replica that asks
+    // holds only commits whose signatures verify.
+    while net.replicas[3].take_outgoing().is_some() {}
+    let fetch = SignedWire::sign(&KEYS[0], 0, Msg::Fetch { after: 0 });
+    net.replicas[3]
+        .on_payload(&fetch.encode(), now)
+        .expect("taken");
+    let members = Membership::new(
+        (0..4)
+            .map(|i| (format!("node{}", i + 1), KEYS[i].address().clone()))
+            .collect(),
+    )
+    .expect("members");
+    let served = std::iter::from_fn(|| net.replicas[3].take_outgoing())
+        .find_map(
+            |o| match members.verify(&SignedWire::decode(&o.payload).ok()?) {
+                Ok((_, Msg::Committed { items })) => Some(items),
+                _ => None,
+            },
+        )
+        .expect("an answer to the fetch");
+    let commits = &served[0].commits;
+    assert_eq!(commits.len(), 4, "one commit a replica");
+    for c in commits {
+        members.verify(c).expect("a served commit verifies");
+    }
 }

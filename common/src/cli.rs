@@ -111,6 +111,28 @@ pub fn count(
     )
 }
 
+/// A clap value parser for a hash rate: a positive number of hashes a
+/// second, with an optional `k`, `M` or `G` (thousands, millions,
+/// billions): `500k`, `2.5M`.
+pub fn hash_rate(text: &str) -> Result<f64, String> {
+    let trimmed = text.trim();
+    let (number, scale) = match trimmed.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&trimmed[..i], 1e3),
+        Some((i, 'M')) => (&trimmed[..i], 1e6),
+        Some((i, 'G')) => (&trimmed[..i], 1e9),
+        _ => (trimmed, 1.0),
+    };
+    let rate = number
+        .parse::<f64>()
+        .map(|n| n * scale)
+        .map_err(|_| format!("{text:?} is not a hash rate (hashes a second: 500k, 2M)"))?;
+    if rate.is_finite() && rate >= 1.0 {
+        Ok(rate)
+    } else {
+        Err("must be at least one hash a second".to_owned())
+    }
+}
+
 /// Parses a `T` and keeps it only within `min..=max` (NaN never is).
 fn in_range<T>(
     min: T,
@@ -150,6 +172,17 @@ mod tests {
         assert_eq!(parse("0"), Ok(0.0));
         for bad in ["-1", "86401", "NaN", "inf", "soon"] {
             assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hash_rates_take_a_suffix_and_are_positive() {
+        assert_eq!(hash_rate("500k"), Ok(500_000.0));
+        assert_eq!(hash_rate("2.5M"), Ok(2_500_000.0));
+        assert_eq!(hash_rate("1G"), Ok(1e9));
+        assert_eq!(hash_rate("1500"), Ok(1500.0));
+        for bad in ["0", "-3k", "0.5", "NaN", "infM", "fast", "k", "2m"] {
+            assert!(hash_rate(bad).is_err(), "{bad}");
         }
     }
 

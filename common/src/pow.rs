@@ -12,6 +12,11 @@
 //! Each worker thread has its own leading digits, so threads never try the
 //! same nonce. Workers check a shared flag every [`CHECK_EVERY`] attempts,
 //! so a job stops within a fraction of a millisecond of being cancelled.
+//!
+//! A miner may be given a most hashes per second ([`Miner::max_rate`]): it
+//! then sleeps between batches, to play a weaker miner (the share of the
+//! work that wins races and forks, for the lecture), keep a laptop cool,
+//! or leave a shared processor to other programs (the tests' networks).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -108,13 +113,26 @@ impl MineReport {
 #[derive(Clone, Copy, Debug)]
 pub struct Miner {
     threads: usize,
+    max_rate: Option<f64>,
 }
 
 impl Miner {
-    /// A miner using `threads` worker threads (at least one).
+    /// A miner using `threads` worker threads (at least one), as fast as
+    /// they go.
     pub fn new(threads: usize) -> Miner {
         Miner {
             threads: threads.max(1),
+            max_rate: None,
+        }
+    }
+
+    /// The same miner, computing at most `rate` hashes per second, all
+    /// threads together (`None`, or a rate that is not a positive number:
+    /// no limit).
+    pub fn max_rate(self, rate: Option<f64>) -> Miner {
+        Miner {
+            max_rate: rate.filter(|r| r.is_finite() && *r > 0.0),
+            ..self
         }
     }
 
@@ -134,13 +152,19 @@ impl Miner {
         std::thread::scope(|scope| {
             for worker in 0..self.threads {
                 let (attempts, found, stop) = (&attempts, &found, &stop);
+                let mut pace = self.max_rate.map(|r| Pace::new(r / self.threads as f64));
                 scope.spawn(move || {
                     let mut search = NonceSearch::new(job, worker, salt);
+                    let halted = || stop.load(Ordering::Relaxed) || cancel.is_cancelled();
+                    let batch = pace.as_ref().map_or(CHECK_EVERY, Pace::batch);
                     loop {
-                        if stop.load(Ordering::Relaxed) || cancel.is_cancelled() {
+                        if let Some(pace) = &mut pace {
+                            pace.admit(batch, halted);
+                        }
+                        if halted() {
                             return;
                         }
-                        let (tried, header) = search.run(CHECK_EVERY);
+                        let (tried, header) = search.run(batch);
                         attempts.fetch_add(tried, Ordering::Relaxed);
                         if let Some(header) = header {
                             if let Ok(mut slot) = found.lock() {
@@ -158,6 +182,48 @@ impl Miner {
             outcome: found.map_or(MineOutcome::Cancelled, |h| MineOutcome::Found(Box::new(h))),
             attempts: attempts.into_inner(),
             elapsed: start.elapsed(),
+        }
+    }
+}
+
+/// Holds one worker to a rate: before each batch it sleeps until the time
+/// that batch is due at that rate, so the worker is never ahead of it, in
+/// slices short enough that a cancelled job still stops within
+/// [`Pace::SLICE`].
+struct Pace {
+    start: Instant,
+    done: u64,
+    per_sec: f64,
+}
+
+impl Pace {
+    /// Longest single sleep.
+    const SLICE: Duration = Duration::from_millis(10);
+
+    fn new(per_sec: f64) -> Pace {
+        Pace {
+            start: Instant::now(),
+            done: 0,
+            per_sec,
+        }
+    }
+
+    /// Attempts between two waits: about a hundredth of a second's worth,
+    /// so the hashes come evenly rather than in bursts.
+    fn batch(&self) -> u64 {
+        ((self.per_sec / 100.0) as u64).clamp(1, CHECK_EVERY)
+    }
+
+    /// Waits until `next` more attempts are due.
+    fn admit(&mut self, next: u64, halted: impl Fn() -> bool) {
+        self.done += next;
+        let due = self.start + Duration::from_secs_f64(self.done as f64 / self.per_sec);
+        loop {
+            let now = Instant::now();
+            if now >= due || halted() {
+                return;
+            }
+            std::thread::sleep((due - now).min(Pace::SLICE));
         }
     }
 }
@@ -323,6 +389,38 @@ mod tests {
         search.block[..COUNTER_DIGITS].copy_from_slice(b"0000000000000199");
         search.increment();
         assert_eq!(&search.block[..COUNTER_DIGITS], b"0000000000000200");
+    }
+
+    #[test]
+    fn a_limited_miner_keeps_to_its_rate_and_still_stops_at_once() {
+        let cancel = CancelToken::new();
+        let c = cancel.clone();
+        let miner = Miner::new(2).max_rate(Some(20_000.0));
+        let handle = std::thread::spawn(move || miner.mine(&job(200), &c));
+        std::thread::sleep(Duration::from_millis(500));
+        let cancelled_at = Instant::now();
+        cancel.cancel();
+        let report = handle.join().unwrap();
+        assert!(cancelled_at.elapsed() < Duration::from_secs(1));
+        assert_eq!(report.outcome, MineOutcome::Cancelled);
+        // Never ahead of the rate, however fast the processor: 20,000 a
+        // second for about half a second.
+        let allowed = 20_000.0 * report.elapsed.as_secs_f64();
+        assert!(report.attempts > 5_000);
+        assert!(
+            (report.attempts as f64) <= allowed,
+            "{} hashes in {:?}",
+            report.attempts,
+            report.elapsed
+        );
+    }
+
+    #[test]
+    fn a_rate_that_is_not_positive_is_no_limit() {
+        assert_eq!(Miner::new(1).max_rate(Some(0.0)).max_rate, None);
+        assert_eq!(Miner::new(1).max_rate(Some(f64::NAN)).max_rate, None);
+        assert_eq!(Miner::new(1).max_rate(Some(-5.0)).max_rate, None);
+        assert_eq!(Miner::new(1).max_rate(Some(5.0)).max_rate, Some(5.0));
     }
 
     #[test]

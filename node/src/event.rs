@@ -18,6 +18,8 @@ pub enum Event {
         name: String,
         profile: Profile,
         threads: usize,
+        /// Most hashes a second (`--max-hash-rate`), if limited.
+        max_hash_rate: Option<f64>,
         min_txns: usize,
         /// The fingerprint of the wallet its rewards go to, where blocks
         /// pay rewards.
@@ -219,6 +221,7 @@ impl fmt::Display for Event {
                 name,
                 profile,
                 threads,
+                max_hash_rate,
                 min_txns,
                 reward_to,
                 relay,
@@ -226,9 +229,13 @@ impl fmt::Display for Event {
             } => {
                 write!(f, "Starting up {name}: Full Node (profile {}", profile.describe())?;
                 let s = if *threads == 1 { "" } else { "s" };
+                write!(f, ", {threads} mining thread{s}")?;
+                if let Some(rate) = max_hash_rate {
+                    write!(f, " at most {:.2} MH/s", rate / 1e6)?;
+                }
                 write!(
                     f,
-                    ", {threads} mining thread{s}, blocks of {min_txns}+ txns), relay {relay} topic {topic}"
+                    ", blocks of {min_txns}+ txns), relay {relay} topic {topic}"
                 )?;
                 if let Some(wallet) = reward_to {
                     write!(f, ", rewards to wallet {wallet}")?;

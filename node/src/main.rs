@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use tokio::sync::broadcast::error::RecvError;
-use toycoin_common::cli::{count, seconds, ConsensusArgs, ProfileArgs, RelayArgs};
+use toycoin_common::cli::{count, hash_rate, seconds, ConsensusArgs, ProfileArgs, RelayArgs};
 use toycoin_common::log::{LogArgs, Output};
 use toycoin_common::profile::Minting;
 use toycoin_common::wallet::Wallet;
@@ -32,6 +32,11 @@ struct Args {
     /// Mining threads.
     #[arg(long, default_value_t = 1, value_parser = count(1, 1024))]
     threads: usize,
+    /// Mine at most this many hashes a second, all threads together
+    /// (`500k`, `2M`): plays a weaker miner in a lecture on hash power, or
+    /// keeps a laptop cool. Default: as fast as the threads go.
+    #[arg(long, value_name = "RATE", value_parser = hash_rate)]
+    max_hash_rate: Option<f64>,
     /// Steady: mine only while transactions wait (as in toycoin), not all
     /// the time; saves a laptop's battery, and the difficulty follows the
     /// nodes that do mine.
@@ -94,6 +99,7 @@ async fn main() {
     config.delay = Duration::from_secs_f64(args.delay);
     config.max_wait = Duration::from_secs_f64(args.max_wait);
     config.threads = args.threads;
+    config.max_hash_rate = args.max_hash_rate;
     config.min_txns = args.min_txns;
     if args.no_idle_mining {
         config.mine_when_idle = false;

@@ -92,6 +92,9 @@ pub struct NodeConfig {
     pub profile: Profile,
     /// Mining threads.
     pub threads: usize,
+    /// Most hashes per second, all threads together (`None`: as fast as
+    /// they go): plays a weaker miner, or leaves the processor to others.
+    pub max_hash_rate: Option<f64>,
     /// Mine when no transaction waits, a block of its reward alone (the
     /// default where the profile [mines continuously]); otherwise only
     /// when `min_txns` wait or the oldest has waited `max_wait`.
@@ -143,6 +146,7 @@ impl NodeConfig {
             topic: DEFAULT_TOPIC.to_owned(),
             profile,
             threads: 1,
+            max_hash_rate: None,
             mine_when_idle: profile.mines_continuously(),
             min_txns: 2,
             delay: Duration::ZERO,
@@ -360,6 +364,7 @@ impl Node {
             name: self.config.name.clone(),
             profile: self.config.profile,
             threads: self.config.threads,
+            max_hash_rate: self.config.max_hash_rate,
             min_txns: self.config.min_txns,
             reward_to: (self.config.profile.minting() == Minting::RewardsAndMint)
                 .then(|| fingerprint(&self.config.reward_to)),
@@ -642,7 +647,7 @@ impl Node {
             _ => (now, 0, false),
         };
         let cancel = CancelToken::new();
-        let miner = Miner::new(self.config.threads);
+        let miner = Miner::new(self.config.threads).max_rate(self.config.max_hash_rate);
         let delay = self.config.delay;
         let handle = tokio::spawn({
             let cancel = cancel.clone();

@@ -62,10 +62,17 @@ async fn thirty_transfers_all_confirmed_once_and_everyone_agrees() {
         .await
         .unwrap();
     let mut listener = Program::start("toycoin-listener", &[&common[..], &["--json"]].concat());
-    let mut fast = Program::start("toycoin-node", &[&common[..], &["--name", "fast"]].concat());
+    // Each node at half a million hashes a second: the steady target
+    // paces blocks whatever the rate, and the tests beside this one keep
+    // the processor.
+    let rate = ["--max-hash-rate", "500k"];
+    let mut fast = Program::start(
+        "toycoin-node",
+        &[&common[..], &rate, &["--name", "fast"]].concat(),
+    );
     let mut slow = Program::start(
         "toycoin-node",
-        &[&common[..], &["--name", "slow", "--delay", "1"]].concat(),
+        &[&common[..], &rate, &["--name", "slow", "--delay", "1"]].concat(),
     );
     for node in [&mut fast, &mut slow] {
         node.wait_line("connection", WAIT, |l| l.starts_with("Connected to relay"))
@@ -179,6 +186,26 @@ async fn thirty_transfers_all_confirmed_once_and_everyone_agrees() {
         final_line.ends_with(&format!("{chain_balances:?}")),
         "{final_line} vs {chain_balances:?}"
     );
+
+    // Both nodes kept to --max-hash-rate, in every block they mined.
+    let mut rates = Vec::new();
+    for node in [&fast, &slow] {
+        let out = node.output();
+        assert!(out.contains("1 mining thread at most 0.50 MH/s"), "{out}");
+        rates.extend(
+            out.lines()
+                .filter(|l| l.contains("Mined block"))
+                .filter_map(|l| {
+                    l.rsplit(" at ")
+                        .next()?
+                        .strip_suffix(" MH/s")?
+                        .parse::<f64>()
+                        .ok()
+                }),
+        );
+    }
+    assert!(!rates.is_empty(), "no block mined at a rate");
+    assert!(rates.iter().all(|&r| r <= 0.505), "{rates:?}");
 
     // Everything stops when asked, and nobody panicked.
     for p in [&mut listener, &mut fast, &mut slow, &mut relay] {

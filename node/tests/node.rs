@@ -55,6 +55,9 @@ impl TestNode {
         let mut config = NodeConfig::new(relay.addr.to_string(), Profile::steady(5.0));
         config.name = name.to_owned();
         config.backoff = Duration::from_millis(50);
+        // Steady blocks come at the target whatever the rate: the
+        // processor is left to the tests beside this one.
+        config.max_hash_rate = Some(500_000.0);
         tweak(&mut config);
         let (handle, events) = spawn(config);
         // Each node's lines appear with the test's output when it fails.
@@ -1246,12 +1249,16 @@ async fn a_steady_node_mines_blocks_of_its_reward_alone_while_nothing_waits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delayed_node_loses_most_races_because_the_first_seen_block_wins() {
     let relay = start_relay("127.0.0.1:0").await;
+    // At full speed a block takes far less than the delay, which then
+    // decides the races.
     let fast = TestNode::start(&relay, "fast", |c| {
-        c.reward_to = Bytes::from_static(b"fast")
+        c.reward_to = Bytes::from_static(b"fast");
+        c.max_hash_rate = None;
     });
     let slow = TestNode::start(&relay, "slow", |c| {
         c.reward_to = Bytes::from_static(b"slow");
         c.delay = Duration::from_millis(500);
+        c.max_hash_rate = None;
     });
     until(&[&fast, &slow], "twelve blocks agreed", |s| {
         s[0].blocks.len() >= 12 && s[1].blocks.len() >= 12 && s[0].blocks[..12] == s[1].blocks[..12]

@@ -21,6 +21,9 @@ async fn relay() -> LocalRelay {
 fn node(addr: SocketAddr) -> NodeHandle {
     let mut config = NodeConfig::new(addr.to_string(), Profile::steady(5.0));
     config.backoff = Duration::from_millis(50);
+    // Blocks come at the target whatever the rate: the processor is left
+    // to the tests beside this one.
+    config.max_hash_rate = Some(500_000.0);
     spawn(config).0
 }
 

@@ -1139,40 +1139,61 @@ async fn a_partition_mines_apart_and_after_healing_all_take_the_heavier_chain_an
     stop_relay(relay).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn beside_any_one_faulty_node_the_honest_ones_agree_and_confirm_the_oracles_payments() {
+/// Two honest nodes and one playing `fault`: the oracle's payments are
+/// all confirmed and the honest agree below the top.
+async fn beside_a_faulty_node_the_honest_ones_agree_and_confirm_the_oracles_payments(fault: Fault) {
     let profile = Profile::steady(1.0);
-    for fault in [Fault::Silent, Fault::Stuck, Fault::Invalid, Fault::Liar] {
-        let relay = start_relay("127.0.0.1:0").await;
-        let honest: Vec<TestNode> = ["h1", "h2"]
-            .iter()
-            .map(|name| TestNode::start(&relay, name, |c| c.profile = profile))
-            .collect();
-        let faulty = TestNode::start(&relay, &format!("{fault}"), |c| {
-            c.profile = profile;
-            c.fault = Some(fault);
-        });
-        let mut oracle = OracleConfig::new(relay.addr.to_string(), profile);
-        oracle.count = Some(4);
-        oracle.min_interval = 0.2;
-        oracle.max_interval = 0.4;
-        oracle.confirm_timeout = 60.0;
-        // Exit code 0: every payment confirmed deep on the best chain.
-        let code = tokio::time::timeout(Duration::from_secs(120), toycoin_oracle::run(oracle))
-            .await
-            .unwrap_or_else(|_| panic!("the oracle's payments beside a {fault} node"));
-        assert_eq!(code, 0, "beside a {fault} node");
-        until(&[&honest[0], &honest[1]], "agreement below the top", |s| {
-            let n = s[0].blocks.len().min(s[1].blocks.len());
-            n >= 2 && s[0].blocks[..n - 1] == s[1].blocks[..n - 1]
-        })
-        .await;
-        faulty.handle.stop().await;
-        for n in honest {
-            n.handle.stop().await;
-        }
-        stop_relay(relay).await;
+    let relay = start_relay("127.0.0.1:0").await;
+    let honest: Vec<TestNode> = ["h1", "h2"]
+        .iter()
+        .map(|name| TestNode::start(&relay, name, |c| c.profile = profile))
+        .collect();
+    let faulty = TestNode::start(&relay, &format!("{fault}"), |c| {
+        c.profile = profile;
+        c.fault = Some(fault);
+    });
+    let mut oracle = OracleConfig::new(relay.addr.to_string(), profile);
+    oracle.count = Some(4);
+    oracle.min_interval = 0.2;
+    oracle.max_interval = 0.4;
+    oracle.confirm_timeout = 60.0;
+    // Exit code 0: every payment confirmed deep on the best chain.
+    let code = tokio::time::timeout(Duration::from_secs(120), toycoin_oracle::run(oracle))
+        .await
+        .unwrap_or_else(|_| panic!("the oracle's payments beside a {fault} node"));
+    assert_eq!(code, 0, "beside a {fault} node");
+    until(&[&honest[0], &honest[1]], "agreement below the top", |s| {
+        let n = s[0].blocks.len().min(s[1].blocks.len());
+        n >= 2 && s[0].blocks[..n - 1] == s[1].blocks[..n - 1]
+    })
+    .await;
+    faulty.handle.stop().await;
+    for n in honest {
+        n.handle.stop().await;
     }
+    stop_relay(relay).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beside_a_silent_node_the_honest_ones_agree_and_confirm_the_oracles_payments() {
+    beside_a_faulty_node_the_honest_ones_agree_and_confirm_the_oracles_payments(Fault::Silent)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beside_a_stuck_node_the_honest_ones_agree_and_confirm_the_oracles_payments() {
+    beside_a_faulty_node_the_honest_ones_agree_and_confirm_the_oracles_payments(Fault::Stuck).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beside_an_invalid_node_the_honest_ones_agree_and_confirm_the_oracles_payments() {
+    beside_a_faulty_node_the_honest_ones_agree_and_confirm_the_oracles_payments(Fault::Invalid)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beside_a_lying_node_the_honest_ones_agree_and_confirm_the_oracles_payments() {
+    beside_a_faulty_node_the_honest_ones_agree_and_confirm_the_oracles_payments(Fault::Liar).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

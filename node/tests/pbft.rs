@@ -196,57 +196,80 @@ async fn wait_for(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn four_replicas_finalize_every_payment_beside_a_faulty_primary_of_each_mode() {
-    for fault in [
-        None,
-        Some(Fault::Silent),
-        Some(Fault::Stuck),
-        Some(Fault::Invalid),
-        Some(Fault::Liar),
-    ] {
-        let faults: Vec<(usize, Fault)> = fault.map(|f| (0, f)).into_iter().collect();
-        let mut net = Net::start(4, &faults).await;
-        assert_eq!(
-            net.oracle(6, 60.0).await,
-            0,
-            "payments final beside {fault:?}"
-        );
-        net.settle().await;
-        assert!(net.agreed().await >= 1);
-        if fault.is_some() {
-            // The faulty primary of view 0 was replaced.
-            let (_, events) = &mut net.nodes[1];
-            wait_for(events, "a view change", |e| {
-                matches!(e, Event::Pbft(PbftEvent::NewView { .. }))
-            })
-            .await;
-        }
-        let snaps = net.snapshots().await;
-        assert!(
-            snaps.iter().all(|(_, s)| s.pending.is_empty()),
-            "nothing left pending"
-        );
-        net.stop().await;
+/// Four replicas, the primary of view 0 playing `fault`: every payment
+/// becomes final, the honest agree, nothing is left pending.
+async fn four_replicas_finalize_every_payment_beside_a_primary(fault: Option<Fault>) {
+    let faults: Vec<(usize, Fault)> = fault.map(|f| (0, f)).into_iter().collect();
+    let mut net = Net::start(4, &faults).await;
+    assert_eq!(
+        net.oracle(6, 60.0).await,
+        0,
+        "payments final beside {fault:?}"
+    );
+    net.settle().await;
+    assert!(net.agreed().await >= 1);
+    if fault.is_some() {
+        // The faulty primary of view 0 was replaced.
+        let (_, events) = &mut net.nodes[1];
+        wait_for(events, "a view change", |e| {
+            matches!(e, Event::Pbft(PbftEvent::NewView { .. }))
+        })
+        .await;
     }
+    let snaps = net.snapshots().await;
+    assert!(
+        snaps.iter().all(|(_, s)| s.pending.is_empty()),
+        "nothing left pending"
+    );
+    net.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn seven_replicas_finalize_with_two_faulty_and_stop_safely_with_three_silent() {
+async fn four_replicas_finalize_every_payment_beside_an_honest_primary() {
+    four_replicas_finalize_every_payment_beside_a_primary(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_replicas_finalize_every_payment_beside_a_silent_primary() {
+    four_replicas_finalize_every_payment_beside_a_primary(Some(Fault::Silent)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_replicas_finalize_every_payment_beside_a_stuck_primary() {
+    four_replicas_finalize_every_payment_beside_a_primary(Some(Fault::Stuck)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_replicas_finalize_every_payment_beside_an_invalid_primary() {
+    four_replicas_finalize_every_payment_beside_a_primary(Some(Fault::Invalid)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_replicas_finalize_every_payment_beside_a_lying_primary() {
+    four_replicas_finalize_every_payment_beside_a_primary(Some(Fault::Liar)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seven_replicas_finalize_beside_a_silent_primary_and_a_lying_backup() {
     // f = 2: a silent primary and a lying backup.
     let net = Net::start(7, &[(0, Fault::Silent), (3, Fault::Liar)]).await;
     assert_eq!(net.oracle(4, 60.0).await, 0);
     net.settle().await;
     net.stop().await;
+}
 
-    // f = 2 of the other modes, the primary among them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seven_replicas_finalize_beside_two_stuck_or_two_invalid_the_primary_among_them() {
     for fault in [Fault::Stuck, Fault::Invalid] {
         let net = Net::start(7, &[(0, fault), (4, fault)]).await;
         assert_eq!(net.oracle(3, 60.0).await, 0, "beside two {fault} replicas");
         net.settle().await;
         net.stop().await;
     }
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seven_replicas_stop_safely_with_three_silent() {
     // f + 1 = 3 silent: no 2f+1 = 5 to commit anything; the others keep
     // changing views and say so.
     let mut net = Net::start(

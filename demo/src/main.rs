@@ -13,7 +13,7 @@ use clap::{Parser, ValueEnum};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
-use toycoin_common::cli::{count, Consensus};
+use toycoin_common::cli::{count, hash_rate, Consensus};
 use toycoin_common::pbft::Membership;
 use toycoin_common::wallet::Wallet;
 use toycoin_node::Fault;
@@ -32,6 +32,12 @@ struct Args {
     /// Mining threads per node, comma-separated (the last value repeats).
     #[arg(long, default_value = "1", value_delimiter = ',', value_parser = count(1, 1024))]
     threads: Vec<usize>,
+    /// Most hashes a second per node, comma-separated (the last value
+    /// repeats): `500k`, `2M`, or `full` for as fast as its threads go.
+    /// Gives each node its share of the hash power (`1M,3M`: a quarter
+    /// and three quarters).
+    #[arg(long, default_value = "full", value_delimiter = ',', value_parser = rate_or_full)]
+    max_hash_rates: Vec<RateLimit>,
     /// Network rules: steady (default) or toycoin (the original's).
     #[arg(long, default_value = "steady")]
     profile: String,
@@ -142,6 +148,18 @@ fn parse_fault(s: &str) -> Result<(usize, Fault), String> {
         format!("{mode:?}: the faults are {}", names.join(", "))
     })?;
     Ok((n, fault))
+}
+
+/// A node's `--max-hash-rate`, or none (`full`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct RateLimit(Option<f64>);
+
+fn rate_or_full(text: &str) -> Result<RateLimit, String> {
+    if text.trim() == "full" {
+        Ok(RateLimit(None))
+    } else {
+        hash_rate(text).map(|r| RateLimit(Some(r)))
+    }
 }
 
 fn at<T: Copy>(list: &[T], i: usize, default: T) -> T {
@@ -255,6 +273,9 @@ fn specs(
             "--wallet".to_owned(),
             key_file(args, &format!("node{}", i + 1)),
         ]);
+        if let RateLimit(Some(rate)) = at(&args.max_hash_rates, i, RateLimit(None)) {
+            extra.extend(["--max-hash-rate".to_owned(), rate.to_string()]);
+        }
         let fault = args.fault.iter().find(|(n, _)| *n == i + 1);
         if let Some(value) = fault.and_then(|(_, f)| f.to_possible_value()) {
             extra.extend(["--fault".to_owned(), value.get_name().to_owned()]);

@@ -232,6 +232,8 @@ async fn the_demo_shows_blocks_within_seconds_and_stops_everything() {
             "0",
             "--web",
             "127.0.0.1:0",
+            "--max-hash-rates",
+            "400k,200k",
         ],
     );
     // The web view's address, then the page served there.
@@ -260,6 +262,14 @@ async fn the_demo_shows_blocks_within_seconds_and_stops_everything() {
     assert!(status.success(), "{}", demo.output());
     let out = demo.output();
     assert!(out.contains("all stopped"));
+    // Each node was given its share of the hash power.
+    for (node, rate) in [("node1", "0.40"), ("node2", "0.20")] {
+        assert!(
+            out.lines().any(|l| l.trim_start().starts_with(node)
+                && l.contains(&format!("1 mining thread at most {rate} MH/s"))),
+            "{out}"
+        );
+    }
     let pids: Vec<String> = out
         .lines()
         .filter_map(|l| l.split(" | pid ").nth(1).map(str::to_owned))

@@ -123,7 +123,7 @@ impl Attacker {
         config.topic = options.topic.clone();
         config.keep_blocks = true;
         config.hello = Some("attacker".into());
-        let wallet = Wallet::generate(&mut OsRng).map_err(|e| e.to_string())?;
+        let wallet = Wallet::random().map_err(|e| e.to_string())?;
         let mut attacker = Attacker {
             session: Session::start(config),
             options,
@@ -943,8 +943,8 @@ impl Attacker {
             right.join(",")
         ));
         let merchants = [
-            Wallet::generate(&mut OsRng).map_err(|e| e.to_string()),
-            Wallet::generate(&mut OsRng).map_err(|e| e.to_string()),
+            Wallet::random().map_err(|e| e.to_string()),
+            Wallet::random().map_err(|e| e.to_string()),
         ];
         let mut payments = Vec::new();
         for (merchant, side) in merchants.iter().zip([&left, &right]) {

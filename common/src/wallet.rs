@@ -70,6 +70,21 @@ impl Wallet {
         Wallet::from_key(key)
     }
 
+    /// A new RSA-2048 wallet from the system's randomness, made by AWS-LC:
+    /// about two and a half times as fast as [`Wallet::generate`] (90 ms
+    /// against 220 in a test build), which stays for keys that must follow
+    /// from a seed (`toycoin-oracle --seed`, tests).
+    pub fn random() -> Result<Wallet, SignatureError> {
+        use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+        use aws_lc_rs::rsa::{KeyPair, KeySize};
+        const _: () = assert!(KEY_BITS == 2048, "KeySize::Rsa2048 below");
+        let failed = |what: &str| SignatureError::Key(format!("cannot {what} a new key"));
+        let pair = KeyPair::generate(KeySize::Rsa2048).map_err(|_| failed("generate"))?;
+        let der = AsDer::<Pkcs8V1Der>::as_der(&pair).map_err(|_| failed("encode"))?;
+        let key = RsaPrivateKey::from_pkcs8_der(der.as_ref()).map_err(|_| failed("read"))?;
+        Wallet::from_key(key)
+    }
+
     /// A wallet for an existing private key.
     pub fn from_key(key: RsaPrivateKey) -> Result<Wallet, SignatureError> {
         let pem = key
@@ -201,7 +216,7 @@ impl Wallet {
                 .map(|w| (w, false))
                 .map_err(|e| WalletFileError::BadKey(path.display().to_string(), e.to_string())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let wallet = Wallet::generate(&mut rand::rngs::OsRng).map_err(|e| {
+                let wallet = Wallet::random().map_err(|e| {
                     WalletFileError::BadKey(path.display().to_string(), e.to_string())
                 })?;
                 let pem = wallet.to_pem().map_err(|e| {
@@ -358,6 +373,20 @@ pub fn verify(address: &[u8], msg: &[u8], signature: &[u8]) -> Result<(), Signat
 mod tests {
     use super::*;
     use rand::rngs::OsRng;
+
+    #[test]
+    fn a_random_wallet_is_rsa_2048_with_exponent_65537_and_signs() {
+        let (w, other) = (Wallet::random().unwrap(), Wallet::random().unwrap());
+        assert_eq!(w.key.n().bits(), KEY_BITS);
+        assert_eq!(w.key.e(), &rsa::BigUint::from(65_537u32));
+        assert_ne!(w.address(), other.address());
+        let sig = w.sign(&mut OsRng, b"pay 5").unwrap();
+        assert_eq!(verify(w.address(), b"pay 5", &sig), Ok(()));
+        assert!(verify(other.address(), b"pay 5", &sig).is_err());
+        // Its key file reads back as the same wallet.
+        let back = Wallet::from_pem(&w.to_pem().unwrap()).unwrap();
+        assert_eq!(back.address(), w.address());
+    }
 
     #[test]
     fn salt_is_the_maximum_for_2048_bit_keys() {

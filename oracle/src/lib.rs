@@ -183,7 +183,7 @@ pub async fn run(config: OracleConfig) -> i32 {
     info!("Creating {} wallets (RSA-2048 keys)...", config.wallets);
     let mut wallets = Vec::new();
     for _ in 0..config.wallets {
-        match Wallet::generate(&mut rng) {
+        match new_wallet(config.seed.is_some(), &mut rng) {
             Ok(w) => wallets.push(w),
             Err(e) => {
                 error!("toycoin-oracle: cannot create a wallet: {e}");
@@ -228,6 +228,19 @@ pub async fn run(config: OracleConfig) -> i32 {
     oracle.main_loop().await
 }
 
+/// A new wallet: from `rng` when the run is seeded (the same keys every
+/// time), else from the system's randomness by the faster generator.
+fn new_wallet(
+    seeded: bool,
+    rng: &mut StdRng,
+) -> Result<Wallet, toycoin_common::wallet::SignatureError> {
+    if seeded {
+        Wallet::generate(rng)
+    } else {
+        Wallet::random()
+    }
+}
+
 /// The mint's wallet: from its key file (created on first use), or new for
 /// this run only.
 fn load_mint(config: &OracleConfig, rng: &mut StdRng) -> Result<Wallet, String> {
@@ -247,7 +260,7 @@ fn load_mint(config: &OracleConfig, rng: &mut StdRng) -> Result<Wallet, String> 
             wallet
         }
         None => {
-            let wallet = Wallet::generate(rng).map_err(|e| e.to_string())?;
+            let wallet = new_wallet(config.seed.is_some(), rng).map_err(|e| e.to_string())?;
             info!(
                 "Mint: wallet {} (a new key for this run only)",
                 wallet.fingerprint()

@@ -16,8 +16,9 @@ const TOKEN: &str = "attack-test-token";
 /// A one-second target: blocks come fast, so verdicts do too.
 const TARGET: f64 = 1.0;
 /// Each steady node's hash rate: a block of the first bits (2^18 hashes)
-/// in about a second between the two.
-const STEADY_HASH_RATE: f64 = 150_000.0;
+/// in under half a second between the two, in under a second in each half
+/// of a partition; the difficulty settles near 19 bits.
+const STEADY_HASH_RATE: f64 = 300_000.0;
 
 struct Network {
     relay: LocalRelay,

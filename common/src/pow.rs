@@ -13,10 +13,11 @@
 //! same nonce. Workers check a shared flag every [`CHECK_EVERY`] attempts,
 //! so a job stops within a fraction of a millisecond of being cancelled.
 //!
-//! A miner may be given a most hashes per second ([`Miner::max_rate`]): it
-//! then sleeps between batches, to play a weaker miner (the share of the
-//! work that wins races and forks, for the lecture), keep a laptop cool,
-//! or leave a shared processor to other programs (the tests' networks).
+//! A miner may be held to so many hashes a second ([`Miner::max_rate`]):
+//! it then sleeps between batches, to play a weaker miner (the share of
+//! the work that wins races and forks, for the lecture), keep a laptop
+//! cool, or leave a shared processor to other programs (the tests'
+//! networks).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

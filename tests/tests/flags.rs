@@ -91,11 +91,22 @@ fn a_demo_without_the_other_programs_beside_it_says_so_and_fails() {
     std::fs::create_dir_all(&dir).unwrap();
     let demo = dir.join("toycoin-demo");
     std::fs::copy(toycoin_tests::program::binary("toycoin-demo"), &demo).unwrap();
-    let out = std::process::Command::new(&demo)
-        .arg("--no-tmux")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+    // A program another test forks at this moment holds the new file open
+    // for writing until it execs (ETXTBSY, "text file busy"): try again.
+    let mut tries = 0;
+    let out = loop {
+        match std::process::Command::new(&demo)
+            .arg("--no-tmux")
+            .env("NO_COLOR", "1")
+            .output()
+        {
+            Err(e) if e.raw_os_error() == Some(26) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            result => break result.unwrap(),
+        }
+    };
     let _ = std::fs::remove_dir_all(&dir);
     assert!(!out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);

@@ -1,6 +1,7 @@
 //! Every integration test of this crate, one module per file, in one
 //! binary.
 
+mod attacks;
 mod demo_tmux;
 mod end_to_end;
 mod flags;
@@ -8,3 +9,4 @@ mod frames_tcp;
 mod oracle;
 mod python_interop;
 mod vectors;
+mod wallet;

@@ -314,14 +314,14 @@ fn a_key_file_others_can_read_is_refused() {
 /// `address`, and a key file others can read refused before anything.
 #[test]
 fn the_binary_makes_a_key_once_prints_its_address_and_refuses_a_shared_key() {
-    let exe = env!("CARGO_BIN_EXE_toycoin-wallet");
+    let exe = toycoin_tests::program::binary("toycoin-wallet");
     let dir = std::env::temp_dir().join(format!("toycoin-wallet-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let key = dir.join("me.pem");
     let _ = std::fs::remove_file(&key);
     let key = key.to_str().unwrap();
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(exe)
+        let out = std::process::Command::new(&exe)
             .args(["--key", key])
             .args(args)
             .output()

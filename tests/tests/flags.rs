@@ -27,6 +27,21 @@ async fn counts_out_of_range_are_refused_with_their_range() {
             "must be from 1 to 10",
         ),
         (
+            "toycoin-node",
+            vec!["--max-hash-rate", "0"],
+            "must be at least one hash a second",
+        ),
+        (
+            "toycoin-node",
+            vec!["--max-hash-rate", "2m"],
+            "is not a hash rate (hashes a second: 500k, 2M)",
+        ),
+        (
+            "toycoin-demo",
+            vec!["--no-build", "--max-hash-rates", "1M,fast"],
+            "is not a hash rate",
+        ),
+        (
             "toycoin-oracle",
             vec!["--wallets", "1"],
             "must be from 2 to 1000",

@@ -353,15 +353,21 @@ pub fn set_signature_threads(threads: usize) {
     SIGNATURE_THREADS.store(threads, Ordering::Relaxed);
 }
 
-fn signature_threads() -> usize {
+/// One thread per core, at most [`MAX_SIGNATURE_THREADS`]: how many
+/// verify by default, and the pool's size.
+fn cores_for_signatures() -> usize {
     // Asking the system for its cores reads files (cgroup limits): once.
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_SIGNATURE_THREADS)
+    })
+}
+
+fn signature_threads() -> usize {
     match SIGNATURE_THREADS.load(Ordering::Relaxed) {
-        0 => *CORES.get_or_init(|| {
-            std::thread::available_parallelism()
-                .map_or(1, |n| n.get())
-                .min(MAX_SIGNATURE_THREADS)
-        }),
+        0 => cores_for_signatures(),
         n => n,
     }
 }
@@ -379,9 +385,8 @@ pub(crate) fn signature_pool() -> Option<(&'static rayon::ThreadPool, usize)> {
     }
     let pool = POOL
         .get_or_init(|| {
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
             rayon::ThreadPoolBuilder::new()
-                .num_threads(cores.min(MAX_SIGNATURE_THREADS))
+                .num_threads(cores_for_signatures())
                 .thread_name(|i| format!("toycoin-signatures-{i}"))
                 .build()
                 .ok()

@@ -18,13 +18,17 @@ async fn relay() -> LocalRelay {
     toycoin_relay::local::spawn_quiet().await.unwrap()
 }
 
-fn node(addr: SocketAddr) -> NodeHandle {
+fn node_config(addr: SocketAddr) -> NodeConfig {
     let mut config = NodeConfig::new(addr.to_string(), Profile::steady(5.0));
     config.backoff = Duration::from_millis(50);
     // Blocks come at the target whatever the rate: the processor is left
     // to the tests beside this one.
     config.max_hash_rate = Some(500_000.0);
-    spawn(config).0
+    config
+}
+
+fn node(addr: SocketAddr) -> NodeHandle {
+    spawn(node_config(addr)).0
 }
 
 fn oracle(addr: SocketAddr, extra: &[&str]) -> Program {
@@ -243,9 +247,7 @@ async fn transactions_the_nodes_hold_are_not_sent_again() {
     // A mining node takes every pending transaction into its next block;
     // one that arrives while a block is being mined waits for the next.
     // So none is left out of two blocks with room, and none is re-sent.
-    let mut config = NodeConfig::new(addr.to_string(), Profile::steady(5.0));
-    config.backoff = Duration::from_millis(50);
-    let (node, mut events) = spawn(config);
+    let (node, mut events) = spawn(node_config(addr));
     let mut oracle = oracle(
         addr,
         &[

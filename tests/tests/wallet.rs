@@ -24,6 +24,10 @@ use toycoin_wallet::LightWallet;
 
 const WAIT: Duration = Duration::from_secs(60);
 const ASK: Duration = Duration::from_secs(5);
+/// The mining node's hash rate: blocks still come at the target (the
+/// first bits, 2^18 hashes, take half a second), and the processor is left
+/// to the tests beside these.
+const HASH_RATE: f64 = 500_000.0;
 
 fn profile() -> Profile {
     Profile::steady(1.0)
@@ -67,6 +71,7 @@ async fn two_wallets_get_coins_pay_each_other_and_agree_with_a_full_node() {
     let addr = relay.addr.to_string();
     let mut config = NodeConfig::new(addr.clone(), profile());
     config.name = "full".into();
+    config.max_hash_rate = Some(HASH_RATE);
     let (node, _) = spawn(config);
     let mut oracle = OracleConfig::new(addr.clone(), profile());
     oracle.wallets = 2;
@@ -363,6 +368,7 @@ async fn a_node_mining_with_the_wallets_key_pays_its_rewards_to_that_wallet() {
     let mut config = NodeConfig::new(addr.clone(), profile());
     config.name = "miner".into();
     config.reward_to = key.address().clone();
+    config.max_hash_rate = Some(HASH_RATE);
     let (node, _) = spawn(config);
     let mut w = LightWallet::connect(key.clone(), &addr, DEFAULT_TOPIC, profile())
         .await

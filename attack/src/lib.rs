@@ -61,12 +61,19 @@ pub struct Options {
     pub threads: usize,
     /// Seconds to mine in secret (private fork).
     pub secret_secs: f64,
+    /// Blocks to mine in secret at most: the branch is released as soon
+    /// as it has this many (private fork).
+    pub secret_blocks: usize,
     /// Frames to send (flood) or replays (replay-invalid).
     pub count: usize,
     /// Longest wait for the network to do something.
     pub patience: Duration,
     /// Average seconds between blocks the network aims for.
     pub target: f64,
+    /// How long to listen on joining, to catch up and hear the nodes,
+    /// before the scenario starts. `double-spend` always hears the nodes
+    /// for [`NODES_HEARD_WITHIN`] before it cuts the network.
+    pub listen_first: Duration,
 }
 
 impl Options {
@@ -78,9 +85,11 @@ impl Options {
             token: None,
             threads: 1,
             secret_secs: 20.0,
+            secret_blocks: usize::MAX,
             count: 2_000,
             patience: Duration::from_secs(120),
             target: toycoin_common::profile::DEFAULT_TARGET_SECS,
+            listen_first: NODES_HEARD_WITHIN,
         }
     }
 }
@@ -92,6 +101,10 @@ pub struct Verdict {
     pub held: bool,
     pub line: String,
 }
+
+/// A steady node says where it stands every 3 s: listening this long
+/// hears every node's name.
+pub const NODES_HEARD_WITHIN: Duration = Duration::from_secs(4);
 
 /// Transactions heard and kept, for `malleate`.
 const KEEP_HEARD: usize = 256;
@@ -106,6 +119,8 @@ pub struct Attacker {
     wallet: Wallet,
     /// Node names heard in status frames.
     nodes: BTreeSet<String>,
+    /// When it joined (it has heard the nodes since).
+    joined: Instant,
     heard: VecDeque<TxnMessage>,
     /// Every block heard, on any branch: where each transaction is.
     blocks: HashMap<BlockHash, Block>,
@@ -129,6 +144,7 @@ impl Attacker {
             options,
             wallet,
             nodes: BTreeSet::new(),
+            joined: Instant::now(),
             heard: VecDeque::new(),
             blocks: HashMap::new(),
             order: VecDeque::new(),
@@ -146,8 +162,10 @@ impl Attacker {
                 attacker.options.relay
             ));
         }
-        // Catch up and hear the nodes' status (every 3 s in steady).
-        attacker.listen(Duration::from_secs(4)).await;
+        attacker.joined = Instant::now();
+        // Catch up and hear the nodes' status.
+        let first = attacker.options.listen_first;
+        attacker.listen(first).await;
         let line = format!(
             "The attacker joined: wallet {}, best chain {} blocks, nodes heard: {}",
             fingerprint(attacker.wallet.address()),
@@ -251,12 +269,16 @@ impl Attacker {
     }
 
     /// Waits until `txid` is on the best chain (true) or `blocks` more
-    /// blocks came without it, or the patience ran out (false).
-    async fn included_within(&mut self, txid: Txid, blocks: usize) -> bool {
+    /// blocks came without it, or the patience ran out (false). A `rival`
+    /// spending the same tokens ends the wait too once it is on the best
+    /// chain: from then on `txid` could only be confirmed by undoing it.
+    async fn included_within(&mut self, txid: Txid, rival: Option<Txid>, blocks: usize) -> bool {
         let goal = self.chain().len() + blocks;
         let patience = self.options.patience;
         self.wait(patience, |a, _| {
-            a.confirmations(&txid).is_some() || a.chain().len() >= goal
+            a.confirmations(&txid).is_some()
+                || rival.is_some_and(|r| a.confirmations(&r).is_some())
+                || a.chain().len() >= goal
         })
         .await;
         self.confirmations(&txid).is_some()
@@ -331,7 +353,7 @@ impl Attacker {
         ));
         self.publish(encode_txn(&[], &txn));
         self.say("2. It watches the next three blocks to see whether one takes it...");
-        let minted = self.included_within(txid, 3).await;
+        let minted = self.included_within(txid, None, 3).await;
         match (minted, self.toycoin()) {
             (true, true) => Verdict {
                 held: true,
@@ -400,8 +422,10 @@ impl Attacker {
             }
         ));
         self.publish(encode_txn(&original.tokens, &rewritten));
-        self.say("3. It sends the rewritten transfer and watches the next three blocks...");
-        let confirmed = self.included_within(txid, 3).await;
+        self.say("3. It sends the rewritten transfer and watches until a block takes it or the original (three blocks at most)...");
+        let confirmed = self
+            .included_within(txid, Some(original.txn.hash()), 3)
+            .await;
         match (confirmed, signatures.is_ok()) {
             (true, true) if self.toycoin() => Verdict {
                 held: true,
@@ -710,15 +734,19 @@ impl Attacker {
     async fn private_fork(&mut self) -> Verdict {
         let base = self.chain().clone();
         let (work_before, len_before) = (base.total_work(), base.len());
+        let (secs, most) = (self.options.secret_secs, self.options.secret_blocks.max(1));
         self.say(format!(
-            "1. The attacker mines in secret on block {} with {} thread{} for {:.0} s",
+            "1. The attacker mines in secret on block {} with {} thread{} for {secs:.0} s{}",
             len_before.saturating_sub(1),
             self.options.threads,
             if self.options.threads == 1 { "" } else { "s" },
-            self.options.secret_secs
+            if most == usize::MAX {
+                String::new()
+            } else {
+                format!(" or {}", blocks(most))
+            }
         ));
-        let secs = self.options.secret_secs;
-        let (mut secret, mut hashes) = self.mine_secretly(base.clone(), secs, usize::MAX).await;
+        let (mut secret, mut hashes) = self.mine_secretly(base.clone(), secs, most).await;
         if secret.is_empty() {
             // Nothing yet: on until a first block, as long as patience lasts.
             let patience = self.options.patience.as_secs_f64();
@@ -875,8 +903,13 @@ impl Attacker {
                 line: "needs the teacher's token to cut the network (--token, or run it on the relay's machine)".into(),
             };
         };
-        // The nodes: named clients at the relay, but neither us nor the
-        // oracle or listener.
+        // The nodes: named clients at the relay that said where they
+        // stand, so neither us nor the oracle or listener (toycoin nodes
+        // say nothing: there, the clients named node*).
+        let heard_for = self.joined.elapsed();
+        if !self.toycoin() && heard_for < NODES_HEARD_WITHIN {
+            self.listen(NODES_HEARD_WITHIN - heard_for).await;
+        }
         let status = match command(self.options.relay.as_str(), &token, Command::Status).await {
             Ok(reply) if reply.ok => reply.status.unwrap_or_default(),
             Ok(reply) => {

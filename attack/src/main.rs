@@ -33,6 +33,10 @@ struct Args {
     /// Seconds to mine in secret (private-fork).
     #[arg(long, default_value_t = 20.0, value_parser = seconds(1.0, 3600.0))]
     secret_secs: f64,
+    /// Release the secret branch as soon as it has this many blocks
+    /// (private-fork; default: whatever the seconds give).
+    #[arg(long, value_parser = count(1, 1_000_000))]
+    secret_blocks: Option<usize>,
     /// Frames to send (flood) or replays of each (replay-invalid).
     #[arg(long, default_value_t = 2_000, value_parser = count(1, 1_000_000))]
     count: usize,
@@ -53,6 +57,7 @@ async fn main() -> ExitCode {
     });
     options.threads = args.threads;
     options.secret_secs = args.secret_secs;
+    options.secret_blocks = args.secret_blocks.unwrap_or(usize::MAX);
     options.count = args.count;
     options.patience = Duration::from_secs_f64(args.patience);
     options.target = args.rules.target_interval;

@@ -55,18 +55,38 @@ impl Network {
     }
 
     async fn attack(&self, scenario: Scenario, tweak: impl FnOnce(&mut Options)) -> Verdict {
+        let attacker = self.join(tweak).await;
+        Network::run(attacker, scenario).await
+    }
+
+    /// The attacker on the network, listening, its scenario not begun.
+    async fn join(&self, tweak: impl FnOnce(&mut Options)) -> Attacker {
         let mut options = Options::new(self.relay.addr.to_string(), self.profile);
         options.token = Some(TOKEN.into());
         options.target = TARGET;
         options.patience = Duration::from_secs(60);
+        // Catching up on 127.0.0.1 takes milliseconds; double-spend
+        // still hears the nodes' status before it cuts the network.
+        options.listen_first = Duration::from_millis(500);
         tweak(&mut options);
-        let mut attacker = Attacker::join(options, false).await.unwrap();
+        Attacker::join(options, false).await.unwrap()
+    }
+
+    async fn run(mut attacker: Attacker, scenario: Scenario) -> Verdict {
         let verdict = attacker.run(scenario).await;
         // What it said appears when a test fails.
         for line in &attacker.said {
             println!("{line}");
         }
         verdict
+    }
+
+    /// The teacher's oracle, paying every 0.2-0.5 s.
+    fn oracle(&self) -> tokio::task::JoinHandle<i32> {
+        let mut oracle = OracleConfig::new(self.relay.addr.to_string(), self.profile);
+        oracle.min_interval = 0.2;
+        oracle.max_interval = 0.5;
+        tokio::spawn(toycoin_oracle::run(oracle))
     }
 
     async fn stop(self) {
@@ -121,17 +141,18 @@ async fn replays_and_an_invalid_block_are_refused_and_the_network_mines_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replays_and_an_invalid_block_are_refused_in_toycoin_too() {
     // Under toycoin nodes mine only what waits: an oracle keeps them busy.
+    // It starts once the attacker listens, so the blocks the attacker
+    // waits for are the first few, the cheap ones (from height 4 a block
+    // needs 16 million hashes).
     let net = Network::start(toycoin()).await;
-    let mut oracle = OracleConfig::new(net.relay.addr.to_string(), toycoin());
-    oracle.min_interval = 0.2;
-    oracle.max_interval = 0.5;
-    let oracle = tokio::spawn(toycoin_oracle::run(oracle));
-    let verdict = net
-        .attack(Scenario::ReplayInvalid, |o| {
+    let attacker = net
+        .join(|o| {
             o.count = 50;
             o.patience = Duration::from_secs(20);
         })
         .await;
+    let oracle = net.oracle();
+    let verdict = Network::run(attacker, Scenario::ReplayInvalid).await;
     oracle.abort();
     assert!(verdict.held, "{verdict:?}");
     net.stop().await;
@@ -159,7 +180,10 @@ async fn a_flood_of_forgeries_does_not_stop_a_toycoin_network() {
 async fn a_private_fork_is_settled_by_work() {
     let net = Network::start(steady()).await;
     let verdict = net
-        .attack(Scenario::PrivateFork, |o| o.secret_secs = 3.0)
+        .attack(Scenario::PrivateFork, |o| {
+            o.secret_secs = 3.0;
+            o.secret_blocks = 4;
+        })
         .await;
     assert!(verdict.held, "{verdict:?}");
     assert!(
@@ -172,10 +196,14 @@ async fn a_private_fork_is_settled_by_work() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_private_fork_wins_in_toycoin_where_nobody_else_mines() {
     // Under toycoin (nothing waits, so nobody else mines) a few secret
-    // blocks are a longer chain: it wins.
+    // blocks are a longer chain: it wins. Three of them leave the nodes
+    // the block at height 3 (65,536 hashes; from height 4, 16 million).
     let net = Network::start(toycoin()).await;
     let verdict = net
-        .attack(Scenario::PrivateFork, |o| o.secret_secs = 2.0)
+        .attack(Scenario::PrivateFork, |o| {
+            o.secret_secs = 2.0;
+            o.secret_blocks = 3;
+        })
         .await;
     assert!(verdict.held, "{verdict:?}");
     assert!(verdict.line.contains("branch won"), "{verdict:?}");
@@ -212,17 +240,14 @@ async fn a_rewritten_transfer_is_the_originals_flaw_in_toycoin() {
 
 async fn a_rewritten_transfer(profile: Profile, expect: &str) {
     let net = Network::start(profile).await;
-    // The teacher's oracle pays between its wallets, with change.
-    let mut oracle = OracleConfig::new(net.relay.addr.to_string(), profile);
-    oracle.min_interval = 0.2;
-    oracle.max_interval = 0.5;
-    let oracle = tokio::spawn(toycoin_oracle::run(oracle));
     // Under toycoin blocks soon need 2^32 hashes: the verdict does not
     // wait for three of them.
     let patience = Duration::from_secs(if profile == toycoin() { 15 } else { 60 });
-    let verdict = net
-        .attack(Scenario::Malleate, |o| o.patience = patience)
-        .await;
+    let attacker = net.join(|o| o.patience = patience).await;
+    // The teacher's oracle pays between its wallets, with change; it
+    // starts once the attacker listens, as the replay test's.
+    let oracle = net.oracle();
+    let verdict = Network::run(attacker, Scenario::Malleate).await;
     oracle.abort();
     assert!(verdict.held, "{verdict:?}");
     assert!(verdict.line.contains(expect), "{verdict:?}");

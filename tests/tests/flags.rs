@@ -78,6 +78,11 @@ async fn counts_out_of_range_are_refused_with_their_range() {
         ),
         (
             "toycoin-attack",
+            vec!["private-fork", "--secret-blocks", "0"],
+            "must be from 1 to 1000000",
+        ),
+        (
+            "toycoin-attack",
             vec!["steal-everything"],
             "possible values: double-spend, private-fork, malleate, mint, flood, replay-invalid",
         ),

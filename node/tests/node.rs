@@ -1076,8 +1076,11 @@ async fn ctl_when_all_there(relay: &LocalRelay, cmd: Command) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_mines_apart_and_after_healing_all_take_the_heavier_chain_and_every_txn() {
     let relay = start_controlled_relay().await;
-    let mut a = TestNode::start(&relay, "a", |_| {});
-    let mut b = TestNode::start(&relay, "b", |_| {});
+    // A one-second target: each half, with half the hash power, still
+    // mines its two blocks in seconds.
+    let fast = |c: &mut NodeConfig| c.profile = Profile::steady(1.0);
+    let mut a = TestNode::start(&relay, "a", fast);
+    let mut b = TestNode::start(&relay, "b", fast);
     a.connected().await;
     b.connected().await;
     // One mint for the whole network; its first grant reaches everyone.

@@ -299,6 +299,16 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     options.open(path)?.write_all(bytes)
 }
 
+/// Creates `dir` and its parents (readable by its owner only, on Unix) if
+/// it is not there: where key files are kept.
+pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 /// An address's short name: the first 8 hex digits of its SHA-512, as every
 /// program prints wallets (a whole address is 451 bytes of PEM).
 pub fn fingerprint(address: &[u8]) -> String {

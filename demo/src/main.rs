@@ -15,7 +15,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use toycoin_common::cli::{count, hash_rate, Consensus};
 use toycoin_common::pbft::Membership;
-use toycoin_common::wallet::Wallet;
+use toycoin_common::wallet::{create_private_dir, Wallet};
 use toycoin_node::Fault;
 
 /// Start a complete toycoin demo network.
@@ -74,8 +74,9 @@ struct Args {
     /// Do not run `cargo build` first.
     #[arg(long)]
     no_build: bool,
-    /// Where the nodes' wallets and the mint's key are kept (created on
-    /// first use; the same keys, the same fingerprints, run after run).
+    /// Where the nodes' wallets, the oracle's and the mint's keys are kept
+    /// (created on first use; the same keys, the same fingerprints, run
+    /// after run).
     #[arg(long, value_name = "DIR", default_value_os_t = std::env::temp_dir().join("toycoin-demo-keys"))]
     keys: PathBuf,
 }
@@ -291,6 +292,7 @@ fn specs(
     }
     let mut oracle = [profile.clone(), replicas.clone()].concat();
     oracle.extend(["--mint-key".to_owned(), key_file(args, "mint")]);
+    oracle.extend(["--wallet-keys".to_owned(), args.keys.display().to_string()]);
     if args.profile == "steady" {
         // The class's faucet: students' wallets ask it for coins.
         oracle.extend(["--faucet".to_owned(), "50".to_owned()]);
@@ -313,15 +315,6 @@ fn specs(
         });
     }
     out
-}
-
-/// Creates `dir` (readable by its owner only, on Unix) if it is not there.
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
 }
 
 /// The replicas file the demo writes for `--consensus pbft`.

@@ -9,8 +9,6 @@
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 use toycoin_common::pbft::{Membership, PbftEvent};
@@ -19,16 +17,13 @@ use toycoin_common::wallet::Wallet;
 use toycoin_node::{spawn, Event, Fault, NodeConfig, NodeHandle, PbftConfig, Snapshot};
 use toycoin_oracle::OracleConfig;
 use toycoin_relay::local::LocalRelay;
+use toycoin_tests::keys::{kept_key, mint_key, oracle_keys};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// Replica keys, made once for every test.
-static KEYS: LazyLock<Vec<Wallet>> = LazyLock::new(|| {
-    let mut rng = StdRng::seed_from_u64(11);
-    (0..7)
-        .map(|_| Wallet::generate(&mut rng).unwrap())
-        .collect()
-});
+/// Replica keys, made once and kept (`toycoin_tests::keys`).
+static KEYS: LazyLock<Vec<Wallet>> =
+    LazyLock::new(|| (0..7).map(|i| kept_key(&format!("replica-{i}"))).collect());
 
 struct Net {
     relay: LocalRelay,
@@ -89,26 +84,18 @@ impl Net {
         }
     }
 
-    /// The oracle sends `count` payments; its exit code.
+    /// The oracle sends `count` payments; its exit code. Its keys are
+    /// kept ones, the mint's too: a second oracle on the same network is
+    /// the same mint, as it must be.
     async fn oracle(&self, count: u64, timeout: f64) -> i32 {
-        self.oracle_minting(count, timeout, None).await
-    }
-
-    /// As [`Net::oracle`], with the mint's key in `mint_key` (a second
-    /// oracle on the same network must be the same mint).
-    async fn oracle_minting(
-        &self,
-        count: u64,
-        timeout: f64,
-        mint_key: Option<std::path::PathBuf>,
-    ) -> i32 {
         let mut oracle = OracleConfig::new(self.relay.addr.to_string(), Profile::steady(5.0));
         oracle.count = Some(count);
         oracle.min_interval = 0.1;
         oracle.max_interval = 0.3;
         oracle.confirm_timeout = timeout;
         oracle.pbft = Some(self.members.clone());
-        oracle.mint_key = mint_key;
+        oracle.wallet_keys = Some(oracle_keys().to_path_buf());
+        oracle.mint_key = Some(mint_key());
         tokio::time::timeout(WAIT * 2, toycoin_oracle::run(oracle))
             .await
             .expect("the oracle ends")
@@ -321,21 +308,14 @@ async fn a_partitioned_replica_catches_up_after_healing() {
         ],
     })
     .await;
-    let mint = std::env::temp_dir().join(format!("toycoin-pbft-mint-{}.pem", std::process::id()));
-    let _ = std::fs::remove_file(&mint);
     // 20 payments and the grants: past node4's window of 16 batches.
-    assert_eq!(net.oracle_minting(20, 60.0, Some(mint.clone())).await, 0);
+    assert_eq!(net.oracle(20, 60.0).await, 0);
     let ahead = net.agreed().await;
     assert!(ahead >= 17, "{ahead} batches");
     ctl(Command::Heal).await;
     // Node4 is back among the honest: it catches up.
     net.faulty.clear();
-    assert_eq!(
-        net.oracle_minting(2, 60.0, Some(mint.clone())).await,
-        0,
-        "payments after healing"
-    );
-    let _ = std::fs::remove_file(&mint);
+    assert_eq!(net.oracle(2, 60.0).await, 0, "payments after healing");
     net.settle().await;
     let (_, events) = &mut net.nodes[3];
     wait_for(events, "node4 fetching", |e| {

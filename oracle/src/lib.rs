@@ -62,6 +62,11 @@ pub struct OracleConfig {
     /// The key file of the network's mint (steady), created on first use.
     /// `None`: a new mint key for this run only.
     pub mint_key: Option<PathBuf>,
+    /// A directory of the wallets' key files (`wallet-0.pem`, ...), each
+    /// created on first use: the same wallets, and fingerprints, run after
+    /// run (`seed` then picks only the transfers). `None`: new wallets for
+    /// this run (from `seed` when given).
+    pub wallet_keys: Option<PathBuf>,
     /// pBFT (`--consensus pbft`): the replicas. A transaction is final
     /// when f+1 of them reply that they applied it.
     pub pbft: Option<Arc<Membership>>,
@@ -95,6 +100,7 @@ impl OracleConfig {
             backoff: BACKOFF,
             max_backoff: MAX_BACKOFF,
             mint_key: None,
+            wallet_keys: None,
             pbft: None,
             faucet: 0,
         }
@@ -180,10 +186,17 @@ pub async fn run(config: OracleConfig) -> i32 {
         Some(seed) => StdRng::seed_from_u64(seed),
         None => StdRng::from_entropy(),
     };
-    info!("Creating {} wallets (RSA-2048 keys)...", config.wallets);
+    match &config.wallet_keys {
+        Some(dir) => info!(
+            "Wallets: {} keys in {} (created on first use)",
+            config.wallets,
+            dir.display()
+        ),
+        None => info!("Creating {} wallets (RSA-2048 keys)...", config.wallets),
+    }
     let mut wallets = Vec::new();
-    for _ in 0..config.wallets {
-        match new_wallet(config.seed.is_some(), &mut rng) {
+    for i in 0..config.wallets {
+        match make_wallet(&config, i, &mut rng) {
             Ok(w) => wallets.push(w),
             Err(e) => {
                 error!("toycoin-oracle: cannot create a wallet: {e}");
@@ -226,6 +239,18 @@ pub async fn run(config: OracleConfig) -> i32 {
         shutdown: Some(shutdown),
     };
     oracle.main_loop().await
+}
+
+/// Wallet `i`: from its key file when there is a key directory (created
+/// on first use), else new.
+fn make_wallet(config: &OracleConfig, i: usize, rng: &mut StdRng) -> Result<Wallet, String> {
+    let Some(dir) = &config.wallet_keys else {
+        return new_wallet(config.seed.is_some(), rng).map_err(|e| e.to_string());
+    };
+    wallet::create_private_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Wallet::load_or_create(&dir.join(format!("wallet-{i}.pem")))
+        .map(|(w, _)| w)
+        .map_err(|e| e.to_string())
 }
 
 /// A new wallet: from `rng` when the run is seeded (the same keys every

@@ -31,6 +31,11 @@ struct Args {
     /// Seed for the wallets and transfers: the same run twice.
     #[arg(long)]
     seed: Option<u64>,
+    /// Keep the wallets' keys in DIR (wallet-0.pem, ...; created on first
+    /// use): the same wallets, and fingerprints, run after run (a --seed
+    /// then picks only the transfers).
+    #[arg(long, value_name = "DIR")]
+    wallet_keys: Option<std::path::PathBuf>,
     #[command(flatten)]
     rules: ProfileArgs,
     #[command(flatten)]
@@ -76,6 +81,7 @@ async fn main() {
     config.resend_secs = args.resend_secs;
     config.confirm_timeout = args.confirm_timeout;
     config.mint_key = Some(args.mint_key);
+    config.wallet_keys = args.wallet_keys;
     match args.consensus.membership(&config.profile) {
         Ok(members) => config.pbft = members.map(std::sync::Arc::new),
         Err(e) => {

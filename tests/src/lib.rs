@@ -3,6 +3,7 @@
 //! asking the web view for a page ([`http`]).
 
 pub mod http;
+pub mod keys;
 pub mod program;
 
 use std::path::PathBuf;

@@ -11,6 +11,7 @@ use toycoin_common::profile::Profile;
 use toycoin_node::{spawn, NodeConfig, NodeHandle};
 use toycoin_oracle::OracleConfig;
 use toycoin_relay::local::LocalRelay;
+use toycoin_tests::keys;
 
 const TOKEN: &str = "attack-test-token";
 /// A one-second target: blocks come fast, so verdicts do too.
@@ -84,6 +85,8 @@ impl Network {
     /// The teacher's oracle, paying every 0.2-0.5 s.
     fn oracle(&self) -> tokio::task::JoinHandle<i32> {
         let mut oracle = OracleConfig::new(self.relay.addr.to_string(), self.profile);
+        oracle.wallet_keys = Some(keys::oracle_keys().to_path_buf());
+        oracle.mint_key = Some(keys::mint_key());
         oracle.min_interval = 0.2;
         oracle.max_interval = 0.5;
         tokio::spawn(toycoin_oracle::run(oracle))

@@ -12,6 +12,7 @@ use toycoin_common::profile::Profile;
 use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
 use toycoin_node::{spawn, NodeConfig, NodeHandle, NO_WALLET};
 use toycoin_relay::local::LocalRelay;
+use toycoin_tests::keys;
 use toycoin_tests::program::{Program, WAIT};
 
 async fn relay() -> LocalRelay {
@@ -33,7 +34,15 @@ fn node(addr: SocketAddr) -> NodeHandle {
 
 fn oracle(addr: SocketAddr, extra: &[&str]) -> Program {
     let port = addr.port().to_string();
+    let (wallets, mint) = (
+        keys::oracle_keys().display().to_string(),
+        keys::mint_key().display().to_string(),
+    );
     let mut args = vec![
+        "--wallet-keys",
+        &wallets,
+        "--mint-key",
+        &mint,
         "--host",
         "127.0.0.1",
         "--port",
@@ -277,5 +286,56 @@ async fn transactions_the_nodes_hold_are_not_sent_again() {
     }
     assert_eq!(repeats, 0, "copies of what the node held");
     node.stop().await;
+    relay.stop().await.unwrap();
+}
+
+/// With `--wallet-keys DIR` the oracle keeps its wallets' keys there,
+/// readable by their owner only: run again, it has the same wallets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wallets_kept_in_a_key_directory_are_the_same_run_after_run() {
+    let relay = relay().await;
+    let dir = std::env::temp_dir().join(format!("toycoin-wallet-keys-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let keys = dir.join("keys");
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let port = relay.addr.port().to_string();
+        let mut oracle = Program::start(
+            "toycoin-oracle",
+            &[
+                "--port",
+                &port,
+                "--wallet-keys",
+                &keys.display().to_string(),
+                "--mint-key",
+                &dir.join("mint.pem").display().to_string(),
+            ],
+        );
+        oracle
+            .wait_line("the last funding", WAIT, |l| {
+                l.contains("Funding wallet 3 (")
+            })
+            .await;
+        let funded: Vec<String> = oracle
+            .output()
+            .lines()
+            .filter_map(|l| Some(l.split("Funding wallet ").nth(1)?.to_owned()))
+            .collect();
+        assert_eq!(funded.len(), 4, "{}", oracle.output());
+        runs.push(funded);
+        oracle.stop(WAIT).await;
+    }
+    assert_eq!(runs[0], runs[1], "the same wallets, the same fingerprints");
+    for i in 0..4 {
+        let file = keys.join(format!("wallet-{i}.pem"));
+        toycoin_common::wallet::check_private_file(&file).unwrap();
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&keys).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the key directory is its owner's alone");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
     relay.stop().await.unwrap();
 }

@@ -20,6 +20,7 @@ use toycoin_common::wallet::{check_private_file, Wallet};
 use toycoin_node::{spawn, NodeConfig, NodeHandle};
 use toycoin_oracle::OracleConfig;
 use toycoin_relay::local::LocalRelay;
+use toycoin_tests::keys;
 use toycoin_wallet::LightWallet;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -74,6 +75,8 @@ async fn two_wallets_get_coins_pay_each_other_and_agree_with_a_full_node() {
     config.max_hash_rate = Some(HASH_RATE);
     let (node, _) = spawn(config);
     let mut oracle = OracleConfig::new(addr.clone(), profile());
+    oracle.wallet_keys = Some(keys::oracle_keys().to_path_buf());
+    oracle.mint_key = Some(keys::mint_key());
     oracle.wallets = 2;
     oracle.min_interval = 1000.0;
     oracle.max_interval = 1000.0;

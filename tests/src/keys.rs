@@ -1,0 +1,68 @@
+//! Keys made once and kept, so that the tests' oracles, replicas and mints
+//! read their keys instead of making them: an RSA-2048 key takes 0.1 to
+//! 0.3 s of processor in a test build, and a suite starts dozens of
+//! oracles. Each test has a network of its own, so tests may share keys.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use toycoin_common::wallet::Wallet;
+
+/// Wallets an oracle makes by default (`OracleConfig::wallets`).
+pub const ORACLE_WALLETS: usize = 4;
+
+/// Where the keys are kept: `target/tmp/toycoin-test-keys` (the test
+/// binary is in `target/<profile>/deps`), gone with `cargo clean`.
+pub fn dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| Some(p.parent()?.parent()?.parent()?.join("tmp")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("toycoin-test-keys")
+}
+
+/// The wallet kept as `NAME.pem` in [`dir`], made on first use. Tests
+/// side by side, or two test binaries, agree on one key: a new one is
+/// written to a file of this process's own, then linked into place, which
+/// fails when another got there first (whose key is then read).
+pub fn kept_key(name: &str) -> Wallet {
+    let dir = &dir();
+    let path = dir.join(format!("{name}.pem"));
+    if let Ok(wallet) = read_only(&path) {
+        return wallet;
+    }
+    toycoin_common::wallet::create_private_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    let own = dir.join(format!(".{name}.{}.pem", std::process::id()));
+    let _ = std::fs::remove_file(&own);
+    let made = Wallet::load_or_create(&own);
+    let _ = std::fs::hard_link(&own, &path);
+    let _ = std::fs::remove_file(&own);
+    made.unwrap_or_else(|e| panic!("{e}"));
+    read_only(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The wallet in the key file at `path`, which is there.
+fn read_only(path: &Path) -> Result<Wallet, String> {
+    let pem = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    Wallet::from_pem(&pem).map_err(|e| e.to_string())
+}
+
+/// The directory of the oracle's key files, made once: its wallets'
+/// (`OracleConfig::wallet_keys`, `--wallet-keys DIR`) and the mint's,
+/// [`mint_key`] (`--mint-key`).
+pub fn oracle_keys() -> &'static Path {
+    static READY: OnceLock<PathBuf> = OnceLock::new();
+    READY.get_or_init(|| {
+        for i in 0..ORACLE_WALLETS {
+            kept_key(&format!("wallet-{i}"));
+        }
+        kept_key("mint");
+        dir()
+    })
+}
+
+/// The mint's key file in [`oracle_keys`].
+pub fn mint_key() -> PathBuf {
+    oracle_keys().join("mint.pem")
+}

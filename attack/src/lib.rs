@@ -610,13 +610,17 @@ impl Attacker {
 
     /// Mines on `chain` for up to `secs`, or until `stop_after` blocks,
     /// following the network meanwhile: the blocks found and the hashes
-    /// tried.
+    /// tried. With `on_tip` it gives up (nothing found) as soon as the
+    /// network's best chain moves on from `chain`'s tip: a block on an old
+    /// tip would lose its race.
     async fn mine_secretly(
         &mut self,
         chain: Chain,
         secs: f64,
         stop_after: usize,
+        on_tip: bool,
     ) -> (Vec<Block>, u64) {
+        let tip = chain.tip_hash();
         let mining = mine(
             self.options.threads,
             self.wallet.address().clone(),
@@ -631,6 +635,9 @@ impl Attacker {
                 event = self.session.next() => {
                     if let Some(event) = event {
                         self.on_event(&event);
+                    }
+                    if on_tip && self.chain().tip_hash() != tip {
+                        return (Vec::new(), 0);
                     }
                 }
             }
@@ -746,11 +753,11 @@ impl Attacker {
                 format!(" or {}", blocks(most))
             }
         ));
-        let (mut secret, mut hashes) = self.mine_secretly(base.clone(), secs, most).await;
+        let (mut secret, mut hashes) = self.mine_secretly(base.clone(), secs, most, false).await;
         if secret.is_empty() {
             // Nothing yet: on until a first block, as long as patience lasts.
             let patience = self.options.patience.as_secs_f64();
-            let (found, more) = self.mine_secretly(base.clone(), patience, 1).await;
+            let (found, more) = self.mine_secretly(base.clone(), patience, 1, false).await;
             (secret, hashes) = (found, hashes + more);
         }
         let mut secret_chain = base.clone();
@@ -876,7 +883,7 @@ impl Attacker {
             ));
             while self.chain().ledger().balance(&me) == 0 && Instant::now() < deadline {
                 let base = self.chain().clone();
-                let (blocks, _) = self.mine_secretly(base.clone(), 5.0, 1).await;
+                let (blocks, _) = self.mine_secretly(base.clone(), 5.0, 1, true).await;
                 if let Some(block) = blocks.first() {
                     let payload = self.announcement(&base, std::slice::from_ref(block));
                     self.publish(payload);
@@ -886,7 +893,7 @@ impl Attacker {
                             || matches!(e, Some(SessionEvent::Bloc(r)) if matches!(r.result, Ok(Received::Adopted(_))))
                     })
                     .await;
-                } else {
+                } else if self.chain().tip_hash() == base.tip_hash() {
                     self.listen(Duration::from_millis(200)).await;
                 }
             }

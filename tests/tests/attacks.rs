@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use toycoin_attack::{Attacker, Options, Scenario, Verdict};
-use toycoin_common::profile::Profile;
+use toycoin_common::profile::{Profile, ProfileKind};
 use toycoin_node::{spawn, NodeConfig, NodeHandle};
 use toycoin_oracle::OracleConfig;
 use toycoin_relay::local::LocalRelay;
@@ -20,6 +20,9 @@ const TARGET: f64 = 1.0;
 /// in under half a second between the two, in under a second in each half
 /// of a partition; the difficulty settles near 19 bits.
 const STEADY_HASH_RATE: f64 = 300_000.0;
+/// Each of the two nodes' hash rate for a block of the first bits (2^18
+/// hashes) every target interval between them.
+const FIRST_BITS_AT_TARGET: f64 = (1u64 << 17) as f64 / TARGET;
 
 struct Network {
     relay: LocalRelay,
@@ -29,6 +32,11 @@ struct Network {
 
 impl Network {
     async fn start(profile: Profile) -> Network {
+        Network::start_at(profile, STEADY_HASH_RATE).await
+    }
+
+    /// As [`Network::start`], steady nodes mining at `rate` each.
+    async fn start_at(profile: Profile, rate: f64) -> Network {
         let relay = toycoin_relay::local::spawn_with_teacher(TOKEN)
             .await
             .unwrap();
@@ -41,8 +49,8 @@ impl Network {
                 // Steady blocks come at the target whatever the hash
                 // rate; the processor is left to the tests beside this
                 // one (toycoin's fixed difficulty needs full speed).
-                if profile == steady() {
-                    c.max_hash_rate = Some(STEADY_HASH_RATE);
+                if profile.kind == ProfileKind::Steady {
+                    c.max_hash_rate = Some(rate);
                 }
                 let (handle, _events) = spawn(c);
                 handle
@@ -64,7 +72,7 @@ impl Network {
     async fn join(&self, tweak: impl FnOnce(&mut Options)) -> Attacker {
         let mut options = Options::new(self.relay.addr.to_string(), self.profile);
         options.token = Some(TOKEN.into());
-        options.target = TARGET;
+        options.target = self.profile.target_ms as f64 / 1000.0;
         options.patience = Duration::from_secs(60);
         // Catching up on 127.0.0.1 takes milliseconds; double-spend
         // still hears the nodes' status before it cuts the network.
@@ -215,7 +223,11 @@ async fn a_private_fork_wins_in_toycoin_where_nobody_else_mines() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_double_spend_across_a_partition_leaves_one_payment_after_healing() {
-    let net = Network::start(steady()).await;
+    // Blocks of the first bits at the target from the start: a network
+    // faster than the first bits' target meets a burst of early blocks
+    // with the largest step up (8 times the work), after which each half
+    // of the partition took 7 s a block, not 2.
+    let net = Network::start_at(steady(), FIRST_BITS_AT_TARGET).await;
     let verdict = net.attack(Scenario::DoubleSpend, |o| o.threads = 1).await;
     assert!(verdict.held, "{verdict:?}");
     assert!(verdict.line.contains("vanished"), "{verdict:?}");

@@ -157,4 +157,26 @@ async fn toycoin_ctl_finds_the_token_the_relay_wrote_and_a_wrong_one_is_refused(
     assert_eq!(code, Some(1), "{out}");
     assert_eq!(out.trim(), "refused: wrong token");
     relay.line_with("command refused: wrong token");
+    // Its terminal closed (a tmux session killed): it ends as after
+    // Ctrl-C, and its token file goes with it.
+    let token = line
+        .split("(the token is in ")
+        .nth(1)
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap()
+        .to_owned();
+    assert!(std::path::Path::new(&token).exists(), "{token}");
+    let pid = relay.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    relay.line_with("Bye!");
+    let mut relay = relay;
+    assert_eq!(relay.child.wait().unwrap().code(), Some(0));
+    assert!(
+        !std::path::Path::new(&token).exists(),
+        "{token} left behind"
+    );
 }

@@ -917,6 +917,12 @@ impl Attacker {
         if !self.toycoin() && heard_for < NODES_HEARD_WITHIN {
             self.listen(NODES_HEARD_WITHIN - heard_for).await;
         }
+        if !self.toycoin() && self.nodes.len() < 2 {
+            // A node still connecting when its status was due says it
+            // again 3 s later.
+            self.wait(NODES_HEARD_WITHIN, |a, _| a.nodes.len() >= 2)
+                .await;
+        }
         let status = match command(self.options.relay.as_str(), &token, Command::Status).await {
             Ok(reply) if reply.ok => reply.status.unwrap_or_default(),
             Ok(reply) => {

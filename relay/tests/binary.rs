@@ -45,6 +45,19 @@ impl Relay {
         Relay { child, lines }
     }
 
+    /// Sends `signal` (`-INT`: Ctrl-C; `-HUP`: its terminal closed) and
+    /// checks that it says goodbye and exits 0.
+    fn stop_by(mut self, signal: &str) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap()
+            .success());
+        self.line_with("Bye!");
+        assert_eq!(self.child.wait().unwrap().code(), Some(0));
+    }
+
     /// The next line containing `needle`.
     fn line_with(&self, needle: &str) -> String {
         loop {
@@ -79,16 +92,7 @@ async fn relays_prints_and_says_goodbye_on_ctrl_c() {
     let sending = relay.line_with("Sending to /topic/main: ");
     assert!(sending.contains("TXN [[]"), "{sending}");
 
-    let pid = relay.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap()
-        .success());
-    relay.line_with("Bye!");
-    let mut relay = relay;
-    let status = relay.child.wait().unwrap();
-    assert_eq!(status.code(), Some(0));
+    relay.stop_by("-INT");
     // Its clients were closed.
     let end = tokio::time::timeout(WAIT, sub.recv()).await.unwrap();
     assert!(end.map_or(true, |f| f.is_none()));
@@ -166,15 +170,7 @@ async fn toycoin_ctl_finds_the_token_the_relay_wrote_and_a_wrong_one_is_refused(
         .unwrap()
         .to_owned();
     assert!(std::path::Path::new(&token).exists(), "{token}");
-    let pid = relay.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .unwrap()
-        .success());
-    relay.line_with("Bye!");
-    let mut relay = relay;
-    assert_eq!(relay.child.wait().unwrap().code(), Some(0));
+    relay.stop_by("-HUP");
     assert!(
         !std::path::Path::new(&token).exists(),
         "{token} left behind"

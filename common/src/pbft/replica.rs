@@ -553,12 +553,9 @@ impl Replica {
     /// [`PbftEvent::Refused`] (and the reason returned); the cheap checks
     /// come before the signature's.
     pub fn on_payload(&mut self, payload: &[u8], now: Instant) -> Result<(), PbftError> {
-        let result = self.take(payload, now);
+        let mut from = None;
+        let result = self.take(payload, now, &mut from);
         if let Err(e) = &result {
-            let from = SignedWire::decode(payload)
-                .ok()
-                .and_then(|w| w.open().ok())
-                .map(|(r, _)| r);
             self.events.push_back(PbftEvent::Refused {
                 from,
                 reason: e.to_string(),
@@ -568,9 +565,18 @@ impl Replica {
         result
     }
 
-    fn take(&mut self, payload: &[u8], now: Instant) -> Result<(), PbftError> {
+    /// Takes in a payload, parsed once: `sender` is the replica it says
+    /// it is from, once that is read (a refusal names it without parsing
+    /// the frame again).
+    fn take(
+        &mut self,
+        payload: &[u8],
+        now: Instant,
+        sender: &mut Option<usize>,
+    ) -> Result<(), PbftError> {
         let wire = SignedWire::decode(payload)?;
         let (from, msg) = wire.open()?;
+        *sender = Some(from);
         if from == self.me || matches!(msg, Msg::Reply { .. }) {
             return Ok(());
         }

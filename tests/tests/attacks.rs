@@ -90,6 +90,13 @@ impl Network {
         verdict
     }
 
+    /// Checks that `verdict` held and says `says`, then stops.
+    async fn held_saying(self, verdict: Verdict, says: &str) {
+        assert!(verdict.held, "{verdict:?}");
+        assert!(verdict.line.contains(says), "{verdict:?}");
+        self.stop().await;
+    }
+
     /// The teacher's oracle, paying every 0.2-0.5 s.
     fn oracle(&self) -> tokio::task::JoinHandle<i32> {
         let mut oracle = OracleConfig::new(self.relay.addr.to_string(), self.profile);
@@ -123,30 +130,21 @@ fn toycoin() -> Profile {
 async fn mint_is_refused_in_steady() {
     let net = Network::start(steady()).await;
     let verdict = net.attack(Scenario::Mint, |_| {}).await;
-    assert!(verdict.held, "{verdict:?}");
-    assert!(
-        verdict.line.contains("refused (rule Minting)"),
-        "{verdict:?}"
-    );
-    net.stop().await;
+    net.held_saying(verdict, "refused (rule Minting)").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mint_is_shown_as_the_originals_flaw_in_toycoin() {
     let net = Network::start(toycoin()).await;
     let verdict = net.attack(Scenario::Mint, |_| {}).await;
-    assert!(verdict.held, "{verdict:?}");
-    assert!(verdict.line.contains("the original's flaw"), "{verdict:?}");
-    net.stop().await;
+    net.held_saying(verdict, "the original's flaw").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replays_and_an_invalid_block_are_refused_and_the_network_mines_on() {
     let net = Network::start(steady()).await;
     let verdict = net.attack(Scenario::ReplayInvalid, |o| o.count = 50).await;
-    assert!(verdict.held, "{verdict:?}");
-    assert!(verdict.line.contains("kept mining"), "{verdict:?}");
-    net.stop().await;
+    net.held_saying(verdict, "kept mining").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,9 +170,7 @@ async fn replays_and_an_invalid_block_are_refused_in_toycoin_too() {
 async fn a_flood_of_forgeries_does_not_stop_the_network(profile: Profile) {
     let net = Network::start(profile).await;
     let verdict = net.attack(Scenario::Flood, |o| o.count = 500).await;
-    assert!(verdict.held, "{verdict:?}");
-    assert!(verdict.line.contains("carried on"), "{verdict:?}");
-    net.stop().await;
+    net.held_saying(verdict, "carried on").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,9 +212,7 @@ async fn a_private_fork_wins_in_toycoin_where_nobody_else_mines() {
             o.secret_blocks = 3;
         })
         .await;
-    assert!(verdict.held, "{verdict:?}");
-    assert!(verdict.line.contains("branch won"), "{verdict:?}");
-    net.stop().await;
+    net.held_saying(verdict, "branch won").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,18 +223,14 @@ async fn a_double_spend_across_a_partition_leaves_one_payment_after_healing() {
     // of the partition took 7 s a block, not 2.
     let net = Network::start_at(steady(), FIRST_BITS_AT_TARGET).await;
     let verdict = net.attack(Scenario::DoubleSpend, |o| o.threads = 1).await;
-    assert!(verdict.held, "{verdict:?}");
-    assert!(verdict.line.contains("vanished"), "{verdict:?}");
-    net.stop().await;
+    net.held_saying(verdict, "vanished").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_double_spend_across_a_partition_leaves_one_payment_in_toycoin_too() {
     let net = Network::start(toycoin()).await;
     let verdict = net.attack(Scenario::DoubleSpend, |_| {}).await;
-    assert!(verdict.held, "{verdict:?}");
-    assert!(verdict.line.contains("vanished"), "{verdict:?}");
-    net.stop().await;
+    net.held_saying(verdict, "vanished").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,7 +254,5 @@ async fn a_rewritten_transfer(profile: Profile, expect: &str) {
     let oracle = net.oracle();
     let verdict = Network::run(attacker, Scenario::Malleate).await;
     oracle.abort();
-    assert!(verdict.held, "{verdict:?}");
-    assert!(verdict.line.contains(expect), "{verdict:?}");
-    net.stop().await;
+    net.held_saying(verdict, expect).await;
 }

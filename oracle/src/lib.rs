@@ -187,11 +187,17 @@ pub async fn run(config: OracleConfig) -> i32 {
         None => StdRng::from_entropy(),
     };
     match &config.wallet_keys {
-        Some(dir) => info!(
-            "Wallets: {} keys in {} (created on first use)",
-            config.wallets,
-            dir.display()
-        ),
+        Some(dir) => {
+            info!(
+                "Wallets: {} keys in {} (created on first use)",
+                config.wallets,
+                dir.display()
+            );
+            if let Err(e) = wallet::create_private_dir(dir) {
+                error!("toycoin-oracle: cannot create {}: {e}", dir.display());
+                return 2;
+            }
+        }
         None => info!("Creating {} wallets (RSA-2048 keys)...", config.wallets),
     }
     let mut wallets = Vec::new();
@@ -241,13 +247,12 @@ pub async fn run(config: OracleConfig) -> i32 {
     oracle.main_loop().await
 }
 
-/// Wallet `i`: from its key file when there is a key directory (created
-/// on first use), else new.
+/// Wallet `i`: from its key file when there is a key directory (the file
+/// created on first use), else new.
 fn make_wallet(config: &OracleConfig, i: usize, rng: &mut StdRng) -> Result<Wallet, String> {
     let Some(dir) = &config.wallet_keys else {
         return new_wallet(config.seed.is_some(), rng).map_err(|e| e.to_string());
     };
-    wallet::create_private_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     Wallet::load_or_create(&dir.join(format!("wallet-{i}.pem")))
         .map(|(w, _)| w)
         .map_err(|e| e.to_string())

@@ -13,7 +13,9 @@ use toycoin_common::relay::RelayClient;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// The child process, killed if the test fails before stopping it.
+/// The child process, stopped when dropped (a test that did not stop it,
+/// or failed first): interrupted as Ctrl-C would, so that it removes its
+/// token file, and killed if it is not gone within [`WAIT`].
 struct Relay {
     child: Child,
     lines: mpsc::Receiver<String>,
@@ -21,6 +23,15 @@ struct Relay {
 
 impl Drop for Relay {
     fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let pid = self.child.id().to_string();
+            let _ = Command::new("kill").args(["-INT", &pid]).status();
+            let deadline = std::time::Instant::now() + WAIT;
+            while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -88,7 +88,7 @@ impl Options {
             secret_blocks: usize::MAX,
             count: 2_000,
             patience: Duration::from_secs(120),
-            target: toycoin_common::profile::DEFAULT_TARGET_SECS,
+            target: profile.target_ms as f64 / 1000.0,
             listen_first: NODES_HEARD_WITHIN,
         }
     }

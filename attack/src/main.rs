@@ -48,7 +48,13 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let mut options = Options::new(args.relay.addr(), args.rules.profile());
+    let mut options = Options::new(
+        args.relay.addr(),
+        args.rules
+            .network_or_exit(&args.relay, "toycoin-attack")
+            .await
+            .profile(),
+    );
     options.topic = args.relay.channel.clone();
     options.token = args.token.or_else(|| {
         std::fs::read_to_string(token_file(args.relay.port))
@@ -60,7 +66,6 @@ async fn main() -> ExitCode {
     options.secret_blocks = args.secret_blocks.unwrap_or(usize::MAX);
     options.count = args.count;
     options.patience = Duration::from_secs_f64(args.patience);
-    options.target = args.rules.target_interval;
     let mut attacker = match Attacker::join(options, true).await {
         Ok(a) => a,
         Err(e) => {

@@ -6,7 +6,6 @@
 
 use std::time::Instant;
 
-use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use toycoin_common::block::MAX_BLOCK_TXNS;
@@ -33,14 +32,18 @@ pub fn run(blocks: usize, replays: usize) -> Vec<String> {
     let mut branch = extend(&mut theirs, blocks, 1, |_| {
         (0..per_block)
             .map(|_| {
-                mint.grant(&mut rng, &Bytes::from_static(b"attacker"), 1)
+                mint.grant(&mut rng, &toycoin_common::address::example(b"attacker"), 1)
                     .expect("signs")
             })
             .collect()
     });
     let repeat = branch[0].txns[1].clone();
     let bad = theirs
-        .mine_next(&Bytes::from_static(b"attacker"), vec![repeat], now_secs())
+        .mine_next(
+            &toycoin_common::address::example(b"attacker"),
+            vec![repeat],
+            now_secs(),
+        )
         .expect("mined");
     branch.push(bad);
     let frame = encode_bloc(&branch);

@@ -43,7 +43,11 @@ fn floods(mint: &Wallet) -> Vec<Flood> {
     let side_block = move |i: usize| {
         let junk = Transaction::coinbase(ten_mb.clone(), i as i64);
         genesis
-            .mine_next(&Bytes::from_static(b"flooder"), vec![junk], now_secs())
+            .mine_next(
+                &toycoin_common::address::example(b"flooder"),
+                vec![junk],
+                now_secs(),
+            )
             .expect("mined")
     };
     eprintln!("floods: mining 40 side blocks of 10 MB...");

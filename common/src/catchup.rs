@@ -15,7 +15,6 @@ use tokio::time::Instant;
 
 use crate::block::Block;
 use crate::chain::ChainError;
-use crate::hash::BlockHash;
 use crate::message::{encode_bloc, GetBlocks};
 use crate::profile::Profile;
 use crate::tree::{BlockTree, Received};
@@ -34,6 +33,15 @@ pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 /// flood of requests costs each node at most [`MAX_ANSWER_BYTES`] per
 /// interval.
 pub const MIN_ANSWER_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Whether a `BLOC` of `blocks` may be a catch-up answer cut short of the
+/// answerer's tip: several blocks (a new block is announced alone), or one
+/// too large for a second to have fitted beside it.
+pub fn may_be_cut(blocks: &[Block]) -> bool {
+    // Base64 and JSON add about a third to a block's bytes on the wire.
+    let sent = blocks.iter().map(Block::size).sum::<usize>() * 4 / 3;
+    blocks.len() >= 2 || sent > MAX_ANSWER_BYTES / 2
+}
 
 /// Blocks to publish in answer to a request.
 #[derive(Clone, Debug)]
@@ -113,19 +121,24 @@ impl CatchUp {
         })
     }
 
-    /// After a `BLOC` of `count` blocks was received: ask for what is
-    /// missing (its first block follows one we lack, at most once per
-    /// interval) or for more (it was a full catch-up batch).
+    /// After a `BLOC` was received (`cut`: it may be an answer cut by
+    /// [`CATCH_UP_BATCH`] or [`MAX_ANSWER_BYTES`], see [`may_be_cut`]):
+    /// ask for what is missing (its first block follows one we lack), for
+    /// more (an answer that may have been cut was adopted: ask until we
+    /// hold the tip, when nobody has more to answer), or again after a
+    /// refused one (a classmate may have answered first with a forged or
+    /// tampered answer, and the honest answerers then stayed quiet). Only
+    /// "more" skips the once-per-interval limit: it follows an answer.
     pub fn after_bloc(
         &mut self,
         tree: &BlockTree,
         result: &Result<Received, ChainError>,
-        count: usize,
+        cut: bool,
         now: Instant,
     ) -> Option<GetBlocks> {
         match result {
-            Ok(Received::Orphan { .. }) => self.request(tree, false, now),
-            Ok(Received::Adopted(_)) if count >= CATCH_UP_BATCH => self.request(tree, true, now),
+            Ok(Received::Orphan { .. }) | Err(_) => self.request(tree, false, now),
+            Ok(Received::Adopted(_)) if cut => self.request(tree, true, now),
             _ => None,
         }
     }
@@ -148,14 +161,24 @@ impl CatchUp {
         self.answer = Some((from, at));
     }
 
-    /// A `BLOC` whose first block follows `first_previous` is about to be
-    /// received: if it starts where our planned answer starts, another
-    /// node answered first and we stay quiet.
-    pub fn on_bloc_seen(&mut self, tree: &BlockTree, first_previous: BlockHash) {
-        if let Some((from, _)) = self.answer {
-            if tree.chain().hash_before(from) == Some(first_previous) {
-                self.answer = None;
-            }
+    /// A `BLOC` of `blocks` is about to be received: if it is the answer
+    /// we planned (it starts where ours starts, and its blocks are ours,
+    /// bodies and all), another node answered first and we stay quiet. A
+    /// different answer, such as a classmate's tampered copy of our blocks
+    /// under their own hashes, does not silence us.
+    pub fn on_bloc_seen(&mut self, tree: &BlockTree, blocks: &[Block]) {
+        let (Some((from, _)), Some(first)) = (self.answer, blocks.first()) else {
+            return;
+        };
+        let chain = tree.chain();
+        if chain.hash_before(from) != Some(first.header.previous_hash) {
+            return;
+        }
+        let ours = chain.entries().get(from..).unwrap_or_default();
+        let same =
+            blocks.len() <= ours.len() && blocks.iter().zip(ours).all(|(b, e)| *b == e.block);
+        if same {
+            self.answer = None;
         }
     }
 
@@ -205,7 +228,7 @@ mod tests {
         let mut tree = BlockTree::new(profile);
         for i in 0..n {
             let chain: &Chain = tree.chain();
-            let miner: bytes::Bytes = format!("w{i}").into_bytes().into();
+            let miner = crate::address::example(format!("w{i}").as_bytes());
             let txns = match profile.minting() {
                 Minting::RewardsAndMint => Vec::new(),
                 Minting::AnyCoinbase => vec![Transaction::coinbase(miner.clone(), 1)],
@@ -261,14 +284,25 @@ mod tests {
         let mut c = CatchUp::with_jitter(&Profile::steady(5.0), "n", fixed(0));
         let now = Instant::now();
         let orphan = Ok(Received::Orphan {
-            missing: BlockHash(crate::hash::Hash([7; 64])),
+            missing: crate::hash::BlockHash(crate::hash::Hash([7; 64])),
         });
-        assert!(c.after_bloc(&tree, &orphan, 1, now).is_some());
+        assert!(c.after_bloc(&tree, &orphan, false, now).is_some());
         assert!(
-            c.after_bloc(&tree, &orphan, 1, now).is_none(),
+            c.after_bloc(&tree, &orphan, false, now).is_none(),
             "once a second"
         );
-        assert!(c.after_bloc(&tree, &Ok(Received::Known), 1, now).is_none());
+        assert!(c
+            .after_bloc(&tree, &Ok(Received::Known), true, now)
+            .is_none());
+        // A refused BLOC (perhaps a classmate's forged answer) asks again,
+        // once a second too.
+        let refused = Err(ChainError {
+            index: 0,
+            error: crate::chain::BlockError::MerkleRoot,
+        });
+        let later = now + CATCH_UP_INTERVAL;
+        assert!(c.after_bloc(&tree, &refused, false, later).is_some());
+        assert!(c.after_bloc(&tree, &refused, false, later).is_none());
     }
 
     #[test]
@@ -307,8 +341,15 @@ mod tests {
         let t0 = Instant::now();
         c.on_request(&tree, &GetBlocks::default(), t0);
         assert!(c.answer_due().is_some());
-        // A BLOC from another node that starts after GENESIS, as ours would.
-        c.on_bloc_seen(&tree, *crate::hash::GENESIS);
+        // A tampered copy of our answer (the reward's amount rewritten)
+        // does not silence us.
+        let mut tampered = tree.chain().entries()[0].block.clone();
+        tampered.txns[0].receiver_value += 1;
+        c.on_bloc_seen(&tree, &[tampered]);
+        assert!(c.answer_due().is_some(), "a different answer");
+        // Our blocks from another node, from genesis, as ours would be.
+        let same = tree.chain().entries()[0].block.clone();
+        c.on_bloc_seen(&tree, &[same]);
         assert!(c.answer_due().is_none());
         assert!(c.take_answer(&tree, t0 + Duration::from_secs(1)).is_none());
     }
@@ -316,16 +357,17 @@ mod tests {
     #[test]
     fn an_answer_is_bounded_in_bytes_and_a_flood_of_requests_gets_one_per_interval() {
         use crate::wallet::Wallet;
-        let p = Profile::steady(5.0);
-        let mint = Wallet::generate(&mut rand::rngs::OsRng).unwrap();
-        // Six blocks of some 280 KB each: more than one answer's worth.
+        let mint = Wallet::random().unwrap();
+        let p = crate::network::Network::steady(5.0, Some(mint.address().clone())).profile();
+        // Six blocks of some 200 KB each as sent (a grant is some 1.4 KB,
+        // 1.9 as sent): more than one answer's worth.
         let mut tree = BlockTree::new(p);
-        let big: bytes::Bytes = vec![b'x'; 30_000].into();
+        let to = crate::address::example(b"a student");
         for i in 0..6 {
-            let txns = (0..9)
-                .map(|_| mint.grant(&mut rand::rngs::OsRng, &big, 1).unwrap())
+            let txns = (0..105)
+                .map(|v| mint.grant(&mut rand::rngs::OsRng, &to, v + 1).unwrap())
                 .collect();
-            let miner = format!("m{i}").into_bytes().into();
+            let miner = crate::address::example(format!("m{i}").as_bytes());
             let block = tree.chain().mine_next(&miner, txns, NOW).unwrap();
             assert!(matches!(
                 tree.receive(vec![block], NOW),

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use crate::block::{Block, BlockHeader};
-use crate::hash::{BlockHash, Txid, GENESIS};
+use crate::hash::{BlockHash, Txid};
 use crate::ledger::{
     signature_pool, verify_ahead, BlockTxError, BlockUndo, Ledger, SignaturesAhead, TxError,
 };
@@ -22,6 +22,8 @@ use crate::transaction::{Address, Transaction};
 pub enum BlockError {
     #[error("previous_hash {} is not the tip's hash", got.short())]
     PreviousHash { got: BlockHash },
+    #[error("block 0 names {} as its genesis, not this network's: a block of another network", got.short())]
+    OtherNetwork { got: BlockHash },
     #[error("this_hash does not match the header")]
     HeaderHash,
     #[error("proof of work too weak: {got} leading zero bits, {required} required")]
@@ -54,20 +56,55 @@ impl BlockError {
     /// as invalid; a wrong body under a good header is not (an honest
     /// block with its transactions tampered with in transit must still be
     /// accepted when it arrives intact), nor a timestamp in the future.
+    ///
+    /// A failure of the body (its transactions, their count or bytes) is
+    /// permanent only where the Merkle root commits to exactly this body:
+    /// see [`BlockError::is_proved_by_hash`].
     pub fn is_permanent(&self) -> bool {
         match self {
+            BlockError::Transaction { error, .. } => !error.is_malformed(),
             BlockError::InsufficientWork { .. }
             | BlockError::TimestampNotDecimal
             | BlockError::TimestampBackwards { .. }
             | BlockError::TooManyTransactions { .. }
             | BlockError::TooLarge { .. }
-            | BlockError::Transaction { .. }
             | BlockError::KnownInvalid { .. } => true,
-            BlockError::PreviousHash { .. }
+            BlockError::OtherNetwork { .. }
+            | BlockError::PreviousHash { .. }
             | BlockError::NoTransactions
             | BlockError::HeaderHash
             | BlockError::MerkleRoot
             | BlockError::TimestampInFuture { .. } => false,
+        }
+    }
+}
+
+impl BlockError {
+    /// Whether `block`'s hash alone proves it fails this way, so the hash
+    /// may be remembered as invalid (Bitcoin Core's "mutated block"
+    /// lesson): a permanent failure of the header, or of a body the hash
+    /// commits to. The original's transaction hash joins fields without
+    /// separators, so two bodies can share a Merkle root; in steady every
+    /// transaction must be in the canonical encoding
+    /// ([`crate::ledger::check_shape`]), under which the root commits to
+    /// one body. A toycoin body's failure, or a steady body with a
+    /// malformed transaction, proves nothing of the hash: a tampered copy
+    /// of a good block would get the good block refused.
+    pub fn is_proved_by_hash(&self, profile: &Profile, block: &Block) -> bool {
+        if !self.is_permanent() {
+            return false;
+        }
+        match self {
+            BlockError::Transaction { .. }
+            | BlockError::TooManyTransactions { .. }
+            | BlockError::TooLarge { .. } => {
+                profile.canonical_encoding()
+                    && block
+                        .txns
+                        .iter()
+                        .all(|t| crate::ledger::check_shape(t).is_ok())
+            }
+            _ => true,
         }
     }
 }
@@ -184,7 +221,8 @@ impl Chain {
 
     /// The hash the next block must name as `previous_hash`.
     pub fn tip_hash(&self) -> BlockHash {
-        self.tip().map_or(*GENESIS, |b| b.header.this_hash)
+        self.tip()
+            .map_or(self.profile.genesis, |b| b.header.this_hash)
     }
 
     /// Accumulated work (the toycoin profile counts blocks).
@@ -340,7 +378,7 @@ impl Chain {
     /// tip).
     pub fn hash_before(&self, height: usize) -> Option<BlockHash> {
         match height.checked_sub(1) {
-            None => Some(*GENESIS),
+            None => Some(self.profile.genesis),
             Some(i) => self.entries.get(i).map(|e| e.block.header.this_hash),
         }
     }
@@ -348,7 +386,7 @@ impl Chain {
     /// The height of a block whose `previous_hash` is `previous`, if that
     /// is GENESIS or a block of this chain.
     pub fn height_after(&self, previous: &BlockHash) -> Option<usize> {
-        if *previous == *GENESIS {
+        if *previous == self.profile.genesis {
             Some(0)
         } else {
             self.height_of(previous).map(|h| h + 1)
@@ -484,6 +522,11 @@ pub fn check_header(
     now: u64,
 ) -> Result<HeaderInfo, BlockError> {
     if header.previous_hash != previous_hash {
+        if previous_hash == profile.genesis {
+            return Err(BlockError::OtherNetwork {
+                got: header.previous_hash,
+            });
+        }
         return Err(BlockError::PreviousHash {
             got: header.previous_hash,
         });

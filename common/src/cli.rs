@@ -4,7 +4,10 @@
 
 use clap::Args;
 
-use crate::profile::{Profile, ProfileKind, DEFAULT_TARGET_SECS};
+use std::path::PathBuf;
+
+use crate::network::Network;
+use crate::profile::{Profile, ProfileKind, DEFAULT_TARGET_SECS, MAX_TARGET_SECS};
 use crate::relay::DEFAULT_TOPIC;
 
 /// Where the relay is.
@@ -28,16 +31,114 @@ impl RelayArgs {
     }
 }
 
-/// Which rules to follow.
-#[derive(Clone, Copy, Debug, Args)]
+/// Which network to join: the teacher's, learned without trusting a
+/// classmate (see [`crate::network`]).
+#[derive(Clone, Debug, Args)]
 pub struct ProfileArgs {
-    /// Network rules: steady (default) or toycoin (the original's).
+    /// Network rules: steady (default: the class network, learned from the
+    /// teacher's relay) or toycoin (the original's, shared with the Python
+    /// programs).
     #[arg(long, default_value = "steady", global = true)]
     pub profile: ProfileKind,
-    /// Average seconds between blocks the steady profile aims for (every
-    /// program on a network must agree).
-    #[arg(long, default_value_t = DEFAULT_TARGET_SECS, global = true)]
+    /// Steady: the class network's file (as the relay or the demo wrote
+    /// it), instead of asking the relay.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub network: Option<PathBuf>,
+    /// Steady: the join code the teacher projects (`ABCDE-FGHJK`); the
+    /// relay's network must match it, or this program refuses to join.
+    #[arg(long, value_name = "CODE", global = true)]
+    pub join: Option<String>,
+}
+
+impl ProfileArgs {
+    /// The network to follow: toycoin's, the file's, or the relay's (once
+    /// it is there: programs may start before it), then checked against
+    /// the join code.
+    pub async fn network(&self, relay: &RelayArgs) -> Result<Network, String> {
+        self.network_with(relay, true).await
+    }
+
+    /// [`ProfileArgs::network`], failing at once where the relay is not
+    /// there (a command a student types, not a program left running).
+    pub async fn network_now(&self, relay: &RelayArgs) -> Result<Network, String> {
+        self.network_with(relay, false).await
+    }
+
+    async fn network_with(&self, relay: &RelayArgs, wait: bool) -> Result<Network, String> {
+        if self.profile == ProfileKind::Toycoin {
+            return Ok(Network::toycoin());
+        }
+        let network = match &self.network {
+            Some(path) => Network::load(path)?,
+            None if wait => crate::network::fetch_waiting(&relay.addr()).await?,
+            None => crate::network::fetch(&relay.addr())
+                .await
+                .map_err(|e| e.to_string())?,
+        };
+        if let Some(code) = &self.join {
+            network.matches_code(code)?;
+        }
+        Ok(network)
+    }
+}
+
+impl ProfileArgs {
+    /// [`ProfileArgs::network`] for a program's `main`: prints the network
+    /// (its id and join code, for the student to compare with what the
+    /// teacher projects), or why there is none and exits with status 2.
+    pub async fn network_or_exit(&self, relay: &RelayArgs, program: &str) -> Network {
+        match self.network(relay).await {
+            Ok(network) => {
+                tracing::info!("{}", network.banner());
+                network
+            }
+            Err(e) => {
+                tracing::error!("{program}: {e}");
+                std::process::exit(2);
+            }
+        }
+    }
+}
+
+/// The network a teacher's program creates and serves (the relay; the
+/// demo passes these on).
+#[derive(Clone, Debug, Args)]
+pub struct NewNetworkArgs {
+    /// Network rules: steady (default) or toycoin (the original's).
+    #[arg(long, default_value = "steady")]
+    pub profile: ProfileKind,
+    /// Steady: average seconds between blocks the network aims for.
+    #[arg(long, default_value_t = DEFAULT_TARGET_SECS, value_parser = seconds(0.001, MAX_TARGET_SECS))]
     pub target_interval: f64,
+    /// Steady: the mint's key file, created on first use (mode 0600): only
+    /// its grants create coins. Give the oracle the same file.
+    #[arg(long, value_name = "FILE", default_value = "toycoin-mint.pem")]
+    pub mint_key: PathBuf,
+    /// Serve the network in this file instead (as `toycoin-demo` writes
+    /// it).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["profile", "target_interval", "mint_key"])]
+    pub network: Option<PathBuf>,
+}
+
+impl NewNetworkArgs {
+    /// The network: the file's, or made from the flags (the mint's key
+    /// created when missing).
+    pub fn network(&self) -> Result<Network, String> {
+        if let Some(path) = &self.network {
+            return Network::load(path);
+        }
+        match self.profile {
+            ProfileKind::Toycoin => Ok(Network::toycoin()),
+            ProfileKind::Steady => {
+                let (mint, _) = crate::wallet::Wallet::load_or_create(&self.mint_key)
+                    .map_err(|e| format!("the mint's key {}: {e}", self.mint_key.display()))?;
+                Ok(Network::steady(
+                    self.target_interval,
+                    Some(mint.address().clone()),
+                ))
+            }
+        }
+    }
 }
 
 /// How the network agrees.
@@ -152,12 +253,6 @@ where
         } else {
             Err(out_of_range.clone())
         }
-    }
-}
-
-impl ProfileArgs {
-    pub fn profile(&self) -> Profile {
-        Profile::new(self.profile, self.target_interval)
     }
 }
 

@@ -23,7 +23,7 @@ use crate::hash::Txid;
 use crate::profile::{Minting, Profile, Signing, MAX_SUPPLY};
 use crate::transaction::{Address, OutputKind, Token, Transaction};
 
-use crate::wallet::{self, fingerprint, SignatureError};
+use crate::wallet::{self, SignatureError};
 
 /// One output of one transaction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -60,6 +60,8 @@ pub enum TxError {
     Minting,
     #[error("transaction spends no tokens and its sender is not the mint ({mint})")]
     NotTheMint { mint: String },
+    #[error("transaction spends no tokens and this network has no mint")]
+    NoMint,
     #[error("a grant from the mint pays no change (sender_change {0})")]
     GrantWithChange(i64),
     #[error("{value} more coins would make more than the {MAX_SUPPLY} that can ever exist")]
@@ -93,8 +95,27 @@ pub enum TxError {
     ValueMismatch { inputs: i128, outputs: i128 },
     #[error("sender is not a valid RSA public key")]
     BadSenderAddress,
+    #[error("the {field} is not a canonical address: {error}")]
+    Address {
+        field: &'static str,
+        error: crate::address::AddressError,
+    },
+    #[error("the {which} signature is {len} bytes, not {SIGNATURE_LEN}")]
+    SignatureLength { which: &'static str, len: usize },
     #[error("{which} signature does not verify")]
     BadSignature { which: &'static str },
+}
+
+impl TxError {
+    /// Whether the transaction is not in the canonical encoding
+    /// ([`check_shape`]): such a transaction may share its hash with a
+    /// well-formed one, so its refusal proves nothing about that hash.
+    pub fn is_malformed(&self) -> bool {
+        matches!(
+            self,
+            TxError::Address { .. } | TxError::SignatureLength { .. }
+        )
+    }
 }
 
 /// Where [`check_transaction`] looks up outputs, and the money rules.
@@ -109,8 +130,6 @@ pub trait OutputView {
     }
     /// The rules the transactions follow.
     fn profile(&self) -> &Profile;
-    /// The network's mint (steady), once a grant has named it.
-    fn mint(&self) -> Option<&Address>;
     /// Coins created so far.
     fn supply(&self) -> i128;
 }
@@ -122,8 +141,6 @@ pub struct CheckedTxn {
     pub inputs: Vec<OutPoint>,
     /// Coins it creates: a coinbase's, a reward's or a grant's value.
     pub created: i64,
-    /// It is the first grant, and its sender becomes the mint.
-    pub names_mint: bool,
 }
 
 impl CheckedTxn {
@@ -132,7 +149,6 @@ impl CheckedTxn {
             hash,
             inputs,
             created: 0,
-            names_mint: false,
         }
     }
 
@@ -169,6 +185,9 @@ pub fn check_spend(
     hash: Txid,
     tokens: Option<&[Token]>,
 ) -> Result<CheckedTxn, TxError> {
+    if view.profile().canonical_encoding() {
+        check_shape(txn)?;
+    }
     if let Some(max) = view.profile().max_txn_bytes() {
         let size = txn.size();
         if size > max {
@@ -237,23 +256,24 @@ pub fn check_spend(
     Ok(CheckedTxn::spending(hash, inputs))
 }
 
-/// A grant (steady): new coins from the mint, spending nothing. The first
-/// grant a chain holds names its mint; every later one must come from it.
-/// Its signatures, checked with every transfer's, cover the amount.
+/// A grant (steady): new coins from the mint, spending nothing. The mint
+/// is fixed with the network ([`crate::network::Network`]), before any
+/// block: nobody becomes it by being first. Its signatures, checked with
+/// every transfer's, cover the amount.
 fn check_grant(
     view: &impl OutputView,
     txn: &Transaction,
     hash: Txid,
 ) -> Result<CheckedTxn, TxError> {
-    let names_mint = match view.mint() {
-        Some(mint) if *mint != txn.sender => {
+    match view.profile().mint {
+        None => return Err(TxError::NoMint),
+        Some(mint) if mint != crate::hash::Hash::of(&txn.sender) => {
             return Err(TxError::NotTheMint {
-                mint: fingerprint(mint),
+                mint: crate::hash::to_hex(&mint.as_bytes()[..4]),
             })
         }
-        Some(_) => false,
-        None => true,
-    };
+        Some(_) => {}
+    }
     if txn.sender_change != 0 {
         return Err(TxError::GrantWithChange(txn.sender_change));
     }
@@ -262,18 +282,56 @@ fn check_grant(
             value: txn.receiver_value,
         });
     }
-    Ok(CheckedTxn {
-        names_mint,
-        ..CheckedTxn::creating(hash, txn.receiver_value)
-    })
+    Ok(CheckedTxn::creating(hash, txn.receiver_value))
+}
+
+/// Bytes of an RSA-2048 signature.
+pub const SIGNATURE_LEN: usize = 256;
+
+/// Steady's canonical encoding of a transaction, checked before any rule:
+/// the receiver, and the sender of a transfer or grant, are canonical
+/// addresses ([`crate::address`]: one key, one address, one fingerprint);
+/// a transfer's or grant's signatures are [`SIGNATURE_LEN`] bytes each.
+///
+/// It makes the original's transaction hash, which joins the fields with
+/// no separators, unambiguous: an address is 451 bytes that start with a
+/// marker no signature, hash or base64 holds, and a signature has one
+/// length, so each field's place in the hashed bytes is fixed and two
+/// well-formed transactions with one hash are the same transaction. A
+/// malformed one (a reward of 0 to an address with "5" after it, where the
+/// original's was 50) may share a good transaction's hash: refusing it
+/// says nothing of the hash ([`TxError::is_malformed`]).
+pub fn check_shape(txn: &Transaction) -> Result<(), TxError> {
+    let check = |field, address: &[u8]| {
+        crate::address::check_canonical(address).map_err(|error| TxError::Address { field, error })
+    };
+    check("receiver", &txn.receiver)?;
+    if txn.is_coinbase() {
+        return Ok(());
+    }
+    check("sender", &txn.sender)?;
+    for (which, signature) in [
+        ("receiver", &txn.receiver_signature),
+        ("sender", &txn.sender_signature),
+    ] {
+        if signature.len() != SIGNATURE_LEN {
+            return Err(TxError::SignatureLength {
+                which,
+                len: signature.len(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A block's first transaction in a profile with rewards: a coinbase of
-/// exactly `expected` to the miner, tagged with the block's `height`.
+/// exactly `expected` to the miner (a canonical address), tagged with the
+/// block's `height`.
 pub fn check_reward(txn: &Transaction, expected: i64, height: u64) -> Result<(), TxError> {
     if !txn.is_coinbase() {
         return Err(TxError::MissingReward);
     }
+    check_shape(txn)?;
     if !txn.previous_hashes.is_empty() {
         return Err(TxError::RewardShape("spends tokens"));
     }
@@ -640,8 +698,6 @@ pub struct BlockUndo {
     repeats: usize,
     /// Coins the block created.
     coins: i128,
-    /// The block named the mint.
-    named_mint: bool,
 }
 
 impl BlockUndo {
@@ -678,8 +734,6 @@ pub struct Overlay {
     txns: HashSet<Txid>,
     /// Coins pending grants create.
     coins: i128,
-    /// The mint a pending grant names, while the chain names none.
-    mint: Option<Address>,
 }
 
 /// A [`Ledger`] seen through an [`Overlay`].
@@ -707,10 +761,6 @@ impl OutputView for OverlayView<'_> {
 
     fn profile(&self) -> &Profile {
         &self.base.profile
-    }
-
-    fn mint(&self) -> Option<&Address> {
-        self.base.mint.as_ref().or(self.top.mint.as_ref())
     }
 
     fn supply(&self) -> i128 {
@@ -744,9 +794,6 @@ impl Overlay {
         insert_outputs(&mut self.outputs, txn, checked.hash);
         self.txns.insert(checked.hash);
         self.coins += i128::from(checked.created);
-        if checked.names_mint {
-            self.mint = Some(txn.sender.clone());
-        }
     }
 
     /// Number of transactions recorded.
@@ -781,7 +828,6 @@ pub struct Ledger {
     txns: HashSet<Txid>,
     /// Coins created so far (rewards, grants, coinbases).
     supply: i128,
-    mint: Option<Address>,
 }
 
 impl OutputView for Ledger {
@@ -795,10 +841,6 @@ impl OutputView for Ledger {
 
     fn profile(&self) -> &Profile {
         &self.profile
-    }
-
-    fn mint(&self) -> Option<&Address> {
-        self.mint.as_ref()
     }
 
     fn supply(&self) -> i128 {
@@ -954,10 +996,6 @@ impl Ledger {
         undo.created.push(checked.hash);
         self.supply += i128::from(checked.created);
         undo.coins += i128::from(checked.created);
-        if checked.names_mint {
-            self.mint = Some(txn.sender.clone());
-            undo.named_mint = true;
-        }
     }
 
     /// Takes back what [`Ledger::apply_block`] did.
@@ -977,14 +1015,6 @@ impl Ledger {
             }
         }
         self.supply -= undo.coins;
-        if undo.named_mint {
-            self.mint = None;
-        }
-    }
-
-    /// The network's mint, once a grant in the chain has named it.
-    pub fn mint(&self) -> Option<&Address> {
-        self.mint.as_ref()
     }
 
     /// Coins created so far.

@@ -7,6 +7,8 @@
 //!
 //! | concept | module |
 //! |---|---|
+//! | the class network as data: rules, target, mint, genesis, id, join code | [`network`] |
+//! | canonical addresses (steady) | [`address`] |
 //! | length-prefixed frames, connections | [`frame`] |
 //! | relay client connection | [`relay`] |
 //! | the relay's own frames: names, `$to:`, teacher's controls | [`control`] |
@@ -31,6 +33,7 @@
 //! | Ctrl-C / SIGTERM for the binaries | [`signal`] |
 //! | `--ready-file`: "I am up, at this address" for programs | [`ready`] |
 
+pub mod address;
 pub mod block;
 pub mod catchup;
 pub mod chain;
@@ -43,6 +46,7 @@ pub mod log;
 pub mod mempool;
 pub mod merkle;
 pub mod message;
+pub mod network;
 pub mod pbft;
 pub mod pow;
 pub mod profile;

@@ -28,7 +28,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::hash::BlockHash;
+use crate::hash::{BlockHash, Hash};
+use crate::network::Network;
 
 /// Bits of block 0 and block 1 in the steady profile: a few hundred
 /// thousand hashes, well under a second on one thread.
@@ -292,6 +293,13 @@ pub struct Profile {
     pub kind: ProfileKind,
     /// Target interval in milliseconds (steady only).
     pub target_ms: i64,
+    /// What block 0 names as its `previous_hash`: the original's GENESIS
+    /// in toycoin, a hash of the network's id in steady
+    /// ([`crate::network::Network::genesis`]).
+    pub genesis: BlockHash,
+    /// SHA-512 of the mint's address (steady): the one sender whose grants
+    /// create coins, fixed with the network. `None`: nobody grants.
+    pub mint: Option<Hash>,
 }
 
 impl Default for Profile {
@@ -301,25 +309,17 @@ impl Default for Profile {
 }
 
 impl Profile {
+    /// The original's network.
     pub fn toycoin() -> Profile {
-        Profile {
-            kind: ProfileKind::Toycoin,
-            target_ms: (DEFAULT_TARGET_SECS * 1000.0) as i64,
-        }
+        Network::toycoin().profile()
     }
 
-    /// The steady profile with a target interval in seconds, kept between
-    /// 1 ms and [`MAX_TARGET_SECS`] (a NaN gives the default).
+    /// A steady network with a target interval in seconds, kept between
+    /// 1 ms and [`MAX_TARGET_SECS`] (a NaN gives the default), and no mint
+    /// (nobody grants coins): for the other rules. A class's network names
+    /// its mint: [`Network::steady`].
     pub fn steady(target_secs: f64) -> Profile {
-        let secs = if target_secs.is_nan() {
-            DEFAULT_TARGET_SECS
-        } else {
-            target_secs.clamp(0.001, MAX_TARGET_SECS)
-        };
-        Profile {
-            kind: ProfileKind::Steady,
-            target_ms: (secs * 1000.0) as i64,
-        }
+        Network::steady(target_secs, None).profile()
     }
 
     /// The profile of a given kind with the given steady target.
@@ -488,6 +488,14 @@ impl Profile {
             ProfileKind::Toycoin => Signing::Original,
             ProfileKind::Steady => Signing::Amounts,
         }
+    }
+
+    /// Whether every transaction must be in the canonical encoding
+    /// ([`crate::ledger::check_shape`]: canonical addresses, one key one
+    /// address; signatures of one length), which makes transaction hashes
+    /// unambiguous (steady). The original takes any key and any bytes.
+    pub fn canonical_encoding(&self) -> bool {
+        self.kind == ProfileKind::Steady
     }
 
     /// Where new coins come from.

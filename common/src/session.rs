@@ -372,14 +372,15 @@ impl SessionCore {
         // An honest answerer stays quiet when another answered first; one
         // whose answers are handed over (a faulty node forging them) does
         // not: a liar always gets its lie in.
-        if let (Some(previous), false) = (first_previous, self.hand_over) {
-            self.catch_up.on_bloc_seen(&self.tree, previous);
+        if !self.hand_over {
+            self.catch_up.on_bloc_seen(&self.tree, &blocks);
         }
+        let cut = crate::catchup::may_be_cut(&blocks);
         let kept = self.keep_blocks.then(|| blocks.clone());
         let result = self.tree.receive(blocks, now_secs);
         let first_height = first_previous.and_then(|p| self.tree.chain().height_after(&p));
         let follow_up = if self.ask {
-            self.catch_up.after_bloc(&self.tree, &result, count, now)
+            self.catch_up.after_bloc(&self.tree, &result, cut, now)
         } else {
             None
         };

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::block::BlockHeader;
 use crate::chain::{check_header, BlockError};
-use crate::hash::{BlockHash, Hash, Txid, GENESIS};
+use crate::hash::{BlockHash, Hash, Txid};
 use crate::merkle::{MerkleNode, MerkleProof, MerkleRoot, ProofStep};
 use crate::message::{transaction_from_json, transaction_to_json};
 use crate::profile::{Profile, Schedule};
@@ -392,8 +392,15 @@ impl HeaderChain {
         self.entries.is_empty()
     }
 
+    /// The network's rules the headers follow.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
     pub fn tip_hash(&self) -> BlockHash {
-        self.entries.last().map_or(*GENESIS, |e| e.header.this_hash)
+        self.entries
+            .last()
+            .map_or(self.profile.genesis, |e| e.header.this_hash)
     }
 
     pub fn total_work(&self) -> u128 {
@@ -468,7 +475,7 @@ impl HeaderChain {
         let Some(first) = headers.first() else {
             return Ok(HeadersTaken::Known);
         };
-        let start = if first.previous_hash == *GENESIS {
+        let start = if first.previous_hash == self.profile.genesis {
             0
         } else {
             match self.height_of(&first.previous_hash) {
@@ -490,7 +497,7 @@ impl HeaderChain {
         let fork = start + skip;
         let (mut work, mut previous) = match fork.checked_sub(1) {
             Some(i) => (self.entries[i].total_work, self.entries[i].header.this_hash),
-            None => (0, *GENESIS),
+            None => (0, self.profile.genesis),
         };
         let mut schedule = self.schedule_at(fork);
         let mut branch = Vec::new();
@@ -579,8 +586,13 @@ mod tests {
 
     /// A steady chain of `n` blocks stamped 15 s apart (the bits fall to
     /// their floor), block 3 holding a grant to `to`.
+    /// The steady network whose mint is `mint`.
+    fn network(mint: &Wallet) -> Profile {
+        crate::network::Network::steady(5.0, Some(mint.address().clone())).profile()
+    }
+
     fn chain(n: usize, mint: &Wallet, to: &Wallet) -> (Chain, Vec<Block>, u64) {
-        let profile = Profile::steady(5.0);
+        let profile = network(mint);
         let mut chain = Chain::new(profile);
         let start = now_secs() - 15 * (n as u64 + 1);
         let now = now_secs();
@@ -593,7 +605,11 @@ mod tests {
                 Vec::new()
             };
             let block = chain
-                .mine_next(&Bytes::from_static(b"miner"), txns, start + 15 * i as u64)
+                .mine_next(
+                    &crate::address::example(b"miner"),
+                    txns,
+                    start + 15 * i as u64,
+                )
                 .expect("mined");
             chain.push(block.clone(), now).expect("valid");
             blocks.push(block);
@@ -614,7 +630,7 @@ mod tests {
         let (mint, me) = keys();
         let (_, blocks, now) = chain(12, &mint, &me);
         let headers: Vec<BlockHeader> = blocks.iter().map(|b| b.header.clone()).collect();
-        let mut light = HeaderChain::new(Profile::steady(5.0));
+        let mut light = HeaderChain::new(network(&mint));
         // Through the wire and back.
         let wire: Vec<HeaderWire> = headers.iter().map(HeaderWire::from_header).collect();
         let back: Vec<BlockHeader> = wire
@@ -671,7 +687,7 @@ mod tests {
         let (mint, me) = keys();
         let (_, blocks, now) = chain(8, &mint, &me);
         let headers: Vec<BlockHeader> = blocks.iter().map(|b| b.header.clone()).collect();
-        let mut light = HeaderChain::new(Profile::steady(5.0));
+        let mut light = HeaderChain::new(network(&mint));
         light.receive(&headers, now).expect("valid");
         // A header whose hash is right but whose work is not: refused,
         // named by its index, nothing changed.
@@ -713,7 +729,7 @@ mod tests {
             for i in from..to {
                 let b = chain
                     .mine_next(
-                        &Bytes::from_static(miner),
+                        &crate::address::example(miner),
                         Vec::new(),
                         start + 15 * i as u64,
                     )

@@ -18,7 +18,7 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::block::Block;
 use crate::chain::{check_body, check_header, BlockError, Chain, ChainError};
-use crate::hash::{BlockHash, GENESIS};
+use crate::hash::BlockHash;
 use crate::message::MAX_LOCATOR;
 use crate::profile::{ChainScore, Profile, Schedule};
 
@@ -151,12 +151,12 @@ impl BlockTree {
     /// remembered, so nobody can have a good block refused by sending a
     /// bad one under its hash.
     fn remember_invalid(&mut self, blocks: &[Block], error: &BlockError) {
-        if !error.is_permanent() {
-            return;
-        }
         let Some(first) = blocks.first() else {
             return;
         };
+        if !error.is_proved_by_hash(self.chain.profile(), first) {
+            return;
+        }
         // Against a known invalid ancestor every block descends from it;
         // otherwise the first block is the cause.
         let (ancestor, cause) = match error {
@@ -208,7 +208,9 @@ impl BlockTree {
 
     /// Whether a block with this hash is known (best chain or side branch).
     pub fn knows(&self, hash: &BlockHash) -> bool {
-        *hash == *GENESIS || self.chain.height_of(hash).is_some() || self.side.contains_key(hash)
+        *hash == self.chain.profile().genesis
+            || self.chain.height_of(hash).is_some()
+            || self.side.contains_key(hash)
     }
 
     /// Takes in consecutive blocks. On an error the best chain is unchanged;
@@ -263,6 +265,14 @@ impl BlockTree {
                 (height, work, schedule)
             } else if let Some(side) = self.side.get(&parent) {
                 (side.height + 1, side.work, side.schedule)
+            } else if self.chain.profile().announces_whole_chain() && first_new == 0 {
+                // A toycoin `BLOC` is a whole chain, whose first block is
+                // block 0: one that names no block we know names another
+                // network's genesis (a steady one's, since v3).
+                return Err(ChainError {
+                    index: 0,
+                    error: BlockError::OtherNetwork { got: parent },
+                });
             } else {
                 return Ok(Received::Orphan { missing: parent });
             };

@@ -311,6 +311,27 @@ pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
 
 /// An address's short name: the first 8 hex digits of its SHA-512, as every
 /// program prints wallets (a whole address is 451 bytes of PEM).
+/// Hex digits of a fingerprint a payment may be addressed by
+/// (`toycoin-wallet send --to`): 64 bits. Eight digits (32 bits) name a
+/// wallet on screen, but a student who can factor the modulus they choose
+/// (a fixed prime times numbers of known factors) tries a candidate key in
+/// a microsecond or so and grinds 32 bits in hours; 64 bits take a
+/// class's laptops years.
+pub const PAY_FINGERPRINT_DIGITS: usize = 16;
+
+/// The fingerprint a payment is addressed by: the first
+/// [`PAY_FINGERPRINT_DIGITS`] hex digits of the address's SHA-512.
+pub fn pay_fingerprint(address: &[u8]) -> String {
+    hex::encode(&Sha512::digest(address)[..PAY_FINGERPRINT_DIGITS / 2])
+}
+
+/// Whether `wanted` (lower-case hex digits, 8 or more) begins the
+/// SHA-512 of `address`: the screen's 8-digit fingerprint, or a longer one.
+pub fn fingerprint_matches(address: &[u8], wanted: &str) -> bool {
+    let full = hex::encode(Sha512::digest(address));
+    wanted.len() >= 8 && full.starts_with(wanted)
+}
+
 pub fn fingerprint(address: &[u8]) -> String {
     let digest = Sha512::digest(address);
     digest[..4].iter().map(|b| format!("{b:02x}")).collect()

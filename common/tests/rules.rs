@@ -12,6 +12,7 @@ use toycoin_common::hash::{BlockHash, Hash, Txid};
 use toycoin_common::ledger::TxError;
 use toycoin_common::merkle::merkle_root;
 use toycoin_common::message::TxnMessage;
+use toycoin_common::network::Network;
 use toycoin_common::pow::{CancelToken, MineOutcome, Miner, MiningJob};
 use toycoin_common::profile::{
     Minting, Profile, Signing, BLOCK_REWARD, MAX_BLOCK_BYTES, MAX_FUTURE_SECS, MAX_SUPPLY,
@@ -357,7 +358,7 @@ fn rejects_a_token_spent_twice_inside_one_block() {
 
 #[test]
 fn rejects_a_transaction_repeated_in_the_steady_profile() {
-    let mut w = World::new(Profile::steady(5.0));
+    let mut w = steady();
     let m = w.pay(&w.a, &w.c, 30);
     w.push(vec![m.txn.clone()]).unwrap();
     assert_eq!(w.check(&m), Err(TxError::Duplicate));
@@ -506,7 +507,7 @@ fn rejects_bad_headers() {
 
 #[test]
 fn steady_timestamps_may_not_go_backwards_or_far_ahead() {
-    let mut w = World::new(Profile::steady(5.0));
+    let mut w = steady();
     let now = now_secs();
     let tip_time = w.chain.tip().unwrap().header.timestamp_secs().unwrap();
     let txns = || vec![Transaction::coinbase(Bytes::from_static(b"x"), 1)];
@@ -534,7 +535,7 @@ fn steady_timestamps_may_not_go_backwards_or_far_ahead() {
 
 #[test]
 fn steady_timestamp_that_is_not_decimal_is_refused() {
-    let w = World::new(Profile::steady(5.0));
+    let w = steady();
     let txns = [Transaction::coinbase(Bytes::from_static(b"x"), 1)];
     let hashes: Vec<Txid> = txns.iter().map(Transaction::hash).collect();
     let mut header = BlockHeader {
@@ -580,15 +581,17 @@ fn steady_work_accumulates_and_toycoin_counts_blocks() {
     t.push(vec![Transaction::coinbase(t.c.address().clone(), 1)])
         .unwrap();
     assert_eq!(t.chain.total_work(), 2);
-    let s = World::new(Profile::steady(5.0));
+    let s = steady();
     let bits = s.chain.entries()[0].required_bits;
     assert_eq!(s.chain.total_work(), 1u128 << bits);
 }
 
 // --- steady money: rewards, the mint, signed amounts --------------------
 
+/// A steady network whose mint is `keys()[3]`, fixed before its first
+/// block.
 fn steady() -> World {
-    World::new(Profile::steady(5.0))
+    World::new(Network::steady(5.0, Some(keys()[3].address().clone())).profile())
 }
 
 #[test]
@@ -653,9 +656,8 @@ fn steady_blocks_pay_exactly_the_reward_tagged_with_their_height() {
 }
 
 #[test]
-fn steady_grants_come_only_from_the_mint_the_first_grant_named() {
+fn steady_grants_come_only_from_the_networks_mint() {
     let mut w = steady();
-    assert_eq!(w.chain.ledger().mint(), Some(w.mint.address()));
     let forged = w.c.grant(&mut OsRng, w.c.address(), 1_000_000).unwrap();
     assert!(matches!(
         w.chain.ledger().check(&forged, Some(&[])),
@@ -676,10 +678,138 @@ fn steady_grants_come_only_from_the_mint_the_first_grant_named() {
         Err(TxError::Duplicate),
         "a replayed grant"
     );
-    // Taking back the block that named the mint forgets it.
+    // The mint is the network's, not the chain's: with every block taken
+    // back, a classmate's grant is still refused and the mint's taken.
     w.chain.truncate(0);
-    assert_eq!(w.chain.ledger().mint(), None);
     assert_eq!(w.chain.ledger().supply(), 0);
+    assert!(matches!(
+        w.chain.ledger().check(&forged, Some(&[])),
+        Err(TxError::NotTheMint { .. })
+    ));
+    assert!(w.chain.ledger().check(&grant, Some(&[])).is_ok());
+}
+
+/// The mint race: on today's main the first grant in a chain named the
+/// mint, so a student's grant mined first made the student the mint. A
+/// v3 network names its mint before any block: a student's grant in the
+/// very first block is refused, and the teacher's mint's taken.
+#[test]
+fn steady_a_students_grant_in_the_first_block_names_no_mint() {
+    let mint = keys()[3].clone();
+    let student = keys()[2].clone();
+    let profile = Network::steady(5.0, Some(mint.address().clone())).profile();
+    let mut chain = Chain::new(profile);
+    let own = student
+        .grant(&mut OsRng, student.address(), 1_000_000_000)
+        .unwrap();
+    let reward = Transaction::reward(student.address().clone(), BLOCK_REWARD, 0);
+    let block = mine(&chain, vec![reward.clone(), own], now_secs());
+    let error = chain.push(block, now_secs()).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            BlockError::Transaction {
+                index: 1,
+                error: TxError::NotTheMint { .. }
+            }
+        ),
+        "{error}"
+    );
+    let teachers = mint.grant(&mut OsRng, student.address(), 50).unwrap();
+    let block = mine(&chain, vec![reward, teachers], now_secs());
+    chain.push(block, now_secs()).unwrap();
+    assert_eq!(chain.ledger().balance(student.address()), 100);
+    // A network with no mint takes no grant at all.
+    let none = Chain::new(Profile::steady(5.0));
+    assert_eq!(
+        none.ledger()
+            .check(
+                &mint.grant(&mut OsRng, student.address(), 1).unwrap(),
+                Some(&[])
+            )
+            .map(|_| ()),
+        Err(TxError::NoMint)
+    );
+}
+
+/// A steady block 0 names its network's genesis, not the original's: a
+/// toycoin chain (a Python node's, our `--profile toycoin` node's or
+/// listener's) refuses it with its reason, and so does another class's
+/// steady network.
+#[test]
+fn a_steady_block_is_valid_on_no_other_network() {
+    let w = steady();
+    let steady_block0 = w.chain.blocks().next().unwrap().clone();
+    let mut original = Chain::new(Profile::toycoin());
+    let error = original
+        .push(steady_block0.clone(), now_secs())
+        .unwrap_err();
+    assert!(matches!(error, BlockError::OtherNetwork { .. }), "{error}");
+    assert!(error.to_string().contains("another network"), "{error}");
+    let mut tree = toycoin_common::tree::BlockTree::new(Profile::toycoin());
+    let refused = tree
+        .receive(vec![steady_block0.clone()], now_secs())
+        .unwrap_err();
+    assert!(matches!(refused.error, BlockError::OtherNetwork { .. }));
+    let other_class = Network::steady(5.0, Some(keys()[0].address().clone())).profile();
+    let error = Chain::new(other_class)
+        .push(steady_block0, now_secs())
+        .unwrap_err();
+    assert!(matches!(error, BlockError::OtherNetwork { .. }), "{error}");
+}
+
+/// One key, one address: the same key written another way (CRLF line
+/// endings, exponent 3) is refused as a receiver or sender in steady,
+/// with its reason, and taken in toycoin, as the original does.
+#[test]
+fn steady_refuses_non_canonical_addresses() {
+    let w = steady();
+    let crlf = Bytes::from(
+        String::from_utf8(w.c.address().to_vec())
+            .unwrap()
+            .replace('\n', "\r\n"),
+    );
+    let mut to_crlf = w.pay(&w.a, &w.c, 10);
+    to_crlf.txn.receiver = crlf.clone();
+    let error = w
+        .chain
+        .ledger()
+        .check(&to_crlf.txn, Some(&to_crlf.tokens))
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            TxError::Address {
+                field: "receiver",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.is_malformed());
+    let mut from_crlf = w.pay(&w.a, &w.c, 10);
+    from_crlf.txn.sender = crlf;
+    assert!(matches!(
+        w.chain
+            .ledger()
+            .check(&from_crlf.txn, Some(&from_crlf.tokens)),
+        Err(TxError::Address {
+            field: "sender",
+            ..
+        })
+    ));
+    let mut short_signature = w.pay(&w.a, &w.c, 10);
+    short_signature.txn.sender_signature.truncate(255);
+    assert_eq!(
+        w.chain
+            .ledger()
+            .check(&short_signature.txn, Some(&short_signature.tokens))
+            .map(|_| ()),
+        Err(TxError::SignatureLength {
+            which: "sender",
+            len: 255
+        })
+    );
 }
 
 #[test]
@@ -756,12 +886,26 @@ fn a_steady_block_holds_as_many_transactions_as_its_bytes_allow() {
 #[test]
 fn steady_bounds_transactions_and_blocks_in_bytes() {
     let w = steady();
-    // The split: a transaction of megabytes (here a grant to an
-    // 8.5 MB "address"), which fits a frame alone but not two in a block.
+    // The split: a transaction of megabytes, which fits a frame
+    // alone but not two in a block. An address is of one size in steady,
+    // so a grant to an 8.5 MB "address" is refused for its address...
     let huge = Bytes::from(vec![b'x'; 8_500_000]);
     let grant = w.mint.grant(&mut OsRng, &huge, 1).unwrap();
     assert!(matches!(
         w.chain.ledger().check(&grant, Some(&[])),
+        Err(TxError::Address {
+            field: "receiver",
+            ..
+        })
+    ));
+    // ... and a transfer of 600 inputs (38 KB of input hashes) for its
+    // size, before any input is looked up.
+    let mut wide = w.pay(&w.a, &w.c, 1).txn;
+    wide.previous_hashes = (0..600u32)
+        .map(|i| Txid::from_raw_hash(Hash::of(&i.to_be_bytes())))
+        .collect();
+    assert!(matches!(
+        w.chain.ledger().check(&wide, None),
         Err(TxError::TooLarge { max, .. }) if max == MAX_TXN_BYTES
     ));
     // A block whose header alone is over the limit (a 1 MB nonce).
@@ -799,7 +943,7 @@ fn signatures_verified_on_several_threads_keep_the_order_of_failures() {
     };
     // Steady: the reward comes first, so transfer k is block position k+1.
     // A broken signature at transfer 3, a double spend at 4.
-    let steady = World::new(Profile::steady(5.0));
+    let steady = steady();
     let transfers = steady.transfers_a_to_c(5);
     let mut bad = transfers.clone();
     break_signature(&mut bad[3]);
@@ -862,7 +1006,7 @@ fn a_run_of_blocks_verified_ahead_stops_at_the_first_bad_signature() {
 
     // Three blocks of steady transfers a -> c; the third's second transfer
     // carries a broken signature.
-    let w = World::new(Profile::steady(5.0));
+    let w = steady();
     let mut scratch = w.clone();
     let mut blocks = Vec::new();
     for round in 0..3 {

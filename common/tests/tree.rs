@@ -22,7 +22,7 @@ const T: u64 = START + 10_000;
 /// Mines a block paying `miner`, with `txns` after its reward, on top of
 /// `chain`'s tip.
 fn mine_on(chain: &Chain, miner: &str, txns: Vec<Transaction>) -> Block {
-    let miner = Bytes::from(miner.to_owned());
+    let miner = toycoin_common::address::example(miner.as_bytes());
     chain
         .mine_next(&miner, txns, START + 5 * chain.len() as u64)
         .unwrap()
@@ -325,7 +325,11 @@ fn a_branch_forked_six_blocks_back_needs_seven_blocks_of_full_work() {
             .map_or(honest.next_required_bits(), |e| e.required_bits);
         assert_eq!(bits, honest_bits, "the bits of attacker block {i}");
         let block = secret
-            .mine_next(&Bytes::from_static(b"attacker"), Vec::new(), late)
+            .mine_next(
+                &toycoin_common::address::example(b"attacker"),
+                Vec::new(),
+                late,
+            )
             .unwrap();
         secret.push(block.clone(), T).unwrap();
         let received = tree.receive(vec![block], T).unwrap();

@@ -14,7 +14,9 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use toycoin_common::cli::{count, hash_rate, Consensus};
+use toycoin_common::network::Network;
 use toycoin_common::pbft::Membership;
+use toycoin_common::profile::{ProfileKind, DEFAULT_TARGET_SECS};
 use toycoin_common::wallet::{create_private_dir, Wallet};
 use toycoin_node::Fault;
 
@@ -231,7 +233,12 @@ fn specs(
         a.extend_from_slice(extra);
         a
     };
-    let profile = vec!["--profile".to_owned(), args.profile.clone()];
+    let profile = vec![
+        "--profile".to_owned(),
+        args.profile.clone(),
+        "--network".to_owned(),
+        network_file(args).display().to_string(),
+    ];
     let web = web
         .map(|addr| vec!["--web".to_owned(), addr.to_string()])
         .unwrap_or_default();
@@ -353,6 +360,44 @@ fn key_file(args: &Args, who: &str) -> String {
     args.keys.join(format!("{who}.pem")).display().to_string()
 }
 
+/// The class network's file, beside the keys.
+fn network_file(args: &Args) -> PathBuf {
+    args.keys.join("network.json")
+}
+
+/// Fixes the class network before anything starts, naming the mint's key
+/// (created on first use, so the same network lecture after lecture), and
+/// writes it where the relay and every program read it: no student
+/// connected early can become the mint, whatever the start order.
+fn write_network(args: &Args) -> Result<Network, String> {
+    let network = match args.profile.parse::<ProfileKind>()? {
+        ProfileKind::Toycoin => Network::toycoin(),
+        ProfileKind::Steady => {
+            let mint = PathBuf::from(key_file(args, "mint"));
+            let (mint, _) = toycoin_common::wallet::Wallet::load_or_create(&mint)
+                .map_err(|e| format!("the mint's key {}: {e}", mint.display()))?;
+            Network::steady(DEFAULT_TARGET_SECS, Some(mint.address().clone()))
+        }
+    };
+    network.save(&network_file(args))?;
+    Ok(network)
+}
+
+/// The relay's flags: where to listen, its ready file, the network.
+fn relay_args(args: &Args, ready_file: &Path) -> Vec<String> {
+    vec![
+        "--host".to_owned(),
+        args.host.clone(),
+        "--port".to_owned(),
+        args.port.to_string(),
+        "--quiet".to_owned(),
+        "--ready-file".to_owned(),
+        ready_file.display().to_string(),
+        "--network".to_owned(),
+        network_file(args).display().to_string(),
+    ]
+}
+
 const COLOURS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
 
 fn shell_quote(s: &str) -> String {
@@ -416,18 +461,7 @@ async fn run_in_tmux(args: &Args, shutdown: impl std::future::Future<Output = ()
         std::env::temp_dir().join(format!("toycoin-demo-{}-relay.json", std::process::id()));
     let _ = std::fs::remove_file(&ready_file);
     // The relay's pane shows its summary line, not every message.
-    let relay = command_line(
-        "toycoin-relay",
-        &[
-            "--host".into(),
-            args.host.clone(),
-            "--port".into(),
-            args.port.to_string(),
-            "--quiet".into(),
-            "--ready-file".into(),
-            ready_file.display().to_string(),
-        ],
-    );
+    let relay = command_line("toycoin-relay", &relay_args(args, &ready_file));
     // Sized to this terminal (and resized to whichever attaches).
     let (cols, rows) = terminal_size().unwrap_or((120, 40));
     let (cols, rows) = (cols.to_string(), rows.to_string());
@@ -645,16 +679,7 @@ async fn run_here(args: &Args, shutdown: impl std::future::Future<Output = ()>) 
     let ready_file =
         std::env::temp_dir().join(format!("toycoin-demo-{}-relay.json", std::process::id()));
     let _ = std::fs::remove_file(&ready_file);
-    let relay_args = vec![
-        "--host".to_owned(),
-        args.host.clone(),
-        "--port".to_owned(),
-        args.port.to_string(),
-        "--quiet".to_owned(),
-        "--ready-file".to_owned(),
-        ready_file.display().to_string(),
-    ];
-    let mut relay = match start("toycoin-relay", &relay_args) {
+    let mut relay = match start("toycoin-relay", &relay_args(args, &ready_file)) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("toycoin-demo: cannot start toycoin-relay: {e}");
@@ -774,6 +799,17 @@ async fn main() {
     if let Err(e) = create_private_dir(&args.keys) {
         eprintln!("toycoin-demo: cannot create {}: {e}", args.keys.display());
         std::process::exit(1);
+    }
+    match write_network(&args) {
+        Ok(network) => println!(
+            "{} — students join with: toycoin-node --host TEACHER --join {}",
+            network.banner(),
+            network.join_code()
+        ),
+        Err(e) => {
+            eprintln!("toycoin-demo: {e}");
+            std::process::exit(1);
+        }
     }
     if args.consensus == Consensus::Pbft {
         if args.profile != "steady" {

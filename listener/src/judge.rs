@@ -520,7 +520,7 @@ mod tests {
             let chain = tree.chain();
             let block = chain
                 .mine_next(
-                    &bytes::Bytes::from_static(b"m"),
+                    &toycoin_common::address::example(b"m"),
                     Vec::new(),
                     chain::now_secs(),
                 )

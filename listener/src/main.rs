@@ -77,7 +77,11 @@ async fn main() {
         Color::Never => false,
         Color::Auto => std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal(),
     };
-    let profile = args.rules.profile();
+    let profile = args
+        .rules
+        .network_or_exit(&args.relay, "toycoin-listener")
+        .await
+        .profile();
     let mut config = session_config(args.relay.addr(), profile);
     config.topic = args.relay.channel.clone();
     config.ask = !args.passive;

@@ -676,7 +676,6 @@ async fn events(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
     use toycoin_common::chain::Chain;
     use toycoin_common::profile::Profile;
 
@@ -785,7 +784,11 @@ mod tests {
         let mut blocks = Vec::new();
         for i in 0..1_000u64 {
             let block = chain
-                .mine_next(&Bytes::from_static(b"miner"), Vec::new(), start + 15 * i)
+                .mine_next(
+                    &toycoin_common::address::example(b"miner"),
+                    Vec::new(),
+                    start + 15 * i,
+                )
                 .expect("mined");
             chain
                 .push(block.clone(), start + 15 * 1_001)

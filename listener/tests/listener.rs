@@ -4,7 +4,6 @@
 // In tests a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use bytes::Bytes;
 use rand::rngs::OsRng;
 use serde_json::Value;
 use toycoin_common::block::Block;
@@ -172,17 +171,25 @@ fn survives_garbage_and_goes_on() {
 /// A block paying its reward to `miner`, holding `txns` after it.
 fn mine_on(chain: &Chain, miner: &str, txns: Vec<Transaction>) -> Block {
     chain
-        .mine_next(&Bytes::from(miner.to_owned()), txns, NOW - 100)
+        .mine_next(
+            &toycoin_common::address::example(miner.as_bytes()),
+            txns,
+            NOW - 100,
+        )
         .unwrap()
 }
 
 #[test]
 fn says_when_a_bloc_extends_forks_or_switches_the_best_chain() {
-    let profile = Profile::steady(5.0);
+    let profile = toycoin_tests::keys::steady(5.0);
     let mut ours = Chain::new(profile);
-    let mint = Wallet::generate(&mut OsRng).unwrap();
+    let mint = toycoin_tests::keys::kept_key("mint");
     let grant = mint
-        .grant(&mut OsRng, &Bytes::from_static(b"a student"), 10)
+        .grant(
+            &mut OsRng,
+            &toycoin_common::address::example(b"a student"),
+            10,
+        )
         .unwrap();
     let a0 = mine_on(&ours, "a0", vec![grant]);
     ours.push(a0.clone(), NOW).unwrap();
@@ -243,7 +250,7 @@ fn says_when_a_bloc_extends_forks_or_switches_the_best_chain() {
 
 #[test]
 fn json_names_each_blocks_miner_and_counts_confirmations_to_final() {
-    let profile = Profile::steady(5.0);
+    let profile = toycoin_tests::keys::steady(5.0);
     let mut chain = Chain::new(profile);
     let mut js = Listener::new(profile, Mode::Json, false);
     let mut text = Listener::new(profile, Mode::Text, false);
@@ -257,14 +264,16 @@ fn json_names_each_blocks_miner_and_counts_confirmations_to_final() {
         assert_eq!(shown.contains("is now final"), i >= 5, "block {i}: {shown}");
         assert!(shown.contains(&format!(
             "mined by {}",
-            toycoin_common::wallet::fingerprint(format!("miner {i}").as_bytes())
+            toycoin_common::wallet::fingerprint(&toycoin_common::address::example(
+                format!("miner {i}").as_bytes()
+            ))
         )));
     }
     let block = &last["blocks"][0];
     assert_eq!(block["height"], 6);
     assert_eq!(
         block["miner"],
-        toycoin_common::wallet::fingerprint(b"miner 6")
+        toycoin_common::wallet::fingerprint(&toycoin_common::address::example(b"miner 6"))
     );
     assert_eq!(block["confirmations"], 1);
     assert_eq!(block["txns"][0]["confirmations"], 1);
@@ -273,9 +282,9 @@ fn json_names_each_blocks_miner_and_counts_confirmations_to_final() {
 
 #[test]
 fn a_late_listener_says_parent_unknown_and_a_resend_already_pending_not_invalid() {
-    let profile = Profile::steady(5.0);
+    let profile = toycoin_tests::keys::steady(5.0);
     let (mint, a, b) = (
-        Wallet::generate(&mut OsRng).unwrap(),
+        toycoin_tests::keys::kept_key("mint"),
         Wallet::generate(&mut OsRng).unwrap(),
         Wallet::generate(&mut OsRng).unwrap(),
     );
@@ -329,8 +338,16 @@ fn counts_pbft_votes_against_their_quorums_and_calls_a_batch_final() {
     let mut replicas: Vec<Replica> = (0..4)
         .map(|i| Replica::new(members.clone(), i, keys[i].clone(), Signing::Amounts).unwrap())
         .collect();
-    let mut text = Listener::with_replicas(Profile::steady(5.0), Mode::Brief, members.clone());
-    let mut js = Listener::with_replicas(Profile::steady(5.0), Mode::Json, members.clone());
+    let mut text = Listener::with_replicas(
+        toycoin_tests::keys::steady(5.0),
+        Mode::Brief,
+        members.clone(),
+    );
+    let mut js = Listener::with_replicas(
+        toycoin_tests::keys::steady(5.0),
+        Mode::Json,
+        members.clone(),
+    );
     let grant = keys[4].grant(&mut OsRng, keys[0].address(), 5).unwrap();
     let now = tokio::time::Instant::now();
     assert!(replicas[0].propose(vec![grant.clone()], now));
@@ -413,8 +430,8 @@ fn counts_pbft_votes_against_their_quorums_and_calls_a_batch_final() {
 fn tells_what_light_wallets_ask_and_the_faucet_answers() {
     use toycoin_common::spv::{address_text, SpvMsg};
     let w = Wallet::generate(&mut OsRng).unwrap();
-    let mut text = Listener::new(Profile::steady(5.0), Mode::Brief, false);
-    let mut js = Listener::new(Profile::steady(5.0), Mode::Json, false);
+    let mut text = Listener::new(toycoin_tests::keys::steady(5.0), Mode::Brief, false);
+    let mut js = Listener::new(toycoin_tests::keys::steady(5.0), Mode::Json, false);
     let ask = SpvMsg::GetProofs {
         id: "w-1".into(),
         address: address_text(w.address()),

@@ -10,7 +10,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::Bytes;
 use rand::rngs::OsRng;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -18,12 +17,10 @@ use tokio::net::TcpStream;
 use toycoin_common::block::Block;
 use toycoin_common::chain::{now_secs, Chain};
 use toycoin_common::message::{encode_bloc, encode_stat, encode_txn, Status};
-use toycoin_common::profile::Profile;
 use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
-use toycoin_common::wallet::{fingerprint, Wallet};
+use toycoin_common::wallet::fingerprint;
 use toycoin_listener::web::limit::MAX_PER_ADDRESS;
 use toycoin_listener::web::MAX_BROWSERS;
-use toycoin_relay::RelayConfig;
 use toycoin_tests::program::Program;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -104,7 +101,11 @@ async fn until_snapshot(s: &mut TcpStream, pred: impl Fn(&Value) -> bool) -> Val
 
 fn mine(chain: &mut Chain, miner: &[u8]) -> Block {
     let block = chain
-        .mine_next(&Bytes::copy_from_slice(miner), Vec::new(), now_secs())
+        .mine_next(
+            &toycoin_common::address::example(miner),
+            Vec::new(),
+            now_secs(),
+        )
         .unwrap();
     chain.push(block.clone(), now_secs()).unwrap();
     block
@@ -113,7 +114,7 @@ fn mine(chain: &mut Chain, miner: &[u8]) -> Block {
 /// A relay, a listener serving its web view (with `extra` flags), and
 /// the view's address.
 async fn view_with(extra: &[&str]) -> (toycoin_relay::local::LocalRelay, Program, SocketAddr) {
-    let relay = toycoin_relay::local::spawn("127.0.0.1:0", RelayConfig::default())
+    let relay = toycoin_relay::local::spawn_serving(toycoin_tests::keys::network(5.0))
         .await
         .unwrap();
     let port = relay.addr.port().to_string();
@@ -152,7 +153,7 @@ async fn view() -> (toycoin_relay::local::LocalRelay, Program, SocketAddr) {
 /// Publishes blocks 0..=2 by "alice", a block 1 by "bob" that loses, and a
 /// pending grant of 7 to "carol"; returns alice's chain and bob's block.
 async fn scene(publisher: &mut RelayClient) -> (Chain, Block) {
-    let profile = Profile::steady(5.0);
+    let profile = toycoin_tests::keys::steady(5.0);
     let mut chain = Chain::new(profile);
     let b0 = mine(&mut chain, b"alice");
     let mut fork = chain.clone();
@@ -165,9 +166,9 @@ async fn scene(publisher: &mut RelayClient) -> (Chain, Block) {
             .await
             .unwrap();
     }
-    let mint = Wallet::generate(&mut OsRng).unwrap();
+    let mint = toycoin_tests::keys::kept_key("mint");
     let grant = mint
-        .grant(&mut OsRng, &Bytes::from_static(b"carol"), 7)
+        .grant(&mut OsRng, &toycoin_common::address::example(b"carol"), 7)
         .unwrap();
     publisher
         .publish(DEFAULT_TOPIC, &encode_txn(&[], &grant))
@@ -181,7 +182,7 @@ async fn scene(publisher: &mut RelayClient) -> (Chain, Block) {
         hash_rate: 3.5e6,
         mining: true,
         threads: 2,
-        wallet: Some(fingerprint(b"alice")),
+        wallet: Some(fingerprint(&toycoin_common::address::example(b"alice"))),
     };
     publisher
         .publish(DEFAULT_TOPIC, &encode_stat(&status))
@@ -191,7 +192,7 @@ async fn scene(publisher: &mut RelayClient) -> (Chain, Block) {
     // transactions no longer match its Merkle root.
     let faulty = Status {
         name: "node8".into(),
-        wallet: Some(fingerprint(b"mallory")),
+        wallet: Some(fingerprint(&toycoin_common::address::example(b"mallory"))),
         ..status
     };
     publisher
@@ -254,14 +255,20 @@ async fn the_web_view_shows_the_tree_the_pool_and_the_log_and_follows_changes() 
     assert_eq!(best.len(), 3);
     assert!(best
         .iter()
-        .all(|b| b["miner"] == fingerprint(b"alice").as_str()));
+        .all(|b| b["miner"] == fingerprint(&toycoin_common::address::example(b"alice")).as_str()));
     let stale: Vec<&Value> = blocks.iter().filter(|b| b["best"] == false).collect();
     assert_eq!(stale.len(), 1);
     assert_eq!(stale[0]["height"], 1);
-    assert_eq!(stale[0]["miner"], fingerprint(b"bob").as_str());
+    assert_eq!(
+        stale[0]["miner"],
+        fingerprint(&toycoin_common::address::example(b"bob")).as_str()
+    );
     assert_eq!(stale[0]["hash"], side.header.this_hash.to_hex().as_str());
     let pending = &snap["pending"][0];
-    assert_eq!(pending["to"], fingerprint(b"carol").as_str());
+    assert_eq!(
+        pending["to"],
+        fingerprint(&toycoin_common::address::example(b"carol")).as_str()
+    );
     assert_eq!(pending["amount"], 7);
     assert_eq!(snap["chart"].as_array().unwrap().len(), 3);
     let log: Vec<&str> = snap["log"]
@@ -443,11 +450,11 @@ async fn in_a_real_browser_the_page_draws_the_tree_and_the_pool() {
     assert_eq!(dom.matches("class=\"blk stale\"").count(), 1, "{dom}");
     assert!(dom.contains("<b id=\"height\">2</b>"), "{dom}");
     assert!(
-        dom.contains(&fingerprint(b"carol")),
+        dom.contains(&fingerprint(&toycoin_common::address::example(b"carol"))),
         "the grant's receiver: {dom}"
     );
     assert!(
-        dom.contains(&fingerprint(b"bob")),
+        dom.contains(&fingerprint(&toycoin_common::address::example(b"bob"))),
         "the losing block's miner: {dom}"
     );
     assert!(dom.contains("▲ node7"), "node7's tip marked: {dom}");

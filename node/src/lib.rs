@@ -21,5 +21,5 @@ pub mod pbft;
 
 pub use event::Event;
 pub use fault::{Breach, Fault};
-pub use node::{spawn, NodeConfig, NodeHandle, Snapshot, NO_WALLET};
+pub use node::{no_wallet, spawn, NodeConfig, NodeHandle, Snapshot};
 pub use pbft::PbftConfig;

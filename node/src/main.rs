@@ -94,7 +94,13 @@ async fn main() {
     let args = Args::parse();
     args.log.init(Output::Stdout);
     let shutdown = toycoin_common::signal::shutdown_signal();
-    let mut config = NodeConfig::new(args.relay.addr(), args.rules.profile());
+    let mut config = NodeConfig::new(
+        args.relay.addr(),
+        args.rules
+            .network_or_exit(&args.relay, "toycoin-node")
+            .await
+            .profile(),
+    );
     config.topic = args.relay.channel;
     config.delay = Duration::from_secs_f64(args.delay);
     config.max_wait = Duration::from_secs_f64(args.max_wait);

@@ -122,7 +122,7 @@ pub struct NodeConfig {
     /// clock: the steady rules take clocks up to 10 minutes apart).
     pub clock_skew: i64,
     /// Where this node's block rewards go (profiles with rewards): its
-    /// wallet's address. The default, [`NO_WALLET`], is an address no key
+    /// wallet's address. The default, [`no_wallet`], is an address no key
     /// can spend.
     pub reward_to: Address,
     /// A fault to play (the Byzantine lab); `None`: an honest node.
@@ -134,9 +134,11 @@ pub struct NodeConfig {
     pub pbft: Option<PbftConfig>,
 }
 
-/// The reward address of a node given no wallet: not a key, so whatever it
-/// is paid can never be spent.
-pub const NO_WALLET: &[u8] = b"no wallet";
+/// The reward address of a node given no wallet: a canonical address
+/// whose key nobody has, so whatever it is paid can never be spent.
+pub fn no_wallet() -> Address {
+    toycoin_common::address::example(b"no wallet")
+}
 
 impl NodeConfig {
     pub fn new(relay: impl Into<String>, profile: Profile) -> NodeConfig {
@@ -156,7 +158,7 @@ impl NodeConfig {
             min_bits: 0,
             backoff: BACKOFF,
             max_backoff: MAX_BACKOFF,
-            reward_to: Address::from_static(NO_WALLET),
+            reward_to: no_wallet(),
             clock_skew: 0,
             fault: None,
             control_token: None,
@@ -871,7 +873,7 @@ impl Node {
                     .flat_map(|b| &b.txns)
                     .flat_map(|t| [&t.receiver, &t.sender])
                     .filter(|a| seen.insert(*a))
-                    .find(|a| fingerprint(a) == wanted)
+                    .find(|a| toycoin_common::wallet::fingerprint_matches(a, &wanted))
                     .cloned();
                 let Some(address) = found else { return };
                 let what = format!("the address of wallet {wanted}");

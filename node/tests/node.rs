@@ -17,7 +17,7 @@ use toycoin_common::chain::{now_secs, Chain};
 use toycoin_common::control::{command, encode_hello, Command, HELLO_TOPIC};
 use toycoin_common::hash::{Hash, Txid};
 use toycoin_common::message::{encode_bloc, encode_txn, Message, TxnMessage};
-use toycoin_common::profile::{Profile, Signing};
+use toycoin_common::profile::Signing;
 use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
 use toycoin_common::transaction::{OutputKind, Transaction};
 use toycoin_common::wallet::Wallet;
@@ -53,7 +53,7 @@ struct TestNode {
 
 impl TestNode {
     fn start(relay: &LocalRelay, name: &str, tweak: impl FnOnce(&mut NodeConfig)) -> TestNode {
-        let mut config = NodeConfig::new(relay.addr.to_string(), Profile::steady(5.0));
+        let mut config = NodeConfig::new(relay.addr.to_string(), toycoin_tests::keys::steady(5.0));
         config.name = name.to_owned();
         config.backoff = Duration::from_millis(50);
         // Steady blocks come at the target whatever the rate: the
@@ -146,15 +146,18 @@ impl Source {
                 .await
                 .unwrap(),
             sent: Vec::new(),
-            mint: wallet(0),
+            mint: kept_key("mint"),
         }
     }
 
-    /// A grant from the mint: new coins for `receiver`.
+    /// A grant from the mint: new coins for `receiver` (an address, or a
+    /// tag naming a made-up one).
     fn grant_to(&self, receiver: &[u8], value: i64) -> Transaction {
-        self.mint
-            .grant(&mut OsRng, &Bytes::copy_from_slice(receiver), value)
-            .unwrap()
+        let receiver = match toycoin_common::address::check_canonical(receiver) {
+            Ok(()) => Bytes::copy_from_slice(receiver),
+            Err(_) => toycoin_common::address::example(receiver),
+        };
+        self.mint.grant(&mut OsRng, &receiver, value).unwrap()
     }
 
     async fn raw(&mut self, payload: &[u8]) {
@@ -187,8 +190,8 @@ impl Source {
 }
 
 /// Wallet `i` of a few kept ones (`toycoin_tests::keys`): each test has a
-/// network of its own, so tests may share them. Wallet 0 is the sources'
-/// mint.
+/// network of its own, so tests may share them. The sources' mint is the
+/// tests' network's (`kept_key("mint")`).
 fn wallet(i: usize) -> Wallet {
     kept_key(&format!("node-test-{i}"))
 }
@@ -197,7 +200,11 @@ fn wallet(i: usize) -> Wallet {
 /// node would.
 fn mine_on(chain: &Chain, txns: Vec<Transaction>) -> Block {
     chain
-        .mine_next(&Bytes::from_static(b"another node"), txns, now_secs())
+        .mine_next(
+            &toycoin_common::address::example(b"another node"),
+            txns,
+            now_secs(),
+        )
         .unwrap()
 }
 
@@ -311,6 +318,60 @@ async fn a_node_started_late_catches_up() {
     stop_relay(relay).await;
 }
 
+/// Issue 32's split joiner: a student answers every `GETB` at once with a
+/// tampered copy of the honest chain. Block 0's reward is rewritten from
+/// 50 to R to 0 to R followed by "5": the original's transaction hash
+/// joins fields without separators, so the copy keeps every hash and the
+/// Merkle root. Before v3 the late node refused it for its reward, then
+/// remembered the *genuine* block 0 as invalid, and the honest node stayed
+/// quiet because someone had answered: the late node never caught up.
+/// Now the copy is malformed (its receiver is no canonical address), which
+/// proves nothing of the hash; the honest node answers anyway, and the
+/// late node takes the honest chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_catch_up_answer_sent_first_does_not_keep_a_joiner_behind() {
+    let relay = start_relay("127.0.0.1:0").await;
+    let early = TestNode::start(&relay, "early", |_| {});
+    until(&[&early], "four blocks", |s| s[0].blocks.len() >= 4).await;
+    // The student: every request answered at once with the tampered copy.
+    let mut student = RelayClient::connect(relay.addr, DEFAULT_TOPIC)
+        .await
+        .unwrap();
+    let mut blocks = early.chain().await;
+    let reward = &mut blocks[0].txns[0];
+    let genuine = reward.hash();
+    let mut receiver = reward.receiver.to_vec();
+    receiver.extend(reward.receiver_value.to_string().as_bytes().first());
+    reward.receiver = receiver.into();
+    reward.receiver_value = 0;
+    assert_eq!(reward.hash(), genuine, "the tampered reward keeps its hash");
+    let tampered = encode_bloc(&blocks);
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = answered.clone();
+    let forger = tokio::spawn(async move {
+        while let Ok(Some(frame)) = student.recv().await {
+            if !matches!(Message::decode(&frame), Ok(Message::GetBlocks(_))) {
+                continue;
+            }
+            if student.publish(DEFAULT_TOPIC, &tampered).await.is_err() {
+                return;
+            }
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let late = TestNode::start(&relay, "late", |_| {});
+    until(&[&early, &late], "the joiner on the honest chain", |s| {
+        let (honest, joiner) = (&s[0].blocks, &s[1].blocks);
+        joiner.len() >= 4 && honest.get(..4) == joiner.get(..4)
+    })
+    .await;
+    assert!(answered.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    forger.abort();
+    early.handle.stop().await;
+    late.handle.stop().await;
+    stop_relay(relay).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fork_returns_the_losers_transactions_which_are_mined_again() {
     let relay = start_relay("127.0.0.1:0").await;
@@ -328,7 +389,7 @@ async fn a_fork_returns_the_losers_transactions_which_are_mined_again() {
 
     // Another "node" mined two blocks from genesis with other transactions:
     // more work, so the node switches and takes t1 and t2 back.
-    let profile = Profile::steady(5.0);
+    let profile = toycoin_tests::keys::steady(5.0);
     let mut other = Chain::new(profile);
     let mut branch = Vec::new();
     for tag in ["t3", "t4"] {
@@ -471,7 +532,7 @@ async fn bad_transactions_and_blocks_are_rejected_and_change_nothing() {
     node.wait_for("bad BLOC", |e| matches!(e, Event::Undecodable { .. }))
         .await;
     // A block with too little work, and one whose hash is not its header's.
-    let empty = Chain::new(Profile::steady(5.0));
+    let empty = Chain::new(toycoin_tests::keys::steady(5.0));
     let good = mine_on(&empty, Vec::new());
     let mut weak = good.clone();
     weak.header.nonce = Bytes::from("1");
@@ -536,7 +597,7 @@ async fn mining_stops_within_a_fraction_of_a_second_of_a_new_tip() {
     })
     .await;
     let theirs = mine_on(
-        &Chain::new(Profile::steady(5.0)),
+        &Chain::new(toycoin_tests::keys::steady(5.0)),
         vec![src.grant_to(b"theirs", 3)],
     );
     src.raw(&encode_bloc(&[theirs])).await;
@@ -615,7 +676,7 @@ async fn nodes_with_clocks_five_minutes_off_agree_with_the_honest_ones() {
     let start = |name: &'static str, skew: i64| {
         TestNode::start(&relay, name, move |c| {
             c.clock_skew = skew;
-            c.reward_to = Bytes::from_static(name.as_bytes());
+            c.reward_to = toycoin_common::address::example(name.as_bytes());
             c.min_txns = 1;
         })
     };
@@ -649,7 +710,7 @@ async fn nodes_with_clocks_five_minutes_off_agree_with_the_honest_ones() {
             .collect();
         same && ["honest1", "honest2", "fast", "slow"]
             .iter()
-            .all(|m| miners.contains(m.as_bytes()))
+            .all(|m| miners.contains(&toycoin_common::address::example(m.as_bytes())[..]))
     })
     .await;
     feeder.abort();
@@ -802,7 +863,7 @@ async fn a_silent_node_hears_everything_and_sends_nothing() {
     control.connected().await;
     // It hears blocks and takes them.
     let mut src = Source::connect(&relay).await;
-    let mut chain = Chain::new(Profile::steady(5.0));
+    let mut chain = Chain::new(toycoin_tests::keys::steady(5.0));
     for _ in 0..3 {
         let block = mine_on(&chain, Vec::new());
         chain.push(block.clone(), now_secs()).unwrap();
@@ -859,7 +920,7 @@ async fn a_stuck_node_sends_its_first_block_again_and_again() {
         .unwrap();
     let mut stuck = TestNode::start(&relay, "stuck", |c| {
         c.fault = Some(Fault::Stuck);
-        c.reward_to = Bytes::from_static(b"stuck");
+        c.reward_to = toycoin_common::address::example(b"stuck");
     });
     stuck.connected().await;
     let Event::Mined { hash, .. } = stuck
@@ -906,10 +967,10 @@ async fn an_invalid_nodes_blocks_are_refused_each_for_the_rule_it_broke() {
     // The invalid node must mine a block for each rule it breaks: at a
     // 1 s target, not 5 s, and at the honest node's rate, so that each
     // takes about a second.
-    let profile = Profile::steady(1.0);
+    let profile = toycoin_tests::keys::steady(1.0);
     let mut honest = TestNode::start(&relay, "honest", |c| {
         c.profile = profile;
-        c.reward_to = Bytes::from_static(b"honest");
+        c.reward_to = toycoin_common::address::example(b"honest");
     });
     honest.connected().await;
     // A transfer in the chain, for the invalid node to spend again.
@@ -925,7 +986,7 @@ async fn an_invalid_nodes_blocks_are_refused_each_for_the_rule_it_broke() {
     let liar = TestNode::start(&relay, "invalid", |c| {
         c.profile = profile;
         c.fault = Some(Fault::Invalid);
-        c.reward_to = Bytes::from_static(b"invalid");
+        c.reward_to = toycoin_common::address::example(b"invalid");
     });
     // One refusal for each rule the invalid node breaks in turn.
     for (rule, reason) in [
@@ -951,7 +1012,7 @@ async fn an_invalid_nodes_blocks_are_refused_each_for_the_rule_it_broke() {
     assert!(!chain.is_empty());
     assert!(chain
         .iter()
-        .all(|b| b.txns[0].receiver.as_ref() != b"invalid"));
+        .all(|b| b.txns[0].receiver != toycoin_common::address::example(b"invalid")));
     // With the honest node gone, a newcomer's catch-up request is
     // answered by the invalid node alone: cut off, unreadable.
     honest.handle.stop().await;
@@ -982,7 +1043,7 @@ async fn a_liar_sends_different_blocks_to_different_nodes_and_lies_yet_the_hones
     b.connected().await;
     let mut liar = TestNode::start(&relay, "liar", |c| {
         c.fault = Some(Fault::Liar);
-        c.reward_to = Bytes::from_static(b"liar");
+        c.reward_to = toycoin_common::address::example(b"liar");
     });
     // It learns the others' names from their status, then equivocates.
     let played = liar
@@ -1080,7 +1141,7 @@ async fn a_partition_mines_apart_and_after_healing_all_take_the_heavier_chain_an
     let relay = start_controlled_relay().await;
     // A one-second target: each half, with half the hash power, still
     // mines its two blocks in seconds.
-    let fast = |c: &mut NodeConfig| c.profile = Profile::steady(1.0);
+    let fast = |c: &mut NodeConfig| c.profile = toycoin_tests::keys::steady(1.0);
     let mut a = TestNode::start(&relay, "a", fast);
     let mut b = TestNode::start(&relay, "b", fast);
     a.connected().await;
@@ -1158,7 +1219,7 @@ async fn a_partition_mines_apart_and_after_healing_all_take_the_heavier_chain_an
 /// Two honest nodes and one playing `fault`: the oracle's payments are
 /// all confirmed and the honest agree below the top.
 async fn beside_a_faulty_node_the_honest_ones_agree_and_confirm_the_oracles_payments(fault: Fault) {
-    let profile = Profile::steady(1.0);
+    let profile = toycoin_tests::keys::steady(1.0);
     let relay = start_relay("127.0.0.1:0").await;
     let honest: Vec<TestNode> = ["h1", "h2"]
         .iter()
@@ -1294,11 +1355,11 @@ async fn a_delayed_node_loses_most_races_because_the_first_seen_block_wins() {
     // tests (the delayed node lost only while a block took well under its
     // delay; at 500 ms, 8 tests at once on two cores broke that).
     let fast = TestNode::start(&relay, "fast", |c| {
-        c.reward_to = Bytes::from_static(b"fast");
+        c.reward_to = toycoin_common::address::example(b"fast");
         c.max_hash_rate = None;
     });
     let slow = TestNode::start(&relay, "slow", |c| {
-        c.reward_to = Bytes::from_static(b"slow");
+        c.reward_to = toycoin_common::address::example(b"slow");
         c.delay = Duration::from_secs(2);
         c.max_hash_rate = None;
     });
@@ -1309,7 +1370,7 @@ async fn a_delayed_node_loses_most_races_because_the_first_seen_block_wins() {
     let blocks = &fast.chain().await[..12];
     let by_slow = blocks
         .iter()
-        .filter(|b| &b.txns[0].receiver[..] == b"slow")
+        .filter(|b| b.txns[0].receiver == toycoin_common::address::example(b"slow"))
         .count();
     assert!(by_slow <= 3, "the delayed node mined {by_slow} of 12");
     fast.handle.stop().await;

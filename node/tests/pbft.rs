@@ -12,7 +12,6 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 use toycoin_common::pbft::{Membership, PbftEvent};
-use toycoin_common::profile::Profile;
 use toycoin_common::wallet::Wallet;
 use toycoin_node::{spawn, Event, Fault, NodeConfig, NodeHandle, PbftConfig, Snapshot};
 use toycoin_oracle::OracleConfig;
@@ -51,7 +50,8 @@ impl Net {
         );
         let mut nodes = Vec::new();
         for i in 0..n {
-            let mut config = NodeConfig::new(relay.addr.to_string(), Profile::steady(5.0));
+            let mut config =
+                NodeConfig::new(relay.addr.to_string(), toycoin_tests::keys::steady(5.0));
             config.name = members.name(i);
             config.backoff = Duration::from_millis(50);
             config.fault = faults.iter().find(|(r, _)| *r == i).map(|(_, f)| *f);
@@ -88,7 +88,10 @@ impl Net {
     /// kept ones, the mint's too: a second oracle on the same network is
     /// the same mint, as it must be.
     async fn oracle(&self, count: u64, timeout: f64) -> i32 {
-        let mut oracle = OracleConfig::new(self.relay.addr.to_string(), Profile::steady(5.0));
+        let mut oracle = OracleConfig::new(
+            self.relay.addr.to_string(),
+            toycoin_tests::keys::steady(5.0),
+        );
         oracle.count = Some(count);
         oracle.min_interval = 0.1;
         oracle.max_interval = 0.3;

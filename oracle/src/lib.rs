@@ -140,8 +140,6 @@ struct Oracle {
     wallets: Vec<Wallet>,
     /// The network's mint, where the profile has one.
     mint: Option<Wallet>,
-    /// Said once: the chain names another mint.
-    warned_mint: bool,
     truth: Ledger,
     /// pBFT: the replicas' replies counted, and the oracle's transactions
     /// they made final applied in order (what the network agreed on).
@@ -232,7 +230,6 @@ pub async fn run(config: OracleConfig) -> i32 {
         rng,
         wallets,
         mint,
-        warned_mint: false,
         truth: Ledger::new(config_profile),
         tally,
         pbft_frames: 0,
@@ -298,7 +295,16 @@ fn load_mint(config: &OracleConfig, rng: &mut StdRng) -> Result<Wallet, String> 
             wallet
         }
     };
-    Ok(mint)
+    let ours = toycoin_common::hash::Hash::of(mint.address());
+    match config.profile.mint {
+        Some(theirs) if theirs == ours => Ok(mint),
+        Some(theirs) => Err(format!(
+            "the network's mint is wallet {}, not this oracle's {}: give the oracle the network's --mint-key (the file the relay or the demo made)",
+            toycoin_common::hash::to_hex(&theirs.as_bytes()[..4]),
+            mint.fingerprint()
+        )),
+        None => Err("this network has no mint: nobody can grant coins on it".into()),
+    }
 }
 
 impl Oracle {
@@ -588,7 +594,6 @@ impl Oracle {
                     );
                 }
                 self.update_confirmations(adopted.fork_height);
-                self.check_mint();
             }
             Ok(_) => {}
             Err(e) => warn!("Ignored an invalid BLOC: block {}: {}", e.index, e.error),
@@ -699,6 +704,13 @@ impl Oracle {
             Ok(a) if wallet::public_key(&a).is_ok() => a,
             _ => return Err("that is not a wallet's address".into()),
         };
+        // One key, one address: the same key written another way (another
+        // exponent, CRLF endings) would be a second wallet to ask for.
+        if self.config.profile.canonical_encoding() {
+            if let Err(e) = toycoin_common::address::check_canonical(&address) {
+                return Err(format!("that is not a wallet's address: {e}"));
+            }
+        }
         let now = Instant::now();
         if let Some(at) = self.faucet_given.get(&address) {
             let left = FAUCET_PERIOD.saturating_sub(now.duration_since(*at));
@@ -756,23 +768,6 @@ impl Oracle {
     /// One of the oracle's own transactions, by hash.
     fn truth_txn(&self, hash: &Txid) -> Option<Transaction> {
         self.sent_txns.get(hash).cloned()
-    }
-
-    /// Says once if the best chain's mint is not this oracle's: its grants
-    /// will all be refused (a restarted oracle with a new key).
-    fn check_mint(&mut self) {
-        let (Some(ours), Some(theirs)) = (&self.mint, self.session.tree().chain().ledger().mint())
-        else {
-            return;
-        };
-        if ours.address() != theirs && !self.warned_mint {
-            self.warned_mint = true;
-            error!(
-                "!!! The chain's mint is wallet {}, not this oracle's ({}): every grant will be refused. Start the oracle with the first mint's --mint-key.",
-                fingerprint(theirs),
-                ours.fingerprint()
-            );
-        }
     }
 
     /// After the best chain changed from `fork_height` up: blocks below it

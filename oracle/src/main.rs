@@ -70,7 +70,13 @@ struct Args {
 async fn main() {
     let args = Args::parse();
     args.log.init(Output::Stdout);
-    let mut config = OracleConfig::new(args.relay.addr(), args.rules.profile());
+    let mut config = OracleConfig::new(
+        args.relay.addr(),
+        args.rules
+            .network_or_exit(&args.relay, "toycoin-oracle")
+            .await
+            .profile(),
+    );
     config.topic = args.relay.channel;
     config.min_interval = args.min_interval;
     config.max_interval = args.max_interval.max(config.min_interval);

@@ -44,6 +44,18 @@ pub async fn spawn_with_teacher(token: &str) -> io::Result<LocalRelay> {
     spawn("127.0.0.1:0", config).await
 }
 
+/// As [`spawn_quiet`], telling whoever asks that it serves `network`, as
+/// a teacher's relay does: programs started on it learn the network from
+/// it.
+pub async fn spawn_serving(network: toycoin_common::network::Network) -> io::Result<LocalRelay> {
+    let config = RelayConfig {
+        summary_interval: None,
+        network: Some(network),
+        ..RelayConfig::default()
+    };
+    spawn("127.0.0.1:0", config).await
+}
+
 /// Binds `addr` (port 0: the OS picks) and runs a relay there until
 /// [`LocalRelay::stop`].
 pub async fn spawn(addr: impl ToSocketAddrs, config: RelayConfig) -> io::Result<LocalRelay> {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use bytesize::ByteSize;
 use clap::{Parser, ValueEnum};
-use toycoin_common::cli::seconds;
+use toycoin_common::cli::{seconds, NewNetworkArgs};
 use toycoin_common::control::write_token;
 use toycoin_common::log::{LogArgs, Output};
 use toycoin_relay::control::Teacher;
@@ -67,6 +67,8 @@ struct Args {
     #[arg(long, default_value_t = 10.0)]
     summary: f64,
     #[command(flatten)]
+    network: NewNetworkArgs,
+    #[command(flatten)]
     log: LogArgs,
     /// The teacher's token for commands (`toycoin-ctl`); by default a new
     /// random one, written to a file only you can read.
@@ -91,6 +93,13 @@ async fn main() {
     args.log.init(Output::Stdout);
     let shutdown = toycoin_common::signal::shutdown_signal();
     let size = |b: ByteSize| usize::try_from(b.as_u64()).unwrap_or(usize::MAX);
+    let network = match args.network.network() {
+        Ok(network) => network,
+        Err(e) => {
+            error!("toycoin-relay: {e}");
+            std::process::exit(2);
+        }
+    };
     let mut config = RelayConfig {
         max_frame_len: size(args.max_frame).min(u32::MAX as usize),
         max_connections: args.max_connections.max(1),
@@ -109,6 +118,7 @@ async fn main() {
             token: args.token.clone().unwrap_or_else(|| Teacher::new().token),
             anywhere: args.control_from_anywhere,
         }),
+        network: Some(network),
     };
     if config.max_frame_len > config.memory / 2 {
         // Frames being read may take half the budget: a larger one could
@@ -154,6 +164,13 @@ async fn main() {
         config.max_per_address,
         ByteSize::b(config.memory as u64)
     );
+    if let Some(network) = &config.network {
+        info!(
+            "{} — students join with --join {}",
+            network.banner(),
+            network.join_code()
+        );
+    }
     let mut token_path = None;
     if let (Some(teacher), Ok(local)) = (&config.teacher, listener.local_addr()) {
         let from = if teacher.anywhere {

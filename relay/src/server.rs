@@ -28,6 +28,7 @@ use toycoin_common::control::{
 };
 use toycoin_common::frame::{FrameCodec, FrameError, DEFAULT_MAX_FRAME_LEN};
 use toycoin_common::log::TRAFFIC;
+use toycoin_common::network::{encode_answer, NETWORK_TOPIC};
 use tracing::{info, warn};
 
 use crate::budget::Budget;
@@ -109,6 +110,10 @@ pub struct RelayConfig {
     pub summary_interval: Option<Duration>,
     /// Who may command the relay (`None`: nobody).
     pub teacher: Option<Teacher>,
+    /// The class network, told to whoever asks (`$network`): the relay is
+    /// the teacher's, so a student's program learns the network from it
+    /// and not from a classmate. `None`: it tells none.
+    pub network: Option<toycoin_common::network::Network>,
 }
 
 impl Default for RelayConfig {
@@ -125,6 +130,7 @@ impl Default for RelayConfig {
             subscribe_timeout: Duration::from_secs(10),
             summary_interval: Some(Duration::from_secs(10)),
             teacher: None,
+            network: None,
         }
     }
 }
@@ -594,9 +600,16 @@ impl Relay {
             );
             return Ok(());
         }
+        if topic == NETWORK_TOPIC {
+            // Answered to the asker alone, on its own connection: nobody
+            // else can answer it.
+            let answer = encode_answer(self.inner.config.network.as_ref());
+            hub.send_direct(&conn.queue, &Bytes::from(answer));
+            return Ok(());
+        }
         if topic != CTL_TOPIC {
             return Err(Leave::Bad(format!(
-                "topic {topic:?} is reserved for the relay (it knows {HELLO_TOPIC}, {TO_PREFIX}NAME and {CTL_TOPIC})"
+                "topic {topic:?} is reserved for the relay (it knows {HELLO_TOPIC}, {TO_PREFIX}NAME, {NETWORK_TOPIC} and {CTL_TOPIC})"
             )));
         }
         let who = hub

@@ -40,7 +40,8 @@ impl Drop for Relay {
 impl Relay {
     fn start() -> Relay {
         let mut child = Command::new(env!("CARGO_BIN_EXE_toycoin-relay"))
-            .args(["--port", "0", "--summary", "0"])
+            .args(["--port", "0", "--summary", "0", "--mint-key"])
+            .arg(std::env::temp_dir().join("toycoin-relay-binary-test-mint.pem"))
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();

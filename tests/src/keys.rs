@@ -72,3 +72,34 @@ pub fn oracle_keys() -> &'static Path {
 pub fn mint_key() -> PathBuf {
     oracle_keys().join("mint.pem")
 }
+
+/// The tests' steady network: its mint is [`mint_key`]'s, the key the
+/// tests' oracles grant with.
+pub fn network(target_secs: f64) -> toycoin_common::network::Network {
+    static MINT: OnceLock<toycoin_common::transaction::Address> = OnceLock::new();
+    let mint = MINT.get_or_init(|| {
+        read_only(&mint_key())
+            .map(|w| w.address().clone())
+            .unwrap_or_else(|e| panic!("the tests' mint key: {e}"))
+    });
+    toycoin_common::network::Network::steady(target_secs, Some(mint.clone()))
+}
+
+/// [`network`]'s rules.
+pub fn steady(target_secs: f64) -> toycoin_common::profile::Profile {
+    network(target_secs).profile()
+}
+
+/// [`network`] written to a file for a program's `--network`.
+pub fn network_file(target_secs: f64) -> PathBuf {
+    let path = dir().join(format!("network-{}ms.json", (target_secs * 1000.0) as u64));
+    let network = network(target_secs);
+    // Written next to its final place and renamed, as the keys are: tests
+    // running side by side never read half a file.
+    let tmp = dir().join(format!("network-{}.tmp", std::process::id()));
+    if !path.exists() {
+        network.save(&tmp).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::rename(&tmp, &path).unwrap_or_else(|e| panic!("{e}"));
+    }
+    path
+}

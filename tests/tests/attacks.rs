@@ -119,7 +119,7 @@ impl Network {
 }
 
 fn steady() -> Profile {
-    Profile::steady(TARGET)
+    toycoin_tests::keys::steady(TARGET)
 }
 
 fn toycoin() -> Profile {

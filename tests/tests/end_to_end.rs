@@ -12,16 +12,25 @@ use std::time::Duration;
 use serde_json::Value;
 use toycoin_common::hash::Txid;
 use toycoin_common::message::Message;
-use toycoin_common::profile::Profile;
 use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
 use toycoin_common::tree::BlockTree;
 use toycoin_tests::program::{Program, WAIT};
 
 /// Starts the relay on a port the OS picks and returns it with the port.
 async fn relay() -> (Program, u16) {
+    // The teacher's relay fixes the network, naming the tests' mint.
+    let mint = toycoin_tests::keys::mint_key().display().to_string();
     let mut relay = Program::start(
         "toycoin-relay",
-        &["--host", "127.0.0.1", "--port", "0", "--quiet"],
+        &[
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--quiet",
+            "--mint-key",
+            &mint,
+        ],
     );
     let line = relay
         .wait_line("the listening line", WAIT, |l| {
@@ -93,13 +102,15 @@ async fn thirty_transfers_all_confirmed_once_and_everyone_agrees() {
                 "7",
                 "--confirm-timeout",
                 "45",
+                "--mint-key",
+                &toycoin_tests::keys::mint_key().display().to_string(),
             ],
         ]
         .concat(),
     );
 
     // Follow the chain while the oracle works.
-    let mut tree = BlockTree::new(Profile::steady(5.0));
+    let mut tree = BlockTree::new(toycoin_tests::keys::steady(5.0));
     let mut oracle_txns: Vec<(Txid, toycoin_common::transaction::Transaction)> = Vec::new();
     let done = tokio::time::timeout(WAIT, async {
         loop {
@@ -358,7 +369,7 @@ async fn pbft_binaries_finalize_every_payment_past_a_silent_primary() {
                 "--confirm-timeout",
                 "30",
                 "--mint-key",
-                &dir.join("mint.pem").display().to_string(),
+                &toycoin_tests::keys::mint_key().display().to_string(),
             ],
         ]
         .concat(),

@@ -10,17 +10,19 @@ use std::time::Duration;
 use toycoin_common::message::Message;
 use toycoin_common::profile::Profile;
 use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
-use toycoin_node::{spawn, NodeConfig, NodeHandle, NO_WALLET};
+use toycoin_node::{no_wallet, spawn, NodeConfig, NodeHandle};
 use toycoin_relay::local::LocalRelay;
 use toycoin_tests::keys;
 use toycoin_tests::program::{Program, WAIT};
 
 async fn relay() -> LocalRelay {
-    toycoin_relay::local::spawn_quiet().await.unwrap()
+    toycoin_relay::local::spawn_serving(keys::network(5.0))
+        .await
+        .unwrap()
 }
 
 fn node_config(addr: SocketAddr) -> NodeConfig {
-    let mut config = NodeConfig::new(addr.to_string(), Profile::steady(5.0));
+    let mut config = NodeConfig::new(addr.to_string(), toycoin_tests::keys::steady(5.0));
     config.backoff = Duration::from_millis(50);
     // Blocks come at the target whatever the rate: the processor is left
     // to the tests beside this one.
@@ -110,7 +112,7 @@ async fn with_count_every_transfer_is_confirmed_and_balances_agree() {
     let balances = final_balances(&done);
     assert_eq!(balances.iter().sum::<i64>(), 185);
     let chain = toycoin_common::chain::Chain::from_blocks(
-        Profile::steady(5.0),
+        toycoin_tests::keys::steady(5.0),
         snap.blocks.clone(),
         toycoin_common::chain::now_secs(),
     )
@@ -119,7 +121,7 @@ async fn with_count_every_transfer_is_confirmed_and_balances_agree() {
         .ledger()
         .balances()
         .into_iter()
-        .filter(|(owner, _)| owner[..] != *NO_WALLET)
+        .filter(|(owner, _)| *owner != no_wallet())
         .map(|(_, b)| b)
         .collect();
     on_chain.sort();
@@ -163,9 +165,9 @@ async fn confirmations_climb_as_blocks_bury_a_transaction_until_final() {
     let mut miner = RelayClient::connect(addr, DEFAULT_TOPIC).await.unwrap();
     let mut oracle = oracle(addr, &["--count", "1"]);
     let fundings = fundings(&mut miner).await;
-    let profile = Profile::steady(5.0);
+    let profile = toycoin_tests::keys::steady(5.0);
     let mut chain = toycoin_common::chain::Chain::new(profile);
-    let me = bytes::Bytes::from_static(b"test miner");
+    let me = toycoin_common::address::example(b"test miner");
     for height in 0..6 {
         let txns = if height == 0 {
             fundings.clone()
@@ -308,7 +310,7 @@ async fn wallets_kept_in_a_key_directory_are_the_same_run_after_run() {
                 "--wallet-keys",
                 &keys.display().to_string(),
                 "--mint-key",
-                &dir.join("mint.pem").display().to_string(),
+                &keys::mint_key().display().to_string(),
             ],
         );
         oracle

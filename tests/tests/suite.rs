@@ -6,6 +6,7 @@ mod demo_tmux;
 mod end_to_end;
 mod flags;
 mod frames_tcp;
+mod network;
 mod oracle;
 mod python_interop;
 mod vectors;

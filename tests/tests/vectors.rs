@@ -195,7 +195,7 @@ fn the_steady_profile_refuses_the_originals_free_coinbase_funding() {
     let (_, blocks) = bloc_chains("live").pop().unwrap();
     // Under steady rules these blocks already fail on their proof of work
     // and their missing rewards, so check the ledger's money rule alone.
-    let mut ledger = Ledger::new(Profile::steady(5.0));
+    let mut ledger = Ledger::new(toycoin_tests::keys::steady(5.0));
     let e = ledger.apply_txns(&blocks[0].txns).unwrap_err();
     assert_eq!(e.index, 0);
     assert_eq!(e.error, toycoin_common::ledger::TxError::Minting);

@@ -31,11 +31,13 @@ const ASK: Duration = Duration::from_secs(5);
 const HASH_RATE: f64 = 500_000.0;
 
 fn profile() -> Profile {
-    Profile::steady(1.0)
+    toycoin_tests::keys::steady(1.0)
 }
 
 async fn relay() -> LocalRelay {
-    toycoin_relay::local::spawn_quiet().await.unwrap()
+    toycoin_relay::local::spawn_serving(keys::network(1.0))
+        .await
+        .unwrap()
 }
 
 /// Syncs and proves until `wallet`'s balance is `want`.
@@ -121,11 +123,23 @@ async fn two_wallets_get_coins_pay_each_other_and_agree_with_a_full_node() {
     let again = a.faucet(ASK).await.unwrap_err();
     assert!(again.contains("one grant per address per 60 s"), "{again}");
     b.faucet(ASK).await.unwrap();
+    // The same key as b's written with CRLF line endings would be a second
+    // wallet to ask for (and a fingerprint of its own): refused.
+    let crlf = bytes::Bytes::from(
+        String::from_utf8(kb.address().to_vec())
+            .unwrap()
+            .replace('\n', "\r\n"),
+    );
+    let twin = a.faucet_to(&crlf, ASK).await.unwrap_err();
+    assert!(twin.contains("not a wallet's address"), "{twin}");
 
     until_balance(&mut a, 50).await;
     until_balance(&mut b, 50).await;
-    // A pays B by the fingerprint every program prints.
-    let to = a.find_address(&kb.fingerprint(), ASK).await.unwrap();
+    // A pays B by the long fingerprint `toycoin-wallet address` prints.
+    let long = toycoin_common::wallet::pay_fingerprint(kb.address());
+    assert_eq!(long.len(), toycoin_common::wallet::PAY_FINGERPRINT_DIGITS);
+    assert!(long.starts_with(&kb.fingerprint()));
+    let to = a.find_address(&long, ASK).await.unwrap();
     assert_eq!(to, *kb.address());
     let paid = a.pay(&to, 20).await.unwrap();
     assert_eq!(paid.sender_change, 30);
@@ -184,7 +198,7 @@ async fn a_lying_nodes_headers_and_proofs_are_caught_and_ignored() {
     let relay = relay().await;
     let addr = relay.addr.to_string();
     let mut rng = StdRng::seed_from_u64(5);
-    let mint = Wallet::generate(&mut rng).unwrap();
+    let mint = keys::kept_key("mint");
     let me = Wallet::generate(&mut rng).unwrap();
     // The honest chain: 6 blocks, the second granting 40 to me.
     let mut chain = Chain::new(profile());
@@ -197,7 +211,11 @@ async fn a_lying_nodes_headers_and_proofs_are_caught_and_ignored() {
             Vec::new()
         };
         let block = chain
-            .mine_next(&bytes::Bytes::from_static(b"miner"), txns, start + 15 * i)
+            .mine_next(
+                &toycoin_common::address::example(b"miner"),
+                txns,
+                start + 15 * i,
+            )
             .unwrap();
         chain.push(block.clone(), now_secs()).unwrap();
         blocks.push(block);
@@ -205,7 +223,11 @@ async fn a_lying_nodes_headers_and_proofs_are_caught_and_ignored() {
     // A shorter honest-looking branch (less work) and a weak header.
     let mut short = Chain::new(profile());
     let other = short
-        .mine_next(&bytes::Bytes::from_static(b"liar"), Vec::new(), start)
+        .mine_next(
+            &toycoin_common::address::example(b"liar"),
+            Vec::new(),
+            start,
+        )
         .unwrap();
     short.push(other.clone(), now_secs()).unwrap();
     let mut weak = blocks[5].header.clone();
@@ -343,14 +365,20 @@ fn the_binary_makes_a_key_once_prints_its_address_and_refuses_a_shared_key() {
     let print = said.split_whitespace().nth(2).unwrap().to_owned();
     let (ok, said) = run(&["new"]);
     assert!(!ok && said.contains("exists already"), "{said}");
-    let (ok, said) = run(&["address"]);
+    let (ok, said) = run(&["address", "--port", "1"]);
     assert!(
-        ok && said.starts_with(&format!("wallet {print}\n")),
+        ok && said.starts_with(&format!("wallet {print} ")),
         "{said}"
     );
     let address = said.lines().nth(1).unwrap();
     let pem = toycoin_common::spv::address_from_text(address).unwrap();
     assert_eq!(toycoin_common::wallet::fingerprint(&pem), print);
+    // The fingerprint to be paid by is the long one; an 8-digit one is
+    // refused before anything is sent.
+    let long = toycoin_common::wallet::pay_fingerprint(&pem);
+    assert!(said.contains(&format!("send --to {long} AMOUNT")), "{said}");
+    let (ok, said) = run(&["send", "--to", &print, "5", "--port", "1"]);
+    assert!(!ok && said.contains("can be ground"), "{said}");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -351,7 +351,7 @@ impl LightWallet {
                 SpvMsg::Address { address, .. } => spv::address_from_text(&address).ok(),
                 _ => None,
             })
-            .find(|a| fingerprint(a) == wanted)
+            .find(|a| wallet::fingerprint_matches(a, wanted))
             .ok_or_else(|| {
                 format!("no node knows wallet {wanted} (it must have been paid once): give its whole address")
             })
@@ -386,8 +386,19 @@ impl LightWallet {
     /// Asks the class's faucet (the oracle's `--faucet`) for coins; its
     /// answer: the grant's id and value, or why not.
     pub async fn faucet(&mut self, timeout: Duration) -> Result<(String, i64), String> {
+        let address = self.wallet.address().clone();
+        self.faucet_to(&address, timeout).await
+    }
+
+    /// Asks the faucet for coins for `address` (this wallet's, as
+    /// [`LightWallet::faucet`] does, or any other).
+    pub async fn faucet_to(
+        &mut self,
+        address: &Address,
+        timeout: Duration,
+    ) -> Result<(String, i64), String> {
         let id = self.next_id();
-        let address = spv::address_text(self.wallet.address());
+        let address = spv::address_text(address);
         let answers = self
             .ask(
                 SpvMsg::Faucet {

@@ -6,7 +6,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use toycoin_common::cli::{ProfileArgs, RelayArgs};
 use toycoin_common::spv;
-use toycoin_common::wallet::{check_private_file, fingerprint, Wallet};
+use toycoin_common::wallet::{
+    check_private_file, fingerprint, pay_fingerprint, Wallet, PAY_FINGERPRINT_DIGITS,
+};
 use toycoin_wallet::{describe, LightWallet};
 
 /// Your own toycoin wallet: a key in a file only you can read, payments
@@ -45,8 +47,9 @@ enum Cmd {
     Balance,
     /// Every transaction of yours the nodes proved.
     History,
-    /// Pay a classmate: `send --to 1a2b3c4d 10` (a fingerprint, or a whole
-    /// address in base64).
+    /// Pay a classmate: `send --to 1a2b3c4d5e6f7a8b 10` (a fingerprint of
+    /// 16 or more hex digits, as `toycoin-wallet address` prints it, or a
+    /// whole address in base64).
     Send {
         #[arg(long)]
         to: String,
@@ -88,16 +91,31 @@ async fn run(args: Args) -> Result<(), String> {
     }
     let wallet = load(&args.key)?;
     if let Cmd::Address = args.command {
-        println!("wallet {}", wallet.fingerprint());
+        println!(
+            "wallet {} (to be paid: toycoin-wallet send --to {} AMOUNT)",
+            wallet.fingerprint(),
+            pay_fingerprint(wallet.address())
+        );
         println!("{}", spv::address_text(wallet.address()));
+        // The network too, where it can be had at once: the student
+        // compares its join code with the one the teacher projects.
+        match args.rules.network_now(&args.relay).await {
+            Ok(network) => println!("{}", network.banner()),
+            Err(e) => println!("Network: not learned ({e})"),
+        }
         return Ok(());
     }
+    if let Cmd::Send { to, .. } = &args.command {
+        check_payee(to)?;
+    }
     let me = wallet.address().clone();
+    let network = args.rules.network_now(&args.relay).await?;
+    println!("{}", network.banner());
     let mut light = LightWallet::connect(
         wallet,
         &args.relay.addr(),
         &args.relay.channel,
-        args.rules.profile(),
+        network.profile(),
     )
     .await?;
     let heard = light.sync(timeout).await?;
@@ -142,11 +160,7 @@ async fn run(args: Args) -> Result<(), String> {
     )
     .await?;
     if let Cmd::Send { to, amount } = args.command {
-        let address = if to.len() == 8 && to.chars().all(|c| c.is_ascii_hexdigit()) {
-            light.find_address(&to.to_lowercase(), timeout).await?
-        } else {
-            spv::address_from_text(&to)?
-        };
+        let address = resolve_payee(&mut light, &to, timeout).await?;
         let txn = light.pay(&address, amount).await?;
         println!(
             "Sent {amount} to wallet {} (txn {}); change {} back to you",
@@ -156,6 +170,45 @@ async fn run(args: Args) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// Whether `send --to`'s `to` is a fingerprint (else a whole address);
+/// one too short to name a wallet safely is refused.
+fn check_payee(to: &str) -> Result<bool, String> {
+    let hex = to.len() <= 128 && to.chars().all(|c| c.is_ascii_hexdigit());
+    if hex && to.len() < PAY_FINGERPRINT_DIGITS {
+        return Err(format!(
+            "a fingerprint of {} hex digits can be ground by a classmate in hours: give at least {PAY_FINGERPRINT_DIGITS} (`toycoin-wallet address` prints them), or the whole address",
+            to.len()
+        ));
+    }
+    Ok(hex)
+}
+
+/// Whom `send --to` pays: a fingerprint of at least
+/// [`PAY_FINGERPRINT_DIGITS`] hex digits (an 8-digit one names a wallet on
+/// screen but can be ground by a classmate in hours, so it is refused), or
+/// a whole address; in steady a canonical one.
+async fn resolve_payee(
+    light: &mut LightWallet,
+    to: &str,
+    timeout: Duration,
+) -> Result<toycoin_common::transaction::Address, String> {
+    let address = if check_payee(to)? {
+        light.find_address(&to.to_lowercase(), timeout).await?
+    } else {
+        spv::address_from_text(to)?
+    };
+    if light.headers().profile().canonical_encoding() {
+        toycoin_common::address::check_canonical(&address)
+            .map_err(|e| format!("not a wallet's address: {e}"))?;
+    }
+    println!(
+        "Paying wallet {} ({})",
+        pay_fingerprint(&address),
+        fingerprint(&address)
+    );
+    Ok(address)
 }
 
 async fn prove_and_print(

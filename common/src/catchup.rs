@@ -60,6 +60,8 @@ pub struct CatchUp {
     answer: Option<(usize, Instant)>,
     /// When we last answered.
     last_answer: Option<Instant>,
+    /// Most bytes of blocks one answer carries ([`MAX_ANSWER_BYTES`]).
+    max_answer_bytes: usize,
     jitter: Box<dyn FnMut() -> Duration + Send>,
 }
 
@@ -97,8 +99,15 @@ impl CatchUp {
             last_request: None,
             answer: None,
             last_answer: None,
+            max_answer_bytes: MAX_ANSWER_BYTES,
             jitter: Box::new(jitter),
         }
+    }
+
+    /// Answers of at most `bytes` of blocks (but always one): a smaller
+    /// [`MAX_ANSWER_BYTES`], so that tests cut answers with small chains.
+    pub fn set_max_answer_bytes(&mut self, bytes: usize) {
+        self.max_answer_bytes = bytes;
     }
 
     /// A request for the blocks after our best chain, unless one was made
@@ -203,7 +212,7 @@ impl CatchUp {
         let mut blocks: Vec<Block> = Vec::new();
         for entry in entries.get(from..end)? {
             bytes += encode_bloc(std::slice::from_ref(&entry.block)).len();
-            if !blocks.is_empty() && bytes > MAX_ANSWER_BYTES {
+            if !blocks.is_empty() && bytes > self.max_answer_bytes {
                 break;
             }
             blocks.push(entry.block.clone());
@@ -331,6 +340,54 @@ mod tests {
         };
         c.on_request(&tree, &up_to_date, t0);
         assert!(c.answer_due().is_none());
+    }
+
+    /// Issue 32: a joiner asked once, took the first answer (cut by its
+    /// bytes) and then waited for the next 100 blocks. Now each answer
+    /// that may have been cut is followed by a request, until the asker
+    /// holds the tip and nobody has more to answer.
+    #[test]
+    fn a_joiner_asks_after_each_cut_answer_until_it_holds_the_tip() {
+        let p = Profile::steady(5.0);
+        // 300 blocks stamped 80 s apart, so the bits fall to their floor
+        // and mining them is quick; the last an hour ago.
+        let start = NOW - 3_600 - 80 * 300;
+        let mut full = BlockTree::new(p);
+        for i in 0..300u64 {
+            let miner = crate::address::example(format!("m{i}").as_bytes());
+            let block = full
+                .chain()
+                .mine_next(&miner, Vec::new(), start + 80 * i)
+                .unwrap();
+            assert!(matches!(
+                full.receive(vec![block], NOW),
+                Ok(Received::Adopted(_))
+            ));
+        }
+        let one = encode_bloc(std::slice::from_ref(full.chain().blocks().next().unwrap())).len();
+        let mut answerer = CatchUp::with_jitter(&p, "a", fixed(0));
+        // About three blocks an answer: cut by bytes, far below 100 blocks.
+        answerer.set_max_answer_bytes(3 * one + one / 2);
+        let mut joiner = BlockTree::new(p);
+        let mut asker = CatchUp::with_jitter(&p, "j", fixed(0));
+        let mut now = Instant::now();
+        let mut request = asker.request(&joiner, true, now);
+        let mut answers = 0;
+        while let Some(asked) = request.take() {
+            answerer.on_request(&full, &asked, now);
+            now += MIN_ANSWER_INTERVAL;
+            let Some(answer) = answerer.take_answer(&full, now) else {
+                break;
+            };
+            answers += 1;
+            assert!(answer.blocks.len() <= 4, "{}", answer.blocks.len());
+            let cut = may_be_cut(&answer.blocks);
+            let result = joiner.receive(answer.blocks, NOW);
+            request = asker.after_bloc(&joiner, &result, cut, now);
+        }
+        assert_eq!(joiner.chain().len(), 300);
+        assert_eq!(joiner.chain().tip_hash(), full.chain().tip_hash());
+        assert!((75..=101).contains(&answers), "{answers} answers");
     }
 
     #[test]

@@ -21,9 +21,9 @@ use crate::chains::extend;
 /// attacker's branch of `blocks + 1` from genesis full of signed grants,
 /// whose last block repeats one of them. Prints a table, returns figures.
 pub fn run(blocks: usize, replays: usize) -> Vec<String> {
-    let profile = Profile::steady(5.0);
     let mut rng = StdRng::seed_from_u64(7);
     let mint = Wallet::generate(&mut rng).expect("key");
+    let profile = crate::programs::network_of(&mint).profile();
     eprintln!("attacks: mining an honest chain and a heavier invalid branch...");
     let mut honest = Chain::new(profile);
     let honest_blocks = extend(&mut honest, blocks, 1, |_| Vec::new());

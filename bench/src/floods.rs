@@ -136,9 +136,9 @@ impl NodeOutput {
 /// Runs every flood; prints a table, returns figures.
 pub async fn run() -> Result<Vec<String>, String> {
     let node_bin = sibling("toycoin-node")?;
-    let relay = quiet_relay().await?;
     let mut rng = StdRng::seed_from_u64(9);
     let mint = Wallet::generate(&mut rng).map_err(|e| e.to_string())?;
+    let relay = quiet_relay(crate::programs::network_of(&mint)).await?;
     let floods = floods(&mint);
     let dir = std::env::temp_dir().join(format!("toycoin-floods-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -177,7 +177,7 @@ pub async fn run() -> Result<Vec<String>, String> {
         // Sent again every 2 s, as the oracle would: the relay may have
         // shed it for a node still busy with the flood.
         let sentinel = mint
-            .grant(&mut rng, &Bytes::from_static(b"a student"), 5)
+            .grant(&mut rng, &toycoin_common::address::example(b"a student"), 5)
             .map_err(|e| e.to_string())?;
         let accepted = format!("TXN {} accepted", sentinel.hash().short());
         let mut tries = 0;

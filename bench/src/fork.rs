@@ -17,7 +17,7 @@ use tokio::process::Child;
 use toycoin_common::chain::{now_secs, Chain};
 use toycoin_common::message::Message;
 use toycoin_common::pow::{CancelToken, MineOutcome, Miner};
-use toycoin_common::profile::{Profile, FINAL_CONFIRMATIONS, MAX_FUTURE_SECS};
+use toycoin_common::profile::{FINAL_CONFIRMATIONS, MAX_FUTURE_SECS};
 use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
 use toycoin_common::tree::BlockTree;
 
@@ -97,18 +97,14 @@ fn node(
     port: u16,
     dir: &std::path::Path,
     i: usize,
-    target: f64,
 ) -> Result<Child, String> {
     let (name, wallet) = (format!("honest{i}"), dir.join(format!("honest{i}.pem")));
-    let target = target.to_string();
-    let args: [&OsStr; 9] = [
+    let args: [&OsStr; 7] = [
         "-q".as_ref(),
         "--threads".as_ref(),
         "1".as_ref(),
         "--name".as_ref(),
         name.as_ref(),
-        "--target-interval".as_ref(),
-        target.as_ref(),
         "--wallet".as_ref(),
         wallet.as_os_str(),
     ];
@@ -117,7 +113,7 @@ fn node(
 
 pub async fn run(rounds: usize, target: f64, warm: usize) -> Result<Vec<String>, String> {
     let node_bin = sibling("toycoin-node")?;
-    let relay = quiet_relay().await?;
+    let relay = quiet_relay(toycoin_common::network::Network::steady(target, None)).await?;
     let dir = std::env::temp_dir().join(format!("toycoin-fork-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let result = races(&node_bin, &relay, &dir, rounds, target, warm).await;
@@ -134,14 +130,14 @@ async fn races(
     target: f64,
     warm: usize,
 ) -> Result<Vec<String>, String> {
-    let profile = Profile::steady(target);
+    let profile = toycoin_common::network::Network::steady(target, None).profile();
     let port = relay.addr.port();
     let mut watcher = RelayClient::connect(relay.addr, DEFAULT_TOPIC)
         .await
         .map_err(|e| e.to_string())?;
     let mut children = Vec::new();
     for i in 1..=2 {
-        children.push(node(node_bin, port, dir, i, target)?);
+        children.push(node(node_bin, port, dir, i)?);
     }
     let mut tree = BlockTree::new(profile);
     let limit = Duration::from_secs_f64(target * 40.0 + 60.0);

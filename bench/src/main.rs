@@ -104,6 +104,11 @@ enum Suite {
         /// Transfers offered per second.
         #[arg(long, default_value_t = 6.0)]
         rate: f64,
+        /// Instead: issue 32's timewarp. One node at 1 MH/s; at --join
+        /// seconds an attacker on one thread mines 20 blocks stamped 590 s
+        /// ahead; the longest interval after it is reported.
+        #[arg(long)]
+        timewarp: bool,
     },
     /// What rewriting history costs: an attacker on one thread forks 6
     /// blocks back while two honest one-thread nodes add 6 (needs
@@ -429,9 +434,15 @@ fn main() {
             Some(Suite::Validation { txns }) => Ok(validation::run(txns)),
             Some(Suite::Attacks { blocks, replays }) => Ok(attacks::run(blocks, replays)),
             Some(Suite::Floods) => floods::run().await,
-            Some(Suite::Pace { secs, rate, join }) => {
-                pace::run(secs, rate.clamp(0.1, 1000.0), join).await
-            }
+            Some(Suite::Pace {
+                secs,
+                join,
+                timewarp: true,
+                ..
+            }) => pace::timewarp(secs, join).await,
+            Some(Suite::Pace {
+                secs, rate, join, ..
+            }) => pace::run(secs, rate.clamp(0.1, 1000.0), join).await,
             Some(Suite::Fork {
                 rounds,
                 target,

@@ -73,10 +73,13 @@ fn settled_after(intervals: &[f64], target: f64) -> Option<usize> {
 
 pub async fn run(secs: u64, rate: f64, join: u64) -> Result<Vec<String>, String> {
     let (node_bin, oracle_bin) = (sibling("toycoin-node")?, sibling("toycoin-oracle")?);
-    let relay = quiet_relay().await?;
-    let port = relay.addr.port();
     let dir = std::env::temp_dir().join(format!("toycoin-pace-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let (mint, _) = toycoin_common::wallet::Wallet::load_or_create(&dir.join("mint.pem"))
+        .map_err(|e| e.to_string())?;
+    let network = crate::programs::network_of(&mint);
+    let relay = quiet_relay(network.clone()).await?;
+    let port = relay.addr.port();
     let t0 = Instant::now();
     let mut children = vec![start(&node_bin, port, &node_args(&dir, 1), None)?];
     let marks: Marks = Arc::new(Mutex::new(Vec::new()));
@@ -104,7 +107,7 @@ pub async fn run(secs: u64, rate: f64, join: u64) -> Result<Vec<String>, String>
     let mut watcher = RelayClient::connect(relay.addr, DEFAULT_TOPIC)
         .await
         .map_err(|e| e.to_string())?;
-    let mut tree = BlockTree::new(Profile::steady(5.0));
+    let mut tree = BlockTree::new(network.profile());
     let end = tokio::time::Instant::now() + Duration::from_secs(secs);
     let join_at = tokio::time::Instant::now() + Duration::from_secs(join);
     let mut joined_secs = None;
@@ -210,4 +213,134 @@ pub async fn run(secs: u64, rate: f64, join: u64) -> Result<Vec<String>, String>
         show(after_join)
     ));
     Ok(figures)
+}
+
+/// Issue 32's timewarp, on real programs: one node mining at 1 MH/s (the
+/// `toycoin-node` built beside this program), then, at `warp` seconds, an
+/// attacker in this process on one uncapped thread (about four times the
+/// node in a release build) mining 20 blocks on its own tip, each stamped
+/// 590 s ahead, as fast as it can; then the node alone again until `secs`.
+/// Prints the best chain's bits and the intervals between tips as a
+/// listener saw them arrive (timestamps lie here), and returns the bits
+/// before and at most after the warp and the longest interval after it.
+pub async fn timewarp(secs: u64, warp: u64) -> Result<Vec<String>, String> {
+    let node_bin = sibling("toycoin-node")?;
+    let dir = std::env::temp_dir().join(format!("toycoin-timewarp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let (mint, _) = toycoin_common::wallet::Wallet::load_or_create(&dir.join("mint.pem"))
+        .map_err(|e| e.to_string())?;
+    let network = crate::programs::network_of(&mint);
+    let relay = quiet_relay(network.clone()).await?;
+    let mut args = node_args(&dir, 1);
+    args.extend(["--max-hash-rate".to_owned(), "1M".to_owned()]);
+    let mut node = start(&node_bin, relay.addr.port(), &args, None)?;
+    let mut watcher = RelayClient::connect(relay.addr, DEFAULT_TOPIC)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut attacker = Some(
+        RelayClient::connect(relay.addr, DEFAULT_TOPIC)
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    let mut tree = BlockTree::new(network.profile());
+    let t0 = tokio::time::Instant::now();
+    let end = t0 + Duration::from_secs(secs);
+    let warp_at = t0 + Duration::from_secs(warp);
+    // (seconds since the start, height, bits) of each new best tip.
+    let mut tips: Vec<(f64, usize, u32)> = Vec::new();
+    let mut warped: Option<(f64, u32)> = None;
+    let mut forging: Option<tokio::task::JoinHandle<usize>> = None;
+    loop {
+        let wake = if warped.is_none() {
+            warp_at.min(end)
+        } else {
+            end
+        };
+        match tokio::time::timeout_at(wake, watcher.recv()).await {
+            Ok(Ok(Some(frame))) => {
+                if let Ok(Message::Bloc(blocks)) = Message::decode(&frame) {
+                    let before = tree.chain().tip_hash();
+                    let _ = tree.receive(blocks, now_secs() + 600);
+                    if tree.chain().tip_hash() != before {
+                        let entries = tree.chain().entries();
+                        let at = t0.elapsed().as_secs_f64();
+                        tips.push((
+                            at,
+                            entries.len() - 1,
+                            entries[entries.len() - 1].required_bits,
+                        ));
+                    }
+                }
+            }
+            Ok(_) => break,
+            Err(_) if warped.is_none() && wake < end => {
+                let chain = tree.chain().clone();
+                warped = Some((t0.elapsed().as_secs_f64(), chain.next_required_bits()));
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                std::thread::spawn(move || {
+                    let mut chain = chain;
+                    let me = toycoin_common::address::example(b"timewarp");
+                    for _ in 0..20 {
+                        let Some(block) = chain.mine_next(&me, Vec::new(), now_secs() + 590) else {
+                            return;
+                        };
+                        if chain.push(block.clone(), now_secs() + 600).is_err()
+                            || tx.send(block).is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+                let mut attacker = attacker.take().ok_or("one warp only")?;
+                forging = Some(tokio::spawn(async move {
+                    let mut sent = 0;
+                    while let Some(block) = rx.recv().await {
+                        let frame = toycoin_common::message::encode_bloc(&[block]);
+                        if attacker.publish(DEFAULT_TOPIC, &frame).await.is_err() {
+                            break;
+                        }
+                        sent += 1;
+                    }
+                    sent
+                }));
+            }
+            Err(_) => break,
+        }
+    }
+    let forged = match forging {
+        Some(task) => task.await.unwrap_or(0),
+        None => 0,
+    };
+    let _ = node.kill().await;
+    relay.stop().await.map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let Some((warp_secs, bits_before)) = warped else {
+        return Err("the run ended before the warp".into());
+    };
+    println!(
+        "\n== pace --timewarp: a node at 1 MH/s; at {warp_secs:.0} s an attacker on one thread mines {forged} blocks stamped 590 s ahead; {secs} s =="
+    );
+    println!(
+        "{:>8} {:>8} {:>6} {:>12}",
+        "at s", "height", "bits", "interval s"
+    );
+    let mut longest: f64 = 0.0;
+    let mut most_bits = bits_before;
+    for (k, &(at, height, bits)) in tips.iter().enumerate() {
+        let interval = k.checked_sub(1).map_or(0.0, |j| at - tips[j].0);
+        if at >= warp_secs {
+            longest = longest.max(interval);
+            most_bits = most_bits.max(bits);
+        }
+        println!("{at:>8.1} {height:>8} {bits:>6} {interval:>12.1}");
+    }
+    println!(
+        "bits before the warp {bits_before}, at most {most_bits} after it; longest interval after it {longest:.1} s"
+    );
+    Ok(vec![
+        format!("timewarp_forged_blocks={forged}"),
+        format!("timewarp_bits_before={bits_before}"),
+        format!("timewarp_bits_max_after={most_bits}"),
+        format!("timewarp_longest_interval_s={longest:.1}"),
+    ])
 }

@@ -20,7 +20,7 @@ use rand::SeedableRng;
 use tokio::time::Instant;
 use toycoin_common::message::{encode_txn, Message};
 use toycoin_common::pbft::{Membership, Seen, SignedWire, Tally, CHECKPOINT_INTERVAL};
-use toycoin_common::profile::{Profile, FINAL_CONFIRMATIONS};
+use toycoin_common::profile::FINAL_CONFIRMATIONS;
 use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
 use toycoin_common::wallet::Wallet;
 use toycoin_node::{spawn, NodeConfig, PbftConfig};
@@ -117,7 +117,8 @@ fn spread(xs: &[f64]) -> (f64, f64) {
 }
 
 async fn one_size(n: usize, keys: &[Wallet], mint: &Wallet, txns: usize) -> Result<Row, String> {
-    let relay = quiet_relay().await?;
+    let network = crate::programs::network_of(mint);
+    let relay = quiet_relay(network.clone()).await?;
     let members = Arc::new(Membership::new(
         keys.iter()
             .enumerate()
@@ -126,7 +127,7 @@ async fn one_size(n: usize, keys: &[Wallet], mint: &Wallet, txns: usize) -> Resu
     )?);
     let mut nodes = Vec::new();
     for (i, key) in keys.iter().enumerate() {
-        let mut config = NodeConfig::new(relay.addr.to_string(), Profile::steady(5.0));
+        let mut config = NodeConfig::new(relay.addr.to_string(), network.profile());
         config.name = members.name(i);
         config.pbft = Some(PbftConfig {
             members: members.clone(),
@@ -210,8 +211,9 @@ const POW_WARM: usize = 8;
 /// Seconds to 6 confirmations for each transfer, and the mean block
 /// interval while they were timed.
 async fn pow_to_final(txns: usize, mint: &Wallet) -> Result<(Vec<f64>, f64), String> {
-    let relay = quiet_relay().await?;
-    let profile = Profile::steady(toycoin_common::profile::DEFAULT_TARGET_SECS);
+    let network = crate::programs::network_of(mint);
+    let relay = quiet_relay(network.clone()).await?;
+    let profile = network.profile();
     let mut nodes = Vec::new();
     for i in 0..2 {
         let mut config = NodeConfig::new(relay.addr.to_string(), profile);

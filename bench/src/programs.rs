@@ -7,7 +7,13 @@ use std::process::Stdio;
 
 use tokio::process::{Child, Command};
 
+use toycoin_common::network::Network;
 use toycoin_relay::local::LocalRelay;
+
+/// A steady network on a 5 s target whose mint is `mint`.
+pub fn network_of(mint: &toycoin_common::wallet::Wallet) -> Network {
+    Network::steady(5.0, Some(mint.address().clone()))
+}
 
 /// The path of `program` (`toycoin-node`, ...) beside this benchmark, or
 /// what to do if it is not there.
@@ -25,9 +31,11 @@ pub fn sibling(program: &str) -> Result<PathBuf, String> {
     }
 }
 
-/// A relay in this process on a port the OS picks, printing nothing.
-pub async fn quiet_relay() -> Result<LocalRelay, String> {
-    toycoin_relay::local::spawn_quiet()
+/// A relay in this process on a port the OS picks, printing nothing and
+/// serving `network` (the programs started on it learn it there, as a
+/// student's do from the teacher's relay).
+pub async fn quiet_relay(network: Network) -> Result<LocalRelay, String> {
+    toycoin_relay::local::spawn_serving(network)
         .await
         .map_err(|e| e.to_string())
 }

@@ -14,7 +14,6 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::time::Instant;
 use toycoin_common::chain::{now_secs, Chain};
 use toycoin_common::message::encode_bloc;
-use toycoin_common::profile::Profile;
 use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
 use toycoin_common::spv::HeaderChain;
 use toycoin_common::wallet::Wallet;
@@ -82,7 +81,7 @@ async fn one(
     wallet_bin: &Path,
     key: &Path,
 ) -> Result<Row, String> {
-    let profile = Profile::steady(5.0);
+    let profile = crate::programs::network_of(mint).profile();
     let mut chain = Chain::new(profile);
     let mut rng = StdRng::seed_from_u64(n as u64);
     // One grant to the wallet every n/20 blocks.
@@ -103,7 +102,7 @@ async fn one(
         .receive(&hs, now_secs())
         .map_err(|(i, e)| format!("header {i}: {e}"))?;
 
-    let relay = quiet_relay().await?;
+    let relay = quiet_relay(crate::programs::network_of(mint)).await?;
     let mut config = NodeConfig::new(relay.addr.to_string(), profile);
     config.name = "full".into();
     config.mine_when_idle = false;

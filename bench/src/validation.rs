@@ -12,7 +12,6 @@ use toycoin_common::block::MAX_BLOCK_TXNS;
 use toycoin_common::chain::{now_secs, Chain};
 use toycoin_common::ledger::{check_signatures, set_signature_threads};
 use toycoin_common::message::TxnMessage;
-use toycoin_common::profile::Profile;
 use toycoin_common::transaction::OutputKind;
 use toycoin_common::wallet::{self, Wallet};
 
@@ -26,9 +25,9 @@ const PER_BLOCK: usize = MAX_BLOCK_TXNS - 1;
 pub fn run(txns: usize) -> Vec<String> {
     let blocks = txns.div_ceil(PER_BLOCK).max(1);
     let txns = blocks * PER_BLOCK;
-    let profile = Profile::steady(5.0);
     let mut rng = StdRng::seed_from_u64(1);
     let mint = Wallet::generate(&mut rng).expect("key");
+    let profile = crate::programs::network_of(&mint).profile();
     let payer = Wallet::generate(&mut rng).expect("key");
     let payee = Wallet::generate(&mut rng).expect("key");
     eprintln!("validation: granting {txns} outputs and signing {txns} transfers...");

@@ -17,7 +17,6 @@ use tokio::net::TcpStream;
 use tokio::process::Command;
 use toycoin_common::chain::Chain;
 use toycoin_common::message::encode_bloc;
-use toycoin_common::profile::Profile;
 use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
 
 use crate::chains::extend;
@@ -83,7 +82,8 @@ async fn cpu_while_blocks_arrive(
 
 pub async fn run(blocks: usize, browsers: usize, secs: u64) -> Result<Vec<String>, String> {
     let listener_bin = sibling("toycoin-listener")?;
-    let relay = quiet_relay().await?;
+    let network = toycoin_common::network::Network::steady(5.0, None);
+    let relay = quiet_relay(network.clone()).await?;
     let mut listener = start_on(
         &listener_bin,
         relay.addr.port(),
@@ -111,7 +111,7 @@ pub async fn run(blocks: usize, browsers: usize, secs: u64) -> Result<Vec<String
         .await
         .map_err(|e| e.to_string())?;
     eprintln!("web: mining a {blocks}-block chain...");
-    let mut chain = Chain::new(Profile::steady(5.0));
+    let mut chain = Chain::new(network.profile());
     let all = extend(&mut chain, blocks, 4 * secs as usize, |_| Vec::new());
     for part in all.chunks(100) {
         publisher

@@ -38,7 +38,7 @@ pub enum BlockError {
     MerkleRoot,
     #[error("timestamp is not decimal seconds")]
     TimestampNotDecimal,
-    #[error("timestamp {got} is before {median}, the median of the last 11 blocks' timestamps")]
+    #[error("timestamp {got} is more than {MAX_FUTURE_SECS} s before {median}, the median of the last 11 blocks' timestamps")]
     TimestampBackwards { median: u64, got: u64 },
     #[error("timestamp {got} is more than {MAX_FUTURE_SECS} s ahead of now ({now})")]
     TimestampInFuture { got: u64, now: u64 },
@@ -546,8 +546,10 @@ pub fn check_header(
         let got = header
             .timestamp_secs()
             .ok_or(BlockError::TimestampNotDecimal)?;
-        if let Some(median) = schedule.median_time() {
-            if got < median {
+        if let (Some(earliest), Some(median)) =
+            (schedule.earliest_timestamp(), schedule.median_time())
+        {
+            if got < earliest {
                 return Err(BlockError::TimestampBackwards { median, got });
             }
         }

@@ -39,6 +39,7 @@ pub mod catchup;
 pub mod chain;
 pub mod cli;
 pub mod control;
+pub mod difficulty;
 pub mod frame;
 pub mod hash;
 pub mod ledger;

@@ -10,8 +10,8 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use toycoin_common::block::MAX_BLOCK_TXNS;
 use toycoin_common::chain::{now_secs, Chain};
-use toycoin_common::ledger::{check_signatures, set_signature_threads};
 use toycoin_common::message::TxnMessage;
+use toycoin_common::signatures::{check_signatures, set_signature_threads};
 use toycoin_common::transaction::OutputKind;
 use toycoin_common::wallet::{self, Wallet};
 

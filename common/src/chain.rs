@@ -9,12 +9,11 @@ use std::collections::HashMap;
 
 use crate::block::{Block, BlockHeader};
 use crate::hash::{BlockHash, Txid};
-use crate::ledger::{
-    signature_pool, verify_ahead, BlockTxError, BlockUndo, Ledger, SignaturesAhead, TxError,
-};
+use crate::ledger::{BlockTxError, BlockUndo, Ledger, TxError};
 use crate::merkle::merkle_root;
 use crate::pow::MiningJob;
 use crate::profile::{ChainScore, Profile, Schedule, MAX_FUTURE_SECS};
+use crate::signatures::{signature_pool, verify_ahead, SignaturesAhead};
 use crate::transaction::{Address, Transaction};
 
 /// Why a block cannot go on top of a chain.

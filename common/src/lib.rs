@@ -17,9 +17,14 @@
 //! | tokens, transactions | [`transaction`] |
 //! | headers, blocks | [`block`] |
 //! | Merkle tree and proofs | [`merkle`] |
-//! | every profile rule: difficulty, fork choice, timestamps, ... | [`profile`] |
+//! | the profile: the rule switches and parameters a network compiles to | [`profile`] |
+//! | difficulty and timestamps: the level, median time past, the clamp | [`difficulty`] |
+//! | fork choice: most work, first seen | [`fork_choice`] |
+//! | rewards and the mint: where coins come from | [`mint`] |
+//! | signatures: checking them, their thread pool | [`signatures`] |
+//! | byte limits: transactions, blocks, payloads | [`limits`] |
 //! | proof-of-work search | [`pow`] |
-//! | outputs, transaction rules, the signature check | [`ledger`] |
+//! | outputs, transaction rules, the canonical encoding (`check_shape`) | [`ledger`] |
 //! | mempool: pending transactions waiting for a block | [`mempool`] |
 //! | chain validation | [`chain`] |
 //! | side branches, reorganisations, catch-up locators | [`tree`] |
@@ -40,13 +45,16 @@ pub mod chain;
 pub mod cli;
 pub mod control;
 pub mod difficulty;
+pub mod fork_choice;
 pub mod frame;
 pub mod hash;
 pub mod ledger;
+pub mod limits;
 pub mod log;
 pub mod mempool;
 pub mod merkle;
 pub mod message;
+pub mod mint;
 pub mod network;
 pub mod pbft;
 pub mod pow;
@@ -55,6 +63,7 @@ pub mod ready;
 pub mod relay;
 pub mod session;
 pub mod signal;
+pub mod signatures;
 pub mod spv;
 pub mod transaction;
 pub mod tree;

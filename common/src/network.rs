@@ -19,15 +19,18 @@
 //! answered to the asker alone: see [`fetch`]); a program may instead read
 //! the network's file, or check the relay's answer against the join code.
 
-use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use std::fmt;
+use std::str::FromStr;
+
 use crate::address;
 use crate::hash::{BlockHash, Hash, GENESIS};
-use crate::profile::{Profile, ProfileKind, DEFAULT_TARGET_SECS, MAX_TARGET_SECS};
+
+use crate::profile::Profile;
 use crate::transaction::Address;
 
 /// The relay's topic for asking it which network it serves.
@@ -44,6 +47,48 @@ const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest answer [`fetch`] reads.
 pub const MAX_NETWORK_JSON: usize = 64 * 1024;
+
+/// Longest target block interval the steady profile takes (a day).
+pub const MAX_TARGET_SECS: f64 = 86_400.0;
+/// Default target block interval of the steady profile.
+pub const DEFAULT_TARGET_SECS: f64 = 5.0;
+/// Which rules a network follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum ProfileKind {
+    /// Difficulty retargeted by timestamps, most work wins (the default).
+    #[default]
+    Steady,
+    /// The original toycoin's rules.
+    Toycoin,
+}
+
+impl ProfileKind {
+    pub const ALL: [ProfileKind; 2] = [ProfileKind::Steady, ProfileKind::Toycoin];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ProfileKind::Steady => "steady",
+            ProfileKind::Toycoin => "toycoin",
+        }
+    }
+}
+
+impl fmt::Display for ProfileKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for ProfileKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ProfileKind, String> {
+        ProfileKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("unknown profile {s:?} (expected steady or toycoin)"))
+    }
+}
 
 /// The class network.
 #[derive(Clone, PartialEq, Eq)]
@@ -222,6 +267,37 @@ impl Network {
     /// Writes the network's file (readable by all: it holds no secret).
     pub fn save(&self, path: &Path) -> Result<(), String> {
         std::fs::write(path, self.to_json() + "\n").map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// A profile is made from a network: the constructors for the other
+/// rules' tests, a steady network with no mint and the original's.
+impl Default for Profile {
+    fn default() -> Profile {
+        Profile::steady(DEFAULT_TARGET_SECS)
+    }
+}
+
+impl Profile {
+    /// The original's network.
+    pub fn toycoin() -> Profile {
+        Network::toycoin().profile()
+    }
+
+    /// A steady network with a target interval in seconds, kept between
+    /// 1 ms and [`MAX_TARGET_SECS`] (a NaN gives the default), and no mint
+    /// (nobody grants coins): for the other rules. A class's network names
+    /// its mint: [`Network::steady`].
+    pub fn steady(target_secs: f64) -> Profile {
+        Network::steady(target_secs, None).profile()
+    }
+
+    /// The profile of a given kind with the given steady target.
+    pub fn new(kind: ProfileKind, target_secs: f64) -> Profile {
+        match kind {
+            ProfileKind::Steady => Profile::steady(target_secs),
+            ProfileKind::Toycoin => Profile::toycoin(),
+        }
     }
 }
 

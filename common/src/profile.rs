@@ -1,6 +1,6 @@
 //! Network profiles: the parameters and rule switches in which the
 //! original toycoin network and our default, steady one differ. A
-//! [`Profile`] is compiled from a [`Network`] (the teacher's data: rules,
+//! [`Profile`] is compiled from a [`Network`](crate::network::Network) (the teacher's data: rules,
 //! target, mint, genesis); each rule lives in a module named after it:
 //!
 //! | rule | module |
@@ -18,119 +18,23 @@
 //!   time, the difficulty follows the hash power, the chain with the most
 //!   work wins, and the money and bytes are bounded.
 
-use std::fmt;
-use std::str::FromStr;
-
 use crate::hash::{BlockHash, Hash};
-use crate::network::Network;
+pub use crate::network::{ProfileKind, DEFAULT_TARGET_SECS, MAX_TARGET_SECS};
 
 pub use crate::difficulty::{
     toycoin_zero_bytes, Schedule, MAX_BITS, MAX_FUTURE_SECS, MEDIAN_SPAN, MIN_BITS, START_BITS,
 };
 
-/// Longest target block interval the steady profile takes (a day).
-pub const MAX_TARGET_SECS: f64 = 86_400.0;
-/// Default target block interval of the steady profile.
-pub const DEFAULT_TARGET_SECS: f64 = 5.0;
 /// Confirmations after which a transaction is final: the lecture's figure
 /// for proof of work (Bitcoin's six blocks). The oracle and the listener
 /// count up to it.
 pub const FINAL_CONFIRMATIONS: usize = 6;
-/// What a steady block's reward (its first transaction) pays its miner.
-pub const BLOCK_REWARD: i64 = 50;
-/// The most coins a steady chain ever holds, rewards and the mint's grants
-/// together; no amount may exceed it, so no sum of amounts overflows.
-pub const MAX_SUPPLY: i64 = 1_000_000_000_000;
-
-/// Largest transaction the steady profile takes, by [`Transaction::size`]
-/// (a transfer with one input is about 1.5 KB; this allows some 450
-/// inputs).
-///
-/// [`Transaction::size`]: crate::transaction::Transaction::size
-pub const MAX_TXN_BYTES: usize = 32 * 1024;
-/// Largest block the steady profile takes, by [`Block::size`]: well inside
-/// one frame on the wire (base64 and JSON add about a third), so a block
-/// and a catch-up answer always fit.
-///
-/// [`Block::size`]: crate::block::Block::size
-pub const MAX_BLOCK_BYTES: usize = 1024 * 1024;
-
-/// Largest `TXN ` payload a steady node decodes: a largest transaction
-/// with its tokens, as sent, with room to spare. Anything larger is refused
-/// by its length alone, before any decoding.
-pub const MAX_TXN_PAYLOAD: usize = 1024 * 1024;
-/// Largest `BLOC` or `GETB` payload a steady node decodes: a largest block
-/// as sent, or a catch-up answer (at most 1 MiB), with room to spare.
-pub const MAX_BLOC_PAYLOAD: usize = 4 * 1024 * 1024;
-/// Largest `PBFT` payload (steady): a new view of 13 replicas carrying a
-/// whole window of full batches is some 5 MiB.
-pub const MAX_PBFT_PAYLOAD: usize = 8 * 1024 * 1024;
-
-/// What a transaction's two signatures cover.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Signing {
-    /// The original's: the previous hashes and one address. The amounts
-    /// are not covered, so anyone relaying a transfer can rewrite them.
-    Original,
-    /// Every field that moves value, and which signature it is.
-    Amounts,
-}
-
-/// Where new coins may come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Minting {
-    /// The original's: any coinbase transaction from anyone, any amount.
-    AnyCoinbase,
-    /// Each block's first transaction, a coinbase of the block reward to
-    /// its miner, and grants from the network's mint (see
-    /// `docs/profiles.md`).
-    RewardsAndMint,
-}
-
-/// Which rules a network follows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub enum ProfileKind {
-    /// Difficulty retargeted by timestamps, most work wins (the default).
-    #[default]
-    Steady,
-    /// The original toycoin's rules.
-    Toycoin,
-}
-
-impl ProfileKind {
-    pub const ALL: [ProfileKind; 2] = [ProfileKind::Steady, ProfileKind::Toycoin];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ProfileKind::Steady => "steady",
-            ProfileKind::Toycoin => "toycoin",
-        }
-    }
-}
-
-impl fmt::Display for ProfileKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for ProfileKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<ProfileKind, String> {
-        ProfileKind::ALL
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown profile {s:?} (expected steady or toycoin)"))
-    }
-}
-
-/// What fork choice compares: a chain's accumulated work and its tip.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ChainScore {
-    pub work: u128,
-    pub tip: BlockHash,
-}
+pub use crate::fork_choice::ChainScore;
+pub use crate::limits::{
+    MAX_BLOCK_BYTES, MAX_BLOC_PAYLOAD, MAX_PBFT_PAYLOAD, MAX_TXN_BYTES, MAX_TXN_PAYLOAD,
+};
+pub use crate::mint::{Minting, BLOCK_REWARD, MAX_SUPPLY};
+pub use crate::transaction::Signing;
 
 /// A profile with its parameters.
 ///
@@ -155,34 +59,7 @@ pub struct Profile {
     pub mint: Option<Hash>,
 }
 
-impl Default for Profile {
-    fn default() -> Profile {
-        Profile::steady(DEFAULT_TARGET_SECS)
-    }
-}
-
 impl Profile {
-    /// The original's network.
-    pub fn toycoin() -> Profile {
-        Network::toycoin().profile()
-    }
-
-    /// A steady network with a target interval in seconds, kept between
-    /// 1 ms and [`MAX_TARGET_SECS`] (a NaN gives the default), and no mint
-    /// (nobody grants coins): for the other rules. A class's network names
-    /// its mint: [`Network::steady`].
-    pub fn steady(target_secs: f64) -> Profile {
-        Network::steady(target_secs, None).profile()
-    }
-
-    /// The profile of a given kind with the given steady target.
-    pub fn new(kind: ProfileKind, target_secs: f64) -> Profile {
-        match kind {
-            ProfileKind::Steady => Profile::steady(target_secs),
-            ProfileKind::Toycoin => Profile::toycoin(),
-        }
-    }
-
     /// Leading zero bits the next block needs, given the schedule after
     /// the blocks before it (`crate::difficulty`).
     pub fn required_bits(&self, schedule: &Schedule) -> u32 {
@@ -237,14 +114,20 @@ impl Profile {
         }
     }
 
-    /// Fork choice: whether a chain `candidate` beats the best chain `best`:
-    /// only by more work (in toycoin a block is one unit of work, so the
-    /// longer chain). At equal work a node keeps the chain it saw first, as
-    /// Bitcoin's nodes and the original's do: a race between two blocks of
-    /// one height is settled by the next block, and a block that arrives
-    /// late loses even when its hash is lower.
+    /// Fork choice ([`crate::fork_choice::prefers`]).
     pub fn prefers(&self, candidate: ChainScore, best: ChainScore) -> bool {
-        candidate.work > best.work
+        crate::fork_choice::prefers(candidate, best)
+    }
+
+    /// The work a block adds to its chain
+    /// ([`crate::fork_choice::block_work`]).
+    pub fn block_work(&self, bits: u32) -> u128 {
+        crate::fork_choice::block_work(self.kind, bits)
+    }
+
+    /// The most transactions a block may hold ([`crate::limits::max_block_txns`]).
+    pub fn max_block_txns(&self) -> usize {
+        crate::limits::max_block_txns(self.kind)
     }
 
     /// Whether nodes mine all the time, a block holding only its reward
@@ -312,58 +195,18 @@ impl Profile {
     pub fn block_reward(&self, supply: i64) -> Option<i64> {
         match self.minting() {
             Minting::AnyCoinbase => None,
-            Minting::RewardsAndMint => Some(BLOCK_REWARD.min(MAX_SUPPLY - supply.min(MAX_SUPPLY))),
+            Minting::RewardsAndMint => Some(crate::mint::block_reward(supply)),
         }
     }
 
-    /// The largest transaction (by size) the rules take; `None`: the
-    /// original's, bounded only by the frame.
+    /// The largest transaction the rules take ([`crate::limits`]).
     pub fn max_txn_bytes(&self) -> Option<usize> {
-        match self.kind {
-            ProfileKind::Toycoin => None,
-            ProfileKind::Steady => Some(MAX_TXN_BYTES),
-        }
+        crate::limits::max_txn_bytes(self.kind)
     }
 
-    /// The most transactions a block may hold: the original's 10 in
-    /// toycoin; in steady as many as the wire carries, the block's bytes
-    /// being the real bound ([`MAX_BLOCK_BYTES`]: some 650 one-input
-    /// transfers, room for a class).
-    pub fn max_block_txns(&self) -> usize {
-        match self.kind {
-            ProfileKind::Toycoin => crate::block::MAX_BLOCK_TXNS,
-            ProfileKind::Steady => crate::message::MAX_WIRE_BLOCK_TXNS,
-        }
-    }
-
-    /// Whether `block` had room for one more transaction of the largest
-    /// size: a transaction it left out was not left out for lack of room.
-    pub fn had_room(&self, block: &crate::block::Block) -> bool {
-        let fits = |max: usize| block.size().saturating_add(MAX_TXN_BYTES) <= max;
-        block.txns.len() < self.max_block_txns() && self.max_block_bytes().map_or(true, fits)
-    }
-
-    /// The largest block (by size) the rules take; `None`: the original's.
+    /// The largest block the rules take ([`crate::limits`]).
     pub fn max_block_bytes(&self) -> Option<usize> {
-        match self.kind {
-            ProfileKind::Toycoin => None,
-            ProfileKind::Steady => Some(MAX_BLOCK_BYTES),
-        }
-    }
-
-    /// The largest payload with this 4-byte tag worth decoding: past it no
-    /// valid message fits, so it is refused by its length alone. `None`:
-    /// the original's, bounded only by the frame.
-    pub fn max_payload_len(&self, tag: &[u8]) -> Option<usize> {
-        match self.kind {
-            ProfileKind::Toycoin => None,
-            ProfileKind::Steady if tag == b"TXN " => Some(MAX_TXN_PAYLOAD),
-            ProfileKind::Steady if tag == crate::message::STAT_TAG => {
-                Some(4 + crate::message::MAX_STATUS_PAYLOAD)
-            }
-            ProfileKind::Steady if tag == crate::pbft::PBFT_TAG => Some(MAX_PBFT_PAYLOAD),
-            ProfileKind::Steady => Some(MAX_BLOC_PAYLOAD),
-        }
+        crate::limits::max_block_bytes(self.kind)
     }
 
     /// The largest amount a transaction output may hold.
@@ -371,15 +214,6 @@ impl Profile {
         match self.minting() {
             Minting::AnyCoinbase => i64::MAX,
             Minting::RewardsAndMint => MAX_SUPPLY,
-        }
-    }
-
-    /// The work a block with `bits` required bits adds to its chain:
-    /// 1 per block in toycoin (longest chain wins), 2^bits in steady.
-    pub fn block_work(&self, bits: u32) -> u128 {
-        match self.kind {
-            ProfileKind::Toycoin => 1,
-            ProfileKind::Steady => 1u128 << bits.min(MAX_BITS),
         }
     }
 }

@@ -313,7 +313,7 @@ impl SessionCore {
         }
         let tag = payload.get(..4).unwrap_or_default();
         let profile = *self.tree.chain().profile();
-        if let Some(max) = profile.max_payload_len(tag) {
+        if let Some(max) = crate::limits::max_payload_len(profile.kind, tag) {
             if payload.len() > max {
                 self.emit(SessionEvent::Undecodable {
                     bytes: payload.len(),

@@ -9,11 +9,20 @@
 use bytes::Bytes;
 
 use crate::hash::{Hash, Txid, COINBASE};
-use crate::profile::Signing;
 
 /// The start of every message a steady signature covers, so that no
 /// signature made for anything else can pass for one.
 const AMOUNTS_DOMAIN: &[u8] = b"toycoin steady transfer v2\0";
+
+/// What a transaction's two signatures cover.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signing {
+    /// The original's: the previous hashes and one address. The amounts
+    /// are not covered, so anyone relaying a transfer can rewrite them.
+    Original,
+    /// Every field that moves value, and which signature it is.
+    Amounts,
+}
 
 /// An address: the raw PEM bytes of an RSA public key (or, for a funding
 /// transaction's sender, the raw bytes of [`COINBASE`]).

@@ -941,7 +941,7 @@ fn steady_bounds_transactions_and_blocks_in_bytes() {
 
 #[test]
 fn signatures_verified_on_several_threads_keep_the_order_of_failures() {
-    use toycoin_common::ledger::set_signature_threads;
+    use toycoin_common::signatures::set_signature_threads;
 
     let break_signature = |t: &mut Transaction| {
         let mut sig = t.receiver_signature.to_vec();
@@ -1009,7 +1009,7 @@ fn signatures_verified_on_several_threads_keep_the_order_of_failures() {
 
 #[test]
 fn a_run_of_blocks_verified_ahead_stops_at_the_first_bad_signature() {
-    use toycoin_common::ledger::set_signature_threads;
+    use toycoin_common::signatures::set_signature_threads;
 
     // Three blocks of steady transfers a -> c; the third's second transfer
     // carries a broken signature.

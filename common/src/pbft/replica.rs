@@ -36,8 +36,8 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::hash::{Hash, Txid};
-use crate::ledger::check_signatures;
 use crate::profile::Signing;
+use crate::signatures::check_signatures;
 use crate::transaction::Transaction;
 use crate::wallet::Wallet;
 

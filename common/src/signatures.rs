@@ -1,0 +1,290 @@
+//! Signatures: checking a transaction's two signatures (over what
+//! [`Signing`] says they cover, `Transaction::signed_message`) with the sender's key ([`check_signatures`]), and the
+//! pool of threads that verifies a block's signatures alongside its other
+//! checks ([`verify_ahead`], `SignaturesAhead`).
+
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+
+use crate::ledger::TxError;
+use crate::transaction::{OutputKind, Signing, Transaction};
+use crate::wallet::{self, SignatureError};
+
+/// Both signatures of a non-coinbase transaction verify with the sender's
+/// key, over what `signing` says they cover.
+pub fn check_signatures(txn: &Transaction, signing: Signing) -> Result<(), TxError> {
+    let key = sender_key(txn)?;
+    verify_one(&key, txn, signing, 0)?;
+    verify_one(&key, txn, signing, 1)
+}
+
+/// One of a transaction's two signatures (0: the receiver's, 1: the
+/// sender's) verifies with the sender's key.
+fn check_signature(txn: &Transaction, signing: Signing, which: usize) -> Result<(), TxError> {
+    verify_one(&*sender_key(txn)?, txn, signing, which)
+}
+
+/// The key a transaction's signatures verify with: its sender's.
+fn sender_key(txn: &Transaction) -> Result<std::sync::Arc<wallet::PublicKey>, TxError> {
+    wallet::public_key(&txn.sender).map_err(|_| TxError::BadSenderAddress)
+}
+
+/// One of `txn`'s signatures (as [`check_signature`]) with its sender's
+/// key, parsed already.
+fn verify_one(
+    key: &wallet::PublicKey,
+    txn: &Transaction,
+    signing: Signing,
+    which: usize,
+) -> Result<(), TxError> {
+    let (name, role, signature) = if which == 0 {
+        ("receiver", OutputKind::Receiver, &txn.receiver_signature)
+    } else {
+        ("sender", OutputKind::Change, &txn.sender_signature)
+    };
+    let msg = txn.signed_message(signing, role);
+    wallet::verify_with(key, &msg, signature).map_err(|e| match e {
+        SignatureError::BadAddress => TxError::BadSenderAddress,
+        _ => TxError::BadSignature { which: name },
+    })
+}
+
+/// Threads that verify a block's signatures; 0: one per core, up to
+/// [`MAX_SIGNATURE_THREADS`].
+static SIGNATURE_THREADS: AtomicUsize = AtomicUsize::new(0);
+/// Most threads verifying one block's signatures by default.
+pub const MAX_SIGNATURE_THREADS: usize = 8;
+/// Transactions a thread must have to be worth handing work to (two RSA
+/// verifications each, some 35 µs).
+const MIN_TXNS_PER_THREAD: usize = 2;
+/// Transactions checked ahead of their signatures, per verifying thread:
+/// what a block that fails a cheap check late costs in signatures at most.
+pub(crate) const WINDOW_PER_THREAD: usize = 16;
+
+/// Sets how many threads verify a block's signatures (0: one per core).
+/// For benchmarks comparing one thread with several.
+pub fn set_signature_threads(threads: usize) {
+    SIGNATURE_THREADS.store(threads, Ordering::Relaxed);
+}
+
+/// One thread per core, at most [`MAX_SIGNATURE_THREADS`]: how many
+/// verify by default, and the pool's size.
+fn cores_for_signatures() -> usize {
+    // Asking the system for its cores reads files (cgroup limits): once.
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_SIGNATURE_THREADS)
+    })
+}
+
+pub(crate) fn signature_threads() -> usize {
+    match SIGNATURE_THREADS.load(Ordering::Relaxed) {
+        0 => cores_for_signatures(),
+        n => n,
+    }
+}
+
+/// The threads that help this one verify signatures, one per core (at most
+/// [`MAX_SIGNATURE_THREADS`]): a block's work goes to whichever is awake,
+/// so one fewer (tried) waited longer for a sleeping thread to wake. With
+/// them, how many threads verify ([`set_signature_threads`]); `None` for
+/// one thread, or where no helper could start.
+pub(crate) fn signature_pool() -> Option<(&'static rayon::ThreadPool, usize)> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    let threads = signature_threads();
+    if threads <= 1 {
+        return None;
+    }
+    let pool = POOL
+        .get_or_init(|| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(cores_for_signatures())
+                .thread_name(|i| format!("toycoin-signatures-{i}"))
+                .build()
+                .ok()
+        })
+        .as_ref()?;
+    Some((pool, threads))
+}
+
+/// Runs `work` on this thread while the signatures of `txns` (each with
+/// its position) are verified on the signature threads, this one joining
+/// in once `work` is done: what `work` returned, and the first signature
+/// failure by position. On one thread, `work` first, then the signatures
+/// in order up to the first that fails.
+pub(crate) fn verify_alongside<R>(
+    txns: &[(usize, &Transaction)],
+    signing: Signing,
+    work: impl FnOnce() -> R,
+) -> (R, Option<(usize, TxError)>) {
+    let signatures = SignaturesAhead::new([txns.iter().copied()], signing);
+    let threads = signature_threads().min(txns.len() / MIN_TXNS_PER_THREAD);
+    match signature_pool() {
+        // The helpers are pool threads, started once and kept: a thread
+        // started per block cost as much as three signatures.
+        Some((pool, _)) if threads > 1 => pool.in_place_scope(|s| {
+            for _ in 1..threads {
+                s.spawn(|_| signatures.help());
+            }
+            let done = work();
+            let failure = signatures.block(0);
+            signatures.stop();
+            (done, failure)
+        }),
+        _ => (work(), signatures.block(0)),
+    }
+}
+
+/// The signatures of a run of blocks, verified by the signature threads in
+/// order, ahead of the blocks themselves ([`crate::chain::Chain::extend`];
+/// one block's, [`verify_alongside`]): while this thread checks and applies
+/// one block, the helpers verify its signatures and the next blocks'; this
+/// thread verifies those of its block that no helper has taken yet. Every
+/// thread takes the next signature nobody has taken, so the shares balance
+/// themselves however the machine schedules them. The helpers never wait
+/// for a block, so a node catching up keeps every core busy (one block at
+/// a time, a helper woke and slept for each). After the first signature
+/// that fails nobody takes another: the ones after it cannot come first.
+#[derive(Debug)]
+pub(crate) struct SignaturesAhead<'a> {
+    signing: Signing,
+    /// One per signature, in order: (position in its block, which of the
+    /// two, transaction).
+    items: Vec<(usize, usize, &'a Transaction)>,
+    /// Each block's first item, then one past the last.
+    starts: Vec<usize>,
+    /// The first item nobody has taken.
+    next: AtomicUsize,
+    /// Per item: 0 not verified yet, 1 valid, 2 invalid.
+    verdicts: Vec<AtomicU8>,
+    /// Set when a signature failed or the blocks' checks stopped: nobody
+    /// takes anything more.
+    stop: AtomicBool,
+}
+
+impl<'a> SignaturesAhead<'a> {
+    /// The signatures of `blocks` (each a block's transactions with their
+    /// positions), in order.
+    pub fn new<B, T>(blocks: B, signing: Signing) -> Self
+    where
+        B: IntoIterator<Item = T>,
+        T: IntoIterator<Item = (usize, &'a Transaction)>,
+    {
+        let mut items = Vec::new();
+        let mut starts = vec![0];
+        for txns in blocks {
+            for (i, txn) in txns {
+                if !txn.is_coinbase() {
+                    items.extend([(i, 0, txn), (i, 1, txn)]);
+                }
+            }
+            starts.push(items.len());
+        }
+        let verdicts = items.iter().map(|_| AtomicU8::new(0)).collect();
+        SignaturesAhead {
+            signing,
+            items,
+            starts,
+            next: AtomicUsize::new(0),
+            verdicts,
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    fn verify(&self, at: usize) {
+        let (_, role, txn) = self.items[at];
+        // A verdict is stored whatever happens: the block's thread waits
+        // for it (a panic, a bug, counts as invalid rather than a hang).
+        let valid = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            check_signature(txn, self.signing, role).is_ok()
+        }))
+        .unwrap_or(false);
+        if !valid {
+            self.stop();
+        }
+        self.verdicts[at].store(if valid { 1 } else { 2 }, Ordering::Release);
+    }
+
+    /// A helper's part: takes and verifies signatures in order until all
+    /// are taken or the checks stopped.
+    pub fn help(&self) {
+        while !self.stop.load(Ordering::Relaxed) {
+            let at = self.next.fetch_add(1, Ordering::Relaxed);
+            if at >= self.items.len() {
+                return;
+            }
+            self.verify(at);
+        }
+    }
+
+    /// Tells the helpers to take nothing more.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Block `k`'s signatures: those no helper has taken are verified
+    /// here, the others waited for. The first failure by position.
+    pub fn block(&self, k: usize) -> Option<(usize, TxError)> {
+        let (lo, hi) = (self.starts[k], self.starts[k + 1]);
+        while !self.stop.load(Ordering::Relaxed) {
+            let at = self.next.load(Ordering::Relaxed);
+            if at >= hi {
+                break;
+            }
+            if self
+                .next
+                .compare_exchange(at, at + 1, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                self.verify(at);
+            }
+        }
+        // Every item taken is verified by whoever took it; those nobody took
+        // come after a failure (taking stopped there), which comes first.
+        let taken = self.next.load(Ordering::Relaxed).min(hi);
+        let mut failure = None;
+        for at in lo..taken {
+            let verdict = loop {
+                match self.verdicts[at].load(Ordering::Acquire) {
+                    0 => std::thread::yield_now(),
+                    v => break v,
+                }
+            };
+            if verdict == 2 && failure.is_none() {
+                // The reason, found again: a refused block's cost, once.
+                let (i, role, txn) = self.items[at];
+                if let Err(e) = check_signature(txn, self.signing, role) {
+                    failure = Some((i, e));
+                }
+            }
+        }
+        failure
+    }
+}
+
+/// Runs `work` (a block's checks and its ledger, some 50 µs for ten
+/// transfers) on this thread while the signatures of the block's first
+/// window of transactions are verified on the signature threads; `work` is
+/// told how many transactions that window holds, whose signatures are not
+/// its to verify ([`Ledger::apply_block`](crate::ledger::Ledger::apply_block)'s `signed_elsewhere`). Returns
+/// what `work` returned and the window's first signature failure by
+/// position. On one thread, only `work`, told 0: its checks come before any
+/// signature.
+pub fn verify_ahead<R>(
+    signing: Signing,
+    txns: &[Transaction],
+    work: impl FnOnce(usize) -> R,
+) -> (R, Option<(usize, TxError)>) {
+    let threads = signature_threads();
+    if threads <= 1 {
+        return (work(0), None);
+    }
+    let upto = txns.len().min(WINDOW_PER_THREAD * threads);
+    let signed: Vec<(usize, &Transaction)> = txns[..upto]
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !t.is_coinbase())
+        .collect();
+    verify_alongside(&signed, signing, || work(upto))
+}

@@ -77,11 +77,11 @@ async fn main() {
         Color::Never => false,
         Color::Auto => std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal(),
     };
-    let profile = args
+    let network = args
         .rules
         .network_or_exit(&args.relay, "toycoin-listener")
-        .await
-        .profile();
+        .await;
+    let profile = network.profile();
     let mut config = session_config(args.relay.addr(), profile);
     config.topic = args.relay.channel.clone();
     config.ask = !args.passive;
@@ -117,7 +117,9 @@ async fn main() {
                     std::process::exit(1);
                 }
             }
-            Some((WebModel::new(), tx, Renderer::new(Mode::Brief, false)))
+            let mut model = WebModel::new();
+            model.set_network(&network);
+            Some((model, tx, Renderer::new(Mode::Brief, false)))
         }
     };
     let mut publish_at = tokio::time::Instant::now();

@@ -113,6 +113,8 @@ struct NodeView {
 /// What the web view knows, fed by verdicts.
 #[derive(Debug, Default)]
 pub struct WebModel {
+    /// The class network's join code, id and description (`set_network`).
+    network: Option<Value>,
     blocks: HashMap<BlockHash, BlockView>,
     txns: HashMap<Txid, TxnView>,
     /// Transfers mined recently: where, when first seen (if it was), and
@@ -183,6 +185,16 @@ fn median(samples: &VecDeque<f64>) -> Option<f64> {
 impl WebModel {
     pub fn new() -> WebModel {
         WebModel::default()
+    }
+
+    /// The class network, shown in the page's header: its join code and
+    /// id, for students to check against what their programs print.
+    pub fn set_network(&mut self, network: &toycoin_common::network::Network) {
+        self.network = Some(json!({
+            "join_code": network.join_code(),
+            "id": network.id().short(),
+            "describe": network.describe(),
+        }));
     }
 
     /// Takes in one verdict and the line the listener printed for it.
@@ -573,6 +585,7 @@ impl WebModel {
             .collect();
         json!({
             "profile": chain.profile().describe(),
+            "network": self.network,
             "nodes": nodes,
             "height": len.checked_sub(1),
             "tip": chain.tip_hash().short(),

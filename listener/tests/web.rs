@@ -233,6 +233,11 @@ async fn the_web_view_shows_the_tree_the_pool_and_the_log_and_follows_changes() 
             && v["refused"] == 1
     })
     .await;
+    // The header shows the class network's join code, learned from the
+    // relay.
+    let network = toycoin_tests::keys::network(5.0);
+    assert_eq!(snap["network"]["join_code"], network.join_code().as_str());
+    assert_eq!(snap["network"]["id"], network.id().short().as_str());
     let node = &snap["nodes"][0];
     assert_eq!(node["name"], "node7");
     assert_eq!(node["height"], 2);
@@ -449,6 +454,11 @@ async fn in_a_real_browser_the_page_draws_the_tree_and_the_pool() {
     assert_eq!(dom.matches("class=\"blk best\"").count(), 3, "{dom}");
     assert_eq!(dom.matches("class=\"blk stale\"").count(), 1, "{dom}");
     assert!(dom.contains("<b id=\"height\">2</b>"), "{dom}");
+    let code = toycoin_tests::keys::network(5.0).join_code();
+    assert!(
+        dom.contains(&format!("<b id=\"join-code\">{code}</b>")),
+        "the join code in the header: {dom}"
+    );
     assert!(
         dom.contains(&fingerprint(&toycoin_common::address::example(b"carol"))),
         "the grant's receiver: {dom}"

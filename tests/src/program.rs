@@ -211,5 +211,25 @@ impl Program {
     }
 }
 
+/// The relay binary on 127.0.0.1, on a port the OS picks, quiet, with
+/// `network` flags (`--mint-key FILE`, `--network FILE`): the program and
+/// the address it listens on.
+pub async fn relay(network: &[&str]) -> (Program, String) {
+    let mut args = vec!["--host", "127.0.0.1", "--port", "0", "--quiet"];
+    args.extend_from_slice(network);
+    let mut relay = Program::start("toycoin-relay", &args);
+    let line = relay
+        .wait_line("the listening line", WAIT, |l| {
+            l.starts_with("Relay listening on ")
+        })
+        .await;
+    let addr = line
+        .split_whitespace()
+        .nth(3)
+        .unwrap_or_default()
+        .to_owned();
+    (relay, addr)
+}
+
 /// How long the tests wait for anything.
 pub const WAIT: Duration = Duration::from_secs(60);

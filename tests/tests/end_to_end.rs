@@ -16,28 +16,11 @@ use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
 use toycoin_common::tree::BlockTree;
 use toycoin_tests::program::{Program, WAIT};
 
-/// Starts the relay on a port the OS picks and returns it with the port.
+/// Starts the relay on a port the OS picks and returns it with the port:
+/// the teacher's relay fixes the network, naming the tests' mint.
 async fn relay() -> (Program, u16) {
-    // The teacher's relay fixes the network, naming the tests' mint.
     let mint = toycoin_tests::keys::mint_key().display().to_string();
-    let mut relay = Program::start(
-        "toycoin-relay",
-        &[
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--quiet",
-            "--mint-key",
-            &mint,
-        ],
-    );
-    let line = relay
-        .wait_line("the listening line", WAIT, |l| {
-            l.starts_with("Relay listening on ")
-        })
-        .await;
-    let addr = line.split_whitespace().nth(3).unwrap();
+    let (relay, addr) = toycoin_tests::program::relay(&["--mint-key", &mint]).await;
     let port = addr.rsplit(':').next().unwrap().parse().unwrap();
     (relay, port)
 }

@@ -17,25 +17,7 @@ use toycoin_tests::program::{Program, WAIT};
 /// The relay binary as the demo starts it, serving the network in `file`;
 /// its address.
 async fn teachers_relay(file: &str) -> (Program, String) {
-    let mut relay = Program::start(
-        "toycoin-relay",
-        &[
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--quiet",
-            "--network",
-            file,
-        ],
-    );
-    let line = relay
-        .wait_line("the listening line", WAIT, |l| {
-            l.starts_with("Relay listening on ")
-        })
-        .await;
-    let addr = line.split_whitespace().nth(3).unwrap().to_owned();
-    (relay, addr)
+    toycoin_tests::program::relay(&["--network", file]).await
 }
 
 /// The mint race of issue 32: a student's script connected before the

@@ -372,6 +372,15 @@ impl Chain {
         }
     }
 
+    /// Whether `block` had room for one more transaction of the largest
+    /// size (`crate::limits`): a transaction it left out was not left out
+    /// for lack of room.
+    pub fn had_room(&self, block: &Block) -> bool {
+        let rules = &self.profile.rules;
+        let fits = |max: usize| block.size().saturating_add(crate::limits::MAX_TXN_BYTES) <= max;
+        block.txns.len() < rules.max_block_txns && rules.max_block_bytes.map_or(true, fits)
+    }
+
     /// The hash a block at `height` must name as `previous_hash`: GENESIS
     /// for height 0, else the hash of the block before it (`None` past the
     /// tip).

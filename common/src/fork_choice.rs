@@ -4,7 +4,6 @@
 
 use crate::difficulty::MAX_BITS;
 use crate::hash::BlockHash;
-use crate::network::ProfileKind;
 
 /// What fork choice compares: a chain's accumulated work and its tip.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,11 +22,13 @@ pub fn prefers(candidate: ChainScore, best: ChainScore) -> bool {
     candidate.work > best.work
 }
 
-/// The work a block with `bits` required bits adds to its chain: 1 per
-/// block in toycoin (longest chain wins), 2^bits in steady.
-pub fn block_work(kind: ProfileKind, bits: u32) -> u128 {
-    match kind {
-        ProfileKind::Toycoin => 1,
-        ProfileKind::Steady => 1u128 << bits.min(MAX_BITS),
+/// The work a block with `bits` required bits adds to its chain: 2^bits
+/// where work is counted per bit (steady), else 1 per block (toycoin: the
+/// longest chain wins).
+pub fn block_work(per_bit: bool, bits: u32) -> u128 {
+    if per_bit {
+        1u128 << bits.min(MAX_BITS)
+    } else {
+        1
     }
 }

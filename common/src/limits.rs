@@ -2,7 +2,6 @@
 //! payload may be, so that nothing a student sends costs a node more than
 //! its length. The original's are bounded only by the frame.
 
-use crate::block::Block;
 use crate::network::ProfileKind;
 
 /// Largest transaction the steady profile takes, by [`Transaction::size`]
@@ -28,42 +27,6 @@ pub const MAX_BLOC_PAYLOAD: usize = 4 * 1024 * 1024;
 /// Largest `PBFT` payload (steady): a new view of 13 replicas carrying a
 /// whole window of full batches is some 5 MiB.
 pub const MAX_PBFT_PAYLOAD: usize = 8 * 1024 * 1024;
-
-/// The most transactions a block may hold: the original's 10 in toycoin;
-/// in steady as many as the wire carries, the block's bytes being the real
-/// bound ([`MAX_BLOCK_BYTES`]: some 650 one-input transfers, room for a
-/// class).
-pub fn max_block_txns(kind: ProfileKind) -> usize {
-    match kind {
-        ProfileKind::Toycoin => crate::block::MAX_BLOCK_TXNS,
-        ProfileKind::Steady => crate::message::MAX_WIRE_BLOCK_TXNS,
-    }
-}
-
-/// Whether `block` had room for one more transaction of the largest size:
-/// a transaction it left out was not left out for lack of room.
-pub fn had_room(kind: ProfileKind, block: &Block) -> bool {
-    let fits = |max: usize| block.size().saturating_add(MAX_TXN_BYTES) <= max;
-    block.txns.len() < max_block_txns(kind) && max_block_bytes(kind).map_or(true, fits)
-}
-
-/// The largest transaction (by [`crate::transaction::Transaction::size`])
-/// the rules take; `None`: the original's, bounded only by the frame.
-pub fn max_txn_bytes(kind: ProfileKind) -> Option<usize> {
-    match kind {
-        ProfileKind::Toycoin => None,
-        ProfileKind::Steady => Some(MAX_TXN_BYTES),
-    }
-}
-
-/// The largest block (by [`Block::size`]) the rules take; `None`: the
-/// original's.
-pub fn max_block_bytes(kind: ProfileKind) -> Option<usize> {
-    match kind {
-        ProfileKind::Toycoin => None,
-        ProfileKind::Steady => Some(MAX_BLOCK_BYTES),
-    }
-}
 
 /// The largest payload with this 4-byte tag worth decoding: past it no
 /// valid message fits, so it is refused by its length alone. `None`: the

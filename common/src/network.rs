@@ -168,6 +168,7 @@ impl Network {
     pub fn profile(&self) -> Profile {
         Profile {
             kind: self.kind,
+            rules: crate::profile::Rules::of(self.kind),
             target_ms: match self.kind {
                 ProfileKind::Toycoin => (DEFAULT_TARGET_SECS * 1000.0) as i64,
                 ProfileKind::Steady => self.target_ms,

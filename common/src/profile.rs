@@ -36,18 +36,131 @@ pub use crate::limits::{
 pub use crate::mint::{Minting, BLOCK_REWARD, MAX_SUPPLY};
 pub use crate::transaction::Signing;
 
-/// A profile with its parameters.
-///
-/// Every rule in which `steady` differs from `toycoin` is a method here:
-/// [`Profile::required_bits`] and [`Profile::advance`] (difficulty),
-/// [`Profile::block_work`] and [`Profile::prefers`] (fork choice),
-/// [`Profile::checks_timestamps`] and [`Profile::mining_timestamp`],
-/// [`Profile::tolerates_repeated_txns`], [`Profile::announces_whole_chain`],
-/// [`Profile::uses_catch_up`], [`Profile::signing`] (what signatures cover),
-/// [`Profile::minting`] and [`Profile::block_reward`] (money).
+/// How a network counts the zero bits a block needs (`crate::difficulty`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DifficultyRule {
+    /// The original's: d(i) zero bytes for a block with i blocks before it.
+    OriginalBytes,
+    /// A level moved block by block by the median time past.
+    Level,
+}
+
+/// The rules in which networks differ, as plain data: one constant per
+/// kind of network ([`Rules::TOYCOIN`], [`Rules::STEADY`]), as
+/// rust-bitcoin's `Params::MAINNET`. Each rule's code lives in the module
+/// named after it and reads its field here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rules {
+    /// How the bits a block needs are counted (`crate::difficulty`).
+    pub difficulty: DifficultyRule,
+    /// Timestamps are checked (canonical decimal seconds, within
+    /// [`MAX_FUTURE_SECS`] of the median time past and of the checker's
+    /// clock) and steer the difficulty. The original's check never runs.
+    pub timestamps: bool,
+    /// A block's work is 2^bits (most work wins); else one per block
+    /// (the longest chain wins: `crate::fork_choice`).
+    pub work_per_bit: bool,
+    /// A node announces a block by sending its whole chain (the original)
+    /// rather than the new block alone.
+    pub whole_chain: bool,
+    /// Nodes say where they stand in a `STAT` every few seconds
+    /// (`docs/status.md`); the original prints an error for the tag.
+    pub status: bool,
+    /// Nodes ask for and answer missed blocks with `GETB`
+    /// (`docs/catch-up.md`); the original has no such message.
+    pub catch_up: bool,
+    /// Nodes mine all the time, a block holding only its reward when
+    /// nothing waits (the chain keeps time, honest work grows at the honest
+    /// hash rate), rather than only when transactions wait (`--min-txns`,
+    /// `--max-wait`).
+    pub continuous_mining: bool,
+    /// A block may repeat, verbatim, a transaction already in its chain:
+    /// the original nodes do (the captured chains repeat block 2's
+    /// transactions in block 4); the repeat is applied once. A *different*
+    /// transaction spending a spent token is a double spend either way.
+    pub repeated_txns: bool,
+    /// Nodes take a transaction spending an output of one still pending;
+    /// the Python nodes refuse any input not in their chain, so a wallet on
+    /// a toycoin network pays with confirmed outputs only (the oracle).
+    pub pending_inputs: bool,
+    /// What a transaction's signatures cover (`crate::signatures`).
+    pub signing: Signing,
+    /// Every transaction must be in the canonical encoding
+    /// (`crate::ledger::check_shape`): one key one address, signatures of
+    /// one length, so transaction ids are unambiguous.
+    pub canonical_encoding: bool,
+    /// Where new coins come from (`crate::mint`).
+    pub minting: Minting,
+    /// The largest transaction by size (`crate::limits`); `None`: bounded
+    /// only by the frame.
+    pub max_txn_bytes: Option<usize>,
+    /// The largest block by size; `None`: bounded only by the frame.
+    pub max_block_bytes: Option<usize>,
+    /// The most transactions a block holds: the original's 10, or as many
+    /// as the wire carries, the bytes being the real bound.
+    pub max_block_txns: usize,
+    /// The largest amount an output may hold.
+    pub max_amount: i64,
+}
+
+impl Rules {
+    /// The original toycoin's rules, exactly.
+    pub const TOYCOIN: Rules = Rules {
+        difficulty: DifficultyRule::OriginalBytes,
+        timestamps: false,
+        work_per_bit: false,
+        whole_chain: true,
+        status: false,
+        catch_up: false,
+        continuous_mining: false,
+        repeated_txns: true,
+        pending_inputs: false,
+        signing: Signing::Original,
+        canonical_encoding: false,
+        minting: Minting::AnyCoinbase,
+        max_txn_bytes: None,
+        max_block_bytes: None,
+        max_block_txns: crate::block::MAX_BLOCK_TXNS,
+        max_amount: i64::MAX,
+    };
+
+    /// Ours: a demo that keeps going, and is sound.
+    pub const STEADY: Rules = Rules {
+        difficulty: DifficultyRule::Level,
+        timestamps: true,
+        work_per_bit: true,
+        whole_chain: false,
+        status: true,
+        catch_up: true,
+        continuous_mining: true,
+        repeated_txns: false,
+        pending_inputs: true,
+        signing: Signing::Amounts,
+        canonical_encoding: true,
+        minting: Minting::RewardsAndMint,
+        max_txn_bytes: Some(MAX_TXN_BYTES),
+        max_block_bytes: Some(MAX_BLOCK_BYTES),
+        max_block_txns: crate::message::MAX_WIRE_BLOCK_TXNS,
+        max_amount: MAX_SUPPLY,
+    };
+
+    /// The rules of a kind of network.
+    pub const fn of(kind: ProfileKind) -> Rules {
+        match kind {
+            ProfileKind::Toycoin => Rules::TOYCOIN,
+            ProfileKind::Steady => Rules::STEADY,
+        }
+    }
+}
+
+/// A network compiled for validation: its [`Rules`], its target, genesis
+/// and mint (from [`crate::network::Network::profile`]). Plain data; the
+/// methods below read it for the rule modules.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Profile {
     pub kind: ProfileKind,
+    /// The rules this network follows.
+    pub rules: Rules,
     /// Target interval in milliseconds (steady only).
     pub target_ms: i64,
     /// What block 0 names as its `previous_hash`: the original's GENESIS
@@ -63,45 +176,37 @@ impl Profile {
     /// Leading zero bits the next block needs, given the schedule after
     /// the blocks before it (`crate::difficulty`).
     pub fn required_bits(&self, schedule: &Schedule) -> u32 {
-        match self.kind {
-            ProfileKind::Toycoin => 8 * toycoin_zero_bytes(schedule.height),
-            ProfileKind::Steady => schedule.steady_bits(),
+        match self.rules.difficulty {
+            DifficultyRule::OriginalBytes => 8 * toycoin_zero_bytes(schedule.height),
+            DifficultyRule::Level => schedule.steady_bits(),
         }
     }
 
     /// The schedule after appending a block with `timestamp` (seconds;
-    /// `None` for the toycoin profile, where timestamps mean nothing): see
-    /// `crate::difficulty`.
+    /// `None` where timestamps mean nothing): see `crate::difficulty`.
     pub fn advance(&self, schedule: &Schedule, timestamp: Option<u64>) -> Schedule {
-        let target = self.checks_timestamps().then_some(self.target_ms);
+        let target = self.rules.timestamps.then_some(self.target_ms);
         schedule.after(timestamp, target)
     }
 
-    /// Whether a node announces a block by sending its whole chain (the
-    /// original does) rather than the new block alone.
+    /// [`Rules::whole_chain`].
     pub fn announces_whole_chain(&self) -> bool {
-        self.kind == ProfileKind::Toycoin
+        self.rules.whole_chain
     }
 
-    /// Whether nodes announce their tip, hash rate and whether they mine
-    /// in a `STAT` every few seconds (see `docs/status.md`); the original
-    /// prints an error for a tag it does not know.
+    /// [`Rules::status`].
     pub fn announces_status(&self) -> bool {
-        self.kind == ProfileKind::Steady
+        self.rules.status
     }
 
-    /// Whether nodes ask for and answer missed blocks with `GETB` (see
-    /// `docs/catch-up.md`); the original has no such message.
+    /// [`Rules::catch_up`].
     pub fn uses_catch_up(&self) -> bool {
-        self.kind == ProfileKind::Steady
+        self.rules.catch_up
     }
 
-    /// Whether timestamps are checked (canonical decimal seconds, not
-    /// before the median of the last [`MEDIAN_SPAN`], at most
-    /// [`MAX_FUTURE_SECS`] ahead) and steer difficulty. The original's
-    /// timestamp check never runs.
+    /// [`Rules::timestamps`].
     pub fn checks_timestamps(&self) -> bool {
-        self.kind == ProfileKind::Steady
+        self.rules.timestamps
     }
 
     /// The timestamp a miner stamps a new block with at `now`, given the
@@ -122,99 +227,74 @@ impl Profile {
     /// The work a block adds to its chain
     /// ([`crate::fork_choice::block_work`]).
     pub fn block_work(&self, bits: u32) -> u128 {
-        crate::fork_choice::block_work(self.kind, bits)
+        crate::fork_choice::block_work(self.rules.work_per_bit, bits)
     }
 
-    /// The most transactions a block may hold ([`crate::limits::max_block_txns`]).
+    /// [`Rules::max_block_txns`].
     pub fn max_block_txns(&self) -> usize {
-        crate::limits::max_block_txns(self.kind)
+        self.rules.max_block_txns
     }
 
-    /// Whether nodes mine all the time, a block holding only its reward
-    /// when nothing waits (steady: the chain keeps time, and honest work
-    /// grows at the honest hash rate), rather than only when transactions
-    /// wait (toycoin, as the original; `--min-txns`, `--max-wait`).
+    /// [`Rules::continuous_mining`].
     pub fn mines_continuously(&self) -> bool {
-        self.kind == ProfileKind::Steady
+        self.rules.continuous_mining
     }
 
     /// The profile in words: `steady, target 5 s` or `toycoin`.
     pub fn describe(&self) -> String {
-        match self.kind {
-            ProfileKind::Steady => format!("steady, target {} s", self.target_ms as f64 / 1000.0),
-            ProfileKind::Toycoin => "toycoin".to_owned(),
+        match self.rules.timestamps {
+            true => format!("{}, target {} s", self.kind, self.target_ms as f64 / 1000.0),
+            false => self.kind.to_string(),
         }
     }
 
-    /// Whether a block may repeat, verbatim, a transaction already in its
-    /// chain. The original nodes do this (they keep mining transactions
-    /// that a block already holds; the captured chains repeat block 2's
-    /// transactions in block 4), so the toycoin profile accepts a repeat and
-    /// applies it only once: it spends nothing again and creates nothing
-    /// again. A *different* transaction spending a spent token is still a
-    /// double spend in both profiles.
+    /// [`Rules::repeated_txns`].
     pub fn tolerates_repeated_txns(&self) -> bool {
-        self.kind == ProfileKind::Toycoin
+        self.rules.repeated_txns
     }
 
-    /// Whether nodes take a transaction that spends an output of one still
-    /// pending. Ours do in both profiles; the original Python nodes refuse
-    /// any input not already in their chain, so a wallet on a `toycoin`
-    /// network pays only with confirmed outputs (see the oracle).
+    /// [`Rules::pending_inputs`].
     pub fn pays_with_pending_outputs(&self) -> bool {
-        self.kind == ProfileKind::Steady
+        self.rules.pending_inputs
     }
 
-    /// What a transaction's signatures cover: the original's way in
-    /// toycoin (so Python wallets interoperate), every amount in steady.
+    /// [`Rules::signing`].
     pub fn signing(&self) -> Signing {
-        match self.kind {
-            ProfileKind::Toycoin => Signing::Original,
-            ProfileKind::Steady => Signing::Amounts,
-        }
+        self.rules.signing
     }
 
-    /// Whether every transaction must be in the canonical encoding
-    /// ([`crate::ledger::check_shape`]: canonical addresses, one key one
-    /// address; signatures of one length), which makes transaction hashes
-    /// unambiguous (steady). The original takes any key and any bytes.
+    /// [`Rules::canonical_encoding`].
     pub fn canonical_encoding(&self) -> bool {
-        self.kind == ProfileKind::Steady
+        self.rules.canonical_encoding
     }
 
-    /// Where new coins come from.
+    /// [`Rules::minting`].
     pub fn minting(&self) -> Minting {
-        match self.kind {
-            ProfileKind::Toycoin => Minting::AnyCoinbase,
-            ProfileKind::Steady => Minting::RewardsAndMint,
-        }
+        self.rules.minting
     }
 
     /// What the block after `supply` coins exist pays its miner: `None`
     /// where blocks carry no reward (toycoin); never past [`MAX_SUPPLY`].
     pub fn block_reward(&self, supply: i64) -> Option<i64> {
-        match self.minting() {
+        match self.rules.minting {
             Minting::AnyCoinbase => None,
             Minting::RewardsAndMint => Some(crate::mint::block_reward(supply)),
         }
     }
 
-    /// The largest transaction the rules take ([`crate::limits`]).
+    /// [`Rules::max_txn_bytes`].
     pub fn max_txn_bytes(&self) -> Option<usize> {
-        crate::limits::max_txn_bytes(self.kind)
+        self.rules.max_txn_bytes
     }
 
-    /// The largest block the rules take ([`crate::limits`]).
+    /// [`Rules::max_block_bytes`].
     pub fn max_block_bytes(&self) -> Option<usize> {
-        crate::limits::max_block_bytes(self.kind)
+        self.rules.max_block_bytes
     }
 
-    /// The largest amount a transaction output may hold.
+    /// [`Rules::max_amount`].
     pub fn max_amount(&self) -> i64 {
-        match self.minting() {
-            Minting::AnyCoinbase => i64::MAX,
-            Minting::RewardsAndMint => MAX_SUPPLY,
-        }
+        self.rules.max_amount
     }
 }
 

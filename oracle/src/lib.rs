@@ -785,7 +785,7 @@ impl Oracle {
         // New blocks that had room for more transactions (their timestamps).
         let with_room: Vec<u64> = new_blocks
             .iter()
-            .filter(|e| toycoin_common::limits::had_room(chain.profile().kind, &e.block))
+            .filter(|e| chain.had_room(&e.block))
             .filter_map(|e| e.block.header.timestamp_secs())
             .collect();
         for s in &mut self.sent {

@@ -155,6 +155,9 @@ struct Inner {
     next_id: AtomicU64,
     /// The relay's own tasks running (not connections').
     own_tasks: AtomicUsize,
+    /// The answer to `$network`, encoded once: a flood of questions costs
+    /// a queued copy of the same bytes each, on the asker's own queue.
+    network_answer: Bytes,
 }
 
 /// Refused commands one connection may send before it is dropped.
@@ -216,6 +219,7 @@ impl Relay {
         Relay {
             inner: Arc::new(Inner {
                 hub: Hub::new(budget.clone(), config.slow_policy, stats.clone()),
+                network_answer: Bytes::from(encode_answer(config.network.as_ref())),
                 config,
                 budget,
                 readers: Arc::new(Readers::default()),
@@ -603,8 +607,7 @@ impl Relay {
         if topic == NETWORK_TOPIC {
             // Answered to the asker alone, on its own connection: nobody
             // else can answer it.
-            let answer = encode_answer(self.inner.config.network.as_ref());
-            hub.send_direct(&conn.queue, &Bytes::from(answer));
+            hub.send_direct(&conn.queue, &self.inner.network_answer);
             return Ok(());
         }
         if topic != CTL_TOPIC {

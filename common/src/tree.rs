@@ -119,8 +119,28 @@ pub struct BlockTree {
     max_side_bytes: usize,
     /// Blocks found invalid for good, and why: a replayed one costs a
     /// lookup, not a validation.
-    invalid: HashMap<BlockHash, String>,
+    invalid: HashMap<BlockHash, Invalid>,
     invalid_order: VecDeque<BlockHash>,
+}
+
+/// Why a block is known invalid: the block whose failure it is (`None`:
+/// its own), and that failure, shared by every descendant. A descendant
+/// names the block that failed, never the chain of blocks between: a run
+/// of descendants costs a hash each, not a reason growing with each
+/// generation.
+#[derive(Clone, Debug)]
+struct Invalid {
+    root: Option<BlockHash>,
+    cause: std::sync::Arc<str>,
+}
+
+impl Invalid {
+    fn reason(&self) -> String {
+        match self.root {
+            Some(root) => format!("descends from {}: {}", root.short(), self.cause),
+            None => self.cause.to_string(),
+        }
+    }
 }
 
 impl BlockTree {
@@ -142,8 +162,8 @@ impl BlockTree {
     }
 
     /// Why a block was found invalid, if it was (and is still remembered).
-    pub fn known_invalid(&self, hash: &BlockHash) -> Option<&str> {
-        self.invalid.get(hash).map(String::as_str)
+    pub fn known_invalid(&self, hash: &BlockHash) -> Option<String> {
+        self.invalid.get(hash).map(Invalid::reason)
     }
 
     /// Remembers `blocks` as invalid: the first fails with `error`, the
@@ -157,22 +177,25 @@ impl BlockTree {
         if !error.is_proved_by_hash(self.chain.profile(), first) {
             return;
         }
-        // Against a known invalid ancestor every block descends from it;
-        // otherwise the first block is the cause.
+        // Against a known invalid ancestor every block descends from the
+        // block that failed; otherwise the first block is the cause.
         let (ancestor, cause) = match error {
-            BlockError::KnownInvalid { hash, reason } => (Some(*hash), reason.clone()),
-            other => (None, other.to_string()),
+            BlockError::KnownInvalid { hash, reason } => match self.invalid.get(hash) {
+                Some(known) => (Some(known.root.unwrap_or(*hash)), known.cause.clone()),
+                None => (Some(*hash), std::sync::Arc::from(reason.as_str())),
+            },
+            other => (None, std::sync::Arc::from(other.to_string())),
         };
         for (i, block) in blocks.iter().enumerate() {
             let hash = block.header.this_hash;
             if block.header.compute_hash() != hash {
                 return;
             }
-            let reason = match ancestor.or((i > 0).then_some(first.header.this_hash)) {
-                Some(from) => format!("descends from {}: {cause}", from.short()),
-                None => cause.clone(),
+            let invalid = Invalid {
+                root: ancestor.or((i > 0).then_some(first.header.this_hash)),
+                cause: cause.clone(),
             };
-            if self.invalid.insert(hash, reason).is_none() {
+            if self.invalid.insert(hash, invalid).is_none() {
                 self.invalid_order.push_back(hash);
             }
         }
@@ -229,7 +252,7 @@ impl BlockTree {
         }
         if let Some((index, hash, reason)) = blocks.iter().enumerate().find_map(|(i, b)| {
             let hash = b.header.this_hash;
-            self.known_invalid(&hash).map(|r| (i, hash, r.to_owned()))
+            self.known_invalid(&hash).map(|r| (i, hash, r))
         }) {
             return Err(ChainError {
                 index,
@@ -246,7 +269,7 @@ impl BlockTree {
         if let Some(reason) = self.known_invalid(&parent) {
             let error = BlockError::KnownInvalid {
                 hash: parent,
-                reason: reason.to_owned(),
+                reason,
             };
             self.remember_invalid(&new_blocks, &error);
             return Err(ChainError {

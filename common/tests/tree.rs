@@ -231,6 +231,24 @@ fn an_invalid_block_is_remembered_so_a_replay_or_a_child_costs_a_lookup() {
     let why = tree.known_invalid(&child.header.this_hash).unwrap();
     assert!(why.starts_with("descends from"), "{why}");
     assert_eq!(tree.chain().len(), 1);
+
+    // Issue 34: descendants sent one at a time named each ancestor in
+    // turn ("descends from X: descends from Y: ..."), some 28 characters
+    // more a generation, each kept in the 4,096-entry memory: quadratic.
+    // Each now names the invalid block it descends from, once.
+    let first = why.len();
+    let mut parent = child;
+    for generation in 0..34 {
+        let mut next = parent.clone();
+        next.header.previous_hash = parent.header.this_hash;
+        next.header.this_hash = next.header.compute_hash();
+        let err = tree.receive(vec![next.clone()], T).unwrap_err();
+        assert!(matches!(err.error, BlockError::KnownInvalid { .. }));
+        let why = tree.known_invalid(&next.header.this_hash).unwrap();
+        assert_eq!(why.len(), first, "generation {generation}: {why}");
+        assert!(why.contains(&bad_hash.short()), "{why}");
+        parent = next;
+    }
 }
 
 #[test]

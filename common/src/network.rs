@@ -292,14 +292,6 @@ impl Profile {
     pub fn steady(target_secs: f64) -> Profile {
         Network::steady(target_secs, None).profile()
     }
-
-    /// The profile of a given kind with the given steady target.
-    pub fn new(kind: ProfileKind, target_secs: f64) -> Profile {
-        match kind {
-            ProfileKind::Steady => Profile::steady(target_secs),
-            ProfileKind::Toycoin => Profile::toycoin(),
-        }
-    }
 }
 
 fn normalize_code(code: &str) -> Result<String, String> {

@@ -80,9 +80,7 @@ impl ProfileArgs {
         }
         Ok(network)
     }
-}
 
-impl ProfileArgs {
     /// [`ProfileArgs::network`] for a program's `main`: prints the network
     /// (its id and join code, for the student to compare with what the
     /// teacher projects), or why there is none and exits with status 2.
@@ -124,19 +122,9 @@ impl NewNetworkArgs {
     /// The network: the file's, or made from the flags (the mint's key
     /// created when missing).
     pub fn network(&self) -> Result<Network, String> {
-        if let Some(path) = &self.network {
-            return Network::load(path);
-        }
-        match self.profile {
-            ProfileKind::Toycoin => Ok(Network::toycoin()),
-            ProfileKind::Steady => {
-                let (mint, _) = crate::wallet::Wallet::load_or_create(&self.mint_key)
-                    .map_err(|e| format!("the mint's key {}: {e}", self.mint_key.display()))?;
-                Ok(Network::steady(
-                    self.target_interval,
-                    Some(mint.address().clone()),
-                ))
-            }
+        match &self.network {
+            Some(path) => Network::load(path),
+            None => Network::for_class(self.profile, self.target_interval, &self.mint_key),
         }
     }
 }

@@ -163,6 +163,24 @@ impl Network {
         }
     }
 
+    /// The network a teacher fixes for a class: the original's, or a
+    /// steady one whose mint is the key in `mint_key` (created on first
+    /// use, mode 0600, so the same network lecture after lecture).
+    pub fn for_class(
+        kind: ProfileKind,
+        target_secs: f64,
+        mint_key: &Path,
+    ) -> Result<Network, String> {
+        match kind {
+            ProfileKind::Toycoin => Ok(Network::toycoin()),
+            ProfileKind::Steady => {
+                let (mint, _) = crate::wallet::Wallet::load_or_create(mint_key)
+                    .map_err(|e| format!("the mint's key {}: {e}", mint_key.display()))?;
+                Ok(Network::steady(target_secs, Some(mint.address().clone())))
+            }
+        }
+    }
+
     /// The rules and parameters, ready for validation.
     pub fn profile(&self) -> Profile {
         Profile {

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use toycoin_common::cli::{count, hash_rate, Consensus};
 use toycoin_common::network::Network;
 use toycoin_common::pbft::Membership;
-use toycoin_common::profile::{ProfileKind, DEFAULT_TARGET_SECS};
+use toycoin_common::profile::DEFAULT_TARGET_SECS;
 use toycoin_common::wallet::{create_private_dir, Wallet};
 use toycoin_node::Fault;
 
@@ -370,15 +370,8 @@ fn network_file(args: &Args) -> PathBuf {
 /// writes it where the relay and every program read it: no student
 /// connected early can become the mint, whatever the start order.
 fn write_network(args: &Args) -> Result<Network, String> {
-    let network = match args.profile.parse::<ProfileKind>()? {
-        ProfileKind::Toycoin => Network::toycoin(),
-        ProfileKind::Steady => {
-            let mint = PathBuf::from(key_file(args, "mint"));
-            let (mint, _) = toycoin_common::wallet::Wallet::load_or_create(&mint)
-                .map_err(|e| format!("the mint's key {}: {e}", mint.display()))?;
-            Network::steady(DEFAULT_TARGET_SECS, Some(mint.address().clone()))
-        }
-    };
+    let mint = PathBuf::from(key_file(args, "mint"));
+    let network = Network::for_class(args.profile.parse()?, DEFAULT_TARGET_SECS, &mint)?;
     network.save(&network_file(args))?;
     Ok(network)
 }

@@ -21,8 +21,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use crate::hash::Txid;
 use crate::mint::{check_grant, check_reward};
 use crate::profile::{Minting, Profile, MAX_SUPPLY};
-use crate::signatures::check_signatures;
-use crate::signatures::{signature_threads, verify_alongside, WINDOW_PER_THREAD};
+use crate::signatures::{check_signatures, signature_threads, verify_alongside, WINDOW_PER_THREAD};
 use crate::transaction::{Address, OutputKind, Token, Transaction};
 
 /// One output of one transaction.

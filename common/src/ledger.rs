@@ -167,6 +167,7 @@ pub fn check_transaction(
     hash: Txid,
     tokens: Option<&[Token]>,
 ) -> Result<CheckedTxn, TxError> {
+    check_encoding(view.profile(), txn)?;
     let checked = check_spend(view, txn, hash, tokens)?;
     if !txn.is_coinbase() {
         check_signatures(txn, view.profile().signing())?;
@@ -174,19 +175,25 @@ pub fn check_transaction(
     Ok(checked)
 }
 
-/// Every check of [`check_transaction`] but the signatures: what depends on
-/// the outputs in `view`. A transaction whose signatures were verified once
-/// (a pending one, or one from a block taken back) is re-checked against a
-/// new tip with this alone.
+/// The profile's encoding rule, where it has one ([`check_shape`]):
+/// checked once, first, when a transaction arrives alone or in a block.
+fn check_encoding(profile: &Profile, txn: &Transaction) -> Result<(), TxError> {
+    if profile.canonical_encoding() {
+        check_shape(txn)?;
+    }
+    Ok(())
+}
+
+/// Every check of [`check_transaction`] but the encoding and the
+/// signatures: what depends on the outputs in `view`. A transaction whose
+/// encoding and signatures were checked once (a pending one, or one from a
+/// block taken back) is re-checked against a new tip with this alone.
 pub fn check_spend(
     view: &impl OutputView,
     txn: &Transaction,
     hash: Txid,
     tokens: Option<&[Token]>,
 ) -> Result<CheckedTxn, TxError> {
-    if view.profile().canonical_encoding() {
-        check_shape(txn)?;
-    }
     if let Some(max) = view.profile().max_txn_bytes() {
         let size = txn.size();
         if size > max {
@@ -621,7 +628,9 @@ impl Ledger {
                         undo.repeats += 1;
                         continue;
                     }
-                    match check_spend(self, txn, hash, None) {
+                    let checked = check_encoding(&self.profile, txn)
+                        .and_then(|()| check_spend(self, txn, hash, None));
+                    match checked {
                         Ok(checked) => self.apply(txn, checked, &mut undo),
                         Err(error) => return Some((i, error)),
                     }

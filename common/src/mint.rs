@@ -44,7 +44,7 @@ pub(crate) fn check_grant(
         None => return Err(TxError::NoMint),
         Some(mint) if mint != crate::hash::Hash::of(&txn.sender) => {
             return Err(TxError::NotTheMint {
-                mint: crate::hash::to_hex(&mint.as_bytes()[..4]),
+                mint: crate::wallet::fingerprint_of(&mint),
             })
         }
         Some(_) => {}

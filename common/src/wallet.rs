@@ -333,8 +333,13 @@ pub fn fingerprint_matches(address: &[u8], wanted: &str) -> bool {
 }
 
 pub fn fingerprint(address: &[u8]) -> String {
-    let digest = Sha512::digest(address);
-    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+    fingerprint_of(&crate::hash::Hash::of(address))
+}
+
+/// [`fingerprint`] from the address's SHA-512, where only that is kept
+/// (the network's mint: `Profile::mint`).
+pub fn fingerprint_of(address_hash: &crate::hash::Hash) -> String {
+    crate::hash::to_hex(&address_hash.as_bytes()[..4])
 }
 
 /// A public key as parsed from an address, ready to verify: keys of 2048

@@ -300,7 +300,7 @@ fn load_mint(config: &OracleConfig, rng: &mut StdRng) -> Result<Wallet, String> 
         Some(theirs) if theirs == ours => Ok(mint),
         Some(theirs) => Err(format!(
             "the network's mint is wallet {}, not this oracle's {}: give the oracle the network's --mint-key (the file the relay or the demo made)",
-            toycoin_common::hash::to_hex(&theirs.as_bytes()[..4]),
+            toycoin_common::wallet::fingerprint_of(&theirs),
             mint.fingerprint()
         )),
         None => Err("this network has no mint: nobody can grant coins on it".into()),

@@ -51,6 +51,7 @@ pub mod hash;
 pub mod ledger;
 pub mod limits;
 pub mod log;
+pub mod log_limit;
 pub mod mempool;
 pub mod merkle;
 pub mod message;

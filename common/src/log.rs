@@ -23,14 +23,19 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use clap::{ArgAction, Args};
+use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
+
+use crate::log_limit::{LogLimit, LINES_PER_WINDOW, TRAFFIC_LINES_PER_WINDOW};
 
 /// The target of per-frame lines, which `--quiet` hides.
 pub const TRAFFIC: &str = "traffic";
@@ -79,6 +84,7 @@ impl LogArgs {
         };
         let lines = HumanLines {
             wrap: terminal.then_some(output),
+            limit: Arc::default(),
         };
         let layer = tracing_subscriber::fmt::layer().event_format(lines);
         let layer = match output {
@@ -92,10 +98,13 @@ impl LogArgs {
 }
 
 /// Prints an event's message and nothing else, one line per event,
-/// wrapped to the width of the terminal it goes to, if any.
-#[derive(Clone, Copy, Debug, Default)]
+/// wrapped to the width of the terminal it goes to, if any. An event with
+/// a `source` field goes through the [`LogLimit`] first: a client cannot
+/// make a program print without bound (see [`crate::log_limit`]).
+#[derive(Clone, Debug, Default)]
 pub struct HumanLines {
     wrap: Option<Output>,
+    limit: Arc<Mutex<LogLimit>>,
 }
 
 /// The width in columns of the terminal `output` is, now (a pane may be
@@ -159,14 +168,99 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let Some(output) = self.wrap else {
-            ctx.field_format().format_fields(writer.by_ref(), event)?;
-            return writeln!(writer);
+        let _ = ctx;
+        let mut source = SourceField(None);
+        event.record(&mut source);
+        let mut text = String::new();
+        let Ok(mut limit) = self.limit.lock() else {
+            return Ok(());
         };
-        let mut line = String::new();
-        ctx.field_format()
-            .format_fields(Writer::new(&mut line), event)?;
-        writeln!(writer, "{}", fit_to(&line, terminal_width(output)))
+        if let Some(source) = source.0 {
+            let allowance = if event.metadata().target() == TRAFFIC {
+                TRAFFIC_LINES_PER_WINDOW
+            } else {
+                LINES_PER_WINDOW
+            };
+            let kind = event.metadata() as *const _ as usize;
+            let verdict = limit.check(kind, &source, allowance, Instant::now());
+            drop(limit);
+            for summary in verdict.summaries {
+                text += &summary;
+                text.push('\n');
+            }
+            if !verdict.print {
+                return self.write(&mut writer, &text);
+            }
+        } else {
+            for summary in limit.due(Instant::now()) {
+                text += &summary;
+                text.push('\n');
+            }
+            drop(limit);
+        }
+        let mut fields = MessageFields::default();
+        event.record(&mut fields);
+        text += &fields.line;
+        text.push('\n');
+        self.write(&mut writer, &text)
+    }
+}
+
+impl HumanLines {
+    /// Writes `text` (whole lines), wrapped when it goes to a terminal.
+    fn write(&self, writer: &mut Writer<'_>, text: &str) -> fmt::Result {
+        match self.wrap {
+            None => writer.write_str(text),
+            Some(output) => {
+                let width = terminal_width(output);
+                for line in text.lines() {
+                    writeln!(writer, "{}", fit_to(line, width))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The `source` field of an event, if it has one.
+struct SourceField(Option<String>);
+
+impl Visit for SourceField {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "source" {
+            self.0 = Some(value.to_owned());
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "source" {
+            self.0 = Some(format!("{value:?}"));
+        }
+    }
+}
+
+/// An event's message, then any other field but `source` as `name=value`.
+#[derive(Default)]
+struct MessageFields {
+    line: String,
+}
+
+impl Visit for MessageFields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.record_debug(field, &format_args!("{value}"));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        use std::fmt::Write;
+        match field.name() {
+            "source" => {}
+            "message" => {
+                let _ = write!(self.line, "{value:?}");
+            }
+            name => {
+                let _ = write!(self.line, " {name}={value:?}");
+            }
+        }
     }
 }
 

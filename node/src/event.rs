@@ -171,6 +171,21 @@ impl Event {
     /// by `--quiet`), own frames coming back as detail (shown by `-v`), the
     /// rest — what changes the node's state — as information.
     pub fn log(&self) {
+        // Lines another client's frames can cause go through the log
+        // limiter ([`toycoin_common::log_limit`]), one per kind: a node
+        // hears only the relay, so the kind is all it can blame.
+        if let Some(kind) = self.caused_by_frames() {
+            match self {
+                Event::SpvAnswered { .. }
+                | Event::TxnAccepted { .. }
+                | Event::BlocKnown { .. }
+                | Event::CatchUpAnswered { .. } => {
+                    tracing::info!(target: TRAFFIC, source = kind, "{self}")
+                }
+                _ => tracing::warn!(source = kind, "{self}"),
+            }
+            return;
+        }
         match self {
             Event::Disconnected { .. }
             | Event::TxnRejected { .. }
@@ -211,6 +226,26 @@ impl Event {
             | Event::SideBranch { .. }
             | Event::Stopped => tracing::info!("{self}"),
         }
+    }
+}
+
+impl Event {
+    /// The kind of a line that frames from the network can make the node
+    /// print as often as they are sent; `None` for what changes state.
+    fn caused_by_frames(&self) -> Option<&'static str> {
+        Some(match self {
+            Event::TxnAccepted { .. } => "txn-accepted",
+            Event::TxnRejected { .. } => "txn-rejected",
+            Event::BlocRejected { .. } => "bloc-rejected",
+            Event::BlocKnown { .. } => "bloc-known",
+            Event::CatchUpAnswered { .. } => "getb-answered",
+            Event::Undecodable { .. } => "undecodable",
+            Event::OrderRefused { .. } => "order-refused",
+            Event::Unsent { .. } => "unsent",
+            Event::SpvAnswered { .. } => "spv",
+            Event::Pbft(PbftEvent::Refused { .. }) => "pbft-refused",
+            _ => return None,
+        })
     }
 }
 

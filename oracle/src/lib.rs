@@ -570,7 +570,10 @@ impl Oracle {
             Some(SessionEvent::Pbft(payload)) => self.on_pbft(&payload),
             Some(SessionEvent::Spv(payload)) => self.on_faucet(&payload),
             Some(SessionEvent::Undecodable { bytes, reason, .. }) => {
-                warn!("Ignored a frame of {bytes} bytes: {reason}");
+                warn!(
+                    source = "undecodable",
+                    "Ignored a frame of {bytes} bytes: {reason}"
+                );
             }
             Some(SessionEvent::Unsent { bytes }) => {
                 warn!(
@@ -596,7 +599,10 @@ impl Oracle {
                 self.update_confirmations(adopted.fork_height);
             }
             Ok(_) => {}
-            Err(e) => warn!("Ignored an invalid BLOC: block {}: {}", e.index, e.error),
+            Err(e) => warn!(
+                source = "bloc-rejected",
+                "Ignored an invalid BLOC: block {}: {}", e.index, e.error
+            ),
         }
     }
 
@@ -619,7 +625,7 @@ impl Oracle {
             Ok(Seen::Final { seq, txns, .. }) => (seq, txns),
             Ok(_) => return,
             Err(e) => {
-                warn!("Ignored a pBFT message: {e}");
+                warn!(source = "pbft-refused", "Ignored a pBFT message: {e}");
                 return;
             }
         };
@@ -716,6 +722,7 @@ impl Oracle {
             let left = FAUCET_PERIOD.saturating_sub(now.duration_since(*at));
             if !left.is_zero() {
                 info!(
+                    source = "faucet-refused",
                     "Faucet: wallet {} asked again within {} s: refused",
                     fingerprint(&address),
                     FAUCET_PERIOD.as_secs()

@@ -405,15 +405,18 @@ impl Relay {
         self.release_address(peer.ip());
         stats.client_left();
         match leave {
-            Leave::Closed => info!("Remote {peer} closed"),
+            Leave::Closed => info!(source = %peer.ip(), "Remote {peer} closed"),
             Leave::Shutdown => {}
             Leave::Slow => warn!(
+                source = %peer.ip(),
                 "Remote {peer} disconnected: too slow (its queue was full, or the relay needed the memory it held)"
             ),
-            Leave::WriteFailed(e) => info!("Remote {peer} closed: write failed: {e}"),
+            Leave::WriteFailed(e) => {
+                info!(source = %peer.ip(), "Remote {peer} closed: write failed: {e}")
+            }
             Leave::Bad(reason) => {
                 stats.bad_client();
-                warn!("Remote {peer} dropped: {reason}");
+                warn!(source = %peer.ip(), "Remote {peer} dropped: {reason}");
             }
         }
     }
@@ -467,7 +470,7 @@ impl Relay {
             },
         );
         self.inner.hub.nemesis.join(id, peer, &name, queue.clone());
-        info!("Remote {peer} subscribed to {name}");
+        info!(source = %peer.ip(), "Remote {peer} subscribed to {name}");
         let write_error = Arc::new(OnceLock::new());
         let writer = {
             let (stats, kick, write_error) =
@@ -555,6 +558,7 @@ impl Relay {
                 .publish(conn.id, &topic, &data, reader.caught_up(), None);
             info!(
                 target: TRAFFIC,
+                source = %conn.peer.ip(),
                 "Sending to {name}: {}... ({} subscribers)",
                 preview(&data),
                 delivery.delivered
@@ -585,7 +589,7 @@ impl Relay {
                 .map_err(|e| Leave::Bad(format!("unreadable {HELLO_TOPIC}: {e}")))?;
             check_name(&hello.name).map_err(|e| Leave::Bad(format!("{HELLO_TOPIC}: {e}")))?;
             let given = hub.nemesis.name(conn.id, &hello.name);
-            info!("Remote {} is {given}", conn.peer);
+            info!(source = %conn.peer.ip(), "Remote {} is {given}", conn.peer);
             return Ok(());
         }
         if let Some(to) = topic.strip_prefix(TO_PREFIX) {
@@ -598,6 +602,7 @@ impl Relay {
             let delivery = hub.publish(conn.id, &conn.topic, data, false, Some(to));
             info!(
                 target: TRAFFIC,
+                source = %conn.peer.ip(),
                 "Sending to {to} alone: {}... ({} subscribers)",
                 preview(data),
                 delivery.delivered
@@ -627,7 +632,7 @@ impl Relay {
                 Ok(request) => match teacher.allows(conn.peer, &request.token) {
                     Err(why) => {
                         conn.refusals += 1;
-                        warn!("Remote {who}: command refused: {why}");
+                        warn!(source = %conn.peer.ip(), "Remote {who}: command refused: {why}");
                         refused(format!("refused: {why}"))
                     }
                     Ok(()) => {

@@ -5,6 +5,7 @@ mod attacks;
 mod demo_tmux;
 mod end_to_end;
 mod flags;
+mod floods;
 mod frames_tcp;
 mod network;
 mod oracle;

@@ -907,7 +907,7 @@ impl Attacker {
         let Some(token) = self.options.token.clone() else {
             return Verdict {
                 held: true,
-                line: "needs the teacher's token to cut the network (--token, or run it on the relay's machine)".into(),
+                line: "needs the teacher's token to cut the network (--token-file, or run it on the relay's machine)".into(),
             };
         };
         // The nodes: named clients at the relay that said where they

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use toycoin_attack::{Attacker, Options, Scenario};
 use toycoin_common::cli::{count, seconds, ProfileArgs, RelayArgs};
-use toycoin_common::control::token_file;
+use toycoin_common::control::{read_token, token_file};
 
 /// Stages one of the classic attacks on a toycoin network and narrates
 /// what the attacker does and what the network did, ending with a verdict
@@ -23,10 +23,11 @@ struct Args {
     relay: RelayArgs,
     #[command(flatten)]
     rules: ProfileArgs,
-    /// The teacher's token, for double-spend's partition (default: the
-    /// file the relay wrote on this machine).
-    #[arg(long)]
-    token: Option<String>,
+    /// A file holding the teacher's token, for double-spend's partition
+    /// (default: $TOYCOIN_CONTROL_TOKEN, else the file the relay wrote on
+    /// this machine).
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<std::path::PathBuf>,
     /// Mining threads (private-fork; double-spend's coins).
     #[arg(long, default_value_t = 1, value_parser = count(1, 1024))]
     threads: usize,
@@ -56,11 +57,16 @@ async fn main() -> ExitCode {
             .profile(),
     );
     options.topic = args.relay.channel.clone();
-    options.token = args.token.or_else(|| {
-        std::fs::read_to_string(token_file(args.relay.port))
-            .ok()
-            .map(|t| t.trim().to_owned())
-    });
+    options.token = match read_token(
+        args.token_file.as_deref(),
+        Some(&token_file(args.relay.port)),
+    ) {
+        Ok(token) => token,
+        Err(e) => {
+            eprintln!("toycoin-attack: {e}");
+            return ExitCode::from(2);
+        }
+    };
     options.threads = args.threads;
     options.secret_secs = args.secret_secs;
     options.secret_blocks = args.secret_blocks.unwrap_or(usize::MAX);

@@ -10,7 +10,14 @@
 //! |---|---|---|
 //! | `$hello` | `{"name":"node1"}` ([`Hello`]) | names the connection |
 //! | `$to:NAME` | any payload | sends it only to the clients named NAME on the sender's topic |
-//! | `$ctl` | `{"token":..,"cmd":..}` ([`Request`]) | a teacher's command; answers the sender with a [`Reply`] |
+//! | `$ctl` | `{"mac":..,"cmd":..}` ([`Request`]) | a teacher's command; answers the sender with a [`Reply`] |
+//!
+//! The token never travels. A client subscribed to `$ctl` first receives
+//! a [`Challenge`], fresh for its connection; a command carries the
+//! HMAC-SHA256 under the token of that challenge and the command
+//! ([`mac`]); every reply brings the next challenge. A command captured
+//! on the wire or in a log is good for nothing: sent again it answers a
+//! spent challenge, rewritten its MAC no longer matches.
 //!
 //! A node switched to a fault live receives, from the relay only, a data
 //! frame starting with [`ORDER_PREFIX`] ([`Order`]); the relay refuses
@@ -85,12 +92,83 @@ pub enum Command {
     Fault { client: String, mode: String },
 }
 
-/// A `$ctl` data frame.
+/// A `$ctl` data frame: a command and its proof of the token.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Request {
-    pub token: String,
+    /// [`mac`] of the connection's current challenge and the command.
+    pub mac: String,
     #[serde(flatten)]
     pub command: Command,
+}
+
+/// What the relay sends a `$ctl` subscriber first: the challenge its
+/// first command answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Challenge {
+    pub challenge: String,
+}
+
+/// The environment variable that may hold the teacher's token (for the
+/// relay, `toycoin-ctl`, `toycoin-attack` and nodes): unlike a flag, `ps`
+/// does not show it to other users.
+pub const TOKEN_ENV: &str = "TOYCOIN_CONTROL_TOKEN";
+
+/// A fresh challenge: 128 random bits in hex.
+pub fn new_challenge() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+fn keyed(token: &str, challenge: &str, command: &Command) -> HmacSha256 {
+    use hmac::Mac;
+    let mut mac = HmacSha256::new_from_slice(token.as_bytes()).expect("HMAC takes any key");
+    mac.update(b"toycoin-ctl\0");
+    mac.update(challenge.as_bytes());
+    mac.update(b"\0");
+    mac.update(&serde_json::to_vec(command).unwrap_or_default());
+    mac
+}
+
+/// The proof that a command comes from whoever holds `token`, for this
+/// `challenge` only: HMAC-SHA256 under the token of the challenge and the
+/// command's JSON, in hex.
+pub fn mac(token: &str, challenge: &str, command: &Command) -> String {
+    use hmac::Mac;
+    hex::encode(keyed(token, challenge, command).finalize().into_bytes())
+}
+
+/// Whether `mac` proves `token` for `challenge` and `command` (compared in
+/// constant time).
+pub fn check_mac(token: &str, challenge: &str, command: &Command, mac: &str) -> bool {
+    use hmac::Mac;
+    let Ok(mac) = hex::decode(mac) else {
+        return false;
+    };
+    keyed(token, challenge, command).verify_slice(&mac).is_ok()
+}
+
+/// The teacher's token: from `file` if given, else from [`TOKEN_ENV`],
+/// else from `default` (the file the relay wrote, for `toycoin-ctl`) if
+/// given and readable. `Ok(None)`: none anywhere.
+pub fn read_token(
+    file: Option<&std::path::Path>,
+    default: Option<&std::path::Path>,
+) -> Result<Option<String>, String> {
+    let from_file = |path: &std::path::Path| {
+        std::fs::read_to_string(path)
+            .map(|t| t.trim().to_owned())
+            .map_err(|e| format!("cannot read the token from {}: {e}", path.display()))
+    };
+    if let Some(path) = file {
+        return from_file(path).map(Some);
+    }
+    if let Ok(token) = std::env::var(TOKEN_ENV) {
+        if !token.trim().is_empty() {
+            return Ok(Some(token.trim().to_owned()));
+        }
+    }
+    Ok(default.and_then(|path| from_file(path).ok()))
 }
 
 /// The relay's answer to a `$ctl` command, sent to the commander alone.
@@ -102,6 +180,9 @@ pub struct Reply {
     /// For `status`: the state of the network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<NetworkStatus>,
+    /// The challenge the connection's next command answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<String>,
 }
 
 /// What `status` reports.
@@ -195,15 +276,26 @@ pub async fn command(
     token: &str,
     command: Command,
 ) -> Result<Reply, String> {
-    let request = serde_json::to_vec(&Request {
-        token: token.to_owned(),
-        command,
-    })
-    .map_err(|e| e.to_string())?;
     let exchange = async {
         let mut client = crate::relay::RelayClient::connect(addr, CTL_TOPIC)
             .await
             .map_err(|e| format!("cannot reach the relay: {e}"))?;
+        let challenge = match client.recv().await {
+            Ok(Some(frame)) => {
+                serde_json::from_slice::<Challenge>(&frame)
+                    .map_err(|e| {
+                        format!("the relay's challenge is unreadable ({e}): is it a toycoin-relay?")
+                    })?
+                    .challenge
+            }
+            Ok(None) => return Err("the relay closed the connection".to_string()),
+            Err(e) => return Err(format!("no challenge: {e}")),
+        };
+        let request = serde_json::to_vec(&Request {
+            mac: mac(token, &challenge, &command),
+            command,
+        })
+        .map_err(|e| e.to_string())?;
         client
             .publish(CTL_TOPIC, &request)
             .await
@@ -251,7 +343,7 @@ mod tests {
     #[test]
     fn a_request_reads_back_and_unknown_commands_are_refused() {
         let req = Request {
-            token: "t".into(),
+            mac: "ab".into(),
             command: Command::Partition {
                 groups: vec![vec!["node1".into()], vec!["node2".into()]],
             },
@@ -259,10 +351,50 @@ mod tests {
         let json = serde_json::to_string(&req).unwrap();
         assert_eq!(
             json,
-            r#"{"token":"t","cmd":"partition","groups":[["node1"],["node2"]]}"#
+            r#"{"mac":"ab","cmd":"partition","groups":[["node1"],["node2"]]}"#
         );
         assert_eq!(serde_json::from_str::<Request>(&json).unwrap(), req);
-        assert!(serde_json::from_str::<Request>(r#"{"token":"t","cmd":"nuke"}"#).is_err());
+        assert!(serde_json::from_str::<Request>(r#"{"mac":"ab","cmd":"nuke"}"#).is_err());
+    }
+
+    #[test]
+    fn a_mac_proves_the_token_for_one_challenge_and_one_command() {
+        let delay = |ms| Command::Delay {
+            client: "node1".into(),
+            ms,
+        };
+        let challenge = new_challenge();
+        let proof = mac("secret", &challenge, &delay(100));
+        assert_eq!(proof.len(), 64);
+        assert!(check_mac("secret", &challenge, &delay(100), &proof));
+        assert!(!check_mac("secreT", &challenge, &delay(100), &proof));
+        assert!(!check_mac("secret", &new_challenge(), &delay(100), &proof));
+        assert!(!check_mac("secret", &challenge, &delay(900), &proof));
+        assert!(!check_mac("secret", &challenge, &delay(100), "not hex"));
+        assert_ne!(new_challenge(), challenge);
+    }
+
+    #[test]
+    fn a_token_comes_from_the_file_given_then_the_environment_then_the_default() {
+        let dir = std::env::temp_dir().join(format!("toycoin-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (given, default) = (dir.join("given"), dir.join("default"));
+        std::fs::write(&given, "from-file\n").unwrap();
+        std::fs::write(&default, "from-default\n").unwrap();
+        // The environment is the process's: this test alone sets it.
+        assert_eq!(
+            read_token(Some(&given), Some(&default)).unwrap().as_deref(),
+            Some("from-file")
+        );
+        assert!(read_token(Some(&dir.join("missing")), None).is_err());
+        if std::env::var(TOKEN_ENV).is_err() {
+            assert_eq!(
+                read_token(None, Some(&default)).unwrap().as_deref(),
+                Some("from-default")
+            );
+            assert_eq!(read_token(None, Some(&dir.join("missing"))).unwrap(), None);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //!
 //! Memory is bounded too: at most [`MAX_SOURCES`] kinds and sources are
 //! followed; beyond them, further sources of a kind share one entry,
-//! `others`.
+//! `others` (one more per kind, and the kinds are the lines in the code).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -191,7 +191,8 @@ mod tests {
                     .print
             })
             .count();
-        assert!(limit.followed() <= MAX_SOURCES);
+        // The sources beyond the table share one entry per kind.
+        assert_eq!(limit.followed(), MAX_SOURCES + 1);
         assert!(printed <= MAX_SOURCES + 5, "{printed}");
         let verdict = limit.check(1, "10.9.9.9", 5, t0 + WINDOW);
         assert_eq!(verdict.summaries.len(), 1, "{:?}", verdict.summaries);

@@ -22,12 +22,18 @@ pub struct Ready {
     pub token: Option<String>,
 }
 
-/// Writes `ready` to `path` atomically.
+/// Writes `ready` to `path` atomically, readable by its owner only (a
+/// relay's holds the teacher's token).
 pub fn write(path: &Path, ready: &Ready) -> io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let json = serde_json::to_string(ready).map_err(io::Error::other)?;
-    std::fs::write(&tmp, json + "\n")?;
+    let _ = std::fs::remove_file(&tmp);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    io::Write::write_all(&mut options.open(&tmp)?, (json + "\n").as_bytes())?;
     std::fs::rename(&tmp, path)
 }
 
@@ -58,6 +64,12 @@ mod tests {
         };
         write(&path, &ready).unwrap();
         assert_eq!(read(&path).unwrap(), Some(ready));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "readable by its owner only");
+        }
         std::fs::remove_file(&path).unwrap();
     }
 }

@@ -210,15 +210,22 @@ fn web_line(addr: std::net::SocketAddr) -> String {
     format!("Web view: http://{shown}/ (open it on the projector)")
 }
 
-/// The programs to start around a relay on `port` whose teacher's token
-/// is `token` (the nodes obey its fault orders).
+/// The programs to start around a relay on `port`, which takes the
+/// teacher's commands when `controls` (the nodes obey its fault orders,
+/// reading its token from the file it wrote).
 fn specs(
     args: &Args,
     port: u16,
     colour: bool,
     web: Option<std::net::SocketAddr>,
-    token: Option<&str>,
+    controls: bool,
 ) -> Vec<Spec> {
+    let token_file = controls.then(|| {
+        toycoin_common::control::token_file(port)
+            .display()
+            .to_string()
+    });
+    let token_file = token_file.as_deref();
     let connect = |extra: &[String]| {
         let mut a = vec![
             "--host".to_owned(),
@@ -288,8 +295,10 @@ fn specs(
         if let Some(value) = fault.and_then(|(_, f)| f.to_possible_value()) {
             extra.extend(["--fault".to_owned(), value.get_name().to_owned()]);
         }
-        if let Some(token) = token {
-            extra.extend(["--control-token".to_owned(), token.to_owned()]);
+        if let Some(token_file) = token_file {
+            // The file's name, not the token: `ps` shows command lines to
+            // every user of the machine.
+            extra.extend(["--control-token-file".to_owned(), token_file.to_owned()]);
         }
         out.push(Spec {
             label: format!("node{}", i + 1),
@@ -312,8 +321,8 @@ fn specs(
     if let Some(value) = args.scenario.and_then(|s| s.to_possible_value()) {
         let mut attack = vec![value.get_name().to_owned()];
         attack.extend(profile.iter().cloned());
-        if let Some(token) = token {
-            attack.extend(["--token".to_owned(), token.to_owned()]);
+        if let Some(token_file) = token_file {
+            attack.extend(["--token-file".to_owned(), token_file.to_owned()]);
         }
         out.push(Spec {
             label: "attack".into(),
@@ -494,7 +503,7 @@ async fn run_in_tmux(args: &Args, shutdown: impl std::future::Future<Output = ()
     ] {
         tmux(&["set-option", "-t", session, option, value]);
     }
-    let programs = specs(args, 0, false, None, None).len();
+    let programs = specs(args, 0, false, None, false).len();
     let mut panes = Vec::new();
     for _ in 0..programs {
         let Some(pane) = pane_id(&["split-window", "-t", session]) else {
@@ -526,7 +535,7 @@ async fn run_in_tmux(args: &Args, shutdown: impl std::future::Future<Output = ()
         return 1;
     };
     let web = web_addr(args);
-    let specs = specs(args, ready.addr.port(), false, web, ready.token.as_deref());
+    let specs = specs(args, ready.addr.port(), false, web, ready.token.is_some());
     for (spec, pane) in specs.iter().zip(&panes) {
         let mut cmd = command_line(spec.program, &spec.args);
         if spec.program == "toycoin-attack" {
@@ -712,7 +721,7 @@ async fn run_here(args: &Args, shutdown: impl std::future::Future<Output = ()>) 
         ready.addr.port(),
         colour_on,
         web,
-        ready.token.as_deref(),
+        ready.token.is_some(),
     );
     for (i, spec) in specs.into_iter().enumerate() {
         match start(spec.program, &spec.args) {

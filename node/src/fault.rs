@@ -64,7 +64,7 @@ pub fn read_order(
     let order = order?;
     let Some(token) = token else {
         return Err(format!(
-            "ignored an order to play {}: this node was started without --control-token",
+            "ignored an order to play {}: this node was started without the teacher's token (--control-token-file)",
             order.fault
         ));
     };

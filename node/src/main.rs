@@ -80,11 +80,12 @@ struct Args {
     /// and catch-up answers.
     #[arg(long, value_enum)]
     fault: Option<Fault>,
-    /// The teacher's token (the relay's): obey the relay's orders to play a
-    /// fault (`toycoin-ctl fault NODE MODE`). Without it, orders are
-    /// ignored.
-    #[arg(long, value_name = "TOKEN")]
-    control_token: Option<String>,
+    /// A file holding the teacher's token (the relay's; or give it in
+    /// $TOYCOIN_CONTROL_TOKEN, never on the command line): obey the relay's
+    /// orders to play a fault (`toycoin-ctl fault NODE MODE`). Without it,
+    /// orders are ignored.
+    #[arg(long, value_name = "PATH")]
+    control_token_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     log: LogArgs,
 }
@@ -112,7 +113,14 @@ async fn main() {
     }
     config.max_frame_len = args.max_frame;
     config.fault = args.fault;
-    config.control_token = args.control_token;
+    config.control_token =
+        match toycoin_common::control::read_token(args.control_token_file.as_deref(), None) {
+            Ok(token) => token,
+            Err(e) => {
+                tracing::error!("toycoin-node: {e}");
+                std::process::exit(2);
+            }
+        };
     config.clock_skew = args.clock_skew.clamp(-86_400 * 365, 86_400 * 365);
     if let Some(name) = args.name {
         config.name = name;

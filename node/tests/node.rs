@@ -1332,7 +1332,7 @@ async fn the_teacher_switches_a_node_to_a_fault_and_back_live_with_the_token_onl
     ctl_when_all_there(&relay, order("ignores", "liar")).await;
     ignores
         .wait_for("the order refused", |e| {
-            matches!(e, Event::OrderRefused { reason } if reason.contains("without --control-token"))
+            matches!(e, Event::OrderRefused { reason } if reason.contains("without the teacher's token"))
         })
         .await;
     obeys.handle.stop().await;

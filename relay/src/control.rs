@@ -2,11 +2,15 @@
 //! them, and carrying them out on the hub's [`crate::nemesis::Nemesis`].
 //! The frames are in [`toycoin_common::control`] and `docs/control.md`.
 
-use std::net::SocketAddr;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use toycoin_common::control::{encode_order, proof, Command, Order, Reply, FAULTS};
+use toycoin_common::control::{
+    check_mac, encode_order, proof, Command, Order, Reply, Request, FAULTS,
+};
 
 use crate::hub::Hub;
 use crate::nemesis::{MAX_DELAY, MAX_HELD};
@@ -30,23 +34,88 @@ impl Teacher {
         }
     }
 
-    /// Whether `peer` may give a command carrying `token`; if not, why.
-    pub fn allows(&self, peer: SocketAddr, token: &str) -> Result<(), String> {
+    /// Whether `peer` may give `request`, which answers `challenge` (the
+    /// connection's, spent by this request); if not, why.
+    pub fn allows(
+        &self,
+        peer: SocketAddr,
+        challenge: &str,
+        request: &Request,
+    ) -> Result<(), String> {
         if !self.anywhere && !peer.ip().is_loopback() {
             return Err(format!(
                 "commands are taken only from this machine (the relay runs without --control-from-anywhere), not from {}",
                 peer.ip()
             ));
         }
-        // Compared in full whatever the first difference: how long the
-        // comparison takes tells nothing about the token.
-        let (a, b) = (self.token.as_bytes(), token.as_bytes());
-        let same =
-            a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
-        if same {
+        // Compared in constant time: how long it takes tells nothing.
+        if check_mac(&self.token, challenge, &request.command, &request.mac) {
             Ok(())
         } else {
-            Err("wrong token".into())
+            Err("wrong token (or a command answering another challenge)".into())
+        }
+    }
+}
+
+/// Wrong guesses slowed per address: each address may have
+/// [`GUESS_BURST`] commands refused at once, then one per
+/// [`GUESS_EVERY`]; past that its commands are refused unread until it
+/// waits. The teacher's own commands (from this machine, where no
+/// student is unless the relay takes commands from anywhere) are not
+/// slowed by a student's guesses from another address.
+#[derive(Debug, Default)]
+pub struct Guesses {
+    by_address: Mutex<HashMap<IpAddr, Bucket>>,
+}
+
+/// Refused commands an address may send at once.
+pub const GUESS_BURST: f64 = 10.0;
+/// Then one refused command per this long.
+pub const GUESS_EVERY: Duration = Duration::from_secs(1);
+/// Addresses followed at once (beyond, the fullest buckets are forgotten).
+const MAX_GUESSERS: usize = 4096;
+
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    left: f64,
+    at: Instant,
+}
+
+impl Guesses {
+    /// How long `addr` must wait before a command of its is read again;
+    /// `None` when it may send one now.
+    pub fn wait(&self, addr: IpAddr, now: Instant) -> Option<Duration> {
+        let map = self.by_address.lock().ok()?;
+        let bucket = map.get(&addr)?.refilled(now);
+        (bucket.left < 1.0).then(|| GUESS_EVERY.mul_f64(1.0 - bucket.left))
+    }
+
+    /// Counts a refused command from `addr`.
+    pub fn refused(&self, addr: IpAddr, now: Instant) {
+        let Ok(mut map) = self.by_address.lock() else {
+            return;
+        };
+        if map.len() >= MAX_GUESSERS && !map.contains_key(&addr) {
+            map.retain(|_, b| b.refilled(now).left < GUESS_BURST);
+            if map.len() >= MAX_GUESSERS {
+                return;
+            }
+        }
+        let bucket = map.entry(addr).or_insert(Bucket {
+            left: GUESS_BURST,
+            at: now,
+        });
+        *bucket = bucket.refilled(now);
+        bucket.left = (bucket.left - 1.0).max(0.0);
+    }
+}
+
+impl Bucket {
+    fn refilled(self, now: Instant) -> Bucket {
+        let earned = now.duration_since(self.at).as_secs_f64() / GUESS_EVERY.as_secs_f64();
+        Bucket {
+            left: (self.left + earned).min(GUESS_BURST),
+            at: now,
         }
     }
 }
@@ -62,6 +131,7 @@ pub fn ok(message: impl Into<String>) -> Reply {
         ok: true,
         message: message.into(),
         status: None,
+        challenge: None,
     }
 }
 
@@ -70,6 +140,7 @@ pub fn refused(message: impl Into<String>) -> Reply {
         ok: false,
         message: message.into(),
         status: None,
+        challenge: None,
     }
 }
 
@@ -210,19 +281,53 @@ fn absent_note(hub: &Hub, who: &str) -> &'static str {
 mod tests {
     use super::*;
 
+    fn request(token: &str, challenge: &str) -> Request {
+        Request {
+            mac: toycoin_common::control::mac(token, challenge, &Command::Heal),
+            command: Command::Heal,
+        }
+    }
+
     #[test]
     fn only_the_token_from_this_machine_commands() {
         let teacher = Teacher::new();
         let here: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let there: SocketAddr = "10.0.0.7:5000".parse().unwrap();
-        assert!(teacher.allows(here, &teacher.token).is_ok());
-        assert_eq!(teacher.allows(here, "guess"), Err("wrong token".into()));
-        assert!(teacher.allows(there, &teacher.token).is_err());
+        let challenge = toycoin_common::control::new_challenge();
+        let good = request(&teacher.token, &challenge);
+        assert!(teacher.allows(here, &challenge, &good).is_ok());
+        let guess = request("guess", &challenge);
+        assert!(teacher
+            .allows(here, &challenge, &guess)
+            .unwrap_err()
+            .starts_with("wrong token"));
+        assert!(teacher.allows(here, "another challenge", &good).is_err());
+        assert!(teacher.allows(there, &challenge, &good).is_err());
         let anywhere = Teacher {
             anywhere: true,
             ..teacher.clone()
         };
-        assert!(anywhere.allows(there, &teacher.token).is_ok());
+        assert!(anywhere.allows(there, &challenge, &good).is_ok());
         assert_ne!(Teacher::new().token, teacher.token);
+    }
+
+    #[test]
+    fn wrong_guesses_are_slowed_per_address() {
+        let guesses = Guesses::default();
+        let (student, teacher): (IpAddr, IpAddr) =
+            ("10.0.0.7".parse().unwrap(), "127.0.0.1".parse().unwrap());
+        let t0 = Instant::now();
+        for _ in 0..GUESS_BURST as usize {
+            assert_eq!(guesses.wait(student, t0), None);
+            guesses.refused(student, t0);
+        }
+        let wait = guesses.wait(student, t0).expect("slowed");
+        assert!(wait <= GUESS_EVERY, "{wait:?}");
+        assert_eq!(guesses.wait(teacher, t0), None, "another address");
+        assert_eq!(
+            guesses.wait(student, t0 + GUESS_EVERY),
+            None,
+            "one more later"
+        );
     }
 }

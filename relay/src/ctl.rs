@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use toycoin_common::control::{command, token_file, Command, NetworkStatus};
+use toycoin_common::control::{command, read_token, token_file, Command, NetworkStatus, TOKEN_ENV};
 
 /// Gives the relay one of the teacher's commands and prints its answer.
 /// The relay takes them only with its token (found by default in the file
@@ -16,9 +16,10 @@ struct Args {
     /// The relay, HOST:PORT.
     #[arg(long, default_value = "127.0.0.1:25000")]
     relay: String,
-    /// The teacher's token (default: read from the file the relay wrote).
-    #[arg(long)]
-    token: Option<String>,
+    /// A file holding the teacher's token (default: $TOYCOIN_CONTROL_TOKEN,
+    /// else the file the relay wrote on this machine).
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<std::path::PathBuf>,
     /// Print the relay's reply as JSON.
     #[arg(long)]
     json: bool,
@@ -85,26 +86,25 @@ impl Cmd {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let token = match args.token.clone() {
-        Some(token) => token,
-        None => {
-            let port = args
-                .relay
-                .rsplit(':')
-                .next()
-                .and_then(|p| p.parse::<u16>().ok())
-                .unwrap_or(25000);
-            let path = token_file(port);
-            match std::fs::read_to_string(&path) {
-                Ok(token) => token.trim().to_owned(),
-                Err(e) => {
-                    eprintln!(
-                        "toycoin-ctl: no token: cannot read {} ({e}); give --token (the relay prints where it wrote it)",
-                        path.display()
-                    );
-                    return ExitCode::from(2);
-                }
-            }
+    let port = args
+        .relay
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or(25000);
+    let default = token_file(port);
+    let token = match read_token(args.token_file.as_deref(), Some(&default)) {
+        Ok(Some(token)) => token,
+        Ok(None) => {
+            eprintln!(
+                "toycoin-ctl: no token: none in ${TOKEN_ENV} and cannot read {}; give --token-file (the relay prints where it wrote it)",
+                default.display()
+            );
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("toycoin-ctl: {e}");
+            return ExitCode::from(2);
         }
     };
     match command(args.relay.as_str(), &token, args.command.into_command()).await {

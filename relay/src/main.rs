@@ -5,7 +5,7 @@ use std::time::Duration;
 use bytesize::ByteSize;
 use clap::{Parser, ValueEnum};
 use toycoin_common::cli::{seconds, NewNetworkArgs};
-use toycoin_common::control::write_token;
+use toycoin_common::control::{read_token, write_token};
 use toycoin_common::log::{LogArgs, Output};
 use toycoin_relay::control::Teacher;
 use toycoin_relay::{server, Relay, RelayConfig, SlowPolicy};
@@ -70,16 +70,17 @@ struct Args {
     network: NewNetworkArgs,
     #[command(flatten)]
     log: LogArgs,
-    /// The teacher's token for commands (`toycoin-ctl`); by default a new
-    /// random one, written to a file only you can read.
-    #[arg(long)]
-    token: Option<String>,
+    /// A file holding the teacher's token for commands (`toycoin-ctl`);
+    /// else $TOYCOIN_CONTROL_TOKEN; else a new random one. Either way it is
+    /// written to a file only you can read, never shown on a command line.
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<std::path::PathBuf>,
     /// Take the teacher's commands from other machines too (by default only
     /// from this one).
     #[arg(long)]
     control_from_anywhere: bool,
     /// Take no commands at all.
-    #[arg(long, conflicts_with_all = ["token", "control_from_anywhere"])]
+    #[arg(long, conflicts_with_all = ["token_file", "control_from_anywhere"])]
     no_control: bool,
     /// Once listening, write {"program":"toycoin-relay","addr":"HOST:PORT"}
     /// to this file (for scripts and the demo, which pass --port 0).
@@ -100,6 +101,17 @@ async fn main() {
             std::process::exit(2);
         }
     };
+    let token = if args.no_control {
+        None
+    } else {
+        match read_token(args.token_file.as_deref(), None) {
+            Ok(token) => Some(token.unwrap_or_else(|| Teacher::new().token)),
+            Err(e) => {
+                error!("toycoin-relay: {e}");
+                std::process::exit(2);
+            }
+        }
+    };
     let mut config = RelayConfig {
         max_frame_len: size(args.max_frame).min(u32::MAX as usize),
         max_connections: args.max_connections.max(1),
@@ -114,8 +126,8 @@ async fn main() {
         },
         subscribe_timeout: Duration::from_secs_f64(args.subscribe_timeout),
         summary_interval: (args.summary > 0.0).then(|| Duration::from_secs_f64(args.summary)),
-        teacher: (!args.no_control).then(|| Teacher {
-            token: args.token.clone().unwrap_or_else(|| Teacher::new().token),
+        teacher: token.map(|token| Teacher {
+            token,
             anywhere: args.control_from_anywhere,
         }),
         network: Some(network),
@@ -143,6 +155,27 @@ async fn main() {
         |_| format!("{}:{}", args.host, args.port),
         |a| a.to_string(),
     );
+    // The token file first: whoever waits for the ready file may read it.
+    let mut token_path = None;
+    if let (Some(teacher), Ok(local)) = (&config.teacher, listener.local_addr()) {
+        let from = if teacher.anywhere {
+            "from any machine"
+        } else {
+            "from this machine only"
+        };
+        match write_token(local.port(), &teacher.token) {
+            Ok(path) => {
+                info!(
+                    "Teacher's controls {from}: toycoin-ctl --relay {addr} status (the token is in {})",
+                    path.display()
+                );
+                token_path = Some(path);
+            }
+            Err(e) => warn!(
+                "Teacher's controls {from}: cannot write the token file ({e}); give toycoin-ctl --token-file or $TOYCOIN_CONTROL_TOKEN yourself"
+            ),
+        }
+    }
     if let Some(path) = &args.ready_file {
         let written = listener.local_addr().and_then(|addr| {
             let ready = toycoin_common::ready::Ready {
@@ -170,26 +203,6 @@ async fn main() {
             network.banner(),
             network.join_code()
         );
-    }
-    let mut token_path = None;
-    if let (Some(teacher), Ok(local)) = (&config.teacher, listener.local_addr()) {
-        let from = if teacher.anywhere {
-            "from any machine"
-        } else {
-            "from this machine only"
-        };
-        match write_token(local.port(), &teacher.token) {
-            Ok(path) => {
-                info!(
-                    "Teacher's controls {from}: toycoin-ctl --relay {addr} status (the token is in {})",
-                    path.display()
-                );
-                token_path = Some(path);
-            }
-            Err(e) => warn!(
-                "Teacher's controls {from}: cannot write the token file ({e}); give toycoin-ctl --token yourself"
-            ),
-        }
     }
     let relay = Relay::new(config);
     if let Err(e) = relay.run(listener, shutdown).await {

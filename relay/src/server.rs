@@ -23,8 +23,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use toycoin_common::control::{
-    check_name, Hello, Request, CTL_TOPIC, HELLO_TOPIC, MAX_REQUEST, ORDER_PREFIX, RESERVED,
-    TO_PREFIX,
+    check_name, new_challenge, Challenge, Hello, Request, CTL_TOPIC, HELLO_TOPIC, MAX_REQUEST,
+    ORDER_PREFIX, RESERVED, TO_PREFIX,
 };
 use toycoin_common::frame::{FrameCodec, FrameError, DEFAULT_MAX_FRAME_LEN};
 use toycoin_common::log::TRAFFIC;
@@ -32,7 +32,7 @@ use toycoin_common::network::{encode_answer, NETWORK_TOPIC};
 use tracing::{info, warn};
 
 use crate::budget::Budget;
-use crate::control::{encode_reply, execute, refused, Teacher};
+use crate::control::{encode_reply, execute, refused, Guesses, Teacher};
 use crate::hub::{Hub, SlowPolicy, Subscriber};
 use crate::queue::Queue;
 use crate::reader::{FrameReader, ReadError, Readers};
@@ -158,6 +158,8 @@ struct Inner {
     /// The answer to `$network`, encoded once: a flood of questions costs
     /// a queued copy of the same bytes each, on the asker's own queue.
     network_answer: Bytes,
+    /// Refused commands per address, which slow further guesses.
+    guesses: Guesses,
 }
 
 /// Refused commands one connection may send before it is dropped.
@@ -176,6 +178,8 @@ struct Conn {
     /// Whether it has named itself (once per connection: a rename costs a
     /// log line and a look at every client).
     named: bool,
+    /// For a `$ctl` subscriber: the challenge its next command answers.
+    challenge: String,
 }
 
 /// Why a client's connection ended.
@@ -229,6 +233,7 @@ impl Relay {
                 shutdown: CancellationToken::new(),
                 next_id: AtomicU64::new(1),
                 own_tasks: AtomicUsize::new(0),
+                guesses: Guesses::default(),
             }),
         }
     }
@@ -491,7 +496,16 @@ impl Relay {
             queue: queue.clone(),
             refusals: 0,
             named: false,
+            challenge: new_challenge(),
         };
+        if topic == CTL_TOPIC.as_bytes() {
+            // The challenge its first command answers (docs/control.md).
+            let challenge = Challenge {
+                challenge: conn.challenge.clone(),
+            };
+            let frame = serde_json::to_vec(&challenge).unwrap_or_default();
+            self.inner.hub.send_direct(&queue, &Bytes::from(frame));
+        }
         let leave = self.read_loop(&mut reader, &kick, &mut conn).await;
         self.inner.hub.unsubscribe(&topic, id);
         self.inner.hub.nemesis.leave(id);
@@ -624,28 +638,48 @@ impl Relay {
             .nemesis
             .label(conn.id)
             .unwrap_or_else(|| conn.peer.to_string());
-        let reply = match (&self.inner.config.teacher, data.len() <= MAX_REQUEST) {
+        // Whatever the outcome, the challenge is spent: the next command
+        // answers a new one.
+        let challenge = std::mem::replace(&mut conn.challenge, new_challenge());
+        let (guesses, now) = (&self.inner.guesses, Instant::now());
+        let mut reply = match (&self.inner.config.teacher, data.len() <= MAX_REQUEST) {
             (None, _) => refused("this relay takes no commands (it was started without controls)"),
             (Some(_), false) => refused(format!("a command is at most {MAX_REQUEST} bytes")),
-            (Some(teacher), true) => match serde_json::from_slice::<Request>(data) {
-                Err(e) => refused(format!("unreadable command: {e}")),
-                Ok(request) => match teacher.allows(conn.peer, &request.token) {
-                    Err(why) => {
-                        conn.refusals += 1;
-                        warn!(source = %conn.peer.ip(), "Remote {who}: command refused: {why}");
-                        refused(format!("refused: {why}"))
-                    }
-                    Ok(()) => {
-                        let reply = execute(hub, teacher, request.command);
-                        info!("Teacher ({who}): {}", reply.message);
-                        reply
-                    }
+            (Some(teacher), true) => match guesses.wait(conn.peer.ip(), now) {
+                Some(wait) => {
+                    conn.refusals += 1;
+                    warn!(
+                        source = %conn.peer.ip(),
+                        "Remote {who}: command refused unread: too many refused from its address"
+                    );
+                    refused(format!(
+                        "refused: too many refused commands from {}; wait {:.1} s",
+                        conn.peer.ip(),
+                        wait.as_secs_f64()
+                    ))
+                }
+                None => match serde_json::from_slice::<Request>(data) {
+                    Err(e) => refused(format!("unreadable command: {e}")),
+                    Ok(request) => match teacher.allows(conn.peer, &challenge, &request) {
+                        Err(why) => {
+                            conn.refusals += 1;
+                            guesses.refused(conn.peer.ip(), now);
+                            warn!(source = %conn.peer.ip(), "Remote {who}: command refused: {why}");
+                            refused(format!("refused: {why}"))
+                        }
+                        Ok(()) => {
+                            let reply = execute(hub, teacher, request.command);
+                            info!("Teacher ({who}): {}", reply.message);
+                            reply
+                        }
+                    },
                 },
             },
         };
         if conn.refusals >= MAX_REFUSALS {
             return Err(Leave::Bad(format!("{MAX_REFUSALS} commands refused")));
         }
+        reply.challenge = Some(conn.challenge.clone());
         hub.send_direct(&conn.queue, &encode_reply(&reply));
         Ok(())
     }

@@ -159,3 +159,207 @@ async fn ten_seconds_of_forged_pbft_frames_print_few_lines() {
     assert!(relay.stop(WAIT).await.success());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The demo gives the teacher's token to its nodes (they obey the
+/// relay's fault orders) and its ctl line tells the teacher how to
+/// command. Before issue 34 the token was on four nodes' command lines,
+/// where `ps` shows it to anyone on the machine; now no program of the
+/// demo has it on its command line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_token_on_any_command_line_of_the_demo() {
+    let mut demo = Program::start(
+        "toycoin-demo",
+        &[
+            "--no-build",
+            "--no-tmux",
+            "--port",
+            "0",
+            "--no-web",
+            "--max-hash-rates",
+            "100k,100k",
+        ],
+    );
+    let ctl = demo
+        .wait_line("the teacher's controls", WAIT, |l| {
+            l.contains("toycoin-ctl --relay")
+        })
+        .await;
+    let port: u16 = ctl
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    demo.wait_line("node2 started", WAIT, |l| {
+        l.contains("node2 |") && l.contains("Starting up")
+    })
+    .await;
+    let token = std::fs::read_to_string(toycoin_common::control::token_file(port))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(token.len() >= 16, "{token:?}");
+    let out = demo.output();
+    let pids: Vec<u32> = out
+        .lines()
+        .filter_map(|l| l.split("| pid ").nth(1))
+        .filter_map(|p| p.trim().parse().ok())
+        .collect();
+    assert!(pids.len() >= 5, "{out}");
+    for pid in pids {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        assert!(
+            !cmdline.contains(&token),
+            "the token is on a command line: {cmdline}"
+        );
+    }
+    assert!(demo.stop(WAIT).await.success(), "{}", demo.output());
+}
+
+/// A man in the middle of `toycoin-ctl` and the relay: forwards one
+/// connection and keeps what the client sent.
+async fn recording_proxy(relay: String) -> (String, tokio::task::JoinHandle<Vec<u8>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let task = tokio::spawn(async move {
+        let (mut client, _) = listener.accept().await.unwrap();
+        let mut upstream = tokio::net::TcpStream::connect(relay).await.unwrap();
+        let mut sent = Vec::new();
+        let (mut from_client, mut from_relay) = ([0u8; 4096], [0u8; 4096]);
+        loop {
+            tokio::select! {
+                n = client.read(&mut from_client) => {
+                    let n = n.unwrap_or(0);
+                    if n == 0 { break; }
+                    sent.extend_from_slice(&from_client[..n]);
+                    if upstream.write_all(&from_client[..n]).await.is_err() { break; }
+                }
+                n = upstream.read(&mut from_relay) => {
+                    let n = n.unwrap_or(0);
+                    if n == 0 { break; }
+                    if client.write_all(&from_relay[..n]).await.is_err() { break; }
+                }
+            }
+        }
+        sent
+    });
+    (addr, task)
+}
+
+/// Sends `bytes` (whole frames, as recorded) to the relay on a fresh
+/// connection: the replies that came back (JSON objects with `ok`).
+async fn send_raw(relay: &str, bytes: &[u8]) -> Vec<serde_json::Value> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(relay).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let mut replies = Vec::new();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+        while got.len() >= 4 {
+            let len = u32::from_be_bytes(got[..4].try_into().unwrap()) as usize;
+            if got.len() < 4 + len {
+                break;
+            }
+            let frame: Vec<u8> = got.drain(..4 + len).skip(4).collect();
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&frame) {
+                if v.get("ok").is_some() {
+                    replies.push(v);
+                }
+            }
+        }
+        if !replies.is_empty() {
+            break;
+        }
+    }
+    replies
+}
+
+/// A student who captures the teacher's `delay node1 100` (on the wire,
+/// with `--control-from-anywhere`, or on a shared machine) sends it again
+/// later, and sends it rewritten to `delay node1 900`. Before issue 34 the
+/// frame carried the token itself: both were obeyed. Now each command
+/// answers the relay's challenge to that one connection: both refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_or_rewritten_control_frame_is_refused() {
+    let token = "the-teachers-token";
+    let relay = toycoin_relay::local::spawn_with_teacher(token)
+        .await
+        .unwrap();
+    let addr = relay.addr.to_string();
+    // node1, connected and named, so that the status shows its delay.
+    let mut node1 = RelayClient::connect(addr.as_str(), DEFAULT_TOPIC)
+        .await
+        .unwrap();
+    node1
+        .publish(
+            toycoin_common::control::HELLO_TOPIC,
+            &toycoin_common::control::encode_hello("node1"),
+        )
+        .await
+        .unwrap();
+    let delay_of_node1 = |status: &toycoin_common::control::Reply| {
+        status.status.as_ref().and_then(|s| {
+            s.clients
+                .iter()
+                .find(|c| c.name == "node1")
+                .map(|c| c.delay_ms)
+        })
+    };
+    let deadline = Instant::now() + WAIT;
+    while delay_of_node1(
+        &command(addr.as_str(), token, Command::Status)
+            .await
+            .unwrap(),
+    )
+    .is_none()
+    {
+        assert!(Instant::now() < deadline, "node1 never named");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (proxy, recorded) = recording_proxy(addr.clone()).await;
+    let reply = command(
+        proxy.as_str(),
+        token,
+        Command::Delay {
+            client: "node1".into(),
+            ms: 100,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(reply.ok, "{reply:?}");
+    let captured = recorded.await.unwrap();
+    assert!(!captured.is_empty());
+
+    let replayed = send_raw(&addr, &captured).await;
+    assert!(
+        !replayed.is_empty() && replayed.iter().all(|r| r["ok"] == false),
+        "a replayed command was obeyed: {replayed:?}"
+    );
+    let at = captured
+        .windows(8)
+        .position(|w| w == b"\"ms\":100")
+        .unwrap_or_else(|| panic!("no delay in {}", String::from_utf8_lossy(&captured)));
+    let mut rewritten = captured.clone();
+    rewritten[at + 5] = b'9';
+    let rewritten_replies = send_raw(&addr, &rewritten).await;
+    assert!(
+        !rewritten_replies.is_empty() && rewritten_replies.iter().all(|r| r["ok"] == false),
+        "a rewritten command was obeyed: {rewritten_replies:?}"
+    );
+    // The teacher's rule stands as given.
+    let status = command(addr.as_str(), token, Command::Status)
+        .await
+        .unwrap();
+    assert_eq!(delay_of_node1(&status), Some(100), "{status:?}");
+    drop(node1);
+    relay.stop().await.unwrap();
+}

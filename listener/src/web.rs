@@ -638,12 +638,33 @@ pub async fn serve(
         .route("/api/events", get(events))
         .with_state(shared);
     tokio::spawn(async move {
-        let app = app.into_make_service_with_connect_info::<limit::Peer>();
-        if let Err(e) = axum::serve(limit::Limited::new(listener), app).await {
-            tracing::warn!("Web view stopped: {e}");
+        let mut listener = limit::Limited::new(listener);
+        loop {
+            let connection = listener.accept().await;
+            tokio::spawn(serve_connection(app.clone(), connection));
         }
     });
     Ok(local)
+}
+
+/// Serves one connection with hyper, whose `header_read_timeout` closes
+/// one that sends nothing, or half a request, within
+/// [`limit::HEADER_TIMEOUT`] (`axum::serve` sets no timeout at all).
+async fn serve_connection(app: Router, connection: limit::Connection) {
+    use tower::ServiceExt;
+    let peer = connection.peer();
+    let service =
+        hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let mut request = request.map(axum::body::Body::new);
+            request.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().oneshot(request)
+        });
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limit::HEADER_TIMEOUT);
+    let io = hyper_util::rt::TokioIo::new(connection);
+    // A connection that fails or times out just ends; the view goes on.
+    let _ = http.serve_connection(io, service).await;
 }
 
 /// The page, with the current snapshot in it, so that it is drawn as soon
@@ -664,9 +685,9 @@ async fn snapshot(State(shared): State<Shared>) -> impl IntoResponse {
 
 async fn events(
     State(shared): State<Shared>,
-    ConnectInfo(limit::Peer(peer)): ConnectInfo<limit::Peer>,
+    ConnectInfo(peer): ConnectInfo<limit::Peer>,
 ) -> Response {
-    let Some(permit) = shared.browsers.admit(peer.ip()) else {
+    let Some(permit) = shared.browsers.admit(peer.addr.ip(), peer.this_machine) else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "too many browsers are following this listener",

@@ -509,3 +509,79 @@ async fn the_web_view_follows_a_network_of_the_original_programs() {
     listener.stop(WAIT).await;
     relay.stop().await.unwrap();
 }
+
+/// A connection to `addr` from `ip` (127.0.0.2, ... play students'
+/// laptops on loopback).
+async fn connect_from(ip: [u8; 4], addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((ip, 0)))?;
+    socket.connect(addr).await
+}
+
+/// Whether the view closes `s` (EOF or an error) within `within`.
+async fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 256];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Issue 34's lockout: one student's laptop (127.0.0.2) opens 100 event
+/// streams and then 5,000 connections that send nothing; another
+/// (127.0.0.3) sends half a request and waits (slowloris). Before, a
+/// student on any loopback address counted as the teacher's own machine:
+/// its streams took every place and the teacher's `/api/events` answered
+/// 503, and idle or half-sent connections were held without end. Now only
+/// the view's own address is the teacher's machine, the student gets a
+/// laptop's share, and a request head must arrive within
+/// `HEADER_TIMEOUT`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_student_with_5000_idle_connections_and_100_streams_cannot_lock_the_teacher_out() {
+    use toycoin_listener::web::limit::HEADER_TIMEOUT;
+
+    let (relay, mut listener, addr) = view().await;
+    let student = [127, 0, 0, 2];
+    let mut streams = Vec::new();
+    for _ in 0..100 {
+        let Ok(mut s) = connect_from(student, addr).await else {
+            continue;
+        };
+        let request = format!("GET /api/events HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        if s.write_all(request.as_bytes()).await.is_ok() {
+            streams.push(s);
+        }
+    }
+    let mut idle = Vec::new();
+    for _ in 0..5_000 {
+        if let Ok(s) = connect_from(student, addr).await {
+            idle.push(s);
+        }
+    }
+    assert!(idle.len() > 4_000, "only {} connections opened", idle.len());
+    let mut slow = connect_from([127, 0, 0, 3], addr).await.unwrap();
+    slow.write_all(format!("GET / HTTP/1.1\r\nHost: {addr}\r\n").as_bytes())
+        .await
+        .unwrap();
+
+    // The teacher's page, snapshot and event stream are all served.
+    let (status, page) = get(addr, "/").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(snapshot_served(addr).await);
+    let (status, _teachers_stream) = follow(addr).await;
+    assert_eq!(status, 200, "the teacher's event stream");
+
+    // Half a request is not held: closed within the header timeout.
+    let within = HEADER_TIMEOUT + Duration::from_secs(5);
+    assert!(closed_within(&mut slow, within).await, "slowloris held");
+    // Nor is a connection that sends nothing at all.
+    let last = idle.last_mut().unwrap();
+    assert!(closed_within(last, within).await, "an idle connection held");
+    drop((streams, idle));
+    listener.stop(WAIT).await;
+    relay.stop().await.unwrap();
+}

@@ -148,8 +148,8 @@ struct Inner {
     budget: Arc<Budget>,
     readers: Arc<Readers>,
     stats: Arc<Stats>,
-    /// Open connections per address.
-    per_address: Mutex<HashMap<IpAddr, usize>>,
+    /// Open connections per address, and those not yet subscribed.
+    per_address: Mutex<HashMap<IpAddr, Slots>>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
     next_id: AtomicU64,
@@ -161,6 +161,26 @@ struct Inner {
     /// Refused commands per address, which slow further guesses.
     guesses: Guesses,
 }
+
+/// One address's connections.
+#[derive(Debug, Default)]
+struct Slots {
+    /// Open connections, subscribed or not.
+    held: usize,
+    /// Those not subscribed yet, oldest first: their ids, and how to
+    /// close them to make room.
+    arriving: std::collections::VecDeque<(u64, Instant, CancellationToken)>,
+}
+
+/// Connections one address may hold unsubscribed for longer than
+/// [`ARRIVAL_GRACE`]: one more closes the oldest of them, as does a new
+/// connection from an address at its limit. Programs subscribe at once
+/// (a burst of them is not held up); a student's idle connections cannot
+/// hold places a classmate behind the same NAT address needs.
+pub const MAX_ARRIVING_PER_ADDRESS: usize = 16;
+/// How long a new connection may take to subscribe before it makes way
+/// for newer ones from its address.
+pub const ARRIVAL_GRACE: Duration = Duration::from_secs(1);
 
 /// Refused commands one connection may send before it is dropped.
 pub const MAX_REFUSALS: u32 = 3;
@@ -262,7 +282,7 @@ impl Relay {
         self.inner.budget.used()
     }
 
-    fn per_address(&self) -> MutexGuard<'_, HashMap<IpAddr, usize>> {
+    fn per_address(&self) -> MutexGuard<'_, HashMap<IpAddr, Slots>> {
         // Every update is one insert, change or remove: a poisoned lock is
         // still consistent.
         self.inner
@@ -271,22 +291,48 @@ impl Relay {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Claims a connection slot for `ip`; false at the per-address limit.
-    fn claim_address(&self, ip: IpAddr) -> bool {
+    /// Claims a connection slot for connection `id` from `ip`, not yet
+    /// subscribed: the token that closes it to make room for a newer one
+    /// (at [`MAX_ARRIVING_PER_ADDRESS`], or at the per-address limit while
+    /// some are not subscribed); `None` at the per-address limit with
+    /// every connection subscribed.
+    fn claim_address(&self, id: u64, ip: IpAddr) -> Option<CancellationToken> {
         let mut map = self.per_address();
-        let n = map.entry(ip).or_default();
-        if *n >= self.inner.config.max_per_address {
-            return false;
+        let slots = map.entry(ip).or_default();
+        let now = Instant::now();
+        let full = slots.held >= self.inner.config.max_per_address;
+        let stale = slots
+            .arriving
+            .front()
+            .is_some_and(|(_, at, _)| now.duration_since(*at) >= ARRIVAL_GRACE);
+        if (full || slots.arriving.len() >= MAX_ARRIVING_PER_ADDRESS) && stale {
+            if let Some((_, _, oldest)) = slots.arriving.pop_front() {
+                // It gives its slot back as it leaves.
+                oldest.cancel();
+                self.inner.stats.refused_address(ip);
+            }
+        } else if full {
+            return None;
         }
-        *n += 1;
-        true
+        slots.held += 1;
+        let token = self.inner.shutdown.child_token();
+        slots.arriving.push_back((id, now, token.clone()));
+        Some(token)
     }
 
-    fn release_address(&self, ip: IpAddr) {
+    /// Connection `id` from `ip` subscribed: it no longer makes way.
+    fn subscribed(&self, id: u64, ip: IpAddr) {
+        if let Some(slots) = self.per_address().get_mut(&ip) {
+            slots.arriving.retain(|(i, _, _)| *i != id);
+        }
+    }
+
+    fn release_address(&self, id: u64, ip: IpAddr) {
         let mut map = self.per_address();
-        if let Some(n) = map.get_mut(&ip) {
-            *n -= 1;
-            if *n == 0 {
+        if let Some(slots) = map.get_mut(&ip) {
+            slots.held -= 1;
+            slots.arriving.retain(|(i, _, _)| *i != id);
+            if slots.held == 0 {
                 map.remove(&ip);
             }
         }
@@ -346,19 +392,21 @@ impl Relay {
                     backoff = Duration::from_millis(10);
                     // Refusals are named in the next summary, once per
                     // address, not once per attempt.
-                    if !self.claim_address(peer.ip()) {
+                    let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+                    let Some(arriving) = self.claim_address(id, peer.ip()) else {
                         inner.stats.refused_address(peer.ip());
                         continue;
-                    }
+                    };
                     match permits.clone().try_acquire_owned() {
                         Ok(permit) => {
                             let relay = self.clone();
-                            inner
-                                .tracker
-                                .spawn(async move { relay.handle(stream, peer, permit).await });
+                            let handled = async move {
+                                relay.handle(stream, peer, id, arriving, permit).await
+                            };
+                            inner.tracker.spawn(handled);
                         }
                         Err(_) => {
-                            self.release_address(peer.ip());
+                            self.release_address(id, peer.ip());
                             inner.stats.refused_address(peer.ip());
                         }
                     }
@@ -403,11 +451,18 @@ impl Relay {
         }
     }
 
-    async fn handle(&self, stream: TcpStream, peer: SocketAddr, _permit: OwnedSemaphorePermit) {
+    async fn handle(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        id: u64,
+        arriving: CancellationToken,
+        _permit: OwnedSemaphorePermit,
+    ) {
         let stats = &self.inner.stats;
         stats.client_joined();
-        let leave = self.serve(stream, peer).await;
-        self.release_address(peer.ip());
+        let leave = self.serve(stream, peer, id, arriving).await;
+        self.release_address(id, peer.ip());
         stats.client_left();
         match leave {
             Leave::Closed => info!(source = %peer.ip(), "Remote {peer} closed"),
@@ -426,7 +481,13 @@ impl Relay {
         }
     }
 
-    async fn serve(&self, stream: TcpStream, peer: SocketAddr) -> Leave {
+    async fn serve(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        id: u64,
+        arriving: CancellationToken,
+    ) -> Leave {
         let config = &self.inner.config;
         let shutdown = &self.inner.shutdown;
         let _ = stream.set_nodelay(true);
@@ -442,6 +503,9 @@ impl Relay {
 
         let first = tokio::select! {
             _ = shutdown.cancelled() => return Leave::Shutdown,
+            _ = arriving.cancelled() => return Leave::Bad(format!(
+                "not subscribed within {ARRIVAL_GRACE:?}, and newer connections from its address needed its place"
+            )),
             first = tokio::time::timeout(config.subscribe_timeout, reader.next(hub)) => first,
         };
         let topic = match first {
@@ -460,7 +524,7 @@ impl Relay {
             Err(e) => return Leave::Bad(format!("first frame is not a subscription: {e}")),
         };
 
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        self.subscribed(id, peer.ip());
         let queue = Arc::new(Queue::new(config.queue_messages, config.queue_bytes));
         let kick = shutdown.child_token();
         let write = Arc::new(write);

@@ -3,7 +3,6 @@
 //! now), so the schedule is always behind and the difficulty falls to its
 //! 12-bit floor after a few blocks (about 4,000 hashes a block).
 
-use bytes::Bytes;
 use toycoin_common::block::Block;
 use toycoin_common::chain::{now_secs, Chain};
 use toycoin_common::pow::{CancelToken, MineOutcome, Miner};
@@ -15,6 +14,12 @@ const SPACING: u64 = 15;
 
 /// Where the blocks' rewards go (steady).
 pub const BENCH_MINER: &[u8] = b"bench miner";
+
+/// The benchmarks' miner's address: canonical, so steady's rules take its
+/// rewards.
+pub fn bench_miner() -> toycoin_common::transaction::Address {
+    toycoin_common::address::example(BENCH_MINER)
+}
 
 /// Mines `n` blocks on top of `chain`, block i holding its reward (steady)
 /// and then as much of `txns(i)` as fits, and
@@ -29,9 +34,10 @@ pub fn extend(
     let start = now_secs().saturating_sub(SPACING * (n + later) as u64);
     let start = start.max(chain.schedule().last_timestamp.unwrap_or(0));
     let miner = Miner::new(1);
+    let reward_to = bench_miner();
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        let txns = chain.block_txns(&Bytes::from_static(BENCH_MINER), txns(i));
+        let txns = chain.block_txns(&reward_to, txns(i));
         let job = chain
             .mining_job(&txns, start + SPACING * (i as u64 + 1))
             .expect("blocks have transactions");

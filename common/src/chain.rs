@@ -79,6 +79,17 @@ impl BlockError {
 }
 
 impl BlockError {
+    /// Whether the bytes of the block fix this failure, whatever our chain
+    /// and clock: all but an unknown parent (it may arrive) and a time
+    /// ahead of ours (it may pass). A frame refused this way is refused
+    /// again unread ([`crate::refused_frames`]).
+    pub fn is_fixed_by_bytes(&self) -> bool {
+        !matches!(
+            self,
+            BlockError::PreviousHash { .. } | BlockError::TimestampInFuture { .. }
+        )
+    }
+
     /// Whether `block`'s hash alone proves it fails this way, so the hash
     /// may be remembered as invalid (Bitcoin Core's "mutated block"
     /// lesson): a permanent failure of the header, or of a body the hash

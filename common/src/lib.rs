@@ -61,6 +61,7 @@ pub mod pbft;
 pub mod pow;
 pub mod profile;
 pub mod ready;
+pub mod refused_frames;
 pub mod relay;
 pub mod session;
 pub mod signal;

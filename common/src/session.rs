@@ -27,9 +27,9 @@ use crate::catchup::CatchUp;
 use crate::chain::{now_secs, ChainError};
 use crate::control::{decode_order, encode_hello, Order, HELLO_TOPIC, TO_PREFIX};
 use crate::frame::DEFAULT_MAX_FRAME_LEN;
-use crate::hash::Hash;
 use crate::message::{encode_bloc, encode_getb, GetBlocks, Message, Status, TxnMessage};
 use crate::profile::Profile;
+use crate::refused_frames::{FrameDigest, RefusedFrames};
 use crate::relay::RelayClient;
 use crate::tree::{BlockTree, Received};
 
@@ -148,6 +148,13 @@ pub enum SessionEvent {
     /// An order from the relay (the teacher's `toycoin-ctl fault`), not
     /// yet checked: whoever obeys checks its proof.
     Order(Result<Order, String>),
+    /// A frame whose very bytes were refused before, recognised unread
+    /// ([`crate::refused_frames`]).
+    Replayed {
+        bytes: usize,
+        tag: String,
+        reason: Arc<str>,
+    },
     /// A frame that is not a toycoin message.
     Undecodable {
         bytes: usize,
@@ -185,7 +192,8 @@ pub struct SessionCore {
     keep_blocks: bool,
     tree: BlockTree,
     catch_up: CatchUp,
-    sent: VecDeque<Hash>,
+    sent: VecDeque<FrameDigest>,
+    refused: RefusedFrames,
     events: VecDeque<SessionEvent>,
     outbox: VecDeque<Outgoing>,
 }
@@ -214,6 +222,7 @@ impl SessionCore {
             tree: BlockTree::new(config.profile),
             catch_up,
             sent: VecDeque::new(),
+            refused: RefusedFrames::default(),
             events: VecDeque::new(),
             outbox: VecDeque::new(),
         }
@@ -242,7 +251,7 @@ impl SessionCore {
     }
 
     fn send(&mut self, to: Option<String>, payload: Bytes) {
-        self.sent.push_back(Hash::of(&payload));
+        self.sent.push_back(FrameDigest::of(&payload));
         while self.sent.len() > REMEMBER_SENT {
             self.sent.pop_front();
         }
@@ -334,28 +343,41 @@ impl SessionCore {
             self.emit(SessionEvent::Spv(Bytes::copy_from_slice(payload)));
             return;
         }
+        let digest = FrameDigest::of(payload);
+        let tag = || {
+            payload
+                .get(..4)
+                .map(|t| String::from_utf8_lossy(t).trim().to_owned())
+                .unwrap_or_default()
+        };
+        if let Some(reason) = self.refused.get(&digest) {
+            self.emit(SessionEvent::Replayed {
+                bytes: payload.len(),
+                tag: tag(),
+                reason: reason.clone(),
+            });
+            return;
+        }
         let message = match Message::decode(payload) {
             Ok(m) => m,
             Err(e) => {
-                let tag = payload
-                    .get(..4)
-                    .map(|t| String::from_utf8_lossy(t).trim().to_owned())
-                    .unwrap_or_default();
+                let reason = e.to_string();
+                self.refused.remember(digest, &reason);
                 self.emit(SessionEvent::Undecodable {
                     bytes: payload.len(),
-                    tag,
-                    reason: e.to_string(),
+                    tag: tag(),
+                    reason,
                 });
                 return;
             }
         };
-        if self.sent.contains(&Hash::of(payload)) {
+        if self.sent.contains(&digest) {
             self.emit(SessionEvent::Own(message));
             return;
         }
         match message {
             Message::Txn(m) => self.emit(SessionEvent::Txn(m)),
-            Message::Bloc(blocks) => self.on_bloc(blocks, now_secs, now),
+            Message::Bloc(blocks) => self.on_bloc(digest, blocks, now_secs, now),
             Message::Status(status) => self.emit(SessionEvent::Status(status)),
             Message::GetBlocks(request) => {
                 if self.answer {
@@ -366,7 +388,7 @@ impl SessionCore {
         }
     }
 
-    fn on_bloc(&mut self, blocks: Vec<Block>, now_secs: u64, now: Instant) {
+    fn on_bloc(&mut self, digest: FrameDigest, blocks: Vec<Block>, now_secs: u64, now: Instant) {
         let count = blocks.len();
         let first_previous = blocks.first().map(|b| b.header.previous_hash);
         // An honest answerer stays quiet when another answered first; one
@@ -378,6 +400,12 @@ impl SessionCore {
         let cut = crate::catchup::may_be_cut(&blocks);
         let kept = self.keep_blocks.then(|| blocks.clone());
         let result = self.tree.receive(blocks, now_secs);
+        if let Err(e) = &result {
+            if e.error.is_fixed_by_bytes() {
+                self.refused
+                    .remember(digest, &format!("block {}: {}", e.index, e.error));
+            }
+        }
         let first_height = first_previous.and_then(|p| self.tree.chain().height_after(&p));
         let follow_up = if self.ask {
             self.catch_up.after_bloc(&self.tree, &result, cut, now)
@@ -691,6 +719,50 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Issue 34: the same bytes refused twice cost a lookup the second
+    /// time; a refusal that may change (an unknown parent) is not kept.
+    #[test]
+    fn a_refused_frame_sent_again_is_recognised_unread_but_an_orphan_is_not() {
+        use crate::chain::{now_secs, Chain};
+        let mut c = core(false);
+        let profile = *c.tree().chain().profile();
+        let miner = crate::address::example(b"miner");
+        let mut chain = Chain::new(profile);
+        let first = chain.mine_next(&miner, vec![], now_secs()).unwrap();
+        chain.push(first.clone(), now_secs()).unwrap();
+        let second = chain.mine_next(&miner, vec![], now_secs()).unwrap();
+        let second_hash = second.header.this_hash;
+        let mut forged = first.clone();
+        forged.header.nonce = Bytes::from_static(b"12345");
+        let forged = encode_bloc(&[forged]);
+        let bloc_refused = |c: &mut SessionCore| {
+            matches!(
+                c.next_event(),
+                Some(SessionEvent::Bloc(BlocReport { result: Err(_), .. }))
+            )
+        };
+        c.on_frame(&forged, now_secs(), Instant::now());
+        assert!(bloc_refused(&mut c));
+        c.on_frame(&forged, now_secs(), Instant::now());
+        match c.next_event() {
+            Some(SessionEvent::Replayed { bytes, tag, reason }) => {
+                assert_eq!((bytes, tag.as_str()), (forged.len(), "BLOC"));
+                assert!(reason.contains("block 0"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // An orphan may be fine once its parent comes: checked each time.
+        let orphan = encode_bloc(&[second]);
+        for _ in 0..2 {
+            c.on_frame(&orphan, now_secs(), Instant::now());
+            assert!(matches!(c.next_event(), Some(SessionEvent::Bloc(_))));
+        }
+        // And then it is taken.
+        c.on_frame(&encode_bloc(&[first]), now_secs(), Instant::now());
+        c.on_frame(&orphan, now_secs(), Instant::now());
+        assert_eq!(c.tree().chain().tip_hash(), second_hash);
     }
 
     #[test]

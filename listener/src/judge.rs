@@ -230,6 +230,11 @@ impl Judge {
             SessionEvent::Undecodable { bytes, tag, reason } => {
                 Some(Verdict::Undecodable { bytes, tag, reason })
             }
+            SessionEvent::Replayed { bytes, tag, reason } => Some(Verdict::Undecodable {
+                bytes,
+                tag,
+                reason: format!("the same bytes were refused before: {reason}"),
+            }),
             SessionEvent::Pbft(payload) => Some(self.judge_pbft(&payload, tree)),
             SessionEvent::Spv(payload) => Some(judge_spv(&payload)),
             _ => None,

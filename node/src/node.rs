@@ -464,6 +464,10 @@ impl Node {
             SessionEvent::Undecodable { bytes, reason, .. } => {
                 self.emit(Event::Undecodable { bytes, reason });
             }
+            SessionEvent::Replayed { bytes, reason, .. } => self.emit(Event::Undecodable {
+                bytes,
+                reason: format!("the same bytes were refused before: {reason}"),
+            }),
             SessionEvent::Requested { have } => self.emit(Event::CatchUpRequested { have }),
             SessionEvent::Answered {
                 from_height,

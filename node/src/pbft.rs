@@ -183,6 +183,10 @@ impl PbftNode {
             SessionEvent::Undecodable { bytes, reason, .. } => {
                 self.emit(Event::Undecodable { bytes, reason });
             }
+            SessionEvent::Replayed { bytes, reason, .. } => self.emit(Event::Undecodable {
+                bytes,
+                reason: format!("the same bytes were refused before: {reason}"),
+            }),
             SessionEvent::Unsent { bytes } => self.emit(Event::Unsent { bytes }),
             // Blocks, catch-up and status frames are proof of work's.
             SessionEvent::Bloc(_)

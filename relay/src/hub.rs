@@ -122,9 +122,9 @@ impl Hub {
             return delivery;
         };
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let mut payload = Payload::charge(data, seq, &self.budget);
+        let mut payload = Payload::charge(data, seq, from, &self.budget);
         if payload.is_none() && self.shed_slowest(&topics, data.len()) {
-            payload = Payload::charge(data, seq, &self.budget);
+            payload = Payload::charge(data, seq, from, &self.budget);
         }
         let Some(payload) = payload else {
             // No room even after shedding: lost for everyone, counted.
@@ -162,6 +162,11 @@ impl Hub {
             }
             match sub.queue.offer(&payload, inline) {
                 Offer::Queued => delivery.delivered += 1,
+                Offer::Displaced(lost) => {
+                    // Queued; a publisher with more queued lost as many.
+                    delivery.delivered += 1;
+                    delivery.displaced += lost;
+                }
                 Offer::WriteNow => {
                     delivery.delivered += 1;
                     write_now.push((sub.queue.clone(), sub.socket.clone()));
@@ -196,10 +201,13 @@ impl Hub {
     /// order), past every rule; false if there was no room.
     pub fn send_direct(&self, queue: &Queue, data: &Bytes) -> bool {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let Some(payload) = Payload::charge(data, seq, &self.budget) else {
+        let Some(payload) = Payload::charge(data, seq, 0, &self.budget) else {
             return false;
         };
-        matches!(queue.offer(&payload, false), Offer::Queued)
+        matches!(
+            queue.offer(&payload, false),
+            Offer::Queued | Offer::Displaced(_)
+        )
     }
 
     /// Sheds the slowest subscribers until `bytes` more would fit the

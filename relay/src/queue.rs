@@ -1,6 +1,14 @@
 //! One subscriber's queue: the messages the hub has offered it and its
 //! writer has not yet taken, bounded in messages and bytes.
 //!
+//! Fair between publishers (issue 34; fq_codel's idea, per subscriber):
+//! each publisher's messages wait in a flow of their own, in order, and
+//! the writer takes one message from each flow in turn, so a student
+//! flooding the topic cannot make a node's vote wait behind the flood.
+//! When the queue is full, a message from a publisher with less queued
+//! displaces the oldest of the publisher with the most bytes queued: the
+//! flooder loses its own frames, never anyone else's.
+//!
 //! A published payload is charged to the relay's [`Budget`] once, however
 //! many queues hold it (they share one allocation), and given back when the
 //! last queue or writer lets it go ([`Payload`]). Unlike a channel, the hub
@@ -27,16 +35,25 @@ pub struct Payload {
     /// Publication order: a queue whose oldest payload has the lowest
     /// number is the furthest behind.
     pub seq: u64,
+    /// Who published it (its connection's id; 0: the relay itself).
+    pub from: u64,
     budget: Arc<Budget>,
 }
 
 impl Payload {
-    /// Charges `bytes` to `budget`; `None` if they do not fit.
-    pub fn charge(bytes: &Bytes, seq: u64, budget: &Arc<Budget>) -> Option<Arc<Payload>> {
+    /// Charges `bytes`, published by `from`, to `budget`; `None` if they
+    /// do not fit.
+    pub fn charge(
+        bytes: &Bytes,
+        seq: u64,
+        from: u64,
+        budget: &Arc<Budget>,
+    ) -> Option<Arc<Payload>> {
         budget.try_charge(bytes.len(), Use::Queue).ok()?;
         Some(Arc::new(Payload {
             bytes: bytes.clone(),
             seq,
+            from,
             budget: budget.clone(),
         }))
     }
@@ -52,6 +69,9 @@ impl Drop for Payload {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Offer {
     Queued,
+    /// Queued, in the place of this many messages of a publisher with more
+    /// queued (lost).
+    Displaced(usize),
     /// The subscriber's own queue is full: it is not keeping up.
     Full,
     /// The subscriber is gone.
@@ -62,10 +82,21 @@ pub enum Offer {
     WriteNow,
 }
 
+/// One publisher's messages in a queue, in the order published.
+#[derive(Debug)]
+struct Flow {
+    from: u64,
+    items: VecDeque<Arc<Payload>>,
+    bytes: usize,
+}
+
 #[derive(Debug, Default)]
 struct State {
-    items: VecDeque<Arc<Payload>>,
-    /// Bytes of `items`.
+    /// The flows with messages waiting, in turn: the front one gives the
+    /// next message and goes to the back.
+    flows: VecDeque<Flow>,
+    /// Messages and bytes of every flow.
+    messages: usize,
     bytes: usize,
     /// Bytes the writer has taken and not yet written, and the oldest
     /// publication among them.
@@ -137,18 +168,36 @@ impl Queue {
             return Offer::Closed;
         }
         let len = payload.bytes.len();
-        let empty = state.items.is_empty();
+        let empty = state.messages == 0;
         if inline && empty && !state.writing && state.partial.is_none() && len <= MAX_INLINE {
             state.writing = true;
             return Offer::WriteNow;
         }
+        let mut displaced = 0;
         if !empty
-            && (state.items.len() >= self.max_messages
+            && (state.messages >= self.max_messages
                 || state.bytes.saturating_add(len) > self.max_bytes)
         {
-            return Offer::Full;
+            match self.displace(&mut state, payload.from, len) {
+                Some(n) => displaced = n,
+                None => return Offer::Full,
+            }
         }
-        state.items.push_back(payload.clone());
+        let flow = match state.flows.iter().rposition(|f| f.from == payload.from) {
+            Some(i) => &mut state.flows[i],
+            None => {
+                state.flows.push_back(Flow {
+                    from: payload.from,
+                    items: VecDeque::new(),
+                    bytes: 0,
+                });
+                let last = state.flows.len() - 1;
+                &mut state.flows[last]
+            }
+        };
+        flow.items.push_back(payload.clone());
+        flow.bytes += len;
+        state.messages += 1;
         state.bytes += len;
         let wake = !state.writing;
         drop(state);
@@ -157,7 +206,76 @@ impl Queue {
         if wake {
             self.ready.notify_one();
         }
-        Offer::Queued
+        if displaced > 0 {
+            Offer::Displaced(displaced)
+        } else {
+            Offer::Queued
+        }
+    }
+
+    /// Makes room for `len` bytes from `from` in a full queue by dropping
+    /// the oldest messages of the publisher with the most bytes queued,
+    /// if that is another with more than `from` would have: how many were
+    /// dropped, or `None` (then `from`'s message is the one lost).
+    fn displace(&self, state: &mut State, from: u64, len: usize) -> Option<usize> {
+        let own = state
+            .flows
+            .iter()
+            .find(|f| f.from == from)
+            .map_or(0, |f| f.bytes);
+        let fattest = (0..state.flows.len()).max_by_key(|&i| state.flows[i].bytes)?;
+        let flow = &state.flows[fattest];
+        let need_messages = (state.messages + 1).saturating_sub(self.max_messages);
+        let need_bytes = (state.bytes + len).saturating_sub(self.max_bytes);
+        if flow.from == from
+            || flow.bytes <= own + len
+            || flow.items.len() < need_messages
+            || flow.bytes < need_bytes
+        {
+            return None;
+        }
+        let (mut dropped, mut bytes) = (0, 0);
+        let flow = &mut state.flows[fattest];
+        while dropped < need_messages || bytes < need_bytes {
+            let Some(item) = flow.items.pop_front() else {
+                break;
+            };
+            dropped += 1;
+            bytes += item.bytes.len();
+        }
+        flow.bytes -= bytes;
+        if flow.items.is_empty() {
+            state.flows.remove(fattest);
+        }
+        state.messages -= dropped;
+        state.bytes -= bytes;
+        Some(dropped)
+    }
+
+    /// The next message in turn: the front flow's oldest; that flow goes
+    /// to the back.
+    fn next_in_turn(state: &mut State) -> Option<Arc<Payload>> {
+        let item = if state.flows.len() == 1 {
+            // One publisher (the common case): no turns to take.
+            let flow = state.flows.front_mut()?;
+            let item = flow.items.pop_front()?;
+            flow.bytes -= item.bytes.len();
+            if flow.items.is_empty() {
+                state.flows.clear();
+            }
+            item
+        } else {
+            let mut flow = state.flows.pop_front()?;
+            let item = flow.items.pop_front()?;
+            flow.bytes -= item.bytes.len();
+            if !flow.items.is_empty() {
+                state.flows.push_back(flow);
+            }
+            item
+        };
+        state.messages -= 1;
+        state.bytes -= item.bytes.len();
+        Some(item)
     }
 
     /// A publisher that was told [`Offer::WriteNow`] lets go of the socket,
@@ -169,7 +287,7 @@ impl Queue {
             return;
         }
         state.partial = unfinished;
-        let wake = state.partial.is_some() || !state.items.is_empty();
+        let wake = state.partial.is_some() || state.messages > 0;
         drop(state);
         if wake {
             self.ready.notify_one();
@@ -179,7 +297,11 @@ impl Queue {
     /// How far behind it is now.
     pub fn backlog(&self) -> Backlog {
         let state = self.state();
-        let front = state.items.front().map(|p| p.seq);
+        let front = state
+            .flows
+            .iter()
+            .filter_map(|f| f.items.front().map(|p| p.seq))
+            .min();
         let partial = state.partial.as_ref();
         Backlog {
             waiting: state.bytes,
@@ -195,11 +317,12 @@ impl Queue {
     /// to the budget): (messages, bytes).
     pub fn shed(&self) -> (usize, usize) {
         let mut state = self.state();
-        let shed = (state.items.len(), state.bytes);
-        let items = std::mem::take(&mut state.items);
+        let shed = (state.messages, state.bytes);
+        let flows = std::mem::take(&mut state.flows);
+        state.messages = 0;
         state.bytes = 0;
         drop(state);
-        drop(items);
+        drop(flows);
         shed
     }
 
@@ -232,7 +355,7 @@ impl Queue {
                 if state.closed {
                     return None;
                 }
-                if !state.writing && (state.partial.is_some() || !state.items.is_empty()) {
+                if !state.writing && (state.partial.is_some() || state.messages > 0) {
                     let mut taken = Taken { bytes: 0, skip: 0 };
                     let mut seq = None;
                     if let Some((payload, written)) = state.partial.take() {
@@ -243,20 +366,22 @@ impl Queue {
                         seq = Some(payload.seq);
                         out.push(payload);
                     }
-                    let mut queued = 0;
-                    while let Some(item) = state.items.front() {
-                        let len = item.bytes.len();
+                    while let Some(len) = state
+                        .flows
+                        .front()
+                        .and_then(|f| f.items.front())
+                        .map(|item| item.bytes.len())
+                    {
                         if !out.is_empty() && (out.len() >= max || taken.bytes + len > max_bytes) {
                             break;
                         }
-                        seq.get_or_insert(item.seq);
+                        let Some(item) = Self::next_in_turn(&mut state) else {
+                            break;
+                        };
+                        seq = Some(seq.map_or(item.seq, |s: u64| s.min(item.seq)));
                         taken.bytes += len;
-                        queued += len;
-                        if let Some(item) = state.items.pop_front() {
-                            out.push(item);
-                        }
+                        out.push(item);
                     }
-                    state.bytes -= queued;
                     state.in_flight = taken.bytes;
                     state.in_flight_seq = seq;
                     state.writing = true;
@@ -281,7 +406,43 @@ mod tests {
     use super::*;
 
     fn msg(n: usize, seq: u64, budget: &Arc<Budget>) -> Arc<Payload> {
-        Payload::charge(&Bytes::from(vec![b'x'; n]), seq, budget).expect("fits")
+        from(1, n, seq, budget)
+    }
+
+    fn from(publisher: u64, n: usize, seq: u64, budget: &Arc<Budget>) -> Arc<Payload> {
+        Payload::charge(&Bytes::from(vec![b'x'; n]), seq, publisher, budget).expect("fits")
+    }
+
+    /// Issue 34: a flooding publisher fills a subscriber's queue; a node's
+    /// message still gets in (displacing the flood's oldest) and goes out
+    /// next in turn, not behind the flood.
+    #[tokio::test]
+    async fn a_flood_loses_its_own_messages_and_others_go_out_in_turn() {
+        let budget = Arc::new(Budget::new(1_000_000));
+        let q = Queue::new(10, 10_000);
+        assert_eq!(q.offer(&from(9, 1, 0, &budget), true), Offer::WriteNow);
+        for seq in 1..=10 {
+            assert_eq!(q.offer(&from(9, 10, seq, &budget), true), Offer::Queued);
+        }
+        // The flooder's next is its own loss.
+        assert_eq!(q.offer(&from(9, 10, 11, &budget), true), Offer::Full);
+        // A node's vote displaces the flood's oldest.
+        assert_eq!(
+            q.offer(&from(2, 10, 12, &budget), true),
+            Offer::Displaced(1)
+        );
+        assert_eq!(
+            q.offer(&from(3, 10, 13, &budget), true),
+            Offer::Displaced(1)
+        );
+        q.wrote_inline(None);
+        let mut out = Vec::new();
+        q.take(&mut out, 4, 100_000).await;
+        let order: Vec<(u64, u64)> = out.iter().map(|p| (p.from, p.seq)).collect();
+        // One from each publisher in turn: the votes are not behind the flood.
+        assert_eq!(order, [(9, 3), (2, 12), (3, 13), (9, 4)]);
+        q.written();
+        assert_eq!(q.backlog().oldest, Some(5));
     }
 
     fn taken(bytes: usize) -> Option<Taken> {
@@ -331,7 +492,7 @@ mod tests {
         assert_eq!(budget.used(), 400, "still held by b");
         b.close();
         assert_eq!(budget.used(), 0);
-        assert!(Payload::charge(&Bytes::from(vec![0; 1001]), 2, &budget).is_none());
+        assert!(Payload::charge(&Bytes::from(vec![0; 1001]), 2, 1, &budget).is_none());
     }
 
     #[tokio::test]

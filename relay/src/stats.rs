@@ -15,6 +15,9 @@ pub const MAX_NAMED: usize = 8;
 pub struct Delivery {
     pub delivered: usize,
     pub dropped: usize,
+    /// Messages of other publishers with more queued that this one took
+    /// the place of (lost; see [`crate::queue`]).
+    pub displaced: usize,
 }
 
 /// Running totals since start.
@@ -153,8 +156,10 @@ impl Stats {
         self.bytes_in.fetch_add(len as u64, Ordering::Relaxed);
         self.deliveries
             .fetch_add(delivery.delivered as u64, Ordering::Relaxed);
-        self.dropped
-            .fetch_add(delivery.dropped as u64, Ordering::Relaxed);
+        self.dropped.fetch_add(
+            (delivery.dropped + delivery.displaced) as u64,
+            Ordering::Relaxed,
+        );
     }
 
     pub(crate) fn record_written(&self, bytes: usize) {

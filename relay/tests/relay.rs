@@ -606,6 +606,62 @@ async fn a_class_behind_one_address_survives_a_classmates_idle_connections() {
     r.stop().await;
 }
 
+/// Issue 34, "one publisher floods everyone": a student floods the topic
+/// faster than a subscriber reads, so its queue is full; a node publishes
+/// 20 votes meanwhile. Before, each vote offered to the full queue was
+/// dropped like the flood (7.4 million genuine deliveries lost in the
+/// class-sized run). Now the flooder loses its own frames: every vote is
+/// delivered, and early, not behind the flood.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooder_loses_its_own_frames_and_a_nodes_votes_get_through() {
+    let r = start(RelayConfig {
+        queue_messages: 200,
+        ..RelayConfig::default()
+    })
+    .await;
+    let mut slow = r.subscriber("/topic/main").await;
+    let mut flooder = r.subscriber("/flood").await;
+    let mut node = r.subscriber("/node").await;
+    let flooding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flood = {
+        let flooding = flooding.clone();
+        tokio::spawn(async move {
+            let junk = vec![b'f'; 16 * 1024];
+            while flooding.load(std::sync::atomic::Ordering::Relaxed) {
+                flooder.publish("/topic/main", &junk).await.unwrap();
+            }
+        })
+    };
+    // The slow subscriber's queue is full once the relay drops for it.
+    r.wait_until(|relay| relay.stats().dropped > 1000).await;
+    for i in 0..20 {
+        node.publish("/topic/main", format!("vote {i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    // The relay takes a client's frames in order: once the node's own
+    // marker comes back, every vote has been offered, under the flood.
+    node.publish("/node", b"marker").await.unwrap();
+    assert_eq!(recv(&mut node).await, &b"marker"[..]);
+    flooding.store(false, std::sync::atomic::Ordering::Relaxed);
+    flood.await.unwrap();
+    let mut votes = Vec::new();
+    let mut read = 0;
+    while votes.len() < 20 {
+        let frame = recv(&mut slow).await;
+        read += 1;
+        if frame.starts_with(b"vote ") {
+            votes.push(String::from_utf8_lossy(&frame).into_owned());
+        }
+    }
+    let expected: Vec<String> = (0..20).map(|i| format!("vote {i}")).collect();
+    assert_eq!(votes, expected, "every vote, in order");
+    // In turn with the flood, not behind the 200 frames queued before them
+    // (and what the sockets held).
+    assert!(read < 600, "the votes came after {read} frames");
+    r.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_attack_at_once_beside_sixty_good_clients_who_get_everything() {
     const GOOD: usize = 60;

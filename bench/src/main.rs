@@ -15,6 +15,8 @@
 //! - `fork`: what rewriting 6 blocks costs an attacker against honest nodes.
 //! - `web`: the web view drawing a long chain, and its CPU with 30 browsers.
 //! - `memory`: the relay's peak RSS under every memory attack at once.
+//! - `soak`: a class for a lesson's length, every program's memory minute by
+//!   minute (flat: the last fifth within 10% of the first fifth's end).
 //! - `spv`: a light wallet's peak RSS on chains of 100 and 10,000 blocks.
 //! - `pbft`: messages per committed batch and time to final for n = 4 to
 //!   13 replicas, beside proof of work's time to 6 confirmations.
@@ -32,6 +34,7 @@ mod pbft;
 mod pow;
 mod programs;
 mod propagation;
+mod soak;
 mod spv;
 mod validation;
 mod web;
@@ -158,6 +161,19 @@ enum Suite {
         /// Chain lengths, comma-separated.
         #[arg(long, default_value = "100,10000", value_delimiter = ',')]
         sizes: Vec<usize>,
+    },
+    /// A class for a lesson's length: every program's memory, minute by
+    /// minute, must stay flat (the programs built beside this one).
+    Soak {
+        /// Minutes to run (a lesson: 50).
+        #[arg(long, default_value_t = 50.0)]
+        minutes: f64,
+        /// Mining nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Listeners (the class's windows on the network).
+        #[arg(long, default_value_t = 20)]
+        listeners: usize,
     },
     /// The relay's peak RSS under every memory attack at once.
     Memory {
@@ -454,6 +470,18 @@ fn main() {
                 secs,
             }) => web::run(blocks.max(1), browsers, secs.max(1)).await,
             Some(Suite::Memory { budget }) => memory::run(budget).await,
+            Some(Suite::Soak {
+                minutes,
+                nodes,
+                listeners,
+            }) => {
+                soak::run(
+                    minutes.clamp(0.5, 600.0),
+                    nodes.clamp(1, 16),
+                    listeners.min(200),
+                )
+                .await
+            }
             Some(Suite::Spv { sizes }) => {
                 let sizes: Vec<usize> = sizes
                     .into_iter()

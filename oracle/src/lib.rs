@@ -75,6 +75,12 @@ pub struct OracleConfig {
     pub faucet: i64,
 }
 
+/// Blocks above a transaction's before the oracle forgets it (proof of
+/// work): final at 6, and a reorganisation deeper than this is beyond any
+/// lesson's private fork. Before issue 34 every transaction sent was kept
+/// for the oracle's life, its frame included.
+pub const FORGET_DEPTH: usize = 100;
+
 /// How often one address may be granted coins by the faucet.
 pub const FAUCET_PERIOD: Duration = Duration::from_secs(60);
 /// Grants the faucet makes a second, at most, whoever asks.
@@ -151,7 +157,11 @@ struct Oracle {
     /// replies came first).
     deferred: Vec<Transaction>,
     session: Session,
+    /// The transactions sent and not yet forgotten ([`FORGET_DEPTH`]).
     sent: Vec<Sent>,
+    /// Transactions sent, final, and forgotten: a lesson's memory stays
+    /// flat however many transfers it makes.
+    forgotten: usize,
     /// The transactions sent, by hash (pBFT applies them once final).
     sent_txns: HashMap<Txid, Transaction>,
     /// When the faucet last granted each address.
@@ -236,6 +246,7 @@ pub async fn run(config: OracleConfig) -> i32 {
         agreed: Ledger::new(config_profile),
         deferred: Vec::new(),
         sent: Vec::new(),
+        forgotten: 0,
         sent_txns: HashMap::new(),
         faucet_given: HashMap::new(),
         transfers: 0,
@@ -393,7 +404,7 @@ impl Oracle {
                 if self.unconfirmed() == 0 && self.balances_agree() {
                     info!(
                         "Done: all {} transactions confirmed and the chain's balances agree: {:?}",
-                        self.sent.len(),
+                        self.forgotten + self.sent.len(),
                         self.truth_balances()
                     );
                     return 0;
@@ -475,8 +486,8 @@ impl Oracle {
         format!(
             "{} transfers sent, {} of {} transactions confirmed",
             self.transfers,
-            self.sent.len() - self.unconfirmed(),
-            self.sent.len()
+            self.forgotten + self.sent.len() - self.unconfirmed(),
+            self.forgotten + self.sent.len()
         )
     }
 
@@ -649,6 +660,8 @@ impl Oracle {
                 self.deferred.push(txn);
             }
         }
+        // Final in pBFT is final for good: nothing to watch any more.
+        self.forget(|s| s.confirmed.is_some());
         // Apply in order what now can be (a later batch's replies may come
         // before an earlier one's).
         loop {
@@ -772,6 +785,21 @@ impl Oracle {
         Ok(hash)
     }
 
+    /// Forgets the transactions sent that `done` says need no more
+    /// watching (counted in `forgotten`).
+    fn forget(&mut self, done: impl Fn(&Sent) -> bool) {
+        let before = self.sent.len();
+        let sent_txns = &mut self.sent_txns;
+        self.sent.retain(|s| {
+            let keep = !done(s);
+            if !keep {
+                sent_txns.remove(&s.hash);
+            }
+            keep
+        });
+        self.forgotten += before - self.sent.len();
+    }
+
     /// One of the oracle's own transactions, by hash.
     fn truth_txn(&self, hash: &Txid) -> Option<Transaction> {
         self.sent_txns.get(hash).cloned()
@@ -841,6 +869,11 @@ impl Oracle {
                 );
             }
         }
+        // Buried deeper than any reorganisation a class will see.
+        self.forget(|s| {
+            s.confirmed
+                .is_some_and(|h| tip_height.saturating_sub(h) >= FORGET_DEPTH)
+        });
         let (chain_b, truth_b) = (self.chain_balances(), self.truth_balances());
         let pending = self.unconfirmed();
         if pending > 0 {

@@ -33,6 +33,8 @@ struct Row {
     batches: u64,
     frames: BTreeMap<&'static str, u64>,
     latencies: Vec<f64>,
+    /// Forged frames a second the flooder sent (0: none).
+    flood_rate: f64,
 }
 
 pub async fn run(sizes: &[usize], txns: usize, pow_txns: usize) -> Result<Vec<String>, String> {
@@ -116,7 +118,64 @@ fn spread(xs: &[f64]) -> (f64, f64) {
     )
 }
 
+/// Issue 34: four replicas, each payment timed to final, without and then
+/// with a student flooding forged pBFT frames (in replica 2's name, signed
+/// by the student's key) as fast as one client sends them.
+pub async fn under_flood(txns: usize) -> Result<Vec<String>, String> {
+    let mut rng = StdRng::seed_from_u64(3);
+    let keys: Vec<Wallet> = (0..6)
+        .map(|_| Wallet::generate(&mut rng).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    let (replicas, mint, student) = (&keys[..4], &keys[4], &keys[5]);
+    eprintln!("pbft: n = 4, no flood...");
+    let calm = one_size_with(4, replicas, mint, txns, None).await?;
+    eprintln!("pbft: n = 4, a student flooding forged frames...");
+    let flooded = one_size_with(4, replicas, mint, txns, Some((student, false))).await?;
+    eprintln!("pbft: n = 4, a student flooding forged frames, each one new...");
+    let fresh = one_size_with(4, replicas, mint, txns, Some((student, true))).await?;
+    println!("\n== pbft under a flood of forged frames (n = 4, {txns} payments each) ==");
+    println!(
+        "{:<34} {:>10} {:>10} {:>16}",
+        "", "final p50", "final max", "forged frames/s"
+    );
+    let mut figures = Vec::new();
+    for (label, row, key) in [
+        ("no flood", &calm, "calm"),
+        ("256 forged frames, sent again", &flooded, "flood"),
+        ("every forged frame new", &fresh, "fresh_flood"),
+    ] {
+        let (p50, max) = spread(&row.latencies);
+        println!(
+            "{label:<34} {p50:>9.3}s {max:>9.3}s {:>16.0}",
+            row.flood_rate
+        );
+        figures.push(format!("pbft_{key}_final_p50_s={p50:.3}"));
+        figures.push(format!("pbft_{key}_final_max_s={max:.3}"));
+    }
+    figures.push(format!("pbft_flood_frames_per_s={:.0}", flooded.flood_rate));
+    figures.push(format!(
+        "pbft_fresh_flood_frames_per_s={:.0}",
+        fresh.flood_rate
+    ));
+    let worst = spread(&flooded.latencies).0.max(spread(&fresh.latencies).0);
+    println!(
+        "median payment final within 1 s under either flood: {}",
+        if worst <= 1.0 { "yes" } else { "NO" }
+    );
+    Ok(figures)
+}
+
 async fn one_size(n: usize, keys: &[Wallet], mint: &Wallet, txns: usize) -> Result<Row, String> {
+    one_size_with(n, keys, mint, txns, None).await
+}
+
+async fn one_size_with(
+    n: usize,
+    keys: &[Wallet],
+    mint: &Wallet,
+    txns: usize,
+    flooder: Option<(&Wallet, bool)>,
+) -> Result<Row, String> {
     let network = crate::programs::network_of(mint);
     let relay = quiet_relay(network.clone()).await?;
     let members = Arc::new(Membership::new(
@@ -141,6 +200,62 @@ async fn one_size(n: usize, keys: &[Wallet], mint: &Wallet, txns: usize) -> Resu
         .map_err(|e| e.to_string())?;
     // Let every replica subscribe before the first transaction.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let flooding = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flood = match flooder {
+        None => None,
+        Some((student, fresh)) => {
+            let forged: Vec<_> = (0..256u64)
+                .map(|seq| {
+                    SignedWire::sign(
+                        student,
+                        1,
+                        toycoin_common::pbft::Msg::Prepare {
+                            view: 0,
+                            seq: seq + 1,
+                            digest: "00".repeat(64),
+                        },
+                    )
+                    .encode()
+                })
+                .collect();
+            let mut publisher = RelayClient::connect(relay.addr, "/flood")
+                .await
+                .map_err(|e| e.to_string())?;
+            let flooding = flooding.clone();
+            // Each one new: the signature random bytes (costing the student
+            // nothing), the sequence number counting up.
+            let template = SignedWire::decode(&forged[0]).map_err(|e| e.to_string())?;
+            Some(tokio::spawn(async move {
+                let (start, mut sent) = (Instant::now(), 0usize);
+                while flooding.load(std::sync::atomic::Ordering::Relaxed) {
+                    let frame = if fresh {
+                        let mut wire = template.clone();
+                        wire.body = wire.body.replacen(
+                            "\"seq\":1,",
+                            &format!("\"seq\":{},", sent % 1000 + 1),
+                            1,
+                        );
+                        // 344 base64 digits: as long as a real signature's.
+                        let noise = rand::random::<[u8; 32]>();
+                        wire.sig = noise
+                            .iter()
+                            .cycle()
+                            .take(344)
+                            .map(|b| char::from(b'A' + b % 26))
+                            .collect();
+                        wire.encode()
+                    } else {
+                        forged[sent % forged.len()].clone()
+                    };
+                    if publisher.publish(DEFAULT_TOPIC, &frame).await.is_err() {
+                        break;
+                    }
+                    sent += 1;
+                }
+                sent as f64 / start.elapsed().as_secs_f64()
+            }))
+        }
+    };
     let mut tally = Tally::new(Some(members.clone()));
     let mut frames: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut latencies = Vec::new();
@@ -177,6 +292,11 @@ async fn one_size(n: usize, keys: &[Wallet], mint: &Wallet, txns: usize) -> Resu
         }
         latencies.extend(final_at);
     }
+    flooding.store(false, std::sync::atomic::Ordering::Relaxed);
+    let flood_rate = match flood {
+        Some(task) => task.await.unwrap_or(0.0),
+        None => 0.0,
+    };
     // The late replies and votes of the last batch.
     let quiet = Duration::from_millis(500);
     while let Ok(Ok(Some(frame))) = tokio::time::timeout(quiet, client.recv()).await {
@@ -191,6 +311,7 @@ async fn one_size(n: usize, keys: &[Wallet], mint: &Wallet, txns: usize) -> Resu
         batches: last_seq,
         frames,
         latencies,
+        flood_rate,
     })
 }
 

@@ -3,8 +3,11 @@
 //! transfer every 0.2–0.5 s, each its own process, run for `minutes`; each
 //! one's resident memory (`VmRSS`) is read every 10 s. Memory is flat when
 //! the most a program holds in the last fifth of the run is within 10% of
-//! what it held at the end of the first fifth (minute 10 of 50): the chain
-//! grows, but nothing that grows with the lesson's length may.
+//! what it held at the end of the first fifth (minute 10 of 50). Every
+//! program but the relay holds the chain, which grows with the lesson: so
+//! each one's growth is also given per transaction added to the chain
+//! meanwhile, beside the chain's own encoded bytes per transaction (a
+//! passive observer in this process follows it).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -59,7 +62,58 @@ async fn wait_ready(path: &Path) -> Result<std::net::SocketAddr, String> {
     }
 }
 
-pub async fn run(minutes: f64, nodes: usize, listeners: usize) -> Result<Vec<String>, String> {
+/// The chain as a passive observer in this process sees it: (blocks,
+/// transactions, encoded bytes).
+#[derive(Clone, Copy, Debug, Default)]
+struct ChainSize {
+    blocks: usize,
+    txns: usize,
+    bytes: usize,
+}
+
+/// Follows the chain on the relay at `addr`, passively, into `size`.
+fn observe(
+    addr: std::net::SocketAddr,
+    network: toycoin_common::network::Network,
+    size: std::sync::Arc<std::sync::Mutex<ChainSize>>,
+) {
+    use toycoin_common::session::{SessionConfig, SessionCore};
+    tokio::spawn(async move {
+        let Ok(mut client) =
+            toycoin_common::relay::RelayClient::connect(addr, toycoin_common::relay::DEFAULT_TOPIC)
+                .await
+        else {
+            return;
+        };
+        let mut config = SessionConfig::new(addr.to_string(), network.profile(), "soak");
+        config.ask = false;
+        let mut core = SessionCore::new(&config);
+        while let Ok(Some(frame)) = client.recv().await {
+            core.on_frame(
+                &frame,
+                toycoin_common::chain::now_secs(),
+                tokio::time::Instant::now(),
+            );
+            while core.next_event().is_some() {}
+            let chain = core.tree().chain();
+            let entries = chain.entries();
+            if let Ok(mut size) = size.lock() {
+                *size = ChainSize {
+                    blocks: entries.len(),
+                    txns: entries.iter().map(|e| e.block.txns.len()).sum(),
+                    bytes: entries.iter().map(|e| e.block.size()).sum(),
+                };
+            }
+        }
+    });
+}
+
+pub async fn run(
+    minutes: f64,
+    nodes: usize,
+    listeners: usize,
+    interval: (f64, f64),
+) -> Result<Vec<String>, String> {
     let run_for = Duration::from_secs_f64(minutes * 60.0);
     println!(
         "\n== soak: a class of {nodes} nodes, {listeners} listeners and a busy oracle for {minutes} min =="
@@ -97,7 +151,15 @@ pub async fn run(minutes: f64, nodes: usize, listeners: usize) -> Result<Vec<Str
         child: relay,
         samples: Vec::new(),
     });
-    let port = wait_ready(&ready).await?.port().to_string();
+    let relay_addr = wait_ready(&ready).await?;
+    let port = relay_addr.port().to_string();
+    let chain_size = std::sync::Arc::new(std::sync::Mutex::new(ChainSize::default()));
+    observe(
+        relay_addr,
+        crate::programs::network_of(&mint),
+        chain_size.clone(),
+    );
+    let mut chain_samples: Vec<(f64, ChainSize)> = Vec::new();
     let on_relay = |extra: &[String]| {
         let mut args: Vec<String> = [
             "--host",
@@ -141,9 +203,9 @@ pub async fn run(minutes: f64, nodes: usize, listeners: usize) -> Result<Vec<Str
         "--wallet-keys".into(),
         dir.join("wallets").display().to_string(),
         "--min-interval".into(),
-        "0.2".into(),
+        interval.0.to_string(),
         "--max-interval".into(),
-        "0.5".into(),
+        interval.1.to_string(),
     ]);
     watched.push(Watched {
         label: "oracle".into(),
@@ -163,9 +225,14 @@ pub async fn run(minutes: f64, nodes: usize, listeners: usize) -> Result<Vec<Str
                 w.samples.push((at, bytes));
             }
         }
+        let size = chain_size.lock().map(|s| *s).unwrap_or_default();
+        chain_samples.push((at, size));
         eprintln!(
-            "soak: {:.1} of {minutes} min; oracle {:.1} MiB, node1 {:.1} MiB, relay {:.1} MiB",
+            "soak: {:.1} of {minutes} min; chain {} blocks, {} txns, {:.1} MiB; oracle {:.1} MiB, node1 {:.1} MiB, relay {:.1} MiB",
             at / 60.0,
+            size.blocks,
+            size.txns,
+            size.bytes as f64 / 1048576.0,
             last_mib(&watched, "oracle"),
             last_mib(&watched, "node1"),
             last_mib(&watched, "relay")
@@ -177,12 +244,32 @@ pub async fn run(minutes: f64, nodes: usize, listeners: usize) -> Result<Vec<Str
 
     let total = run_for.as_secs_f64();
     let (reference_at, last_from) = (total * 0.2, total * 0.8);
+    let chain_at = |t: f64| {
+        chain_samples
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= t)
+            .map(|&(_, s)| s)
+            .unwrap_or_default()
+    };
+    let (chain_ref, chain_end) = (chain_at(reference_at), chain_at(total));
+    let new_txns = chain_end.txns.saturating_sub(chain_ref.txns).max(1);
     println!(
-        "{:<12} {:>10} {:>14} {:>10}  (MiB; reference at {:.1} min, last fifth from {:.1} min)",
+        "chain: {} blocks, {} txns, {:.1} MiB encoded at the reference; {} blocks, {} txns, {:.1} MiB at the end",
+        chain_ref.blocks,
+        chain_ref.txns,
+        chain_ref.bytes as f64 / 1048576.0,
+        chain_end.blocks,
+        chain_end.txns,
+        chain_end.bytes as f64 / 1048576.0
+    );
+    println!(
+        "{:<12} {:>10} {:>14} {:>10} {:>12}  (MiB; reference at {:.1} min, last fifth from {:.1} min)",
         "program",
         "reference",
         "last fifth max",
         "growth",
+        "bytes/txn",
         reference_at / 60.0,
         last_from / 60.0
     );
@@ -209,11 +296,12 @@ pub async fn run(minutes: f64, nodes: usize, listeners: usize) -> Result<Vec<Str
         let growth = last / reference - 1.0;
         all_flat &= growth <= FLAT;
         let row = format!(
-            "{:<12} {:>10.1} {:>14.1} {:>9.1}%",
+            "{:<12} {:>10.1} {:>14.1} {:>9.1}% {:>12.0}",
             w.label,
             reference / 1048576.0,
             last / 1048576.0,
-            growth * 100.0
+            growth * 100.0,
+            (last - reference) / new_txns as f64
         );
         if w.label.starts_with("listener") {
             if !worst_listener.as_ref().is_some_and(|(g, _)| growth <= *g) {
@@ -224,6 +312,11 @@ pub async fn run(minutes: f64, nodes: usize, listeners: usize) -> Result<Vec<Str
         println!("{row}");
         figures.push(format!("soak_{}_growth_pct={:.1}", w.label, growth * 100.0));
         figures.push(format!("soak_{}_mib={:.1}", w.label, last / 1048576.0));
+        figures.push(format!(
+            "soak_{}_bytes_per_txn={:.0}",
+            w.label,
+            (last - reference) / new_txns as f64
+        ));
     }
     if let Some((growth, row)) = worst_listener {
         println!("{row}   (the most of the {listeners} listeners)");
@@ -238,6 +331,11 @@ pub async fn run(minutes: f64, nodes: usize, listeners: usize) -> Result<Vec<Str
         FLAT * 100.0
     );
     figures.push(format!("soak_minutes={minutes}"));
+    figures.push(format!("soak_chain_txns={}", chain_end.txns));
+    figures.push(format!(
+        "soak_chain_encoded_bytes_per_txn={:.0}",
+        (chain_end.bytes.saturating_sub(chain_ref.bytes)) as f64 / new_txns as f64
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     Ok(figures)
 }

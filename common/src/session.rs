@@ -244,6 +244,13 @@ impl SessionCore {
         self.send(None, payload);
     }
 
+    /// The owner refused a frame handed over (`PBFT`, `SPV `) for a reason
+    /// its bytes fix: the same bytes again are [`SessionEvent::Replayed`],
+    /// unread ([`crate::refused_frames`]).
+    pub fn refused(&mut self, payload: &[u8], reason: &str) {
+        self.refused.remember(FrameDigest::of(payload), reason);
+    }
+
     /// Queues `payload` for the client called `to` alone (our relay's
     /// `$to:NAME`; the original relay delivers it to nobody).
     pub fn publish_to(&mut self, to: &str, payload: Bytes) {
@@ -336,6 +343,15 @@ impl SessionCore {
             }
         }
         if tag == crate::pbft::PBFT_TAG {
+            // A forged vote sent again costs a hash, not a signature check.
+            if let Some(reason) = self.refused.get(&FrameDigest::of(payload)) {
+                self.emit(SessionEvent::Replayed {
+                    bytes: payload.len(),
+                    tag: "PBFT".into(),
+                    reason: reason.clone(),
+                });
+                return;
+            }
             self.emit(SessionEvent::Pbft(Bytes::copy_from_slice(payload)));
             return;
         }
@@ -518,6 +534,11 @@ impl Session {
     pub fn publish(&mut self, payload: Bytes) {
         self.core.publish(payload);
         self.flush();
+    }
+
+    /// See [`SessionCore::refused`].
+    pub fn refused(&mut self, payload: &[u8], reason: &str) {
+        self.core.refused(payload, reason);
     }
 
     /// Sends `payload` to the client called `to` alone.
@@ -763,6 +784,27 @@ mod tests {
         c.on_frame(&encode_bloc(&[first]), now_secs(), Instant::now());
         c.on_frame(&orphan, now_secs(), Instant::now());
         assert_eq!(c.tree().chain().tip_hash(), second_hash);
+    }
+
+    /// A forged vote the replica refused for its signature is not handed
+    /// over again: its copies cost a hash, not an RSA check.
+    #[test]
+    fn a_pbft_frame_its_owner_refused_is_recognised_unread() {
+        let mut c = core(false);
+        let forged = b"PBFT {\"body\":\"x\",\"sig\":\"y\"}".to_vec();
+        c.on_frame(&forged, 0, Instant::now());
+        assert!(matches!(c.next_event(), Some(SessionEvent::Pbft(_))));
+        c.refused(&forged, "signature of replica 1 does not verify");
+        c.on_frame(&forged, 0, Instant::now());
+        assert!(matches!(
+            c.next_event(),
+            Some(SessionEvent::Replayed { ref tag, .. }) if tag == "PBFT"
+        ));
+        // Other bytes are handed over as before.
+        let mut other = forged.clone();
+        other.push(b' ');
+        c.on_frame(&other, 0, Instant::now());
+        assert!(matches!(c.next_event(), Some(SessionEvent::Pbft(_))));
     }
 
     #[test]

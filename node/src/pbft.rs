@@ -172,8 +172,13 @@ impl PbftNode {
             SessionEvent::Txn(m) => self.on_txn(m),
             SessionEvent::Pbft(payload) => {
                 if self.stuck.is_none() {
-                    // A refusal comes back as an event.
-                    let _ = self.replica.on_payload(&payload, Instant::now());
+                    // A refusal comes back as an event; one the bytes fix
+                    // is not checked again (a replayed forgery).
+                    if let Err(e) = self.replica.on_payload(&payload, Instant::now()) {
+                        if e.is_fixed_by_bytes() {
+                            self.session.refused(&payload, &e.to_string());
+                        }
+                    }
                 }
             }
             SessionEvent::Order(order) => match read_order(order, &self.config.control_token) {

@@ -42,6 +42,14 @@ pub enum PbftError {
     Refused(String),
 }
 
+impl PbftError {
+    /// Whether the message's bytes alone fix this refusal (not the
+    /// replica's state): the same bytes will be refused again.
+    pub fn is_fixed_by_bytes(&self) -> bool {
+        !matches!(self, PbftError::Refused(_))
+    }
+}
+
 /// One replica: its name (for the teacher's `$to:` and people) and its
 /// wallet's address (the key its messages are signed with).
 #[derive(Clone, Debug)]

@@ -11,9 +11,13 @@ use crate::hash::{Hash, Txid};
 
 use super::wire::{parse_hash, Membership, Msg, PbftError, SignedWire, MAX_REPLICAS};
 use crate::block::MAX_BLOCK_TXNS;
+use crate::refused_frames::FrameDigest;
 
 /// Batches remembered, newest first kept.
 pub const MAX_TALLIED: usize = 64;
+/// Messages remembered as counted (by their signed body), newest kept:
+/// enough for the batches tallied at the largest n.
+pub const MAX_COUNTED: usize = 8192;
 
 /// One batch's votes as seen.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -95,6 +99,10 @@ pub struct Tally {
     batches: BTreeMap<u64, Votes>,
     view: u64,
     view_changes: BTreeMap<u64, BTreeSet<usize>>,
+    /// The messages counted, by the digest of their signed body: each is
+    /// counted once, and a replay is called one.
+    counted: std::collections::HashSet<FrameDigest>,
+    counted_order: std::collections::VecDeque<FrameDigest>,
     /// PBFT frames seen.
     pub frames: u64,
 }
@@ -109,6 +117,8 @@ impl Tally {
             batches: BTreeMap::new(),
             view: 0,
             view_changes: BTreeMap::new(),
+            counted: Default::default(),
+            counted_order: Default::default(),
             frames: 0,
         }
     }
@@ -166,6 +176,23 @@ impl Tally {
         let n = self.n.unwrap_or(MAX_REPLICAS);
         if from >= n {
             return Err(PbftError::UnknownReplica(from, n));
+        }
+        // The same message again, however re-signed: a replay, which the
+        // replicas ignore too. Remembered once checked, so a forgery of a
+        // body cannot have the real message called a replay.
+        let body = FrameDigest::of(wire.body.as_bytes());
+        if self.counted.contains(&body) {
+            return Err(PbftError::Refused(format!(
+                "a replay: this {} from replica {from} was counted already",
+                msg.kind()
+            )));
+        }
+        self.counted.insert(body);
+        self.counted_order.push_back(body);
+        while self.counted_order.len() > MAX_COUNTED {
+            if let Some(old) = self.counted_order.pop_front() {
+                self.counted.remove(&old);
+            }
         }
         let (prepares, commits, weak) = self.needed();
         Ok(match msg {
@@ -327,6 +354,58 @@ mod tests {
 
     use super::*;
     use crate::wallet::Wallet;
+
+    /// Issue 33: a replayed COMMIT or NEW-VIEW (the same frame, or the
+    /// same message signed again) is called a replay, not counted again.
+    #[test]
+    fn a_replayed_message_is_counted_once_and_called_a_replay() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let keys: Vec<Wallet> = (0..4)
+            .map(|_| Wallet::generate(&mut rng).expect("key"))
+            .collect();
+        let members = Membership::new(
+            keys.iter()
+                .enumerate()
+                .map(|(i, k)| (format!("r{i}"), k.address().clone()))
+                .collect(),
+        )
+        .expect("members");
+        let mut tally = Tally::new(Some(Arc::new(members)));
+        let commit = Msg::Commit {
+            view: 0,
+            seq: 1,
+            digest: Hash::of(b"batch").to_hex(),
+        };
+        let frame = SignedWire::sign(&keys[1], 1, commit.clone()).encode();
+        assert!(matches!(
+            tally.on_payload(&frame),
+            Ok(Seen::Vote { count: 1, .. })
+        ));
+        for again in [
+            frame.clone(),
+            SignedWire::sign(&keys[1], 1, commit).encode(),
+        ] {
+            match tally.on_payload(&again) {
+                Err(PbftError::Refused(why)) => assert!(why.contains("a replay"), "{why}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(tally.batches()[&1].commits.len(), 1);
+        // Another replica's commit still counts.
+        let other = SignedWire::sign(
+            &keys[2],
+            2,
+            Msg::Commit {
+                view: 0,
+                seq: 1,
+                digest: Hash::of(b"batch").to_hex(),
+            },
+        );
+        assert!(matches!(
+            tally.on_payload(&other.encode()),
+            Ok(Seen::Vote { count: 2, .. })
+        ));
+    }
 
     /// Unchecked frames cannot grow an observer's tally: a sender past
     /// what a replicas file holds, a reply naming more than a batch, and

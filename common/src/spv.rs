@@ -121,12 +121,19 @@ pub enum SpvMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reply_to: Option<String>,
     },
-    /// The mint's answer: the grant's id, or why not.
+    /// The mint's answer: the grant's id, or why not, signed by the mint
+    /// (steady): a wallet believes no other ([`check_granted`]).
     Granted {
         id: String,
         txn: Option<String>,
         value: i64,
         refused: Option<String>,
+        /// The mint's address (base64 of its PEM).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mint: Option<String>,
+        /// The mint's signature (base64) of [`granted_claim`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sig: Option<String>,
     },
 }
 
@@ -236,6 +243,70 @@ fn hash_of(text: &str, what: &str) -> Result<Hash, String> {
 }
 
 /// An address as `SPV ` frames write it (base64 of its PEM).
+/// What the mint signs in a `granted` answer: the request's id, the value,
+/// and the grant's id or why not, each field ended by NUL.
+pub fn granted_claim(id: &str, value: i64, txn: Option<&str>, refused: Option<&str>) -> Vec<u8> {
+    format!(
+        "toycoin-granted\0{id}\0{value}\0{}\0{}\0",
+        txn.unwrap_or(""),
+        refused.unwrap_or("")
+    )
+    .into_bytes()
+}
+
+/// Signs a `granted` answer with the mint's key (`mint`).
+pub fn sign_granted(msg: &mut SpvMsg, mint: &crate::wallet::Wallet) -> Result<(), String> {
+    let SpvMsg::Granted {
+        id,
+        txn,
+        value,
+        refused,
+        mint: by,
+        sig,
+    } = msg
+    else {
+        return Err("not a granted answer".into());
+    };
+    let claim = granted_claim(id, *value, txn.as_deref(), refused.as_deref());
+    let signature = mint
+        .sign(&mut rand::thread_rng(), &claim)
+        .map_err(|e| e.to_string())?;
+    *by = Some(address_text(mint.address()));
+    *sig = Some(B64.encode(signature));
+    Ok(())
+}
+
+/// Whether a `granted` answer is signed by the network's mint, whose
+/// address hashes to `mint` (the network's, as [`Profile::mint`] holds
+/// it); if not, why. A classmate's answer to someone else's request is
+/// refused here.
+pub fn check_granted(msg: &SpvMsg, mint: &Hash) -> Result<(), String> {
+    let SpvMsg::Granted {
+        id,
+        txn,
+        value,
+        refused,
+        mint: by,
+        sig,
+    } = msg
+    else {
+        return Err("not a granted answer".into());
+    };
+    let (Some(by), Some(sig)) = (by, sig) else {
+        return Err("not signed by the mint".into());
+    };
+    let address = address_from_text(by)?;
+    if Hash::of(&address) != *mint {
+        return Err("not signed by the mint: signed by another key".into());
+    }
+    let sig = B64
+        .decode(sig)
+        .map_err(|_| "not signed by the mint: the signature is not base64".to_string())?;
+    let claim = granted_claim(id, *value, txn.as_deref(), refused.as_deref());
+    crate::wallet::verify(&address, &claim, &sig)
+        .map_err(|_| "not signed by the mint: the signature does not verify".to_string())
+}
+
 pub fn address_text(address: &[u8]) -> String {
     b64(address)
 }
@@ -583,6 +654,40 @@ mod tests {
     use crate::wallet::Wallet;
     use rand::rngs::StdRng;
     use rand::SeedableRng;
+
+    #[test]
+    fn a_grant_counts_only_signed_by_the_networks_mint() {
+        let mut rng = StdRng::seed_from_u64(9);
+        let (mint, student) = (
+            Wallet::generate(&mut rng).unwrap(),
+            Wallet::generate(&mut rng).unwrap(),
+        );
+        let mint_hash = Hash::of(mint.address());
+        let granted = || SpvMsg::Granted {
+            id: "w-1".into(),
+            txn: Some("ab".repeat(64)),
+            value: 50,
+            refused: None,
+            mint: None,
+            sig: None,
+        };
+        let unsigned = granted();
+        assert!(check_granted(&unsigned, &mint_hash).is_err());
+        let mut signed = granted();
+        sign_granted(&mut signed, &mint).unwrap();
+        assert_eq!(check_granted(&signed, &mint_hash), Ok(()));
+        // It reads back, and a rewritten value no longer verifies.
+        let back = SpvMsg::decode(&signed.encode()).unwrap();
+        assert_eq!(check_granted(&back, &mint_hash), Ok(()));
+        if let SpvMsg::Granted { value, .. } = &mut signed {
+            *value = 1_000_000;
+        }
+        assert!(check_granted(&signed, &mint_hash).is_err());
+        let mut by_student = granted();
+        sign_granted(&mut by_student, &student).unwrap();
+        let why = check_granted(&by_student, &mint_hash).unwrap_err();
+        assert!(why.contains("another key"), "{why}");
+    }
 
     /// A steady chain of `n` blocks stamped 15 s apart (the bits fall to
     /// their floor), block 3 holding a grant to `to`.

@@ -452,6 +452,8 @@ fn tells_what_light_wallets_ask_and_the_faucet_answers() {
         txn: None,
         value: 50,
         refused: Some("one grant per address per 60 s: ask again in 12 s".into()),
+        mint: None,
+        sig: None,
     }
     .encode();
     assert!(text

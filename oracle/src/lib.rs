@@ -703,12 +703,21 @@ impl Oracle {
             txn,
             value,
             refused,
+            mint: None,
+            sig: None,
         };
         let verdict = self.faucet_grant(&address);
-        let msg = match verdict {
+        let mut msg = match verdict {
             Ok(hash) => answer(Some(hash.to_hex()), None),
             Err(why) => answer(None, Some(why)),
         };
+        // Signed by the mint: a wallet believes no other answer.
+        if let Some(mint) = &self.mint {
+            if let Err(e) = spv::sign_granted(&mut msg, mint) {
+                error!("toycoin-oracle: cannot sign a faucet answer: {e}");
+                return;
+            }
+        }
         match &reply_to {
             Some(name) => self.session.publish_to(name, msg.encode()),
             None => self.session.publish(msg.encode()),

@@ -425,3 +425,47 @@ async fn a_node_mining_with_the_wallets_key_pays_its_rewards_to_that_wallet() {
     node.stop().await;
     relay.stop().await.unwrap();
 }
+
+/// Issue 33, "spoofed answers": a student hears a classmate's faucet
+/// request (requests go to the whole topic) and answers it first, to the
+/// classmate alone, granting a million coins. Before, the classmate's
+/// wallet printed `The faucet grants 1000000 coins (txn abababababab)`.
+/// Now a grant counts only signed by the network's mint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spoofed_faucet_answer_is_ignored() {
+    let relay = relay().await;
+    let addr = relay.addr.to_string();
+    let mut student = RelayClient::connect(&addr, DEFAULT_TOPIC).await.unwrap();
+    let spoofer = tokio::spawn(async move {
+        let mut spoofed = 0;
+        while let Ok(Some(frame)) = student.recv().await {
+            let Ok(request @ SpvMsg::Faucet { .. }) = SpvMsg::decode(&frame) else {
+                continue;
+            };
+            let forged = SpvMsg::Granted {
+                id: request.id().to_owned(),
+                txn: Some("ab".repeat(64)),
+                value: 1_000_000,
+                refused: None,
+                mint: None,
+                sig: None,
+            };
+            let to = match request.reply_to() {
+                Some(name) => format!("$to:{name}"),
+                None => DEFAULT_TOPIC.to_owned(),
+            };
+            student.publish(&to, &forged.encode()).await.unwrap();
+            spoofed += 1;
+        }
+        spoofed
+    });
+    let key = Wallet::generate(&mut StdRng::seed_from_u64(33)).unwrap();
+    let mut classmate = LightWallet::connect(key, &addr, DEFAULT_TOPIC, profile())
+        .await
+        .unwrap();
+    let answer = classmate.faucet(ASK).await;
+    let said = answer.expect_err("a grant nobody signed was believed");
+    assert!(said.contains("not signed by the mint"), "{said}");
+    relay.stop().await.unwrap();
+    assert!(spoofer.await.unwrap() >= 1, "the student answered");
+}

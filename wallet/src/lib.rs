@@ -409,6 +409,22 @@ impl LightWallet {
                 timeout,
             )
             .await?;
+        // In steady only the network's mint's signed answer counts: a
+        // classmate hears the request too, and could answer it first.
+        let heard = answers.len();
+        let answers: Vec<SpvMsg> = match self.profile.mint {
+            Some(mint) => answers
+                .into_iter()
+                .filter(|a| spv::check_granted(a, &mint).is_ok())
+                .collect(),
+            None => answers,
+        };
+        if answers.is_empty() && heard > 0 {
+            return Err(format!(
+                "{heard} answer{} ignored: not signed by the mint (a classmate's forgery?)",
+                if heard == 1 { "" } else { "s" }
+            ));
+        }
         match answers.into_iter().next() {
             Some(SpvMsg::Granted {
                 txn: Some(txn),

@@ -4,7 +4,7 @@
 //! the tip moves. Connecting, catch-up and recognising our own frames are
 //! the session's ([`toycoin_common::session`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -42,6 +42,11 @@ pub const TEMPLATE_REFRESH: Duration = Duration::from_secs(1);
 /// Light-client requests a node answers a second, at most (in bursts of
 /// as many).
 pub const SPV_ANSWERS: u32 = 10;
+/// Of those, one asker's (by the name its answers go to): one student
+/// asking again and again leaves the rest to the class.
+pub const SPV_ANSWERS_PER_ASKER: u32 = 2;
+/// Askers followed at once (past that, the table starts afresh).
+const SPV_ASKERS: usize = 1024;
 
 /// Blocks searched for an address by its fingerprint (the newest).
 pub const SPV_ADDRESS_BLOCKS: usize = 2_000;
@@ -317,6 +322,8 @@ struct Node {
     liar: Liar,
     /// Light clients' requests answered: at most [`SPV_ANSWERS`] a second.
     spv_budget: RateBudget,
+    /// Each asker's share of `spv_budget`, by the name its answers go to.
+    spv_askers: HashMap<String, RateBudget>,
 }
 
 impl Node {
@@ -354,6 +361,7 @@ impl Node {
             stuck: None,
             liar: Liar::default(),
             spv_budget: RateBudget::new(SPV_ANSWERS),
+            spv_askers: HashMap::new(),
         }
     }
 
@@ -808,13 +816,33 @@ impl Node {
         if matches!(msg, SpvMsg::Faucet { .. }) {
             return;
         }
-        if !self.spv_budget.take(Instant::now()) {
+        let reply_to = msg.reply_to().map(str::to_owned);
+        // In steady an answer goes to its asker alone (`$to:`, the name the
+        // relay checked is the asker's): a request naming no one would
+        // send the answer to the whole class.
+        if reply_to.is_none() && self.config.profile.canonical_encoding() {
+            self.emit(Event::SpvAnswered {
+                what:
+                    "nothing: the request names no one to answer (steady answers the asker alone)"
+                        .into(),
+            });
+            return;
+        }
+        let now = Instant::now();
+        let asker = reply_to.clone().unwrap_or_default();
+        if self.spv_askers.len() >= SPV_ASKERS && !self.spv_askers.contains_key(&asker) {
+            self.spv_askers.clear();
+        }
+        let own = self
+            .spv_askers
+            .entry(asker)
+            .or_insert_with(|| RateBudget::new(SPV_ANSWERS_PER_ASKER));
+        if !own.take(now) || !self.spv_budget.take(now) {
             self.emit(Event::SpvAnswered {
                 what: "nothing: too many light-client requests this second".into(),
             });
             return;
         }
-        let reply_to = msg.reply_to().map(str::to_owned);
         let chain = self.session.tree().chain();
         let (answer, what) = match msg {
             SpvMsg::GetHeaders { id, locator, .. } => {

@@ -630,6 +630,10 @@ impl Relay {
                     "sent a frame starting with $ORDER: only the relay gives orders".into(),
                 ));
             }
+            if let Err(why) = self.check_reply_to(conn, &data) {
+                warn!(source = %conn.peer.ip(), "Remote {}: dropped a request: {why}", conn.peer);
+                continue;
+            }
             let delivery = self
                 .inner
                 .hub
@@ -646,6 +650,30 @@ impl Relay {
 }
 
 impl Relay {
+    /// A light client's request names where its answers go (`reply_to`):
+    /// it must be the asker's own name, or a student could have every node
+    /// send a classmate answers it never asked for (docs/spv.md).
+    fn check_reply_to(&self, conn: &Conn, data: &[u8]) -> Result<(), String> {
+        if !data.starts_with(toycoin_common::spv::SPV_TAG) || data.len() > MAX_REQUEST {
+            return Ok(());
+        }
+        let Ok(Some(request)) = toycoin_common::spv::SpvMsg::decode_request(data) else {
+            return Ok(());
+        };
+        let Some(reply_to) = request.reply_to() else {
+            return Ok(());
+        };
+        match self.inner.hub.nemesis.label(conn.id) {
+            Some(own) if own == reply_to => Ok(()),
+            Some(own) => Err(format!(
+                "its answers would go to {reply_to}, and it is {own}"
+            )),
+            None => Err(format!(
+                "its answers would go to {reply_to}, and it gave no name"
+            )),
+        }
+    }
+
     /// A frame pair on one of the relay's own topics (`docs/control.md`):
     /// naming, sending to one client, a teacher's command.
     fn reserved(&self, conn: &mut Conn, topic: &str, data: &Bytes) -> Result<(), Leave> {
@@ -676,6 +704,10 @@ impl Relay {
                 return Err(Leave::Bad(
                     "sent a frame starting with $ORDER: only the relay gives orders".into(),
                 ));
+            }
+            if let Err(why) = self.check_reply_to(conn, data) {
+                warn!(source = %conn.peer.ip(), "Remote {}: dropped a request: {why}", conn.peer);
+                return Ok(());
             }
             let delivery = hub.publish(conn.id, &conn.topic, data, false, Some(to));
             info!(

@@ -469,3 +469,91 @@ async fn a_spoofed_faucet_answer_is_ignored() {
     relay.stop().await.unwrap();
     assert!(spoofer.await.unwrap() >= 1, "the student answered");
 }
+
+/// Issue 33, "answers to everyone": a student's proof and header requests
+/// naming no one, or naming a classmate, made every full node send its
+/// answer to the whole class, or to the classmate (a 658 B request drew
+/// some 466 KB to each). Now in steady a node answers only a request
+/// whose `reply_to` is its asker's own name, which the relay checks: the
+/// classmate receives no answer it did not ask for, and its own request
+/// is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_is_answered_to_its_asker_only() {
+    use toycoin_common::control::{encode_hello, HELLO_TOPIC};
+    let relay = relay().await;
+    let addr = relay.addr.to_string();
+    let mut config = NodeConfig::new(addr.clone(), profile());
+    config.name = "full".into();
+    config.mine_when_idle = false;
+    let (node, mut events) = spawn(config);
+    // The node is on the relay once it asks for blocks.
+    tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(toycoin_node::Event::CatchUpRequested { .. }) = events.recv().await {
+                return;
+            }
+        }
+    })
+    .await
+    .unwrap();
+
+    let mut classmate = RelayClient::connect(&addr, DEFAULT_TOPIC).await.unwrap();
+    classmate
+        .publish(HELLO_TOPIC, &encode_hello("w-classmate"))
+        .await
+        .unwrap();
+    let mut student = RelayClient::connect(&addr, DEFAULT_TOPIC).await.unwrap();
+    student
+        .publish(HELLO_TOPIC, &encode_hello("w-student"))
+        .await
+        .unwrap();
+    let ask = |id: &str, reply_to: Option<&str>| {
+        SpvMsg::GetHeaders {
+            id: id.into(),
+            locator: Vec::new(),
+            reply_to: reply_to.map(str::to_owned),
+        }
+        .encode()
+    };
+    for i in 0..3 {
+        let id = format!("forged-{i}");
+        student
+            .publish(DEFAULT_TOPIC, &ask(&id, Some("w-classmate")))
+            .await
+            .unwrap();
+        student
+            .publish(DEFAULT_TOPIC, &ask(&id, None))
+            .await
+            .unwrap();
+    }
+    // The classmate's own request, after the student's: the node answers
+    // in order, so any answer to those would come before this one's.
+    classmate
+        .publish(DEFAULT_TOPIC, &ask("mine", Some("w-classmate")))
+        .await
+        .unwrap();
+    let mut unasked = Vec::new();
+    loop {
+        let frame = tokio::time::timeout(WAIT, classmate.recv())
+            .await
+            .expect("the classmate's own answer")
+            .unwrap()
+            .unwrap();
+        let Ok(msg) = SpvMsg::decode(&frame) else {
+            continue;
+        };
+        if msg.is_request() {
+            continue;
+        }
+        if msg.id() == "mine" {
+            break;
+        }
+        unasked.push(msg.id().to_owned());
+    }
+    assert!(
+        unasked.is_empty(),
+        "answers it never asked for: {unasked:?}"
+    );
+    node.stop().await;
+    relay.stop().await.unwrap();
+}

@@ -61,10 +61,75 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The data frame after `$hello`.
+/// The data frame after `$hello`: a name and, to own it, the proof of a
+/// key ([`encode_signed_hello`]). The relay binds a name to the first key
+/// that signs for it: another key, or no key, gets no such name
+/// (docs/control.md, "A name belongs to a key").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
     pub name: String,
+    /// The key's address (base64 of its PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// When it was signed (Unix seconds, the signer's clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<u64>,
+    /// The key's signature (base64) of [`hello_claim`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sig: Option<String>,
+}
+
+/// How far a signed hello's time may be from the relay's: laptops' clocks
+/// differ; a hello seen once is refused again within twice this.
+pub const HELLO_WINDOW_SECS: u64 = 600;
+
+/// What a key signs to own `name`: the name and the time.
+pub fn hello_claim(name: &str, at: u64) -> Vec<u8> {
+    format!("toycoin-hello\0{name}\0{at}\0").into_bytes()
+}
+
+/// A hello naming us `name`, signed with `key` at `at` (Unix seconds).
+pub fn encode_signed_hello(name: &str, key: &crate::wallet::Wallet, at: u64) -> Vec<u8> {
+    use base64::Engine;
+    let sig = key
+        .sign(&mut rand::thread_rng(), &hello_claim(name, at))
+        .map(|s| base64::engine::general_purpose::STANDARD.encode(s))
+        .ok();
+    serde_json::to_vec(&Hello {
+        name: name.to_owned(),
+        key: Some(crate::spv::address_text(key.address())),
+        at: Some(at),
+        sig,
+    })
+    .unwrap_or_default()
+}
+
+impl Hello {
+    /// The hash of the key that signed this hello for its name, checked
+    /// at `now` (Unix seconds); `Ok(None)`: unsigned; `Err`: why the
+    /// proof fails.
+    pub fn signer(&self, now: u64) -> Result<Option<crate::hash::Hash>, String> {
+        use base64::Engine;
+        let (Some(key), Some(at), Some(sig)) = (&self.key, self.at, &self.sig) else {
+            return match (&self.key, &self.sig) {
+                (None, None) => Ok(None),
+                _ => Err("a hello needs key, at and sig together".into()),
+            };
+        };
+        if now.abs_diff(at) > HELLO_WINDOW_SECS {
+            return Err(format!(
+                "signed at {at}, {} s from the relay's clock (at most {HELLO_WINDOW_SECS})",
+                now.abs_diff(at)
+            ));
+        }
+        let address = crate::spv::address_from_text(key)?;
+        let sig = base64::engine::general_purpose::STANDARD
+            .decode(sig)
+            .map_err(|_| "the signature is not base64".to_string())?;
+        crate::wallet::verify(&address, &hello_claim(&self.name, at), &sig)
+            .map_err(|_| "the signature does not verify".to_string())?;
+        Ok(Some(crate::hash::Hash::of(&address)))
+    }
 }
 
 /// A teacher's command to the relay.
@@ -318,10 +383,14 @@ pub async fn command(
         })?
 }
 
-/// Announces our name to the relay: the `$hello` frame pair's data.
+/// Announces our name to the relay, unsigned: the `$hello` frame pair's
+/// data (a name no key has claimed; see [`encode_signed_hello`]).
 pub fn encode_hello(name: &str) -> Vec<u8> {
     serde_json::to_vec(&Hello {
         name: name.to_owned(),
+        key: None,
+        at: None,
+        sig: None,
     })
     .unwrap_or_default()
 }

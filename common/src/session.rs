@@ -25,7 +25,9 @@ use tokio::time::Instant;
 use crate::block::Block;
 use crate::catchup::CatchUp;
 use crate::chain::{now_secs, ChainError};
-use crate::control::{decode_order, encode_hello, Order, HELLO_TOPIC, TO_PREFIX};
+use crate::control::{
+    decode_order, encode_hello, encode_signed_hello, Order, HELLO_TOPIC, TO_PREFIX,
+};
 use crate::frame::DEFAULT_MAX_FRAME_LEN;
 use crate::message::{encode_bloc, encode_getb, GetBlocks, Message, Status, TxnMessage};
 use crate::profile::Profile;
@@ -84,6 +86,9 @@ pub struct SessionConfig {
     /// The name to give the relay on connecting (`$hello`, see
     /// [`crate::control`]); `None`: shown by address.
     pub hello: Option<String>,
+    /// The key the name belongs to: the hello is signed with it, so that
+    /// no one else can take the name at our relay (`None`: unsigned).
+    pub hello_key: Option<crate::wallet::Wallet>,
 }
 
 impl SessionConfig {
@@ -101,6 +106,7 @@ impl SessionConfig {
             keep_blocks: false,
             clock_skew: 0,
             hello: None,
+            hello_key: None,
         }
     }
 }
@@ -630,7 +636,13 @@ async fn keep_connected(
                     return;
                 }
                 let hello = match &config.hello {
-                    Some(name) => publisher.publish(HELLO_TOPIC, &encode_hello(name)).await,
+                    Some(name) => {
+                        let hello = match &config.hello_key {
+                            Some(key) => encode_signed_hello(name, key, now_secs()),
+                            None => encode_hello(name),
+                        };
+                        publisher.publish(HELLO_TOPIC, &hello).await
+                    }
                     None => Ok(()),
                 };
                 if let Err(e) = hello {

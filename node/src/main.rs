@@ -143,6 +143,7 @@ async fn main() {
                     );
                 }
                 config.reward_to = wallet.address().clone();
+                config.key = Some(wallet);
             }
             Err(e) => {
                 error!("toycoin-node: {e}");

@@ -137,6 +137,9 @@ pub struct NodeConfig {
     pub control_token: Option<String>,
     /// Agree by pBFT instead of proof of work (`--consensus pbft`).
     pub pbft: Option<PbftConfig>,
+    /// The key its name belongs to (its wallet's): its `$hello` is signed
+    /// with it, so no one else can take the name at the relay.
+    pub key: Option<toycoin_common::wallet::Wallet>,
 }
 
 /// The reward address of a node given no wallet: a canonical address
@@ -168,6 +171,7 @@ impl NodeConfig {
             fault: None,
             control_token: None,
             pbft: None,
+            key: None,
         }
     }
 }
@@ -345,6 +349,7 @@ impl Node {
             hello: check_name(&config.name)
                 .is_ok()
                 .then(|| config.name.clone()),
+            hello_key: config.key.clone(),
         });
         fit_catch_up(&mut session, config.fault);
         Node {

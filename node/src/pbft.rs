@@ -67,7 +67,7 @@ impl PbftNode {
         let mut replica = Replica::new(
             pbft.members.clone(),
             me,
-            pbft.wallet,
+            pbft.wallet.clone(),
             config.profile.signing(),
         )?;
         replica.set_timeout(pbft.view_timeout);
@@ -85,6 +85,7 @@ impl PbftNode {
             keep_blocks: false,
             clock_skew: config.clock_skew,
             hello: Some(pbft.members.name(me)),
+            hello_key: Some(pbft.wallet.clone()),
         });
         let mut node = PbftNode {
             session,

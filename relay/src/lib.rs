@@ -17,6 +17,7 @@ pub mod budget;
 pub mod control;
 pub mod hub;
 pub mod local;
+pub mod names;
 pub mod nemesis;
 pub mod queue;
 pub mod reader;

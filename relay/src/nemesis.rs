@@ -32,6 +32,8 @@ pub const MAX_DELAY: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 struct Client {
     name: Option<String>,
+    /// Whether its name is a key's (bound by [`crate::names`]).
+    signed: bool,
     /// Its `IP:PORT`, written out once: rules and groups are matched
     /// against it on every delivery while they are in force.
     addr: String,
@@ -155,6 +157,7 @@ impl Nemesis {
             id,
             Client {
                 name: None,
+                signed: false,
                 addr: addr.to_string(),
                 topic: topic.to_owned(),
                 queue,
@@ -169,8 +172,16 @@ impl Nemesis {
 
     /// Names a client: `name`, or `name~2`, `name~3`, ... when another
     /// client has it already. Returns the name given.
-    pub fn name(&self, id: u64, name: &str) -> String {
+    pub fn name(&self, id: u64, name: &str, signed: bool) -> String {
         let mut state = self.state();
+        if signed {
+            // A key's claim takes the name from whoever holds it unsigned.
+            for (other, c) in state.clients.iter_mut() {
+                if *other != id && !c.signed && c.name.as_deref() == Some(name) {
+                    c.name = None;
+                }
+            }
+        }
         let taken = |n: &str, s: &State| {
             s.clients
                 .iter()
@@ -184,6 +195,7 @@ impl Nemesis {
         }
         if let Some(client) = state.clients.get_mut(&id) {
             client.name = Some(given.clone());
+            client.signed = signed;
         }
         given
     }

@@ -34,6 +34,7 @@ use tracing::{info, warn};
 use crate::budget::Budget;
 use crate::control::{encode_reply, execute, refused, Guesses, Teacher};
 use crate::hub::{Hub, SlowPolicy, Subscriber};
+use crate::names::{Claim, Names};
 use crate::queue::Queue;
 use crate::reader::{FrameReader, ReadError, Readers};
 use crate::stats::{Snapshot, Stats};
@@ -160,6 +161,8 @@ struct Inner {
     network_answer: Bytes,
     /// Refused commands per address, which slow further guesses.
     guesses: Guesses,
+    /// The names bound to keys.
+    names: Names,
 }
 
 /// One address's connections.
@@ -254,6 +257,7 @@ impl Relay {
                 next_id: AtomicU64::new(1),
                 own_tasks: AtomicUsize::new(0),
                 guesses: Guesses::default(),
+                names: Names::default(),
             }),
         }
     }
@@ -694,8 +698,26 @@ impl Relay {
             let hello: Hello = serde_json::from_slice(data)
                 .map_err(|e| Leave::Bad(format!("unreadable {HELLO_TOPIC}: {e}")))?;
             check_name(&hello.name).map_err(|e| Leave::Bad(format!("{HELLO_TOPIC}: {e}")))?;
-            let given = hub.nemesis.name(conn.id, &hello.name);
-            info!(source = %conn.peer.ip(), "Remote {} is {given}", conn.peer);
+            let signed = match self
+                .inner
+                .names
+                .claim(&hello, toycoin_common::chain::now_secs())
+            {
+                Claim::Owner => true,
+                Claim::Unsigned => false,
+                Claim::Refused(why) => {
+                    warn!(
+                        source = %conn.peer.ip(),
+                        "Remote {} is not named {}: {why}",
+                        conn.peer,
+                        hello.name
+                    );
+                    return Ok(());
+                }
+            };
+            let given = hub.nemesis.name(conn.id, &hello.name, signed);
+            let proof = if signed { " (its key's)" } else { "" };
+            info!(source = %conn.peer.ip(), "Remote {} is {given}{proof}", conn.peer);
             return Ok(());
         }
         if let Some(to) = topic.strip_prefix(TO_PREFIX) {

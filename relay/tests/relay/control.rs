@@ -326,3 +326,74 @@ async fn a_command_without_the_token_is_refused_and_said_so() {
     assert!(!reply.ok && reply.message.contains("takes no commands"));
     open.stop().await;
 }
+
+/// Issue 33, "names": node1 signs its name with its key; while it is
+/// away a student says `$hello node1`. Before, the student kept the name,
+/// got the teacher's `fault node1 silent`, and the real node became
+/// `node1~2`. Now the name belongs to node1's key: the student stays
+/// unnamed and gets no order, node1 comes back as node1 and gets it.
+#[tokio::test]
+async fn a_squatter_gets_no_name_it_does_not_own_nor_its_orders() {
+    use rand::SeedableRng;
+    use toycoin_common::control::encode_signed_hello;
+    let r = start_controlled().await;
+    let key = toycoin_common::wallet::Wallet::generate(&mut rand::rngs::StdRng::seed_from_u64(33))
+        .unwrap();
+    let signed_client = || async {
+        let mut c = RelayClient::connect(r.addr, "/topic/main").await.unwrap();
+        let hello = encode_signed_hello("node1", &key, toycoin_common::chain::now_secs());
+        c.publish(HELLO_TOPIC, &hello).await.unwrap();
+        c
+    };
+    let named = |status: &NetworkStatus, name: &str| {
+        status.clients.iter().filter(|s| s.name == name).count()
+    };
+    // node1 once, then away.
+    let first = signed_client().await;
+    let deadline = Instant::now() + WAIT;
+    while named(&r.status().await, "node1") != 1 {
+        assert!(Instant::now() < deadline, "node1 named in time");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(first);
+    while named(&r.status().await, "node1") != 0 {
+        assert!(Instant::now() < deadline, "node1 gone in time");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The squatter, then node1 back.
+    let mut squatter = RelayClient::connect(r.addr, "/topic/main").await.unwrap();
+    squatter
+        .publish(HELLO_TOPIC, &encode_hello("node1"))
+        .await
+        .unwrap();
+    let mut node1 = signed_client().await;
+    let status = loop {
+        let status = r.status().await;
+        if named(&status, "node1") == 1 && status.clients.len() >= 3 {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "node1 back in time: {status:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(named(&status, "node1~2"), 0, "{status:?}");
+    let reply = r
+        .ctl(Command::Fault {
+            client: "node1".into(),
+            mode: "silent".into(),
+        })
+        .await;
+    assert!(
+        reply.ok && reply.message.contains("(1 connection)"),
+        "{reply:?}"
+    );
+    let order = decode_order(&recv(&mut node1).await).unwrap().unwrap();
+    assert_eq!(order.fault, "silent");
+    // The squatter hears the next frame on the topic, and no order first.
+    let mut other = r.client(None).await;
+    other
+        .publish("/topic/main", b"after the order")
+        .await
+        .unwrap();
+    assert_eq!(recv(&mut squatter).await, "after the order");
+    r.stop().await;
+}

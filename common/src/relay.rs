@@ -40,6 +40,15 @@ impl RelayClient {
         Ok(RelayClient { conn })
     }
 
+    /// Subscribes to `topic` on a connection already made (a client bound
+    /// to an address of its choosing: a test's student on 127.0.0.2).
+    pub async fn from_stream(stream: TcpStream, topic: &str) -> Result<RelayClient, FrameError> {
+        stream.set_nodelay(true)?;
+        let mut conn = Connection::new(stream, DEFAULT_MAX_FRAME_LEN);
+        conn.write_frame(topic.as_bytes()).await?;
+        Ok(RelayClient { conn })
+    }
+
     /// Publishes `data` to `topic`.
     pub async fn publish(&mut self, topic: &str, data: &[u8]) -> Result<(), FrameError> {
         self.conn.write_frames(&[topic.as_bytes(), data]).await

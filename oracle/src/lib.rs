@@ -73,6 +73,8 @@ pub struct OracleConfig {
     /// The faucet (`--faucet N`): coins the mint grants a light wallet
     /// that asks, once per address per [`FAUCET_PERIOD`]; 0: no faucet.
     pub faucet: i64,
+    /// The faucet's coins for the whole class (`--faucet-total`).
+    pub faucet_total: i64,
 }
 
 /// Blocks above a transaction's before the oracle forgets it (proof of
@@ -83,8 +85,15 @@ pub const FORGET_DEPTH: usize = 100;
 
 /// How often one address may be granted coins by the faucet.
 pub const FAUCET_PERIOD: Duration = Duration::from_secs(60);
-/// Grants the faucet makes a second, at most, whoever asks.
-pub const FAUCET_PER_SEC: usize = 2;
+/// Grants the faucet makes a second, at most, whoever asks (the relay
+/// lets one laptop ask only a few times a minute, so a class's turns come
+/// within seconds).
+pub const FAUCET_PER_SEC: usize = 10;
+/// Grants a minute, at most, in all.
+pub const FAUCET_PER_MINUTE: usize = 300;
+/// The class's faucet in all, by default: coins it grants before it is
+/// empty (`--faucet-total`).
+pub const FAUCET_TOTAL: i64 = 10_000;
 /// Addresses the faucet remembers at once (the oldest forgotten first).
 pub const FAUCET_MEMORY: usize = 10_000;
 
@@ -109,6 +118,7 @@ impl OracleConfig {
             wallet_keys: None,
             pbft: None,
             faucet: 0,
+            faucet_total: FAUCET_TOTAL,
         }
     }
 }
@@ -166,6 +176,8 @@ struct Oracle {
     sent_txns: HashMap<Txid, Transaction>,
     /// When the faucet last granted each address.
     faucet_given: HashMap<Bytes, Instant>,
+    /// Coins the faucet granted so far (at most `faucet_total`).
+    faucet_granted: i64,
     transfers: u64,
     shutdown: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
 }
@@ -249,6 +261,7 @@ pub async fn run(config: OracleConfig) -> i32 {
         forgotten: 0,
         sent_txns: HashMap::new(),
         faucet_given: HashMap::new(),
+        faucet_granted: 0,
         transfers: 0,
         shutdown: Some(shutdown),
     };
@@ -767,8 +780,22 @@ impl Oracle {
             .values()
             .filter(|at| now.duration_since(**at) < Duration::from_secs(1))
             .count();
-        if last_second >= FAUCET_PER_SEC || self.faucet_given.len() >= FAUCET_MEMORY {
+        let last_minute = self
+            .faucet_given
+            .values()
+            .filter(|at| now.duration_since(**at) < FAUCET_PERIOD)
+            .count();
+        if last_second >= FAUCET_PER_SEC
+            || last_minute >= FAUCET_PER_MINUTE
+            || self.faucet_given.len() >= FAUCET_MEMORY
+        {
             return Err("the faucet is busy: ask again in a few seconds".into());
+        }
+        if self.faucet_granted + self.config.faucet > self.config.faucet_total {
+            return Err(format!(
+                "the class's faucet is empty: {} of its {} coins given",
+                self.faucet_granted, self.config.faucet_total
+            ));
         }
         let Some(mint) = &self.mint else {
             return Err("this oracle has no mint".into());
@@ -778,11 +805,14 @@ impl Oracle {
             .grant(&mut self.rng, &address, value)
             .map_err(|e| format!("the mint cannot sign: {e}"))?;
         self.faucet_given.insert(address.clone(), now);
+        self.faucet_granted += value;
         let hash = txn.hash();
         info!(
-            "Faucet: granting {value} to wallet {} (txn {})",
+            "Faucet: granting {value} to wallet {} (txn {}); {} of the class's {} coins given",
             fingerprint(&address),
-            hash.short()
+            hash.short(),
+            self.faucet_granted,
+            self.config.faucet_total
         );
         self.send(
             format!("faucet grant to wallet {}", fingerprint(&address)),

@@ -59,6 +59,10 @@ struct Args {
     /// (steady; 0: no faucet).
     #[arg(long, default_value_t = 0, value_name = "N")]
     faucet: u32,
+    /// The faucet's coins for the whole class: once they are given it
+    /// grants no more (shown with every grant).
+    #[arg(long, default_value_t = 10_000, value_name = "COINS")]
+    faucet_total: u32,
     /// Name shown in the output (default: a short random id).
     #[arg(long)]
     name: Option<String>,
@@ -96,6 +100,7 @@ async fn main() {
         }
     }
     config.faucet = i64::from(args.faucet);
+    config.faucet_total = i64::from(args.faucet_total);
     if let Some(name) = args.name {
         config.name = name;
     }

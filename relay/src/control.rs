@@ -2,9 +2,7 @@
 //! them, and carrying them out on the hub's [`crate::nemesis::Nemesis`].
 //! The frames are in [`toycoin_common::control`] and `docs/control.md`.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,6 +12,7 @@ use toycoin_common::control::{
 
 use crate::hub::Hub;
 use crate::nemesis::{MAX_DELAY, MAX_HELD};
+use crate::per_address::AddressBuckets;
 
 /// Who may command the relay.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,60 +62,30 @@ impl Teacher {
 /// waits. The teacher's own commands (from this machine, where no
 /// student is unless the relay takes commands from anywhere) are not
 /// slowed by a student's guesses from another address.
-#[derive(Debug, Default)]
-pub struct Guesses {
-    by_address: Mutex<HashMap<IpAddr, Bucket>>,
-}
+#[derive(Debug)]
+pub struct Guesses(AddressBuckets);
 
 /// Refused commands an address may send at once.
 pub const GUESS_BURST: f64 = 10.0;
 /// Then one refused command per this long.
 pub const GUESS_EVERY: Duration = Duration::from_secs(1);
-/// Addresses followed at once (beyond, the fullest buckets are forgotten).
-const MAX_GUESSERS: usize = 4096;
 
-#[derive(Clone, Copy, Debug)]
-struct Bucket {
-    left: f64,
-    at: Instant,
+impl Default for Guesses {
+    fn default() -> Guesses {
+        Guesses(AddressBuckets::new(GUESS_BURST, GUESS_EVERY))
+    }
 }
 
 impl Guesses {
     /// How long `addr` must wait before a command of its is read again;
     /// `None` when it may send one now.
     pub fn wait(&self, addr: IpAddr, now: Instant) -> Option<Duration> {
-        let map = self.by_address.lock().ok()?;
-        let bucket = map.get(&addr)?.refilled(now);
-        (bucket.left < 1.0).then(|| GUESS_EVERY.mul_f64(1.0 - bucket.left))
+        self.0.wait(addr, now)
     }
 
     /// Counts a refused command from `addr`.
     pub fn refused(&self, addr: IpAddr, now: Instant) {
-        let Ok(mut map) = self.by_address.lock() else {
-            return;
-        };
-        if map.len() >= MAX_GUESSERS && !map.contains_key(&addr) {
-            map.retain(|_, b| b.refilled(now).left < GUESS_BURST);
-            if map.len() >= MAX_GUESSERS {
-                return;
-            }
-        }
-        let bucket = map.entry(addr).or_insert(Bucket {
-            left: GUESS_BURST,
-            at: now,
-        });
-        *bucket = bucket.refilled(now);
-        bucket.left = (bucket.left - 1.0).max(0.0);
-    }
-}
-
-impl Bucket {
-    fn refilled(self, now: Instant) -> Bucket {
-        let earned = now.duration_since(self.at).as_secs_f64() / GUESS_EVERY.as_secs_f64();
-        Bucket {
-            left: (self.left + earned).min(GUESS_BURST),
-            at: now,
-        }
+        self.0.take(addr, now);
     }
 }
 

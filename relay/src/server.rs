@@ -35,6 +35,7 @@ use crate::budget::Budget;
 use crate::control::{encode_reply, execute, refused, Guesses, Teacher};
 use crate::hub::{Hub, SlowPolicy, Subscriber};
 use crate::names::{Claim, Names};
+use crate::per_address::AddressBuckets;
 use crate::queue::Queue;
 use crate::reader::{FrameReader, ReadError, Readers};
 use crate::stats::{Snapshot, Stats};
@@ -163,6 +164,8 @@ struct Inner {
     guesses: Guesses,
     /// The names bound to keys.
     names: Names,
+    /// Each address's turns to ask the faucet.
+    faucet_asks: AddressBuckets,
 }
 
 /// One address's connections.
@@ -185,6 +188,11 @@ pub const MAX_ARRIVING_PER_ADDRESS: usize = 16;
 /// for newer ones from its address.
 pub const ARRIVAL_GRACE: Duration = Duration::from_secs(1);
 
+/// Faucet requests one address may send at once, then one per
+/// [`FAUCET_ASK_EVERY`] (the faucet grants each wallet once a minute).
+pub const FAUCET_ASKS_BURST: f64 = 3.0;
+pub const FAUCET_ASK_EVERY: Duration = Duration::from_secs(20);
+
 /// Refused commands one connection may send before it is dropped.
 pub const MAX_REFUSALS: u32 = 3;
 
@@ -193,6 +201,9 @@ pub const MAX_REFUSALS: u32 = 3;
 struct Conn {
     id: u64,
     peer: SocketAddr,
+    /// It comes from the relay's own machine (the teacher's): its address
+    /// is the one it reached the relay on.
+    this_machine: bool,
     /// The topic it subscribed to.
     topic: Bytes,
     queue: Arc<Queue>,
@@ -258,6 +269,7 @@ impl Relay {
                 own_tasks: AtomicUsize::new(0),
                 guesses: Guesses::default(),
                 names: Names::default(),
+                faucet_asks: AddressBuckets::new(FAUCET_ASKS_BURST, FAUCET_ASK_EVERY),
             }),
         }
     }
@@ -495,6 +507,7 @@ impl Relay {
         let config = &self.inner.config;
         let shutdown = &self.inner.shutdown;
         let _ = stream.set_nodelay(true);
+        let this_machine = stream.local_addr().is_ok_and(|l| l.ip() == peer.ip());
         let (read, write) = stream.into_split();
         let mut reader = FrameReader::new(
             read,
@@ -560,6 +573,7 @@ impl Relay {
         let mut conn = Conn {
             id,
             peer,
+            this_machine,
             topic: topic.clone(),
             queue: queue.clone(),
             refusals: 0,
@@ -634,7 +648,7 @@ impl Relay {
                     "sent a frame starting with $ORDER: only the relay gives orders".into(),
                 ));
             }
-            if let Err(why) = self.check_reply_to(conn, &data) {
+            if let Err(why) = self.check_request(conn, &data) {
                 warn!(source = %conn.peer.ip(), "Remote {}: dropped a request: {why}", conn.peer);
                 continue;
             }
@@ -656,14 +670,31 @@ impl Relay {
 impl Relay {
     /// A light client's request names where its answers go (`reply_to`):
     /// it must be the asker's own name, or a student could have every node
-    /// send a classmate answers it never asked for (docs/spv.md).
-    fn check_reply_to(&self, conn: &Conn, data: &[u8]) -> Result<(), String> {
+    /// send a classmate answers it never asked for (docs/spv.md). And one
+    /// address asks the faucet at most [`FAUCET_ASKS_BURST`] times at once,
+    /// then once per [`FAUCET_ASK_EVERY`], however many wallets and
+    /// connections it makes: a classmate's turn comes at once. (Not the
+    /// teacher's machine, the relay's own.)
+    fn check_request(&self, conn: &Conn, data: &[u8]) -> Result<(), String> {
         if !data.starts_with(toycoin_common::spv::SPV_TAG) || data.len() > MAX_REQUEST {
             return Ok(());
         }
         let Ok(Some(request)) = toycoin_common::spv::SpvMsg::decode_request(data) else {
             return Ok(());
         };
+        if matches!(request, toycoin_common::spv::SpvMsg::Faucet { .. })
+            && !conn.this_machine
+            && !self
+                .inner
+                .faucet_asks
+                .try_take(conn.peer.ip(), Instant::now())
+        {
+            return Err(format!(
+                "{} asked the faucet more than {FAUCET_ASKS_BURST} times in {} s",
+                conn.peer.ip(),
+                FAUCET_ASK_EVERY.as_secs() * FAUCET_ASKS_BURST as u64
+            ));
+        }
         let Some(reply_to) = request.reply_to() else {
             return Ok(());
         };
@@ -727,7 +758,7 @@ impl Relay {
                     "sent a frame starting with $ORDER: only the relay gives orders".into(),
                 ));
             }
-            if let Err(why) = self.check_reply_to(conn, data) {
+            if let Err(why) = self.check_request(conn, data) {
                 warn!(source = %conn.peer.ip(), "Remote {}: dropped a request: {why}", conn.peer);
                 return Ok(());
             }

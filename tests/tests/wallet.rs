@@ -557,3 +557,96 @@ async fn a_request_is_answered_to_its_asker_only() {
     node.stop().await;
     relay.stop().await.unwrap();
 }
+
+/// Issue 33, "the faucet": one student asks the faucet for 1,000 fresh
+/// wallets as fast as it can, from its own laptop (127.0.0.2). Before, it
+/// drew some 5,800 coins a minute with no cap, and a classmate asking
+/// meanwhile was granted 0 of 8 ("the faucet is busy"). Now the relay
+/// lets one address ask the faucet a few times a minute, and the
+/// classmate is granted within 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_classmate_is_granted_while_a_student_floods_the_faucet() {
+    use toycoin_common::control::{encode_hello, HELLO_TOPIC};
+    let relay = relay().await;
+    let addr = relay.addr.to_string();
+    let mut oracle = OracleConfig::new(addr.clone(), profile());
+    oracle.wallet_keys = Some(keys::oracle_keys().to_path_buf());
+    oracle.mint_key = Some(keys::mint_key());
+    oracle.wallets = 2;
+    oracle.min_interval = 1000.0;
+    oracle.max_interval = 1000.0;
+    oracle.faucet = 50;
+    let oracle = tokio::spawn(toycoin_oracle::run(oracle));
+    let key = Wallet::generate(&mut StdRng::seed_from_u64(34)).unwrap();
+    let mut classmate = LightWallet::connect(key, &addr, DEFAULT_TOPIC, profile())
+        .await
+        .unwrap();
+    // The faucet is up once it answers (its first answer: a grant).
+    let deadline = Instant::now() + WAIT;
+    let first = spv::address_text(&toycoin_common::address::example(b"warm-up"));
+    loop {
+        let mut probe = RelayClient::connect(&addr, DEFAULT_TOPIC).await.unwrap();
+        probe
+            .publish(HELLO_TOPIC, &encode_hello("w-probe"))
+            .await
+            .unwrap();
+        let ask = SpvMsg::Faucet {
+            id: "probe".into(),
+            address: first.clone(),
+            reply_to: Some("w-probe".into()),
+        };
+        probe.publish(DEFAULT_TOPIC, &ask.encode()).await.unwrap();
+        let answered = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Ok(Some(frame)) = probe.recv().await {
+                if matches!(SpvMsg::decode(&frame), Ok(SpvMsg::Granted { .. })) {
+                    return;
+                }
+            }
+        })
+        .await;
+        if answered.is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the faucet never answered");
+    }
+
+    // The student's flood, from its own laptop.
+    let flooder = tokio::spawn({
+        let addr = addr.clone();
+        async move {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+            let stream = socket.connect(addr.parse().unwrap()).await.unwrap();
+            let mut student = RelayClient::from_stream(stream, DEFAULT_TOPIC)
+                .await
+                .unwrap();
+            student
+                .publish(HELLO_TOPIC, &encode_hello("w-student"))
+                .await
+                .unwrap();
+            for i in 0..1000 {
+                let address = toycoin_common::address::example(format!("student {i}").as_bytes());
+                let ask = SpvMsg::Faucet {
+                    id: format!("s-{i}"),
+                    address: spv::address_text(&address),
+                    reply_to: Some("w-student".into()),
+                };
+                if student.publish(DEFAULT_TOPIC, &ask.encode()).await.is_err() {
+                    break;
+                }
+            }
+            student
+        }
+    });
+    let student = flooder.await.unwrap();
+    let asked = Instant::now();
+    let granted = classmate.faucet(Duration::from_secs(5)).await;
+    assert!(
+        granted.is_ok(),
+        "the classmate after {:.1} s: {granted:?}",
+        asked.elapsed().as_secs_f64()
+    );
+    drop(student);
+    oracle.abort();
+    relay.stop().await.unwrap();
+}

@@ -44,7 +44,7 @@ pub const STAT_TAG: &[u8; 4] = b"STAT";
 /// Longest node name in a `STAT`.
 pub const MAX_STATUS_NAME: usize = 32;
 /// Largest `STAT` payload decoded.
-pub const MAX_STATUS_PAYLOAD: usize = 1024;
+pub const MAX_STATUS_PAYLOAD: usize = 2048;
 
 /// Most tokens one `TXN` may spend, and most previous hashes one
 /// transaction may list.
@@ -73,8 +73,18 @@ pub enum Message {
     Status(Status),
 }
 
+/// The key a status is signed with, and the signature.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signer {
+    /// The key's address (its PEM).
+    pub key: crate::transaction::Address,
+    /// Its signature of [`status_claim`].
+    pub sig: Bytes,
+}
+
 /// What a node says about itself every few seconds: a claim, signed by
-/// nobody, that observers show as such.
+/// the node's key where it has one (steady: its wallet's), which observers
+/// show only under the name that key owns ([`Status::signed_by`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Status {
     /// Its name (at most [`MAX_STATUS_NAME`] bytes).
@@ -89,9 +99,53 @@ pub struct Status {
     pub threads: u32,
     /// The fingerprint of the wallet its rewards go to.
     pub wallet: Option<String>,
+    /// Who signed it (`None`: nobody, a claim at its word).
+    pub signer: Option<Signer>,
 }
 
 impl Eq for Status {}
+
+/// What a node's key signs in its status: every field, each ended by NUL
+/// (the hash rate by its bits, so nothing is lost in print).
+pub fn status_claim(status: &Status) -> Vec<u8> {
+    format!(
+        "toycoin-stat\0{}\0{}\0{}\0{:016x}\0{}\0{}\0{}\0",
+        status.name,
+        status.tip.map(|t| t.to_hex()).unwrap_or_default(),
+        status.height.map(|h| h.to_string()).unwrap_or_default(),
+        status.hash_rate.to_bits(),
+        status.mining,
+        status.threads,
+        status.wallet.as_deref().unwrap_or_default(),
+    )
+    .into_bytes()
+}
+
+impl Status {
+    /// Signs this status with `key` (its [`Signer`] replaced).
+    pub fn sign(&mut self, key: &crate::wallet::Wallet) -> Result<(), String> {
+        self.signer = None;
+        let sig = key
+            .sign(&mut rand::thread_rng(), &status_claim(self))
+            .map_err(|e| e.to_string())?;
+        self.signer = Some(Signer {
+            key: key.address().clone(),
+            sig,
+        });
+        Ok(())
+    }
+
+    /// The hash of the key that signed it (`Ok(None)`: unsigned), or why
+    /// its signature fails.
+    pub fn signed_by(&self) -> Result<Option<Hash>, String> {
+        let Some(signer) = &self.signer else {
+            return Ok(None);
+        };
+        crate::wallet::verify(&signer.key, &status_claim(self), &signer.sig)
+            .map_err(|_| "its signature does not verify".to_string())?;
+        Ok(Some(Hash::of(&signer.key)))
+    }
+}
 
 /// A `STAT` on the wire: plain JSON, the tip in hex.
 #[derive(Serialize, Deserialize)]
@@ -103,6 +157,11 @@ struct StatWire {
     mining: bool,
     threads: u32,
     wallet: Option<String>,
+    /// The signing key's address (base64 of its PEM) and signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sig: Option<String>,
 }
 
 /// A catch-up request: hashes of the asker's best chain, newest first
@@ -219,6 +278,8 @@ pub fn encode_stat(status: &Status) -> Bytes {
         mining: status.mining,
         threads: status.threads,
         wallet: status.wallet.clone(),
+        key: status.signer.as_ref().map(|s| b64(&s.key)),
+        sig: status.signer.as_ref().map(|s| b64(&s.sig)),
     };
     tagged(STAT_TAG, &serde_json::to_string(&wire).unwrap_or_default())
 }
@@ -395,6 +456,23 @@ fn decode_stat_body(body: &[u8]) -> Result<Status, DecodeError> {
             Some(BlockHash(Hash(hash)))
         }
     };
+    let signer = match (&status.key, &status.sig) {
+        (None, None) => None,
+        (Some(key), Some(sig)) => {
+            let unb64 = |field: &'static str, text: &str| {
+                B64.decode(text).map_err(|source| DecodeError::Base64 {
+                    context: "STAT".into(),
+                    field,
+                    source,
+                })
+            };
+            Some(Signer {
+                key: Bytes::from(unb64("key", key)?),
+                sig: Bytes::from(unb64("sig", sig)?),
+            })
+        }
+        _ => return Err(invalid("key and sig come together")),
+    };
     Ok(Status {
         name: status.name,
         tip,
@@ -403,6 +481,7 @@ fn decode_stat_body(body: &[u8]) -> Result<Status, DecodeError> {
         mining: status.mining,
         threads: status.threads,
         wallet: status.wallet,
+        signer,
     })
 }
 
@@ -712,6 +791,7 @@ mod tests {
             mining: true,
             threads: 2,
             wallet: Some("62d8ceef".into()),
+            signer: None,
         };
         let payload = encode_stat(&status);
         assert!(payload.starts_with(b"STAT{"));

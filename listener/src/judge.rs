@@ -166,6 +166,8 @@ pub struct Judge {
     pbft_ledger: Option<Ledger>,
     /// Single known blocks sent again, and how often.
     resent: HashMap<BlockHash, u32>,
+    /// Who a status may be from.
+    names: crate::names::StatusNames,
 }
 
 /// Times one known block must come again, while this many blocks behind
@@ -182,6 +184,7 @@ impl Default for Judge {
             tally: Tally::new(None),
             pbft_ledger: None,
             resent: HashMap::new(),
+            names: Default::default(),
         }
     }
 }
@@ -223,10 +226,17 @@ impl Judge {
             SessionEvent::Own(Message::GetBlocks(request)) => {
                 Some(Verdict::GetBlocks { request, own: true })
             }
-            SessionEvent::Status(status) => {
-                let lie = status_lie(&status, tree);
-                Some(Verdict::Status { status, lie })
-            }
+            SessionEvent::Status(status) => match self.names.admit(&status) {
+                Ok(()) => {
+                    let lie = status_lie(&status, tree);
+                    Some(Verdict::Status { status, lie })
+                }
+                Err(why) => Some(Verdict::Undecodable {
+                    bytes: toycoin_common::message::encode_stat(&status).len(),
+                    tag: "STAT".into(),
+                    reason: format!("a status in {}'s name refused: {why}", status.name),
+                }),
+            },
             SessionEvent::Undecodable { bytes, tag, reason } => {
                 Some(Verdict::Undecodable { bytes, tag, reason })
             }
@@ -575,6 +585,7 @@ mod tests {
             mining: false,
             threads: 1,
             wallet: None,
+            signer: None,
         };
         assert_eq!(status_lie(&status(None), &tree), None);
         assert_eq!(status_lie(&status(Some(LIE_MARGIN - 1)), &tree), None);

@@ -14,6 +14,7 @@
 //! - [`web`]: the live web view (`--web`), fed the same verdicts.
 
 pub mod judge;
+pub mod names;
 pub mod render;
 pub mod web;
 

@@ -68,8 +68,11 @@ pub const MAX_LOG_LINE: usize = 400;
 pub const RECENT_TXNS: usize = 30;
 /// Pending transactions listed.
 pub const SHOWN_PENDING: usize = 50;
-/// Most nodes whose status is kept (the least recently heard forgotten
-/// first): a status costs nothing to forge, so the table is bounded.
+/// Most nodes whose status is kept: an unsigned status costs nothing to
+/// make up, so the table is bounded. When it is full, a new name takes
+/// the place of the least recently heard unsigned status, then of a
+/// signed one; never of a node that mined a block the view shows: made-up
+/// names cannot push the class's miners out.
 pub const MAX_NODES: usize = 64;
 /// A node not heard from for this long is no longer shown.
 pub const NODE_TIMEOUT_MS: u64 = 15_000;
@@ -266,13 +269,29 @@ impl WebModel {
             Verdict::Pbft(p) => self.observe_pbft(p),
             Verdict::Status { status, lie } => {
                 if !self.nodes.contains_key(&status.name) && self.nodes.len() >= MAX_NODES {
-                    let oldest = self
+                    let miners: HashSet<&str> = self
+                        .blocks
+                        .values()
+                        .filter_map(|b| b.miner.as_deref())
+                        .collect();
+                    let mined = |n: &NodeView| {
+                        n.status
+                            .wallet
+                            .as_deref()
+                            .is_some_and(|w| miners.contains(w))
+                    };
+                    let evicted = self
                         .nodes
                         .iter()
-                        .min_by_key(|(_, n)| n.heard_ms)
+                        .filter(|(_, n)| !mined(n))
+                        .min_by_key(|(_, n)| (n.status.signer.is_some(), n.heard_ms))
                         .map(|(name, _)| name.clone());
-                    if let Some(name) = oldest {
-                        self.nodes.remove(&name);
+                    match evicted {
+                        Some(name) => {
+                            self.nodes.remove(&name);
+                        }
+                        // Every place is a miner's: this one waits.
+                        None => return,
                     }
                 }
                 let node = self

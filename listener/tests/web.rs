@@ -183,6 +183,7 @@ async fn scene(publisher: &mut RelayClient) -> (Chain, Block) {
         mining: true,
         threads: 2,
         wallet: Some(fingerprint(&toycoin_common::address::example(b"alice"))),
+        signer: None,
     };
     publisher
         .publish(DEFAULT_TOPIC, &encode_stat(&status))
@@ -582,6 +583,114 @@ async fn a_student_with_5000_idle_connections_and_100_streams_cannot_lock_the_te
     let last = idle.last_mut().unwrap();
     assert!(closed_within(last, within).await, "an idle connection held");
     drop((streams, idle));
+    listener.stop(WAIT).await;
+    relay.stop().await.unwrap();
+}
+
+/// The nodes table of the snapshot at `addr`, by name.
+async fn nodes_shown(addr: SocketAddr) -> Vec<Value> {
+    let (_, body) = get(addr, "/api/snapshot").await;
+    let snapshot: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    snapshot["nodes"].as_array().cloned().unwrap_or_default()
+}
+
+/// Issue 33, "statuses": node1 mines a block and signs its status; a
+/// student then says, in node1's name, that it is at height 1,000,000
+/// (unsigned, and signed by the student's own key), and sends 10,000
+/// statuses of made-up names. Before, the forged status was shown under
+/// node1's name (and got the honest node1 marked a liar), and the made-up
+/// names pushed the real nodes out of the table. Now node1's row is
+/// node1's own, and it stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_statuses_and_made_up_names_leave_node1_its_row() {
+    let (relay, mut listener, addr) = view().await;
+    let mut publisher = RelayClient::connect(relay.addr, DEFAULT_TOPIC)
+        .await
+        .unwrap();
+    let node1 = toycoin_tests::keys::kept_key("web-node1");
+    let student = toycoin_tests::keys::kept_key("web-student");
+    let mut chain = Chain::new(toycoin_tests::keys::steady(5.0));
+    let b0 = chain
+        .mine_next(node1.address(), Vec::new(), now_secs())
+        .unwrap();
+    chain.push(b0.clone(), now_secs()).unwrap();
+    publisher
+        .publish(DEFAULT_TOPIC, &encode_bloc(std::slice::from_ref(&b0)))
+        .await
+        .unwrap();
+    let status = |name: &str, height: u64, rate: f64| Status {
+        name: name.into(),
+        tip: Some(b0.header.this_hash),
+        height: Some(height),
+        hash_rate: rate,
+        mining: true,
+        threads: 1,
+        wallet: Some(fingerprint(node1.address())),
+        signer: None,
+    };
+    let mut honest = status("node1", 0, 1e6);
+    honest.sign(&node1).unwrap();
+    publisher
+        .publish(DEFAULT_TOPIC, &encode_stat(&honest))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !nodes_shown(addr).await.iter().any(|n| n["name"] == "node1") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node1 shown in time"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let forged = status("node1", 1_000_000, 9e9);
+    let mut forged_signed = forged.clone();
+    forged_signed.sign(&student).unwrap();
+    for s in [&forged, &forged_signed] {
+        publisher
+            .publish(DEFAULT_TOPIC, &encode_stat(s))
+            .await
+            .unwrap();
+    }
+    for i in 0..10_000 {
+        let made_up = Status {
+            wallet: None,
+            ..status(&format!("made-up-{i}"), 0, 1.0)
+        };
+        publisher
+            .publish(DEFAULT_TOPIC, &encode_stat(&made_up))
+            .await
+            .unwrap();
+    }
+    // Block 1, after all that: once the view shows it, it has taken in
+    // everything before it (and node1 has said nothing since).
+    let b1 = chain
+        .mine_next(node1.address(), Vec::new(), now_secs())
+        .unwrap();
+    publisher
+        .publish(DEFAULT_TOPIC, &encode_bloc(std::slice::from_ref(&b1)))
+        .await
+        .unwrap();
+    loop {
+        let (_, body) = get(addr, "/api/snapshot").await;
+        let snapshot: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        if snapshot["height"] == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "block 1 shown in time"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let nodes = nodes_shown(addr).await;
+    let row = nodes
+        .iter()
+        .find(|n| n["name"] == "node1")
+        .unwrap_or_else(|| panic!("node1 pushed out of the {} rows", nodes.len()));
+    assert_eq!(row["height"], 0, "{row}");
+    assert_eq!(row["hash_rate"], 1e6, "{row}");
+    assert!(row["lie"].is_null(), "{row}");
     listener.stop(WAIT).await;
     relay.stop().await.unwrap();
 }

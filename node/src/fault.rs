@@ -255,6 +255,7 @@ mod tests {
             mining: true,
             threads: 1,
             wallet: None,
+            signer: None,
         };
         Liar::lie_about(&mut status);
         assert_eq!(status.height, Some(7 + CLAIMED_EXTRA));

@@ -1068,10 +1068,18 @@ impl Node {
             threads: self.config.threads.min(u32::MAX as usize) as u32,
             wallet: (self.config.profile.minting() == Minting::RewardsAndMint)
                 .then(|| fingerprint(&self.config.reward_to)),
+            signer: None,
         };
         let mut status = status;
         if self.config.fault == Some(Fault::Liar) {
             Liar::lie_about(&mut status);
+        }
+        // Signed by the node's key: observers show it only under the name
+        // that key owns (a liar signs its lie: evidence against it).
+        if let Some(key) = &self.config.key {
+            if let Err(e) = status.sign(key) {
+                tracing::warn!("cannot sign the status: {e}");
+            }
         }
         self.publish(encode_stat(&status));
     }

@@ -39,6 +39,7 @@
 //! | `--ready-file`: "I am up, at this address" for programs | [`ready`] |
 
 pub mod address;
+pub mod announce;
 pub mod block;
 pub mod catchup;
 pub mod chain;

@@ -39,6 +39,9 @@ pub fn max_payload_len(kind: ProfileKind, tag: &[u8]) -> Option<usize> {
             Some(4 + crate::message::MAX_STATUS_PAYLOAD)
         }
         ProfileKind::Steady if tag == crate::pbft::PBFT_TAG => Some(MAX_PBFT_PAYLOAD),
+        ProfileKind::Steady if tag == crate::announce::ANNC_TAG => {
+            Some(4 + crate::announce::MAX_ANNC_PAYLOAD)
+        }
         ProfileKind::Steady => Some(MAX_BLOC_PAYLOAD),
     }
 }

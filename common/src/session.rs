@@ -149,6 +149,9 @@ pub enum SessionEvent {
     Pbft(Bytes),
     /// A light client's frame (`SPV `), not yet decoded ([`crate::spv`]).
     Spv(Bytes),
+    /// A node's signed announcement of a block (`ANNC`), not yet checked
+    /// ([`crate::announce`]).
+    Announce(Bytes),
     /// A frame we sent, back from the relay.
     Own(Message),
     /// An order from the relay (the teacher's `toycoin-ctl fault`), not
@@ -363,6 +366,10 @@ impl SessionCore {
         }
         if tag == crate::spv::SPV_TAG {
             self.emit(SessionEvent::Spv(Bytes::copy_from_slice(payload)));
+            return;
+        }
+        if tag == crate::announce::ANNC_TAG {
+            self.emit(SessionEvent::Announce(Bytes::copy_from_slice(payload)));
             return;
         }
         let digest = FrameDigest::of(payload);

@@ -49,7 +49,14 @@ pub enum Effect {
     /// Its first block follows one this listener has not seen.
     Orphan { missing: BlockHash },
     /// A block is invalid; nothing changed.
-    Invalid { index: usize, error: String },
+    Invalid {
+        index: usize,
+        error: String,
+        /// The failing block's hash, when that hash proves the failure
+        /// (its header's own, and not a body altered in transit): the
+        /// block whose announcer is to blame.
+        proved: Option<BlockHash>,
+    },
     /// One block, known, sent again and again while the chain has moved
     /// on: its sender is stuck (the lecture's second failure).
     Stuck { resent: u32, behind: usize },
@@ -113,6 +120,14 @@ pub enum Verdict {
     /// A light wallet's request, or an answer to one (`SPV `): what it
     /// asks or says, in words, and its kind as on the wire.
     Spv { kind: String, says: String },
+    /// A node's signed announcement of a block: who (its wallet's
+    /// fingerprint) said it is theirs, and which announcement it is (the
+    /// hash of its signature: a replay is the same one).
+    Announce {
+        block: BlockHash,
+        by: String,
+        sig_hash: toycoin_common::hash::Hash,
+    },
 }
 
 /// A pBFT message as seen: what it was, from whom, and whether its
@@ -146,6 +161,7 @@ impl Verdict {
             Verdict::GetBlocks { .. } => false,
             Verdict::Undecodable { .. } => true,
             Verdict::Spv { kind, .. } => kind == "granted",
+            Verdict::Announce { .. } => false,
             Verdict::Pbft(p) => matches!(
                 p.seen,
                 Seen::ViewChange { .. } | Seen::NewView { .. } | Seen::Final { .. }
@@ -247,6 +263,20 @@ impl Judge {
             }),
             SessionEvent::Pbft(payload) => Some(self.judge_pbft(&payload, tree)),
             SessionEvent::Spv(payload) => Some(judge_spv(&payload)),
+            SessionEvent::Announce(payload) => {
+                Some(match toycoin_common::announce::decode(&payload) {
+                    Ok(a) => Verdict::Announce {
+                        block: a.block,
+                        by: fingerprint(&a.key),
+                        sig_hash: a.sig_hash,
+                    },
+                    Err(reason) => Verdict::Undecodable {
+                        bytes: payload.len(),
+                        tag: "ANNC".into(),
+                        reason,
+                    },
+                })
+            }
             _ => None,
         }
     }
@@ -410,10 +440,26 @@ impl Judge {
                 length,
             },
             Ok(Received::Orphan { missing }) => Effect::Orphan { missing },
-            Err(e) => Effect::Invalid {
-                index: e.index,
-                error: e.error.to_string(),
-            },
+            Err(e) => {
+                // Which block failed: `index` is its height when the
+                // parent is known, else its place in the BLOC.
+                let blocks = report.blocks.as_deref().unwrap_or_default();
+                let at = match (blocks.len(), report.first_height) {
+                    (1, _) => 0,
+                    (_, Some(h)) if e.index >= h => e.index - h,
+                    _ => e.index,
+                };
+                let proved = blocks
+                    .get(at)
+                    .filter(|b| b.header.compute_hash() == b.header.this_hash)
+                    .filter(|b| e.error.is_proved_by_hash(chain.profile(), b))
+                    .map(|b| b.header.this_hash);
+                Effect::Invalid {
+                    index: e.index,
+                    error: e.error.to_string(),
+                    proved,
+                }
+            }
         };
         Verdict::Bloc {
             count: report.count,

@@ -155,6 +155,20 @@ impl Renderer {
                 ),
             },
             Verdict::Pbft(p) => self.pbft(p),
+            Verdict::Announce { block, by, .. } => match self.mode {
+                Mode::Json => json!({
+                    "type": "ANNC",
+                    "valid": true,
+                    "block": block.to_hex(),
+                    "by": by,
+                })
+                .to_string(),
+                _ => format!(
+                    "{} wallet {by} announces block {} (signed)",
+                    self.paint("34", "ANNC"),
+                    block.short()
+                ),
+            },
             Verdict::Spv { kind, says } => match self.mode {
                 Mode::Json => json!({
                     "type": "SPV",
@@ -425,7 +439,7 @@ impl Renderer {
                 ),
                 None,
             ),
-            Effect::Invalid { index, error } => (
+            Effect::Invalid { index, error, .. } => (
                 "invalid",
                 self.paint("1;31", &format!("INVALID: block {index}: {error}")),
                 None,
@@ -453,7 +467,7 @@ impl Renderer {
     ) -> String {
         let (tag, words, reorg) = self.effect(effect, count);
         let error = match effect {
-            Effect::Invalid { index, error } => Some(format!("block {index}: {error}")),
+            Effect::Invalid { index, error, .. } => Some(format!("block {index}: {error}")),
             _ => None,
         };
         // Blocks that are now on the best chain, and the one this BLOC made

@@ -68,6 +68,30 @@ pub const MAX_LOG_LINE: usize = 400;
 pub const RECENT_TXNS: usize = 30;
 /// Pending transactions listed.
 pub const SHOWN_PENDING: usize = 50;
+/// Wallets blamed at most (each needs a key and signed evidence).
+pub const MAX_BLAMED: usize = 4096;
+/// Announcements remembered (by block), the oldest forgotten first.
+pub const MAX_ANNOUNCED: usize = 4096;
+
+/// What an observer knows to blame a node for: who announced which block
+/// (signed), and which blocks were refused for a failure their hash
+/// proves. Blame needs both, for the same hash.
+#[derive(Debug, Default)]
+struct Blame {
+    announced: HashMap<BlockHash, Announced>,
+    announced_order: VecDeque<BlockHash>,
+    invalid: HashSet<BlockHash>,
+    invalid_order: VecDeque<BlockHash>,
+}
+
+#[derive(Debug)]
+struct Announced {
+    by: String,
+    /// Its distinct signed announcements (a replay is the same one).
+    sigs: HashSet<toycoin_common::hash::Hash>,
+    blamed: bool,
+}
+
 /// Most nodes whose status is kept: an unsigned status costs nothing to
 /// make up, so the table is bounded. When it is full, a new name takes
 /// the place of the least recently heard unsigned status, then of a
@@ -128,11 +152,15 @@ pub struct WebModel {
     last_reorg: Option<(u64, usize, BlockHash)>,
     /// `BLOC`s refused as invalid.
     refused: usize,
-    /// Invalid blocks refused, by the wallet their reward paid (at most
-    /// [`MAX_NODES`] wallets).
+    /// Invalid blocks refused, by the wallet of the node that signed
+    /// their announcement (at most [`MAX_BLAMED`] wallets): a block that
+    /// merely pays a node blames nobody.
     refused_by: HashMap<String, usize>,
-    /// Wallets whose miner keeps sending one old block (stuck).
+    /// Wallets whose node announced one old block again and again
+    /// (stuck), each time signed anew.
     stuck_by: HashSet<String>,
+    /// Who announced each block (signed `ANNC`), newest kept.
+    blame: Blame,
     /// What each node last said (`STAT`), when, and its last hash rates.
     nodes: HashMap<String, NodeView>,
     /// pBFT, once a PBFT frame is seen: the view, its primary, each recent
@@ -235,29 +263,20 @@ impl WebModel {
                     Effect::Switch(reorg) => {
                         self.last_reorg = Some((now_ms(), reorg.fork_height, reorg.old_tip));
                     }
-                    Effect::Stuck { .. } => {
-                        if let Some(miner) = blocks.first().and_then(miner) {
-                            if self.stuck_by.contains(&miner) || self.stuck_by.len() < MAX_NODES {
-                                self.stuck_by.insert(miner);
-                            }
-                        }
-                    }
-                    Effect::Invalid { index, .. } => {
+                    Effect::Invalid { proved, .. } => {
                         self.refused += 1;
-                        // Whose block it was: the wallet its reward pays
-                        // (`index` is its height when the parent is
-                        // known, else its place in the BLOC).
-                        let at = match (blocks.len(), first_height) {
-                            (1, _) => 0,
-                            (_, Some(h)) if *index >= *h => index - h,
-                            _ => *index,
-                        };
-                        if let Some(miner) = blocks.get(at).and_then(miner) {
-                            if self.refused_by.contains_key(&miner)
-                                || self.refused_by.len() < MAX_NODES
-                            {
-                                *self.refused_by.entry(miner).or_default() += 1;
+                        // Blamed on whoever signed its announcement, if
+                        // anyone did: now, or when the ANNC comes.
+                        if let Some(hash) = proved {
+                            if self.blame.invalid.insert(*hash) {
+                                self.blame.invalid_order.push_back(*hash);
+                                while self.blame.invalid_order.len() > MAX_ANNOUNCED {
+                                    if let Some(old) = self.blame.invalid_order.pop_front() {
+                                        self.blame.invalid.remove(&old);
+                                    }
+                                }
                             }
+                            self.blame_announcer(hash);
                         }
                     }
                     _ => {}
@@ -267,6 +286,11 @@ impl WebModel {
                 }
             }
             Verdict::Pbft(p) => self.observe_pbft(p),
+            Verdict::Announce {
+                block,
+                by,
+                sig_hash,
+            } => self.on_announce(*block, by, *sig_hash),
             Verdict::Status { status, lie } => {
                 if !self.nodes.contains_key(&status.name) && self.nodes.len() >= MAX_NODES {
                     let miners: HashSet<&str> = self
@@ -312,6 +336,65 @@ impl WebModel {
                 node.rates.push_back(status.hash_rate);
             }
             _ => {}
+        }
+    }
+
+    /// A node's signed announcement of `block`: blame, if the block was
+    /// refused for a failure its hash proves, or if it is an old block
+    /// announced again and again.
+    fn on_announce(&mut self, block: BlockHash, by: &str, sig_hash: toycoin_common::hash::Hash) {
+        let blame = &mut self.blame;
+        if !blame.announced.contains_key(&block) {
+            blame.announced_order.push_back(block);
+            while blame.announced_order.len() > MAX_ANNOUNCED {
+                if let Some(old) = blame.announced_order.pop_front() {
+                    blame.announced.remove(&old);
+                }
+            }
+        }
+        let entry = blame.announced.entry(block).or_insert_with(|| Announced {
+            by: by.to_owned(),
+            sigs: HashSet::new(),
+            blamed: false,
+        });
+        if entry.by != by {
+            // Another node announcing the same block: the first is kept.
+            return;
+        }
+        if entry.sigs.len() < 64 {
+            entry.sigs.insert(sig_hash);
+        }
+        let announcements = entry.sigs.len();
+        self.blame_announcer(&block);
+        // Stuck: an old block (STUCK_BEHIND or more under the tip)
+        // announced anew STUCK_AFTER times by its own node.
+        let tip = self.blocks.values().map(|b| b.height).max();
+        let height = self.blocks.get(&block).map(|b| b.height);
+        let stale =
+            matches!((tip, height), (Some(t), Some(h)) if t >= h + crate::judge::STUCK_BEHIND);
+        if stale
+            && announcements >= crate::judge::STUCK_AFTER as usize
+            && (self.stuck_by.contains(by) || self.stuck_by.len() < MAX_BLAMED)
+        {
+            self.stuck_by.insert(by.to_owned());
+        }
+    }
+
+    /// Counts `block` against its announcer once both the announcement
+    /// and the proved refusal are known.
+    fn blame_announcer(&mut self, block: &BlockHash) {
+        if !self.blame.invalid.contains(block) {
+            return;
+        }
+        let Some(entry) = self.blame.announced.get_mut(block) else {
+            return;
+        };
+        if entry.blamed {
+            return;
+        }
+        entry.blamed = true;
+        if self.refused_by.contains_key(&entry.by) || self.refused_by.len() < MAX_BLAMED {
+            *self.refused_by.entry(entry.by.clone()).or_default() += 1;
         }
     }
 

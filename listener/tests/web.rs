@@ -189,21 +189,33 @@ async fn scene(publisher: &mut RelayClient) -> (Chain, Block) {
         .publish(DEFAULT_TOPIC, &encode_stat(&status))
         .await
         .unwrap();
-    // And a faulty node: its status, and a block paying its wallet whose
-    // transactions no longer match its Merkle root.
+    // And a faulty node: its status, and a block it announced (signed)
+    // with too little work: its own header, so the blame is its.
+    let mallory = toycoin_tests::keys::kept_key("web-mallory");
     let faulty = Status {
         name: "node8".into(),
-        wallet: Some(fingerprint(&toycoin_common::address::example(b"mallory"))),
+        wallet: Some(fingerprint(mallory.address())),
         ..status
     };
     publisher
         .publish(DEFAULT_TOPIC, &encode_stat(&faulty))
         .await
         .unwrap();
-    let mut bad = mine(&mut chain.clone(), b"mallory");
-    bad.txns[0].receiver_value += 1;
+    let mut bad = chain
+        .clone()
+        .mine_next(mallory.address(), Vec::new(), now_secs())
+        .unwrap();
+    bad.header.nonce = bytes::Bytes::from_static(b"1");
+    bad.header.this_hash = bad.header.compute_hash();
     publisher
-        .publish(DEFAULT_TOPIC, &encode_bloc(&[bad]))
+        .publish(DEFAULT_TOPIC, &encode_bloc(std::slice::from_ref(&bad)))
+        .await
+        .unwrap();
+    publisher
+        .publish(
+            DEFAULT_TOPIC,
+            &toycoin_common::announce::encode(&bad.header.this_hash, &mallory, now_secs()).unwrap(),
+        )
         .await
         .unwrap();
     (chain, side)
@@ -691,6 +703,115 @@ async fn forged_statuses_and_made_up_names_leave_node1_its_row() {
     assert_eq!(row["height"], 0, "{row}");
     assert_eq!(row["hash_rate"], 1e6, "{row}");
     assert!(row["lie"].is_null(), "{row}");
+    listener.stop(WAIT).await;
+    relay.stop().await.unwrap();
+}
+
+/// Issue 33, "blame": node1 announces (signed) its block 0, which the
+/// chain then leaves behind; a student re-sends that block three times,
+/// replays node1's announcement, and sends node1's block altered (a new
+/// nonce; a changed reward); then 64 invalid blocks paying 64 decoy
+/// wallets; and node2 announces (signed) a block with too little work.
+/// Before, FAULTY marks followed whom a block paid: node1 was marked
+/// stuck and refused, and the decoys filled the 64-wallet table so that
+/// node2 showed `refused 0`. Now only a node's own signed announcements
+/// count: node1 is clean, node2 is marked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blame_follows_signed_announcements_not_whom_a_block_pays() {
+    use toycoin_common::announce;
+    let (relay, mut listener, addr) = view().await;
+    let mut publisher = RelayClient::connect(relay.addr, DEFAULT_TOPIC)
+        .await
+        .unwrap();
+    let node1 = toycoin_tests::keys::kept_key("web-node1");
+    let node2 = toycoin_tests::keys::kept_key("web-node2");
+    let mut chain = Chain::new(toycoin_tests::keys::steady(5.0));
+    let b0 = chain
+        .mine_next(node1.address(), Vec::new(), now_secs())
+        .unwrap();
+    chain.push(b0.clone(), now_secs()).unwrap();
+    let node1_annc = announce::encode(&b0.header.this_hash, &node1, now_secs()).unwrap();
+    let mut frames = vec![encode_bloc(std::slice::from_ref(&b0)), node1_annc.clone()];
+    for (name, key) in [("node1", &node1), ("node2", &node2)] {
+        let mut status = Status {
+            name: name.into(),
+            tip: Some(b0.header.this_hash),
+            height: Some(0),
+            hash_rate: 1e6,
+            mining: true,
+            threads: 1,
+            wallet: Some(fingerprint(key.address())),
+            signer: None,
+        };
+        status.sign(key).unwrap();
+        frames.push(encode_stat(&status));
+    }
+    for _ in 0..3 {
+        frames.push(encode_bloc(&[mine(&mut chain, b"alice")]));
+    }
+    // The student: node1's old block again, its announcement again, and
+    // the block altered two ways.
+    for _ in 0..3 {
+        frames.push(encode_bloc(std::slice::from_ref(&b0)));
+        frames.push(node1_annc.clone());
+    }
+    let mut renonced = b0.clone();
+    renonced.header.nonce = bytes::Bytes::from_static(b"7");
+    renonced.header.this_hash = renonced.header.compute_hash();
+    frames.push(encode_bloc(&[renonced]));
+    let mut overpaid = b0.clone();
+    overpaid.txns[0].receiver_value += 1;
+    frames.push(encode_bloc(&[overpaid]));
+    // 64 decoys: blocks with too little work paying made-up wallets.
+    for i in 0..64 {
+        let mut decoy = chain
+            .mine_next(
+                &toycoin_common::address::example(format!("decoy {i}").as_bytes()),
+                Vec::new(),
+                now_secs(),
+            )
+            .unwrap();
+        decoy.header.nonce = bytes::Bytes::from_static(b"1");
+        decoy.header.this_hash = decoy.header.compute_hash();
+        frames.push(encode_bloc(&[decoy]));
+    }
+    // node2's really invalid block, announced.
+    let mut bad = chain
+        .mine_next(node2.address(), Vec::new(), now_secs())
+        .unwrap();
+    bad.header.nonce = bytes::Bytes::from_static(b"2");
+    bad.header.this_hash = bad.header.compute_hash();
+    frames.push(encode_bloc(std::slice::from_ref(&bad)));
+    frames.push(announce::encode(&bad.header.this_hash, &node2, now_secs()).unwrap());
+    // A last good block: once shown, everything before it was taken in.
+    frames.push(encode_bloc(&[mine(&mut chain, b"alice")]));
+    for frame in frames {
+        publisher.publish(DEFAULT_TOPIC, &frame).await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let nodes = loop {
+        let (_, body) = get(addr, "/api/snapshot").await;
+        let snapshot: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        if snapshot["height"] == 4 {
+            break snapshot["nodes"].as_array().cloned().unwrap_or_default();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "block 4 shown in time"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let row = |name: &str| {
+        nodes
+            .iter()
+            .find(|n| n["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {nodes:?}"))
+    };
+    let (n1, n2) = (row("node1"), row("node2"));
+    assert_eq!(n1["refused"], 0, "node1 blamed for others' frames: {n1}");
+    assert_eq!(n1["stuck"], false, "node1 called stuck for a replay: {n1}");
+    assert_eq!(n2["refused"], 1, "node2's own invalid block: {n2}");
     listener.stop(WAIT).await;
     relay.stop().await.unwrap();
 }

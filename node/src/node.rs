@@ -413,10 +413,12 @@ impl Node {
                     match &self.stuck {
                         Some(block) => {
                             let payload = encode_bloc(std::slice::from_ref(block));
+                            let hash = block.header.this_hash;
                             self.emit(Event::FaultPlayed {
-                                what: format!("sent block {} again", block.header.this_hash.short()),
+                                what: format!("sent block {} again", hash.short()),
                             });
                             self.publish(payload);
+                            self.sign_announcement(&hash);
                         }
                         None => self.announce_status(),
                     }
@@ -467,8 +469,9 @@ impl Node {
                 _ => self.answer_with_a_lie(blocks),
             },
             SessionEvent::Status(status) => self.liar.heard_of(&status.name),
-            // Another network's way to agree: not ours to act on.
-            SessionEvent::Pbft(_) => {}
+            // Another network's way to agree: not ours to act on; and
+            // announcements are for observers.
+            SessionEvent::Pbft(_) | SessionEvent::Announce(_) => {}
             SessionEvent::Spv(payload) => self.on_spv(&payload),
             SessionEvent::Order(order) => self.on_order(order),
             SessionEvent::Own(message) => self.emit(Event::OwnMessage {
@@ -762,7 +765,9 @@ impl Node {
                     breach.describe()
                 ),
             });
+            let hash = bad.header.this_hash;
             self.publish(encode_bloc(&[bad]));
+            self.sign_announcement(&hash);
             return;
         }
         let (block, announce) = if self.config.fault == Some(Fault::Liar) {
@@ -1030,6 +1035,10 @@ impl Node {
                 self.session.publish_to(name, payload.clone());
             }
         }
+        // Both signed: the lie is on record.
+        for twin in [first.header.this_hash, block.header.this_hash] {
+            self.sign_announcement(&twin);
+        }
         self.emit(Event::FaultPlayed {
             what: format!(
                 "equivocated at height {height}: block {} to {}, block {} to {}",
@@ -1089,6 +1098,7 @@ impl Node {
     /// block alone.
     fn announce(&mut self) {
         let chain = self.session.tree().chain();
+        let tip = chain.tip().map(|b| b.header.this_hash);
         let payload = if self.config.profile.announces_whole_chain() {
             let blocks: Vec<Block> = chain.blocks().cloned().collect();
             encode_bloc(&blocks)
@@ -1096,5 +1106,24 @@ impl Node {
             encode_bloc(chain.tip().map(std::slice::from_ref).unwrap_or_default())
         };
         self.publish(payload);
+        if let Some(tip) = tip {
+            self.sign_announcement(&tip);
+        }
+    }
+
+    /// Signs and sends our announcement of `block` (`ANNC`: steady, with
+    /// a key), so that observers know it is ours and blame us alone for
+    /// it ([`toycoin_common::announce`]).
+    fn sign_announcement(&mut self, block: &BlockHash) {
+        if self.config.profile.announces_whole_chain() {
+            return;
+        }
+        let Some(key) = &self.config.key else {
+            return;
+        };
+        match toycoin_common::announce::encode(block, key, toycoin_common::chain::now_secs()) {
+            Ok(frame) => self.publish(frame),
+            Err(e) => tracing::warn!("cannot sign an announcement: {e}"),
+        }
     }
 }

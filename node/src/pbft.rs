@@ -196,6 +196,7 @@ impl PbftNode {
             SessionEvent::Unsent { bytes } => self.emit(Event::Unsent { bytes }),
             // Blocks, catch-up and status frames are proof of work's.
             SessionEvent::Bloc(_)
+            | SessionEvent::Announce(_)
             | SessionEvent::GetBlocks(_)
             | SessionEvent::Status(_)
             | SessionEvent::Own(_)

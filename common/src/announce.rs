@@ -6,11 +6,12 @@
 //! node blames nobody.
 //!
 //! ```text
-//! ANNC{"block":"<128 hex digits>","key":"<base64 of the PEM>","at":1765000000,"sig":"<base64>"}
+//! ANNC{"block":"<128 hex digits>","height":12,"key":"<base64 of the PEM>","at":1765000000,"sig":"<base64>"}
 //! ```
 //!
-//! The signature is of `toycoin-annc`, the block's hash in hex and `at`,
-//! each ended by NUL; `at` (the signer's Unix time) makes each
+//! The signature is of `toycoin-annc`, the block's hash in hex, its
+//! height and `at`, each ended by NUL (two blocks one key announced at
+//! one height are the lecture's equivocation, on record); `at` (the signer's Unix time) makes each
 //! announcement of the same block a new one, so observers count a node's
 //! re-sends by their distinct signatures, and a replayed frame counts
 //! once. The original Python programs print an error for the tag and go
@@ -33,6 +34,7 @@ pub const MAX_ANNC_PAYLOAD: usize = 2048;
 #[derive(Serialize, Deserialize)]
 struct AnncWire {
     block: String,
+    height: u64,
     key: String,
     at: u64,
     sig: String,
@@ -42,6 +44,8 @@ struct AnncWire {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Announcement {
     pub block: BlockHash,
+    /// The height its announcer says it is at.
+    pub height: u64,
     /// The announcer's address.
     pub key: Address,
     pub at: u64,
@@ -50,18 +54,20 @@ pub struct Announcement {
     pub sig_hash: Hash,
 }
 
-/// What a node's key signs to announce `block` at `at`.
-pub fn claim(block: &BlockHash, at: u64) -> Vec<u8> {
-    format!("toycoin-annc\0{}\0{at}\0", block.to_hex()).into_bytes()
+/// What a node's key signs to announce `block` at `height`, at time `at`.
+pub fn claim(block: &BlockHash, height: u64, at: u64) -> Vec<u8> {
+    format!("toycoin-annc\0{}\0{height}\0{at}\0", block.to_hex()).into_bytes()
 }
 
-/// The `ANNC` frame announcing `block`, signed by `key` at `at`.
-pub fn encode(block: &BlockHash, key: &Wallet, at: u64) -> Result<Bytes, String> {
+/// The `ANNC` frame announcing `block` at `height`, signed by `key` at
+/// `at`.
+pub fn encode(block: &BlockHash, height: u64, key: &Wallet, at: u64) -> Result<Bytes, String> {
     let sig = key
-        .sign(&mut rand::thread_rng(), &claim(block, at))
+        .sign(&mut rand::thread_rng(), &claim(block, height, at))
         .map_err(|e| e.to_string())?;
     let wire = AnncWire {
         block: block.to_hex(),
+        height,
         key: B64.encode(key.address()),
         at,
         sig: B64.encode(sig),
@@ -95,10 +101,11 @@ pub fn decode(payload: &[u8]) -> Result<Announcement, String> {
     let sig = B64
         .decode(&wire.sig)
         .map_err(|_| "ANNC: sig: not base64".to_string())?;
-    crate::wallet::verify(&key, &claim(&block, wire.at), &sig)
+    crate::wallet::verify(&key, &claim(&block, wire.height, wire.at), &sig)
         .map_err(|_| "ANNC: the signature does not verify".to_string())?;
     Ok(Announcement {
         block,
+        height: wire.height,
         key,
         at: wire.at,
         sig_hash: Hash::of(&sig),
@@ -115,11 +122,11 @@ mod tests {
     fn an_announcement_reads_back_and_a_rewritten_one_does_not() {
         let key = Wallet::generate(&mut StdRng::seed_from_u64(8)).unwrap();
         let block = BlockHash(Hash::of(b"block"));
-        let frame = encode(&block, &key, 100).unwrap();
+        let frame = encode(&block, 7, &key, 100).unwrap();
         let read = decode(&frame).unwrap();
-        assert_eq!((read.block, read.at), (block, 100));
+        assert_eq!((read.block, read.height, read.at), (block, 7, 100));
         assert_eq!(read.key, *key.address());
-        let again = decode(&encode(&block, &key, 103).unwrap()).unwrap();
+        let again = decode(&encode(&block, 7, &key, 103).unwrap()).unwrap();
         assert_ne!(again.sig_hash, read.sig_hash, "a new announcement");
         let other = BlockHash(Hash::of(b"other")).to_hex();
         let rewritten = String::from_utf8(frame.to_vec())

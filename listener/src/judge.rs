@@ -125,6 +125,7 @@ pub enum Verdict {
     /// hash of its signature: a replay is the same one).
     Announce {
         block: BlockHash,
+        height: u64,
         by: String,
         sig_hash: toycoin_common::hash::Hash,
     },
@@ -267,6 +268,7 @@ impl Judge {
                 Some(match toycoin_common::announce::decode(&payload) {
                     Ok(a) => Verdict::Announce {
                         block: a.block,
+                        height: a.height,
                         by: fingerprint(&a.key),
                         sig_hash: a.sig_hash,
                     },

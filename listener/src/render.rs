@@ -155,16 +155,19 @@ impl Renderer {
                 ),
             },
             Verdict::Pbft(p) => self.pbft(p),
-            Verdict::Announce { block, by, .. } => match self.mode {
+            Verdict::Announce {
+                block, height, by, ..
+            } => match self.mode {
                 Mode::Json => json!({
                     "type": "ANNC",
                     "valid": true,
                     "block": block.to_hex(),
+                    "height": height,
                     "by": by,
                 })
                 .to_string(),
                 _ => format!(
-                    "{} wallet {by} announces block {} (signed)",
+                    "{} wallet {by} announces block {height} {} (signed)",
                     self.paint("34", "ANNC"),
                     block.short()
                 ),

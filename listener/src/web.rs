@@ -82,6 +82,8 @@ struct Blame {
     announced_order: VecDeque<BlockHash>,
     invalid: HashSet<BlockHash>,
     invalid_order: VecDeque<BlockHash>,
+    /// The block each node announced at each height.
+    heights: HashMap<(String, u64), BlockHash>,
 }
 
 #[derive(Debug)]
@@ -161,6 +163,8 @@ pub struct WebModel {
     stuck_by: HashSet<String>,
     /// Who announced each block (signed `ANNC`), newest kept.
     blame: Blame,
+    /// Wallets whose node signed two blocks at one height.
+    equivocated_by: HashSet<String>,
     /// What each node last said (`STAT`), when, and its last hash rates.
     nodes: HashMap<String, NodeView>,
     /// pBFT, once a PBFT frame is seen: the view, its primary, each recent
@@ -288,9 +292,10 @@ impl WebModel {
             Verdict::Pbft(p) => self.observe_pbft(p),
             Verdict::Announce {
                 block,
+                height,
                 by,
                 sig_hash,
-            } => self.on_announce(*block, by, *sig_hash),
+            } => self.on_announce(*block, *height, by, *sig_hash),
             Verdict::Status { status, lie } => {
                 if !self.nodes.contains_key(&status.name) && self.nodes.len() >= MAX_NODES {
                     let miners: HashSet<&str> = self
@@ -342,7 +347,29 @@ impl WebModel {
     /// A node's signed announcement of `block`: blame, if the block was
     /// refused for a failure its hash proves, or if it is an old block
     /// announced again and again.
-    fn on_announce(&mut self, block: BlockHash, by: &str, sig_hash: toycoin_common::hash::Hash) {
+    fn on_announce(
+        &mut self,
+        block: BlockHash,
+        height: u64,
+        by: &str,
+        sig_hash: toycoin_common::hash::Hash,
+    ) {
+        // Two blocks one node signed for one height: it equivocated.
+        let key = (by.to_owned(), height);
+        match self.blame.heights.get(&key) {
+            Some(other) if *other != block => {
+                if self.equivocated_by.contains(by) || self.equivocated_by.len() < MAX_BLAMED {
+                    self.equivocated_by.insert(by.to_owned());
+                }
+            }
+            Some(_) => {}
+            None => {
+                if self.blame.heights.len() >= MAX_ANNOUNCED {
+                    self.blame.heights.clear();
+                }
+                self.blame.heights.insert(key, block);
+            }
+        }
         let blame = &mut self.blame;
         if !blame.announced.contains_key(&block) {
             blame.announced_order.push_back(block);
@@ -682,6 +709,7 @@ impl WebModel {
                     "rates": n.rates,
                     "lie": n.lie,
                     "stuck": st.wallet.as_ref().is_some_and(|w| self.stuck_by.contains(w)),
+                    "equivocated": st.wallet.as_ref().is_some_and(|w| self.equivocated_by.contains(w)),
                 })
             })
             .collect();

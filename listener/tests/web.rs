@@ -214,7 +214,8 @@ async fn scene(publisher: &mut RelayClient) -> (Chain, Block) {
     publisher
         .publish(
             DEFAULT_TOPIC,
-            &toycoin_common::announce::encode(&bad.header.this_hash, &mallory, now_secs()).unwrap(),
+            &toycoin_common::announce::encode(&bad.header.this_hash, 3, &mallory, now_secs())
+                .unwrap(),
         )
         .await
         .unwrap();
@@ -730,7 +731,7 @@ async fn blame_follows_signed_announcements_not_whom_a_block_pays() {
         .mine_next(node1.address(), Vec::new(), now_secs())
         .unwrap();
     chain.push(b0.clone(), now_secs()).unwrap();
-    let node1_annc = announce::encode(&b0.header.this_hash, &node1, now_secs()).unwrap();
+    let node1_annc = announce::encode(&b0.header.this_hash, 0, &node1, now_secs()).unwrap();
     let mut frames = vec![encode_bloc(std::slice::from_ref(&b0)), node1_annc.clone()];
     for (name, key) in [("node1", &node1), ("node2", &node2)] {
         let mut status = Status {
@@ -782,7 +783,12 @@ async fn blame_follows_signed_announcements_not_whom_a_block_pays() {
     bad.header.nonce = bytes::Bytes::from_static(b"2");
     bad.header.this_hash = bad.header.compute_hash();
     frames.push(encode_bloc(std::slice::from_ref(&bad)));
-    frames.push(announce::encode(&bad.header.this_hash, &node2, now_secs()).unwrap());
+    frames.push(announce::encode(&bad.header.this_hash, 4, &node2, now_secs()).unwrap());
+    // And two blocks node2 signed for one height: the liar's twins.
+    for twin in [b"twin a", b"twin b"] {
+        let hash = toycoin_common::hash::BlockHash(toycoin_common::hash::Hash::of(twin));
+        frames.push(announce::encode(&hash, 9, &node2, now_secs()).unwrap());
+    }
     // A last good block: once shown, everything before it was taken in.
     frames.push(encode_bloc(&[mine(&mut chain, b"alice")]));
     for frame in frames {
@@ -812,6 +818,8 @@ async fn blame_follows_signed_announcements_not_whom_a_block_pays() {
     assert_eq!(n1["refused"], 0, "node1 blamed for others' frames: {n1}");
     assert_eq!(n1["stuck"], false, "node1 called stuck for a replay: {n1}");
     assert_eq!(n2["refused"], 1, "node2's own invalid block: {n2}");
+    assert_eq!(n2["equivocated"], true, "{n2}");
+    assert_eq!(n1["equivocated"], false, "a replayed announcement: {n1}");
     listener.stop(WAIT).await;
     relay.stop().await.unwrap();
 }

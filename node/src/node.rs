@@ -378,11 +378,12 @@ impl Node {
                         Some(block) => {
                             let payload = encode_bloc(std::slice::from_ref(block));
                             let hash = block.header.this_hash;
+                            let height = self.session.tree().chain().height_of(&hash).unwrap_or(0);
                             self.emit(Event::FaultPlayed {
                                 what: format!("sent block {} again", hash.short()),
                             });
                             self.publish(payload);
-                            self.sign_announcement(&hash);
+                            self.sign_announcement(&hash, height);
                         }
                         None => self.announce_status(),
                     }
@@ -731,7 +732,7 @@ impl Node {
             });
             let hash = bad.header.this_hash;
             self.publish(encode_bloc(&[bad]));
-            self.sign_announcement(&hash);
+            self.sign_announcement(&hash, task.height);
             return;
         }
         let (block, announce) = if self.config.fault == Some(Fault::Liar) {

@@ -102,7 +102,7 @@ impl Node {
         }
         // Both signed: the lie is on record.
         for twin in [first.header.this_hash, block.header.this_hash] {
-            self.sign_announcement(&twin);
+            self.sign_announcement(&twin, height);
         }
         self.emit(Event::FaultPlayed {
             what: format!(

@@ -38,6 +38,7 @@ impl Node {
     pub(super) fn announce(&mut self) {
         let chain = self.session.tree().chain();
         let tip = chain.tip().map(|b| b.header.this_hash);
+        let height = chain.len().saturating_sub(1);
         let payload = if self.config.profile.announces_whole_chain() {
             let blocks: Vec<Block> = chain.blocks().cloned().collect();
             encode_bloc(&blocks)
@@ -46,21 +47,26 @@ impl Node {
         };
         self.publish(payload);
         if let Some(tip) = tip {
-            self.sign_announcement(&tip);
+            self.sign_announcement(&tip, height);
         }
     }
 
     /// Signs and sends our announcement of `block` (`ANNC`: steady, with
     /// a key), so that observers know it is ours and blame us alone for
     /// it ([`toycoin_common::announce`]).
-    pub(super) fn sign_announcement(&mut self, block: &BlockHash) {
+    pub(super) fn sign_announcement(&mut self, block: &BlockHash, height: usize) {
         if self.config.profile.announces_whole_chain() {
             return;
         }
         let Some(key) = &self.config.key else {
             return;
         };
-        match toycoin_common::announce::encode(block, key, toycoin_common::chain::now_secs()) {
+        match toycoin_common::announce::encode(
+            block,
+            height as u64,
+            key,
+            toycoin_common::chain::now_secs(),
+        ) {
             Ok(frame) => self.publish(frame),
             Err(e) => tracing::warn!("cannot sign an announcement: {e}"),
         }

@@ -200,5 +200,161 @@ pub async fn run() -> Result<Vec<String>, String> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     relay.stop().await.map_err(|e| e.to_string())?;
+    for subscribers in [6, 30] {
+        figures.extend(answers(&mint, subscribers).await?);
+    }
+    Ok(figures)
+}
+
+/// Issue 33, "answers to everyone": a student sends 200 header requests
+/// to a node holding 100 blocks, each way a request can name where its
+/// answers go; `subscribers` classmates listen. What is measured is the
+/// answer bytes the class (everyone but the student) receives per byte
+/// of request the student sent: bounded, whatever the class's size, only
+/// if answers go to their asker alone.
+async fn answers(mint: &Wallet, subscribers: usize) -> Result<Vec<String>, String> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use toycoin_common::control::{encode_hello, HELLO_TOPIC};
+    use toycoin_common::spv::SpvMsg;
+
+    let network = crate::programs::network_of(mint);
+    let relay = quiet_relay(network.clone()).await?;
+    let mut config = toycoin_node::NodeConfig::new(relay.addr.to_string(), network.profile());
+    config.mine_when_idle = false;
+    let (node, mut events) = toycoin_node::spawn(config);
+    let mut chain = Chain::new(network.profile());
+    let blocks = crate::chains::extend(&mut chain, 100, 1, |_| Vec::new());
+    let mut feeder = RelayClient::connect(relay.addr, DEFAULT_TOPIC)
+        .await
+        .map_err(|e| e.to_string())?;
+    // The node is on the relay once it asks for blocks; then it takes them.
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Ok(toycoin_node::Event::CatchUpRequested { .. }) = events.recv().await {
+                return;
+            }
+        }
+    })
+    .await
+    .map_err(|_| "the node did not connect")?;
+    feeder
+        .publish(DEFAULT_TOPIC, &encode_bloc(&blocks))
+        .await
+        .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while node.snapshot().await.map_or(0, |s| s.blocks.len()) < 100 {
+        if Instant::now() > deadline {
+            return Err("the node did not take the chain".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The class: each counts the bytes of the SPV answers it receives.
+    let heard = Arc::new(AtomicU64::new(0));
+    let mut class = Vec::new();
+    for i in 0..subscribers {
+        let mut c = RelayClient::connect(relay.addr, DEFAULT_TOPIC)
+            .await
+            .map_err(|e| e.to_string())?;
+        let name = format!("w-classmate{i}");
+        c.publish(HELLO_TOPIC, &encode_hello(&name))
+            .await
+            .map_err(|e| e.to_string())?;
+        let heard = heard.clone();
+        class.push(tokio::spawn(async move {
+            while let Ok(Some(frame)) = c.recv().await {
+                if let Ok(msg) = SpvMsg::decode(&frame) {
+                    if !msg.is_request() {
+                        heard.fetch_add(frame.len() as u64, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    let student = RelayClient::connect(relay.addr, DEFAULT_TOPIC)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut student_in, mut student) = student.into_split();
+    student
+        .publish(HELLO_TOPIC, &encode_hello("w-student"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let own = Arc::new(AtomicU64::new(0));
+    let reader = {
+        let own = own.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(frame)) = student_in.recv().await {
+                if let Ok(msg) = SpvMsg::decode(&frame) {
+                    if !msg.is_request() {
+                        own.fetch_add(frame.len() as u64, Ordering::Relaxed);
+                    }
+                }
+            }
+        })
+    };
+    println!(
+        "\n== floods: answers to 200 header requests (100 blocks), {subscribers} classmates listening =="
+    );
+    println!(
+        "{:<30} {:>12} {:>14} {:>16} {:>14}",
+        "requests name", "request KB", "asker got KB", "class got KB", "class per in"
+    );
+    let mut figures = Vec::new();
+    for (label, key, reply_to) in [
+        ("the asker (reply_to)", "own", Some("w-student")),
+        ("no one", "none", None),
+        ("a classmate", "classmate", Some("w-classmate0")),
+    ] {
+        let before = heard.load(Ordering::Relaxed);
+        let own_before = own.load(Ordering::Relaxed);
+        let mut sent = 0usize;
+        for i in 0..200 {
+            let ask = SpvMsg::GetHeaders {
+                id: format!("{key}-{i}"),
+                locator: Vec::new(),
+                reply_to: reply_to.map(str::to_owned),
+            }
+            .encode();
+            sent += ask.len();
+            student
+                .publish(DEFAULT_TOPIC, &ask)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        // Settled: nothing more heard for a second.
+        let mut last = heard.load(Ordering::Relaxed);
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = heard.load(Ordering::Relaxed);
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        let got = last - before;
+        let asker = own.load(Ordering::Relaxed) - own_before;
+        let ratio = got as f64 / sent.max(1) as f64;
+        println!(
+            "{label:<30} {:>12.1} {:>14.1} {:>16.1} {:>14.2}",
+            sent as f64 / 1e3,
+            asker as f64 / 1e3,
+            got as f64 / 1e3,
+            ratio
+        );
+        figures.push(format!(
+            "answers_{key}_{subscribers}_asker_kb={:.1}",
+            asker as f64 / 1e3
+        ));
+        figures.push(format!("answers_{key}_{subscribers}_out_per_in={ratio:.2}"));
+        // The node's budget for the student fills again.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    drop(student);
+    reader.abort();
+    node.stop().await;
+    relay.stop().await.map_err(|e| e.to_string())?;
+    for c in class {
+        let _ = c.await;
+    }
     Ok(figures)
 }

@@ -186,3 +186,143 @@ fn side_branch_growth(lengths: &[usize]) -> Vec<String> {
     }
     figures
 }
+
+/// Issue 34: the same kind of invalid branch replayed `replays` times as
+/// fast as one client sends it, at three mining nodes (in this process,
+/// capped at 200,000 hashes a second each) while a client sends a mint's
+/// grant every 100 ms: do the honest blocks and transactions reach every
+/// node meanwhile?
+pub async fn during_replay(replays: usize) -> Result<Vec<String>, String> {
+    use std::collections::HashSet;
+    use toycoin_common::message::encode_txn;
+    use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
+
+    let mut rng = StdRng::seed_from_u64(8);
+    let mint = Wallet::generate(&mut rng).map_err(|e| e.to_string())?;
+    let network = crate::programs::network_of(&mint);
+    let profile = network.profile();
+    eprintln!("attacks: mining an invalid branch for the network...");
+    let mut theirs = Chain::new(profile);
+    let per_block = MAX_BLOCK_TXNS - 1;
+    let mut branch = extend(&mut theirs, 11, 1, |_| {
+        (0..per_block)
+            .map(|_| {
+                mint.grant(&mut rng, &toycoin_common::address::example(b"attacker"), 1)
+                    .expect("signs")
+            })
+            .collect()
+    });
+    let repeat = branch[0].txns[1].clone();
+    let bad = theirs
+        .mine_next(
+            &toycoin_common::address::example(b"attacker"),
+            vec![repeat],
+            now_secs(),
+        )
+        .ok_or("cannot mine the bad block")?;
+    branch.push(bad);
+    let frame = encode_bloc(&branch);
+
+    let relay = crate::programs::quiet_relay(network.clone()).await?;
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let mut config = toycoin_node::NodeConfig::new(relay.addr.to_string(), profile);
+        config.name = format!("node{}", i + 1);
+        config.max_hash_rate = Some(200_000.0);
+        nodes.push(toycoin_node::spawn(config).0);
+    }
+    let mut client = RelayClient::connect(relay.addr, DEFAULT_TOPIC)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut replayer = RelayClient::connect(relay.addr, "/replayer")
+        .await
+        .map_err(|e| e.to_string())?;
+    // The network runs a moment first.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let heights_before: Vec<usize> = {
+        let mut h = Vec::new();
+        for node in &nodes {
+            h.push(node.snapshot().await.map_or(0, |s| s.blocks.len()));
+        }
+        h
+    };
+    let replaying = {
+        let frame = frame.clone();
+        tokio::spawn(async move {
+            // At least `replays`, and for at least 10 s: long enough for
+            // the network to mine and confirm meanwhile.
+            let start = Instant::now();
+            let mut sent = 0usize;
+            while sent < replays || start.elapsed() < std::time::Duration::from_secs(10) {
+                if replayer.publish(DEFAULT_TOPIC, &frame).await.is_err() {
+                    break;
+                }
+                sent += 1;
+            }
+            (start.elapsed().as_secs_f64(), sent)
+        })
+    };
+    let mut sent = HashSet::new();
+    while !replaying.is_finished() {
+        let grant = mint
+            .grant(&mut rng, &toycoin_common::address::example(b"a student"), 1)
+            .map_err(|e| e.to_string())?;
+        sent.insert(grant.hash());
+        client
+            .publish(DEFAULT_TOPIC, &encode_txn(&[], &grant))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (replay_secs, replayed) = replaying.await.map_err(|e| e.to_string())?;
+    let replay_end = Instant::now();
+    // Every honest transaction in every node's chain, and one tip.
+    let deadline = replay_end + std::time::Duration::from_secs(120);
+    let (confirmed_secs, blocks_during) = loop {
+        let mut all = true;
+        let mut tips = HashSet::new();
+        let mut grown = Vec::new();
+        for (node, before) in nodes.iter().zip(&heights_before) {
+            let snapshot = node.snapshot().await.ok_or("a node stopped")?;
+            let mined: HashSet<_> = snapshot
+                .blocks
+                .iter()
+                .flat_map(|b| b.txns.iter().map(|t| t.hash()))
+                .collect();
+            all &= sent.iter().all(|t| mined.contains(t));
+            tips.insert(snapshot.tip);
+            grown.push(snapshot.blocks.len().saturating_sub(*before));
+        }
+        if all && tips.len() == 1 {
+            break (replay_end.elapsed().as_secs_f64(), grown);
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "not every honest transaction reached every node's chain within 120 s of the replay's end ({} sent)",
+                sent.len()
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    for node in nodes {
+        node.stop().await;
+    }
+    relay.stop().await.map_err(|e| e.to_string())?;
+    println!(
+        "\n== attacks: a {} KB invalid branch replayed {replayed} times at 3 mining nodes ==",
+        frame.len() / 1000
+    );
+    println!(
+        "replayed in {replay_s:.1} s ({:.0} MB/s); {} honest transactions sent meanwhile, all in every node's chain {confirmed_secs:.1} s after the replay ended; blocks each node gained: {:?}",
+        (frame.len() * replayed) as f64 / 1e6 / replay_secs,
+        sent.len(),
+        blocks_during,
+        replay_s = replay_secs
+    );
+    Ok(vec![
+        format!("replay_secs={replay_secs:.1}"),
+        format!("replay_frames={replayed}"),
+        format!("replay_honest_txns={}", sent.len()),
+        format!("replay_honest_confirmed_after_s={confirmed_secs:.1}"),
+    ])
+}

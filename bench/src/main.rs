@@ -457,7 +457,11 @@ fn main() {
             Some(Suite::Pow { secs }) => Ok(pow::run(secs)),
             Some(Suite::Propagation { sizes, rounds }) => Ok(propagation::run(&sizes, rounds)),
             Some(Suite::Validation { txns }) => Ok(validation::run(txns)),
-            Some(Suite::Attacks { blocks, replays }) => Ok(attacks::run(blocks, replays)),
+            Some(Suite::Attacks { blocks, replays }) => {
+                let mut figures = attacks::run(blocks, replays);
+                figures.extend(attacks::during_replay(replays).await?);
+                Ok(figures)
+            }
             Some(Suite::Floods) => floods::run().await,
             Some(Suite::Pace {
                 secs,

@@ -30,7 +30,11 @@ use toycoin_common::tree::Received;
 use toycoin_common::wallet::{self, fingerprint, Wallet};
 use tracing::{error, info, warn};
 
+mod confirmations;
 mod faucet;
+mod mint;
+mod pbft_client;
+mod transfers;
 
 pub use faucet::{FAUCET_MEMORY, FAUCET_PERIOD, FAUCET_PER_MINUTE, FAUCET_PER_SEC, FAUCET_TOTAL};
 
@@ -224,7 +228,7 @@ pub async fn run(config: OracleConfig) -> i32 {
     }
     let mint = match config.profile.minting() {
         Minting::AnyCoinbase => None,
-        Minting::RewardsAndMint => match load_mint(&config, &mut rng) {
+        Minting::RewardsAndMint => match mint::load_mint(&config, &mut rng) {
             Ok(mint) => Some(mint),
             Err(e) => {
                 error!("toycoin-oracle: {e}");
@@ -281,45 +285,6 @@ fn new_wallet(
         Wallet::generate(rng)
     } else {
         Wallet::random()
-    }
-}
-
-/// The mint's wallet: from its key file (created on first use), or new for
-/// this run only.
-fn load_mint(config: &OracleConfig, rng: &mut StdRng) -> Result<Wallet, String> {
-    let mint = match &config.mint_key {
-        Some(path) => {
-            let (wallet, created) = Wallet::load_or_create(path).map_err(|e| e.to_string())?;
-            let how = if created {
-                "new key saved in"
-            } else {
-                "key from"
-            };
-            info!(
-                "Mint: wallet {} ({how} {})",
-                wallet.fingerprint(),
-                path.display()
-            );
-            wallet
-        }
-        None => {
-            let wallet = new_wallet(config.seed.is_some(), rng).map_err(|e| e.to_string())?;
-            info!(
-                "Mint: wallet {} (a new key for this run only)",
-                wallet.fingerprint()
-            );
-            wallet
-        }
-    };
-    let ours = toycoin_common::hash::Hash::of(mint.address());
-    match config.profile.mint {
-        Some(theirs) if theirs == ours => Ok(mint),
-        Some(theirs) => Err(format!(
-            "the network's mint is wallet {}, not this oracle's {}: give the oracle the network's --mint-key (the file the relay or the demo made)",
-            toycoin_common::wallet::fingerprint_of(&theirs),
-            mint.fingerprint()
-        )),
-        None => Err("this network has no mint: nobody can grant coins on it".into()),
     }
 }
 
@@ -429,31 +394,6 @@ impl Oracle {
         }
     }
 
-    fn send(&mut self, label: String, m: TxnMessage) {
-        if let Err(e) = self.truth.apply_txns(std::slice::from_ref(&m.txn)) {
-            error!("!!! BUG: the oracle made an invalid transaction: {e}");
-            return;
-        }
-        let payload = encode_txn(&m.tokens, &m.txn);
-        if self.tally.is_some() {
-            self.sent_txns.insert(m.txn.hash(), m.txn.clone());
-        }
-        self.sent.push(Sent {
-            hash: m.txn.hash(),
-            label,
-            payload: payload.clone(),
-            last_sent: Instant::now(),
-            sent_at: now_secs(),
-            confirmed: None,
-            reported: 0,
-            missed: 0,
-            lost: false,
-            first_sent: Instant::now(),
-            frames_before: self.pbft_frames,
-        });
-        self.session.publish(payload);
-    }
-
     fn more_to_send(&self) -> bool {
         self.config.count.map_or(true, |n| self.transfers < n)
     }
@@ -496,85 +436,6 @@ impl Oracle {
         )
     }
 
-    /// The tokens each wallet can pay with, in the order it pays with them.
-    /// Where the network's nodes take spends of pending outputs (steady),
-    /// every unspent output. Otherwise as the original's wallet: only
-    /// outputs already in the best chain (the Python nodes drop a
-    /// transaction with any other input for good), oldest first. One pass
-    /// over each ledger for all wallets.
-    fn spendable(&self) -> Vec<Vec<Token>> {
-        let owners: Vec<&[u8]> = self.wallets.iter().map(|w| &w.address()[..]).collect();
-        let mut spendable = self.truth.unspent_of(&owners);
-        if self.config.profile.pays_with_pending_outputs() {
-            for tokens in &mut spendable {
-                tokens.sort_by_key(|t| (t.txn_hash, t.value));
-            }
-            return spendable;
-        }
-        let chain = self.session.tree().chain();
-        let mut age: HashMap<Txid, usize> = HashMap::new();
-        for txn in chain.blocks().flat_map(|b| &b.txns) {
-            let next = age.len();
-            age.entry(txn.hash()).or_insert(next);
-        }
-        let confirmed = chain.ledger().unspent_of(&owners);
-        for (tokens, confirmed) in spendable.iter_mut().zip(confirmed) {
-            let confirmed: HashSet<Token> = confirmed.into_iter().collect();
-            tokens.retain(|t| confirmed.contains(t));
-            tokens.sort_by_key(|t| (age.get(&t.txn_hash).copied().unwrap_or(usize::MAX), t.value));
-        }
-        spendable
-    }
-
-    fn transfer(&mut self) {
-        let before = self.truth_balances();
-        let spendable = self.spendable();
-        let can_pay = |i: usize| spendable[i].iter().map(|t| t.value).sum::<i64>();
-        let senders: Vec<usize> = (0..self.wallets.len())
-            .filter(|&i| can_pay(i) >= 5)
-            .collect();
-        if senders.is_empty() || self.wallets.len() < 2 {
-            warn!("No wallet has 5 coins to send; waiting");
-            return;
-        }
-        let from = senders[self.rng.gen_range(0..senders.len())];
-        let mut to = self.rng.gen_range(0..self.wallets.len() - 1);
-        if to >= from {
-            to += 1;
-        }
-        let value = self.rng.gen_range(5..=15).min(can_pay(from));
-        let mut tokens = spendable[from].clone();
-        if !self.config.profile.pays_with_pending_outputs() {
-            // As many as needed, as the original's wallet.
-            tokens = wallet::tokens_to_pay(tokens, value);
-        }
-        let receiver = self.wallets[to].address().clone();
-        let signing = self.config.profile.signing();
-        let m = match self.wallets[from].transfer(&mut self.rng, &receiver, value, tokens, signing)
-        {
-            Ok(m) => m,
-            Err(e) => {
-                warn!("!!! cannot make a transfer: {e}");
-                return;
-            }
-        };
-        self.transfers += 1;
-        info!(
-            "Sending from wallet {from} ({}) to {to} ({}): {value}",
-            self.wallets[from].fingerprint(),
-            self.wallets[to].fingerprint()
-        );
-        info!(target: TRAFFIC, "  balances before: {before:?}");
-        self.send(
-            format!(
-                "transfer {} (wallet {from} -> {to}: {value})",
-                self.transfers
-            ),
-            m,
-        );
-        info!(target: TRAFFIC, "  balances after:  {:?}", self.truth_balances());
-    }
-
     fn on_event(&mut self, event: Option<SessionEvent>) {
         match event {
             Some(SessionEvent::Connected { relay, .. }) => info!("Connected to relay {relay}"),
@@ -599,227 +460,6 @@ impl Oracle {
             // Our own TXNs come back; others' TXNs and GETBs are not ours
             // to act on.
             _ => {}
-        }
-    }
-
-    fn on_bloc(&mut self, report: BlocReport) {
-        match report.result {
-            Ok(Received::Adopted(adopted)) => {
-                if adopted.is_reorganization() {
-                    info!(
-                        "Best chain switched at height {} ({} blocks rolled back)",
-                        adopted.fork_height,
-                        adopted.rolled_back.len()
-                    );
-                }
-                self.update_confirmations(adopted.fork_height);
-            }
-            Ok(_) => {}
-            Err(e) => warn!(
-                source = "bloc-rejected",
-                "Ignored an invalid BLOC: block {}: {}", e.index, e.error
-            ),
-        }
-    }
-
-    /// A pBFT frame: with f+1 matching replies for a batch, the oracle's
-    /// transactions it applied are final.
-    fn on_pbft(&mut self, payload: &[u8]) {
-        let Some(tally) = &mut self.tally else {
-            return;
-        };
-        self.pbft_frames += 1;
-        // Only replies are the client's: the replicas' votes among
-        // themselves are counted, not checked (a signature each).
-        let is_reply = SignedWire::decode(payload)
-            .and_then(|w| w.open())
-            .is_ok_and(|(_, m)| matches!(m, Msg::Reply { .. }));
-        if !is_reply {
-            return;
-        }
-        let (seq, txns) = match tally.on_payload(payload) {
-            Ok(Seen::Final { seq, txns, .. }) => (seq, txns),
-            Ok(_) => return,
-            Err(e) => {
-                warn!(source = "pbft-refused", "Ignored a pBFT message: {e}");
-                return;
-            }
-        };
-        let (frames, weak) = (self.pbft_frames, tally.members().map_or(1, |m| m.weak()));
-        let final_txns: HashSet<Txid> = txns.into_iter().collect();
-        for i in 0..self.sent.len() {
-            let s = &mut self.sent[i];
-            if s.confirmed.is_some() || !final_txns.contains(&s.hash) {
-                continue;
-            }
-            s.confirmed = Some(seq as usize);
-            s.reported = FINAL_CONFIRMATIONS;
-            info!(
-                "Final: {} in pBFT batch {seq} after {:.2} s ({} pBFT messages; f+1 = {weak} replies)",
-                s.label,
-                s.first_sent.elapsed().as_secs_f64(),
-                frames - s.frames_before
-            );
-            let hash = s.hash;
-            if let Some(txn) = self.truth_txn(&hash) {
-                self.deferred.push(txn);
-            }
-        }
-        // Final in pBFT is final for good: nothing to watch any more.
-        self.forget(|s| s.confirmed.is_some());
-        // Apply in order what now can be (a later batch's replies may come
-        // before an earlier one's).
-        loop {
-            let before = self.deferred.len();
-            let agreed = &mut self.agreed;
-            self.deferred
-                .retain(|t| agreed.apply_txns(std::slice::from_ref(t)).is_err());
-            if self.deferred.len() == before {
-                break;
-            }
-        }
-        if self.unconfirmed() == 0 {
-            let (agreed, truth) = (self.chain_balances(), self.truth_balances());
-            if agreed == truth {
-                info!("Balances agree: the replicas applied {agreed:?}, as the oracle knows");
-            } else {
-                warn!("!!! BALANCES DISAGREE: the replicas applied {agreed:?} but the oracle knows {truth:?} !!!");
-            }
-        }
-    }
-
-    /// Forgets the transactions sent that `done` says need no more
-    /// watching (counted in `forgotten`).
-    fn forget(&mut self, done: impl Fn(&Sent) -> bool) {
-        let before = self.sent.len();
-        let sent_txns = &mut self.sent_txns;
-        self.sent.retain(|s| {
-            let keep = !done(s);
-            if !keep {
-                sent_txns.remove(&s.hash);
-            }
-            keep
-        });
-        self.forgotten += before - self.sent.len();
-    }
-
-    /// One of the oracle's own transactions, by hash.
-    fn truth_txn(&self, hash: &Txid) -> Option<Transaction> {
-        self.sent_txns.get(hash).cloned()
-    }
-
-    /// After the best chain changed from `fork_height` up: blocks below it
-    /// are as they were, so only the new ones are looked through.
-    fn update_confirmations(&mut self, fork_height: usize) {
-        let chain: &Chain = self.session.tree().chain();
-        let mut heights: HashMap<Txid, usize> = HashMap::new();
-        let new_blocks = &chain.entries()[fork_height.min(chain.len())..];
-        for (offset, entry) in new_blocks.iter().enumerate() {
-            for txn in &entry.block.txns {
-                heights.entry(txn.hash()).or_insert(fork_height + offset);
-            }
-        }
-        let tip_height = chain.len().saturating_sub(1);
-        // New blocks that had room for more transactions (their timestamps).
-        let with_room: Vec<u64> = new_blocks
-            .iter()
-            .filter(|e| chain.had_room(&e.block))
-            .filter_map(|e| e.block.header.timestamp_secs())
-            .collect();
-        for s in &mut self.sent {
-            let now = if s.confirmed.is_some_and(|h| h < fork_height) {
-                s.confirmed
-            } else {
-                heights.get(&s.hash).copied()
-            };
-            if let (Some(_), None) = (s.confirmed, now) {
-                warn!(
-                    "No longer in the best chain: {} (sending it again)",
-                    s.label
-                );
-                s.reported = 0;
-                s.lost = true;
-            }
-            if now.is_none() {
-                s.missed += with_room
-                    .iter()
-                    // Begun after it was sent (a second's grace for clocks).
-                    .filter(|&&stamped| stamped > s.sent_at + 1)
-                    .count();
-            }
-            s.confirmed = now;
-            let Some(h) = now else { continue };
-            // Confirmations as blocks bury it: each step up to final.
-            let n = (tip_height + 1 - h).min(FINAL_CONFIRMATIONS);
-            if n <= s.reported {
-                continue;
-            }
-            let first = s.reported == 0;
-            s.reported = n;
-            let plural = if n == 1 { "" } else { "s" };
-            if first {
-                info!(
-                    "Confirmed: {} in block {h} ({n} confirmation{plural})",
-                    s.label
-                );
-            } else if n < FINAL_CONFIRMATIONS {
-                info!(target: TRAFFIC, "  {} in block {h}: {n} confirmation{plural}", s.label);
-            }
-            if n == FINAL_CONFIRMATIONS {
-                info!(
-                    "Final: {} in block {h} ({n} confirmations: as final as proof of work gets)",
-                    s.label
-                );
-            }
-        }
-        // Buried deeper than any reorganisation a class will see.
-        self.forget(|s| {
-            s.confirmed
-                .is_some_and(|h| tip_height.saturating_sub(h) >= FORGET_DEPTH)
-        });
-        let (chain_b, truth_b) = (self.chain_balances(), self.truth_balances());
-        let pending = self.unconfirmed();
-        if pending > 0 {
-            info!(target: TRAFFIC, "Chain balances {chain_b:?}; {pending} transactions still to be confirmed (then {truth_b:?})");
-        } else if chain_b == truth_b {
-            info!("Balances agree: the chain says {chain_b:?}, as the oracle knows");
-        } else {
-            warn!("!!! BALANCES DISAGREE: the chain says {chain_b:?} but the oracle knows {truth_b:?} !!!");
-        }
-    }
-
-    /// Re-sends, in their order, only the transactions that may really be
-    /// lost: taken back by a reorganisation, left out of `resend_blocks`
-    /// blocks that had room for them (the nodes may never have got them),
-    /// or not confirmed after `resend_secs` seconds (no block at all). A
-    /// transaction the nodes hold and will mine is not sent again.
-    fn resend_lost(&mut self) {
-        let after = Duration::from_secs_f64(self.config.resend_secs.max(0.1));
-        let blocks = self.config.resend_blocks.max(1);
-        let due: Vec<usize> = (0..self.sent.len())
-            .filter(|&i| {
-                let s = &self.sent[i];
-                s.confirmed.is_none()
-                    && (s.lost || s.missed >= blocks || s.last_sent.elapsed() >= after)
-            })
-            .collect();
-        if due.is_empty() {
-            return;
-        }
-        info!(
-            "Re-sending {} transactions: taken back by a reorganisation, left out of {blocks} blocks with room, or not confirmed in {} s",
-            due.len(),
-            self.config.resend_secs
-        );
-        for i in due {
-            let sent = &mut self.sent[i];
-            sent.last_sent = Instant::now();
-            sent.sent_at = now_secs();
-            sent.missed = 0;
-            sent.lost = false;
-            info!(target: TRAFFIC, "  re-sending {}", sent.label);
-            let payload = sent.payload.clone();
-            self.session.publish(payload);
         }
     }
 }

@@ -2,7 +2,7 @@
 //! again and again (a refused frame, a wrong token, a connection) names
 //! its `source`, and goes through one limiter per kind and source.
 //!
-//! ```ignore
+//! ```text
 //! tracing::warn!(source = %peer.ip(), "Remote {peer}: command refused: {why}");
 //! ```
 //!

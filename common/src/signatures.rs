@@ -42,10 +42,99 @@ fn verify_one(
         ("sender", OutputKind::Change, &txn.sender_signature)
     };
     let msg = txn.signed_message(signing, role);
+    let seen = cache_key(txn, signing, which, &msg, signature);
+    if verified_before(&seen) {
+        return Ok(());
+    }
     wallet::verify_with(key, &msg, signature).map_err(|e| match e {
         SignatureError::BadAddress => TxError::BadSenderAddress,
         _ => TxError::BadSignature { which: name },
+    })?;
+    remember_verified(seen);
+    Ok(())
+}
+
+/// Signatures that verified lately, so that a block of transactions a
+/// node took into its pool already costs no RSA check (Bitcoin Core's
+/// signature cache): by the SHA-256 of everything the check depends on,
+/// the sender's key, the message, the signature and which one it is, so
+/// only the very same check is skipped. Only successes are kept, at most
+/// [`MAX_SIGNATURE_CACHE`], the oldest forgotten first.
+pub const MAX_SIGNATURE_CACHE: usize = 65_536;
+
+type CacheKey = [u8; 32];
+
+#[derive(Default)]
+struct SignatureCache {
+    keys: std::collections::HashSet<CacheKey>,
+    order: std::collections::VecDeque<CacheKey>,
+    enabled: bool,
+}
+
+fn signature_cache() -> &'static std::sync::Mutex<SignatureCache> {
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<SignatureCache>> =
+        std::sync::OnceLock::new();
+    CACHE.get_or_init(|| {
+        std::sync::Mutex::new(SignatureCache {
+            enabled: true,
+            ..SignatureCache::default()
+        })
     })
+}
+
+fn cache_key(
+    txn: &Transaction,
+    signing: Signing,
+    which: usize,
+    msg: &[u8],
+    signature: &[u8],
+) -> CacheKey {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update([which as u8, signing as u8]);
+    for part in [&txn.sender[..], msg, signature] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    h.finalize().into()
+}
+
+static CACHE_HITS: AtomicUsize = AtomicUsize::new(0);
+
+/// Signature checks the cache has spared so far (in this process).
+pub fn signature_cache_hits() -> usize {
+    CACHE_HITS.load(Ordering::Relaxed)
+}
+
+fn verified_before(key: &CacheKey) -> bool {
+    let cache = signature_cache().lock().unwrap_or_else(|e| e.into_inner());
+    let hit = cache.enabled && cache.keys.contains(key);
+    if hit {
+        CACHE_HITS.fetch_add(1, Ordering::Relaxed);
+    }
+    hit
+}
+
+fn remember_verified(key: CacheKey) {
+    let mut cache = signature_cache().lock().unwrap_or_else(|e| e.into_inner());
+    if !cache.enabled || !cache.keys.insert(key) {
+        return;
+    }
+    cache.order.push_back(key);
+    while cache.order.len() > MAX_SIGNATURE_CACHE {
+        if let Some(old) = cache.order.pop_front() {
+            cache.keys.remove(&old);
+        }
+    }
+}
+
+/// Empties the signature cache and turns it on or off: for benchmarks
+/// that time the checks themselves.
+pub fn reset_signature_cache(enabled: bool) {
+    let mut cache = signature_cache().lock().unwrap_or_else(|e| e.into_inner());
+    cache.keys.clear();
+    cache.order.clear();
+    cache.enabled = enabled;
 }
 
 /// Threads that verify a block's signatures; 0: one per core, up to
@@ -287,4 +376,40 @@ pub fn verify_ahead<R>(
         .filter(|(_, t)| !t.is_coinbase())
         .collect();
     verify_alongside(&signed, signing, || work(upto))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wallet::Wallet;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    /// Issue 39: a transaction's signatures checked once (in the pool)
+    /// are not checked again (in its block); a signature changed since is.
+    #[test]
+    fn a_signature_verified_once_is_not_verified_again_and_a_changed_one_fails() {
+        let mut rng = StdRng::seed_from_u64(39);
+        let (mint, payee) = (
+            Wallet::generate(&mut rng).unwrap(),
+            Wallet::generate(&mut rng).unwrap(),
+        );
+        let grant = mint.grant(&mut rng, payee.address(), 5).unwrap();
+        let signing = Signing::Amounts;
+        check_signatures(&grant, signing).unwrap();
+        let before = signature_cache_hits();
+        check_signatures(&grant, signing).unwrap();
+        assert!(signature_cache_hits() >= before + 2, "both from the cache");
+        let mut changed = grant.clone();
+        let mut sig = changed.sender_signature.to_vec();
+        sig[10] ^= 1;
+        changed.sender_signature = sig.into();
+        assert!(matches!(
+            check_signatures(&changed, signing),
+            Err(TxError::BadSignature { which: "sender" })
+        ));
+        let mut rewritten = grant.clone();
+        rewritten.receiver_value += 1;
+        assert!(check_signatures(&rewritten, signing).is_err());
+    }
 }

@@ -49,6 +49,7 @@ pub mod difficulty;
 pub mod fork_choice;
 pub mod frame;
 pub mod hash;
+pub mod journal;
 pub mod ledger;
 pub mod limits;
 pub mod log;

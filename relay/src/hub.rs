@@ -67,6 +67,9 @@ pub struct Hub {
     next_seq: AtomicU64,
     /// Clients by name and the teacher's rules for delivery.
     pub nemesis: Nemesis,
+    /// The journal (`--record`): each frame recorded as it is offered, in
+    /// the order subscribers get them.
+    recorder: Option<Arc<crate::record::Recorder>>,
 }
 
 impl Hub {
@@ -78,7 +81,14 @@ impl Hub {
             stats,
             next_seq: AtomicU64::new(0),
             nemesis: Nemesis::default(),
+            recorder: None,
         }
+    }
+
+    /// Records every frame published into `recorder`'s journal.
+    pub fn recording(mut self, recorder: Option<Arc<crate::record::Recorder>>) -> Hub {
+        self.recorder = recorder;
+        self
     }
 
     fn topics(&self) -> MutexGuard<'_, Topics> {
@@ -182,6 +192,20 @@ impl Hub {
         }
         if let Some(deciding) = deciding {
             deciding.finish(&payload);
+        }
+        if let Some(recorder) = &self.recorder {
+            // Under the topics' lock: in the order the frames were offered.
+            let sender = self.nemesis.label(from).unwrap_or_default();
+            let on = match only {
+                Some(name) => format!("$to:{name}").into_bytes(),
+                None => topic.to_vec(),
+            };
+            recorder.record(
+                toycoin_common::journal::Kind::Frame,
+                &on,
+                sender,
+                data.clone(),
+            );
         }
         drop(topics);
         for (queue, socket) in write_now {

@@ -22,6 +22,8 @@ pub mod nemesis;
 pub mod per_address;
 pub mod queue;
 pub mod reader;
+pub mod record;
+pub mod replay;
 pub mod server;
 pub mod stats;
 mod writer;

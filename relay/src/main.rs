@@ -82,6 +82,14 @@ struct Args {
     /// Take no commands at all.
     #[arg(long, conflicts_with_all = ["token_file", "control_from_anywhere"])]
     no_control: bool,
+    /// Record every frame forwarded (with its time and sender) and every
+    /// teacher's command into this journal, for `toycoin-replay`.
+    #[arg(long, value_name = "FILE")]
+    record: Option<std::path::PathBuf>,
+    /// Past this size the journal starts a new file, keeping the last as
+    /// FILE.1.
+    #[arg(long, default_value = "1GiB", value_name = "BYTES")]
+    record_max: ByteSize,
     /// Once listening, write {"program":"toycoin-relay","addr":"HOST:PORT"}
     /// to this file (for scripts and the demo, which pass --port 0).
     #[arg(long, value_name = "PATH")]
@@ -131,6 +139,8 @@ async fn main() {
             anywhere: args.control_from_anywhere,
         }),
         network: Some(network),
+        record: args.record.clone(),
+        record_max: args.record_max.as_u64(),
     };
     if config.max_frame_len > config.memory / 2 {
         // Frames being read may take half the budget: a larger one could
@@ -197,6 +207,13 @@ async fn main() {
         config.max_per_address,
         ByteSize::b(config.memory as u64)
     );
+    if let Some(path) = &config.record {
+        info!(
+            "Recording the class into {} (replay it: toycoin-replay {})",
+            path.display(),
+            path.display()
+        );
+    }
     if let Some(network) = &config.network {
         info!(
             "{} — students join with --join {}",

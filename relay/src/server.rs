@@ -38,8 +38,10 @@ use crate::names::{Claim, Names};
 use crate::per_address::AddressBuckets;
 use crate::queue::Queue;
 use crate::reader::{FrameReader, ReadError, Readers};
+use crate::record::{write_journal, Recorder};
 use crate::stats::{Snapshot, Stats};
 use crate::writer::write_loop;
+use toycoin_common::journal::{JournalWriter, Kind};
 
 /// Connections the kernel may hold waiting for `accept`. The standard
 /// library's 128 is too few when a class starts its nodes at once: a full
@@ -116,6 +118,11 @@ pub struct RelayConfig {
     /// the teacher's, so a student's program learns the network from it
     /// and not from a classmate. `None`: it tells none.
     pub network: Option<toycoin_common::network::Network>,
+    /// Record every frame forwarded and every command into this journal
+    /// (`--record`; [`toycoin_common::journal`]), and start a new file
+    /// past `record_max` bytes.
+    pub record: Option<std::path::PathBuf>,
+    pub record_max: u64,
 }
 
 impl Default for RelayConfig {
@@ -133,6 +140,8 @@ impl Default for RelayConfig {
             summary_interval: Some(Duration::from_secs(10)),
             teacher: None,
             network: None,
+            record: None,
+            record_max: toycoin_common::journal::DEFAULT_MAX_BYTES,
         }
     }
 }
@@ -166,6 +175,10 @@ struct Inner {
     names: Names,
     /// Each address's turns to ask the faucet.
     faucet_asks: AddressBuckets,
+    /// The journal's recorder (`--record`), and its writer's end until
+    /// `run` starts the writer.
+    recorder: Option<Arc<Recorder>>,
+    records: Mutex<Option<tokio::sync::mpsc::Receiver<toycoin_common::journal::Record>>>,
 }
 
 /// One address's connections.
@@ -253,10 +266,18 @@ impl Leave {
 impl Relay {
     pub fn new(config: RelayConfig) -> Relay {
         let stats = Arc::new(Stats::default());
+        let (recorder, records) = match config.record {
+            Some(_) => {
+                let (recorder, records) = Recorder::new();
+                (Some(Arc::new(recorder)), Some(records))
+            }
+            None => (None, None),
+        };
         let budget = Arc::new(Budget::new(config.memory));
         Relay {
             inner: Arc::new(Inner {
-                hub: Hub::new(budget.clone(), config.slow_policy, stats.clone()),
+                hub: Hub::new(budget.clone(), config.slow_policy, stats.clone())
+                    .recording(recorder.clone()),
                 network_answer: Bytes::from(encode_answer(config.network.as_ref())),
                 config,
                 budget,
@@ -270,6 +291,8 @@ impl Relay {
                 guesses: Guesses::default(),
                 names: Names::default(),
                 faucet_asks: AddressBuckets::new(FAUCET_ASKS_BURST, FAUCET_ASK_EVERY),
+                recorder,
+                records: Mutex::new(records),
             }),
         }
     }
@@ -396,6 +419,16 @@ impl Relay {
         }
         let (relay, stop) = (self.clone(), inner.shutdown.clone());
         self.spawn_own(async move { relay.inner.hub.nemesis.run_delays(stop).await });
+        let records = inner
+            .records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let (Some(path), Some(records)) = (&inner.config.record, records) {
+            let writer = JournalWriter::open(path, inner.config.record_max)?;
+            let stop = inner.shutdown.clone();
+            self.spawn_own(write_journal(records, writer, stop));
+        }
         let mut backoff = Duration::from_millis(10);
         tokio::pin!(shutdown);
         loop {
@@ -656,6 +689,7 @@ impl Relay {
                 .inner
                 .hub
                 .publish(conn.id, &topic, &data, reader.caught_up(), None);
+
             info!(
                 target: TRAFFIC,
                 source = %conn.peer.ip(),
@@ -819,6 +853,14 @@ impl Relay {
                         Ok(()) => {
                             let reply = execute(hub, teacher, request.command);
                             info!("Teacher ({who}): {}", reply.message);
+                            if let Some(recorder) = &self.inner.recorder {
+                                recorder.record(
+                                    Kind::Command,
+                                    CTL_TOPIC.as_bytes(),
+                                    who.clone(),
+                                    Bytes::from(reply.message.clone()),
+                                );
+                            }
                             reply
                         }
                     },

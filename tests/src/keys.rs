@@ -96,7 +96,9 @@ pub fn network_file(target_secs: f64) -> PathBuf {
     let network = network(target_secs);
     // Written next to its final place and renamed, as the keys are: tests
     // running side by side never read half a file.
-    let tmp = dir().join(format!("network-{}.tmp", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir().join(format!("network-{}-{n}.tmp", std::process::id()));
     if !path.exists() {
         network.save(&tmp).unwrap_or_else(|e| panic!("{e}"));
         std::fs::rename(&tmp, &path).unwrap_or_else(|e| panic!("{e}"));

@@ -167,6 +167,12 @@ impl Program {
         }
     }
 
+    /// Kills the program at once (SIGKILL): no chance to flush or clean
+    /// up, as when a laptop's lid closes on it.
+    pub fn kill(&mut self) {
+        let _ = self.child.start_kill();
+    }
+
     /// Waits for the program to exit, however long (cancel-safe: use it in
     /// `select!` or under a timeout).
     /// Its last lines are in [`Program::output`] once this returns.

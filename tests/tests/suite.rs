@@ -10,5 +10,6 @@ mod frames_tcp;
 mod network;
 mod oracle;
 mod python_interop;
+mod replay;
 mod vectors;
 mod wallet;

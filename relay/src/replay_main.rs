@@ -1,0 +1,81 @@
+//! `toycoin-replay`: serve a class recorded by `toycoin-relay --record`.
+
+use clap::Parser;
+use toycoin_common::cli::seconds;
+use toycoin_common::log::{LogArgs, Output};
+use toycoin_relay::replay::{run, ReplayOptions};
+use toycoin_relay::RelayConfig;
+use tracing::error;
+
+/// Serves a recorded class again as a relay: attach a listener (and its
+/// web view) to watch it as it was.
+#[derive(Debug, Parser)]
+#[command(name = "toycoin-replay", version)]
+struct Args {
+    /// The journal `toycoin-relay --record` wrote.
+    journal: std::path::PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on (0: one the OS picks).
+    #[arg(long, default_value_t = 25000)]
+    port: u16,
+    /// The recorded pace times this (10: ten times as fast); 0: as fast as
+    /// the relay takes the frames.
+    #[arg(long, default_value_t = 1.0, value_parser = seconds(0.0, 1e6))]
+    speed: f64,
+    /// Start this many seconds into the recording.
+    #[arg(long, default_value_t = 0.0, value_parser = seconds(0.0, 1e9))]
+    from: f64,
+    /// Wait for this many subscribers (a listener, a web view) before the
+    /// first frame.
+    #[arg(long, default_value_t = 1)]
+    subscribers: usize,
+    /// The class's network file (`network.json`), told to whoever asks, as
+    /// the teacher's relay did.
+    #[arg(long, value_name = "FILE")]
+    network: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    args.log.init(Output::Stdout);
+    let network = match &args.network {
+        None => None,
+        Some(path) => match toycoin_common::network::Network::load(path) {
+            Ok(network) => Some(network),
+            Err(e) => {
+                error!("toycoin-replay: {e}");
+                std::process::exit(2);
+            }
+        },
+    };
+    let listener = match toycoin_relay::bind((args.host.as_str(), args.port)).await {
+        Ok(l) => l,
+        Err(e) => {
+            error!(
+                "toycoin-replay: cannot listen on {}:{}: {e}",
+                args.host, args.port
+            );
+            std::process::exit(1);
+        }
+    };
+    let config = RelayConfig {
+        network,
+        summary_interval: None,
+        ..RelayConfig::default()
+    };
+    let options = ReplayOptions {
+        speed: args.speed,
+        from_secs: args.from,
+        subscribers: args.subscribers,
+    };
+    let shutdown = toycoin_common::signal::shutdown_signal();
+    if let Err(e) = run(&args.journal, listener, config, options, shutdown).await {
+        error!("toycoin-replay: {e}");
+        std::process::exit(1);
+    }
+}

@@ -60,6 +60,10 @@ struct Args {
     /// No web view.
     #[arg(long)]
     no_web: bool,
+    /// Do not record the class (by default the relay records it into
+    /// `class.journal` beside the keys, for toycoin-replay).
+    #[arg(long)]
+    no_record: bool,
     /// Make a node faulty for the Byzantine lab: NODE=MODE, e.g.
     /// node2=invalid or node1=silent (see toycoin-node --fault);
     /// repeatable.
@@ -387,7 +391,7 @@ fn write_network(args: &Args) -> Result<Network, String> {
 
 /// The relay's flags: where to listen, its ready file, the network.
 fn relay_args(args: &Args, ready_file: &Path) -> Vec<String> {
-    vec![
+    let mut relay = vec![
         "--host".to_owned(),
         args.host.clone(),
         "--port".to_owned(),
@@ -397,7 +401,36 @@ fn relay_args(args: &Args, ready_file: &Path) -> Vec<String> {
         ready_file.display().to_string(),
         "--network".to_owned(),
         network_file(args).display().to_string(),
-    ]
+    ];
+    if let Some(journal) = journal_file(args) {
+        // A fresh journal for this class (the last one is replaced).
+        let _ = std::fs::remove_file(&journal);
+        relay.extend([
+            "--record".to_owned(),
+            journal.display().to_string(),
+            "--record-max".to_owned(),
+            "256MiB".to_owned(),
+        ]);
+    }
+    relay
+}
+
+/// Where the relay records the class, unless `--no-record`: beside the
+/// keys.
+fn journal_file(args: &Args) -> Option<PathBuf> {
+    (!args.no_record).then(|| args.keys.join("class.journal"))
+}
+
+/// The line that tells where the class is recorded and how to replay it.
+fn record_line(args: &Args) -> Option<String> {
+    journal_file(args).map(|journal| {
+        format!(
+            "Recording the class into {} (afterwards: toycoin-replay {} --network {})",
+            journal.display(),
+            journal.display(),
+            network_file(args).display()
+        )
+    })
 }
 
 const COLOURS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
@@ -550,6 +583,9 @@ async fn run_in_tmux(args: &Args, shutdown: impl std::future::Future<Output = ()
         println!("{}", web_line(addr));
     }
     println!("{}", ctl_line(ready.addr));
+    if let Some(line) = record_line(args) {
+        println!("{line}");
+    }
     if std::env::var_os("TMUX").is_some() {
         // Already inside tmux: attaching would nest; switch to it instead.
         println!("Switched to tmux session '{session}': kill it (`tmux kill-session -t {session}`) to stop everything.");
@@ -716,6 +752,9 @@ async fn run_here(args: &Args, shutdown: impl std::future::Future<Output = ()>) 
         println!("{:>8} | {}", "demo", web_line(addr));
     }
     println!("{:>8} | {}", "demo", ctl_line(ready.addr));
+    if let Some(line) = record_line(args) {
+        println!("{:>8} | {line}", "demo");
+    }
     let specs = specs(
         args,
         ready.addr.port(),

@@ -2,9 +2,11 @@
 //! same as `toycoin-relay`, serving the class's network file if given)
 //! listens; once the subscribers asked for have joined, one publisher
 //! sends the journal's frames in their order, on their topics, at the
-//! recorded pace times `speed` (0: as fast as the relay takes them),
-//! from a moment on (`from_secs` into the recording). A listener or web
-//! view attached to it shows the class as it was.
+//! recorded pace times `speed` (0: as fast as the relay takes them). To
+//! start from a moment (`from_secs` into the recording) the frames before
+//! it are sent at once, so that a listener has the chain the class had
+//! then; `until_secs` stops at a moment. A listener or web view attached
+//! to it shows the class as it was.
 
 use std::path::Path;
 use std::time::Duration;
@@ -20,8 +22,11 @@ use crate::server::{Relay, RelayConfig};
 pub struct ReplayOptions {
     /// The recorded pace times this (2: twice as fast); 0: at once.
     pub speed: f64,
-    /// Start this many seconds into the recording.
+    /// Start this many seconds into the recording (what comes before is
+    /// sent at once).
     pub from_secs: f64,
+    /// Stop this many seconds into the recording (`None`: at its end).
+    pub until_secs: Option<f64>,
     /// Subscribers to wait for before the first frame (besides the
     /// replay's own publisher).
     pub subscribers: usize,
@@ -49,7 +54,10 @@ pub async fn run(
     };
     let first = records.first().map_or(0, |r| r.at_us);
     let start_us = first + (options.from_secs.max(0.0) * 1e6) as u64;
-    let chosen: Vec<_> = records.iter().filter(|r| r.at_us >= start_us).collect();
+    let end_us = options
+        .until_secs
+        .map_or(u64::MAX, |s| first + (s.max(0.0) * 1e6) as u64);
+    let chosen: Vec<_> = records.iter().filter(|r| r.at_us <= end_us).collect();
     info!(
         "Replaying {} frames of {} ({:.1} s recorded) on {addr}{}",
         chosen.len(),
@@ -80,7 +88,7 @@ pub async fn run(
     let clock = tokio::time::Instant::now();
     let mut sent = 0;
     for record in &chosen {
-        if options.speed > 0.0 {
+        if options.speed > 0.0 && record.at_us >= start_us {
             let due = (record.at_us - start_us) as f64 / 1e6 / options.speed;
             tokio::time::sleep_until(clock + Duration::from_secs_f64(due)).await;
         }

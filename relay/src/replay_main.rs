@@ -24,9 +24,13 @@ struct Args {
     /// the relay takes the frames.
     #[arg(long, default_value_t = 1.0, value_parser = seconds(0.0, 1e6))]
     speed: f64,
-    /// Start this many seconds into the recording.
+    /// Start this many seconds into the recording (what comes before is
+    /// sent at once: a listener has the chain the class had then).
     #[arg(long, default_value_t = 0.0, value_parser = seconds(0.0, 1e9))]
     from: f64,
+    /// Stop this many seconds into the recording.
+    #[arg(long, value_parser = seconds(0.0, 1e9))]
+    until: Option<f64>,
     /// Wait for this many subscribers (a listener, a web view) before the
     /// first frame.
     #[arg(long, default_value_t = 1)]
@@ -71,6 +75,7 @@ async fn main() {
     let options = ReplayOptions {
         speed: args.speed,
         from_secs: args.from,
+        until_secs: args.until,
         subscribers: args.subscribers,
     };
     let shutdown = toycoin_common::signal::shutdown_signal();

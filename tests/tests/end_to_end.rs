@@ -279,6 +279,18 @@ async fn the_demo_shows_blocks_within_seconds_and_stops_everything() {
         assert!(!alive, "process {pid} is still running");
     }
     assert!(!out.contains("panicked"), "{out}");
+    // The class was recorded where the demo said, for toycoin-replay.
+    let journal = out
+        .lines()
+        .find_map(|l| l.split("Recording the class into ").nth(1))
+        .and_then(|rest| rest.split(" (").next())
+        .unwrap_or_else(|| panic!("no recording line:\n{out}"));
+    let records = toycoin_common::journal::read(std::path::Path::new(journal)).unwrap();
+    assert!(
+        records.iter().any(|r| r.payload.starts_with(b"BLOC")),
+        "{} records",
+        records.len()
+    );
 }
 
 /// The binaries as the README runs them for pBFT: four nodes from a

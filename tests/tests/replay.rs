@@ -126,6 +126,70 @@ async fn a_replayed_class_gives_the_listener_the_same_verdicts() {
     for (i, (a, b)) in seen_live.iter().zip(&replayed).enumerate() {
         assert_eq!(a, b, "verdict {i} differs");
     }
+
+    // Seeking: replayed up to the moment of a block in the middle, the
+    // listener's chain is the one the live listener had then.
+    let records = toycoin_common::journal::read(&journal).unwrap();
+    let first = records[0].at_us;
+    let blocs: Vec<_> = records
+        .iter()
+        .filter(|r| r.payload.starts_with(b"BLOC") && !r.topic.starts_with(b"$to:"))
+        .collect();
+    let k = blocs.len() / 2;
+    let moment = (blocs[k].at_us - first) as f64 / 1e6;
+    let live_blocs: Vec<_> = seen_live.iter().filter(|v| v["type"] == "BLOC").collect();
+    let then = &live_blocs[k]["chain"];
+    let until = format!("{moment:.6}");
+    let mut seek = Program::start(
+        "toycoin-replay",
+        &[
+            &journal_arg,
+            "--port",
+            "0",
+            "--speed",
+            "0",
+            "--until",
+            &until,
+            "--network",
+            &network,
+        ],
+    );
+    let line = seek
+        .wait_line("the replay's address", WAIT, |l| {
+            l.starts_with("Replaying ")
+        })
+        .await;
+    let seek_port = line
+        .split(" on 127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let mut third = listener_on(&seek_port, &network);
+    seek.wait_line("the end of the replay", WAIT, |l| {
+        l.starts_with("Replayed ")
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let shown: Vec<_> = verdicts(&third)
+            .into_iter()
+            .filter(|v| v["type"] == "BLOC")
+            .collect();
+        if shown.len() == k + 1 {
+            assert_eq!(&shown[k]["chain"], then, "the chain at {moment} s");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline && shown.len() <= k + 1,
+            "{} blocks shown for {} recorded by then",
+            shown.len(),
+            k + 1
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(third.stop(WAIT).await.success());
+    assert!(seek.stop(WAIT).await.success());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -15,6 +15,7 @@
 //! - `fork`: what rewriting 6 blocks costs an attacker against honest nodes.
 //! - `web`: the web view drawing a long chain, and its CPU with 30 browsers.
 //! - `memory`: the relay's peak RSS under every memory attack at once.
+//! - `journal`: how fast a default demo's journal grows (per hour).
 //! - `soak`: a class for a lesson's length, every program's memory minute by
 //!   minute (flat: the last fifth within 10% of the first fifth's end).
 //! - `spv`: a light wallet's peak RSS on chains of 100 and 10,000 blocks.
@@ -27,6 +28,7 @@ mod attacks;
 mod chains;
 mod floods;
 mod fork;
+mod journal;
 mod load;
 mod memory;
 mod pace;
@@ -183,6 +185,12 @@ enum Suite {
         /// own default is 3,10; this default is a busy class).
         #[arg(long, default_value = "0.2,0.5", value_delimiter = ',', num_args = 1)]
         interval: Vec<f64>,
+    },
+    /// How fast a class's journal grows: the default demo recorded for
+    /// some minutes (toycoin-demo and the programs built beside this one).
+    Journal {
+        #[arg(long, default_value_t = 5.0)]
+        minutes: f64,
     },
     /// The relay's peak RSS under every memory attack at once.
     Memory {
@@ -483,6 +491,7 @@ fn main() {
                 secs,
             }) => web::run(blocks.max(1), browsers, secs.max(1)).await,
             Some(Suite::Memory { budget }) => memory::run(budget).await,
+            Some(Suite::Journal { minutes }) => journal::run(minutes.clamp(0.1, 600.0)).await,
             Some(Suite::Soak {
                 minutes,
                 nodes,

@@ -17,6 +17,10 @@ use tracing::info;
 
 use crate::server::{Relay, RelayConfig};
 
+/// Frames a paused replay lets the relay hold ahead of the teacher's
+/// steps.
+pub const HELD_AHEAD: usize = 1000;
+
 /// How a journal is replayed.
 #[derive(Clone, Debug)]
 pub struct ReplayOptions {
@@ -30,6 +34,9 @@ pub struct ReplayOptions {
     /// Subscribers to wait for before the first frame (besides the
     /// replay's own publisher).
     pub subscribers: usize,
+    /// Start paused: every frame held until the teacher's `toycoin-ctl
+    /// step` (one at a time) or `release`.
+    pub paused: bool,
 }
 
 /// Serves the journal at `path` on `listener` as `options` say, then
@@ -48,6 +55,9 @@ pub async fn run(
         .collect();
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let relay = Relay::new(config);
+    if options.paused {
+        relay.hold();
+    }
     let serving = {
         let relay = relay.clone();
         tokio::spawn(async move { relay.run(listener, shutdown).await })
@@ -91,6 +101,11 @@ pub async fn run(
         if options.speed > 0.0 && record.at_us >= start_us {
             let due = (record.at_us - start_us) as f64 / 1e6 / options.speed;
             tokio::time::sleep_until(clock + Duration::from_secs_f64(due)).await;
+        }
+        // Held (paused), the frames wait here rather than fill the hold:
+        // a thousand at most are held at once.
+        while relay.held() >= HELD_AHEAD {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let on = std::str::from_utf8(&record.topic).unwrap_or(&topic);
         publisher

@@ -35,6 +35,11 @@ struct Args {
     /// first frame.
     #[arg(long, default_value_t = 1)]
     subscribers: usize,
+    /// Start paused: the frames wait until `toycoin-ctl step` (one at a
+    /// time) or `toycoin-ctl release` (the teacher's controls work on a
+    /// replay as on the relay).
+    #[arg(long)]
+    paused: bool,
     /// The class's network file (`network.json`), told to whoever asks, as
     /// the teacher's relay did.
     #[arg(long, value_name = "FILE")]
@@ -67,9 +72,25 @@ async fn main() {
             std::process::exit(1);
         }
     };
+    // The teacher's controls, as on the relay: hold, step, release.
+    let teacher = toycoin_relay::control::Teacher::new();
+    let port = listener.local_addr().map_or(args.port, |a| a.port());
+    let token_path = match toycoin_common::control::write_token(port, &teacher.token) {
+        Ok(path) => {
+            tracing::info!(
+                "Teacher's controls: toycoin-ctl --relay 127.0.0.1:{port} step (hold, step, release)"
+            );
+            Some(path)
+        }
+        Err(e) => {
+            tracing::warn!("cannot write the token file ({e}): no controls");
+            None
+        }
+    };
     let config = RelayConfig {
         network,
         summary_interval: None,
+        teacher: token_path.as_ref().map(|_| teacher),
         ..RelayConfig::default()
     };
     let options = ReplayOptions {
@@ -77,9 +98,14 @@ async fn main() {
         from_secs: args.from,
         until_secs: args.until,
         subscribers: args.subscribers,
+        paused: args.paused,
     };
     let shutdown = toycoin_common::signal::shutdown_signal();
-    if let Err(e) = run(&args.journal, listener, config, options, shutdown).await {
+    let result = run(&args.journal, listener, config, options, shutdown).await;
+    if let Some(path) = token_path {
+        let _ = std::fs::remove_file(path);
+    }
+    if let Err(e) = result {
         error!("toycoin-replay: {e}");
         std::process::exit(1);
     }

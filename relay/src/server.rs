@@ -377,6 +377,17 @@ impl Relay {
         }
     }
 
+    /// Holds every message until the teacher's `step` or `release` (as
+    /// `toycoin-ctl hold`): a replay that starts paused.
+    pub fn hold(&self) {
+        self.inner.hub.nemesis.hold();
+    }
+
+    /// Messages held now (by `hold`).
+    pub fn held(&self) -> usize {
+        self.inner.hub.nemesis.status().held
+    }
+
     /// Subscriptions held now, all topics together.
     pub fn subscriptions(&self) -> usize {
         self.inner.hub.subscriptions()

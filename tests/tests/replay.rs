@@ -232,3 +232,91 @@ async fn a_journal_survives_a_killed_relay() {
     assert!(records.windows(2).all(|w| w[0].at_us <= w[1].at_us));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A replay started paused delivers nothing until the teacher steps it,
+/// one frame at a time (`toycoin-ctl step`), then `release` lets the rest
+/// go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_replay_goes_one_frame_at_a_time() {
+    use toycoin_common::control::{command, token_file, Command};
+    use toycoin_common::journal::{JournalWriter, Kind, Record, DEFAULT_MAX_BYTES};
+    use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
+    let dir = std::env::temp_dir().join(format!("toycoin-replay-paused-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let journal = dir.join("paused.journal");
+    let _ = std::fs::remove_file(&journal);
+    let mut writer = JournalWriter::open(&journal, DEFAULT_MAX_BYTES).unwrap();
+    for i in 0..10u64 {
+        writer
+            .append(&Record {
+                at_us: 1_000_000 + i * 1000,
+                kind: Kind::Frame,
+                topic: bytes::Bytes::from_static(DEFAULT_TOPIC.as_bytes()),
+                from: "node1".into(),
+                payload: bytes::Bytes::from(format!("frame {i}")),
+            })
+            .unwrap();
+    }
+    writer.flush().unwrap();
+    let journal_arg = journal.display().to_string();
+    let mut replay = Program::start(
+        "toycoin-replay",
+        &[&journal_arg, "--port", "0", "--speed", "0", "--paused"],
+    );
+    let line = replay
+        .wait_line("the replay's address", WAIT, |l| {
+            l.starts_with("Replaying ")
+        })
+        .await;
+    let addr = line
+        .split(" on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let mut watcher = RelayClient::connect(addr.as_str(), DEFAULT_TOPIC)
+        .await
+        .unwrap();
+    replay
+        .wait_line("the end of the replay", WAIT, |l| {
+            l.starts_with("Replayed ")
+        })
+        .await;
+    let token = std::fs::read_to_string(token_file(port)).unwrap();
+    let token = token.trim();
+
+    // All ten are held: none has gone out.
+    let status = command(addr.as_str(), token, Command::Status)
+        .await
+        .unwrap();
+    assert_eq!(status.status.map(|s| s.held), Some(10));
+    for step in 0..3 {
+        let reply = command(addr.as_str(), token, Command::Step { count: 1 })
+            .await
+            .unwrap();
+        assert!(reply.ok, "{reply:?}");
+        let frame = next(&mut watcher).await.expect("the stepped frame");
+        assert_eq!(frame, format!("frame {step}").as_bytes());
+    }
+    let reply = command(addr.as_str(), token, Command::Release)
+        .await
+        .unwrap();
+    assert!(reply.ok, "{reply:?}");
+    for i in 3..10 {
+        assert_eq!(
+            next(&mut watcher).await.expect("released"),
+            format!("frame {i}").as_bytes()
+        );
+    }
+    assert!(replay.stop(WAIT).await.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The next frame `watcher` receives, within 2 s.
+async fn next(watcher: &mut toycoin_common::relay::RelayClient) -> Option<bytes::Bytes> {
+    tokio::time::timeout(Duration::from_secs(2), watcher.recv())
+        .await
+        .ok()
+        .and_then(|r| r.ok().flatten())
+}

@@ -50,6 +50,11 @@ struct Args {
     /// open it too).
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8080")]
     web: Option<SocketAddr>,
+    /// The web view shows the teacher's buttons (hold, step, release) for
+    /// the relay it watches, a live class or a replay; they work from a
+    /// browser on this machine, with the relay's token from its file.
+    #[arg(long, requires = "web")]
+    controls: bool,
     // Frames are shown on stdout; --quiet shows only those that change
     // the best chain or are refused. Log lines go to stderr.
     #[command(flatten)]
@@ -110,7 +115,11 @@ async fn main() {
         None => None,
         Some(addr) => {
             let (tx, rx) = tokio::sync::watch::channel(Arc::<str>::from("{}"));
-            match web::serve(addr, rx).await {
+            let controls = args.controls.then(|| web::Controls {
+                relay: args.relay.addr(),
+                port: args.relay.port,
+            });
+            match web::serve_with(addr, rx, controls).await {
                 Ok(local) => info!("Web view: http://{local}/"),
                 Err(e) => {
                     tracing::error!("cannot serve the web view on {addr}: {e}");
@@ -119,6 +128,7 @@ async fn main() {
             }
             let mut model = WebModel::new();
             model.set_network(&network);
+            model.set_controls(args.controls);
             Some((model, tx, Renderer::new(Mode::Brief, false)))
         }
     };

@@ -163,6 +163,8 @@ pub struct WebModel {
     stuck_by: HashSet<String>,
     /// Who announced each block (signed `ANNC`), newest kept.
     blame: Blame,
+    /// Whether the page shows the teacher's buttons.
+    controls: bool,
     /// Wallets whose node signed two blocks at one height.
     equivocated_by: HashSet<String>,
     /// What each node last said (`STAT`), when, and its last hash rates.
@@ -224,6 +226,11 @@ impl WebModel {
 
     /// The class network, shown in the page's header: its join code and
     /// id, for students to check against what their programs print.
+    /// Shows the teacher's buttons (`--controls`).
+    pub fn set_controls(&mut self, on: bool) {
+        self.controls = on;
+    }
+
     pub fn set_network(&mut self, network: &toycoin_common::network::Network) {
         self.network = Some(json!({
             "join_code": network.join_code(),
@@ -716,6 +723,7 @@ impl WebModel {
         json!({
             "profile": chain.profile().describe(),
             "network": self.network,
+            "controls": self.controls,
             "nodes": nodes,
             "height": len.checked_sub(1),
             "tip": chain.tip_hash().short(),
@@ -748,6 +756,19 @@ const INDEX_HTML: &str = include_str!("web/index.html");
 struct Shared {
     snapshots: watch::Receiver<Arc<str>>,
     browsers: Arc<limit::Browsers>,
+    controls: Option<Arc<Controls>>,
+}
+
+/// The teacher's buttons on the projector (`--controls`): hold, step and
+/// release the relay the listener watches, a live class or a replay
+/// (`toycoin-replay`). Only a browser on this machine may press them; the
+/// token is the relay's, read from its file (or `TOYCOIN_CONTROL_TOKEN`)
+/// at each press.
+#[derive(Clone, Debug)]
+pub struct Controls {
+    /// The relay, `host:port`.
+    pub relay: String,
+    pub port: u16,
 }
 
 /// Serves the web view on `addr` until the runtime ends; returns the
@@ -756,16 +777,27 @@ pub async fn serve(
     addr: SocketAddr,
     snapshots: watch::Receiver<Arc<str>>,
 ) -> std::io::Result<SocketAddr> {
+    serve_with(addr, snapshots, None).await
+}
+
+/// As [`serve`], with the teacher's buttons when `controls` is given.
+pub async fn serve_with(
+    addr: SocketAddr,
+    snapshots: watch::Receiver<Arc<str>>,
+    controls: Option<Controls>,
+) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let shared = Shared {
         snapshots,
         browsers: limit::Browsers::new(MAX_BROWSERS),
+        controls: controls.map(Arc::new),
     };
     let app = Router::new()
         .route("/", get(index))
         .route("/api/snapshot", get(snapshot))
         .route("/api/events", get(events))
+        .route("/api/control/{cmd}", axum::routing::post(control))
         .with_state(shared);
     tokio::spawn(async move {
         let mut listener = limit::Limited::new(listener);
@@ -811,6 +843,51 @@ async fn snapshot(State(shared): State<Shared>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "application/json")],
         body.to_string(),
     )
+}
+
+/// A teacher's button: `hold`, `step` or `release` sent to the relay, from
+/// a browser on this machine only.
+async fn control(
+    State(shared): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<limit::Peer>,
+    axum::extract::Path(cmd): axum::extract::Path<String>,
+) -> Response {
+    let Some(controls) = shared.controls.as_deref() else {
+        return (
+            StatusCode::NOT_FOUND,
+            "this view was started without --controls",
+        )
+            .into_response();
+    };
+    if !peer.this_machine {
+        return (
+            StatusCode::FORBIDDEN,
+            "the teacher's buttons work on the teacher's machine only",
+        )
+            .into_response();
+    }
+    let command = match cmd.as_str() {
+        "hold" => toycoin_common::control::Command::Hold,
+        "step" => toycoin_common::control::Command::Step { count: 1 },
+        "release" => toycoin_common::control::Command::Release,
+        _ => return (StatusCode::NOT_FOUND, "hold, step or release").into_response(),
+    };
+    let file = toycoin_common::control::token_file(controls.port);
+    let token = match toycoin_common::control::read_token(None, Some(&file)) {
+        Ok(Some(token)) => token,
+        _ => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no token for the relay on this machine",
+            )
+                .into_response()
+        }
+    };
+    match toycoin_common::control::command(controls.relay.as_str(), &token, command).await {
+        Ok(reply) if reply.ok => (StatusCode::OK, reply.message).into_response(),
+        Ok(reply) => (StatusCode::CONFLICT, reply.message).into_response(),
+        Err(e) => (StatusCode::BAD_GATEWAY, e).into_response(),
+    }
 }
 
 async fn events(

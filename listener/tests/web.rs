@@ -823,3 +823,82 @@ async fn blame_follows_signed_announcements_not_whom_a_block_pays() {
     listener.stop(WAIT).await;
     relay.stop().await.unwrap();
 }
+
+/// A POST from `from` (an address on loopback) to the view at `addr`: its
+/// status and body.
+async fn post_from(from: [u8; 4], addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = connect_from(from, addr).await.unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    (status, body)
+}
+
+/// Issue 38's timeline, as far as the relay's controls go: with
+/// `--controls` the projector page has hold, step and release buttons for
+/// the relay the listener watches (a live class or `toycoin-replay`);
+/// they work from the teacher's machine, not from a student's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_teachers_buttons_hold_and_release_the_relay_from_this_machine_only() {
+    let token = "web-controls-token";
+    let relay = toycoin_relay::local::spawn_with_teacher(token)
+        .await
+        .unwrap();
+    let port = relay.addr.port();
+    toycoin_common::control::write_token(port, token).unwrap();
+    let port_arg = port.to_string();
+    let network = toycoin_tests::keys::network_file(5.0).display().to_string();
+    let mut listener = Program::start(
+        "toycoin-listener",
+        &[
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port_arg,
+            "--network",
+            &network,
+            "--web",
+            "127.0.0.1:0",
+            "--controls",
+        ],
+    );
+    let line = listener
+        .wait_line("the web view's address", WAIT, |l| {
+            l.contains("Web view: http://")
+        })
+        .await;
+    let addr: SocketAddr = line
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let (_, body) = get(addr, "/api/snapshot").await;
+    assert!(body.contains("\"controls\":true"), "{body}");
+    let (status, said) = post_from([127, 0, 0, 2], addr, "/api/control/hold").await;
+    assert_eq!(status, 403, "a student's browser: {said}");
+    assert!(!relay.relay.rules().is_some_and(|r| r.contains("holding")));
+    let (status, said) = post_from([127, 0, 0, 1], addr, "/api/control/hold").await;
+    assert_eq!(status, 200, "{said}");
+    assert!(said.starts_with("holding"), "{said}");
+    let (status, said) = post_from([127, 0, 0, 1], addr, "/api/control/release").await;
+    assert_eq!(status, 200, "{said}");
+    assert!(said.starts_with("released"), "{said}");
+    let _ = std::fs::remove_file(toycoin_common::control::token_file(port));
+    listener.stop(WAIT).await;
+    relay.stop().await.unwrap();
+}

@@ -887,8 +887,16 @@ async fn the_teachers_buttons_hold_and_release_the_relay_from_this_machine_only(
         .trim_end_matches('/')
         .parse()
         .unwrap();
-    let (_, body) = get(addr, "/api/snapshot").await;
-    assert!(body.contains("\"controls\":true"), "{body}");
+    // The first snapshot comes once the listener has drawn one.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, body) = get(addr, "/api/snapshot").await;
+        if body.contains("\"controls\":true") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (status, said) = post_from([127, 0, 0, 2], addr, "/api/control/hold").await;
     assert_eq!(status, 403, "a student's browser: {said}");
     assert!(!relay.relay.rules().is_some_and(|r| r.contains("holding")));

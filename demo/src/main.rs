@@ -60,8 +60,11 @@ struct Args {
     /// No web view.
     #[arg(long)]
     no_web: bool,
-    /// Do not record the class (by default the relay records it into
-    /// `class.journal` beside the keys, for toycoin-replay).
+    /// Where the relay records the class, for toycoin-replay (default:
+    /// `class.journal` beside the keys, the last class replaced).
+    #[arg(long, value_name = "FILE", conflicts_with = "no_record")]
+    record: Option<PathBuf>,
+    /// Do not record the class.
     #[arg(long)]
     no_record: bool,
     /// Make a node faulty for the Byzantine lab: NODE=MODE, e.g.
@@ -418,7 +421,11 @@ fn relay_args(args: &Args, ready_file: &Path) -> Vec<String> {
 /// Where the relay records the class, unless `--no-record`: beside the
 /// keys.
 fn journal_file(args: &Args) -> Option<PathBuf> {
-    (!args.no_record).then(|| args.keys.join("class.journal"))
+    (!args.no_record).then(|| {
+        args.record
+            .clone()
+            .unwrap_or_else(|| args.keys.join("class.journal"))
+    })
 }
 
 /// The line that tells where the class is recorded and how to replay it.

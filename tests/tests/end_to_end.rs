@@ -217,6 +217,9 @@ async fn thirty_transfers_all_confirmed_once_and_everyone_agrees() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_shows_blocks_within_seconds_and_stops_everything() {
+    // Its own journal: other tests run the demo on the same keys.
+    let journal = std::env::temp_dir().join(format!("toycoin-e2e-{}.journal", std::process::id()));
+    let journal_arg = journal.display().to_string();
     let mut demo = Program::start(
         "toycoin-demo",
         &[
@@ -228,6 +231,8 @@ async fn the_demo_shows_blocks_within_seconds_and_stops_everything() {
             "127.0.0.1:0",
             "--max-hash-rates",
             "400k,200k",
+            "--record",
+            &journal_arg,
         ],
     );
     // The web view's address, then the page served there.
@@ -285,12 +290,14 @@ async fn the_demo_shows_blocks_within_seconds_and_stops_everything() {
         .find_map(|l| l.split("Recording the class into ").nth(1))
         .and_then(|rest| rest.split(" (").next())
         .unwrap_or_else(|| panic!("no recording line:\n{out}"));
+    assert_eq!(journal, journal_arg);
     let records = toycoin_common::journal::read(std::path::Path::new(journal)).unwrap();
     assert!(
         records.iter().any(|r| r.payload.starts_with(b"BLOC")),
         "{} records",
         records.len()
     );
+    let _ = std::fs::remove_file(journal);
 }
 
 /// The binaries as the README runs them for pBFT: four nodes from a

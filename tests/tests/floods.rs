@@ -175,6 +175,7 @@ async fn no_token_on_any_command_line_of_the_demo() {
             "--port",
             "0",
             "--no-web",
+            "--no-record",
             "--max-hash-rates",
             "100k,100k",
         ],

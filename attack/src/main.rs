@@ -48,6 +48,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    toycoin_common::signal::end_quietly_on_broken_pipe();
     let args = Args::parse();
     let mut options = Options::new(
         args.relay.addr(),

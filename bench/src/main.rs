@@ -449,6 +449,7 @@ async fn relay_suite(
 }
 
 fn main() {
+    toycoin_common::signal::end_quietly_on_broken_pipe();
     let args = Args::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -41,3 +41,26 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
         }
     }
 }
+
+/// Lets the program end quietly, as command-line tools do, when the reader
+/// of its output goes away (`toycoin-wallet address | head -1`): Rust
+/// ignores SIGPIPE, so a `println!` after that panics with "failed
+/// printing to stdout: Broken pipe". That one panic ends the program with
+/// exit code 0 and no message; any other is reported as before. (Not by
+/// restoring SIGPIPE: a write to a socket a peer closed would then kill a
+/// relay or a node.) Called first thing in every `main`.
+pub fn end_quietly_on_broken_pipe() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        report(info);
+    }));
+}

@@ -818,6 +818,7 @@ async fn run_here(args: &Args, shutdown: impl std::future::Future<Output = ()>) 
 
 #[tokio::main]
 async fn main() {
+    toycoin_common::signal::end_quietly_on_broken_pipe();
     let args = Args::parse();
     let shutdown = toycoin_common::signal::shutdown_signal();
     if !args.no_build && !build() {

@@ -67,6 +67,7 @@ const WEB_REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[tokio::main]
 async fn main() {
+    toycoin_common::signal::end_quietly_on_broken_pipe();
     let args = Args::parse();
     args.log.init(Output::Stderr);
     let ctrl_c = toycoin_common::signal::shutdown_signal();

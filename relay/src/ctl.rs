@@ -85,6 +85,7 @@ impl Cmd {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    toycoin_common::signal::end_quietly_on_broken_pipe();
     let args = Args::parse();
     let port = args
         .relay

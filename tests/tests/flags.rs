@@ -133,3 +133,42 @@ fn a_demo_without_the_other_programs_beside_it_says_so_and_fails() {
     assert!(said.contains("toycoin-listener"), "{said}");
     assert!(said.contains("not found beside this program"), "{said}");
 }
+
+/// `toycoin-wallet address | head -1`: a reader that goes away before the
+/// program has written all it prints. Before, every program panicked
+/// (`failed printing to stdout: Broken pipe`); now it ends quietly, as
+/// command-line tools do.
+#[test]
+fn a_program_whose_reader_went_away_ends_without_a_panic() {
+    let dir = std::env::temp_dir().join(format!("toycoin-pipe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("wallet.pem");
+    std::fs::write(
+        &key,
+        toycoin_tests::keys::kept_key("pipe").to_pem().unwrap(),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let network = toycoin_tests::keys::network_file(5.0);
+    let mut child = std::process::Command::new(toycoin_tests::program::binary("toycoin-wallet"))
+        .args(["--network"])
+        .arg(&network)
+        .args(["--key"])
+        .arg(&key)
+        .arg("address")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before the program writes.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!said.contains("panicked"), "{said}");
+    assert!(!said.contains("error"), "the program ran: {said}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

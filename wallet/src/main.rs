@@ -240,6 +240,7 @@ async fn prove_and_print(
 
 #[tokio::main]
 async fn main() {
+    toycoin_common::signal::end_quietly_on_broken_pipe();
     let args = Args::parse();
     if let Err(e) = run(args).await {
         eprintln!("toycoin-wallet: {e}");

@@ -22,6 +22,26 @@ fn verdicts(listener: &Program) -> Vec<Value> {
         .collect()
 }
 
+/// `toycoin-replay` with `args` on a port the OS picks: the program and
+/// the port it listens on.
+async fn start_replay(args: &[&str]) -> (Program, String) {
+    let mut all = vec!["--port", "0"];
+    all.extend_from_slice(args);
+    let mut replay = Program::start("toycoin-replay", &all);
+    let line = replay
+        .wait_line("the replay's address", WAIT, |l| {
+            l.starts_with("Replaying ")
+        })
+        .await;
+    let port = line
+        .split(" on 127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    (replay, port)
+}
+
 fn listener_on(port: &str, network: &str) -> Program {
     Program::start(
         "toycoin-listener",
@@ -79,29 +99,8 @@ async fn a_replayed_class_gives_the_listener_the_same_verdicts() {
         seen_live.len()
     );
 
-    let mut replay = Program::start(
-        "toycoin-replay",
-        &[
-            &journal_arg,
-            "--port",
-            "0",
-            "--speed",
-            "0",
-            "--network",
-            &network,
-        ],
-    );
-    let line = replay
-        .wait_line("the replay's address", WAIT, |l| {
-            l.starts_with("Replaying ")
-        })
-        .await;
-    let replay_port = line
-        .split(" on 127.0.0.1:")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap()
-        .to_owned();
+    let (mut replay, replay_port) =
+        start_replay(&[&journal_arg, "--speed", "0", "--network", &network]).await;
     let mut again = listener_on(&replay_port, &network);
     replay
         .wait_line("the end of the replay", WAIT, |l| {
@@ -140,31 +139,16 @@ async fn a_replayed_class_gives_the_listener_the_same_verdicts() {
     let live_blocs: Vec<_> = seen_live.iter().filter(|v| v["type"] == "BLOC").collect();
     let then = &live_blocs[k]["chain"];
     let until = format!("{moment:.6}");
-    let mut seek = Program::start(
-        "toycoin-replay",
-        &[
-            &journal_arg,
-            "--port",
-            "0",
-            "--speed",
-            "0",
-            "--until",
-            &until,
-            "--network",
-            &network,
-        ],
-    );
-    let line = seek
-        .wait_line("the replay's address", WAIT, |l| {
-            l.starts_with("Replaying ")
-        })
-        .await;
-    let seek_port = line
-        .split(" on 127.0.0.1:")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap()
-        .to_owned();
+    let (mut seek, seek_port) = start_replay(&[
+        &journal_arg,
+        "--speed",
+        "0",
+        "--until",
+        &until,
+        "--network",
+        &network,
+    ])
+    .await;
     let mut third = listener_on(&seek_port, &network);
     seek.wait_line("the end of the replay", WAIT, |l| {
         l.starts_with("Replayed ")
@@ -259,22 +243,9 @@ async fn a_paused_replay_goes_one_frame_at_a_time() {
     }
     writer.flush().unwrap();
     let journal_arg = journal.display().to_string();
-    let mut replay = Program::start(
-        "toycoin-replay",
-        &[&journal_arg, "--port", "0", "--speed", "0", "--paused"],
-    );
-    let line = replay
-        .wait_line("the replay's address", WAIT, |l| {
-            l.starts_with("Replaying ")
-        })
-        .await;
-    let addr = line
-        .split(" on ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap()
-        .to_owned();
-    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let (mut replay, port) = start_replay(&[&journal_arg, "--speed", "0", "--paused"]).await;
+    let addr = format!("127.0.0.1:{port}");
+    let port: u16 = port.parse().unwrap();
     let mut watcher = RelayClient::connect(addr.as_str(), DEFAULT_TOPIC)
         .await
         .unwrap();

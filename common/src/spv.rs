@@ -254,25 +254,35 @@ pub fn granted_claim(id: &str, value: i64, txn: Option<&str>, refused: Option<&s
     .into_bytes()
 }
 
+/// The claim a `granted` answer's signature covers ([`granted_claim`]).
+fn claim_of(msg: &SpvMsg) -> Result<Vec<u8>, String> {
+    match msg {
+        SpvMsg::Granted {
+            id,
+            txn,
+            value,
+            refused,
+            ..
+        } => Ok(granted_claim(
+            id,
+            *value,
+            txn.as_deref(),
+            refused.as_deref(),
+        )),
+        _ => Err("not a granted answer".into()),
+    }
+}
+
 /// Signs a `granted` answer with the mint's key (`mint`).
 pub fn sign_granted(msg: &mut SpvMsg, mint: &crate::wallet::Wallet) -> Result<(), String> {
-    let SpvMsg::Granted {
-        id,
-        txn,
-        value,
-        refused,
-        mint: by,
-        sig,
-    } = msg
-    else {
-        return Err("not a granted answer".into());
-    };
-    let claim = granted_claim(id, *value, txn.as_deref(), refused.as_deref());
+    let claim = claim_of(msg)?;
     let signature = mint
         .sign(&mut rand::thread_rng(), &claim)
         .map_err(|e| e.to_string())?;
-    *by = Some(address_text(mint.address()));
-    *sig = Some(B64.encode(signature));
+    if let SpvMsg::Granted { mint: by, sig, .. } = msg {
+        *by = Some(address_text(mint.address()));
+        *sig = Some(B64.encode(signature));
+    }
     Ok(())
 }
 
@@ -281,18 +291,13 @@ pub fn sign_granted(msg: &mut SpvMsg, mint: &crate::wallet::Wallet) -> Result<()
 /// it); if not, why. A classmate's answer to someone else's request is
 /// refused here.
 pub fn check_granted(msg: &SpvMsg, mint: &Hash) -> Result<(), String> {
+    let claim = claim_of(msg)?;
     let SpvMsg::Granted {
-        id,
-        txn,
-        value,
-        refused,
-        mint: by,
-        sig,
+        mint: Some(by),
+        sig: Some(sig),
+        ..
     } = msg
     else {
-        return Err("not a granted answer".into());
-    };
-    let (Some(by), Some(sig)) = (by, sig) else {
         return Err("not signed by the mint".into());
     };
     let address = address_from_text(by)?;
@@ -302,7 +307,6 @@ pub fn check_granted(msg: &SpvMsg, mint: &Hash) -> Result<(), String> {
     let sig = B64
         .decode(sig)
         .map_err(|_| "not signed by the mint: the signature is not base64".to_string())?;
-    let claim = granted_claim(id, *value, txn.as_deref(), refused.as_deref());
     crate::wallet::verify(&address, &claim, &sig)
         .map_err(|_| "not signed by the mint: the signature does not verify".to_string())
 }

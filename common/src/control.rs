@@ -155,6 +155,12 @@ pub enum Command {
     Drop { client: String, rate: f64 },
     /// Switch a node to a fault (`honest` ends it).
     Fault { client: String, mode: String },
+    /// A replay (`toycoin-replay`): go to this many seconds into the
+    /// recording (back: the watchers start again from nothing).
+    Seek { secs: f64 },
+    /// A replay: play at the recorded pace times this (0: as fast as the
+    /// relay takes the frames).
+    Speed { speed: f64 },
 }
 
 /// A `$ctl` data frame: a command and its proof of the token.
@@ -264,6 +270,9 @@ pub struct NetworkStatus {
     pub withheld: u64,
     pub lost: u64,
     pub delayed: u64,
+    /// Where a replay is in its recording (`None`: a live relay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<crate::timeline::Position>,
 }
 
 /// One client in `status`.

@@ -69,6 +69,7 @@ pub mod session;
 pub mod signal;
 pub mod signatures;
 pub mod spv;
+pub mod timeline;
 pub mod transaction;
 pub mod tree;
 pub mod wallet;

@@ -365,15 +365,20 @@ struct Answer {
     network: Option<NetworkFile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// The relay is a replay (`toycoin-replay`) of a recorded class: its
+    /// watchers follow its positions ([`crate::timeline`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    replay: bool,
 }
 
 /// The relay's answer to `$network` for the network it serves (`None`: it
-/// serves none).
-pub fn encode_answer(network: Option<&Network>) -> Vec<u8> {
+/// serves none) and whether it is a replay.
+pub fn encode_answer(network: Option<&Network>, replay: bool) -> Vec<u8> {
     let answer = match network {
         Some(n) => Answer {
             network: Some(NetworkFile::from(n)),
             error: None,
+            replay,
         },
         None => Answer {
             network: None,
@@ -381,6 +386,7 @@ pub fn encode_answer(network: Option<&Network>) -> Vec<u8> {
                 "this relay serves no network (start it with --network FILE or --mint-key FILE)"
                     .into(),
             ),
+            replay,
         },
     };
     serde_json::to_vec(&answer).unwrap_or_default()
@@ -401,6 +407,32 @@ pub enum FetchError {
 /// the relay's own topic to this connection alone, so no classmate can
 /// forge it.
 pub async fn fetch(addr: &str) -> Result<Network, FetchError> {
+    let answer = ask(addr).await?;
+    match (answer.network, answer.error) {
+        (Some(file), _) => Network::from_file(file)
+            .map_err(|e| FetchError::Refused(format!("the relay's network: {e}"))),
+        (None, error) => Err(FetchError::Refused(
+            error.unwrap_or_else(|| "the relay serves no network".into()),
+        )),
+    }
+}
+
+/// Whether the relay at `addr` says, on this connection alone, that it is
+/// a replay (`toycoin-replay`); `false` when it says otherwise or nothing
+/// (the original Python relay), trying again every second while it is
+/// not there.
+pub async fn is_replay(addr: &str) -> bool {
+    loop {
+        match ask(addr).await {
+            Ok(answer) => return answer.replay,
+            Err(FetchError::Refused(_)) => return false,
+            Err(FetchError::Unreachable(_)) => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
+}
+
+/// The relay's answer to `$network`.
+async fn ask(addr: &str) -> Result<Answer, FetchError> {
     let mut client = crate::relay::RelayClient::connect(addr, NETWORK_TOPIC)
         .await
         .map_err(|e| FetchError::Unreachable(e.to_string()))?;
@@ -411,16 +443,9 @@ pub async fn fetch(addr: &str) -> Result<Network, FetchError> {
             .map_err(|e| FetchError::Unreachable(e.to_string()))?;
         match client.recv().await {
             Ok(Some(frame)) if frame.len() <= MAX_NETWORK_JSON => {
-                let answer: Answer = serde_json::from_slice(&frame).map_err(|e| {
+                serde_json::from_slice::<Answer>(&frame).map_err(|e| {
                     FetchError::Refused(format!("the relay's answer is unreadable: {e}"))
-                })?;
-                match (answer.network, answer.error) {
-                    (Some(file), _) => Network::from_file(file)
-                        .map_err(|e| FetchError::Refused(format!("the relay's network: {e}"))),
-                    (None, error) => Err(FetchError::Refused(
-                        error.unwrap_or_else(|| "the relay serves no network".into()),
-                    )),
-                }
+                })
             }
             Ok(Some(_)) => Err(FetchError::Refused(
                 "the relay's answer is too large".into(),

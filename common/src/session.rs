@@ -164,6 +164,13 @@ pub enum SessionEvent {
         tag: String,
         reason: Arc<str>,
     },
+    /// Where the replay we watch is ([`crate::timeline`]), once the relay
+    /// said it is one ([`SessionCore::follow_replay`]); `restarted`: a
+    /// new epoch began, and our view with it is empty again.
+    Timeline {
+        position: crate::timeline::Position,
+        restarted: bool,
+    },
     /// A frame that is not a toycoin message.
     Undecodable {
         bytes: usize,
@@ -205,6 +212,12 @@ pub struct SessionCore {
     refused: RefusedFrames,
     events: VecDeque<SessionEvent>,
     outbox: VecDeque<Outgoing>,
+    /// Our catch-up requests' prefix (a new epoch starts a new machine).
+    name: String,
+    /// Whether the relay said it is a replay (`None`: not known yet).
+    replay: Option<bool>,
+    /// The replay's epoch we follow.
+    epoch: Option<u64>,
 }
 
 /// A frame for the relay: to the topic, or to one client alone.
@@ -234,7 +247,55 @@ impl SessionCore {
             refused: RefusedFrames::default(),
             events: VecDeque::new(),
             outbox: VecDeque::new(),
+            name: config.name.clone(),
+            replay: None,
+            epoch: None,
         }
+    }
+
+    /// Whether the relay we watch said it is a replay
+    /// ([`crate::network::is_replay`], asked on a connection of our own):
+    /// only then do its positions count, and a new epoch empties our view.
+    /// Until it is known, positions pass unread; after a relay that is not
+    /// one, a position is a frame no client may send.
+    pub fn follow_replay(&mut self, replay: bool) {
+        self.replay = Some(replay);
+    }
+
+    /// A replay's position frame.
+    fn on_position(&mut self, payload: &[u8], decoded: Result<crate::timeline::Position, String>) {
+        let position = match (self.replay, decoded) {
+            (None, _) => return,
+            (Some(false), _) => {
+                return self.emit(SessionEvent::Undecodable {
+                    bytes: payload.len(),
+                    tag: "$REPLAY".into(),
+                    reason: "a replay's position, from a relay that is not a replay: ignored"
+                        .into(),
+                })
+            }
+            (Some(true), Err(reason)) => {
+                return self.emit(SessionEvent::Undecodable {
+                    bytes: payload.len(),
+                    tag: "$REPLAY".into(),
+                    reason,
+                })
+            }
+            (Some(true), Ok(position)) => position,
+        };
+        let restarted = self.epoch.is_some_and(|e| e != position.epoch);
+        if restarted {
+            let profile = *self.tree.chain().profile();
+            self.tree = BlockTree::new(profile);
+            self.catch_up = CatchUp::new(&profile, self.name.clone());
+            self.refused = RefusedFrames::default();
+            self.outbox.clear();
+        }
+        self.epoch = Some(position.epoch);
+        self.emit(SessionEvent::Timeline {
+            position,
+            restarted,
+        });
     }
 
     /// Our view of the best chain and its side branches.
@@ -335,6 +396,9 @@ impl SessionCore {
                 self.emit(SessionEvent::Order(order));
                 return;
             }
+        }
+        if let Some(decoded) = crate::timeline::decode(payload) {
+            return self.on_position(payload, decoded);
         }
         let tag = payload.get(..4).unwrap_or_default();
         let profile = *self.tree.chain().profile();
@@ -570,6 +634,11 @@ impl Session {
         self.core.hand_over_answers(hand_over);
     }
 
+    /// See [`SessionCore::follow_replay`].
+    pub fn follow_replay(&mut self, replay: bool) {
+        self.core.follow_replay(replay);
+    }
+
     fn flush(&mut self) {
         while let Some(outgoing) = self.core.take_outgoing() {
             let bytes = outgoing.payload.len();
@@ -803,6 +872,73 @@ mod tests {
         c.on_frame(&encode_bloc(&[first]), now_secs(), Instant::now());
         c.on_frame(&orphan, now_secs(), Instant::now());
         assert_eq!(c.tree().chain().tip_hash(), second_hash);
+    }
+
+    /// A replay's positions count only once the relay said it is a
+    /// replay; then a new epoch empties the view, and the frames that
+    /// follow build it again from nothing.
+    #[test]
+    fn a_replays_new_epoch_starts_the_view_again_and_only_a_replays() {
+        use crate::chain::{now_secs, Chain};
+        use crate::timeline::Position;
+        let mut c = core(false);
+        let profile = *c.tree().chain().profile();
+        let miner = crate::address::example(b"miner");
+        let chain = Chain::new(profile);
+        let first = chain.mine_next(&miner, vec![], now_secs()).unwrap();
+        let at = |epoch| {
+            Position {
+                epoch,
+                ..Position::default()
+            }
+            .encode()
+        };
+        // Not known yet: passed over unread.
+        c.on_frame(&at(0), now_secs(), Instant::now());
+        assert!(c.next_event().is_none());
+        c.follow_replay(true);
+        c.on_frame(&at(0), now_secs(), Instant::now());
+        assert!(matches!(
+            c.next_event(),
+            Some(SessionEvent::Timeline {
+                restarted: false,
+                ..
+            })
+        ));
+        c.on_frame(&encode_bloc(std::slice::from_ref(&first)), now_secs(), Instant::now());
+        assert!(matches!(c.next_event(), Some(SessionEvent::Bloc(_))));
+        assert_eq!(c.tree().chain().len(), 1);
+        c.on_frame(&at(0), now_secs(), Instant::now());
+        assert!(matches!(
+            c.next_event(),
+            Some(SessionEvent::Timeline {
+                restarted: false,
+                ..
+            })
+        ));
+        assert_eq!(c.tree().chain().len(), 1);
+        // Sought back: a new epoch, nothing known.
+        c.on_frame(&at(1), now_secs(), Instant::now());
+        assert!(matches!(
+            c.next_event(),
+            Some(SessionEvent::Timeline {
+                restarted: true,
+                ..
+            })
+        ));
+        assert_eq!(c.tree().chain().len(), 0);
+        c.on_frame(&encode_bloc(&[first]), now_secs(), Instant::now());
+        assert!(matches!(c.next_event(), Some(SessionEvent::Bloc(_))));
+        assert_eq!(c.tree().chain().len(), 1);
+        // From a relay that is not a replay, a position is refused, and
+        // the view stays.
+        c.follow_replay(false);
+        c.on_frame(&at(2), now_secs(), Instant::now());
+        assert!(matches!(
+            c.next_event(),
+            Some(SessionEvent::Undecodable { .. })
+        ));
+        assert_eq!(c.tree().chain().len(), 1);
     }
 
     /// A forged vote the replica refused for its signature is not handed

@@ -129,6 +129,12 @@ pub enum Verdict {
         by: String,
         sig_hash: toycoin_common::hash::Hash,
     },
+    /// Where the replay we watch is; `restarted`: sought back, everything
+    /// known before forgotten (the judge's own memory too).
+    Timeline {
+        position: toycoin_common::timeline::Position,
+        restarted: bool,
+    },
 }
 
 /// A pBFT message as seen: what it was, from whom, and whether its
@@ -163,6 +169,7 @@ impl Verdict {
             Verdict::Undecodable { .. } => true,
             Verdict::Spv { kind, .. } => kind == "granted",
             Verdict::Announce { .. } => false,
+            Verdict::Timeline { restarted, .. } => *restarted,
             Verdict::Pbft(p) => matches!(
                 p.seen,
                 Seen::ViewChange { .. } | Seen::NewView { .. } | Seen::Final { .. }
@@ -185,6 +192,9 @@ pub struct Judge {
     resent: HashMap<BlockHash, u32>,
     /// Who a status may be from.
     names: crate::names::StatusNames,
+    /// The replicas, to check pBFT messages (kept when a replay starts
+    /// again).
+    members: Option<Arc<Membership>>,
 }
 
 /// Times one known block must come again, while this many blocks behind
@@ -202,6 +212,7 @@ impl Default for Judge {
             pbft_ledger: None,
             resent: HashMap::new(),
             names: Default::default(),
+            members: None,
         }
     }
 }
@@ -214,7 +225,8 @@ impl Judge {
     /// A judge that checks pBFT messages' signatures against `members`.
     pub fn with_replicas(members: Arc<Membership>) -> Judge {
         Judge {
-            tally: Tally::new(Some(members)),
+            tally: Tally::new(Some(members.clone())),
+            members: Some(members),
             ..Judge::default()
         }
     }
@@ -263,6 +275,21 @@ impl Judge {
                 reason: format!("the same bytes were refused before: {reason}"),
             }),
             SessionEvent::Pbft(payload) => Some(self.judge_pbft(&payload, tree)),
+            SessionEvent::Timeline {
+                position,
+                restarted,
+            } => {
+                if restarted {
+                    *self = match self.members.take() {
+                        Some(members) => Judge::with_replicas(members),
+                        None => Judge::new(),
+                    };
+                }
+                Some(Verdict::Timeline {
+                    position,
+                    restarted,
+                })
+            }
             SessionEvent::Spv(payload) => Some(judge_spv(&payload)),
             SessionEvent::Announce(payload) => {
                 Some(match toycoin_common::announce::decode(&payload) {

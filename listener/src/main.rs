@@ -51,8 +51,9 @@ struct Args {
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8080")]
     web: Option<SocketAddr>,
     /// The web view shows the teacher's buttons (hold, step, release) for
-    /// the relay it watches, a live class or a replay; they work from a
-    /// browser on this machine, with the relay's token from its file.
+    /// the live class it watches; they work from a browser on this
+    /// machine, with the relay's token from its file. (Watching a replay,
+    /// it shows the replay's timeline without this.)
     #[arg(long, requires = "web")]
     controls: bool,
     // Frames are shown on stdout; --quiet shows only those that change
@@ -110,17 +111,29 @@ async fn main() {
         mode.name()
     );
     let mut session = Session::start(config);
+    // Whether the relay is a replay, asked on a connection of our own:
+    // only then are its positions believed, and its timeline shown.
+    let (replay_said, mut is_replay) = tokio::sync::oneshot::channel();
+    {
+        let addr = args.relay.addr();
+        tokio::spawn(async move {
+            let _ = replay_said.send(toycoin_common::network::is_replay(&addr).await);
+        });
+    }
+    let replay_buttons = Arc::new(std::sync::atomic::AtomicBool::new(false));
     // The web view: fed the same verdicts, in the brief sentences, and
     // sent a snapshot at most every BATCH (and every few seconds for ages).
     let mut web = match args.web {
         None => None,
         Some(addr) => {
             let (tx, rx) = tokio::sync::watch::channel(Arc::<str>::from("{}"));
-            let controls = args.controls.then(|| web::Controls {
+            let controls = web::Controls {
                 relay: args.relay.addr(),
                 port: args.relay.port,
-            });
-            match web::serve_with(addr, rx, controls).await {
+                live: args.controls,
+                replay: replay_buttons.clone(),
+            };
+            match web::serve_with(addr, rx, Some(controls)).await {
                 Ok(local) => info!("Web view: http://{local}/"),
                 Err(e) => {
                     tracing::error!("cannot serve the web view on {addr}: {e}");
@@ -138,6 +151,15 @@ async fn main() {
     loop {
         let event = tokio::select! {
             _ = &mut ctrl_c => break,
+            said = &mut is_replay, if !is_replay.is_terminated() => {
+                let replay = said.unwrap_or(false);
+                session.follow_replay(replay);
+                replay_buttons.store(replay, std::sync::atomic::Ordering::Relaxed);
+                if replay {
+                    info!("The relay is a replay of a recorded class: following its timeline");
+                }
+                continue;
+            }
             event = session.next() => event,
             _ = tokio::time::sleep_until(publish_at), if web.is_some() => {
                 if let Some((model, tx, _)) = &mut web {
@@ -167,11 +189,20 @@ async fn main() {
                 }
                 // Nodes' statuses come every few seconds: shown as JSON,
                 // and as text only with -v.
-                let chatter = matches!(
+                let chatter = (matches!(
                     verdict,
                     Some(toycoin_listener::Verdict::Status { lie: None, .. })
                 ) && mode != Mode::Json
-                    && args.log.verbose == 0;
+                    && args.log.verbose == 0)
+                    // A replay's position, every second: the web view's
+                    // timeline; only a seek back is printed.
+                    || matches!(
+                        verdict,
+                        Some(toycoin_listener::Verdict::Timeline {
+                            restarted: false,
+                            ..
+                        })
+                    );
                 match verdict {
                     Some(verdict) if !chatter && (verdict.is_news() || !args.log.quiet) => {
                         // stdout closed (`| head`): stop, not panic.

@@ -182,6 +182,34 @@ impl Renderer {
                 .to_string(),
                 _ => format!("{} {says}", self.paint("36", "SPV")),
             },
+            Verdict::Timeline {
+                position,
+                restarted,
+            } => match self.mode {
+                Mode::Json => json!({
+                    "type": "REPLAY",
+                    "valid": true,
+                    "restarted": restarted,
+                    "epoch": position.epoch,
+                    "at": position.at,
+                    "length": position.length,
+                    "playing": position.playing,
+                    "speed": position.speed,
+                    "sent": position.sent,
+                    "frames": position.frames,
+                })
+                .to_string(),
+                _ => format!(
+                    "{} {}{}",
+                    self.paint("35", "REPLAY"),
+                    position.describe(),
+                    if *restarted {
+                        ": sought back, the view starts again from nothing"
+                    } else {
+                        ""
+                    }
+                ),
+            },
             Verdict::Undecodable { bytes, tag, reason } => match self.mode {
                 Mode::Json => json!({
                     "type": if tag.is_empty() { "unknown" } else { tag.as_str() },

@@ -176,6 +176,8 @@ pub struct WebModel {
     /// pBFT (f+1 replies) and proof of work (6 confirmations).
     final_pbft: VecDeque<f64>,
     final_pow: VecDeque<f64>,
+    /// Where the replay watched is (`None`: a live class).
+    replay: Option<toycoin_common::timeline::Position>,
 }
 
 /// Finality times kept for the meter.
@@ -241,12 +243,24 @@ impl WebModel {
 
     /// Takes in one verdict and the line the listener printed for it.
     pub fn observe(&mut self, verdict: &Verdict, sentence: &str) {
-        if let Some(first) = sentence.lines().next() {
-            if self.log.len() == LOG_LINES {
-                self.log.pop_front();
+        if let Verdict::Timeline {
+            position,
+            restarted,
+        } = verdict
+        {
+            // Sought back: the class is taken in again from nothing.
+            if *restarted {
+                *self = WebModel {
+                    network: self.network.take(),
+                    controls: self.controls,
+                    ..WebModel::default()
+                };
+                self.observe_line(sentence);
             }
-            self.log.push_back(clipped(first, MAX_LOG_LINE).to_owned());
+            self.replay = Some(position.clone());
+            return;
         }
+        self.observe_line(sentence);
         match verdict {
             Verdict::Txn {
                 hash,
@@ -348,6 +362,16 @@ impl WebModel {
                 node.rates.push_back(status.hash_rate);
             }
             _ => {}
+        }
+    }
+
+    /// The first line of `sentence` into "What happened".
+    fn observe_line(&mut self, sentence: &str) {
+        if let Some(first) = sentence.lines().next() {
+            if self.log.len() == LOG_LINES {
+                self.log.pop_front();
+            }
+            self.log.push_back(clipped(first, MAX_LOG_LINE).to_owned());
         }
     }
 
@@ -724,6 +748,7 @@ impl WebModel {
             "profile": chain.profile().describe(),
             "network": self.network,
             "controls": self.controls,
+            "replay": self.replay,
             "nodes": nodes,
             "height": len.checked_sub(1),
             "tip": chain.tip_hash().short(),
@@ -759,16 +784,20 @@ struct Shared {
     controls: Option<Arc<Controls>>,
 }
 
-/// The teacher's buttons on the projector (`--controls`): hold, step and
-/// release the relay the listener watches, a live class or a replay
-/// (`toycoin-replay`). Only a browser on this machine may press them; the
-/// token is the relay's, read from its file (or `TOYCOIN_CONTROL_TOKEN`)
-/// at each press.
+/// The teacher's buttons on the projector: hold, step and release a live
+/// class (`--controls`), and a replay's timeline (`toycoin-replay`: play,
+/// pause, step, seek, speed) whenever the view watches one. Only a
+/// browser on this machine may press them; the token is the relay's, read
+/// from its file (or `TOYCOIN_CONTROL_TOKEN`) at each press.
 #[derive(Clone, Debug)]
 pub struct Controls {
     /// The relay, `host:port`.
     pub relay: String,
     pub port: u16,
+    /// The buttons for a live class (`--controls`).
+    pub live: bool,
+    /// Set once the relay said it is a replay: its timeline works.
+    pub replay: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Serves the web view on `addr` until the runtime ends; returns the
@@ -845,20 +874,28 @@ async fn snapshot(State(shared): State<Shared>) -> impl IntoResponse {
     )
 }
 
-/// A teacher's button: `hold`, `step` or `release` sent to the relay, from
-/// a browser on this machine only.
+/// A teacher's button, sent to the relay, from a browser on this machine
+/// only: `hold`, `step` or `release` (a live class with `--controls`, or
+/// a replay, where they pause, step and play), and on a replay
+/// `seek?to=SECS` and `speed?x=SPEED`.
 async fn control(
     State(shared): State<Shared>,
     ConnectInfo(peer): ConnectInfo<limit::Peer>,
     axum::extract::Path(cmd): axum::extract::Path<String>,
+    axum::extract::Query(query): axum::extract::Query<HashMap<String, String>>,
 ) -> Response {
+    use toycoin_common::control::Command;
     let Some(controls) = shared.controls.as_deref() else {
+        return (StatusCode::NOT_FOUND, "this view has no buttons").into_response();
+    };
+    let replay = controls.replay.load(std::sync::atomic::Ordering::Relaxed);
+    if !controls.live && !replay {
         return (
             StatusCode::NOT_FOUND,
-            "this view was started without --controls",
+            "this view was started without --controls, and watches no replay",
         )
             .into_response();
-    };
+    }
     if !peer.this_machine {
         return (
             StatusCode::FORBIDDEN,
@@ -866,11 +903,26 @@ async fn control(
         )
             .into_response();
     }
-    let command = match cmd.as_str() {
-        "hold" => toycoin_common::control::Command::Hold,
-        "step" => toycoin_common::control::Command::Step { count: 1 },
-        "release" => toycoin_common::control::Command::Release,
-        _ => return (StatusCode::NOT_FOUND, "hold, step or release").into_response(),
+    let number = |key: &str| query.get(key).and_then(|v| v.parse::<f64>().ok());
+    let command = match (cmd.as_str(), replay) {
+        ("hold", _) => Command::Hold,
+        ("step", _) => Command::Step { count: 1 },
+        ("release", _) => Command::Release,
+        ("seek", true) => match number("to") {
+            Some(secs) => Command::Seek { secs },
+            None => return (StatusCode::BAD_REQUEST, "seek?to=SECONDS").into_response(),
+        },
+        ("speed", true) => match number("x") {
+            Some(speed) => Command::Speed { speed },
+            None => return (StatusCode::BAD_REQUEST, "speed?x=SPEED").into_response(),
+        },
+        _ => {
+            return (
+                StatusCode::NOT_FOUND,
+                "hold, step or release; on a replay also seek and speed",
+            )
+                .into_response()
+        }
     };
     let file = toycoin_common::control::token_file(controls.port);
     let token = match toycoin_common::control::read_token(None, Some(&file)) {

@@ -458,6 +458,8 @@ impl Node {
                 blocks,
             }),
             SessionEvent::Unsent { bytes } => self.emit(Event::Unsent { bytes }),
+            // Only a watcher of a replay follows one; a node never does.
+            SessionEvent::Timeline { .. } => {}
         }
     }
 

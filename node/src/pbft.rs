@@ -203,7 +203,8 @@ impl PbftNode {
             | SessionEvent::Requested { .. }
             | SessionEvent::Answered { .. }
             | SessionEvent::AnswerDue { .. }
-            | SessionEvent::Spv(_) => {}
+            | SessionEvent::Spv(_)
+            | SessionEvent::Timeline { .. } => {}
         }
     }
 

@@ -13,6 +13,7 @@ use toycoin_common::control::{
 use crate::hub::Hub;
 use crate::nemesis::{MAX_DELAY, MAX_HELD};
 use crate::per_address::AddressBuckets;
+use crate::replay::Timeline;
 
 /// Who may command the relay.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,9 +119,31 @@ pub fn encode_reply(reply: &Reply) -> Bytes {
     Bytes::from(serde_json::to_vec(reply).unwrap_or_default())
 }
 
-/// Carries out a command allowed by `teacher`.
-pub fn execute(hub: &Hub, teacher: &Teacher, command: Command) -> Reply {
+/// Carries out a command allowed by `teacher`; on a replay, `hold`,
+/// `step` and `release` move its `timeline` (nobody but the replay
+/// publishes there), as do `seek` and `speed`.
+pub fn execute(
+    hub: &Hub,
+    teacher: &Teacher,
+    timeline: Option<&Timeline>,
+    command: Command,
+) -> Reply {
     let nemesis = &hub.nemesis;
+    let done = |result: Result<String, String>| match result {
+        Ok(message) => ok(message),
+        Err(why) => refused(why),
+    };
+    match (timeline, &command) {
+        (Some(t), Command::Hold) => return ok(t.pause()),
+        (Some(t), Command::Release) => return ok(t.play()),
+        (Some(t), Command::Step { count }) => return done(t.step(*count)),
+        (Some(t), Command::Seek { secs }) => return done(t.seek(*secs)),
+        (Some(t), Command::Speed { speed }) => return done(t.set_speed(*speed)),
+        (None, Command::Seek { .. } | Command::Speed { .. }) => {
+            return refused("this relay is a live class, not a replay: seek and speed move a replay (toycoin-replay)")
+        }
+        _ => {}
+    }
     match command {
         Command::Status => {
             let status = nemesis.status();
@@ -138,8 +161,20 @@ pub fn execute(hub: &Hub, teacher: &Teacher, command: Command) -> Reply {
                     "delivering".to_string()
                 }
             ));
-            reply.status = Some(status);
+            if let Some(t) = timeline {
+                let position = t.position();
+                reply.message = format!("replay: {}; {}", position.describe(), reply.message);
+                reply.status = Some(toycoin_common::control::NetworkStatus {
+                    replay: Some(position),
+                    ..status
+                });
+            } else {
+                reply.status = Some(status);
+            }
             reply
+        }
+        Command::Seek { .. } | Command::Speed { .. } => {
+            refused("this relay is a live class, not a replay")
         }
         Command::Partition { groups } => {
             if groups.len() < 2 || groups.iter().any(Vec::is_empty) {

@@ -55,6 +55,12 @@ enum Cmd {
     Drop { client: String, rate: f64 },
     /// Make node CLIENT play a fault: honest, silent, stuck, invalid, liar.
     Fault { client: String, mode: String },
+    /// A replay: go to SECS seconds into the recording (hold, step and
+    /// release pause, step and play it).
+    Seek { secs: f64 },
+    /// A replay: play at the recorded pace times SPEED (0: as fast as it
+    /// goes).
+    Speed { speed: f64 },
 }
 
 impl Cmd {
@@ -79,6 +85,8 @@ impl Cmd {
             Cmd::Delay { client, ms } => Command::Delay { client, ms },
             Cmd::Drop { client, rate } => Command::Drop { client, rate },
             Cmd::Fault { client, mode } => Command::Fault { client, mode },
+            Cmd::Seek { secs } => Command::Seek { secs },
+            Cmd::Speed { speed } => Command::Speed { speed },
         }
     }
 }

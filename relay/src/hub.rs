@@ -273,6 +273,20 @@ impl Hub {
         true
     }
 
+    /// Bytes waiting (or being written) for the subscriber of `topic`
+    /// furthest behind.
+    pub fn most_waiting(&self, topic: &[u8]) -> usize {
+        self.topics().get(topic).map_or(0, |subs| {
+            subs.iter()
+                .map(|s| {
+                    let backlog = s.queue.backlog();
+                    backlog.waiting + backlog.writing
+                })
+                .max()
+                .unwrap_or(0)
+        })
+    }
+
     /// Number of subscriptions, all topics together.
     pub fn subscriptions(&self) -> usize {
         self.topics().values().map(Vec::len).sum()

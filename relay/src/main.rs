@@ -142,6 +142,7 @@ async fn main() {
         network: Some(network),
         record: args.record.clone(),
         record_max: args.record_max.as_u64(),
+        replay: None,
     };
     if config.max_frame_len > config.memory / 2 {
         // Frames being read may take half the budget: a larger one could

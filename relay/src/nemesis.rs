@@ -337,6 +337,7 @@ impl Nemesis {
             withheld: self.withheld.load(Ordering::Relaxed),
             lost: self.lost.load(Ordering::Relaxed),
             delayed: self.delayed.load(Ordering::Relaxed),
+            replay: None,
         }
     }
 

@@ -123,6 +123,9 @@ pub struct RelayConfig {
     /// past `record_max` bytes.
     pub record: Option<std::path::PathBuf>,
     pub record_max: u64,
+    /// A replay's timeline (`toycoin-replay`): the teacher's `hold`,
+    /// `step`, `release`, `seek` and `speed` move it.
+    pub replay: Option<Arc<crate::replay::Timeline>>,
 }
 
 impl Default for RelayConfig {
@@ -142,6 +145,7 @@ impl Default for RelayConfig {
             network: None,
             record: None,
             record_max: toycoin_common::journal::DEFAULT_MAX_BYTES,
+            replay: None,
         }
     }
 }
@@ -180,6 +184,10 @@ struct Inner {
     recorder: Option<Arc<Recorder>>,
     records: Mutex<Option<tokio::sync::mpsc::Receiver<toycoin_common::journal::Record>>>,
 }
+
+/// The id the relay publishes its own frames under (clients' ids start
+/// at 1).
+const OWN_ID: u64 = 0;
 
 /// One address's connections.
 #[derive(Debug, Default)]
@@ -243,6 +251,19 @@ enum Leave {
     Bad(String),
 }
 
+/// Why a client may not send `data`: frames only the relay sends (an
+/// order to a node, a replay's position), which programs believe because
+/// no client can send them.
+fn relay_only(data: &[u8]) -> Option<&'static str> {
+    if data.starts_with(ORDER_PREFIX) {
+        Some("sent a frame starting with $ORDER: only the relay gives orders")
+    } else if data.starts_with(toycoin_common::timeline::PREFIX) {
+        Some("sent a frame starting with $REPLAY: only a replay tells where it is")
+    } else {
+        None
+    }
+}
+
 impl Leave {
     /// A read error: a reset or abort is the client leaving, not breaking
     /// the protocol.
@@ -278,7 +299,10 @@ impl Relay {
             inner: Arc::new(Inner {
                 hub: Hub::new(budget.clone(), config.slow_policy, stats.clone())
                     .recording(recorder.clone()),
-                network_answer: Bytes::from(encode_answer(config.network.as_ref())),
+                network_answer: Bytes::from(encode_answer(
+                    config.network.as_ref(),
+                    config.replay.is_some(),
+                )),
                 config,
                 budget,
                 readers: Arc::new(Readers::default()),
@@ -377,15 +401,15 @@ impl Relay {
         }
     }
 
-    /// Holds every message until the teacher's `step` or `release` (as
-    /// `toycoin-ctl hold`): a replay that starts paused.
-    pub fn hold(&self) {
-        self.inner.hub.nemesis.hold();
+    /// Offers `data` on `topic` as the relay itself (a replay's frames and
+    /// positions), to every subscriber, never waiting.
+    pub fn publish_own(&self, topic: &[u8], data: &Bytes) -> crate::hub::Delivery {
+        self.inner.hub.publish(OWN_ID, topic, data, false, None)
     }
 
-    /// Messages held now (by `hold`).
-    pub fn held(&self) -> usize {
-        self.inner.hub.nemesis.status().held
+    /// Bytes waiting for the subscriber of `topic` furthest behind.
+    pub fn most_waiting(&self, topic: &[u8]) -> usize {
+        self.inner.hub.most_waiting(topic)
     }
 
     /// Subscriptions held now, all topics together.
@@ -687,10 +711,8 @@ impl Relay {
                 }
                 continue;
             }
-            if data.starts_with(ORDER_PREFIX) {
-                return Some(Leave::Bad(
-                    "sent a frame starting with $ORDER: only the relay gives orders".into(),
-                ));
+            if let Some(why) = relay_only(&data) {
+                return Some(Leave::Bad(why.into()));
             }
             if let Err(why) = self.check_request(conn, &data) {
                 warn!(source = %conn.peer.ip(), "Remote {}: dropped a request: {why}", conn.peer);
@@ -798,10 +820,8 @@ impl Relay {
         }
         if let Some(to) = topic.strip_prefix(TO_PREFIX) {
             check_name(to).map_err(|e| Leave::Bad(format!("{TO_PREFIX}: {e}")))?;
-            if data.starts_with(ORDER_PREFIX) {
-                return Err(Leave::Bad(
-                    "sent a frame starting with $ORDER: only the relay gives orders".into(),
-                ));
+            if let Some(why) = relay_only(data) {
+                return Err(Leave::Bad(why.into()));
             }
             if let Err(why) = self.check_request(conn, data) {
                 warn!(source = %conn.peer.ip(), "Remote {}: dropped a request: {why}", conn.peer);
@@ -862,7 +882,12 @@ impl Relay {
                             refused(format!("refused: {why}"))
                         }
                         Ok(()) => {
-                            let reply = execute(hub, teacher, request.command);
+                            let reply = execute(
+                                hub,
+                                teacher,
+                                self.inner.config.replay.as_deref(),
+                                request.command,
+                            );
                             info!("Teacher ({who}): {}", reply.message);
                             if let Some(recorder) = &self.inner.recorder {
                                 recorder.record(

@@ -1,5 +1,5 @@
-//! A plain HTTP/1.1 GET for tests of the web view: no client library, the
-//! bytes a browser would send.
+//! Plain HTTP/1.1 GET and POST for tests of the web view: no client
+//! library, the bytes a browser would send.
 
 use std::time::Duration;
 
@@ -9,10 +9,21 @@ use tokio::net::TcpStream;
 /// The status code and body of `GET path` on `addr` (`host:port`),
 /// failing the test after `timeout`.
 pub async fn get(addr: &str, path: &str, timeout: Duration) -> (u16, String) {
+    request("GET", addr, path, timeout).await
+}
+
+/// The status code and body of an empty `POST path` (a button pressed).
+pub async fn post(addr: &str, path: &str, timeout: Duration) -> (u16, String) {
+    request("POST", addr, path, timeout).await
+}
+
+async fn request(method: &str, addr: &str, path: &str, timeout: Duration) -> (u16, String) {
     let mut s = TcpStream::connect(addr)
         .await
         .unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
     s.write_all(request.as_bytes())
         .await
         .unwrap_or_else(|e| panic!("cannot send to {addr}: {e}"));

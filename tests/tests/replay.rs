@@ -126,19 +126,22 @@ async fn a_replayed_class_gives_the_listener_the_same_verdicts() {
         assert_eq!(a, b, "verdict {i} differs");
     }
 
-    // Seeking: replayed up to the moment of a block in the middle, the
-    // listener's chain is the one the live listener had then.
+    // Seeking, watched by a web view: replayed up to the moment of a
+    // block (`--until`), then sought back to an earlier one from the
+    // view's timeline, the view shows the chain the live listener had
+    // at each moment.
     let records = toycoin_common::journal::read(&journal).unwrap();
     let first = records[0].at_us;
     let blocs: Vec<_> = records
         .iter()
         .filter(|r| r.payload.starts_with(b"BLOC") && !r.topic.starts_with(b"$to:"))
         .collect();
-    let k = blocs.len() / 2;
-    let moment = (blocs[k].at_us - first) as f64 / 1e6;
     let live_blocs: Vec<_> = seen_live.iter().filter(|v| v["type"] == "BLOC").collect();
-    let then = &live_blocs[k]["chain"];
-    let until = format!("{moment:.6}");
+    assert_eq!(blocs.len(), live_blocs.len());
+    let moment = |k: usize| (blocs[k].at_us - first) as f64 / 1e6;
+    let late = blocs.len() - 1;
+    let early = late / 2;
+    let until = format!("{:.6}", moment(late));
     let (mut seek, seek_port) = start_replay(&[
         &journal_arg,
         "--speed",
@@ -149,29 +152,77 @@ async fn a_replayed_class_gives_the_listener_the_same_verdicts() {
         &network,
     ])
     .await;
-    let mut third = listener_on(&seek_port, &network);
+    let mut third = Program::start(
+        "toycoin-listener",
+        &[
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &seek_port,
+            "--json",
+            "--passive",
+            "--network",
+            &network,
+            "--web",
+            "127.0.0.1:0",
+        ],
+    );
+    let line = third
+        .wait_line("the web view", WAIT, |l| l.contains("Web view: http://"))
+        .await;
+    let web = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap()
+        .to_owned();
     seek.wait_line("the end of the replay", WAIT, |l| {
         l.starts_with("Replayed ")
     })
     .await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let shown: Vec<_> = verdicts(&third)
-            .into_iter()
-            .filter(|v| v["type"] == "BLOC")
-            .collect();
-        if shown.len() == k + 1 {
-            assert_eq!(&shown[k]["chain"], then, "the chain at {moment} s");
-            break;
+    // The view at a moment: the live chain then, and the replay's
+    // position there, in the epoch given.
+    let shows = |k: usize, epoch: u64| {
+        let web = web.clone();
+        let then = live_blocs[k]["chain"].clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            loop {
+                let (_, body) = toycoin_tests::http::get(&web, "/api/snapshot", WAIT).await;
+                let view: Value = serde_json::from_str(&body).unwrap();
+                let height = view["height"].as_u64().map(|h| h + 1);
+                let tip = view["tip"].as_str().unwrap_or("-").to_owned();
+                let replay = &view["replay"];
+                if replay["epoch"] == epoch
+                    && replay["at"].as_f64() >= Some(moment(k) - 1e-6)
+                    && height == then["blocks"].as_u64()
+                    && then["tip"].as_str().unwrap().starts_with(&tip)
+                {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "at {} s (block {k}) the live chain was {then}; the view shows height {height:?}, tip {tip}, replay {replay}",
+                    moment(k)
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
-        assert!(
-            tokio::time::Instant::now() < deadline && shown.len() <= k + 1,
-            "{} blocks shown for {} recorded by then",
-            shown.len(),
-            k + 1
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    };
+    shows(late, 0).await;
+    // Paused (a replay playing on after a seek would reach the end at
+    // once, at this speed), then sought back.
+    let (status, said) = toycoin_tests::http::post(&web, "/api/control/hold", WAIT).await;
+    assert_eq!(status, 200, "{said}");
+    let to = format!("/api/control/seek?to={:.6}", moment(early));
+    let (status, said) = toycoin_tests::http::post(&web, &to, WAIT).await;
+    assert_eq!(status, 200, "{said}");
+    shows(early, 1).await;
+    third
+        .wait_line("the listener saying it started again", WAIT, |l| {
+            l.contains("\"type\":\"REPLAY\"") && l.contains("\"restarted\":true")
+        })
+        .await;
     assert!(third.stop(WAIT).await.success());
     assert!(seek.stop(WAIT).await.success());
     let _ = std::fs::remove_dir_all(&dir);
@@ -218,10 +269,13 @@ async fn a_journal_survives_a_killed_relay() {
 }
 
 /// A replay started paused delivers nothing until the teacher steps it,
-/// one frame at a time (`toycoin-ctl step`), then `release` lets the rest
-/// go.
+/// one frame at a time (`toycoin-ctl step`), then `release` plays the
+/// rest; `seek` back starts a new epoch (its first frame says so) and
+/// sends the recording again from its start up to the moment; `seek`
+/// forward sends what comes before the moment at once. Between the
+/// class's frames come the replay's positions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_paused_replay_goes_one_frame_at_a_time() {
+async fn a_paused_replay_goes_one_frame_at_a_time_and_seeks_both_ways() {
     use toycoin_common::control::{command, token_file, Command};
     use toycoin_common::journal::{JournalWriter, Kind, Record, DEFAULT_MAX_BYTES};
     use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
@@ -230,10 +284,11 @@ async fn a_paused_replay_goes_one_frame_at_a_time() {
     let journal = dir.join("paused.journal");
     let _ = std::fs::remove_file(&journal);
     let mut writer = JournalWriter::open(&journal, DEFAULT_MAX_BYTES).unwrap();
+    // Ten frames, one a second of the recording.
     for i in 0..10u64 {
         writer
             .append(&Record {
-                at_us: 1_000_000 + i * 1000,
+                at_us: 1_000_000 + i * 1_000_000,
                 kind: Kind::Frame,
                 topic: bytes::Bytes::from_static(DEFAULT_TOPIC.as_bytes()),
                 from: "node1".into(),
@@ -249,45 +304,91 @@ async fn a_paused_replay_goes_one_frame_at_a_time() {
     let mut watcher = RelayClient::connect(addr.as_str(), DEFAULT_TOPIC)
         .await
         .unwrap();
-    replay
-        .wait_line("the end of the replay", WAIT, |l| {
-            l.starts_with("Replayed ")
-        })
-        .await;
+    // The first thing the watcher hears: where the replay is, paused at
+    // its start.
+    let (position, none) = next(&mut watcher).await;
+    assert!(none.is_empty(), "{none:?}");
+    assert_eq!((position.epoch, position.sent, position.frames), (0, 0, 10));
+    assert!(!position.playing);
+    assert_eq!(position.length, 9.0);
     let token = std::fs::read_to_string(token_file(port)).unwrap();
     let token = token.trim();
-
-    // All ten are held: none has gone out.
-    let status = command(addr.as_str(), token, Command::Status)
-        .await
-        .unwrap();
-    assert_eq!(status.status.map(|s| s.held), Some(10));
-    for step in 0..3 {
-        let reply = command(addr.as_str(), token, Command::Step { count: 1 })
-            .await
-            .unwrap();
+    let addr = addr.as_str();
+    let ctl = |c: Command| async move {
+        let reply = command(addr, token, c).await.unwrap();
         assert!(reply.ok, "{reply:?}");
-        let frame = next(&mut watcher).await.expect("the stepped frame");
-        assert_eq!(frame, format!("frame {step}").as_bytes());
+        reply
+    };
+
+    let status = ctl(Command::Status).await;
+    let replay_status = status.status.and_then(|s| s.replay).expect("a replay");
+    assert_eq!(replay_status.sent, 0, "{}", status.message);
+    for step in 0..3 {
+        ctl(Command::Step { count: 1 }).await;
+        let (position, frames) = next(&mut watcher).await;
+        assert_eq!(frames, [format!("frame {step}")]);
+        assert_eq!(position.sent, step + 1);
     }
-    let reply = command(addr.as_str(), token, Command::Release)
-        .await
-        .unwrap();
-    assert!(reply.ok, "{reply:?}");
-    for i in 3..10 {
-        assert_eq!(
-            next(&mut watcher).await.expect("released"),
-            format!("frame {i}").as_bytes()
-        );
+    ctl(Command::Release).await;
+    let mut got = Vec::new();
+    while got.len() < 7 {
+        got.extend(next(&mut watcher).await.1);
     }
+    let wanted: Vec<String> = (3..10).map(|i| format!("frame {i}")).collect();
+    assert_eq!(got, wanted);
+    replay
+        .wait_line("the end of the replay", WAIT, |l| {
+            l.starts_with("Replayed 10 frames")
+        })
+        .await;
+
+    // Paused, back to 4.5 s: a new epoch, and frames 0 to 4 again at once.
+    ctl(Command::Hold).await;
+    let (paused, none) = next(&mut watcher).await;
+    assert!(none.is_empty() && !paused.playing, "{paused:?}");
+    ctl(Command::Seek { secs: 4.5 }).await;
+    let (restart, none) = next(&mut watcher).await;
+    assert!(none.is_empty(), "{none:?}");
+    assert_eq!((restart.epoch, restart.sent), (1, 0));
+    let (at, frames) = next(&mut watcher).await;
+    let wanted: Vec<String> = (0..5).map(|i| format!("frame {i}")).collect();
+    assert_eq!(frames, wanted);
+    assert_eq!((at.epoch, at.at, at.sent), (1, 4.5, 5));
+    // Forward to 6.5 s: frames 5 and 6 at once, the same epoch.
+    ctl(Command::Seek { secs: 6.5 }).await;
+    let (at, frames) = next(&mut watcher).await;
+    assert_eq!(frames, ["frame 5", "frame 6"]);
+    assert_eq!((at.epoch, at.at, at.sent), (1, 6.5, 7));
+    // And played on to the end.
+    ctl(Command::Release).await;
+    let mut rest = Vec::new();
+    loop {
+        let (at, frames) = next(&mut watcher).await;
+        rest.extend(frames);
+        if at.ended() {
+            break;
+        }
+    }
+    assert_eq!(rest, ["frame 7", "frame 8", "frame 9"]);
     assert!(replay.stop(WAIT).await.success());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The next frame `watcher` receives, within 2 s.
-async fn next(watcher: &mut toycoin_common::relay::RelayClient) -> Option<bytes::Bytes> {
-    tokio::time::timeout(Duration::from_secs(2), watcher.recv())
-        .await
-        .ok()
-        .and_then(|r| r.ok().flatten())
+/// The class's frames the watcher receives up to the next position of
+/// the replay, and that position (each within 5 s).
+async fn next(
+    watcher: &mut toycoin_common::relay::RelayClient,
+) -> (toycoin_common::timeline::Position, Vec<String>) {
+    let mut frames = Vec::new();
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(5), watcher.recv())
+            .await
+            .expect("a frame within 5 s")
+            .unwrap()
+            .expect("the replay is still there");
+        match toycoin_common::timeline::decode(&frame) {
+            Some(position) => return (position.unwrap(), frames),
+            None => frames.push(String::from_utf8_lossy(&frame).into_owned()),
+        }
+    }
 }

@@ -397,3 +397,31 @@ async fn a_squatter_gets_no_name_it_does_not_own_nor_its_orders() {
     assert_eq!(recv(&mut squatter).await, "after the order");
     r.stop().await;
 }
+
+/// A student cannot rewind the class's web view: a frame passing itself
+/// off as a replay's position (`$REPLAY `, which makes a listener start
+/// again from nothing) is refused on a live relay, its sender dropped,
+/// and the class never sees it.
+#[tokio::test]
+async fn a_client_cannot_pass_its_frame_off_as_a_replays_position() {
+    let r = start_controlled().await;
+    let mut watcher = r.client(Some("listener")).await;
+    let mut forger = r.client(Some("forger")).await;
+    let rewind = toycoin_common::timeline::Position {
+        epoch: 7,
+        ..Default::default()
+    };
+    forger
+        .publish("/topic/main", &rewind.encode())
+        .await
+        .unwrap();
+    assert!(timeout(WAIT, forger.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .is_none());
+    let mut other = r.client(Some("node1")).await;
+    other.publish("/topic/main", b"still here").await.unwrap();
+    assert_eq!(recv(&mut watcher).await, "still here");
+    r.stop().await;
+}

@@ -905,7 +905,11 @@ mod tests {
                 ..
             })
         ));
-        c.on_frame(&encode_bloc(std::slice::from_ref(&first)), now_secs(), Instant::now());
+        c.on_frame(
+            &encode_bloc(std::slice::from_ref(&first)),
+            now_secs(),
+            Instant::now(),
+        );
         assert!(matches!(c.next_event(), Some(SessionEvent::Bloc(_))));
         assert_eq!(c.tree().chain().len(), 1);
         c.on_frame(&at(0), now_secs(), Instant::now());

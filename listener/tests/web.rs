@@ -415,23 +415,9 @@ async fn the_web_view_shows_the_tree_the_pool_and_the_log_and_follows_changes() 
 /// says "skipped".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_a_real_browser_the_page_draws_the_tree_and_the_pool() {
-    let browser = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".to_owned());
-    let present = std::process::Command::new(&browser)
-        .arg("--version")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !present {
-        // In CI the browser is installed by .ci/run: its absence is a
-        // failure there, not a reason to skip.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but there is no {browser} to draw the page"
-        );
-        println!("skipped: no {browser} to draw the page");
+    let Some(browser) = toycoin_tests::browser::Browser::find("draw the page") else {
         return;
-    }
+    };
     let (relay, mut listener, addr) = view().await;
     let mut publisher = RelayClient::connect(relay.addr, DEFAULT_TOPIC)
         .await
@@ -455,47 +441,15 @@ async fn in_a_real_browser_the_page_draws_the_tree_and_the_pool() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let profile = std::env::temp_dir().join(format!("toycoin-web-test-{}", std::process::id()));
-    // Headless Chromium on the page with `what` (--dump-dom, --screenshot).
-    let chromium = |what: Vec<String>| {
-        let mut c = tokio::process::Command::new(&browser);
-        c.args(["--headless", "--no-sandbox", "--disable-gpu"])
-            .args(["--disable-dev-shm-usage", "--timeout=3000"])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .args(what)
-            .arg(format!("http://{addr}/"))
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true);
-        c
-    };
-    let dom = tokio::time::timeout(
-        Duration::from_secs(90),
-        chromium(vec!["--dump-dom".into()]).output(),
-    )
-    .await
-    .expect("chromium finished")
-    .unwrap();
+    let url = format!("http://{addr}/");
+    let dom = browser.dom(&url).await;
     // And a picture of it, for people: target/web-view-test.png.
     let png = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/web-view-test.png");
-    let shot = tokio::time::timeout(
-        Duration::from_secs(90),
-        chromium(vec![
-            "--hide-scrollbars".into(),
-            "--window-size=1600,1000".into(),
-            format!("--screenshot={}", png.display()),
-        ])
-        .output(),
-    )
-    .await
-    .expect("chromium finished")
-    .unwrap();
     assert!(
-        shot.status.success() && png.exists(),
+        browser.screenshot(&url, &png).await,
         "no screenshot at {}",
         png.display()
     );
-    let _ = std::fs::remove_dir_all(&profile);
-    let dom = String::from_utf8_lossy(&dom.stdout);
     // As many boxes as the snapshot has blocks.
     let (_, body) = get(addr, "/api/snapshot").await;
     let snap: Value = serde_json::from_str(&body).unwrap();
@@ -508,6 +462,8 @@ async fn in_a_real_browser_the_page_draws_the_tree_and_the_pool() {
     assert_eq!(dom.matches("class=\"blk best\"").count(), 3, "{dom}");
     assert_eq!(dom.matches("class=\"blk stale\"").count(), 1, "{dom}");
     assert!(dom.contains("<b id=\"height\">2</b>"), "{dom}");
+    // A live class: no replay's timeline.
+    assert!(dom.contains("<div id=\"timeline\" hidden"), "{dom}");
     let code = toycoin_tests::keys::network(5.0).join_code();
     assert!(
         dom.contains(&format!("<b id=\"join-code\">{code}</b>")),

@@ -1,7 +1,9 @@
 //! Helpers shared by the workspace-level integration tests: where the
-//! fixtures are, loading them, running the binaries ([`program`]), and
-//! asking the web view for a page ([`http`]).
+//! fixtures are, loading them, running the binaries ([`program`]),
+//! asking the web view for a page ([`http`]) and looking at it in a
+//! browser ([`browser`]).
 
+pub mod browser;
 pub mod http;
 pub mod keys;
 pub mod program;

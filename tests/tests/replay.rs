@@ -210,6 +210,21 @@ async fn a_replayed_class_gives_the_listener_the_same_verdicts() {
         }
     };
     shows(late, 0).await;
+    // In a browser, the page shows the replay's timeline by itself.
+    if let Some(browser) = toycoin_tests::browser::Browser::find("draw the timeline") {
+        let dom = browser.dom(&format!("http://{web}/")).await;
+        assert!(
+            dom.contains("<div id=\"timeline\" title=")
+                && !dom.contains("<div id=\"timeline\" hidden"),
+            "{dom}"
+        );
+        let shown = format!(
+            "<span id=\"replay-at\">{:.1} s of {:.1} s, at its end</span>",
+            moment(late),
+            moment(late)
+        );
+        assert!(dom.contains(&shown), "{shown} in {dom}");
+    }
     // Paused (a replay playing on after a seek would reach the end at
     // once, at this speed), then sought back.
     let (status, said) = toycoin_tests::http::post(&web, "/api/control/hold", WAIT).await;

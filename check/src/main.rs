@@ -1,0 +1,92 @@
+//! `toycoin-check`: grades a student's own node against the protocol.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use toycoin_check::{check_node, Options};
+use toycoin_common::network::ProfileKind;
+
+/// Grades a program against the toycoin protocol: starts it against a
+/// relay of the checker's own, plays the rest of the class, and says
+/// check by check what it did.
+#[derive(Debug, Parser)]
+#[command(name = "toycoin-check", version)]
+struct Args {
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Rules {
+    /// Ours (the default).
+    Steady,
+    /// The original's, flaws included: its known flaws are reported as
+    /// such, not as failures.
+    Toycoin,
+}
+
+#[derive(Debug, Subcommand)]
+enum Role {
+    /// A full node: it mines, takes transactions, follows the best chain.
+    ///
+    /// Example: toycoin-check node -- python3 node.py --host {host} --port {port}
+    Node {
+        /// Which rules the network follows.
+        #[arg(long, value_enum, default_value_t = Rules::Steady)]
+        profile: Rules,
+        /// The steady network's target seconds between blocks.
+        #[arg(long, default_value_t = 2.0)]
+        target: f64,
+        /// Longest wait, in seconds, for each thing the program should do
+        /// (its next block, an answer).
+        #[arg(long, default_value_t = 60.0)]
+        patience: f64,
+        /// The report as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// The program and its arguments; {host}, {port} and {network}
+        /// (the network's file) are filled in.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    toycoin_common::signal::end_quietly_on_broken_pipe();
+    let Role::Node {
+        profile,
+        target,
+        patience,
+        json,
+        command,
+    } = Args::parse().role;
+    let mut options = Options::new(
+        match profile {
+            Rules::Steady => ProfileKind::Steady,
+            Rules::Toycoin => ProfileKind::Toycoin,
+        },
+        command,
+    );
+    options.target_secs = target.clamp(0.1, 3600.0);
+    options.patience = Duration::from_secs_f64(patience.clamp(1.0, 3600.0));
+    match check_node(options).await {
+        Err(e) => {
+            eprintln!("toycoin-check: {e}");
+            ExitCode::from(2)
+        }
+        Ok(report) => {
+            if json {
+                println!("{}", report.json());
+            } else {
+                print!("{}", report.text());
+            }
+            if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

@@ -1,0 +1,1056 @@
+//! The checks of a node, in the order they run. Each builds on the one
+//! before (a transfer needs the coins of the blocks the program took
+//! from us), so when the program ends or floods, the checks left are
+//! skipped.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::rngs::OsRng;
+use tokio::time::Instant;
+use toycoin_common::block::Block;
+use toycoin_common::chain::{now_secs, Chain};
+use toycoin_common::hash::{BlockHash, Txid};
+use toycoin_common::message::{encode_getb, encode_txn, GetBlocks};
+use toycoin_common::network::Network;
+use toycoin_common::pow::{CancelToken, MineOutcome, Miner, MiningJob};
+use toycoin_common::profile::{Profile, ProfileKind};
+use toycoin_common::transaction::{Address, Token, Transaction};
+use toycoin_common::wallet::Wallet;
+
+use crate::peer::{Peer, Waited};
+use crate::program::{fill, Program};
+use crate::report::{Check, Report, Verdict};
+
+/// How a node is checked.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The rules: the original's (`toycoin`) or ours (`steady`).
+    pub profile: ProfileKind,
+    /// The steady network's target seconds between blocks.
+    pub target_secs: f64,
+    /// Longest wait for the program's next block, and for each thing it
+    /// should do.
+    pub patience: Duration,
+    /// The program and its arguments (`{host}`, `{port}`, `{network}`
+    /// filled in).
+    pub command: Vec<String>,
+}
+
+impl Options {
+    pub fn new(profile: ProfileKind, command: Vec<String>) -> Options {
+        Options {
+            profile,
+            target_secs: 2.0,
+            patience: Duration::from_secs(60),
+            command,
+        }
+    }
+}
+
+/// The checks, in order, for each profile.
+pub fn check_names(profile: ProfileKind) -> Vec<&'static str> {
+    let mut names = vec![
+        "subscribes",
+        "mines",
+        "survives-junk-frames",
+        "builds-on-our-blocks",
+        "takes-a-transfer",
+        "refuses-a-forged-signature",
+        "refuses-an-overspend",
+        "refuses-a-double-spend",
+        "refuses-a-mint",
+        "adopts-a-longer-chain",
+        "puts-back-abandoned-transfers",
+        "refuses-an-invalid-chain",
+    ];
+    if profile == ProfileKind::Steady {
+        names.extend(["answers-getb", "asks-getb-for-a-missing-parent"]);
+    }
+    names
+}
+
+/// How often the checker sends an orphan again while waiting for the
+/// program to ask for its parent.
+pub const ORPHAN_AGAIN: Duration = Duration::from_secs(2);
+
+/// Why the checks stopped early.
+struct Stop(String);
+
+/// A run of the checks.
+struct Run {
+    peer: Peer,
+    program: Program,
+    relay: toycoin_relay::Relay,
+    wallet: Wallet,
+    options: Options,
+    report: Report,
+    /// The transfer the program took.
+    taken: Option<Txid>,
+    /// Coinbase transactions sent to keep a toycoin node mining.
+    fuelled: i64,
+}
+
+/// Blocks the checker mined on a chain.
+struct Branch {
+    /// The chain they start from.
+    base: Chain,
+    /// The chain with them, while every one is valid.
+    chain: Option<Chain>,
+    blocks: Vec<Block>,
+}
+
+impl Branch {
+    fn len(&self) -> usize {
+        self.base.len() + self.blocks.len()
+    }
+
+    fn work(&self) -> u128 {
+        self.chain.as_ref().map_or(0, Chain::total_work)
+    }
+
+    fn tip(&self) -> BlockHash {
+        self.blocks
+            .last()
+            .map_or_else(|| self.base.tip_hash(), |b| b.header.this_hash)
+    }
+}
+
+/// Starts the relay and the program and runs every check.
+pub async fn check_node(options: Options) -> Result<Report, String> {
+    let dir = std::env::temp_dir().join(format!(
+        "toycoin-check-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let result = run_in(&dir, options).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn run_in(dir: &std::path::Path, options: Options) -> Result<Report, String> {
+    let mint = Wallet::random().map_err(|e| e.to_string())?;
+    let network = match options.profile {
+        ProfileKind::Steady => Network::steady(options.target_secs, Some(mint.address().clone())),
+        ProfileKind::Toycoin => Network::toycoin(),
+    };
+    let network_file: PathBuf = dir.join("network.json");
+    network.save(&network_file)?;
+    let listener = toycoin_relay::bind(("127.0.0.1", 0))
+        .await
+        .map_err(|e| format!("cannot listen on loopback: {e}"))?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let relay = toycoin_relay::Relay::new(toycoin_relay::RelayConfig {
+        network: Some(network.clone()),
+        summary_interval: None,
+        ..toycoin_relay::RelayConfig::default()
+    });
+    let (stop_relay, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = {
+        let relay = relay.clone();
+        tokio::spawn(async move {
+            let _ = relay
+                .run(listener, async {
+                    let _ = stopped.await;
+                })
+                .await;
+        })
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let peer = Peer::connect(&addr, network.profile()).await?;
+    let args = fill(
+        &options.command,
+        "127.0.0.1",
+        port,
+        &network_file.display().to_string(),
+    );
+    let program = Program::start(&args)?;
+    let mut run = Run {
+        peer,
+        program,
+        relay,
+        wallet: Wallet::random().map_err(|e| e.to_string())?,
+        report: Report {
+            profile: options.profile.name().to_owned(),
+            program: args.join(" "),
+            ..Report::default()
+        },
+        options,
+        taken: None,
+        fuelled: 0,
+    };
+    if let Err(Stop(why)) = run.all().await {
+        let done = run.report.checks.len();
+        for name in check_names(run.options.profile).into_iter().skip(done) {
+            run.report.checks.push(Check {
+                name,
+                sent: "nothing".into(),
+                expected: "-".into(),
+                did: format!("not run: {why}"),
+                verdict: Verdict::Skipped,
+                hint: String::new(),
+            });
+        }
+    }
+    if !run.report.passed() {
+        run.report.output_tail = run.program.tail();
+    }
+    run.program.stop().await;
+    let _ = stop_relay.send(());
+    let _ = serving.await;
+    Ok(run.report)
+}
+
+impl Run {
+    fn toycoin(&self) -> bool {
+        self.options.profile == ProfileKind::Toycoin
+    }
+
+    fn profile(&self) -> Profile {
+        self.peer.profile
+    }
+
+    /// Under toycoin, two coinbase transactions for the program's next
+    /// block: the original mines only when transactions are pending (two
+    /// or more), and coinbases are its way to make coins.
+    async fn fuel(&mut self) -> Result<(), Stop> {
+        if !self.toycoin() {
+            return Ok(());
+        }
+        for _ in 0..2 {
+            self.fuelled += 1;
+            let me = self.wallet.address().clone();
+            let coinbase = Transaction::coinbase(me, 10_000 + self.fuelled);
+            self.peer
+                .send(&encode_txn(&[], &coinbase))
+                .await
+                .map_err(Stop)?;
+        }
+        Ok(())
+    }
+
+    /// Blocks a branch must have at least to be worth sending: toycoin's
+    /// few cheap heights (from height 8 a block needs 2^32 hashes) are
+    /// spent sparingly.
+    fn at_least(&self, steady: usize) -> usize {
+        if self.toycoin() {
+            steady.saturating_sub(1).max(1)
+        } else {
+            steady
+        }
+    }
+
+    fn record(
+        &mut self,
+        name: &'static str,
+        sent: impl Into<String>,
+        expected: impl Into<String>,
+        did: impl Into<String>,
+        verdict: Verdict,
+        hint: impl Into<String>,
+    ) {
+        let hint = if verdict == Verdict::Pass {
+            String::new()
+        } else {
+            hint.into()
+        };
+        self.report.checks.push(Check {
+            name,
+            sent: sent.into(),
+            expected: expected.into(),
+            did: did.into(),
+            verdict,
+            hint,
+        });
+    }
+
+    /// A wait's end that stops the run (the program ended or flooded):
+    /// recorded as this check's failure.
+    fn stopped(
+        &mut self,
+        name: &'static str,
+        sent: &str,
+        expected: &str,
+        waited: &Waited,
+    ) -> Result<(), Stop> {
+        let why = match waited {
+            Waited::Exited(status) => format!("the program ended ({status})"),
+            Waited::Flooded(bytes) => format!(
+                "the program sent {bytes} bytes, more than {} KB a second: a flood",
+                crate::peer::FLOOD_BYTES_PER_SEC / 1024
+            ),
+            Waited::Done | Waited::TimedOut => return Ok(()),
+        };
+        let hint = match waited {
+            Waited::Exited(_) => "its last lines are below: a frame it could not take should be refused with a reason, not end it",
+            _ => "send each message once; answer a request once",
+        };
+        self.record(name, sent, expected, why.clone(), Verdict::Fail, hint);
+        Err(Stop(why))
+    }
+
+    async fn all(&mut self) -> Result<(), Stop> {
+        self.subscribes().await?;
+        self.mines().await?;
+        // Early, where toycoin's blocks are cheap; the checks after it
+        // show the program whole.
+        self.survives_junk().await?;
+        self.builds_on_ours().await?;
+        self.transfers().await?;
+        self.adopts_and_puts_back().await?;
+        self.refuses_invalid_chain().await?;
+        if !self.toycoin() {
+            self.answers_getb().await?;
+            self.asks_getb().await?;
+        }
+        Ok(())
+    }
+
+    async fn subscribes(&mut self) -> Result<(), Stop> {
+        let name = "subscribes";
+        let expected = format!(
+            "it connects to the relay and subscribes to {} within {} s",
+            toycoin_common::relay::DEFAULT_TOPIC,
+            self.options.patience.as_secs()
+        );
+        let deadline = Instant::now() + self.options.patience;
+        // The checker's own client is one subscription.
+        while self.relay.subscriptions() < 2 {
+            if let Some(status) = self.program.ended() {
+                let waited = Waited::Exited(status);
+                return self.stopped(name, "nothing", &expected, &waited);
+            }
+            if Instant::now() >= deadline {
+                let why = "no subscription".to_string();
+                self.record(
+                    name,
+                    "nothing",
+                    expected,
+                    why.clone(),
+                    Verdict::Fail,
+                    "connect to {host}:{port}, send the topic as the first frame (4-byte length, then the bytes)",
+                );
+                return Err(Stop(why));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.record(name, "nothing", expected, "subscribed", Verdict::Pass, "");
+        Ok(())
+    }
+
+    async fn mines(&mut self) -> Result<(), Stop> {
+        let name = "mines";
+        let expected = format!(
+            "within {} s a BLOC with a block that passes the {} rules",
+            self.options.patience.as_secs(),
+            self.options.profile
+        );
+        self.peer.count_from_now();
+        self.fuel().await?;
+        let sent = if self.toycoin() {
+            "two coinbase TXNs (a toycoin node mines only pending transactions)"
+        } else {
+            "nothing"
+        };
+        let waited = self
+            .peer
+            .wait(&mut self.program, self.options.patience, |p| {
+                !p.valid_theirs_since(0).is_empty() || !p.refused.is_empty()
+            })
+            .await;
+        self.stopped(name, sent, &expected, &waited)?;
+        if let Some(why) = self.peer.refused.first().cloned() {
+            self.record(
+                name,
+                sent,
+                expected,
+                format!("its BLOC was refused: {why}"),
+                Verdict::Fail,
+                "hash the header as docs/toycoin-wire-format.md says, and meet the required zero bits",
+            );
+            return Err(Stop("its first block was invalid".into()));
+        }
+        match self.peer.valid_theirs_since(0).first() {
+            Some(hash) => {
+                let height = self.peer.chain().height_of(hash).unwrap_or(0);
+                self.record(
+                    name,
+                    sent,
+                    expected,
+                    format!("mined block {height} ({})", hash.short()),
+                    Verdict::Pass,
+                    "",
+                );
+                Ok(())
+            }
+            None => {
+                self.record(
+                    name,
+                    sent,
+                    expected,
+                    "no block",
+                    Verdict::Fail,
+                    "mine on the tip: hash headers until one has the required zero bits, then publish it in a BLOC",
+                );
+                Err(Stop("it mined nothing".into()))
+            }
+        }
+    }
+
+    /// Mines a branch from block `fork` of our view's best chain (the
+    /// first block holding `extra`, valid or not), one block at a time,
+    /// taking in the program's frames between blocks, until it has at
+    /// least `least` blocks and more work than our view's best chain (the
+    /// program's, as it grows meanwhile): a branch the program should
+    /// switch to, were it valid. Err when the program outpaces the
+    /// checker for [`Options::patience`].
+    async fn outgrow(
+        &mut self,
+        name: &'static str,
+        fork: usize,
+        extra: Vec<Transaction>,
+        least: usize,
+    ) -> Result<Branch, Stop> {
+        let base = self.chain_to(fork);
+        let mut branch = Branch {
+            base: base.clone(),
+            chain: Some(base),
+            blocks: Vec::new(),
+        };
+        let mut extra = Some(extra);
+        let deadline = Instant::now() + self.options.patience * 2;
+        loop {
+            let waited = self
+                .peer
+                .wait(&mut self.program, Duration::from_millis(1), |_| false)
+                .await;
+            self.stopped(name, "-", "-", &waited)?;
+            let best = self.peer.chain();
+            let longer = branch.len() > best.len();
+            let heavier = branch.work() > best.total_work();
+            if branch.blocks.len() >= least && longer && (heavier || branch.chain.is_none()) {
+                return Ok(branch);
+            }
+            if Instant::now() >= deadline {
+                return Err(Stop(
+                    "the program mines faster than the checker can outgrow it: give it fewer threads"
+                        .into(),
+                ));
+            }
+            branch = self
+                .mine_one(branch, extra.take().unwrap_or_default())
+                .await?;
+        }
+    }
+
+    /// `branch` and one block more, holding `extra` (unchecked).
+    async fn mine_one(&self, branch: Branch, extra: Vec<Transaction>) -> Result<Branch, Stop> {
+        let me = self.wallet.address().clone();
+        let toycoin = self.toycoin();
+        tokio::task::spawn_blocking(move || {
+            let mut branch = branch;
+            let (txns, job) = match (&branch.chain, branch.blocks.last()) {
+                (Some(c), _) => {
+                    let mut txns = c.block_txns(&me, Vec::new());
+                    if toycoin {
+                        // The original pays no reward: coins come from a
+                        // coinbase, a new amount each height.
+                        txns.push(Transaction::coinbase(me.clone(), 100 + c.len() as i64));
+                    }
+                    txns.extend(extra);
+                    let job = c.mining_job(&txns, now_secs());
+                    (txns, job)
+                }
+                // On an invalid block: as many zero bits as it had.
+                (None, Some(last)) => {
+                    let height = (branch.base.len() + branch.blocks.len()) as i64;
+                    let txns = vec![Transaction::coinbase(me.clone(), 100 + height)];
+                    let hashes: Vec<Txid> = txns.iter().map(Transaction::hash).collect();
+                    let job = toycoin_common::merkle::merkle_root(&hashes).map(|root| MiningJob {
+                        timestamp: now_secs(),
+                        previous_hash: last.header.this_hash,
+                        merkle_root: root,
+                        required_bits: branch.base.next_required_bits(),
+                    });
+                    (txns, job)
+                }
+                (None, None) => (Vec::new(), None),
+            };
+            let job = job.ok_or_else(|| Stop("the checker has no block to mine".into()))?;
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let MineOutcome::Found(header) =
+                Miner::new(threads).mine(&job, &CancelToken::new()).outcome
+            else {
+                return Err(Stop("the checker's mining stopped".into()));
+            };
+            let block = Block {
+                header: *header,
+                txns,
+            };
+            if let Some(c) = branch.chain.as_mut() {
+                if c.push(block.clone(), now_secs()).is_err() {
+                    branch.chain = None;
+                }
+            }
+            branch.blocks.push(block);
+            Ok(branch)
+        })
+        .await
+        .map_err(|e| Stop(format!("the checker's miner failed: {e}")))?
+    }
+
+    /// The best chain of our view cut to its first `len` blocks.
+    fn chain_to(&self, len: usize) -> Chain {
+        let now = now_secs();
+        Chain::from_blocks(
+            self.profile(),
+            self.peer.chain().blocks().take(len).cloned(),
+            now,
+        )
+        .unwrap_or_else(|_| Chain::new(self.profile()))
+    }
+
+    /// Sends our new `blocks` on `base` (the whole chain under toycoin).
+    async fn announce(&mut self, blocks: &[Block], base: &Chain) -> Result<(), Stop> {
+        let whole: Vec<Block> = base
+            .blocks()
+            .cloned()
+            .chain(blocks.iter().cloned())
+            .collect();
+        self.peer.announce(blocks, &whole).await.map_err(Stop)
+    }
+
+    /// Waits for a valid block of the program's, new since `from`, that
+    /// `pred` likes.
+    async fn their_block(
+        &mut self,
+        from: usize,
+        timeout: Duration,
+        pred: impl Fn(&Peer, &BlockHash) -> bool,
+    ) -> (Waited, Option<BlockHash>) {
+        let waited = self
+            .peer
+            .wait(&mut self.program, timeout, |p| {
+                p.valid_theirs_since(from).iter().any(|h| pred(p, h))
+            })
+            .await;
+        let found = self
+            .peer
+            .valid_theirs_since(from)
+            .into_iter()
+            .find(|h| pred(&self.peer, h));
+        (waited, found)
+    }
+
+    async fn builds_on_ours(&mut self) -> Result<(), Stop> {
+        let name = "builds-on-our-blocks";
+        let tip_len = self.peer.chain().len();
+        let least = self.at_least(2);
+        let branch = self.outgrow(name, tip_len, Vec::new(), least).await?;
+        let tip = branch.tip();
+        let sent = format!(
+            "a BLOC of {} blocks on its tip, from block {}: more work than its chain",
+            branch.blocks.len(),
+            tip_len
+        );
+        let expected =
+            "its next block builds on ours (it decoded the BLOC and took the longer chain)";
+        let from = self.peer.theirs.len();
+        self.announce(&branch.blocks, &branch.base).await?;
+        self.fuel().await?;
+        let (waited, found) = self
+            .their_block(from, self.options.patience, |p, h| p.descends(h, &tip))
+            .await;
+        self.stopped(name, &sent, expected, &waited)?;
+        match found {
+            Some(h) => {
+                let did = format!("mined block {} on ours", h.short());
+                self.record(name, sent, expected, did, Verdict::Pass, "");
+                Ok(())
+            }
+            None => {
+                let mined = self.peer.valid_theirs_since(from).len();
+                self.record(
+                    name,
+                    sent,
+                    expected,
+                    format!("{mined} blocks of its own since, none on ours"),
+                    Verdict::Fail,
+                    "decode each BLOC, check its blocks, and mine on the longer (in steady: heavier) chain",
+                );
+                Err(Stop("it does not build on others' blocks".into()))
+            }
+        }
+    }
+
+    /// A transfer of `token` to `to` for `value`, with the rest as change.
+    fn pay(
+        &self,
+        token: &Token,
+        to: &Address,
+        value: i64,
+    ) -> Result<(Vec<Token>, Transaction), Stop> {
+        self.wallet
+            .transfer(
+                &mut OsRng,
+                to,
+                value,
+                vec![token.clone()],
+                self.profile().signing(),
+            )
+            .map(|t| (t.tokens, t.txn))
+            .map_err(|e| Stop(format!("the checker could not sign: {e}")))
+    }
+
+    async fn transfers(&mut self) -> Result<(), Stop> {
+        let me = self.wallet.address().clone();
+        let mut tokens = self.peer.chain().ledger().unspent(&me);
+        tokens.sort_by_key(|t| std::cmp::Reverse(t.value));
+        if tokens.len() < 2 {
+            return Err(Stop(format!(
+                "the checker has {} coins of its blocks to spend, not 2",
+                tokens.len()
+            )));
+        }
+        let (a, b) = (tokens[0].clone(), tokens[1].clone());
+        let bob = Wallet::random().map_err(|e| Stop(e.to_string()))?;
+        let carol = Wallet::random().map_err(|e| Stop(e.to_string()))?;
+        let (t_valid, valid) = self.pay(&a, bob.address(), a.value / 2)?;
+        let (t_double, double) = self.pay(&a, carol.address(), a.value / 3)?;
+        let (t_forged, mut forged) = self.pay(&b, bob.address(), 1)?;
+        if let Some(byte) = forged.sender_signature.first().copied() {
+            let mut sig = forged.sender_signature.to_vec();
+            sig[0] = byte ^ 0xff;
+            forged.sender_signature = Bytes::from(sig);
+        }
+        let mut inflated = b.clone();
+        inflated.value = b.value.saturating_add(1_000);
+        let (_, overspend) = self.pay(&inflated, carol.address(), b.value.saturating_add(500))?;
+        let mint = Transaction::coinbase(me.clone(), 1_000);
+        let sends: [(&[Token], &Transaction); 5] = [
+            (&t_forged, &forged),
+            (std::slice::from_ref(&b), &overspend),
+            (&[], &mint),
+            (&t_valid, &valid),
+            (&t_double, &double),
+        ];
+        for (tokens, txn) in sends {
+            self.peer
+                .send(&encode_txn(tokens, txn))
+                .await
+                .map_err(Stop)?;
+        }
+        let (valid_id, double_id) = (valid.hash(), double.hash());
+        let name = "takes-a-transfer";
+        let sent = format!(
+            "a TXN paying {} of its block's {} coins to another wallet (txn {})",
+            valid.receiver_value,
+            a.value,
+            valid_id.short()
+        );
+        let expected =
+            "a block of its holds it (or the double spend of it sent after it, but not both)";
+        let from = self.peer.theirs.len();
+        let waited = self
+            .peer
+            .wait(&mut self.program, self.options.patience * 2, |p| {
+                p.they_mined(&valid_id) || p.they_mined(&double_id)
+            })
+            .await;
+        self.stopped(name, &sent, expected, &waited)?;
+        let taken = if self.peer.they_mined(&valid_id) {
+            Some(valid_id)
+        } else if self.peer.they_mined(&double_id) {
+            Some(double_id)
+        } else {
+            None
+        };
+        let Some(taken_id) = taken else {
+            self.record(
+                name,
+                sent,
+                expected,
+                format!(
+                    "{} blocks of its own since, without it",
+                    self.peer.valid_theirs_since(from).len()
+                ),
+                Verdict::Fail,
+                "decode each TXN, check it against the chain, keep it pending and put it in the next block you mine",
+            );
+            return Err(Stop("it takes no transfer".into()));
+        };
+        self.record(
+            name,
+            sent,
+            expected,
+            format!("mined it (txn {})", taken_id.short()),
+            Verdict::Pass,
+            "",
+        );
+        self.taken = Some(taken_id);
+        // One block more for the bad ones to show up in, if they would (a
+        // toycoin node put every pending one it took in that block).
+        if !self.toycoin() {
+            let now_from = self.peer.theirs.len();
+            let (waited, _) = self
+                .their_block(now_from, self.options.patience, |_, _| true)
+                .await;
+            self.stopped(
+                "refuses-a-forged-signature",
+                "-",
+                "one block more after the transfer",
+                &waited,
+            )?;
+        }
+        let refusals = [
+            (
+                "refuses-a-forged-signature",
+                forged.hash(),
+                "a TXN spending its other coins with the sender's signature altered",
+                "no block of its holds it (the signature does not verify)",
+                "verify both signatures with the sender's key (RSA-PSS, SHA-512) before taking a transaction",
+                false,
+            ),
+            (
+                "refuses-an-overspend",
+                overspend.hash(),
+                "a TXN claiming its coin is worth 1,000 more than it is, paying out more than it holds",
+                "no block of its holds it (its inputs do not add up to its outputs)",
+                "look up each input in the chain: its value, not the one the TXN claims, must equal receiver_value + sender_change",
+                false,
+            ),
+            (
+                "refuses-a-mint",
+                mint.hash(),
+                "a TXN from COINBASE paying the checker 1,000 coins, outside any block",
+                "no block of its holds it (coins come only from a block's reward or the network's mint)",
+                "refuse a coinbase unless it is a block's own reward",
+                true,
+            ),
+        ];
+        for (name, txid, sent, expected, hint, flaw) in refusals {
+            let took = self.peer.they_took(&txid);
+            let (verdict, did) = match (took, flaw && self.toycoin()) {
+                (false, _) => (Verdict::Pass, "refused it".to_string()),
+                (true, true) => (
+                    Verdict::KnownFlaw,
+                    "mined it, as the original does (steady refuses it)".to_string(),
+                ),
+                (true, false) => (Verdict::Fail, "mined it".to_string()),
+            };
+            self.record(name, sent, expected, did, verdict, hint);
+        }
+        let both = self.peer.they_took(&valid_id) && self.peer.they_took(&double_id);
+        self.record(
+            "refuses-a-double-spend",
+            format!(
+                "a second TXN spending the same coin to a third wallet (txn {})",
+                double_id.short()
+            ),
+            "blocks of its hold one of the two, never both",
+            if both {
+                "mined both".to_string()
+            } else {
+                "mined one".to_string()
+            },
+            if both { Verdict::Fail } else { Verdict::Pass },
+            "a coin an earlier transaction spent (in the chain, or pending) cannot be spent again",
+        );
+        Ok(())
+    }
+
+    async fn adopts_and_puts_back(&mut self) -> Result<(), Stop> {
+        let name = "adopts-a-longer-chain";
+        let Some(taken_id) = self.taken else {
+            return Err(Stop("no transfer was taken".into()));
+        };
+        // Fork just before the block holding the transfer, and outgrow
+        // the program's chain from there by two.
+        let chain = self.peer.chain().clone();
+        let holder = chain
+            .blocks()
+            .position(|b| b.txns.iter().any(|t| t.hash() == taken_id));
+        let Some(holder) = holder else {
+            return Err(Stop("the transfer is not on the best chain".into()));
+        };
+        let branch = self.outgrow(name, holder, Vec::new(), 2).await?;
+        let tip = branch.tip();
+        let sent = format!(
+            "a branch of {} blocks from block {holder}, with more work than its chain, without the block holding its transfer {}",
+            branch.blocks.len(),
+            taken_id.short()
+        );
+        let expected = "its next block builds on our branch";
+        let from = self.peer.theirs.len();
+        self.announce(&branch.blocks, &branch.base).await?;
+        // A toycoin node that put the abandoned block's two transactions
+        // back mines them at once; one that did not has nothing to mine
+        // until fuelled.
+        let (mut waited, mut found) = self
+            .their_block(from, self.options.patience, |p, h| p.descends(h, &tip))
+            .await;
+        if found.is_none() && self.toycoin() && waited == Waited::TimedOut {
+            self.fuel().await?;
+            (waited, found) = self
+                .their_block(from, self.options.patience, |p, h| p.descends(h, &tip))
+                .await;
+        }
+        self.stopped(name, &sent, expected, &waited)?;
+        let Some(on_ours) = found else {
+            self.record(
+                name,
+                sent,
+                expected,
+                "kept mining its own chain",
+                Verdict::Fail,
+                "switch to a chain with more work (toycoin: a longer one) when it comes, undoing your blocks after the fork",
+            );
+            return Err(Stop("it does not reorganise".into()));
+        };
+        self.record(
+            name,
+            sent,
+            expected,
+            format!("mined block {} on our branch", on_ours.short()),
+            Verdict::Pass,
+            "",
+        );
+        let name = "puts-back-abandoned-transfers";
+        let expected = "the transfer of its abandoned block is mined again, on our branch";
+        let waited = self
+            .peer
+            .wait(&mut self.program, self.options.patience * 2, |p| {
+                p.their_txns
+                    .get(&taken_id)
+                    .is_some_and(|bs| bs.iter().any(|b| p.view.knows(b) && p.descends(b, &tip)))
+            })
+            .await;
+        self.stopped(name, "the reorganisation above", expected, &waited)?;
+        let again = waited == Waited::Done;
+        self.record(
+            name,
+            format!(
+                "the branch above, which leaves transfer {} out",
+                taken_id.short()
+            ),
+            expected,
+            if again {
+                "mined it again".to_string()
+            } else {
+                "did not mine it again".to_string()
+            },
+            if again { Verdict::Pass } else { Verdict::Fail },
+            "when a reorganisation drops blocks, put their transactions back in the pool (those the new chain does not hold)",
+        );
+        Ok(())
+    }
+
+    async fn refuses_invalid_chain(&mut self) -> Result<(), Stop> {
+        let name = "refuses-an-invalid-chain";
+        let base = self.peer.chain().clone();
+        let me = self.wallet.address().clone();
+        // Pays out more than the checker has: a block only a node that
+        // checks its transactions refuses.
+        let mut bad = Transaction::coinbase(me, 1);
+        bad.previous_hashes = vec![Txid::from_raw_hash(toycoin_common::hash::Hash(
+            [0; toycoin_common::hash::HASH_LEN],
+        ))];
+        bad.sender = self.wallet.address().clone();
+        bad.receiver_value = 1_000_000;
+        let least = self.at_least(3);
+        let branch = self.outgrow(name, base.len(), vec![bad], least).await?;
+        let Some(first) = branch.blocks.first().map(|b| b.header.this_hash) else {
+            return Err(Stop("the checker could not mine".into()));
+        };
+        if branch.chain.is_some() {
+            return Err(Stop("the checker's invalid block came out valid".into()));
+        }
+        let sent = format!(
+            "a branch of {} blocks on its tip, longer than its chain, whose first pays 1,000,000 coins from an input that does not exist (block {})",
+            branch.blocks.len(),
+            first.short()
+        );
+        let expected = "its next block is not on that branch";
+        let from = self.peer.theirs.len();
+        self.announce(&branch.blocks, &branch.base).await?;
+        self.fuel().await?;
+        let (waited, found) = self
+            .their_block(from, self.options.patience, |_, _| true)
+            .await;
+        self.stopped(name, &sent, expected, &waited)?;
+        // A block on the invalid branch is not in our view: look at all.
+        let on_bad = self.peer.theirs[from.min(self.peer.theirs.len())..]
+            .iter()
+            .any(|h| self.peer.descends(h, &first));
+        let (verdict, did) = match (on_bad, found) {
+            (true, _) => (Verdict::Fail, "mined on it".to_string()),
+            (false, Some(h)) => (
+                Verdict::Pass,
+                format!("mined block {} on its own valid chain", h.short()),
+            ),
+            (false, None) => (
+                Verdict::Fail,
+                format!("no block in {} s", self.options.patience.as_secs()),
+            ),
+        };
+        self.record(
+            name,
+            sent,
+            expected,
+            did,
+            verdict,
+            "check every transaction of a block (inputs, values, signatures) before taking it, and refuse its descendants",
+        );
+        Ok(())
+    }
+
+    async fn survives_junk(&mut self) -> Result<(), Stop> {
+        let name = "survives-junk-frames";
+        let some_block = self.peer.chain().blocks().last().cloned();
+        let mut truncated =
+            toycoin_common::message::encode_bloc(&some_block.into_iter().collect::<Vec<_>>())
+                .to_vec();
+        truncated.truncate(truncated.len() / 2);
+        let mut oversized = b"TXN ".to_vec();
+        oversized.resize(4 * 1024 * 1024, b'A');
+        let junk: [&[u8]; 6] = [
+            b"\x00\xff\x00\xff not a message",
+            b"BLOC",
+            &truncated,
+            b"TXN {\"previous_hashes\": 7}",
+            b"BLOC[{\"header\": null}]",
+            &oversized,
+        ];
+        for frame in junk {
+            self.peer.send(frame).await.map_err(Stop)?;
+        }
+        self.fuel().await?;
+        let sent = "six bad frames: bytes that are no message, a bare tag, a BLOC cut in half, TXN and BLOC JSON of the wrong shape, and a 4 MiB TXN";
+        let expected = "it goes on: it mines its next block";
+        let from = self.peer.theirs.len();
+        let (waited, found) = self
+            .their_block(from, self.options.patience, |_, _| true)
+            .await;
+        self.stopped(name, sent, expected, &waited)?;
+        let (verdict, did) = match found {
+            Some(h) => (Verdict::Pass, format!("mined block {}", h.short())),
+            None => (
+                Verdict::Fail,
+                format!(
+                    "alive, but no block in {} s",
+                    self.options.patience.as_secs()
+                ),
+            ),
+        };
+        self.record(
+            name,
+            sent,
+            expected,
+            did,
+            verdict,
+            "refuse a frame you cannot decode (say why, once), and carry on",
+        );
+        Ok(())
+    }
+
+    async fn answers_getb(&mut self) -> Result<(), Stop> {
+        let name = "answers-getb";
+        let request = GetBlocks {
+            locator: vec![self.profile().genesis],
+            id: format!("checker-{}", rand::random::<u32>()),
+        };
+        let sent = "a GETB whose locator names only the genesis: the asker has no block";
+        let expected = "a BLOC of its chain from block 0";
+        let before = self.peer.from_genesis;
+        self.peer.send(&encode_getb(&request)).await.map_err(Stop)?;
+        let waited = self
+            .peer
+            .wait(&mut self.program, self.options.patience, |p| {
+                p.from_genesis > before
+            })
+            .await;
+        self.stopped(name, sent, expected, &waited)?;
+        let answered = waited == Waited::Done;
+        self.record(
+            name,
+            sent,
+            expected,
+            if answered {
+                "answered from block 0".to_string()
+            } else {
+                "no answer".to_string()
+            },
+            if answered { Verdict::Pass } else { Verdict::Fail },
+            "answer a GETB with the blocks of your best chain after the first locator hash you know (docs/catch-up.md)",
+        );
+        Ok(())
+    }
+
+    async fn asks_getb(&mut self) -> Result<(), Stop> {
+        let name = "asks-getb-for-a-missing-parent";
+        let tip_len = self.peer.chain().len();
+        let branch = self.outgrow(name, tip_len, Vec::new(), 2).await?;
+        let Some(child) = branch.blocks.last().cloned() else {
+            return Err(Stop("the checker could not mine".into()));
+        };
+        let sent = format!(
+            "block {} alone, the last of a branch of {} from block {tip_len} it has not seen",
+            child.header.this_hash.short(),
+            branch.blocks.len()
+        );
+        let expected = "it asks (GETB), and, given the branch, mines on it";
+        let asked_before = self.peer.their_getb;
+        let from = self.peer.theirs.len();
+        // Sent again every 2 s, as a class's next blocks would come: a node
+        // may ask at most so often.
+        let orphan = toycoin_common::message::encode_bloc(std::slice::from_ref(&child));
+        let deadline = Instant::now() + self.options.patience;
+        let mut waited = Waited::TimedOut;
+        while Instant::now() < deadline && waited == Waited::TimedOut {
+            self.peer.send(&orphan).await.map_err(Stop)?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            waited = self
+                .peer
+                .wait(&mut self.program, left.min(ORPHAN_AGAIN), |p| {
+                    p.their_getb > asked_before
+                })
+                .await;
+        }
+        self.stopped(name, &sent, expected, &waited)?;
+        if waited != Waited::Done {
+            self.record(
+                name,
+                sent,
+                expected,
+                "asked nothing",
+                Verdict::Fail,
+                "a block whose parent you lack means you missed blocks: send a GETB with your locator",
+            );
+            return Ok(());
+        }
+        self.announce(&branch.blocks, &branch.base).await?;
+        let tip = branch.tip();
+        let (waited, found) = self
+            .their_block(from, self.options.patience, |p, h| p.descends(h, &tip))
+            .await;
+        self.stopped(name, &sent, expected, &waited)?;
+        self.record(
+            name,
+            sent,
+            expected,
+            match found {
+                Some(h) => format!("asked, then mined block {} on the child", h.short()),
+                None => "asked, but did not mine on the child once it had the parent".into(),
+            },
+            if found.is_some() {
+                Verdict::Pass
+            } else {
+                Verdict::Fail
+            },
+            "keep an orphan until its parent comes, then take both",
+        );
+        Ok(())
+    }
+}

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// Lines of the program's output kept for the report.
@@ -18,6 +18,8 @@ pub const MAX_LINE: usize = 300;
 pub struct Program {
     child: Child,
     tail: Arc<Mutex<VecDeque<String>>>,
+    /// The tasks reading its output.
+    readers: Vec<tokio::task::JoinHandle<()>>,
     /// Its exit status, once it ended.
     ended: Option<String>,
 }
@@ -53,15 +55,17 @@ impl Program {
             .spawn()
             .map_err(|e| format!("cannot start {program}: {e}"))?;
         let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let mut readers = Vec::new();
         if let Some(out) = child.stdout.take() {
-            tokio::spawn(keep_lines(out, tail.clone()));
+            readers.push(tokio::spawn(keep_lines(out, tail.clone())));
         }
         if let Some(err) = child.stderr.take() {
-            tokio::spawn(keep_lines(err, tail.clone()));
+            readers.push(tokio::spawn(keep_lines(err, tail.clone())));
         }
         Ok(Program {
             child,
             tail,
+            readers,
             ended: None,
         })
     }
@@ -76,8 +80,14 @@ impl Program {
         self.ended.clone()
     }
 
-    /// Its last lines of output.
-    pub fn tail(&self) -> Vec<String> {
+    /// Its last lines of output (once it ended, all it wrote: what it
+    /// wrote last is read first, for a second at most).
+    pub async fn tail(&mut self) -> Vec<String> {
+        if self.ended().is_some() {
+            for reader in &mut self.readers {
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(1), reader).await;
+            }
+        }
         self.tail
             .lock()
             .map(|t| t.iter().cloned().collect())
@@ -135,5 +145,3 @@ async fn keep_lines(from: impl AsyncRead + Unpin, tail: Arc<Mutex<VecDeque<Strin
         }
     }
 }
-
-use tokio::io::AsyncReadExt;

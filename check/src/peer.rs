@@ -22,6 +22,8 @@ use crate::program::Program;
 /// Bytes a second the program may send on average over a check before it
 /// is called a flood (a node sends a few kilobytes a second).
 pub const FLOOD_BYTES_PER_SEC: u64 = 1024 * 1024;
+/// The shortest time the program's bytes are averaged over.
+pub const FLOOD_WINDOW: Duration = Duration::from_secs(5);
 /// Largest frame the checker reads from the program.
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
 
@@ -93,6 +95,29 @@ impl Peer {
             bytes: 0,
             counting_since: Instant::now(),
         })
+    }
+
+    /// Reads and drops what arrives for `time` (what an ended program
+    /// sent last).
+    pub async fn drain(&mut self, time: Duration) {
+        let deadline = Instant::now() + time;
+        while let Ok(Ok(Some(_))) = tokio::time::timeout_at(deadline, self.client.recv()).await {}
+    }
+
+    /// Forgets every block and what the program did: a restarted
+    /// program starts from nothing, and so does our view of it.
+    pub fn forget(&mut self) {
+        self.view = BlockTree::new(self.profile);
+        self.parents.clear();
+        self.ours.clear();
+        self.theirs.clear();
+        self.their_tip = None;
+        self.refused.clear();
+        self.from_genesis = 0;
+        self.their_getb = 0;
+        self.their_txns.clear();
+        self.undecodable = 0;
+        self.count_from_now();
     }
 
     /// Sends `payload` on the class topic.
@@ -186,7 +211,13 @@ impl Peer {
             if let Some(status) = program.ended() {
                 return Waited::Exited(status);
             }
-            let elapsed = self.counting_since.elapsed().as_secs_f64().max(1.0);
+            // Averaged over FLOOD_WINDOW at least: a burst (a whole chain
+            // answered at once) is no flood.
+            let elapsed = self
+                .counting_since
+                .elapsed()
+                .as_secs_f64()
+                .max(FLOOD_WINDOW.as_secs_f64());
             if self.bytes as f64 / elapsed > FLOOD_BYTES_PER_SEC as f64 {
                 return Waited::Flooded(self.bytes);
             }

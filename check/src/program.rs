@@ -84,7 +84,7 @@ impl Program {
     /// wrote last is read first, for a second at most).
     pub async fn tail(&mut self) -> Vec<String> {
         if self.ended().is_some() {
-            for reader in &mut self.readers {
+            for reader in std::mem::take(&mut self.readers) {
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(1), reader).await;
             }
         }
@@ -102,11 +102,17 @@ impl Program {
 
     fn kill_group(&mut self) {
         #[cfg(unix)]
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", &format!("-{pid}")])
-                .stderr(std::process::Stdio::null())
-                .status();
+        if let Some(pid) = self
+            .child
+            .id()
+            .and_then(|p| i32::try_from(p).ok())
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            // The group the program leads (it was started in a group of its
+            // own): it and whatever it started. Not procps' `kill` command:
+            // its 4.0.2 took `kill -KILL -PID` for every process we may
+            // signal, the checker and its shell included.
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
         }
     }
 }

@@ -2,6 +2,7 @@
 //! binary.
 
 mod attacks;
+mod check;
 mod demo_tmux;
 mod end_to_end;
 mod flags;

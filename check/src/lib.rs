@@ -14,12 +14,17 @@
 //!
 //! - [`program`]: the student's process;
 //! - [`peer`]: the checker's client and its view of every block;
-//! - [`node`]: the checks, in order.
+//! - [`stage`]: the checker's network and relay;
+//! - [`node`]: the checks of a node, in order;
+//! - [`client`]: the checks of a client that sends transactions.
 
+pub mod client;
 pub mod node;
 pub mod peer;
 pub mod program;
 pub mod report;
+pub mod stage;
 
+pub use client::{check_client, ClientOptions};
 pub use node::{check_node, Options};
 pub use report::{Check, Report, Verdict};

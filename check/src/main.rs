@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use toycoin_check::{check_node, Options};
+use toycoin_check::{check_client, check_node, ClientOptions, Options, Report};
 use toycoin_common::network::ProfileKind;
 
 /// Grades a program against the toycoin protocol: starts it against a
@@ -50,28 +50,80 @@ enum Role {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+    /// A client that sends transactions (a wallet, an oracle): the
+    /// checker mines its valid transactions and judges each one.
+    ///
+    /// Example: toycoin-check client -- toycoin-oracle --host {host} --port {port} --network {network} --mint-key {mint_key}
+    Client {
+        /// Which rules the network follows.
+        #[arg(long, value_enum, default_value_t = Rules::Steady)]
+        profile: Rules,
+        /// The steady network's target seconds between blocks (the
+        /// checker mines one this often).
+        #[arg(long, default_value_t = 2.0)]
+        target: f64,
+        /// Seconds to watch the program.
+        #[arg(long, default_value_t = 60.0)]
+        watch: f64,
+        /// Transactions it must send meanwhile.
+        #[arg(long, default_value_t = 3)]
+        least: usize,
+        /// The report as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// The program and its arguments; {host}, {port}, {network} and
+        /// {mint_key} (steady: the mint's key, to fund wallets as the
+        /// teacher's oracle does) are filled in.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+}
+
+fn kind(rules: Rules) -> ProfileKind {
+    match rules {
+        Rules::Steady => ProfileKind::Steady,
+        Rules::Toycoin => ProfileKind::Toycoin,
+    }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     toycoin_common::signal::end_quietly_on_broken_pipe();
-    let Role::Node {
-        profile,
-        target,
-        patience,
-        json,
-        command,
-    } = Args::parse().role;
-    let mut options = Options::new(
-        match profile {
-            Rules::Steady => ProfileKind::Steady,
-            Rules::Toycoin => ProfileKind::Toycoin,
-        },
-        command,
-    );
-    options.target_secs = target.clamp(0.1, 3600.0);
-    options.patience = Duration::from_secs_f64(patience.clamp(1.0, 3600.0));
-    match check_node(options).await {
+    let (result, json) = match Args::parse().role {
+        Role::Node {
+            profile,
+            target,
+            patience,
+            json,
+            command,
+        } => {
+            let mut options = Options::new(kind(profile), command);
+            options.target_secs = target.clamp(0.1, 3600.0);
+            options.patience = Duration::from_secs_f64(patience.clamp(1.0, 3600.0));
+            (check_node(options).await, json)
+        }
+        Role::Client {
+            profile,
+            target,
+            watch,
+            least,
+            json,
+            command,
+        } => {
+            let mut options = ClientOptions::new(kind(profile), command);
+            options.target_secs = target.clamp(0.1, 3600.0);
+            options.watch = Duration::from_secs_f64(watch.clamp(1.0, 86_400.0));
+            options.least = least;
+            (check_client(options).await, json)
+        }
+    };
+    finish(result, json)
+}
+
+/// Prints the report; the exit status: 0 when nothing failed, 1 when
+/// something did, 2 when the checker could not run.
+fn finish(result: Result<Report, String>, json: bool) -> ExitCode {
+    match result {
         Err(e) => {
             eprintln!("toycoin-check: {e}");
             ExitCode::from(2)

@@ -3,7 +3,6 @@
 //! from us), so when the program ends or floods, the checks left are
 //! skipped.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,15 +12,15 @@ use toycoin_common::block::Block;
 use toycoin_common::chain::{now_secs, Chain};
 use toycoin_common::hash::{BlockHash, Txid};
 use toycoin_common::message::{encode_getb, encode_txn, GetBlocks};
-use toycoin_common::network::Network;
 use toycoin_common::pow::{CancelToken, MineOutcome, Miner, MiningJob};
 use toycoin_common::profile::{Profile, ProfileKind};
 use toycoin_common::transaction::{Address, Token, Transaction};
 use toycoin_common::wallet::Wallet;
 
 use crate::peer::{Peer, Waited};
-use crate::program::{fill, Program};
+use crate::program::Program;
 use crate::report::{Check, Report, Verdict};
+use crate::stage::Stage;
 
 /// How a node is checked.
 #[derive(Clone, Debug)]
@@ -148,53 +147,16 @@ impl Branch {
 
 /// Starts the relay and the program and runs every check.
 pub async fn check_node(options: Options) -> Result<Report, String> {
-    let dir = std::env::temp_dir().join(format!(
-        "toycoin-check-{}-{}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let result = run_in(&dir, options).await;
-    let _ = std::fs::remove_dir_all(&dir);
+    let stage = Stage::start(options.profile, options.target_secs).await?;
+    let result = run_on(&stage, options).await;
+    stage.stop().await;
     result
 }
 
-async fn run_in(dir: &std::path::Path, options: Options) -> Result<Report, String> {
-    let mint = Wallet::random().map_err(|e| e.to_string())?;
-    let network = match options.profile {
-        ProfileKind::Steady => Network::steady(options.target_secs, Some(mint.address().clone())),
-        ProfileKind::Toycoin => Network::toycoin(),
-    };
-    let network_file: PathBuf = dir.join("network.json");
-    network.save(&network_file)?;
-    let listener = toycoin_relay::bind(("127.0.0.1", 0))
-        .await
-        .map_err(|e| format!("cannot listen on loopback: {e}"))?;
-    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-    let relay = toycoin_relay::Relay::new(toycoin_relay::RelayConfig {
-        network: Some(network.clone()),
-        summary_interval: None,
-        ..toycoin_relay::RelayConfig::default()
-    });
-    let (stop_relay, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = {
-        let relay = relay.clone();
-        tokio::spawn(async move {
-            let _ = relay
-                .run(listener, async {
-                    let _ = stopped.await;
-                })
-                .await;
-        })
-    };
-    let addr = format!("127.0.0.1:{port}");
-    let peer = Peer::connect(&addr, network.profile()).await?;
-    let args = fill(
-        &options.command,
-        "127.0.0.1",
-        port,
-        &network_file.display().to_string(),
-    );
+async fn run_on(stage: &Stage, options: Options) -> Result<Report, String> {
+    let relay = stage.relay.clone();
+    let peer = Peer::connect(&stage.addr, stage.network.profile()).await?;
+    let args = stage.fill(&options.command);
     let program = Program::start(&args)?;
     let mut run = Run {
         peer,
@@ -205,6 +167,7 @@ async fn run_in(dir: &std::path::Path, options: Options) -> Result<Report, Strin
         tail: Vec::new(),
         wallet: Wallet::random().map_err(|e| e.to_string())?,
         report: Report {
+            role: "node".into(),
             profile: options.profile.name().to_owned(),
             program: args.join(" "),
             ..Report::default()
@@ -238,8 +201,6 @@ async fn run_in(dir: &std::path::Path, options: Options) -> Result<Report, Strin
         };
     }
     run.program.stop().await;
-    let _ = stop_relay.send(());
-    let _ = serving.await;
     Ok(run.report)
 }
 

@@ -22,6 +22,8 @@ use crate::program::Program;
 /// Bytes a second the program may send on average over a check before it
 /// is called a flood (a node sends a few kilobytes a second).
 pub const FLOOD_BYTES_PER_SEC: u64 = 1024 * 1024;
+/// Transactions of the program's kept for grading.
+pub const MAX_KEPT_TXNS: usize = 10_000;
 /// The shortest time the program's bytes are averaged over.
 pub const FLOOD_WINDOW: Duration = Duration::from_secs(5);
 /// Largest frame the checker reads from the program.
@@ -68,6 +70,9 @@ pub struct Peer {
     pub their_txns: HashMap<toycoin_common::hash::Txid, Vec<BlockHash>>,
     /// Frames of the program's that are no toycoin message.
     pub undecodable: usize,
+    /// The transactions the program sent (a client's; the first
+    /// [`MAX_KEPT_TXNS`]), with the coins each spends.
+    pub their_transfers: Vec<toycoin_common::message::TxnMessage>,
     /// Bytes the program sent since the count began.
     bytes: u64,
     counting_since: Instant,
@@ -92,6 +97,7 @@ impl Peer {
             their_getb: 0,
             their_txns: HashMap::new(),
             undecodable: 0,
+            their_transfers: Vec::new(),
             bytes: 0,
             counting_since: Instant::now(),
         })
@@ -117,6 +123,7 @@ impl Peer {
         self.their_getb = 0;
         self.their_txns.clear();
         self.undecodable = 0;
+        self.their_transfers.clear();
         self.count_from_now();
     }
 
@@ -244,6 +251,9 @@ impl Peer {
         match Message::decode(&frame) {
             Ok(Message::Bloc(blocks)) => self.their_bloc(blocks),
             Ok(Message::GetBlocks(_)) => self.their_getb += 1,
+            Ok(Message::Txn(m)) if self.their_transfers.len() < MAX_KEPT_TXNS => {
+                self.their_transfers.push(m)
+            }
             Ok(_) => {}
             Err(_) => self.undecodable += 1,
         }

@@ -24,17 +24,6 @@ pub struct Program {
     ended: Option<String>,
 }
 
-/// `args` with `{host}`, `{port}` and `{network}` replaced.
-pub fn fill(args: &[String], host: &str, port: u16, network: &str) -> Vec<String> {
-    args.iter()
-        .map(|a| {
-            a.replace("{host}", host)
-                .replace("{port}", &port.to_string())
-                .replace("{network}", network)
-        })
-        .collect()
-}
-
 impl Program {
     /// Starts `args[0]` with the rest as its arguments, in a process group
     /// of its own.

@@ -48,6 +48,8 @@ pub struct Check {
 /// Every check, in the order they ran.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Report {
+    /// What was checked: `node` or `client`.
+    pub role: String,
     pub profile: String,
     pub program: String,
     pub checks: Vec<Check>,
@@ -72,8 +74,8 @@ impl Report {
     /// The report for people.
     pub fn text(&self) -> String {
         let mut out = format!(
-            "toycoin-check node, {} profile: {}\n\n",
-            self.profile, self.program
+            "toycoin-check {}, {} profile: {}\n\n",
+            self.role, self.profile, self.program
         );
         for c in &self.checks {
             out += &format!("{} {}\n", c.verdict.word(), c.name);

@@ -222,3 +222,83 @@ async fn a_program_that_crashes_hangs_or_floods_is_graded_not_waited_on() {
         "{out}"
     );
 }
+
+/// `toycoin-check client`: our oracle, both profiles side by side, sends
+/// only valid, well-signed transfers, never spends a coin twice and under
+/// toycoin only confirmed coins; the attacker's flood of forged
+/// signatures fails on them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_oracle_passes_the_client_checks_and_a_forger_does_not() {
+    use toycoin_check::{check_client, ClientOptions};
+    let oracle = binary("toycoin-oracle").display().to_string();
+    let attack = binary("toycoin-attack").display().to_string();
+    let client = |profile: ProfileKind, command: Vec<&str>, watch: u64| {
+        let mut options =
+            ClientOptions::new(profile, command.iter().map(|s| s.to_string()).collect());
+        options.target_secs = 1.0;
+        options.watch = Duration::from_secs(watch);
+        check_client(options)
+    };
+    let paced = ["--min-interval", "0.3", "--max-interval", "0.8"];
+    let mut steady = vec![
+        oracle.as_str(),
+        "--host",
+        "{host}",
+        "--port",
+        "{port}",
+        "--network",
+        "{network}",
+        "--mint-key",
+        "{mint_key}",
+    ];
+    steady.extend(paced);
+    let mut toycoin = vec![
+        oracle.as_str(),
+        "--profile",
+        "toycoin",
+        "--host",
+        "{host}",
+        "--port",
+        "{port}",
+    ];
+    toycoin.extend(paced);
+    let forger = vec![
+        attack.as_str(),
+        "flood",
+        "--count",
+        "30",
+        "--profile",
+        "toycoin",
+        "--host",
+        "{host}",
+        "--port",
+        "{port}",
+    ];
+    let (steady, toycoin, forger) = tokio::join!(
+        client(ProfileKind::Steady, steady, 15),
+        client(ProfileKind::Toycoin, toycoin, 15),
+        client(ProfileKind::Toycoin, forger, 10),
+    );
+    let (steady, toycoin, forger) = (steady.unwrap(), toycoin.unwrap(), forger.unwrap());
+    assert_eq!(steady.checks.len(), 6, "{}", steady.text());
+    assert_eq!(toycoin.checks.len(), 7, "{}", toycoin.text());
+    for report in [&steady, &toycoin] {
+        assert!(
+            report.checks.iter().all(|c| c.verdict == Verdict::Pass),
+            "{}",
+            report.text()
+        );
+    }
+    let failed: Vec<&str> = forger
+        .checks
+        .iter()
+        .filter(|c| c.verdict == Verdict::Fail)
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(
+        failed,
+        ["signs-correctly", "sends-valid-transfers"],
+        "{}",
+        forger.text()
+    );
+}

@@ -88,6 +88,21 @@ async fn a_replayed_class_gives_the_listener_the_same_verdicts() {
     oracle.max_interval = 0.2;
     oracle.confirm_timeout = 60.0;
     assert_eq!(toycoin_oracle::run(oracle).await, 0, "the class ran");
+    // Three blocks at least, so that there is a moment to seek back to
+    // with a shorter chain (the transfers may all fit in one).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while verdicts(&live)
+        .iter()
+        .filter(|v| v["type"] == "BLOC")
+        .count()
+        < 3
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "fewer than 3 blocks live"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     node.stop().await;
     assert!(relay.stop(WAIT).await.success(), "{}", relay.output());
     assert!(live.stop(WAIT).await.success());
@@ -141,6 +156,7 @@ async fn a_replayed_class_gives_the_listener_the_same_verdicts() {
     let moment = |k: usize| (blocs[k].at_us - first) as f64 / 1e6;
     let late = blocs.len() - 1;
     let early = late / 2;
+    assert!(early < late, "{} blocks", blocs.len());
     let until = format!("{:.6}", moment(late));
     let (mut seek, seek_port) = start_replay(&[
         &journal_arg,

@@ -98,7 +98,10 @@ async fn watch(stage: &Stage, options: &ClientOptions) -> Result<Report, String>
     let mut subscribed = false;
     let block_every = Duration::from_secs_f64(options.target_secs.max(0.2));
     while started.elapsed() < options.watch {
-        subscribed |= stage.relay.subscriptions() >= 2;
+        subscribed |= stage
+            .relay
+            .subscribers(toycoin_common::relay::DEFAULT_TOPIC.as_bytes())
+            >= 2;
         match peer
             .wait(&mut program, Duration::from_millis(200), |_| false)
             .await

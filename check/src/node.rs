@@ -374,7 +374,12 @@ impl Run {
         // Its connections gone (only the checker's own is left), a new
         // subscription is the new program's.
         let deadline = Instant::now() + self.options.patience;
-        while self.relay.subscriptions() > 1 && Instant::now() < deadline {
+        while self
+            .relay
+            .subscribers(toycoin_common::relay::DEFAULT_TOPIC.as_bytes())
+            > 1
+            && Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.peer.drain(Duration::from_millis(200)).await;
@@ -383,7 +388,11 @@ impl Run {
         self.taken = None;
         self.spent = None;
         let deadline = Instant::now() + self.options.patience;
-        while self.relay.subscriptions() < 2 {
+        while self
+            .relay
+            .subscribers(toycoin_common::relay::DEFAULT_TOPIC.as_bytes())
+            < 2
+        {
             if let Some(status) = self.program.ended() {
                 return Err(Stop(format!("the program ended ({status})")));
             }
@@ -420,7 +429,11 @@ impl Run {
         );
         let deadline = Instant::now() + self.options.patience;
         // The checker's own client is one subscription.
-        while self.relay.subscriptions() < 2 {
+        while self
+            .relay
+            .subscribers(toycoin_common::relay::DEFAULT_TOPIC.as_bytes())
+            < 2
+        {
             if let Some(status) = self.program.ended() {
                 let waited = Waited::Exited(status);
                 return self.stopped(name, "nothing", &expected, &waited);

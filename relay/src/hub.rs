@@ -287,6 +287,11 @@ impl Hub {
         })
     }
 
+    /// Subscribers of `topic`.
+    pub fn subscribers(&self, topic: &[u8]) -> usize {
+        self.topics().get(topic).map_or(0, Vec::len)
+    }
+
     /// Number of subscriptions, all topics together.
     pub fn subscriptions(&self) -> usize {
         self.topics().values().map(Vec::len).sum()

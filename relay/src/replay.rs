@@ -51,7 +51,8 @@ pub struct ReplayOptions {
     pub from_secs: f64,
     /// Stop this many seconds into the recording (`None`: at its end).
     pub until_secs: Option<f64>,
-    /// Subscribers to wait for before the first frame.
+    /// Subscribers of the replayed topics to wait for before the first
+    /// frame.
     pub subscribers: usize,
     /// Start paused: no frame goes until the teacher's `step` (one at a
     /// time) or `release`.
@@ -411,7 +412,10 @@ pub async fn run(
             (false, false) => " as fast as the watchers take them".into(),
         }
     );
-    while relay.subscriptions() < options.subscribers {
+    // Watchers of the class's topics: a listener's question to the relay
+    // (`$network`, whether this is a replay) is no watcher.
+    let watchers = |relay: &Relay| -> usize { topics.iter().map(|t| relay.subscribers(t)).sum() };
+    while !topics.is_empty() && watchers(&relay) < options.subscribers {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     info!(

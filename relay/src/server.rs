@@ -412,6 +412,11 @@ impl Relay {
         self.inner.hub.most_waiting(topic)
     }
 
+    /// Subscribers of `topic` now.
+    pub fn subscribers(&self, topic: &[u8]) -> usize {
+        self.inner.hub.subscribers(topic)
+    }
+
     /// Subscriptions held now, all topics together.
     pub fn subscriptions(&self) -> usize {
         self.inner.hub.subscriptions()

@@ -112,7 +112,7 @@ async fn a_sloppy_node_fails_exactly_what_it_breaks() {
         &[
             "python3", "-u", &sloppy, "--host", "{host}", "--port", "{port}",
         ],
-        15,
+        30,
     ))
     .await
     .unwrap();

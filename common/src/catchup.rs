@@ -56,6 +56,9 @@ pub struct CatchUp {
     id: String,
     requests: u64,
     last_request: Option<Instant>,
+    /// A request was wanted within [`CATCH_UP_INTERVAL`] of the last: it
+    /// goes out when the interval ends ([`CatchUp::request_due`]).
+    deferred: bool,
     /// A catch-up answer we will send: (first height, when).
     answer: Option<(usize, Instant)>,
     /// When we last answered.
@@ -97,6 +100,7 @@ impl CatchUp {
             id: id.into(),
             requests: 0,
             last_request: None,
+            deferred: false,
             answer: None,
             last_answer: None,
             max_answer_bytes: MAX_ANSWER_BYTES,
@@ -120,8 +124,10 @@ impl CatchUp {
             .last_request
             .is_some_and(|at| now.saturating_duration_since(at) < CATCH_UP_INTERVAL);
         if recent && !force {
+            self.deferred = true;
             return None;
         }
+        self.deferred = false;
         self.last_request = Some(now);
         self.requests += 1;
         Some(GetBlocks {
@@ -194,6 +200,21 @@ impl CatchUp {
     /// When the planned answer is due.
     pub fn answer_due(&self) -> Option<Instant> {
         self.answer.map(|(_, at)| at)
+    }
+
+    /// When a request held back by the interval may go out.
+    pub fn request_due(&self) -> Option<Instant> {
+        let last = self.last_request?;
+        (self.enabled && self.deferred).then(|| last + CATCH_UP_INTERVAL)
+    }
+
+    /// The request held back by the interval, if it may go out at `now`.
+    pub fn take_deferred(&mut self, tree: &BlockTree, now: Instant) -> Option<GetBlocks> {
+        if self.request_due().is_some_and(|due| now >= due) {
+            self.request(tree, false, now)
+        } else {
+            None
+        }
     }
 
     /// The planned answer, if it is due at `now`: best-chain blocks from

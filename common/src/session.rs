@@ -514,13 +514,27 @@ impl SessionCore {
         self.send_request(follow_up);
     }
 
-    /// When a planned catch-up answer is due.
-    pub fn answer_due(&self) -> Option<Instant> {
-        self.catch_up.answer_due()
+    /// When the session next has something to do: a planned catch-up
+    /// answer, or a request the interval held back.
+    pub fn timer_due(&self) -> Option<Instant> {
+        let request = if self.ask {
+            self.catch_up.request_due()
+        } else {
+            None
+        };
+        match (self.catch_up.answer_due(), request) {
+            (Some(a), Some(r)) => Some(a.min(r)),
+            (a, r) => a.or(r),
+        }
     }
 
-    /// Sends the planned catch-up answer if it is due.
+    /// Sends the planned catch-up answer, and a request the interval held
+    /// back, if they are due.
     pub fn on_timer(&mut self, now: Instant) {
+        if self.ask {
+            let request = self.catch_up.take_deferred(&self.tree, now);
+            self.send_request(request);
+        }
         if let Some(answer) = self.catch_up.take_answer(&self.tree, now) {
             if self.hand_over {
                 self.emit(SessionEvent::AnswerDue {
@@ -659,7 +673,7 @@ impl Session {
             if let Some(event) = self.core.next_event() {
                 return Some(event);
             }
-            let due = self.core.answer_due();
+            let due = self.core.timer_due();
             tokio::select! {
                 item = self.net.recv() => match item? {
                     Net::Connected(local) => {
@@ -872,6 +886,46 @@ mod tests {
         c.on_frame(&encode_bloc(&[first]), now_secs(), Instant::now());
         c.on_frame(&orphan, now_secs(), Instant::now());
         assert_eq!(c.tree().chain().tip_hash(), second_hash);
+    }
+
+    /// An orphan that comes within a second of the last request is asked
+    /// for once the second is over, not never (found by toycoin-check:
+    /// a node that had just asked ignored a block whose parent it lacked
+    /// until another block came).
+    #[test]
+    fn an_orphan_within_the_request_interval_is_asked_for_when_it_ends() {
+        use crate::chain::{now_secs, Chain};
+        let mut c = core(true);
+        let t0 = Instant::now();
+        c.on_connected("r".into(), "l".into(), t0);
+        while c.next_event().is_some() {}
+        assert!(c.take_outgoing().is_some(), "the request on connecting");
+        let profile = *c.tree().chain().profile();
+        let miner = crate::address::example(b"miner");
+        let mut chain = Chain::new(profile);
+        let first = chain.mine_next(&miner, vec![], now_secs()).unwrap();
+        chain.push(first, now_secs()).unwrap();
+        let second = chain.mine_next(&miner, vec![], now_secs()).unwrap();
+        c.on_frame(
+            &encode_bloc(&[second]),
+            now_secs(),
+            t0 + Duration::from_millis(100),
+        );
+        while c.next_event().is_some() {}
+        assert!(
+            c.take_outgoing().is_none(),
+            "too soon after the last request"
+        );
+        let due = c.timer_due().expect("a request planned");
+        assert!(due <= t0 + crate::catchup::CATCH_UP_INTERVAL, "{due:?}");
+        c.on_timer(due);
+        let request = c.take_outgoing().expect("the orphan asked for").payload;
+        assert!(request.starts_with(b"GETB"));
+        assert!(matches!(
+            c.next_event(),
+            Some(SessionEvent::Requested { .. })
+        ));
+        assert!(c.timer_due().is_none(), "asked once");
     }
 
     /// A replay's positions count only once the relay said it is a

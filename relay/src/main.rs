@@ -45,11 +45,13 @@ struct Args {
     /// frames being read. Under pressure the slowest subscribers are shed.
     #[arg(long, default_value = "256MiB")]
     memory: ByteSize,
-    /// Most messages queued for one subscriber.
-    #[arg(long, default_value_t = 65_536)]
+    /// Most messages queued for one subscriber (0: no count limit, the
+    /// default: bytes decide, each message's place counted).
+    #[arg(long, default_value_t = 0)]
     queue: usize,
-    /// Most bytes queued for one subscriber (one message of any size still
-    /// fits an empty queue).
+    /// Most bytes queued for one subscriber once the memory budget is half
+    /// used (before that, a subscriber merely behind loses nothing; one
+    /// message of any size still fits an empty queue).
     #[arg(long, default_value = "8MiB")]
     queue_bytes: ByteSize,
     /// What to do with a subscriber that falls behind: drop messages for
@@ -126,7 +128,11 @@ async fn main() {
         max_connections: args.max_connections.max(1),
         max_per_address: args.per_address.max(1),
         memory: size(args.memory),
-        queue_messages: args.queue.max(1),
+        queue_messages: if args.queue == 0 {
+            usize::MAX
+        } else {
+            args.queue
+        },
         queue_bytes: size(args.queue_bytes),
         frame_timeout: Duration::from_secs_f64(args.frame_timeout),
         slow_policy: match args.slow {

@@ -86,8 +86,31 @@ pub enum Offer {
 #[derive(Debug)]
 struct Flow {
     from: u64,
-    items: VecDeque<Arc<Payload>>,
+    items: VecDeque<Entry>,
     bytes: usize,
+}
+
+/// What one queued message costs beyond its payload (its place in the
+/// queue, the payload's header): charged to the budget for every queue
+/// that holds it, so that a flood of tiny messages is bounded in bytes
+/// like any other.
+pub const ENTRY_BYTES: usize = 64;
+
+/// A payload in one subscriber's queue, with its place charged.
+#[derive(Debug)]
+struct Entry {
+    payload: Arc<Payload>,
+    /// The budget [`ENTRY_BYTES`] are charged to (a queue without one
+    /// charges nothing).
+    charged: Option<Arc<Budget>>,
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        if let Some(budget) = &self.charged {
+            budget.release(ENTRY_BYTES, Use::Queue);
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -139,6 +162,9 @@ pub struct Queue {
     ready: Notify,
     max_messages: usize,
     max_bytes: usize,
+    /// The relay's budget: each message's place is charged to it, and
+    /// `max_bytes` holds only while it is half used or more.
+    budget: Option<Arc<Budget>>,
 }
 
 impl Queue {
@@ -151,7 +177,27 @@ impl Queue {
             ready: Notify::new(),
             max_messages: max_messages.max(1),
             max_bytes,
+            budget: None,
         }
+    }
+
+    /// As [`Queue::new`], within the relay's `budget`: a subscriber that
+    /// is merely behind loses nothing while the budget is less than half
+    /// used (its `max_bytes` holds from then on, and the slowest is shed
+    /// when the budget fills); every message's place is charged to it.
+    pub fn within(max_messages: usize, max_bytes: usize, budget: Arc<Budget>) -> Queue {
+        Queue {
+            budget: Some(budget),
+            ..Queue::new(max_messages, max_bytes)
+        }
+    }
+
+    /// Whether the budget is half used or more (always, without one): the
+    /// per-subscriber byte limit holds.
+    fn pressed(&self) -> bool {
+        self.budget
+            .as_ref()
+            .map_or(true, |b| b.used().saturating_mul(2) >= b.limit())
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -176,7 +222,7 @@ impl Queue {
         let mut displaced = 0;
         if !empty
             && (state.messages >= self.max_messages
-                || state.bytes.saturating_add(len) > self.max_bytes)
+                || (state.bytes.saturating_add(len) > self.max_bytes && self.pressed()))
         {
             match self.displace(&mut state, payload.from, len) {
                 Some(n) => displaced = n,
@@ -195,7 +241,14 @@ impl Queue {
                 &mut state.flows[last]
             }
         };
-        flow.items.push_back(payload.clone());
+        let charged = self.budget.clone();
+        if let Some(budget) = &charged {
+            budget.force_charge(ENTRY_BYTES, Use::Queue);
+        }
+        flow.items.push_back(Entry {
+            payload: payload.clone(),
+            charged,
+        });
         flow.bytes += len;
         state.messages += 1;
         state.bytes += len;
@@ -241,7 +294,7 @@ impl Queue {
                 break;
             };
             dropped += 1;
-            bytes += item.bytes.len();
+            bytes += item.payload.bytes.len();
         }
         flow.bytes -= bytes;
         if flow.items.is_empty() {
@@ -255,24 +308,27 @@ impl Queue {
     /// The next message in turn: the front flow's oldest; that flow goes
     /// to the back.
     fn next_in_turn(state: &mut State) -> Option<Arc<Payload>> {
-        let item = if state.flows.len() == 1 {
+        let entry = if state.flows.len() == 1 {
             // One publisher (the common case): no turns to take.
             let flow = state.flows.front_mut()?;
-            let item = flow.items.pop_front()?;
-            flow.bytes -= item.bytes.len();
+            let entry = flow.items.pop_front()?;
+            flow.bytes -= entry.payload.bytes.len();
             if flow.items.is_empty() {
                 state.flows.clear();
             }
-            item
+            entry
         } else {
             let mut flow = state.flows.pop_front()?;
-            let item = flow.items.pop_front()?;
-            flow.bytes -= item.bytes.len();
+            let entry = flow.items.pop_front()?;
+            flow.bytes -= entry.payload.bytes.len();
             if !flow.items.is_empty() {
                 state.flows.push_back(flow);
             }
-            item
+            entry
         };
+        // Its place is given back; the payload goes on to the writer.
+        let item = entry.payload.clone();
+        drop(entry);
         state.messages -= 1;
         state.bytes -= item.bytes.len();
         Some(item)
@@ -300,7 +356,7 @@ impl Queue {
         let front = state
             .flows
             .iter()
-            .filter_map(|f| f.items.front().map(|p| p.seq))
+            .filter_map(|f| f.items.front().map(|e| e.payload.seq))
             .min();
         let partial = state.partial.as_ref();
         Backlog {
@@ -370,7 +426,7 @@ impl Queue {
                         .flows
                         .front()
                         .and_then(|f| f.items.front())
-                        .map(|item| item.bytes.len())
+                        .map(|entry| entry.payload.bytes.len())
                     {
                         if !out.is_empty() && (out.len() >= max || taken.bytes + len > max_bytes) {
                             break;

@@ -98,10 +98,12 @@ pub struct RelayConfig {
     /// Most bytes the relay holds for all clients together: queued
     /// messages and frames being read.
     pub memory: usize,
-    /// Most messages queued for one subscriber.
+    /// Most messages queued for one subscriber (`usize::MAX` by default:
+    /// no count limit; every message's place is charged to the budget).
     pub queue_messages: usize,
-    /// Most payload bytes queued for one subscriber (one message of any
-    /// size still fits an empty queue).
+    /// Most payload bytes queued for one subscriber once the budget is
+    /// half used: before that a subscriber merely behind loses nothing
+    /// (one message of any size still fits an empty queue).
     pub queue_bytes: usize,
     /// Longest a frame in progress may go without receiving
     /// [`crate::reader::PROGRESS`] more bytes.
@@ -135,7 +137,7 @@ impl Default for RelayConfig {
             max_connections: 1024,
             max_per_address: DEFAULT_MAX_PER_ADDRESS,
             memory: DEFAULT_MEMORY,
-            queue_messages: 65_536,
+            queue_messages: usize::MAX,
             queue_bytes: DEFAULT_QUEUE_BYTES,
             frame_timeout: Duration::from_secs(10),
             slow_policy: SlowPolicy::Drop,
@@ -615,7 +617,11 @@ impl Relay {
         };
 
         self.subscribed(id, peer.ip());
-        let queue = Arc::new(Queue::new(config.queue_messages, config.queue_bytes));
+        let queue = Arc::new(Queue::within(
+            config.queue_messages,
+            config.queue_bytes,
+            self.inner.budget.clone(),
+        ));
         let kick = shutdown.child_token();
         let write = Arc::new(write);
         self.inner.hub.subscribe(

@@ -86,32 +86,16 @@ pub enum Offer {
 #[derive(Debug)]
 struct Flow {
     from: u64,
-    items: VecDeque<Entry>,
+    items: VecDeque<Arc<Payload>>,
     bytes: usize,
 }
 
 /// What one queued message costs beyond its payload (its place in the
 /// queue, the payload's header): charged to the budget for every queue
 /// that holds it, so that a flood of tiny messages is bounded in bytes
-/// like any other.
+/// like any other. Charged as a message is queued, given back as it
+/// leaves (written, displaced, shed), a batch at a time.
 pub const ENTRY_BYTES: usize = 64;
-
-/// A payload in one subscriber's queue, with its place charged.
-#[derive(Debug)]
-struct Entry {
-    payload: Arc<Payload>,
-    /// The budget [`ENTRY_BYTES`] are charged to (a queue without one
-    /// charges nothing).
-    charged: Option<Arc<Budget>>,
-}
-
-impl Drop for Entry {
-    fn drop(&mut self) {
-        if let Some(budget) = &self.charged {
-            budget.release(ENTRY_BYTES, Use::Queue);
-        }
-    }
-}
 
 #[derive(Debug, Default)]
 struct State {
@@ -192,6 +176,13 @@ impl Queue {
         }
     }
 
+    /// Gives back the places of `n` messages that left the queue.
+    fn release_places(&self, n: usize) {
+        if let (Some(budget), true) = (&self.budget, n > 0) {
+            budget.release(n * ENTRY_BYTES, Use::Queue);
+        }
+    }
+
     /// Whether the budget is half used or more (always, without one): the
     /// per-subscriber byte limit holds.
     fn pressed(&self) -> bool {
@@ -241,14 +232,10 @@ impl Queue {
                 &mut state.flows[last]
             }
         };
-        let charged = self.budget.clone();
-        if let Some(budget) = &charged {
+        if let Some(budget) = &self.budget {
             budget.force_charge(ENTRY_BYTES, Use::Queue);
         }
-        flow.items.push_back(Entry {
-            payload: payload.clone(),
-            charged,
-        });
+        flow.items.push_back(payload.clone());
         flow.bytes += len;
         state.messages += 1;
         state.bytes += len;
@@ -294,7 +281,7 @@ impl Queue {
                 break;
             };
             dropped += 1;
-            bytes += item.payload.bytes.len();
+            bytes += item.bytes.len();
         }
         flow.bytes -= bytes;
         if flow.items.is_empty() {
@@ -302,33 +289,31 @@ impl Queue {
         }
         state.messages -= dropped;
         state.bytes -= bytes;
+        self.release_places(dropped);
         Some(dropped)
     }
 
     /// The next message in turn: the front flow's oldest; that flow goes
     /// to the back.
     fn next_in_turn(state: &mut State) -> Option<Arc<Payload>> {
-        let entry = if state.flows.len() == 1 {
+        let item = if state.flows.len() == 1 {
             // One publisher (the common case): no turns to take.
             let flow = state.flows.front_mut()?;
-            let entry = flow.items.pop_front()?;
-            flow.bytes -= entry.payload.bytes.len();
+            let item = flow.items.pop_front()?;
+            flow.bytes -= item.bytes.len();
             if flow.items.is_empty() {
                 state.flows.clear();
             }
-            entry
+            item
         } else {
             let mut flow = state.flows.pop_front()?;
-            let entry = flow.items.pop_front()?;
-            flow.bytes -= entry.payload.bytes.len();
+            let item = flow.items.pop_front()?;
+            flow.bytes -= item.bytes.len();
             if !flow.items.is_empty() {
                 state.flows.push_back(flow);
             }
-            entry
+            item
         };
-        // Its place is given back; the payload goes on to the writer.
-        let item = entry.payload.clone();
-        drop(entry);
         state.messages -= 1;
         state.bytes -= item.bytes.len();
         Some(item)
@@ -356,7 +341,7 @@ impl Queue {
         let front = state
             .flows
             .iter()
-            .filter_map(|f| f.items.front().map(|e| e.payload.seq))
+            .filter_map(|f| f.items.front().map(|p| p.seq))
             .min();
         let partial = state.partial.as_ref();
         Backlog {
@@ -379,6 +364,7 @@ impl Queue {
         state.bytes = 0;
         drop(state);
         drop(flows);
+        self.release_places(shed.0);
         shed
     }
 
@@ -422,11 +408,12 @@ impl Queue {
                         seq = Some(payload.seq);
                         out.push(payload);
                     }
+                    let mut places = 0;
                     while let Some(len) = state
                         .flows
                         .front()
                         .and_then(|f| f.items.front())
-                        .map(|entry| entry.payload.bytes.len())
+                        .map(|item| item.bytes.len())
                     {
                         if !out.is_empty() && (out.len() >= max || taken.bytes + len > max_bytes) {
                             break;
@@ -436,8 +423,10 @@ impl Queue {
                         };
                         seq = Some(seq.map_or(item.seq, |s: u64| s.min(item.seq)));
                         taken.bytes += len;
+                        places += 1;
                         out.push(item);
                     }
+                    self.release_places(places);
                     state.in_flight = taken.bytes;
                     state.in_flight_seq = seq;
                     state.writing = true;
@@ -467,6 +456,28 @@ mod tests {
 
     fn from(publisher: u64, n: usize, seq: u64, budget: &Arc<Budget>) -> Arc<Payload> {
         Payload::charge(&Bytes::from(vec![b'x'; n]), seq, publisher, budget).expect("fits")
+    }
+
+    /// Issue 39: each queued message's place is charged to the budget
+    /// beside its payload, and given back as it leaves: taken by the
+    /// writer, or shed.
+    #[tokio::test]
+    async fn every_queued_place_is_charged_and_given_back() {
+        let budget = Arc::new(Budget::new(1 << 20));
+        let q = Queue::within(usize::MAX, 1 << 20, budget.clone());
+        for i in 0..10 {
+            assert_eq!(q.offer(&msg(10, i, &budget), false), Offer::Queued);
+        }
+        assert_eq!(budget.used(), 10 * (10 + ENTRY_BYTES));
+        let mut out = Vec::new();
+        q.take(&mut out, 4, usize::MAX).await.expect("taken");
+        assert_eq!(out.len(), 4);
+        assert_eq!(budget.used(), 10 * 10 + 6 * ENTRY_BYTES);
+        drop(out);
+        q.written();
+        assert_eq!(budget.used(), 6 * (10 + ENTRY_BYTES));
+        assert_eq!(q.shed(), (6, 60));
+        assert_eq!(budget.used(), 0);
     }
 
     /// Issue 34: a flooding publisher fills a subscriber's queue; a node's

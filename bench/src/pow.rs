@@ -1,6 +1,8 @@
 //! The pow suite: our miner's hash rate with 1 and 2 threads, next to the
-//! raw SHA-512 speed of this machine on an input of the header's size,
-//! measured one after the other in one run.
+//! raw SHA-512 speed of this machine on an input of the header's size and
+//! to `openssl speed`'s one-stream SHA-512 compression rate (issue 39's
+//! anchor: the miner does one 128-byte compression per attempt), measured
+//! one after the other in one run.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -25,6 +27,7 @@ pub fn run(secs: f64) -> Vec<String> {
     let raw = raw_sha512(header_len, run_for);
     let one = miner_rate(&job, 1, run_for);
     let two = miner_rate(&job, 2, run_for);
+    let openssl = openssl_sha512_blocks(secs);
 
     println!("\n== pow: hashes per second ==");
     println!("{:<40} {:>14}", "measure", "hashes/s");
@@ -35,18 +38,58 @@ pub fn run(secs: f64) -> Vec<String> {
     );
     println!("{:<40} {:>14.0}", "miner, 1 thread", one);
     println!("{:<40} {:>14.0}", "miner, 2 threads", two);
+    if let Some(blocks) = openssl {
+        println!(
+            "{:<40} {:>14.0}",
+            "openssl speed sha512, 128-byte blocks/s", blocks
+        );
+    }
     println!(
-        "miner 1 thread / raw = {:.2} (goal >= 0.90); 2 threads / 1 thread = {:.2} (goal >= 1.80)",
+        "miner 1 thread / raw = {:.2}; 2 threads / 1 thread = {:.2} (goal >= 1.80)",
         one / raw,
         two / one
     );
-    vec![
+    let mut figures = vec![
         format!("pow_raw_hps={raw:.0}"),
         format!("pow_1t_hps={one:.0}"),
         format!("pow_2t_hps={two:.0}"),
         format!("pow_1t_vs_raw={:.2}", one / raw),
         format!("pow_2t_vs_1t={:.2}", two / one),
-    ]
+    ];
+    match openssl {
+        Some(blocks) => {
+            println!(
+                "miner 1 thread / openssl's compressions = {:.2} (goal >= 0.90)",
+                one / blocks
+            );
+            figures.push(format!("pow_openssl_blocks_per_s={blocks:.0}"));
+            figures.push(format!("pow_1t_vs_openssl={:.2}", one / blocks));
+        }
+        None => println!("openssl: not run (no `openssl` here)"),
+    }
+    figures
+}
+
+/// `openssl speed`'s SHA-512 rate on 16 KiB buffers, one stream, in
+/// 128-byte compressions a second (`None` without `openssl`).
+fn openssl_sha512_blocks(secs: f64) -> Option<f64> {
+    let out = std::process::Command::new("openssl")
+        .args(["speed", "-bytes", "16384", "-seconds"])
+        .arg(format!("{}", secs.ceil().max(1.0) as u64))
+        .arg("sha512")
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let kilobytes: f64 = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("sha512"))?
+        .split_whitespace()
+        .last()?
+        .trim_end_matches('k')
+        .parse()
+        .ok()?;
+    Some(kilobytes * 1000.0 / 128.0)
 }
 
 /// Plain `Sha512::digest` of a header-sized buffer whose last bytes change.

@@ -24,6 +24,8 @@ use crate::program::Program;
 pub const FLOOD_BYTES_PER_SEC: u64 = 1024 * 1024;
 /// Transactions of the program's kept for grading.
 pub const MAX_KEPT_TXNS: usize = 10_000;
+/// Blocks (the program's and the checker's) kept for grading.
+pub const MAX_KEPT_BLOCKS: usize = 100_000;
 /// The shortest time the program's bytes are averaged over.
 pub const FLOOD_WINDOW: Duration = Duration::from_secs(5);
 /// Largest frame the checker reads from the program.
@@ -263,6 +265,12 @@ impl Peer {
         let Some(last) = blocks.last() else {
             return;
         };
+        // A program sending blocks without end is graded on what came
+        // before (the flood limit ends it soon after): the checker's
+        // memory stays bounded.
+        if self.parents.len() >= MAX_KEPT_BLOCKS {
+            return;
+        }
         if blocks[0].header.previous_hash == self.profile.genesis {
             self.from_genesis += 1;
         }

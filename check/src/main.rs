@@ -45,8 +45,9 @@ enum Role {
         /// The report as one JSON object.
         #[arg(long)]
         json: bool,
-        /// The program and its arguments; {host}, {port} and {network}
-        /// (the network's file) are filled in.
+        /// The program and its arguments; {host}, {port}, {network} (the
+        /// network's file) and {dir} (a directory for the program's own
+        /// files, removed afterwards) are filled in.
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
@@ -71,9 +72,9 @@ enum Role {
         /// The report as one JSON object.
         #[arg(long)]
         json: bool,
-        /// The program and its arguments; {host}, {port}, {network} and
+        /// The program and its arguments; {host}, {port}, {network},
         /// {mint_key} (steady: the mint's key, to fund wallets as the
-        /// teacher's oracle does) are filled in.
+        /// teacher's oracle does) and {dir} are filled in.
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },

@@ -1,6 +1,7 @@
 //! The checker's own network: a network it makes (under steady with a
 //! mint whose key it holds), written to files the program is given
-//! (`{network}`, `{mint_key}`), and a relay on loopback, a port the OS
+//! (`{network}`, `{mint_key}`), a directory for the program's own files
+//! (`{dir}`: its keys, say), and a relay on loopback, a port the OS
 //! picks, serving it. Removed, files and all, when the check is done.
 
 use std::path::PathBuf;
@@ -91,6 +92,7 @@ impl Stage {
                     .replace("{port}", &self.port.to_string())
                     .replace("{network}", &self.network_file.display().to_string())
                     .replace("{mint_key}", &self.mint_file.display().to_string())
+                    .replace("{dir}", &self.dir.display().to_string())
             })
             .collect()
     }

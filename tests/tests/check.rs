@@ -61,6 +61,9 @@ async fn our_node_passes_every_check_in_both_profiles() {
             "{network}",
             "--max-hash-rate",
             "300000",
+            // Its key in the checker's directory, not in this one.
+            "--wallet",
+            "{dir}/node.pem",
         ],
         60,
     );
@@ -74,6 +77,8 @@ async fn our_node_passes_every_check_in_both_profiles() {
             "{host}",
             "--port",
             "{port}",
+            "--wallet",
+            "{dir}/node.pem",
         ],
         60,
     );

@@ -14,6 +14,7 @@ use toycoin_common::hash::{BlockHash, Txid};
 use toycoin_common::message::{encode_getb, encode_txn, GetBlocks};
 use toycoin_common::pow::{CancelToken, MineOutcome, Miner, MiningJob};
 use toycoin_common::profile::{Profile, ProfileKind};
+use toycoin_common::relay::DEFAULT_TOPIC;
 use toycoin_common::transaction::{Address, Token, Transaction};
 use toycoin_common::wallet::Wallet;
 
@@ -374,12 +375,7 @@ impl Run {
         // Its connections gone (only the checker's own is left), a new
         // subscription is the new program's.
         let deadline = Instant::now() + self.options.patience;
-        while self
-            .relay
-            .subscribers(toycoin_common::relay::DEFAULT_TOPIC.as_bytes())
-            > 1
-            && Instant::now() < deadline
-        {
+        while self.relay.subscribers(DEFAULT_TOPIC.as_bytes()) > 1 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.peer.drain(Duration::from_millis(200)).await;
@@ -387,21 +383,30 @@ impl Run {
         self.program = Program::start(&self.args).map_err(Stop)?;
         self.taken = None;
         self.spent = None;
+        match self.program_subscribed().await {
+            Waited::Done => Ok(()),
+            Waited::Exited(status) => Err(Stop(format!("the program ended ({status})"))),
+            _ => Err(Stop("started again, it did not subscribe".into())),
+        }
+    }
+
+    /// Waits, within the patience, for the program to subscribe to the
+    /// class's topic (the checker's own client is one subscriber), or to
+    /// end.
+    async fn program_subscribed(&mut self) -> Waited {
         let deadline = Instant::now() + self.options.patience;
-        while self
-            .relay
-            .subscribers(toycoin_common::relay::DEFAULT_TOPIC.as_bytes())
-            < 2
-        {
+        loop {
+            if self.relay.subscribers(DEFAULT_TOPIC.as_bytes()) >= 2 {
+                return Waited::Done;
+            }
             if let Some(status) = self.program.ended() {
-                return Err(Stop(format!("the program ended ({status})")));
+                return Waited::Exited(status);
             }
             if Instant::now() >= deadline {
-                return Err(Stop("started again, it did not subscribe".into()));
+                return Waited::TimedOut;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Ok(())
     }
 
     /// Records the checks of `group` not recorded yet as skipped.
@@ -424,21 +429,15 @@ impl Run {
         let name = "subscribes";
         let expected = format!(
             "it connects to the relay and subscribes to {} within {} s",
-            toycoin_common::relay::DEFAULT_TOPIC,
+            DEFAULT_TOPIC,
             self.options.patience.as_secs()
         );
-        let deadline = Instant::now() + self.options.patience;
-        // The checker's own client is one subscription.
-        while self
-            .relay
-            .subscribers(toycoin_common::relay::DEFAULT_TOPIC.as_bytes())
-            < 2
-        {
-            if let Some(status) = self.program.ended() {
-                let waited = Waited::Exited(status);
-                return self.stopped(name, "nothing", &expected, &waited);
+        match self.program_subscribed().await {
+            Waited::Done => {
+                self.record(name, "nothing", expected, "subscribed", Verdict::Pass, "");
+                Ok(())
             }
-            if Instant::now() >= deadline {
+            Waited::TimedOut => {
                 let why = "no subscription".to_string();
                 self.record(
                     name,
@@ -448,12 +447,10 @@ impl Run {
                     Verdict::Fail,
                     "connect to {host}:{port}, send the topic as the first frame (4-byte length, then the bytes)",
                 );
-                return Err(Stop(why));
+                Err(Stop(why))
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            waited => self.stopped(name, "nothing", &expected, &waited),
         }
-        self.record(name, "nothing", expected, "subscribed", Verdict::Pass, "");
-        Ok(())
     }
 
     async fn mines(&mut self) -> Result<(), Stop> {

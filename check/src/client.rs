@@ -14,10 +14,10 @@ use toycoin_common::hash::Txid;
 use toycoin_common::ledger::OutputView;
 use toycoin_common::mempool::Mempool;
 use toycoin_common::network::ProfileKind;
-use toycoin_common::pow::{CancelToken, MineOutcome, Miner};
 use toycoin_common::transaction::{Address, Transaction};
 use toycoin_common::wallet::Wallet;
 
+use crate::mining::{next_txns, solve};
 use crate::peer::{Peer, Waited};
 use crate::program::Program;
 use crate::report::{Check, Report, Verdict};
@@ -274,32 +274,19 @@ fn judge(seen: &mut Seen, peer: &Peer, chain: &Chain, pool: &mut Mempool, toycoi
     seen.count = peer.their_transfers.len();
 }
 
-/// The checker's next block on `chain`: its reward (toycoin: a coinbase)
-/// and `txns`.
+/// The checker's next block on `chain`: its reward and `txns`.
 async fn mine(
     chain: &Chain,
     me: &Address,
     txns: Vec<Transaction>,
     toycoin: bool,
 ) -> Result<Block, String> {
-    let mut all = chain.block_txns(me, txns);
-    if toycoin && all.is_empty() {
-        all.push(Transaction::coinbase(me.clone(), 100 + chain.len() as i64));
-    }
+    let all = next_txns(chain, me, txns, toycoin);
     let job = chain
         .mining_job(&all, now_secs())
         .ok_or_else(|| "the checker has no block to mine".to_string())?;
-    let header = tokio::task::spawn_blocking(move || {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Miner::new(threads).mine(&job, &CancelToken::new()).outcome
-    })
-    .await
-    .map_err(|e| e.to_string())?;
-    match header {
-        MineOutcome::Found(header) => Ok(Block {
-            header: *header,
-            txns: all,
-        }),
-        MineOutcome::Cancelled => Err("the checker's mining stopped".into()),
-    }
+    tokio::task::spawn_blocking(move || solve(&job, all))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "the checker's mining stopped".into())
 }

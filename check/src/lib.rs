@@ -14,11 +14,12 @@
 //!
 //! - [`program`]: the student's process;
 //! - [`peer`]: the checker's client and its view of every block;
-//! - [`stage`]: the checker's network and relay;
+//! - [`stage`]: the checker's network and relay; [`mining`]: its blocks;
 //! - [`node`]: the checks of a node, in order;
 //! - [`client`]: the checks of a client that sends transactions.
 
 pub mod client;
+pub mod mining;
 pub mod node;
 pub mod peer;
 pub mod program;

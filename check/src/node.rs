@@ -12,12 +12,13 @@ use toycoin_common::block::Block;
 use toycoin_common::chain::{now_secs, Chain};
 use toycoin_common::hash::{BlockHash, Txid};
 use toycoin_common::message::{encode_getb, encode_txn, GetBlocks};
-use toycoin_common::pow::{CancelToken, MineOutcome, Miner, MiningJob};
+use toycoin_common::pow::MiningJob;
 use toycoin_common::profile::{Profile, ProfileKind};
 use toycoin_common::relay::DEFAULT_TOPIC;
 use toycoin_common::transaction::{Address, Token, Transaction};
 use toycoin_common::wallet::Wallet;
 
+use crate::mining::{next_txns, solve};
 use crate::peer::{Peer, Waited};
 use crate::program::Program;
 use crate::report::{Check, Report, Verdict};
@@ -566,13 +567,7 @@ impl Run {
             let mut branch = branch;
             let (txns, job) = match (&branch.chain, branch.blocks.last()) {
                 (Some(c), _) => {
-                    let mut txns = c.block_txns(&me, Vec::new());
-                    if toycoin {
-                        // The original pays no reward: coins come from a
-                        // coinbase, a new amount each height.
-                        txns.push(Transaction::coinbase(me.clone(), 100 + c.len() as i64));
-                    }
-                    txns.extend(extra);
+                    let txns = next_txns(c, &me, extra, toycoin);
                     let job = c.mining_job(&txns, now_secs());
                     (txns, job)
                 }
@@ -599,16 +594,8 @@ impl Run {
                 (None, None) => (Vec::new(), None),
             };
             let job = job.ok_or_else(|| Stop("the checker has no block to mine".into()))?;
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let MineOutcome::Found(header) =
-                Miner::new(threads).mine(&job, &CancelToken::new()).outcome
-            else {
-                return Err(Stop("the checker's mining stopped".into()));
-            };
-            let block = Block {
-                header: *header,
-                txns,
-            };
+            let block =
+                solve(&job, txns).ok_or_else(|| Stop("the checker's mining stopped".into()))?;
             if let Some(c) = branch.chain.as_mut() {
                 if c.push(block.clone(), now_secs()).is_err() {
                     branch.chain = None;

@@ -139,9 +139,6 @@ pub fn execute(
         (Some(t), Command::Step { count }) => return done(t.step(*count)),
         (Some(t), Command::Seek { secs }) => return done(t.seek(*secs)),
         (Some(t), Command::Speed { speed }) => return done(t.set_speed(*speed)),
-        (None, Command::Seek { .. } | Command::Speed { .. }) => {
-            return refused("this relay is a live class, not a replay: seek and speed move a replay (toycoin-replay)")
-        }
         _ => {}
     }
     match command {
@@ -173,9 +170,9 @@ pub fn execute(
             }
             reply
         }
-        Command::Seek { .. } | Command::Speed { .. } => {
-            refused("this relay is a live class, not a replay")
-        }
+        Command::Seek { .. } | Command::Speed { .. } => refused(
+            "this relay is a live class, not a replay: seek and speed move a replay (toycoin-replay)",
+        ),
         Command::Partition { groups } => {
             if groups.len() < 2 || groups.iter().any(Vec::is_empty) {
                 return refused("a partition needs at least two groups, none of them empty");

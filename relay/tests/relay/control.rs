@@ -425,6 +425,9 @@ async fn a_client_cannot_pass_its_frame_off_as_a_replays_position() {
     assert_eq!(recv(&mut watcher).await, "still here");
     // Nor can the teacher seek a live class.
     let seek = r.ctl(Command::Seek { secs: 1.0 }).await;
-    assert!(!seek.ok && seek.message.contains("not a replay"), "{seek:?}");
+    assert!(
+        !seek.ok && seek.message.contains("not a replay"),
+        "{seek:?}"
+    );
     r.stop().await;
 }

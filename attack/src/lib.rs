@@ -296,18 +296,15 @@ impl Attacker {
     /// How many times `txid` is on the best chain.
     fn times_in_chain(&self, txid: &Txid) -> usize {
         self.chain()
-            .blocks()
-            .flat_map(|b| &b.txns)
+            .transactions()
             .filter(|t| t.hash() == *txid)
             .count()
     }
 
     /// Whether some block heard, on any branch, holds `txid`.
     fn in_any_block(&self, txid: &Txid) -> bool {
-        self.blocks
-            .values()
-            .chain(self.chain().blocks())
-            .any(|b| b.txns.iter().any(|t| t.hash() == *txid))
+        let holds = |b: &Block| b.txns.iter().any(|t| t.hash() == *txid);
+        self.blocks.values().any(holds) || self.chain().blocks().any(|b| holds(&b))
     }
 
     fn publish(&mut self, payload: Bytes) {
@@ -456,11 +453,11 @@ impl Attacker {
         let patience = self.options.patience;
         self.wait(patience, |a, _| a.chain().len() > 1).await;
         // A transfer if there is one, else a block's reward.
-        let txns = || self.chain().blocks().rev().flat_map(|b| &b.txns);
+        let txns = || self.chain().transactions_newest_first();
         let Some(old) = txns()
             .find(|t| !t.is_coinbase())
             .or_else(|| txns().next())
-            .cloned()
+            .map(std::borrow::Cow::into_owned)
         else {
             return Verdict {
                 held: true,
@@ -582,10 +579,10 @@ impl Attacker {
             }
             None => self.blocks_more(2, patience).await,
         };
-        let forged_in =
-            self.chain().blocks().flat_map(|b| &b.txns).any(|t| {
-                t.sender_signature.first() == Some(&7) && t.sender == *self.wallet.address()
-            });
+        let forged_in = self
+            .chain()
+            .transactions()
+            .any(|t| t.sender_signature.first() == Some(&7) && t.sender == *self.wallet.address());
         if forged_in {
             return Verdict {
                 held: false,
@@ -729,7 +726,7 @@ impl Attacker {
         if self.options.profile.announces_whole_chain() {
             let all: Vec<Block> = base
                 .blocks()
-                .cloned()
+                .map(std::borrow::Cow::into_owned)
                 .chain(blocks.iter().cloned())
                 .collect();
             encode_bloc(&all)

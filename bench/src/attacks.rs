@@ -66,7 +66,14 @@ pub fn run(blocks: usize, replays: usize) -> Vec<String> {
     let mut session = SessionCore::new(&config);
     session
         .tree_mut()
-        .receive(honest.blocks().skip(1).cloned().collect(), now_secs())
+        .receive(
+            honest
+                .blocks()
+                .skip(1)
+                .map(std::borrow::Cow::into_owned)
+                .collect(),
+            now_secs(),
+        )
         .expect("honest");
     let take = |session: &mut SessionCore| {
         session.on_frame(&frame, now_secs(), tokio::time::Instant::now());

@@ -158,7 +158,12 @@ async fn races(
     for round in 1..=rounds {
         let len = tree.chain().len();
         let fork = len - BACK;
-        let blocks: Vec<_> = tree.chain().blocks().take(fork).cloned().collect();
+        let blocks: Vec<_> = tree
+            .chain()
+            .blocks()
+            .take(fork)
+            .map(std::borrow::Cow::into_owned)
+            .collect();
         let secret = Chain::from_blocks(profile, blocks, now_secs()).map_err(|e| e.to_string())?;
         let cancel = CancelToken::new();
         let attacker = std::thread::spawn({

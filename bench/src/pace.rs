@@ -172,7 +172,7 @@ pub async fn run(secs: u64, rate: f64, join: u64) -> Result<Vec<String>, String>
     let entries = tree.chain().entries();
     let stamps: Vec<u64> = entries
         .iter()
-        .filter_map(|e| e.block.header.timestamp_secs())
+        .filter_map(|e| e.header.timestamp_secs())
         .collect();
     let intervals: Vec<f64> = stamps
         .windows(2)

@@ -100,8 +100,8 @@ fn observe(
             if let Ok(mut size) = size.lock() {
                 *size = ChainSize {
                     blocks: entries.len(),
-                    txns: entries.iter().map(|e| e.block.txns.len()).sum(),
-                    bytes: entries.iter().map(|e| e.block.size()).sum(),
+                    txns: entries.iter().map(|e| e.txn_count).sum(),
+                    bytes: entries.iter().map(|e| e.size).sum(),
                 };
             }
         }

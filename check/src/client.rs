@@ -133,7 +133,7 @@ async fn watch(stage: &Stage, options: &ClientOptions) -> Result<Report, String>
             chain
                 .push(block.clone(), now_secs())
                 .map_err(|e| format!("the checker's own block was refused: {e}"))?;
-            let whole: Vec<Block> = chain.blocks().cloned().collect();
+            let whole: Vec<Block> = chain.blocks().map(std::borrow::Cow::into_owned).collect();
             peer.announce(std::slice::from_ref(&block), &whole).await?;
             pool.rebuild(chain.ledger(), Vec::new());
             last_block = Instant::now();

@@ -613,7 +613,11 @@ impl Run {
         let now = now_secs();
         Chain::from_blocks(
             self.profile(),
-            self.peer.chain().blocks().take(len).cloned(),
+            self.peer
+                .chain()
+                .blocks()
+                .take(len)
+                .map(std::borrow::Cow::into_owned),
             now,
         )
         .unwrap_or_else(|_| Chain::new(self.profile()))
@@ -623,7 +627,7 @@ impl Run {
     async fn announce(&mut self, blocks: &[Block], base: &Chain) -> Result<(), Stop> {
         let whole: Vec<Block> = base
             .blocks()
-            .cloned()
+            .map(std::borrow::Cow::into_owned)
             .chain(blocks.iter().cloned())
             .collect();
         self.peer.announce(blocks, &whole).await.map_err(Stop)
@@ -1092,7 +1096,7 @@ impl Run {
 
     async fn survives_junk(&mut self) -> Result<(), Stop> {
         let name = "survives-junk-frames";
-        let some_block = self.peer.chain().blocks().last().cloned();
+        let some_block = self.peer.chain().tip().cloned();
         let mut truncated =
             toycoin_common::message::encode_bloc(&some_block.into_iter().collect::<Vec<_>>())
                 .to_vec();

@@ -190,8 +190,14 @@ impl CatchUp {
             return;
         }
         let ours = chain.entries().get(from..).unwrap_or_default();
-        let same =
-            blocks.len() <= ours.len() && blocks.iter().zip(ours).all(|(b, e)| *b == e.block);
+        // Headers first: a body is read back from the store only where
+        // its header is ours.
+        let same = blocks.len() <= ours.len()
+            && blocks.iter().zip(ours).all(|(b, e)| b.header == e.header)
+            && blocks
+                .iter()
+                .zip(chain.blocks_from(from))
+                .all(|(b, ours)| *b == *ours);
         if same {
             self.answer = None;
         }
@@ -227,16 +233,18 @@ impl CatchUp {
         }
         self.answer = None;
         self.last_answer = Some(now);
-        let entries = tree.chain().entries();
-        let end = (from + CATCH_UP_BATCH).min(entries.len());
+        let chain = tree.chain();
+        if from > chain.len() {
+            return None;
+        }
         let mut bytes = 0;
         let mut blocks: Vec<Block> = Vec::new();
-        for entry in entries.get(from..end)? {
-            bytes += encode_bloc(std::slice::from_ref(&entry.block)).len();
+        for block in chain.blocks_from(from).take(CATCH_UP_BATCH) {
+            bytes += encode_bloc(std::slice::from_ref(&*block)).len();
             if !blocks.is_empty() && bytes > self.max_answer_bytes {
                 break;
             }
-            blocks.push(entry.block.clone());
+            blocks.push(block.into_owned());
         }
         Some(Answer {
             from_height: from,
@@ -342,7 +350,7 @@ mod tests {
         let mut c = CatchUp::with_jitter(&p, "n", fixed(150));
         let t0 = Instant::now();
         let asks_after_block_0 = GetBlocks {
-            locator: vec![tree.chain().entries()[0].block.header.this_hash],
+            locator: vec![tree.chain().entries()[0].header.this_hash],
             id: "x-1".into(),
         };
         c.on_request(&tree, &asks_after_block_0, t0);
@@ -385,7 +393,10 @@ mod tests {
                 Ok(Received::Adopted(_))
             ));
         }
-        let one = encode_bloc(std::slice::from_ref(full.chain().blocks().next().unwrap())).len();
+        let one = encode_bloc(std::slice::from_ref(
+            &*full.chain().blocks().next().unwrap(),
+        ))
+        .len();
         let mut answerer = CatchUp::with_jitter(&p, "a", fixed(0));
         // About three blocks an answer: cut by bytes, far below 100 blocks.
         answerer.set_max_answer_bytes(3 * one + one / 2);
@@ -421,12 +432,12 @@ mod tests {
         assert!(c.answer_due().is_some());
         // A tampered copy of our answer (the reward's amount rewritten)
         // does not silence us.
-        let mut tampered = tree.chain().entries()[0].block.clone();
+        let mut tampered = tree.chain().block(0).unwrap().into_owned();
         tampered.txns[0].receiver_value += 1;
         c.on_bloc_seen(&tree, &[tampered]);
         assert!(c.answer_due().is_some(), "a different answer");
         // Our blocks from another node, from genesis, as ours would be.
-        let same = tree.chain().entries()[0].block.clone();
+        let same = tree.chain().block(0).unwrap().into_owned();
         c.on_bloc_seen(&tree, &[same]);
         assert!(c.answer_due().is_none());
         assert!(c.take_answer(&tree, t0 + Duration::from_secs(1)).is_none());

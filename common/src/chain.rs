@@ -5,11 +5,13 @@
 //! time proportional to that block; [`Chain::pop`] takes the tip back (the
 //! ledger with it), which is what a reorganisation needs.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::block::{Block, BlockHeader};
+use crate::block_store::{BlockStore, Popped};
 use crate::hash::{BlockHash, Txid};
-use crate::ledger::{BlockTxError, BlockUndo, Ledger, TxError};
+use crate::ledger::{BlockTxError, Ledger, TxError};
 use crate::merkle::merkle_root;
 use crate::pow::MiningJob;
 use crate::profile::{ChainScore, Profile, Schedule, MAX_FUTURE_SECS};
@@ -145,10 +147,15 @@ pub struct HeaderInfo {
     pub timestamp: Option<u64>,
 }
 
-/// A block in a chain, with what was computed when it was accepted.
+/// A block in a chain, with what was computed when it was accepted. Its
+/// transactions are in the chain's [`BlockStore`]: [`Chain::block`].
 #[derive(Clone, Debug)]
 pub struct ChainEntry {
-    pub block: Block,
+    pub header: BlockHeader,
+    /// Transactions in the block.
+    pub txn_count: usize,
+    /// The block's [`Block::size`].
+    pub size: usize,
     /// Leading zero bits this block needed.
     pub required_bits: u32,
     /// Work of the chain up to and including this block.
@@ -158,34 +165,50 @@ pub struct ChainEntry {
     /// Transactions in the blocks up to and including this one, repeats
     /// counted (what the original's `Total Txns` counts).
     pub total_txns: usize,
-    undo: BlockUndo,
+    repeats: usize,
 }
 
 impl ChainEntry {
     /// Transactions of this block that repeated ones already in the chain
     /// (accepted only in the toycoin profile, and applied once).
     pub fn repeated_txns(&self) -> usize {
-        self.undo.repeats()
+        self.repeats
     }
 }
 
-/// A chain of valid blocks under one profile.
+/// A chain of valid blocks under one profile: the headers and figures of
+/// every block, and the ledger at the tip, in memory; the blocks' bodies in
+/// a [`BlockStore`], the older ones on disk.
 #[derive(Clone, Debug)]
 pub struct Chain {
     profile: Profile,
     entries: Vec<ChainEntry>,
     index: HashMap<BlockHash, usize>,
     ledger: Ledger,
+    bodies: BlockStore,
+    /// Heights of the blocks whose transactions name each address, as
+    /// receiver or sender, ascending: a light wallet's question is answered
+    /// without reading every block back.
+    addresses: HashMap<Address, Vec<u32>>,
 }
 
 impl Chain {
     /// An empty chain (its tip hash is GENESIS).
     pub fn new(profile: Profile) -> Chain {
+        Chain::with_store(profile, BlockStore::new())
+    }
+
+    /// An empty chain keeping its bodies in `bodies` (which must be empty):
+    /// [`BlockStore::with_max_recent`] for a smaller window in memory.
+    pub fn with_store(profile: Profile, bodies: BlockStore) -> Chain {
+        debug_assert!(bodies.is_empty());
         Chain {
             profile,
             entries: Vec::new(),
             index: HashMap::new(),
             ledger: Ledger::new(profile),
+            bodies,
+            addresses: HashMap::new(),
         }
     }
 
@@ -221,18 +244,70 @@ impl Chain {
         &self.entries
     }
 
-    pub fn blocks(&self) -> impl DoubleEndedIterator<Item = &Block> + ExactSizeIterator {
-        self.entries.iter().map(|e| &e.block)
+    /// The block at `height`: from memory near the tip, read back from the
+    /// store below ([`crate::block_store`]). `None` past the tip, or if the
+    /// store cannot read it back (logged).
+    pub fn block(&self, height: usize) -> Option<Cow<'_, Block>> {
+        self.bodies.get(height)
     }
 
+    /// The blocks from `height` to the tip, oldest first, each as
+    /// [`Chain::block`] gives it (one that cannot be read back ends them).
+    pub fn blocks_from(&self, height: usize) -> impl Iterator<Item = Cow<'_, Block>> {
+        (height..self.len()).map_while(move |h| self.block(h))
+    }
+
+    /// Every block, oldest first: [`Chain::blocks_from`] 0. Blocks below
+    /// the window in memory are read back one by one.
+    pub fn blocks(&self) -> impl Iterator<Item = Cow<'_, Block>> {
+        self.blocks_from(0)
+    }
+
+    /// Every transaction of every block, oldest first, read back as
+    /// [`Chain::blocks`] reads their blocks.
+    pub fn transactions(&self) -> impl Iterator<Item = Cow<'_, Transaction>> {
+        self.blocks().flat_map(txns_of)
+    }
+
+    /// Every transaction, newest block first ([`Chain::blocks_newest_first`]),
+    /// in block order within a block.
+    pub fn transactions_newest_first(&self) -> impl Iterator<Item = Cow<'_, Transaction>> {
+        self.blocks_newest_first().flat_map(txns_of)
+    }
+
+    /// Every block, newest first: the newest are in memory, so a search of
+    /// recent history that stops early reads nothing back.
+    pub fn blocks_newest_first(&self) -> impl Iterator<Item = Cow<'_, Block>> {
+        (0..self.len()).rev().map_while(move |h| self.block(h))
+    }
+
+    /// Heights, ascending, of the blocks with a transaction naming
+    /// `address` as its receiver or sender.
+    pub fn heights_naming(&self, address: &[u8]) -> &[u32] {
+        self.addresses.get(address).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every address a transaction of the chain names, with the heights of
+    /// the blocks that name it ([`Chain::heights_naming`]).
+    pub fn addresses(&self) -> impl Iterator<Item = (&Address, &[u32])> {
+        self.addresses.iter().map(|(a, h)| (a, h.as_slice()))
+    }
+
+    /// The blocks' bodies: how many are in memory and how many on disk.
+    pub fn store(&self) -> &BlockStore {
+        &self.bodies
+    }
+
+    /// The newest block (always in memory).
     pub fn tip(&self) -> Option<&Block> {
-        self.entries.last().map(|e| &e.block)
+        self.bodies.last()
     }
 
     /// The hash the next block must name as `previous_hash`.
     pub fn tip_hash(&self) -> BlockHash {
-        self.tip()
-            .map_or(self.profile.genesis, |b| b.header.this_hash)
+        self.entries
+            .last()
+            .map_or(self.profile.genesis, |e| e.header.this_hash)
     }
 
     /// Accumulated work (the toycoin profile counts blocks).
@@ -398,7 +473,7 @@ impl Chain {
     pub fn hash_before(&self, height: usize) -> Option<BlockHash> {
         match height.checked_sub(1) {
             None => Some(self.profile.genesis),
-            Some(i) => self.entries.get(i).map(|e| e.block.header.this_hash),
+            Some(i) => self.entries.get(i).map(|e| e.header.this_hash),
         }
     }
 
@@ -498,34 +573,96 @@ impl Chain {
         self.index
             .insert(block.header.this_hash, self.entries.len());
         self.entries.push(ChainEntry {
-            block,
+            header: block.header.clone(),
+            txn_count: block.txns.len(),
+            size: block.size(),
             required_bits: info.required_bits,
             total_work,
             schedule,
             total_txns,
-            undo,
+            repeats: undo.repeats(),
         });
+        let height = u32::try_from(self.entries.len() - 1).unwrap_or(u32::MAX);
+        for address in block.txns.iter().flat_map(|t| [&t.receiver, &t.sender]) {
+            let heights = self.addresses.entry(address.clone()).or_default();
+            if heights.last() != Some(&height) {
+                heights.push(height);
+            }
+        }
+        self.bodies.push(block, undo);
+        self.archive_old();
         Ok(())
     }
 
+    /// Moves the oldest bodies in memory to the store's file while over
+    /// its window, and lets the ledger forget the outputs they spent.
+    fn archive_old(&mut self) {
+        while let Some((_, undo)) = self.bodies.over_limit() {
+            let Some(spent) = self.ledger.spent_outputs(undo) else {
+                // Cannot happen for a block of this chain: keep every
+                // block in memory from now on.
+                tracing::warn!(
+                    "a block's spent outputs are not in the ledger: old blocks stay in memory"
+                );
+                self.bodies.keep_in_memory();
+                return;
+            };
+            let forget = undo.clone();
+            if !self.bodies.archive_oldest(&spent) {
+                return;
+            }
+            self.ledger.forget_spent(&forget);
+        }
+    }
+
     /// Removes the tip block and takes back its effect on the ledger.
+    /// `None` when empty, or when the tip is an archived block the store
+    /// cannot read back (logged; the chain is then unchanged).
     pub fn pop(&mut self) -> Option<Block> {
-        let entry = self.entries.pop()?;
-        self.index.remove(&entry.block.header.this_hash);
-        self.ledger.undo_block(entry.undo);
-        Some(entry.block)
+        let (block, undo) = match self.bodies.pop()? {
+            Popped::Recent(block, undo) => (block, undo),
+            Popped::Archived(archived) => {
+                self.ledger.restore_spent(&archived.undo, archived.spent);
+                (archived.block, archived.undo)
+            }
+        };
+        if let Some(entry) = self.entries.pop() {
+            self.index.remove(&entry.header.this_hash);
+        }
+        let height = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
+        for address in block.txns.iter().flat_map(|t| [&t.receiver, &t.sender]) {
+            if let Some(heights) = self.addresses.get_mut(address) {
+                if heights.last() == Some(&height) {
+                    heights.pop();
+                }
+                if heights.is_empty() {
+                    self.addresses.remove(address);
+                }
+            }
+        }
+        self.ledger.undo_block(undo);
+        Some(block)
     }
 
     /// Pops blocks until `len` remain; returns them oldest first.
     pub fn truncate(&mut self, len: usize) -> Vec<Block> {
         let mut removed = Vec::new();
         while self.entries.len() > len {
-            if let Some(block) = self.pop() {
-                removed.push(block);
+            match self.pop() {
+                Some(block) => removed.push(block),
+                None => break,
             }
         }
         removed.reverse();
         removed
+    }
+}
+
+/// A block's transactions, borrowed or owned as the block is.
+fn txns_of(block: Cow<'_, Block>) -> Vec<Cow<'_, Transaction>> {
+    match block {
+        Cow::Borrowed(block) => block.txns.iter().map(Cow::Borrowed).collect(),
+        Cow::Owned(block) => block.txns.into_iter().map(Cow::Owned).collect(),
     }
 }
 

@@ -331,12 +331,14 @@ fn resolve_input<'v>(
 ) -> Result<(OutPoint, &'v OutputState), TxError> {
     let mut exists = false;
     let mut owned = false;
+    let mut missing = false;
     for kind in [OutputKind::Receiver, OutputKind::Change] {
         let outpoint = OutPoint {
             txn_hash: *prev,
             kind,
         };
         let Some(state) = view.output(&outpoint) else {
+            missing = true;
             continue;
         };
         exists = true;
@@ -348,7 +350,11 @@ fn resolve_input<'v>(
             return Ok((outpoint, state));
         }
     }
-    Err(if owned {
+    // Both outputs of a transaction are recorded; one that is missing
+    // from a transaction that is recorded was spent by a block deep
+    // enough for the ledger to forget it (`Ledger::forget_spent`).
+    let forgotten = || missing && view.contains_txn(prev) && !view.is_pending(prev);
+    Err(if owned || forgotten() {
         TxError::AlreadySpent { index, hash: *prev }
     } else if exists {
         TxError::NotOwner { index }
@@ -367,11 +373,46 @@ pub struct BlockUndo {
     coins: i128,
 }
 
+/// A [`BlockUndo`]'s contents, to write it down ([`crate::block_store`]).
+#[derive(Clone, Copy, Debug)]
+pub struct UndoParts<'a> {
+    /// The transactions the block added, in order.
+    pub created: &'a [Txid],
+    /// The outputs it spent, in order.
+    pub spent: &'a [OutPoint],
+    pub repeats: usize,
+    pub coins: i128,
+}
+
 impl BlockUndo {
     /// How many of the block's transactions were verbatim repeats of ones
     /// already in the chain (and so applied no second time).
     pub fn repeats(&self) -> usize {
         self.repeats
+    }
+
+    pub fn parts(&self) -> UndoParts<'_> {
+        UndoParts {
+            created: &self.created,
+            spent: &self.spent,
+            repeats: self.repeats,
+            coins: self.coins,
+        }
+    }
+
+    /// The undo whose [`BlockUndo::parts`] these were.
+    pub fn from_parts(
+        created: Vec<Txid>,
+        spent: Vec<OutPoint>,
+        repeats: usize,
+        coins: i128,
+    ) -> BlockUndo {
+        BlockUndo {
+            created,
+            spent,
+            repeats,
+            coins,
+        }
     }
 }
 
@@ -684,6 +725,50 @@ impl Ledger {
             }
         }
         self.supply -= undo.coins;
+    }
+
+    /// The outputs a block spent (`undo`'s), to keep beside it once the
+    /// ledger forgets them ([`Ledger::forget_spent`]). `None` if one is
+    /// missing or unspent: then `undo` is not a block of this ledger's chain.
+    pub fn spent_outputs(&self, undo: &BlockUndo) -> Option<Vec<Token>> {
+        undo.spent
+            .iter()
+            .map(|outpoint| {
+                self.outputs
+                    .get(outpoint)
+                    .filter(|state| state.spent)
+                    .map(|state| state.token.clone())
+            })
+            .collect()
+    }
+
+    /// Forgets the outputs a block deep in the chain spent: they can only
+    /// be needed again if that block is taken back, which brings them back
+    /// ([`Ledger::restore_spent`]). A spent output then costs nothing, and
+    /// the ledger holds what is unspent, whatever the chain's length. An
+    /// input naming one is refused as [`TxError::AlreadySpent`].
+    pub fn forget_spent(&mut self, undo: &BlockUndo) {
+        for outpoint in &undo.spent {
+            if self.outputs.get(outpoint).is_some_and(|state| state.spent) {
+                self.outputs.remove(outpoint);
+            }
+        }
+    }
+
+    /// Puts back, spent, the outputs [`Ledger::forget_spent`] forgot for
+    /// `undo`'s block (`tokens` as [`Ledger::spent_outputs`] gave them), so
+    /// the block can be taken back.
+    pub fn restore_spent(&mut self, undo: &BlockUndo, tokens: Vec<Token>) {
+        for (outpoint, token) in undo.spent.iter().zip(tokens) {
+            self.outputs
+                .entry(*outpoint)
+                .or_insert(OutputState { token, spent: true });
+        }
+    }
+
+    /// Outputs recorded, spent or not (what the ledger holds in memory).
+    pub fn output_count(&self) -> usize {
+        self.outputs.len()
     }
 
     /// Coins created so far.

@@ -41,6 +41,7 @@
 pub mod address;
 pub mod announce;
 pub mod block;
+pub mod block_store;
 pub mod catchup;
 pub mod chain;
 pub mod cli;

@@ -852,7 +852,7 @@ mod tests {
         let ours = mine(&mut main, 0, SCHEDULES_KEPT + 40, b"a");
         let mut other = Chain::new(profile);
         for b in main.blocks().take(10) {
-            other.push(b.clone(), now).expect("valid");
+            other.push(b.into_owned(), now).expect("valid");
         }
         let theirs = mine(&mut other, 10, SCHEDULES_KEPT + 60, b"b");
         let mut light = HeaderChain::new(profile);

@@ -415,7 +415,7 @@ impl BlockTree {
         // every block before the fork.
         let adopted: Vec<BlockHash> = self.chain.entries()[fork_len.min(self.chain.len())..]
             .iter()
-            .map(|e| e.block.header.this_hash)
+            .map(|e| e.header.this_hash)
             .collect();
         for hash in &adopted {
             self.forget_side(hash);
@@ -475,7 +475,7 @@ impl BlockTree {
     /// The best chain's [`locator`], for a catch-up request.
     pub fn locator(&self) -> Vec<BlockHash> {
         let entries = self.chain.entries();
-        locator(entries.len(), |i| entries[i].block.header.this_hash)
+        locator(entries.len(), |i| entries[i].header.this_hash)
     }
 
     /// For a catch-up request: the height after the first locator hash on

@@ -7,6 +7,7 @@
 use bytes::Bytes;
 use rand::rngs::OsRng;
 use toycoin_common::block::{Block, BlockHeader};
+use toycoin_common::block_store::BlockStore;
 use toycoin_common::chain::{check_body, now_secs, BlockError, Chain};
 use toycoin_common::hash::{BlockHash, Hash, Txid};
 use toycoin_common::ledger::TxError;
@@ -48,9 +49,14 @@ fn wallets() -> (Wallet, Wallet, Wallet) {
 
 impl World {
     fn new(profile: Profile) -> World {
+        World::with_store(profile, BlockStore::new())
+    }
+
+    /// A world whose chain keeps its bodies in `store`.
+    fn with_store(profile: Profile, store: BlockStore) -> World {
         let (a, b, c) = wallets();
         let mint = keys()[3].clone();
-        let chain = Chain::new(profile);
+        let chain = Chain::with_store(profile, store);
         let funding = match profile.minting() {
             Minting::AnyCoinbase => vec![
                 Transaction::coinbase(a.address().clone(), 100),
@@ -582,6 +588,75 @@ fn popping_a_block_restores_the_ledger() {
     assert_eq!(w.chain.len(), 2);
 }
 
+/// A chain keeps only its newest bodies in memory: the older ones, and the
+/// outputs they spent, go to its store's file and come back intact, for a
+/// catch-up answer or a reorganisation deeper than the window.
+#[test]
+fn old_blocks_leave_memory_and_come_back_intact() {
+    let window = 2;
+    let profile = Network::steady(5.0, Some(keys()[3].address().clone())).profile();
+    let mut w = World::with_store(profile, BlockStore::with_max_recent(window));
+    // The same blocks on a chain that keeps everything in memory.
+    let mut all = Chain::new(*w.chain.profile());
+    all.push(w.chain.block(0).unwrap().into_owned(), now_secs())
+        .unwrap();
+    let first_token = w.tokens(&w.a);
+    for i in 0..6 {
+        let m = w.pay(&w.a, &w.c, 1 + i);
+        w.push(vec![m.txn]).unwrap();
+        let block = w.chain.tip().unwrap().clone();
+        all.push(block, now_secs()).unwrap();
+    }
+    let len = w.chain.len();
+    assert_eq!(len, 7);
+    assert_eq!(w.chain.store().archived_len(), len - window);
+    for h in 0..len {
+        assert_eq!(
+            w.chain.block(h).unwrap().as_ref(),
+            all.block(h).unwrap().as_ref()
+        );
+    }
+    assert_eq!(w.chain.ledger().balances(), all.ledger().balances());
+    assert!(
+        w.chain.ledger().output_count() < all.ledger().output_count(),
+        "the outputs spent deep in the chain are forgotten: {} against {}",
+        w.chain.ledger().output_count(),
+        all.ledger().output_count()
+    );
+
+    // A token spent five blocks deep is still refused as spent.
+    let signing = w.chain.profile().signing();
+    let again =
+        w.a.transfer(&mut OsRng, w.b.address(), 1, first_token, signing)
+            .unwrap();
+    assert!(matches!(
+        w.check(&again),
+        Err(TxError::AlreadySpent { index: 0, .. })
+    ));
+
+    // A reorganisation deeper than the window reads the blocks back and
+    // restores what they spent, then the same blocks go back on.
+    let popped = w.chain.truncate(2);
+    let popped_all = all.truncate(2);
+    assert_eq!(popped, popped_all);
+    assert_eq!(w.chain.ledger().balances(), all.ledger().balances());
+    assert_eq!(
+        w.chain.ledger().unspent(w.a.address()),
+        all.ledger().unspent(w.a.address())
+    );
+    for block in popped {
+        w.chain.push(block.clone(), now_secs()).unwrap();
+        all.push(block, now_secs()).unwrap();
+    }
+    assert_eq!(w.chain.tip_hash(), all.tip_hash());
+    assert_eq!(w.chain.ledger().balances(), all.ledger().balances());
+    assert_eq!(w.chain.store().archived_len(), len - window);
+    // Every address's blocks are found without reading every block: `c`
+    // is paid every block's reward, and a transfer from block 1 on.
+    let heights: Vec<u32> = (0..len as u32).collect();
+    assert_eq!(w.chain.heights_naming(w.c.address()), heights.as_slice());
+}
+
 #[test]
 fn steady_work_accumulates_and_toycoin_counts_blocks() {
     let mut t = toycoin();
@@ -746,7 +821,7 @@ fn steady_a_students_grant_in_the_first_block_names_no_mint() {
 #[test]
 fn a_steady_block_is_valid_on_no_other_network() {
     let w = steady();
-    let steady_block0 = w.chain.blocks().next().unwrap().clone();
+    let steady_block0 = w.chain.blocks().next().unwrap().into_owned();
     let mut original = Chain::new(Profile::toycoin());
     let error = original
         .push(steady_block0.clone(), now_secs())

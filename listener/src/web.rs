@@ -626,14 +626,17 @@ impl WebModel {
         let len = entries.len();
         let first_shown = len.saturating_sub(SHOWN_HEIGHTS);
         let mut blocks: Vec<Value> = Vec::new();
-        for (i, e) in entries[first_shown..].iter().enumerate() {
-            let b = &e.block;
+        for (i, (e, b)) in entries[first_shown..]
+            .iter()
+            .zip(chain.blocks_from(first_shown))
+            .enumerate()
+        {
             blocks.push(json!({
                 "hash": b.header.this_hash.to_hex(),
                 "short": b.header.this_hash.short(),
                 "previous": b.header.previous_hash.to_hex(),
                 "height": first_shown + i,
-                "miner": miner(b),
+                "miner": miner(&b),
                 "txns": b.txns.len(),
                 "bits": e.required_bits,
                 "best": true,
@@ -661,10 +664,10 @@ impl WebModel {
             .iter()
             .enumerate()
             .map(|(i, e)| {
-                let stamp = e.block.header.timestamp_secs();
+                let stamp = e.header.timestamp_secs();
                 let before = (from + i)
                     .checked_sub(1)
-                    .and_then(|j| entries[j].block.header.timestamp_secs());
+                    .and_then(|j| entries[j].header.timestamp_secs());
                 let interval = match (stamp, before) {
                     (Some(t), Some(b)) => Some(t.saturating_sub(b)),
                     _ => None,

@@ -212,11 +212,8 @@ impl Breach {
 /// repeats.
 fn spent(chain: &Chain) -> Option<Transaction> {
     chain
-        .blocks()
-        .rev()
-        .flat_map(|b| b.txns.iter().skip(1))
-        .find(|t| !t.is_coinbase())
-        .cloned()
+        .blocks_newest_first()
+        .find_map(|b| b.txns.iter().skip(1).find(|t| !t.is_coinbase()).cloned())
 }
 
 #[cfg(test)]

@@ -407,7 +407,7 @@ impl Node {
     fn snapshot(&self) -> Snapshot {
         let chain = self.session.tree().chain();
         Snapshot {
-            blocks: chain.blocks().cloned().collect(),
+            blocks: chain.blocks().map(std::borrow::Cow::into_owned).collect(),
             tip: chain.tip_hash(),
             total_work: chain.total_work(),
             pending: self.pool.hashes().copied().collect(),

@@ -50,19 +50,17 @@ impl Oracle {
     pub(super) fn update_confirmations(&mut self, fork_height: usize) {
         let chain: &Chain = self.session.tree().chain();
         let mut heights: HashMap<Txid, usize> = HashMap::new();
-        let new_blocks = &chain.entries()[fork_height.min(chain.len())..];
-        for (offset, entry) in new_blocks.iter().enumerate() {
-            for txn in &entry.block.txns {
+        // New blocks that had room for more transactions (their timestamps).
+        let mut with_room: Vec<u64> = Vec::new();
+        for (offset, block) in chain.blocks_from(fork_height).enumerate() {
+            for txn in &block.txns {
                 heights.entry(txn.hash()).or_insert(fork_height + offset);
+            }
+            if chain.had_room(&block) {
+                with_room.extend(block.header.timestamp_secs());
             }
         }
         let tip_height = chain.len().saturating_sub(1);
-        // New blocks that had room for more transactions (their timestamps).
-        let with_room: Vec<u64> = new_blocks
-            .iter()
-            .filter(|e| chain.had_room(&e.block))
-            .filter_map(|e| e.block.header.timestamp_secs())
-            .collect();
         for s in &mut self.sent {
             let now = if s.confirmed.is_some_and(|h| h < fork_height) {
                 s.confirmed

@@ -54,8 +54,15 @@ impl Oracle {
         loop {
             let before = self.deferred.len();
             let agreed = &mut self.agreed;
+            // Final for good: what it spent is forgotten at once.
             self.deferred
-                .retain(|t| agreed.apply_txns(std::slice::from_ref(t)).is_err());
+                .retain(|t| match agreed.apply_txns(std::slice::from_ref(t)) {
+                    Ok(undo) => {
+                        agreed.forget_spent(&undo);
+                        false
+                    }
+                    Err(_) => true,
+                });
             if self.deferred.len() == before {
                 break;
             }

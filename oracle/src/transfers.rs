@@ -5,9 +5,14 @@ use super::*;
 
 impl Oracle {
     pub(super) fn send(&mut self, label: String, m: TxnMessage) {
-        if let Err(e) = self.truth.apply_txns(std::slice::from_ref(&m.txn)) {
-            error!("!!! BUG: the oracle made an invalid transaction: {e}");
-            return;
+        match self.truth.apply_txns(std::slice::from_ref(&m.txn)) {
+            // The truth is never taken back: what it spent is forgotten at
+            // once, so it holds what is unspent however long the lesson.
+            Ok(undo) => self.truth.forget_spent(&undo),
+            Err(e) => {
+                error!("!!! BUG: the oracle made an invalid transaction: {e}");
+                return;
+            }
         }
         let payload = encode_txn(&m.tokens, &m.txn);
         if self.tally.is_some() {
@@ -46,9 +51,12 @@ impl Oracle {
         }
         let chain = self.session.tree().chain();
         let mut age: HashMap<Txid, usize> = HashMap::new();
-        for txn in chain.blocks().flat_map(|b| &b.txns) {
-            let next = age.len();
-            age.entry(txn.hash()).or_insert(next);
+        // The original's profile only: its chains stay short.
+        for block in chain.blocks() {
+            for txn in &block.txns {
+                let next = age.len();
+                age.entry(txn.hash()).or_insert(next);
+            }
         }
         let confirmed = chain.ledger().unspent_of(&owners);
         for (tokens, confirmed) in spendable.iter_mut().zip(confirmed) {

@@ -101,10 +101,12 @@ impl Node {
                     .collect();
                 let from = self.session.tree().fork_point(&locator);
                 let headers: Vec<HeaderWire> = chain
-                    .blocks()
-                    .skip(from)
+                    .entries()
+                    .get(from..)
+                    .unwrap_or_default()
+                    .iter()
                     .take(spv::MAX_HEADERS)
-                    .map(|b| HeaderWire::from_header(&b.header))
+                    .map(|e| HeaderWire::from_header(&e.header))
                     .collect();
                 let what = format!("{} headers from height {from}", headers.len());
                 (SpvMsg::Headers { id, headers }, what)
@@ -114,7 +116,12 @@ impl Node {
                     return;
                 };
                 let mut items = Vec::new();
-                'blocks: for (height, block) in chain.blocks().enumerate() {
+                // Only the blocks that name the wallet are read.
+                let heights = chain.heights_naming(&owner).iter().map(|&h| h as usize);
+                'blocks: for height in heights {
+                    let Some(block) = chain.block(height) else {
+                        break;
+                    };
                     for txn in &block.txns {
                         if txn.receiver != owner && txn.sender != owner {
                             continue;
@@ -144,16 +151,13 @@ impl Node {
                 fingerprint: wanted,
                 ..
             } => {
-                // The newest blocks, each address hashed once: a class has
-                // a few dozen.
-                let mut seen = std::collections::HashSet::new();
+                // The addresses named in the newest blocks, each hashed
+                // once: a class has a few dozen.
+                let recent = chain.len().saturating_sub(SPV_ADDRESS_BLOCKS);
                 let found = chain
-                    .blocks()
-                    .rev()
-                    .take(SPV_ADDRESS_BLOCKS)
-                    .flat_map(|b| &b.txns)
-                    .flat_map(|t| [&t.receiver, &t.sender])
-                    .filter(|a| seen.insert(*a))
+                    .addresses()
+                    .filter(|(_, heights)| heights.last().is_some_and(|&h| h as usize >= recent))
+                    .map(|(a, _)| a)
                     .find(|a| toycoin_common::wallet::fingerprint_matches(a, &wanted))
                     .cloned();
                 let Some(address) = found else { return };

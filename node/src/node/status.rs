@@ -1,6 +1,8 @@
 //! What a node says about itself: its status (`STAT`, signed) and its
 //! announcements of blocks (`BLOC`, with a signed `ANNC`).
 
+use std::borrow::Cow;
+
 use super::*;
 
 impl Node {
@@ -40,7 +42,7 @@ impl Node {
         let tip = chain.tip().map(|b| b.header.this_hash);
         let height = chain.len().saturating_sub(1);
         let payload = if self.config.profile.announces_whole_chain() {
-            let blocks: Vec<Block> = chain.blocks().cloned().collect();
+            let blocks: Vec<Block> = chain.blocks().map(Cow::into_owned).collect();
             encode_bloc(&blocks)
         } else {
             encode_bloc(chain.tip().map(std::slice::from_ref).unwrap_or_default())

@@ -1,4 +1,5 @@
-//! The pow suite: our miner's hash rate with 1 and 2 threads, next to the
+//! The pow suite: our miner's hash rate with 1 and 2 threads (and with 1
+//! thread one nonce at a time, without the vector lanes), next to the
 //! raw SHA-512 speed of this machine on an input of the header's size and
 //! to `openssl speed`'s one-stream SHA-512 compression rate (issue 39's
 //! anchor: the miner does one 128-byte compression per attempt), measured
@@ -11,6 +12,7 @@ use sha2::{Digest, Sha512};
 use toycoin_common::hash::{Hash, Txid, GENESIS};
 use toycoin_common::merkle::merkle_root;
 use toycoin_common::pow::{CancelToken, Miner, MiningJob};
+use toycoin_common::sha512_lanes::{self, LANES};
 
 /// Runs the suite for `secs` per measure; prints a table, returns figures.
 pub fn run(secs: f64) -> Vec<String> {
@@ -25,8 +27,9 @@ pub fn run(secs: f64) -> Vec<String> {
     // timestamp + previous_hash + nonce (70 digits) + merkle_root
     let header_len = 10 + 64 + 70 + 65;
     let raw = raw_sha512(header_len, run_for);
-    let one = miner_rate(&job, 1, run_for);
-    let two = miner_rate(&job, 2, run_for);
+    let stream = miner_rate(Miner::new(1).lanes(false), &job, run_for);
+    let one = miner_rate(Miner::new(1), &job, run_for);
+    let two = miner_rate(Miner::new(2), &job, run_for);
     let openssl = openssl_sha512_blocks(secs);
 
     println!("\n== pow: hashes per second ==");
@@ -36,7 +39,22 @@ pub fn run(secs: f64) -> Vec<String> {
         format!("raw SHA-512 of {header_len} bytes, 1 thread"),
         raw
     );
-    println!("{:<40} {:>14.0}", "miner, 1 thread", one);
+    println!(
+        "{:<40} {:>14.0}",
+        "miner, 1 thread, one nonce at a time", stream
+    );
+    println!(
+        "{:<40} {:>14.0}",
+        format!(
+            "miner, 1 thread, {}",
+            if sha512_lanes::worth_it() {
+                format!("{LANES} lanes")
+            } else {
+                "(no vector lanes here)".to_owned()
+            }
+        ),
+        one
+    );
     println!("{:<40} {:>14.0}", "miner, 2 threads", two);
     if let Some(blocks) = openssl {
         println!(
@@ -45,12 +63,15 @@ pub fn run(secs: f64) -> Vec<String> {
         );
     }
     println!(
-        "miner 1 thread / raw = {:.2}; 2 threads / 1 thread = {:.2} (goal >= 1.80)",
+        "miner 1 thread / raw = {:.2}; lanes / one at a time = {:.2}; 2 threads / 1 thread = {:.2} (goal >= 1.80)",
         one / raw,
+        one / stream,
         two / one
     );
     let mut figures = vec![
         format!("pow_raw_hps={raw:.0}"),
+        format!("pow_1t_stream_hps={stream:.0}"),
+        format!("pow_lanes_vs_stream={:.2}", one / stream),
         format!("pow_1t_hps={one:.0}"),
         format!("pow_2t_hps={two:.0}"),
         format!("pow_1t_vs_raw={:.2}", one / raw),
@@ -59,11 +80,13 @@ pub fn run(secs: f64) -> Vec<String> {
     match openssl {
         Some(blocks) => {
             println!(
-                "miner 1 thread / openssl's compressions = {:.2} (goal >= 0.90)",
-                one / blocks
+                "miner 1 thread / openssl's compressions = {:.2} (goal >= 0.90; one at a time {:.2})",
+                one / blocks,
+                stream / blocks
             );
             figures.push(format!("pow_openssl_blocks_per_s={blocks:.0}"));
             figures.push(format!("pow_1t_vs_openssl={:.2}", one / blocks));
+            figures.push(format!("pow_1t_stream_vs_openssl={:.2}", stream / blocks));
         }
         None => println!("openssl: not run (no `openssl` here)"),
     }
@@ -107,7 +130,7 @@ fn raw_sha512(len: usize, run_for: Duration) -> f64 {
     count as f64 / start.elapsed().as_secs_f64()
 }
 
-fn miner_rate(job: &MiningJob, threads: usize, run_for: Duration) -> f64 {
+fn miner_rate(miner: Miner, job: &MiningJob, run_for: Duration) -> f64 {
     let cancel = CancelToken::new();
     let stopper = {
         let cancel = cancel.clone();
@@ -116,7 +139,7 @@ fn miner_rate(job: &MiningJob, threads: usize, run_for: Duration) -> f64 {
             cancel.cancel();
         })
     };
-    let report = Miner::new(threads).mine(job, &cancel);
+    let report = miner.mine(job, &cancel);
     let _ = stopper.join();
     report.hash_rate()
 }

@@ -67,6 +67,7 @@ pub mod ready;
 pub mod refused_frames;
 pub mod relay;
 pub mod session;
+pub mod sha512_lanes;
 pub mod signal;
 pub mod signatures;
 pub mod spv;

@@ -527,13 +527,28 @@ pub struct BlockTxError {
     pub error: TxError,
 }
 
+/// What the ledger remembers of a transaction it recorded: the first 16
+/// bytes of its hash. The set of every transaction a chain ever held is the
+/// one thing that grows with a lesson; 16 bytes a transaction instead of
+/// 64 keep it small, and finding two transactions with the same 128 bits
+/// would take some 2^64 hashes (and would only get one of them refused as
+/// a repeat).
+type TxidKey = [u8; 16];
+
+fn txid_key(hash: &Txid) -> TxidKey {
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&hash.as_bytes()[..16]);
+    key
+}
+
 /// Every output of a chain and whether it is spent, and the money rules it
 /// was built under.
 #[derive(Clone, Debug, Default)]
 pub struct Ledger {
     profile: Profile,
     outputs: HashMap<OutPoint, OutputState>,
-    txns: HashSet<Txid>,
+    /// Every transaction recorded, by [`TxidKey`].
+    txns: HashSet<TxidKey>,
     /// Coins created so far (rewards, grants, coinbases).
     supply: i128,
 }
@@ -544,7 +559,7 @@ impl OutputView for Ledger {
     }
 
     fn contains_txn(&self, hash: &Txid) -> bool {
-        self.txns.contains(hash)
+        self.txns.contains(&txid_key(hash))
     }
 
     fn profile(&self) -> &Profile {
@@ -609,7 +624,7 @@ impl Ledger {
             };
             let hash = hashes[0];
             let checked = check_reward(reward, expected, height).and_then(|()| {
-                if self.txns.contains(&hash) {
+                if self.txns.contains(&txid_key(&hash)) {
                     Err(TxError::Duplicate)
                 } else {
                     Ok(CheckedTxn::creating(hash, expected))
@@ -665,7 +680,7 @@ impl Ledger {
             let (failed, bad_signature) = verify_alongside(&signed, signing, || {
                 for (i, txn) in txns.iter().enumerate().take(end).skip(start) {
                     let hash = hashes[i];
-                    if allow_repeats && self.txns.contains(&hash) {
+                    if allow_repeats && self.txns.contains(&txid_key(&hash)) {
                         undo.repeats += 1;
                         continue;
                     }
@@ -702,7 +717,7 @@ impl Ledger {
         }
         undo.spent.extend(checked.inputs);
         insert_outputs(&mut self.outputs, txn, checked.hash);
-        self.txns.insert(checked.hash);
+        self.txns.insert(txid_key(&checked.hash));
         undo.created.push(checked.hash);
         self.supply += i128::from(checked.created);
         undo.coins += i128::from(checked.created);
@@ -717,7 +732,7 @@ impl Ledger {
                     kind,
                 });
             }
-            self.txns.remove(hash);
+            self.txns.remove(&txid_key(hash));
         }
         for outpoint in undo.spent {
             if let Some(state) = self.outputs.get_mut(&outpoint) {
@@ -814,7 +829,7 @@ impl Ledger {
 
     /// Whether a transaction with this hash is in the ledger.
     pub fn contains(&self, hash: &Txid) -> bool {
-        self.txns.contains(hash)
+        self.txns.contains(&txid_key(hash))
     }
 
     /// Number of transactions recorded.

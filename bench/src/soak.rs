@@ -214,8 +214,18 @@ pub async fn run(
     });
 
     let start_at = Instant::now();
+    // Ctrl-C stops the class too: every program started here is killed
+    // (`kill_on_drop`) and the directory removed, not left running.
+    let mut interrupted = Box::pin(toycoin_common::signal::shutdown_signal());
     while start_at.elapsed() < run_for {
-        tokio::time::sleep(SAMPLE.min(run_for.saturating_sub(start_at.elapsed()))).await;
+        tokio::select! {
+            _ = tokio::time::sleep(SAMPLE.min(run_for.saturating_sub(start_at.elapsed()))) => {}
+            _ = &mut interrupted => {
+                drop(watched);
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err("interrupted: every program of the class stopped".into());
+            }
+        }
         let at = start_at.elapsed().as_secs_f64();
         for w in &mut watched {
             if let Ok(Some(status)) = w.child.try_wait() {

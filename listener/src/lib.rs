@@ -11,9 +11,11 @@
 //!
 //! - [`judge`]: a typed [`Verdict`] per frame;
 //! - [`render`]: text, brief and JSON, formatting verdicts only;
-//! - [`web`]: the live web view (`--web`), fed the same verdicts.
+//! - [`web`]: the live web view (`--web`), fed the same verdicts;
+//! - [`listen`]: the command line and the event loop that joins them.
 
 pub mod judge;
+pub mod listen;
 pub mod names;
 pub mod render;
 pub mod web;

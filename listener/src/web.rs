@@ -260,7 +260,14 @@ impl WebModel {
             self.replay = Some(position.clone());
             return;
         }
-        self.observe_line(sentence);
+        // "What happened" is what a person wants to read: blocks that
+        // changed something, refusals, lies, faults, grants, pBFT's view
+        // changes and final batches (`Verdict::is_news`, what `--quiet`
+        // prints). Statuses are the nodes table's, pending transfers the
+        // pool's, announcements and requests nobody's.
+        if verdict.is_news() {
+            self.observe_line(sentence);
+        }
         match verdict {
             Verdict::Txn {
                 hash,

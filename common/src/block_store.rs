@@ -13,8 +13,9 @@
 //! a light wallet's proof, a reorganisation deeper than the window) costs
 //! one read and a decoding.
 //!
-//! The file is made in the system's temporary directory and unlinked at
-//! once ([`tempfile::tempfile`]): nothing is left behind when the program
+//! The file is made in `/var/tmp` (on disk, where `/tmp` may be memory)
+//! or the system's temporary directory, and unlinked at once
+//! ([`tempfile::tempfile_in`]): nothing is left behind when the program
 //! ends, however it ends. Where no file can be made or written, the blocks
 //! simply stay in memory: nothing is ever lost.
 //!
@@ -45,6 +46,19 @@ pub const RECENT_BLOCKS: usize = 32;
 pub const RECENT_BYTES: usize = 4 * 1024 * 1024;
 /// Fewest bodies kept in memory, whatever their bytes.
 pub const MIN_RECENT_BLOCKS: usize = 8;
+
+/// Where the file is made: `/var/tmp` where there is one (disk by
+/// convention, while `/tmp` is memory on many systems, which would only
+/// move the blocks from the program's memory to the system's), else the
+/// system's temporary directory.
+fn store_dir() -> std::path::PathBuf {
+    let var_tmp = std::path::Path::new("/var/tmp");
+    if cfg!(unix) && var_tmp.is_dir() {
+        var_tmp.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
 
 /// A block written to the store, with what is needed to take it back.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -171,7 +185,7 @@ impl BlockStore {
             Some(file) => file.clone(),
             None => {
                 let file = Arc::new(Mutex::new(StoreFile {
-                    file: tempfile::tempfile()?,
+                    file: tempfile::tempfile_in(store_dir()).or_else(|_| tempfile::tempfile())?,
                     end: 0,
                 }));
                 self.file = Some(file.clone());

@@ -29,7 +29,6 @@
 //! | chain validation | [`chain`] |
 //! | old blocks out of memory: the window kept, the rest on disk | [`block_store`] |
 //! | SHA-512 on 8 nonces at once (the miner's vector lanes) | [`sha512_lanes`] |
-//! | the memory allocator every program uses | [`allocator`] |
 //! | side branches, reorganisations, catch-up locators | [`tree`] |
 //! | relay session: connect, reconnect, own frames, follow the chain | [`session`] |
 //! | catch-up: asking for and answering missed blocks | [`catchup`] |
@@ -42,7 +41,6 @@
 //! | `--ready-file`: "I am up, at this address" for programs | [`ready`] |
 
 pub mod address;
-pub mod allocator;
 pub mod announce;
 pub mod block;
 pub mod block_store;

@@ -153,27 +153,25 @@ impl BlockStore {
     }
 
     /// Writes the oldest block in memory to the file with `spent`, the
-    /// outputs it spent; `false` (and everything kept in memory from now
-    /// on) when the file cannot be made or written.
-    pub fn archive_oldest(&mut self, spent: &[Token]) -> bool {
-        let Some((block, undo)) = self.recent.front() else {
-            return false;
-        };
+    /// outputs it spent, and returns its undo (what the ledger may now
+    /// forget); `None` (and everything kept in memory from now on) when the
+    /// file cannot be made or written.
+    pub fn archive_oldest(&mut self, spent: &[Token]) -> Option<BlockUndo> {
+        let (block, undo) = self.recent.front()?;
         let bytes = encode_archived(block, undo, spent);
         match self.append(&bytes) {
             Ok(place) => {
-                if let Some((block, _)) = self.recent.pop_front() {
-                    self.recent_bytes -= block.size();
-                }
+                let (block, undo) = self.recent.pop_front()?;
+                self.recent_bytes -= block.size();
                 self.archived.push(place);
-                true
+                Some(undo)
             }
             Err(error) => {
                 tracing::warn!(
                     "cannot write old blocks to a temporary file ({error}): keeping them in memory"
                 );
                 self.failed = true;
-                false
+                None
             }
         }
     }
@@ -480,7 +478,7 @@ mod tests {
             store.push(b.clone(), undo.clone());
             blocks.push(b);
             while store.over_limit().is_some() {
-                assert!(store.archive_oldest(&spent));
+                assert!(store.archive_oldest(&spent).is_some());
             }
         }
         assert_eq!((store.archived_len(), store.len()), (3, 4));
@@ -496,7 +494,7 @@ mod tests {
         assert_eq!((a.block, a.spent), (blocks[2].clone(), spent.clone()));
         clone.push(blocks[0].clone(), undo.clone());
         while clone.over_limit().is_some() {
-            assert!(clone.archive_oldest(&spent));
+            assert!(clone.archive_oldest(&spent).is_some());
         }
         assert_eq!(clone.get(3).unwrap().as_ref(), &blocks[3]);
         assert_eq!(store.get(1).unwrap().as_ref(), &blocks[1]);

@@ -583,7 +583,7 @@ impl Chain {
             repeats: undo.repeats(),
         });
         let height = u32::try_from(self.entries.len() - 1).unwrap_or(u32::MAX);
-        for address in block.txns.iter().flat_map(|t| [&t.receiver, &t.sender]) {
+        for address in named_addresses(&block) {
             let heights = self.addresses.entry(address.clone()).or_default();
             if heights.last() != Some(&height) {
                 heights.push(height);
@@ -607,11 +607,10 @@ impl Chain {
                 self.bodies.keep_in_memory();
                 return;
             };
-            let forget = undo.clone();
-            if !self.bodies.archive_oldest(&spent) {
+            let Some(archived) = self.bodies.archive_oldest(&spent) else {
                 return;
-            }
-            self.ledger.forget_spent(&forget);
+            };
+            self.ledger.forget_spent(&archived);
         }
     }
 
@@ -630,7 +629,7 @@ impl Chain {
             self.index.remove(&entry.header.this_hash);
         }
         let height = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
-        for address in block.txns.iter().flat_map(|t| [&t.receiver, &t.sender]) {
+        for address in named_addresses(&block) {
             if let Some(heights) = self.addresses.get_mut(address) {
                 if heights.last() == Some(&height) {
                     heights.pop();
@@ -656,6 +655,12 @@ impl Chain {
         removed.reverse();
         removed
     }
+}
+
+/// The addresses a block's transactions name, as receiver or sender (what
+/// [`Chain::heights_naming`] indexes).
+fn named_addresses(block: &Block) -> impl Iterator<Item = &Address> {
+    block.txns.iter().flat_map(|t| [&t.receiver, &t.sender])
 }
 
 /// A block's transactions, borrowed or owned as the block is.

@@ -13,9 +13,6 @@
 //! miner then uses [`sha2::compress512`] alone. The results are the same on
 //! every path: a test compares each lane with [`sha2::compress512`].
 
-use sha2::compress512;
-use sha2::digest::generic_array::GenericArray;
-
 /// Blocks compressed at once: 8 words of 64 bits fill an AVX-512 register.
 pub const LANES: usize = 8;
 
@@ -199,32 +196,33 @@ fn compress(state: &[u64; 8], first: &[Lanes; 2], rest: &[u64; 14]) -> [Lanes; 8
     v
 }
 
-/// The same as [`compress_lanes`], one lane at a time with
-/// [`sha2::compress512`]: the portable path, and the reference the tests
-/// hold the lanes to.
-pub fn compress_each(state: &[u64; 8], first: &[Lanes; 2], rest: &[u64; 14]) -> [Lanes; 8] {
-    let mut out = [[0u64; LANES]; 8];
-    for l in 0..LANES {
-        let mut block = GenericArray::default();
-        let words = [first[0][l], first[1][l]]
-            .into_iter()
-            .chain(rest.iter().copied());
-        for (chunk, word) in block.chunks_exact_mut(8).zip(words) {
-            chunk.copy_from_slice(&word.to_be_bytes());
-        }
-        let mut s = *state;
-        compress512(&mut s, std::slice::from_ref(&block));
-        for (i, word) in s.iter().enumerate() {
-            out[i][l] = *word;
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand::Rng;
+    use sha2::compress512;
+    use sha2::digest::generic_array::GenericArray;
+
+    /// The same as [`compress_lanes`], one lane at a time with
+    /// [`sha2::compress512`]: the reference the lanes are held to.
+    fn compress_each(state: &[u64; 8], first: &[Lanes; 2], rest: &[u64; 14]) -> [Lanes; 8] {
+        let mut out = [[0u64; LANES]; 8];
+        for l in 0..LANES {
+            let mut block = GenericArray::default();
+            let words = [first[0][l], first[1][l]]
+                .into_iter()
+                .chain(rest.iter().copied());
+            for (chunk, word) in block.chunks_exact_mut(8).zip(words) {
+                chunk.copy_from_slice(&word.to_be_bytes());
+            }
+            let mut s = *state;
+            compress512(&mut s, std::slice::from_ref(&block));
+            for (i, word) in s.iter().enumerate() {
+                out[i][l] = *word;
+            }
+        }
+        out
+    }
 
     #[test]
     fn every_lane_equals_the_one_stream_compression() {

@@ -107,6 +107,17 @@ pub struct Verdict {
     pub line: String,
 }
 
+/// How a verdict that shows one of the original's known flaws begins.
+pub const FLAW_SHOWN: &str = "the original's flaw";
+
+impl Verdict {
+    /// Whether the attack got through one of the original's known flaws
+    /// (`--profile toycoin`): shown, not failed.
+    pub fn shows_flaw(&self) -> bool {
+        self.line.starts_with(FLAW_SHOWN)
+    }
+}
+
 /// A steady node says where it stands every 3 s: listening this long
 /// hears every node's name.
 pub const NODES_HEARD_WITHIN: Duration = Duration::from_secs(4);

@@ -20,6 +20,9 @@ use toycoin_common::profile::DEFAULT_TARGET_SECS;
 use toycoin_common::wallet::{create_private_dir, Wallet};
 use toycoin_node::Fault;
 
+mod lesson;
+mod lessons;
+
 /// Start a complete toycoin demo network.
 #[derive(Debug, Parser)]
 #[command(name = "toycoin-demo", version)]
@@ -83,11 +86,33 @@ pub struct Args {
     /// Do not run `cargo build` first.
     #[arg(long)]
     no_build: bool,
+    /// Run a lesson: the network driven step by step, each step saying
+    /// what to watch and waiting for the event that makes its point
+    /// (`--lesson list` names them).
+    #[arg(long, value_name = "NAME")]
+    lesson: Option<String>,
+    /// With --lesson: go on to the next step at once instead of waiting
+    /// for Enter.
+    #[arg(long, requires = "lesson")]
+    auto: bool,
+    /// Seconds between blocks the network aims for (steady).
+    #[arg(long, default_value_t = DEFAULT_TARGET_SECS, value_parser = target_secs)]
+    target: f64,
     /// Where the nodes' wallets, the oracle's and the mint's keys are kept
     /// (created on first use; the same keys, the same fingerprints, run
     /// after run).
     #[arg(long, value_name = "DIR", default_value_os_t = std::env::temp_dir().join("toycoin-demo-keys"))]
     keys: PathBuf,
+}
+
+/// A block target in seconds, from 0.2 to an hour.
+fn target_secs(text: &str) -> Result<f64, String> {
+    let secs: f64 = text.parse().map_err(|e| format!("{text:?}: {e}"))?;
+    if (0.2..=3600.0).contains(&secs) {
+        Ok(secs)
+    } else {
+        Err(format!("{text:?}: a target is 0.2 to 3600 seconds"))
+    }
 }
 
 /// The programs the demo starts.
@@ -133,6 +158,7 @@ fn build() -> bool {
     cmd.status().is_ok_and(|s| s.success())
 }
 
+#[derive(Debug)]
 struct Spec {
     label: String,
     program: &'static str,
@@ -316,6 +342,20 @@ fn specs(
     let mut oracle = [profile.clone(), replicas.clone()].concat();
     oracle.extend(["--mint-key".to_owned(), key_file(args, "mint")]);
     oracle.extend(["--wallet-keys".to_owned(), args.keys.display().to_string()]);
+    oracle.extend(["--name".to_owned(), "oracle".to_owned()]);
+    // A payment every 0.6 to 2 targets (3 to 10 s at the default 5 s;
+    // the original's target is always that).
+    let target = if args.profile == "steady" {
+        args.target
+    } else {
+        DEFAULT_TARGET_SECS
+    };
+    oracle.extend([
+        "--min-interval".to_owned(),
+        format!("{}", 0.6 * target),
+        "--max-interval".to_owned(),
+        format!("{}", 2.0 * target),
+    ]);
     if args.profile == "steady" {
         // The class's faucet: students' wallets ask it for coins.
         oracle.extend(["--faucet".to_owned(), "50".to_owned()]);
@@ -387,7 +427,7 @@ fn network_file(args: &Args) -> PathBuf {
 /// connected early can become the mint, whatever the start order.
 fn write_network(args: &Args) -> Result<Network, String> {
     let mint = PathBuf::from(key_file(args, "mint"));
-    let network = Network::for_class(args.profile.parse()?, DEFAULT_TARGET_SECS, &mint)?;
+    let network = Network::for_class(args.profile.parse()?, args.target, &mint)?;
     network.save(&network_file(args))?;
     Ok(network)
 }
@@ -821,6 +861,10 @@ async fn run_here(args: &Args, shutdown: impl std::future::Future<Output = ()>) 
 /// the exit code: 0 after a clean stop, 1 when something could not start,
 /// 2 for arguments that do not go together.
 pub async fn run(args: Args) -> i32 {
+    if args.lesson.as_deref() == Some("list") {
+        lesson::list();
+        return 0;
+    }
     let shutdown = toycoin_common::signal::shutdown_signal();
     if !args.no_build && !build() {
         eprintln!("toycoin-demo: cargo build failed");
@@ -849,6 +893,9 @@ pub async fn run(args: Args) -> i32 {
     if let Err(e) = create_private_dir(&args.keys) {
         eprintln!("toycoin-demo: cannot create {}: {e}", args.keys.display());
         return 1;
+    }
+    if args.lesson.is_some() {
+        return lesson::run(args, shutdown).await;
     }
     match write_network(&args) {
         Ok(network) => println!(

@@ -412,7 +412,12 @@ impl Judge {
             return Effect::Known;
         };
         let hash = block.header.this_hash;
-        let Some(height) = chain.height_of(&hash) else {
+        // On the best chain, or a side block just off it (a node stuck
+        // on a tip that lost a race).
+        let Some(height) = chain
+            .height_of(&hash)
+            .or_else(|| chain.height_of(&block.header.previous_hash).map(|h| h + 1))
+        else {
             return Effect::Known;
         };
         let behind = chain.len() - 1 - height;
@@ -646,6 +651,58 @@ mod tests {
                 resent: 3,
                 behind: 3
             }
+        );
+    }
+
+    #[test]
+    fn a_side_block_sent_again_and_again_marks_its_sender_stuck() {
+        // A node got stuck on a tip that lost its race: its block is off
+        // the best chain, one block past a block of it.
+        let profile = Profile::steady(5.0);
+        let mut tree = BlockTree::new(profile);
+        let mut twin_tree = BlockTree::new(profile);
+        let mine = |tree: &BlockTree, who: &[u8]| {
+            let chain = tree.chain();
+            chain
+                .mine_next(
+                    &toycoin_common::address::example(who),
+                    Vec::new(),
+                    chain::now_secs(),
+                )
+                .unwrap()
+        };
+        for i in 0..5 {
+            let block = mine(&tree, b"m");
+            tree.receive(vec![block.clone()], chain::now_secs())
+                .unwrap();
+            if i == 0 {
+                twin_tree.receive(vec![block], chain::now_secs()).unwrap();
+            }
+        }
+        let twin = mine(&twin_tree, b"stuck");
+        tree.receive(vec![twin.clone()], chain::now_secs()).unwrap();
+        assert_eq!(tree.chain().height_of(&twin.header.this_hash), None);
+        let mut judge = Judge::new();
+        let mut effects = Vec::new();
+        for _ in 0..STUCK_AFTER {
+            let result = tree.receive(vec![twin.clone()], chain::now_secs());
+            let report = BlocReport {
+                count: 1,
+                first_height: None,
+                blocks: Some(vec![twin.clone()]),
+                result,
+            };
+            match judge.judge(SessionEvent::Bloc(report), &tree) {
+                Some(Verdict::Bloc { effect, .. }) => effects.push(effect),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(
+            effects.last(),
+            Some(&Effect::Stuck {
+                resent: STUCK_AFTER,
+                behind: 3
+            })
         );
     }
 

@@ -614,7 +614,7 @@ fn txn_json(t: &Transaction) -> Value {
 /// The fingerprint of the wallet a block's reward pays (steady), if it
 /// has one: its first transaction is a coinbase tagged with a height.
 /// The fingerprint of the wallet a block's reward pays (steady).
-pub(crate) fn miner(b: &Block) -> Option<String> {
+pub fn miner(b: &Block) -> Option<String> {
     let reward = b.txns.first()?;
     (reward.is_coinbase() && !reward.sender_signature.is_empty())
         .then(|| fingerprint(&reward.receiver))

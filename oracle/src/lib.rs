@@ -238,6 +238,14 @@ pub async fn run(config: OracleConfig) -> i32 {
     };
     let mut session = SessionConfig::new(config.relay.clone(), config.profile, config.name.clone());
     session.topic = config.topic.clone();
+    // Named at the relay with the mint's key, which only the teacher has:
+    // `toycoin-ctl status` shows it, and a partition can name it.
+    if let Some(mint) = &mint {
+        if toycoin_common::control::check_name(&config.name).is_ok() {
+            session.hello = Some(config.name.clone());
+            session.hello_key = Some(mint.clone());
+        }
+    }
     session.backoff = config.backoff;
     session.max_backoff = config.max_backoff;
     let config_profile = config.profile;

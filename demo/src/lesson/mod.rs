@@ -1,0 +1,383 @@
+//! Lessons (`toycoin-demo --lesson NAME`): the demo network driven through
+//! one lecture point after another. A lesson is data ([`Lesson`]): how the
+//! network starts ([`Setup`]), then steps, each saying what to watch,
+//! acting on the real network ([`Act`]: start or stop a node, more
+//! threads, a fault, a partition and its healing, an attack, another
+//! network), waiting for the event that makes its point ([`Wait`]) within
+//! a time limit, and saying what happened with this run's figures. Between
+//! steps it waits for the teacher (Enter), or goes straight on (`--auto`).
+//!
+//! The lessons themselves are in [`crate::lessons`], a file each.
+
+mod class;
+mod wait;
+mod watch;
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use tokio::io::AsyncBufReadExt;
+use toycoin_common::cli::Consensus;
+use toycoin_common::control::Command as Ctl;
+use toycoin_common::log::{fit_to, terminal_width, Output};
+use toycoin_node::Fault;
+
+use crate::Args;
+use class::Class;
+pub use wait::Wait;
+use wait::{situation, Context, Mark};
+
+/// A lesson: a network and the steps that make its points.
+#[derive(Debug)]
+pub struct Lesson {
+    /// What `--lesson` takes.
+    pub name: &'static str,
+    pub title: &'static str,
+    /// The lecture's points it makes, in a line.
+    pub about: &'static str,
+    pub setup: Setup,
+    pub steps: Vec<Step>,
+}
+
+/// How a lesson's network starts.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    pub nodes: usize,
+    /// Nodes (1-based) not started until a step starts them.
+    pub late: Vec<usize>,
+    /// Seconds each node sleeps after a proof of work, in targets (the
+    /// last repeats).
+    pub delays: Vec<f64>,
+    /// Each node's hash power, in shares: 1 mines a block a target at the
+    /// steady profile's starting bits; 0 as fast as its threads go (the
+    /// last repeats).
+    pub shares: Vec<f64>,
+    pub threads: Vec<usize>,
+    pub profile: &'static str,
+    pub consensus: Consensus,
+}
+
+impl Default for Setup {
+    fn default() -> Setup {
+        Setup {
+            nodes: 2,
+            late: Vec::new(),
+            delays: vec![0.0],
+            shares: vec![0.5],
+            threads: vec![1],
+            profile: "steady",
+            consensus: Consensus::Pow,
+        }
+    }
+}
+
+/// What a step does to the network before it waits.
+#[derive(Clone, Debug)]
+pub enum Act {
+    StartNode(usize),
+    StopNode(usize),
+    /// Restart a node with this many mining threads.
+    Threads(usize, usize),
+    /// Make a node play a fault (`None`: honest again).
+    Fault(usize, Option<Fault>),
+    /// Cut the network into groups of clients (`node1`, `oracle`).
+    Partition(Vec<Vec<&'static str>>),
+    Heal,
+    /// Run an attack scenario ([`toycoin_attack`]), narrated here.
+    Attack(toycoin_attack::Scenario),
+    /// Stop the whole network and start another.
+    Restart(Setup),
+}
+
+impl Act {
+    fn describe(&self) -> String {
+        match self {
+            Act::StartNode(n) => format!("starting node{n}"),
+            Act::StopNode(n) => format!("stopping node{n}"),
+            Act::Threads(n, t) => format!("restarting node{n} with {t} mining threads"),
+            Act::Fault(n, Some(f)) => format!("toycoin-ctl fault node{n} {f}"),
+            Act::Fault(n, None) => format!("toycoin-ctl fault node{n} honest"),
+            Act::Partition(groups) => format!(
+                "toycoin-ctl partition {}",
+                groups
+                    .iter()
+                    .map(|g| g.join(","))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            Act::Heal => "toycoin-ctl heal".into(),
+            Act::Attack(s) => format!(
+                "toycoin-attack {}",
+                clap::ValueEnum::to_possible_value(s)
+                    .map(|v| v.get_name().to_owned())
+                    .unwrap_or_default()
+            ),
+            Act::Restart(setup) => format!(
+                "a new network: {} nodes, profile {}, {}",
+                setup.nodes,
+                setup.profile,
+                match setup.consensus {
+                    Consensus::Pow => "proof of work",
+                    Consensus::Pbft => "pBFT",
+                }
+            ),
+        }
+    }
+}
+
+/// One step of a lesson.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub title: &'static str,
+    /// What to watch, in the terminal and the web view.
+    pub watch: &'static str,
+    pub act: Vec<Act>,
+    pub wait: Wait,
+    /// Longest wait, in targets (beside a fixed [`SLACK`]).
+    pub within: f64,
+    /// What it shows, said once it happened.
+    pub then: &'static str,
+}
+
+/// Time every step is given beside its targets: programs starting,
+/// statuses every few seconds.
+const SLACK: Duration = Duration::from_secs(20);
+
+/// Prints the lessons there are.
+pub fn list() {
+    println!("Lessons (toycoin-demo --lesson NAME; --auto runs straight through):");
+    for l in crate::lessons::all() {
+        println!("  {:<14} {} — {}", l.name, l.title, l.about);
+    }
+}
+
+/// Prints `text` fitted to the terminal, each line after `indent`.
+fn say(indent: &str, text: &str) {
+    let width = std::io::stdout()
+        .is_terminal()
+        .then(|| terminal_width(Output::Stdout))
+        .flatten();
+    let rest = " ".repeat(indent.chars().count());
+    for (i, line) in text.lines().enumerate() {
+        let lead = if i == 0 { indent } else { rest.as_str() };
+        println!("{}", fit_to(&format!("{lead}{}", line.trim_start()), width));
+    }
+}
+
+/// How one step went.
+#[derive(Debug)]
+struct Outcome {
+    happened: bool,
+}
+
+/// Runs the lesson `args.lesson` until its end or `shutdown`. Returns 0
+/// when every step's event happened, 1 when one did not or the network
+/// would not start, 2 for a lesson that does not exist.
+pub async fn run(mut args: Args, shutdown: impl std::future::Future<Output = ()>) -> i32 {
+    let name = args.lesson.clone().unwrap_or_default();
+    let Some(lesson) = crate::lessons::all().into_iter().find(|l| l.name == name) else {
+        eprintln!("toycoin-demo: no lesson {name:?}");
+        list();
+        return 2;
+    };
+    let logs = args.keys.join("lesson-logs");
+    if let Err(e) = std::fs::create_dir_all(&logs) {
+        eprintln!("toycoin-demo: cannot create {}: {e}", logs.display());
+        return 1;
+    }
+    tokio::pin!(shutdown);
+    println!("Lesson {}: {}", lesson.name, lesson.title);
+    say("  ", lesson.about);
+    println!(
+        "  (the programs' output is in {}; a block every {:.1} s is the target)",
+        logs.display(),
+        args.target
+    );
+    let mut class = match Class::start(&mut args, &lesson.setup, &logs).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("toycoin-demo: {e}");
+            return 1;
+        }
+    };
+    announce(&class);
+    let mut input = (!args.auto).then(|| tokio::io::BufReader::new(tokio::io::stdin()).lines());
+    let mut outcomes = Vec::new();
+    let steps = lesson.steps.len();
+    for (i, step) in lesson.steps.iter().enumerate() {
+        println!();
+        println!("Step {}/{steps}: {}", i + 1, step.title);
+        say("  Watch: ", step.watch);
+        let outcome = tokio::select! {
+            o = run_step(&mut class, &mut args, step) => o,
+            _ = &mut shutdown => {
+                println!("Stopped by Ctrl-C.");
+                break;
+            }
+        };
+        outcomes.push(outcome);
+        if i + 1 < steps {
+            if let Some(lines) = &mut input {
+                println!("  [Enter: next step; q and Enter: stop here]");
+                let line = tokio::select! {
+                    l = lines.next_line() => l,
+                    _ = &mut shutdown => break,
+                };
+                match line {
+                    Ok(Some(l)) if l.trim() == "q" => break,
+                    Ok(Some(_)) => {}
+                    // No more input: go straight on.
+                    _ => input = None,
+                }
+            }
+        }
+    }
+    println!();
+    println!("Stopping the lesson's network...");
+    class.stop().await;
+    let happened = outcomes.iter().filter(|o| o.happened).count();
+    println!(
+        "Lesson {}: {happened} of {steps} steps happened as the lecture says{}.",
+        lesson.name,
+        if outcomes.len() < steps {
+            format!(" ({} not run)", steps - outcomes.len())
+        } else {
+            String::new()
+        }
+    );
+    if happened == steps {
+        0
+    } else {
+        1
+    }
+}
+
+/// Where to look: the web view and the teacher's controls.
+fn announce(class: &Class) {
+    println!("{}", class.network.banner());
+    if let Some(web) = class.web {
+        println!("{}", crate::web_line(web));
+    }
+    println!("{}", crate::ctl_line(class.relay));
+}
+
+/// Acts, waits and says what happened.
+async fn run_step(class: &mut Class, args: &mut Args, step: &Step) -> Outcome {
+    let logs = args.keys.join("lesson-logs");
+    let mut mark = Mark::of(&watch::lock(&class.facts), &logs, &class.running_nodes());
+    let began = tokio::time::Instant::now();
+    let mut attacks = Vec::new();
+    for act in &step.act {
+        say("  > ", &act.describe());
+        match perform(class, args, act).await {
+            Ok(Some(verdict)) => attacks.push((act.describe(), verdict)),
+            Ok(None) => {}
+            Err(e) => say("    ", &format!("could not: {e}")),
+        }
+        if matches!(act, Act::Restart(_)) {
+            // Everything counts from the new network.
+            mark = Mark::of(&watch::lock(&class.facts), &logs, &class.running_nodes());
+        }
+    }
+    // The network's own target (the original's is always 5 s).
+    let target = class.network.profile().target_ms as f64 / 1000.0;
+    let limit = SLACK + Duration::from_secs_f64(step.within * target);
+    let deadline = tokio::time::Instant::now() + limit;
+    let running = class.running_nodes();
+    let mut cx = Context {
+        mark: &mark,
+        running: &running,
+        attacks: &attacks,
+        target,
+        replicas: class.replicas,
+        logs: &logs,
+        tracked: None,
+    };
+    say("  Waiting for ", &format!("{}...", step.wait.describe()));
+    let mut poll = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        poll.tick().await;
+        let facts = watch::lock(&class.facts);
+        if let Some(figures) = step.wait.check(&facts, &mut cx) {
+            say(
+                "  ✓ ",
+                &format!("[{:.0} s] {figures}", began.elapsed().as_secs_f64()),
+            );
+            say("  ", step.then);
+            return Outcome { happened: true };
+        }
+        if tokio::time::Instant::now() >= deadline {
+            say(
+                "  ✗ ",
+                &format!(
+                    "no {} within {:.0} s this time: {}",
+                    step.wait.describe(),
+                    limit.as_secs_f64(),
+                    situation(&facts, &mark, &step.wait)
+                ),
+            );
+            for (name, v) in &attacks {
+                say("    ", &format!("{name}: {}", v.line));
+            }
+            return Outcome { happened: false };
+        }
+    }
+}
+
+/// Does one act on the network; an attack's verdict when it ran one.
+async fn perform(
+    class: &mut Class,
+    args: &mut Args,
+    act: &Act,
+) -> Result<Option<toycoin_attack::Verdict>, String> {
+    let node = |n: &usize| format!("node{n}");
+    match act {
+        Act::StartNode(n) => class.start_program(&node(n)).map(|_| None),
+        Act::StopNode(n) => {
+            class.stop_program(&node(n)).await;
+            Ok(None)
+        }
+        Act::Threads(n, t) => class.set_threads(args, *n, *t).await.map(|_| None),
+        Act::Fault(n, fault) => {
+            let mode = fault.map(|f| f.to_string()).unwrap_or("honest".into());
+            class
+                .control(Ctl::Fault {
+                    client: node(n),
+                    mode,
+                })
+                .await
+                .map(|_| None)
+        }
+        Act::Partition(groups) => class
+            .control(Ctl::Partition {
+                groups: groups
+                    .iter()
+                    .map(|g| g.iter().map(|s| s.to_string()).collect())
+                    .collect(),
+            })
+            .await
+            .map(|_| None),
+        Act::Heal => class.control(Ctl::Heal).await.map(|_| None),
+        Act::Attack(scenario) => {
+            let mut options =
+                toycoin_attack::Options::new(class.relay.to_string(), class.network.profile());
+            options.token = class.token.clone();
+            options.count = 200;
+            options.secret_blocks = 3;
+            // The lesson's nodes have joined (and said so to the relay):
+            // the attacker need not listen long to hear them.
+            options.listen_first = Duration::from_secs(1);
+            let target = class.network.profile().target_ms as f64 / 1000.0;
+            options.patience = SLACK + Duration::from_secs_f64(30.0 * target);
+            let mut attacker = toycoin_attack::Attacker::join(options, true).await?;
+            Ok(Some(attacker.run(*scenario).await))
+        }
+        Act::Restart(setup) => {
+            let logs = args.keys.join("lesson-logs");
+            class.stop().await;
+            *class = Class::start(args, setup, &logs).await?;
+            announce(class);
+            Ok(None)
+        }
+    }
+}

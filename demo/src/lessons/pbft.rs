@@ -1,0 +1,45 @@
+//! Lesson 7: pBFT — 3f+1 replicas vote, a payment is final at once, a
+//! silent primary is replaced.
+
+use crate::lesson::{Act, Lesson, Setup, Step, Wait};
+use toycoin_common::cli::Consensus;
+use toycoin_node::Fault;
+
+pub fn lesson() -> Lesson {
+    Lesson {
+        name: "pbft",
+        title: "pBFT: final at once, and a view change",
+        about: "Four replicas (3f+1 with f = 1) agree on each batch of payments in three rounds of votes; a batch is final as soon as it is decided. The primary falls silent; the others vote it out.",
+        setup: Setup {
+            nodes: 4,
+            consensus: Consensus::Pbft,
+            ..Setup::default()
+        },
+        steps: vec![
+            Step {
+                title: "A batch final",
+                watch: "The web view's pBFT panel: a pre-prepare from the primary, prepares and commits from the replicas, replies to the client.",
+                act: vec![],
+                wait: Wait::Final(1),
+                within: 20.0,
+                then: "Final means final: no block can come later and undo it, unlike proof of work's confirmations. The price is every replica talking to every other.",
+            },
+            Step {
+                title: "A silent primary",
+                watch: "node1, the primary, falls silent: no batch is proposed, the replicas' timers run out and they vote for a new view.",
+                act: vec![Act::Fault(1, Some(Fault::Silent))],
+                wait: Wait::ViewChange,
+                within: 30.0,
+                then: "With 3f+1 replicas, 2f+1 votes are enough to move on without the failed one.",
+            },
+            Step {
+                title: "Final again, under the new primary",
+                watch: "node2 proposes the next batch.",
+                act: vec![],
+                wait: Wait::Final(1),
+                within: 20.0,
+                then: "One faulty replica out of four changed nothing the clients can see, except a pause.",
+            },
+        ],
+    }
+}

@@ -1,0 +1,171 @@
+//! Every lesson (`toycoin-demo --lesson NAME --auto`) runs end to end on a
+//! network of its own, with a 1 s target (the lessons' waits are counted
+//! in targets), and the lesson itself checks that the event each step
+//! waited for happened: the fork, the bits rising, the 6 confirmations,
+//! the refusals, the view change. A step whose event does not come within
+//! its limit says so (`✗`) and the lesson exits 1.
+
+// In tests a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use toycoin_tests::program::Program;
+
+/// Longest a lesson may take here (the slowest takes about a minute).
+const LIMIT: Duration = Duration::from_secs(300);
+
+/// Runs lesson `name` with `--auto` and returns what it printed, after
+/// checking that it ran every step and each step's event happened.
+async fn lesson(name: &str, steps: usize) -> String {
+    let began = std::time::Instant::now();
+    let mut demo = Program::start(
+        "toycoin-demo",
+        &[
+            "--no-build",
+            "--lesson",
+            name,
+            "--auto",
+            "--target",
+            "1",
+            "--port",
+            "0",
+            "--no-web",
+            "--no-record",
+            "--keys",
+            "keys",
+        ],
+    );
+    let status = match tokio::time::timeout(LIMIT, demo.exited()).await {
+        Ok(status) => status,
+        Err(_) => {
+            // Ctrl-C: the demo stops every program it started.
+            demo.interrupt();
+            let _ = tokio::time::timeout(Duration::from_secs(20), demo.exited()).await;
+            panic!(
+                "lesson {name} did not end within {LIMIT:?}:\n{}",
+                demo.output()
+            );
+        }
+    };
+    let out = demo.output();
+    assert!(
+        status.success(),
+        "lesson {name} exited with {status}:\n{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "Lesson {name}: {steps} of {steps} steps happened as the lecture says."
+        )),
+        "lesson {name}:\n{out}"
+    );
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("  ✓ ")).count(),
+        steps,
+        "lesson {name}: one ✓ a step:\n{out}"
+    );
+    assert!(!out.contains("✗"), "lesson {name}:\n{out}");
+    eprintln!("lesson {name}: {:.1} s", began.elapsed().as_secs_f64());
+    out
+}
+
+/// The `✓` line of step `n` (1-based) and what follows it up to the next
+/// step's title.
+fn step(out: &str, n: usize) -> String {
+    out.split("\nStep ")
+        .nth(n)
+        .and_then(|s| s.split("  ✓ ").nth(1))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lesson_race_a_slow_node_loses_a_race() {
+    let out = lesson("race", 3).await;
+    assert!(step(&out, 2).contains("Lost the race for block"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lesson_forks_are_settled_and_the_losers_payments_mined_again() {
+    let out = lesson("forks", 4).await;
+    assert!(step(&out, 2).contains("carrying"), "{out}");
+    assert!(step(&out, 3).contains("all 2 nodes are on block"), "{out}");
+    assert!(step(&out, 4).contains("are in it again"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lesson_difficulty_rises_when_a_node_joins() {
+    let out = lesson("difficulty", 3).await;
+    assert!(step(&out, 2).contains("the bits rose from"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lesson_confirmations_to_6_and_a_double_spend() {
+    let out = lesson("confirmations", 3).await;
+    assert!(step(&out, 1).contains("6 confirmations"), "{out}");
+    assert!(
+        step(&out, 2).contains("Paid out after 1 confirmation"),
+        "{out}"
+    );
+    assert!(step(&out, 3).contains("frames refused"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lesson_cheating_is_refused_and_the_originals_flaw_shown() {
+    let out = lesson("cheating", 4).await;
+    assert!(step(&out, 3).contains("frames refused"), "{out}");
+    assert!(
+        step(&out, 4).contains("the original's flaw, shown"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lesson_byzantine_four_failures_and_a_partition() {
+    let out = lesson("byzantine", 6).await;
+    assert!(step(&out, 1).contains("node2 has said nothing"), "{out}");
+    assert!(step(&out, 2).contains("sent again and again"), "{out}");
+    assert!(step(&out, 3).contains("invalid block(s) refused"), "{out}");
+    assert!(step(&out, 4).contains("past the longest chain"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lesson_pbft_final_at_once_and_a_view_change() {
+    let out = lesson("pbft", 3).await;
+    assert!(step(&out, 1).contains("2n(n-1)+n = 28 for n = 4"), "{out}");
+    assert!(step(&out, 2).contains("primary now node2"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lesson_concurrency_two_threads_hash_faster() {
+    let out = lesson("concurrency", 2).await;
+    assert!(step(&out, 2).contains("on 2 ("), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lessons_are_listed_and_an_unknown_one_refused() {
+    let mut list = Program::start("toycoin-demo", &["--no-build", "--lesson", "list"]);
+    assert!(list.exited().await.success());
+    let out = list.output();
+    for name in [
+        "race",
+        "forks",
+        "difficulty",
+        "confirmations",
+        "cheating",
+        "byzantine",
+        "pbft",
+        "concurrency",
+    ] {
+        assert!(
+            out.contains(&format!("  {name} ")),
+            "{name} not listed:\n{out}"
+        );
+    }
+    let mut unknown = Program::start(
+        "toycoin-demo",
+        &["--no-build", "--lesson", "nope", "--keys", "keys"],
+    );
+    assert_eq!(unknown.exited().await.code(), Some(2));
+    assert!(unknown.output().contains("no lesson \"nope\""));
+}

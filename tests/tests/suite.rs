@@ -2,12 +2,14 @@
 //! binary.
 
 mod attacks;
+mod book;
 mod check;
 mod demo_tmux;
 mod end_to_end;
 mod flags;
 mod floods;
 mod frames_tcp;
+mod lessons;
 mod network;
 mod oracle;
 mod python_interop;

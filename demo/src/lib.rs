@@ -877,7 +877,7 @@ pub async fn run(args: Args) -> i32 {
         .collect();
     if !missing.is_empty() {
         eprintln!(
-            "toycoin-demo: {} not found beside this program in {}: build every program (cargo build --release) or install them all (see the README)",
+            "toycoin-demo: {} not found beside this program in {}: build every program (cargo build --release) or install them all (see docs/running.md)",
             missing.join(", "),
             bin_dir().display()
         );

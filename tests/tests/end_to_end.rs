@@ -302,7 +302,7 @@ async fn the_demo_shows_blocks_within_seconds_and_stops_everything() {
     let _ = std::fs::remove_file(journal);
 }
 
-/// The binaries as the README runs them for pBFT: four nodes from a
+/// The binaries as the book runs them for pBFT (docs/teaching.md): four nodes from a
 /// replicas file, the first (view 0's primary) silent; the oracle's
 /// payments all become final after a view change, and the JSON listener,
 /// checking every signature, shows batches final.

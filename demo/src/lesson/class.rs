@@ -165,7 +165,24 @@ impl Class {
             class.start_program(label)?;
         }
         class.wait_joined(&labels).await;
+        class.learn_wallets(args);
         Ok(class)
+    }
+
+    /// Names each node's wallet from its key file (the nodes say it in
+    /// their statuses too, every few seconds): the first blocks' miners
+    /// are named at once.
+    fn learn_wallets(&self, args: &Args) {
+        let mut facts = watch::lock(&self.facts);
+        for i in 1..=args.nodes {
+            let name = format!("node{i}");
+            let path = args.keys.join(format!("{name}.pem"));
+            if let Ok(pem) = std::fs::read_to_string(&path) {
+                if let Ok(wallet) = toycoin_common::wallet::Wallet::from_pem(&pem) {
+                    facts.wallets.entry(wallet.fingerprint()).or_insert(name);
+                }
+            }
+        }
     }
 
     /// Waits (a while at most) until the relay knows each program in

@@ -187,9 +187,10 @@ impl Wait {
             Wait::Blocks(n) => {
                 let height = f.height();
                 (height >= mark.height + n).then(|| {
+                    let added = height - mark.height;
                     let mut s = format!(
-                        "{} blocks in {:.1} s (now {height} on the best chain; mined by {})",
-                        height - mark.height,
+                        "{added} block{} in {:.1} s (now {height} on the best chain; mined by {})",
+                        if added == 1 { "" } else { "s" },
                         f.now() - mark.at,
                         shares_text(f, mark.height + 1),
                     );

@@ -279,9 +279,16 @@ fn specs(
         "--network".to_owned(),
         network_file(args).display().to_string(),
     ];
-    let web = web
+    let mut web = web
         .map(|addr| vec!["--web".to_owned(), addr.to_string()])
         .unwrap_or_default();
+    if !web.is_empty() && args.lesson.is_some() {
+        // The lesson panel, and its Next button.
+        web.extend([
+            "--lesson-dir".to_owned(),
+            lesson::dir(args).display().to_string(),
+        ]);
+    }
     // pBFT: every program is told the replicas (the listener to check
     // their signatures).
     let replicas = match args.consensus {

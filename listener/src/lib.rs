@@ -12,9 +12,11 @@
 //! - [`judge`]: a typed [`Verdict`] per frame;
 //! - [`render`]: text, brief and JSON, formatting verdicts only;
 //! - [`web`]: the live web view (`--web`), fed the same verdicts;
+//! - [`lesson_panel`]: a lesson's state, shown in the web view;
 //! - [`listen`]: the command line and the event loop that joins them.
 
 pub mod judge;
+pub mod lesson_panel;
 pub mod listen;
 pub mod names;
 pub mod render;

@@ -58,6 +58,11 @@ pub struct Args {
     /// it shows the replay's timeline without this.)
     #[arg(long, requires = "web")]
     controls: bool,
+    /// A lesson's directory (`toycoin-demo --lesson` gives it): the web
+    /// view shows where the lesson stands, and its Next button (this
+    /// machine only) lets the lesson go on.
+    #[arg(long, value_name = "DIR", requires = "web")]
+    lesson_dir: Option<std::path::PathBuf>,
     // Frames are shown on stdout; --quiet shows only those that change
     // the best chain or are refused. Log lines go to stderr.
     #[command(flatten)]
@@ -67,6 +72,9 @@ pub struct Args {
 /// How often the web view is refreshed when nothing happens (ages of
 /// pending transactions, the reorganisation banner going out).
 const WEB_REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How often a lesson's state file is looked at.
+const LESSON_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Listens until Ctrl-C (or stdout closes): every frame judged, shown,
 /// and fed to the web view. Returns the exit code: 0, 1 when the web view
@@ -134,6 +142,7 @@ pub async fn run(args: Args) -> i32 {
                 port: args.relay.port,
                 live: args.controls,
                 replay: replay_buttons.clone(),
+                lesson: args.lesson_dir.clone(),
             };
             match web::serve_with(addr, rx, Some(controls)).await {
                 Ok(local) => info!("Web view: http://{local}/"),
@@ -149,6 +158,9 @@ pub async fn run(args: Args) -> i32 {
         }
     };
     let mut publish_at = tokio::time::Instant::now();
+    // A lesson's state, read again when its file changes.
+    let mut lesson_poll = tokio::time::interval(LESSON_POLL);
+    let mut lesson_seen: Option<(std::time::SystemTime, u64)> = None;
     tokio::pin!(ctrl_c);
     loop {
         let event = tokio::select! {
@@ -163,6 +175,20 @@ pub async fn run(args: Args) -> i32 {
                 continue;
             }
             event = session.next() => event,
+            _ = lesson_poll.tick(), if web.is_some() && args.lesson_dir.is_some() => {
+                let (Some(dir), Some((model, _, _))) = (&args.lesson_dir, &mut web) else {
+                    continue;
+                };
+                let stamp = std::fs::metadata(dir.join(crate::lesson_panel::STATE_FILE))
+                    .ok()
+                    .and_then(|m| Some((m.modified().ok()?, m.len())));
+                if stamp != lesson_seen {
+                    lesson_seen = stamp;
+                    model.set_lesson(crate::lesson_panel::read_state(dir));
+                    publish_at = publish_at.min(tokio::time::Instant::now());
+                }
+                continue;
+            }
             _ = tokio::time::sleep_until(publish_at), if web.is_some() => {
                 if let Some((model, tx, _)) = &mut web {
                     let snapshot = model.snapshot(session.tree(), judge.pool());

@@ -178,6 +178,8 @@ pub struct WebModel {
     final_pow: VecDeque<f64>,
     /// Where the replay watched is (`None`: a live class).
     replay: Option<toycoin_common::timeline::Position>,
+    /// A lesson's state ([`crate::lesson_panel`]), as its file says.
+    lesson: Option<Value>,
 }
 
 /// Finality times kept for the meter.
@@ -226,13 +228,18 @@ impl WebModel {
         WebModel::default()
     }
 
-    /// The class network, shown in the page's header: its join code and
-    /// id, for students to check against what their programs print.
     /// Shows the teacher's buttons (`--controls`).
     pub fn set_controls(&mut self, on: bool) {
         self.controls = on;
     }
 
+    /// A lesson's state for the lesson panel (`None`: no panel).
+    pub fn set_lesson(&mut self, lesson: Option<Value>) {
+        self.lesson = lesson;
+    }
+
+    /// The class network, shown in the page's header: its join code and
+    /// id, for students to check against what their programs print.
     pub fn set_network(&mut self, network: &toycoin_common::network::Network) {
         self.network = Some(json!({
             "join_code": network.join_code(),
@@ -759,6 +766,7 @@ impl WebModel {
             "network": self.network,
             "controls": self.controls,
             "replay": self.replay,
+            "lesson": self.lesson,
             "nodes": nodes,
             "height": len.checked_sub(1),
             "tip": chain.tip_hash().short(),
@@ -808,6 +816,8 @@ pub struct Controls {
     pub live: bool,
     /// Set once the relay said it is a replay: its timeline works.
     pub replay: Arc<std::sync::atomic::AtomicBool>,
+    /// A lesson's directory (`--lesson-dir`): the Next button writes there.
+    pub lesson: Option<std::path::PathBuf>,
 }
 
 /// Serves the web view on `addr` until the runtime ends; returns the
@@ -837,6 +847,7 @@ pub async fn serve_with(
         .route("/api/snapshot", get(snapshot))
         .route("/api/events", get(events))
         .route("/api/control/{cmd}", axum::routing::post(control))
+        .route("/api/lesson/next", axum::routing::post(lesson_next))
         .with_state(shared);
     tokio::spawn(async move {
         let mut listener = limit::Limited::new(listener);
@@ -949,6 +960,32 @@ async fn control(
         Ok(reply) if reply.ok => (StatusCode::OK, reply.message).into_response(),
         Ok(reply) => (StatusCode::CONFLICT, reply.message).into_response(),
         Err(e) => (StatusCode::BAD_GATEWAY, e).into_response(),
+    }
+}
+
+/// The lesson panel's Next button, from a browser on this machine only:
+/// `next?step=N` says the teacher is done with step N.
+async fn lesson_next(
+    State(shared): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<limit::Peer>,
+    axum::extract::Query(query): axum::extract::Query<HashMap<String, String>>,
+) -> Response {
+    let Some(dir) = shared.controls.as_deref().and_then(|c| c.lesson.as_deref()) else {
+        return (StatusCode::NOT_FOUND, "this view shows no lesson").into_response();
+    };
+    if !peer.this_machine {
+        return (
+            StatusCode::FORBIDDEN,
+            "the lesson goes on from the teacher's machine only",
+        )
+            .into_response();
+    }
+    let Some(step) = query.get("step").and_then(|s| s.parse::<u64>().ok()) else {
+        return (StatusCode::BAD_REQUEST, "next?step=N").into_response();
+    };
+    match crate::lesson_panel::press_next(dir, step) {
+        Ok(()) => (StatusCode::OK, format!("on to the step after {step}")).into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     }
 }
 

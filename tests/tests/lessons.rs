@@ -169,3 +169,97 @@ async fn lessons_are_listed_and_an_unknown_one_refused() {
     assert_eq!(unknown.exited().await.code(), Some(2));
     assert!(unknown.output().contains("no lesson \"nope\""));
 }
+
+/// Without `--auto` and with the web view, a lesson waits after each step
+/// for the teacher, and the lesson panel's Next button (a POST from this
+/// machine) lets it go on; the panel says where the lesson stands, and in
+/// Chromium it is drawn with the step and the button.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lesson_goes_on_when_the_web_views_next_is_pressed() {
+    use toycoin_tests::http::{get, post};
+    let wait = Duration::from_secs(120);
+    let mut demo = Program::start(
+        "toycoin-demo",
+        &[
+            "--no-build",
+            "--lesson",
+            "pbft",
+            "--target",
+            "1",
+            "--port",
+            "0",
+            "--web",
+            "127.0.0.1:0",
+            "--no-record",
+            "--keys",
+            "keys",
+        ],
+    );
+    let line = demo
+        .wait_line("the web view's address", wait, |l| {
+            l.starts_with("Web view: http://")
+        })
+        .await;
+    let addr = line
+        .trim_start_matches("Web view: http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    for step in 1..=2u64 {
+        demo.wait_line("the teacher's turn", wait, |l| {
+            l.contains("[Enter or the web view's Next: next step")
+        })
+        .await;
+        // The panel says the step happened and waits for Next.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let lesson = loop {
+            let (_, body) = get(&addr, "/api/snapshot", Duration::from_secs(5)).await;
+            let snap: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let lesson = snap["lesson"].clone();
+            if lesson["step"] == step && lesson["next"] == true {
+                break lesson;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the panel did not reach step {step}: {snap}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(lesson["lesson"], "pbft");
+        assert_eq!(lesson["state"], "happened", "{lesson}");
+        if step == 1 {
+            if let Some(browser) = toycoin_tests::browser::Browser::find("draw the lesson panel") {
+                let dom = browser.dom(&format!("http://{addr}/")).await;
+                assert!(dom.contains("<section id=\"lesson\" aria-live"), "{dom}");
+                assert!(dom.contains("step 1 of 3"), "{dom}");
+                assert!(dom.contains(">A batch final<"), "{dom}");
+                assert!(dom.contains("✓ ["), "{dom}");
+                assert!(
+                    dom.contains("<button type=\"button\" id=\"lesson-next\" title"),
+                    "the Next button is hidden: {dom}"
+                );
+            }
+        }
+        // Still waiting: nothing goes on without the teacher.
+        assert!(!demo.output().contains(&format!("Step {}/3", step + 1)));
+        let (code, said) = post(
+            &addr,
+            &format!("/api/lesson/next?step={step}"),
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(code, 200, "{said}");
+        demo.wait_line("the next step", wait, |l| {
+            l.starts_with(&format!("Step {}/3", step + 1))
+        })
+        .await;
+    }
+    let status = tokio::time::timeout(LIMIT, demo.exited()).await.unwrap();
+    let out = demo.output();
+    assert!(status.success(), "{out}");
+    assert!(
+        out.contains("Lesson pbft: 3 of 3 steps happened as the lecture says."),
+        "{out}"
+    );
+}

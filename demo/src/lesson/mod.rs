@@ -24,6 +24,8 @@ use toycoin_node::Fault;
 
 use crate::Args;
 use class::Class;
+use serde_json::json;
+use toycoin_listener::lesson_panel;
 pub use wait::Wait;
 use wait::{situation, Context, Mark};
 
@@ -143,6 +145,50 @@ pub struct Step {
 /// statuses every few seconds.
 const SLACK: Duration = Duration::from_secs(20);
 
+/// Where a lesson keeps the programs' logs and its state for the web
+/// view's panel: beside the keys (a private directory).
+pub fn dir(args: &Args) -> std::path::PathBuf {
+    args.keys.join("lesson-logs")
+}
+
+/// Where the lesson stands, for the web view's lesson panel
+/// ([`toycoin_listener::lesson_panel`]).
+#[derive(Debug)]
+struct Panel {
+    dir: std::path::PathBuf,
+    state: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Panel {
+    fn new(dir: &std::path::Path, lesson: &Lesson) -> Panel {
+        let _ = std::fs::remove_file(dir.join(lesson_panel::NEXT_FILE));
+        let mut panel = Panel {
+            dir: dir.to_owned(),
+            state: serde_json::Map::new(),
+        };
+        panel.set(&[
+            ("lesson", json!(lesson.name)),
+            ("title", json!(lesson.title)),
+            ("steps", json!(lesson.steps.len())),
+            ("step", json!(0)),
+            ("step_title", json!("Starting the network")),
+            ("watch", json!(lesson.about)),
+            ("state", json!("starting")),
+        ]);
+        panel
+    }
+
+    /// Sets these fields and shows the state (a panel that cannot be
+    /// written is only a panel missing).
+    fn set(&mut self, fields: &[(&str, serde_json::Value)]) {
+        for (k, v) in fields {
+            self.state.insert((*k).to_owned(), v.clone());
+        }
+        let _ =
+            lesson_panel::write_state(&self.dir, &serde_json::Value::Object(self.state.clone()));
+    }
+}
+
 /// Prints the lessons there are.
 pub fn list() {
     println!("Lessons (toycoin-demo --lesson NAME; --auto runs straight through):");
@@ -168,6 +214,8 @@ fn say(indent: &str, text: &str) {
 #[derive(Debug)]
 struct Outcome {
     happened: bool,
+    /// What happened, as the terminal said it.
+    said: String,
 }
 
 /// Runs the lesson `args.lesson` until its end or `shutdown`. Returns 0
@@ -180,7 +228,7 @@ pub async fn run(mut args: Args, shutdown: impl std::future::Future<Output = ()>
         list();
         return 2;
     };
-    let logs = args.keys.join("lesson-logs");
+    let logs = dir(&args);
     if let Err(e) = std::fs::create_dir_all(&logs) {
         eprintln!("toycoin-demo: cannot create {}: {e}", logs.display());
         return 1;
@@ -193,6 +241,7 @@ pub async fn run(mut args: Args, shutdown: impl std::future::Future<Output = ()>
         logs.display(),
         args.target
     );
+    let mut panel = Panel::new(&logs, &lesson);
     let mut class = match Class::start(&mut args, &lesson.setup, &logs).await {
         Ok(c) => c,
         Err(e) => {
@@ -202,12 +251,26 @@ pub async fn run(mut args: Args, shutdown: impl std::future::Future<Output = ()>
     };
     announce(&class);
     let mut input = (!args.auto).then(|| tokio::io::BufReader::new(tokio::io::stdin()).lines());
+    let button = !args.auto && class.web.is_some();
     let mut outcomes = Vec::new();
     let steps = lesson.steps.len();
     for (i, step) in lesson.steps.iter().enumerate() {
         println!();
         println!("Step {}/{steps}: {}", i + 1, step.title);
         say("  Watch: ", step.watch);
+        panel.set(&[
+            ("step", json!(i + 1)),
+            ("step_title", json!(step.title)),
+            ("watch", json!(step.watch)),
+            (
+                "doing",
+                json!(step.act.iter().map(Act::describe).collect::<Vec<_>>()),
+            ),
+            ("state", json!("waiting")),
+            ("waiting_for", json!(step.wait.describe())),
+            ("said", json!("")),
+            ("next", json!(false)),
+        ]);
         let outcome = tokio::select! {
             o = run_step(&mut class, &mut args, step) => o,
             _ = &mut shutdown => {
@@ -215,20 +278,36 @@ pub async fn run(mut args: Args, shutdown: impl std::future::Future<Output = ()>
                 break;
             }
         };
+        panel.set(&[
+            (
+                "state",
+                json!(if outcome.happened {
+                    "happened"
+                } else {
+                    "missed"
+                }),
+            ),
+            ("said", json!(outcome.said)),
+            ("then", json!(step.then)),
+        ]);
         outcomes.push(outcome);
-        if i + 1 < steps {
-            if let Some(lines) = &mut input {
-                println!("  [Enter: next step; q and Enter: stop here]");
-                let line = tokio::select! {
-                    l = lines.next_line() => l,
-                    _ = &mut shutdown => break,
-                };
-                match line {
-                    Ok(Some(l)) if l.trim() == "q" => break,
-                    Ok(Some(_)) => {}
-                    // No more input: go straight on.
-                    _ => input = None,
+        if i + 1 < steps && (input.is_some() || button) {
+            panel.set(&[("next", json!(true))]);
+            println!(
+                "  [Enter{}: next step; q and Enter: stop here]",
+                if button {
+                    " or the web view's Next"
+                } else {
+                    ""
                 }
+            );
+            let go_on = tokio::select! {
+                go = teacher(&mut input, button, &logs, i + 1) => go,
+                _ = &mut shutdown => false,
+            };
+            panel.set(&[("next", json!(false))]);
+            if !go_on {
+                break;
             }
         }
     }
@@ -236,7 +315,7 @@ pub async fn run(mut args: Args, shutdown: impl std::future::Future<Output = ()>
     println!("Stopping the lesson's network...");
     class.stop().await;
     let happened = outcomes.iter().filter(|o| o.happened).count();
-    println!(
+    let summary = format!(
         "Lesson {}: {happened} of {steps} steps happened as the lecture says{}.",
         lesson.name,
         if outcomes.len() < steps {
@@ -245,10 +324,50 @@ pub async fn run(mut args: Args, shutdown: impl std::future::Future<Output = ()>
             String::new()
         }
     );
+    println!("{summary}");
+    panel.set(&[
+        ("state", json!("ended")),
+        ("said", json!(summary)),
+        ("next", json!(false)),
+    ]);
     if happened == steps {
         0
     } else {
         1
+    }
+}
+
+/// Waits for the teacher to be done with `step`: Enter (or `q` to stop)
+/// in the terminal, or the web view's Next button when there is one.
+/// Without either (no more input, no web view) it goes straight on.
+async fn teacher(
+    input: &mut Option<tokio::io::Lines<tokio::io::BufReader<tokio::io::Stdin>>>,
+    button: bool,
+    dir: &std::path::Path,
+    step: usize,
+) -> bool {
+    let mut poll = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            line = async { input.as_mut()?.next_line().await.ok().flatten() }, if input.is_some() => {
+                match line {
+                    Some(l) if l.trim() == "q" => return false,
+                    Some(_) => return true,
+                    None => {
+                        // No more input: the button alone, if any.
+                        *input = None;
+                        if !button {
+                            return true;
+                        }
+                    }
+                }
+            }
+            _ = poll.tick(), if button => {
+                if lesson_panel::next_pressed(dir) == Some(step as u64) {
+                    return true;
+                }
+            }
+        }
     }
 }
 
@@ -263,7 +382,7 @@ fn announce(class: &Class) {
 
 /// Acts, waits and says what happened.
 async fn run_step(class: &mut Class, args: &mut Args, step: &Step) -> Outcome {
-    let logs = args.keys.join("lesson-logs");
+    let logs = dir(args);
     let mut mark = Mark::of(&watch::lock(&class.facts), &logs, &class.running_nodes());
     let began = tokio::time::Instant::now();
     let mut attacks = Vec::new();
@@ -299,27 +418,29 @@ async fn run_step(class: &mut Class, args: &mut Args, step: &Step) -> Outcome {
         poll.tick().await;
         let facts = watch::lock(&class.facts);
         if let Some(figures) = step.wait.check(&facts, &mut cx) {
-            say(
-                "  ✓ ",
-                &format!("[{:.0} s] {figures}", began.elapsed().as_secs_f64()),
-            );
+            let said = format!("[{:.0} s] {figures}", began.elapsed().as_secs_f64());
+            say("  ✓ ", &said);
             say("  ", step.then);
-            return Outcome { happened: true };
+            return Outcome {
+                happened: true,
+                said,
+            };
         }
         if tokio::time::Instant::now() >= deadline {
-            say(
-                "  ✗ ",
-                &format!(
-                    "no {} within {:.0} s this time: {}",
-                    step.wait.describe(),
-                    limit.as_secs_f64(),
-                    situation(&facts, &mark, &step.wait)
-                ),
+            let said = format!(
+                "no {} within {:.0} s this time: {}",
+                step.wait.describe(),
+                limit.as_secs_f64(),
+                situation(&facts, &mark, &step.wait)
             );
+            say("  ✗ ", &said);
             for (name, v) in &attacks {
                 say("    ", &format!("{name}: {}", v.line));
             }
-            return Outcome { happened: false };
+            return Outcome {
+                happened: false,
+                said,
+            };
         }
     }
 }
@@ -373,7 +494,7 @@ async fn perform(
             Ok(Some(attacker.run(*scenario).await))
         }
         Act::Restart(setup) => {
-            let logs = args.keys.join("lesson-logs");
+            let logs = dir(args);
             class.stop().await;
             *class = Class::start(args, setup, &logs).await?;
             announce(class);

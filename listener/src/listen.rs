@@ -153,6 +153,9 @@ pub async fn run(args: Args) -> i32 {
             }
             let mut model = WebModel::new();
             model.set_network(&network);
+            if let Some(members) = judge.tally().members() {
+                model.set_replicas((0..members.n()).map(|i| members.name(i)).collect());
+            }
             model.set_controls(args.controls);
             Some((model, tx, Renderer::new(Mode::Brief, false)))
         }

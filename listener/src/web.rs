@@ -180,6 +180,9 @@ pub struct WebModel {
     replay: Option<toycoin_common::timeline::Position>,
     /// A lesson's state ([`crate::lesson_panel`]), as its file says.
     lesson: Option<Value>,
+    /// The replicas by name, in order (from the replicas file): the
+    /// diagram's lanes, a silent one included.
+    replicas: Vec<String>,
 }
 
 /// Finality times kept for the meter.
@@ -208,6 +211,53 @@ struct PbftView {
     /// View asked for, and by how many.
     view_change: Option<(u64, usize)>,
     verified: bool,
+    /// The newest batch's messages, for the paper's diagram, and the one
+    /// before (shown while the newest is not final yet).
+    diagram: Option<Diagram>,
+    previous: Option<Diagram>,
+    /// The last view change's messages, drawn the same way.
+    change: Option<ChangeDiagram>,
+    /// Replicas seen (when the replicas file is not known), in order.
+    seen_lanes: Vec<String>,
+}
+
+/// Most messages a diagram keeps (four phases of 16 replicas).
+const MAX_DIAGRAM_MESSAGES: usize = 64;
+/// Most replicas drawn.
+const MAX_LANES: usize = 16;
+
+/// One batch as the paper draws it: who sent what, phase by phase.
+#[derive(Clone, Debug, Default)]
+struct Diagram {
+    seq: u64,
+    view: u64,
+    /// The pre-prepare's sender and digest (the first heard).
+    primary: String,
+    digest: Option<toycoin_common::hash::Hash>,
+    /// (sender, phase, conflicting): each sender once per phase; a second
+    /// pre-prepare with another digest is a conflict (equivocation).
+    messages: Vec<(String, &'static str, bool)>,
+    is_final: bool,
+}
+
+impl Diagram {
+    fn add(&mut self, from: &str, phase: &'static str, conflict: bool) {
+        let known = self
+            .messages
+            .iter()
+            .any(|(f, p, c)| f == from && *p == phase && *c == conflict);
+        if !known && self.messages.len() < MAX_DIAGRAM_MESSAGES {
+            self.messages.push((from.to_owned(), phase, conflict));
+        }
+    }
+}
+
+/// A view change as the paper draws it: who asked, who took over.
+#[derive(Clone, Debug, Default)]
+struct ChangeDiagram {
+    to: u64,
+    asked: Vec<String>,
+    new_view: Option<String>,
 }
 
 fn push_sample(samples: &mut VecDeque<f64>, x: f64) {
@@ -231,6 +281,11 @@ impl WebModel {
     /// Shows the teacher's buttons (`--controls`).
     pub fn set_controls(&mut self, on: bool) {
         self.controls = on;
+    }
+
+    /// The replicas, in order, for the pBFT diagram's lanes.
+    pub fn set_replicas(&mut self, names: Vec<String>) {
+        self.replicas = names.into_iter().take(MAX_LANES).collect();
     }
 
     /// A lesson's state for the lesson panel (`None`: no panel).
@@ -476,6 +531,10 @@ impl WebModel {
         view.view = p.view;
         view.primary = p.primary.clone();
         view.verified = p.verified;
+        if !view.seen_lanes.contains(&p.from) && view.seen_lanes.len() < MAX_LANES {
+            view.seen_lanes.push(p.from.clone());
+        }
+        Self::draw_message(view, p);
         let seq = match &p.seen {
             Seen::PrePrepare {
                 seq, txns, view: v, ..
@@ -548,6 +607,104 @@ impl WebModel {
         }
     }
 
+    /// Adds a message to the newest batch's diagram, or the view
+    /// change's.
+    fn draw_message(view: &mut PbftView, p: &PbftSeen) {
+        let from = p.from.as_str();
+        match &p.seen {
+            Seen::PrePrepare {
+                seq,
+                view: v,
+                digest,
+                ..
+            } => {
+                let newer = match &view.diagram {
+                    None => true,
+                    Some(d) => (*v, *seq) > (d.view, d.seq),
+                };
+                if newer {
+                    let fresh = Diagram {
+                        seq: *seq,
+                        view: *v,
+                        primary: from.to_owned(),
+                        digest: Some(*digest),
+                        ..Diagram::default()
+                    };
+                    view.previous = view.diagram.replace(fresh);
+                }
+                let Some(d) = view.diagram.as_mut() else {
+                    return;
+                };
+                if (*v, *seq) == (d.view, d.seq) {
+                    d.add(from, "pre-prepare", d.digest != Some(*digest));
+                }
+            }
+            Seen::Vote {
+                phase,
+                seq,
+                view: v,
+                ..
+            } => {
+                if let Some(d) = view
+                    .diagram
+                    .as_mut()
+                    .filter(|d| (d.view, d.seq) == (*v, *seq))
+                {
+                    d.add(
+                        from,
+                        if *phase == "prepare" {
+                            "prepare"
+                        } else {
+                            "commit"
+                        },
+                        false,
+                    );
+                }
+            }
+            Seen::Reply { seq, .. } => {
+                for d in [view.diagram.as_mut(), view.previous.as_mut()]
+                    .into_iter()
+                    .flatten()
+                    .filter(|d| d.seq == *seq)
+                {
+                    d.add(from, "reply", false);
+                }
+            }
+            Seen::Final { seq, .. } => {
+                for d in [view.diagram.as_mut(), view.previous.as_mut()]
+                    .into_iter()
+                    .flatten()
+                    .filter(|d| d.seq == *seq)
+                {
+                    d.is_final = true;
+                }
+            }
+            Seen::ViewChange { to, .. } => {
+                let c = view.change.get_or_insert_with(ChangeDiagram::default);
+                if c.to != *to {
+                    *c = ChangeDiagram {
+                        to: *to,
+                        ..ChangeDiagram::default()
+                    };
+                }
+                if !c.asked.iter().any(|a| a == from) && c.asked.len() < MAX_LANES {
+                    c.asked.push(from.to_owned());
+                }
+            }
+            Seen::NewView { view: v, .. } => {
+                let c = view.change.get_or_insert_with(ChangeDiagram::default);
+                if c.to != *v {
+                    *c = ChangeDiagram {
+                        to: *v,
+                        ..ChangeDiagram::default()
+                    };
+                }
+                c.new_view = Some(from.to_owned());
+            }
+            _ => {}
+        }
+    }
+
     /// The pBFT panel's and the finality meter's part of a snapshot.
     fn pbft_snapshot(&self, target_secs: Option<f64>) -> Value {
         let finality = json!({
@@ -581,8 +738,36 @@ impl WebModel {
                 })
             })
             .collect();
+        let lanes = if self.replicas.is_empty() {
+            &p.seen_lanes
+        } else {
+            &self.replicas
+        };
+        // The newest batch once final; until then the one before, whole.
+        let shown = match (&p.diagram, &p.previous) {
+            (Some(d), Some(before)) if !d.is_final => Some(before),
+            (d, _) => d.as_ref(),
+        };
+        let diagram = shown.map(|d| {
+            json!({
+                "seq": d.seq,
+                "view": d.view,
+                "primary": d.primary,
+                "final": d.is_final,
+                "messages": d.messages.iter().map(|(from, phase, conflict)| {
+                    json!({ "from": from, "phase": phase, "conflict": conflict })
+                }).collect::<Vec<_>>(),
+            })
+        });
+        let change = p
+            .change
+            .as_ref()
+            .map(|c| json!({ "to": c.to, "asked": c.asked, "new_view": c.new_view }));
         json!({
             "finality": finality,
+            "lanes": lanes,
+            "diagram": diagram,
+            "change": change,
             "view": p.view,
             "primary": p.primary,
             "verified": p.verified,
@@ -1110,6 +1295,155 @@ mod tests {
         );
         assert_eq!(p["view_change"]["view"], 2);
         assert_eq!(p["finality"]["pow_expected_s"], 30.0);
+    }
+
+    /// The paper's diagram: the newest batch's messages by sender and
+    /// phase, a silent replica with none, a second pre-prepare with another
+    /// digest marked as a conflict, and the view change's messages.
+    #[test]
+    fn the_pbft_diagram_draws_who_sent_what() {
+        let said = |from: &str, seen: Seen| {
+            Verdict::Pbft(PbftSeen {
+                seen,
+                from: from.into(),
+                verified: true,
+                view: 0,
+                primary: Some("node1".into()),
+            })
+        };
+        let mut model = WebModel::new();
+        model.set_replicas(vec![
+            "node1".into(),
+            "node2".into(),
+            "node3".into(),
+            "node4".into(),
+        ]);
+        let digest = toycoin_common::hash::Hash::of(b"batch");
+        let pre_prepare = |digest| Seen::PrePrepare {
+            from: 0,
+            view: 0,
+            seq: 7,
+            digest,
+            txns: 1,
+        };
+        let vote = |phase| Seen::Vote {
+            from: 0,
+            phase,
+            view: 0,
+            seq: 7,
+            count: 1,
+            needed: 2,
+        };
+        model.observe(&said("node1", pre_prepare(digest)), "");
+        // node1 equivocates: another batch under the same number.
+        model.observe(
+            &said(
+                "node1",
+                pre_prepare(toycoin_common::hash::Hash::of(b"other")),
+            ),
+            "",
+        );
+        // node4 is silent.
+        for who in ["node2", "node3"] {
+            model.observe(&said(who, vote("prepare")), "");
+            model.observe(&said(who, vote("prepare")), "");
+        }
+        for who in ["node1", "node2", "node3"] {
+            model.observe(&said(who, vote("commit")), "");
+            model.observe(
+                &said(
+                    who,
+                    Seen::Reply {
+                        from: 0,
+                        seq: 7,
+                        count: 1,
+                        needed: 2,
+                    },
+                ),
+                "",
+            );
+        }
+        for who in ["node2", "node3", "node4"] {
+            model.observe(
+                &said(
+                    who,
+                    Seen::ViewChange {
+                        from: 0,
+                        to: 1,
+                        count: 1,
+                        needed: 3,
+                    },
+                ),
+                "",
+            );
+        }
+        model.observe(
+            &said(
+                "node2",
+                Seen::NewView {
+                    view: 1,
+                    primary: 1,
+                    batches: 0,
+                },
+            ),
+            "",
+        );
+        let p = model.pbft_snapshot(None);
+        assert_eq!(p["lanes"], json!(["node1", "node2", "node3", "node4"]));
+        let d = &p["diagram"];
+        assert_eq!(d["seq"], 7);
+        assert_eq!(d["primary"], "node1");
+        let messages = d["messages"].as_array().unwrap();
+        let count = |phase: &str| messages.iter().filter(|m| m["phase"] == phase).count();
+        assert_eq!(count("pre-prepare"), 2);
+        assert_eq!(count("prepare"), 2, "each sender once: {messages:?}");
+        assert_eq!(count("commit"), 3);
+        assert_eq!(count("reply"), 3);
+        assert_eq!(messages.iter().filter(|m| m["conflict"] == true).count(), 1);
+        assert!(!messages.iter().any(|m| m["from"] == "node4"));
+        assert_eq!(p["change"]["to"], 1);
+        assert_eq!(p["change"]["asked"], json!(["node2", "node3", "node4"]));
+        assert_eq!(p["change"]["new_view"], "node2");
+        // batch 7 final; batch 8 begun: 7 is still the one drawn, whole.
+        model.observe(
+            &said(
+                "node1",
+                Seen::Final {
+                    seq: 7,
+                    digest,
+                    txns: Vec::new(),
+                },
+            ),
+            "",
+        );
+        model.observe(
+            &said(
+                "node2",
+                Seen::PrePrepare {
+                    from: 1,
+                    view: 1,
+                    seq: 8,
+                    digest,
+                    txns: 1,
+                },
+            ),
+            "",
+        );
+        let p = model.pbft_snapshot(None);
+        assert_eq!(p["diagram"]["seq"], 7);
+        assert_eq!(p["diagram"]["final"], true);
+        model.observe(
+            &said(
+                "node2",
+                Seen::Final {
+                    seq: 8,
+                    digest,
+                    txns: Vec::new(),
+                },
+            ),
+            "",
+        );
+        assert_eq!(model.pbft_snapshot(None)["diagram"]["seq"], 8);
     }
 
     /// A 1,000-block chain: 40 blocks drawn, the rest one collapsed run,

@@ -206,6 +206,7 @@ async fn a_lesson_goes_on_when_the_web_views_next_is_pressed() {
         .next()
         .unwrap()
         .to_owned();
+    let browser = toycoin_tests::browser::Browser::find("draw the lesson panel");
     for step in 1..=2u64 {
         demo.wait_line("the teacher's turn", wait, |l| {
             l.contains("[Enter or the web view's Next: next step")
@@ -228,17 +229,30 @@ async fn a_lesson_goes_on_when_the_web_views_next_is_pressed() {
         };
         assert_eq!(lesson["lesson"], "pbft");
         assert_eq!(lesson["state"], "happened", "{lesson}");
-        if step == 1 {
-            if let Some(browser) = toycoin_tests::browser::Browser::find("draw the lesson panel") {
-                let dom = browser.dom(&format!("http://{addr}/")).await;
-                assert!(dom.contains("<section id=\"lesson\" aria-live"), "{dom}");
-                assert!(dom.contains("step 1 of 3"), "{dom}");
+        if let Some(browser) = &browser {
+            let dom = browser.dom(&format!("http://{addr}/")).await;
+            assert!(dom.contains("<section id=\"lesson\" aria-live"), "{dom}");
+            assert!(dom.contains(&format!("step {step} of 3")), "{dom}");
+            assert!(dom.contains("✓ ["), "{dom}");
+            assert!(
+                dom.contains("<button type=\"button\" id=\"lesson-next\" title"),
+                "the Next button is hidden: {dom}"
+            );
+            // The paper's diagram of the last batch: arrows drawn.
+            let arrows: usize = dom
+                .split("id=\"pbft-diagram\" data-arrows=\"")
+                .nth(1)
+                .and_then(|s| s.split('"').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            assert!(arrows >= 10, "{arrows} arrows: {dom}");
+            if step == 1 {
                 assert!(dom.contains(">A batch final<"), "{dom}");
-                assert!(dom.contains("✓ ["), "{dom}");
-                assert!(
-                    dom.contains("<button type=\"button\" id=\"lesson-next\" title"),
-                    "the Next button is hidden: {dom}"
-                );
+            } else {
+                // The silent primary: missing from the view change, named.
+                assert!(dom.contains(">A silent primary<"), "{dom}");
+                assert!(dom.contains("view change to view 1"), "{dom}");
+                assert!(dom.contains(">node1 ✗<"), "{dom}");
             }
         }
         // Still waiting: nothing goes on without the teacher.

@@ -19,6 +19,14 @@ pub enum Wait {
     /// A block by this node heard and left off the best chain: it lost the
     /// race for its height.
     LostRace(&'static str),
+    /// This node, which waits `delay` targets after each proof of work,
+    /// has found this many blocks since the lesson began: how many it
+    /// lost, against the odds that a rival block comes within its delay.
+    RaceOdds {
+        node: &'static str,
+        delay: f64,
+        found: usize,
+    },
     /// A side branch: two blocks heard at one height.
     Fork,
     /// A side branch since the step began whose blocks carry payments.
@@ -134,6 +142,15 @@ fn lost_races(logs: &Path, node: &str) -> Vec<String> {
         .collect()
 }
 
+/// The blocks `node` said it mined and the chain took, from its log.
+fn mined(logs: &Path, node: &str) -> usize {
+    std::fs::read_to_string(logs.join(format!("{node}.log")))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("Mined block"))
+        .count()
+}
+
 fn short(txid: &Txid) -> String {
     txid.to_hex()[..8].to_owned()
 }
@@ -153,6 +170,9 @@ impl Wait {
             Wait::Blocks(1) => "a block".into(),
             Wait::Blocks(n) => format!("{n} blocks"),
             Wait::LostRace(node) => format!("a block by {node} left off the best chain"),
+            Wait::RaceOdds { node, found, .. } => {
+                format!("{node} to find {found} blocks, won or lost")
+            }
             Wait::Fork => "a side branch".into(),
             Wait::SideWithPayments => "a side branch carrying payments".into(),
             Wait::Settled => "every node on one tip".into(),
@@ -220,6 +240,30 @@ impl Wait {
                     f.miner_at(height),
                     line.trim(),
                     shares_text(f, 1),
+                ))
+            }
+            Wait::RaceOdds { node, delay, found } => {
+                let lost = lost_races(cx.logs, node).len();
+                let won = mined(cx.logs, node);
+                if lost + won < *found {
+                    return None;
+                }
+                // The rival's mean interval, as it mined: its blocks on
+                // the best chain over the lesson's time.
+                let rival: usize = f
+                    .shares(1)
+                    .iter()
+                    .filter(|(who, _)| who != node)
+                    .map(|(_, n)| n)
+                    .sum();
+                let interval = f.now() / rival.max(1) as f64;
+                let delay_s = delay * cx.target;
+                let odds = 1.0 - (-delay_s / interval).exp();
+                Some(format!(
+                    "{node} found {} blocks and lost {lost} of them ({:.0}%); theory: a rival block within its {delay_s:.1} s delay, 1 - e^(-delay/interval) with the others' block every {interval:.1} s = {:.0}%",
+                    lost + won,
+                    100.0 * lost as f64 / (lost + won) as f64,
+                    100.0 * odds,
                 ))
             }
             Wait::Fork => {

@@ -3,6 +3,9 @@
 
 use crate::lesson::{Lesson, Setup, Step, Wait};
 
+/// Targets node2 waits after each proof of work.
+const DELAY: f64 = 3.0;
+
 pub fn lesson() -> Lesson {
     Lesson {
         name: "race",
@@ -10,7 +13,7 @@ pub fn lesson() -> Lesson {
         about: "Two nodes with the same hash power search for a nonce; node2 waits three targets after each proof of work before it says so, as the seed's slow node, and loses most races.",
         setup: Setup {
             nodes: 2,
-            delays: vec![0.0, 3.0],
+            delays: vec![0.0, DELAY],
             shares: vec![0.5],
             ..Setup::default()
         },
@@ -32,12 +35,19 @@ pub fn lesson() -> Lesson {
                 then: "A block announced late is worth nothing: every node already builds on the block it heard first, so node2's work at that height was wasted.",
             },
             Step {
-                title: "Who mines the chain",
-                watch: "The nodes table and the chain's miners: equal hash power, unequal blocks.",
+                title: "Who mines the chain, and the odds",
+                watch: "The nodes table and the chain's miners: equal hash power, unequal blocks. A block announced late loses whenever a rival block came within the delay: 1 - e^(-delay/interval).",
                 act: vec![],
-                wait: Wait::Blocks(6),
-                within: 30.0,
-                then: "Speed of propagation is part of mining: a miner that is heard late loses blocks it found, which is why real miners sit close to each other on the network.",
+                wait: Wait::All(vec![
+                    Wait::Blocks(6),
+                    Wait::RaceOdds {
+                        node: "node2",
+                        delay: DELAY,
+                        found: 4,
+                    },
+                ]),
+                within: 60.0,
+                then: "Speed of propagation is part of mining: a miner that is heard late loses blocks it found, which is why real miners sit close to each other on the network. The same formula gives the fork rate of any network, with the time a block takes to reach everyone as the delay.",
             },
         ],
     }

@@ -118,7 +118,13 @@ struct BlockView {
     previous: BlockHash,
     miner: Option<String>,
     txns: usize,
+    /// Each node that said this block was its tip, and when it first
+    /// said so (at most [`MAX_HEARD`]): the race, as the nodes saw it.
+    heard: Vec<(String, u64)>,
 }
+
+/// Most nodes whose hearing of one block is kept.
+pub const MAX_HEARD: usize = 16;
 
 /// A transaction as the page lists it.
 #[derive(Clone, Debug)]
@@ -422,9 +428,21 @@ impl WebModel {
                         heard_ms: 0,
                         rates: VecDeque::new(),
                     });
+                let moved = node.status.tip != status.tip || node.heard_ms == 0;
                 node.status = status.clone();
                 node.lie = lie.clone();
                 node.heard_ms = now_ms();
+                if let Some(block) = status
+                    .tip
+                    .filter(|_| moved)
+                    .and_then(|t| self.blocks.get_mut(&t))
+                {
+                    if block.heard.len() < MAX_HEARD
+                        && !block.heard.iter().any(|(n, _)| *n == status.name)
+                    {
+                        block.heard.push((status.name.clone(), now_ms()));
+                    }
+                }
                 if node.rates.len() == RATE_SAMPLES {
                     node.rates.pop_front();
                 }
@@ -777,6 +795,24 @@ impl WebModel {
         })
     }
 
+    /// When each node said `hash` was its tip, in milliseconds after the
+    /// first node that did, earliest first (every node says so as late
+    /// after its tip changed, so the differences are the race).
+    fn heard_json(&self, hash: &BlockHash) -> Value {
+        let Some(b) = self.blocks.get(hash) else {
+            return json!([]);
+        };
+        let first = b.heard.iter().map(|(_, at)| *at).min().unwrap_or(0);
+        let mut heard: Vec<&(String, u64)> = b.heard.iter().collect();
+        heard.sort_by_key(|(n, at)| (*at, n.clone()));
+        Value::Array(
+            heard
+                .into_iter()
+                .map(|(node, at)| json!({ "node": node, "after_ms": at - first }))
+                .collect(),
+        )
+    }
+
     fn add_blocks(&mut self, first_height: Option<usize>, blocks: &[Block]) {
         for (i, b) in blocks.iter().enumerate() {
             let previous = b.header.previous_hash;
@@ -795,6 +831,7 @@ impl WebModel {
                     previous,
                     miner: miner(b),
                     txns: b.txns.len(),
+                    heard: Vec::new(),
                 },
             );
             // Only the last RECENT_TXNS transfers are kept: hash no more
@@ -839,6 +876,7 @@ impl WebModel {
                 "txns": b.txns.len(),
                 "bits": e.required_bits,
                 "best": true,
+                "heard": self.heard_json(&b.header.this_hash),
             }));
         }
         // Side branches in the shown range: blocks seen that are not on
@@ -854,6 +892,7 @@ impl WebModel {
                     "txns": v.txns,
                     "bits": Value::Null,
                     "best": false,
+                    "heard": self.heard_json(hash),
                 }));
             }
         }
@@ -1444,6 +1483,62 @@ mod tests {
             "",
         );
         assert_eq!(model.pbft_snapshot(None)["diagram"]["seq"], 8);
+    }
+
+    /// When each node said a block was its tip: once per node and block,
+    /// earliest first, a repeated status changing nothing.
+    #[test]
+    fn each_block_records_when_each_node_had_it() {
+        let profile = Profile::steady(5.0);
+        let mut chain = Chain::new(profile);
+        let mut blocks = Vec::new();
+        for who in [b"a", b"b"] {
+            let block = chain
+                .mine_next(
+                    &toycoin_common::address::example(who),
+                    Vec::new(),
+                    toycoin_common::chain::now_secs(),
+                )
+                .unwrap();
+            chain
+                .push(block.clone(), toycoin_common::chain::now_secs())
+                .unwrap();
+            blocks.push(block);
+        }
+        let mut model = WebModel::new();
+        model.add_blocks(Some(0), &blocks);
+        let status = |name: &str, tip: &Block| Verdict::Status {
+            status: Status {
+                name: name.into(),
+                tip: Some(tip.header.this_hash),
+                height: Some(0),
+                hash_rate: 1.0,
+                mining: true,
+                threads: 1,
+                wallet: None,
+                signer: None,
+            },
+            lie: None,
+        };
+        model.observe(&status("node2", &blocks[0]), "");
+        model.observe(&status("node1", &blocks[0]), "");
+        model.observe(&status("node2", &blocks[0]), "");
+        model.observe(&status("node1", &blocks[1]), "");
+        let first = model.heard_json(&blocks[0].header.this_hash);
+        let names: Vec<&str> = first
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["node"].as_str().unwrap())
+            .collect();
+        assert_eq!(names.len(), 2, "{first}");
+        assert!(names.contains(&"node1") && names.contains(&"node2"));
+        assert_eq!(first[0]["after_ms"], 0);
+        assert!(first[1]["after_ms"].as_u64() >= first[0]["after_ms"].as_u64());
+        let second = model.heard_json(&blocks[1].header.this_hash);
+        assert_eq!(second, json!([{ "node": "node1", "after_ms": 0 }]));
+        // A block this view never had: nobody.
+        assert_eq!(model.heard_json(&blocks[0].header.previous_hash), json!([]));
     }
 
     /// A 1,000-block chain: 40 blocks drawn, the rest one collapsed run,

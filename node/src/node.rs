@@ -49,6 +49,9 @@ pub const TEMPLATE_REFRESH: Duration = Duration::from_secs(1);
 /// How often a node announces its status (`STAT`, steady profile): its
 /// tip, hash rate and whether it mines, for the web view.
 pub const STATUS_INTERVAL: Duration = Duration::from_secs(3);
+/// How soon after its tip changes a node says so (at most one status in
+/// this time, however fast blocks come).
+pub const TIP_STATUS_AFTER: Duration = Duration::from_millis(100);
 
 /// How a node runs.
 #[derive(Clone, Debug)]
@@ -352,6 +355,9 @@ impl Node {
         });
         let announces = self.config.profile.announces_status();
         let mut status_at = Instant::now() + STATUS_INTERVAL;
+        // The tip the last status named: a new one is said soon, so that
+        // the web view can show when each node had each block.
+        let mut status_tip = self.session.tree().chain().tip_hash();
         loop {
             let wake_at = match (self.lone_deadline(), self.refresh_deadline()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -385,7 +391,10 @@ impl Node {
                             self.publish(payload);
                             self.sign_announcement(&hash, height);
                         }
-                        None => self.announce_status(),
+                        None => {
+                            self.announce_status();
+                            status_tip = self.session.tree().chain().tip_hash();
+                        }
                     }
                     status_at = Instant::now() + STATUS_INTERVAL;
                 }
@@ -395,6 +404,12 @@ impl Node {
                 }
             }
             self.maybe_mine();
+            if announces
+                && self.stuck.is_none()
+                && self.session.tree().chain().tip_hash() != status_tip
+            {
+                status_at = status_at.min(Instant::now() + TIP_STATUS_AFTER);
+            }
         }
         if let Some(m) = self.mining.take() {
             m.cancel.cancel();

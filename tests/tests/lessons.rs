@@ -86,11 +86,17 @@ async fn lesson_race_a_slow_node_loses_a_race() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn lesson_forks_are_settled_and_the_losers_payments_mined_again() {
-    let out = lesson("forks", 4).await;
-    assert!(step(&out, 2).contains("carrying"), "{out}");
-    assert!(step(&out, 3).contains("all 2 nodes are on block"), "{out}");
-    assert!(step(&out, 4).contains("are in it again"), "{out}");
+async fn lesson_forks_held_then_settled_and_the_losers_payments_mined_again() {
+    let out = lesson("forks", 7).await;
+    assert!(
+        step(&out, 2).contains("neither has heard the other's"),
+        "{out}"
+    );
+    assert!(step(&out, 3).contains("two blocks at height"), "{out}");
+    assert!(step(&out, 4).contains("all 2 nodes are on block"), "{out}");
+    assert!(step(&out, 5).contains("carrying"), "{out}");
+    assert!(step(&out, 6).contains("all 2 nodes are on block"), "{out}");
+    assert!(step(&out, 7).contains("are in it again"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

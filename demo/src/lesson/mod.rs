@@ -2,7 +2,7 @@
 //! one lecture point after another. A lesson is data ([`Lesson`]): how the
 //! network starts ([`Setup`]), then steps, each saying what to watch,
 //! acting on the real network ([`Act`]: start or stop a node, more
-//! threads, a fault, a partition and its healing, an attack, another
+//! threads, a fault, a partition and its healing, holding every message, an attack, another
 //! network), waiting for the event that makes its point ([`Wait`]) within
 //! a time limit, and saying what happened with this run's figures. Between
 //! steps it waits for the teacher (Enter), or goes straight on (`--auto`).
@@ -85,6 +85,9 @@ pub enum Act {
     /// Cut the network into groups of clients (`node1`, `oracle`).
     Partition(Vec<Vec<&'static str>>),
     Heal,
+    /// Hold every message at the relay until `Release`.
+    Hold,
+    Release,
     /// Run an attack scenario ([`toycoin_attack`]), narrated here.
     Attack(toycoin_attack::Scenario),
     /// Stop the whole network and start another.
@@ -108,6 +111,8 @@ impl Act {
                     .join(" ")
             ),
             Act::Heal => "toycoin-ctl heal".into(),
+            Act::Hold => "toycoin-ctl hold".into(),
+            Act::Release => "toycoin-ctl release".into(),
             Act::Attack(s) => format!(
                 "toycoin-attack {}",
                 clap::ValueEnum::to_possible_value(s)
@@ -469,16 +474,24 @@ async fn perform(
                 .await
                 .map(|_| None)
         }
-        Act::Partition(groups) => class
-            .control(Ctl::Partition {
-                groups: groups
-                    .iter()
-                    .map(|g| g.iter().map(|s| s.to_string()).collect())
-                    .collect(),
-            })
-            .await
-            .map(|_| None),
+        Act::Partition(groups) => {
+            {
+                let mut facts = watch::lock(&class.facts);
+                facts.partitioned_at = Some(facts.now());
+            }
+            class
+                .control(Ctl::Partition {
+                    groups: groups
+                        .iter()
+                        .map(|g| g.iter().map(|s| s.to_string()).collect())
+                        .collect(),
+                })
+                .await
+                .map(|_| None)
+        }
         Act::Heal => class.control(Ctl::Heal).await.map(|_| None),
+        Act::Hold => class.control(Ctl::Hold).await.map(|_| None),
+        Act::Release => class.control(Ctl::Release).await.map(|_| None),
         Act::Attack(scenario) => {
             let mut options =
                 toycoin_attack::Options::new(class.relay.to_string(), class.network.profile());

@@ -27,9 +27,13 @@ pub enum Wait {
         delay: f64,
         found: usize,
     },
+    /// Each of these nodes mined a block since the step began (as its log
+    /// says: while the relay holds every message, nobody else hears it).
+    Mined(Vec<&'static str>),
     /// A side branch: two blocks heard at one height.
     Fork,
-    /// A side branch since the step began whose blocks carry payments.
+    /// A side branch since the step began whose blocks carry payments,
+    /// two blocks or more behind the best chain.
     SideWithPayments,
     /// Every running node says it is on the listener's best tip, past the
     /// height the step began at: the fork is settled.
@@ -83,8 +87,10 @@ pub struct Mark {
     pub finals: usize,
     pub side: usize,
     pub rates: HashMap<String, (f64, u32)>,
-    /// Races each node said it lost (its log's lines).
+    /// Races each node said it lost, and blocks it mined (its log's
+    /// lines).
     pub lost_races: HashMap<String, usize>,
+    pub mined: HashMap<String, usize>,
 }
 
 impl Mark {
@@ -111,6 +117,7 @@ impl Mark {
                 .iter()
                 .map(|n| (n.clone(), lost_races(logs, n).len()))
                 .collect(),
+            mined: nodes.iter().map(|n| (n.clone(), mined(logs, n))).collect(),
         }
     }
 }
@@ -143,12 +150,17 @@ fn lost_races(logs: &Path, node: &str) -> Vec<String> {
 }
 
 /// The blocks `node` said it mined and the chain took, from its log.
-fn mined(logs: &Path, node: &str) -> usize {
+fn mined_lines(logs: &Path, node: &str) -> Vec<String> {
     std::fs::read_to_string(logs.join(format!("{node}.log")))
         .unwrap_or_default()
         .lines()
         .filter(|l| l.starts_with("Mined block"))
-        .count()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn mined(logs: &Path, node: &str) -> usize {
+    mined_lines(logs, node).len()
 }
 
 fn short(txid: &Txid) -> String {
@@ -173,6 +185,7 @@ impl Wait {
             Wait::RaceOdds { node, found, .. } => {
                 format!("{node} to find {found} blocks, won or lost")
             }
+            Wait::Mined(nodes) => format!("a block from each of {}", nodes.join(", ")),
             Wait::Fork => "a side branch".into(),
             Wait::SideWithPayments => "a side branch carrying payments".into(),
             Wait::Settled => "every node on one tip".into(),
@@ -266,6 +279,19 @@ impl Wait {
                     100.0 * odds,
                 ))
             }
+            Wait::Mined(nodes) => {
+                let mut said = Vec::new();
+                for node in nodes {
+                    let before = mark.mined.get(*node).copied().unwrap_or(0);
+                    let lines = mined_lines(cx.logs, node);
+                    let line = lines.get(before)?;
+                    said.push(format!("{node}: \"{}\"", line.trim()));
+                }
+                Some(format!(
+                    "{}; neither has heard the other's",
+                    said.join("; ")
+                ))
+            }
             Wait::Fork => {
                 let side = f.side_blocks();
                 (f.forks > mark.forks || side.len() > mark.side).then(|| {
@@ -287,7 +313,9 @@ impl Wait {
                     .filter(|(_, b)| b.at >= mark.at)
                     .collect();
                 let payments: usize = side.iter().map(|(_, b)| b.txids.len()).sum();
-                (payments > 0 && f.height() > mark.height).then(|| {
+                // Two blocks behind at least: a lead the heal will not undo.
+                let side_tip = side.iter().map(|(_, b)| b.height).max().unwrap_or(0);
+                (payments > 0 && f.height() > mark.height && f.height() >= side_tip + 2).then(|| {
                     let miners: std::collections::BTreeSet<String> = side
                         .iter()
                         .map(|(_, b)| f.name_of(b.miner.as_deref()))
@@ -333,9 +361,11 @@ impl Wait {
             }
             Wait::Remined => {
                 let in_best = f.best_txids();
+                let since = f.partitioned_at.unwrap_or(0.0);
                 let lost: Vec<Txid> = f
                     .side_blocks()
                     .into_iter()
+                    .filter(|(_, b)| b.at >= since)
                     .flat_map(|(_, b)| b.txids.iter().copied())
                     .collect();
                 if lost.is_empty() {

@@ -84,6 +84,9 @@ pub struct Facts {
     /// When each payment was first heard.
     pub heard: HashMap<Txid, f64>,
     pub pbft: PbftFacts,
+    /// When the teacher's relay last cut the network (seconds since the
+    /// start): the branches that lose after it are the partition's.
+    pub partitioned_at: Option<f64>,
 }
 
 impl Facts {
@@ -106,6 +109,7 @@ impl Facts {
             wallets: HashMap::new(),
             heard: HashMap::new(),
             pbft: PbftFacts::default(),
+            partitioned_at: None,
         }
     }
 

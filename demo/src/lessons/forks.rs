@@ -7,7 +7,7 @@ pub fn lesson() -> Lesson {
     Lesson {
         name: "forks",
         title: "Forks, settled by the next block",
-        about: "Cut the network in two: each half mines its own branch, and the oracle's payments go only to the weaker half. Heal it: the heavier branch wins everywhere, and the payments of the losing branch are mined again.",
+        about: "Hold every message so that two nodes mine the same height unaware of each other: two branches, settled by the next block. Then cut the network in two, the oracle's payments going only to the weaker half; heal it: the heavier branch wins everywhere, and the payments of the losing branch are mined again.",
         setup: Setup {
             nodes: 2,
             shares: vec![0.4, 0.8],
@@ -23,6 +23,30 @@ pub fn lesson() -> Lesson {
                 then: "One network, one chain.",
             },
             Step {
+                title: "Hold every message: each node mines alone",
+                watch: "The teacher's relay holds every message: no block, no payment reaches anyone. Both nodes go on mining on the same tip, each on its own.",
+                act: vec![Act::Hold],
+                wait: Wait::Mined(vec!["node1", "node2"]),
+                within: 20.0,
+                then: "Two blocks for one height, neither known to the other: this is what two nodes finding a block at nearly the same time looks like.",
+            },
+            Step {
+                title: "Release: two branches",
+                watch: "The relay delivers what it held: each node hears the other's block. The web view shows two branches, and under each block which node had it first.",
+                act: vec![Act::Release],
+                wait: Wait::Fork,
+                within: 10.0,
+                then: "At equal work each node keeps the block it had first: the network disagrees, for now.",
+            },
+            Step {
+                title: "The next block settles it",
+                watch: "Whichever branch gets the next block has more work: every node moves to it.",
+                act: vec![],
+                wait: Wait::Settled,
+                within: 20.0,
+                then: "A tie lasts until the next block; nobody votes.",
+            },
+            Step {
                 title: "A partition: two chains",
                 watch: "node1 and the oracle on one side, node2 (twice node1's hash power) on the other. Neither hears the other's blocks, so both mine at the same heights, and only node1's blocks get the oracle's payments: the web view shows two branches.",
                 act: vec![Act::Partition(vec![vec!["node1", "oracle"], vec!["node2"]])],
@@ -36,7 +60,7 @@ pub fn lesson() -> Lesson {
                 act: vec![Act::Heal],
                 wait: Wait::Settled,
                 within: 20.0,
-                then: "The fork is settled by the blocks that follow it, not by a vote: more work wins, so a tie lasts only until the next block.",
+                then: "The fork is settled by work, not by a vote: the longer partition's heavier branch wins at once.",
             },
             Step {
                 title: "The loser's payments are mined again",

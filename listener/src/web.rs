@@ -294,8 +294,15 @@ impl WebModel {
         self.replicas = names.into_iter().take(MAX_LANES).collect();
     }
 
-    /// A lesson's state for the lesson panel (`None`: no panel).
+    /// A lesson's state for the lesson panel (`None`: no panel); a new
+    /// step, and what it found, go into "What happened" too.
     pub fn set_lesson(&mut self, lesson: Option<Value>) {
+        let key = |l: &Option<Value>| l.as_ref().map(|l| (l["step"].clone(), l["state"].clone()));
+        if key(&lesson) != key(&self.lesson) {
+            if let Some(line) = lesson.as_ref().and_then(lesson_line) {
+                self.observe_line(&line);
+            }
+        }
         self.lesson = lesson;
     }
 
@@ -1017,6 +1024,25 @@ impl WebModel {
     }
 }
 
+/// A lesson's state in one line for "What happened", when it says
+/// something new: a step begun, what it found, the end.
+fn lesson_line(l: &Value) -> Option<String> {
+    let text = |k: &str| l[k].as_str().unwrap_or_default().to_owned();
+    match l["state"].as_str()? {
+        "waiting" => Some(format!(
+            "LESSON step {} of {}: {} (waiting for {})",
+            l["step"],
+            l["steps"],
+            text("step_title"),
+            text("waiting_for")
+        )),
+        "happened" => Some(format!("LESSON step {}: ✓ {}", l["step"], text("said"))),
+        "missed" => Some(format!("LESSON step {}: ✗ {}", l["step"], text("said"))),
+        "ended" => Some(text("said")),
+        _ => None,
+    }
+}
+
 const INDEX_HTML: &str = include_str!("web/index.html");
 
 #[derive(Clone)]
@@ -1483,6 +1509,32 @@ mod tests {
             "",
         );
         assert_eq!(model.pbft_snapshot(None)["diagram"]["seq"], 8);
+    }
+
+    /// A lesson's steps go into "What happened" once each: begun, found,
+    /// ended; the same state again adds nothing.
+    #[test]
+    fn a_lessons_steps_are_logged_once_each() {
+        let mut model = WebModel::new();
+        let state = |step: u64, state: &str, said: &str| {
+            Some(json!({
+                "lesson": "forks", "steps": 7, "step": step, "state": state,
+                "step_title": "A partition", "waiting_for": "a side branch", "said": said,
+            }))
+        };
+        model.set_lesson(state(5, "waiting", ""));
+        model.set_lesson(state(5, "waiting", ""));
+        model.set_lesson(state(5, "happened", "two branches"));
+        model.set_lesson(state(7, "ended", "Lesson forks: 7 of 7 steps happened"));
+        let log: Vec<&String> = model.log.iter().collect();
+        assert_eq!(
+            log,
+            vec![
+                "LESSON step 5 of 7: A partition (waiting for a side branch)",
+                "LESSON step 5: ✓ two branches",
+                "Lesson forks: 7 of 7 steps happened",
+            ]
+        );
     }
 
     /// When each node said a block was its tip: once per node and block,

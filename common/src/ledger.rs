@@ -416,6 +416,17 @@ impl BlockUndo {
     }
 }
 
+/// The copy of `owner` that `owners` keeps, kept there if it has room.
+fn share(owners: &mut HashSet<Address>, owner: &Address) -> Address {
+    if let Some(kept) = owners.get(owner) {
+        return kept.clone();
+    }
+    if owners.len() < MAX_OWNERS {
+        owners.insert(owner.clone());
+    }
+    owner.clone()
+}
+
 /// Records the two new, unspent outputs of `txn` (whose hash is `hash`).
 fn insert_outputs(outputs: &mut HashMap<OutPoint, OutputState>, txn: &Transaction, hash: Txid) {
     for kind in [OutputKind::Receiver, OutputKind::Change] {
@@ -551,7 +562,16 @@ pub struct Ledger {
     txns: HashSet<TxidKey>,
     /// Coins created so far (rewards, grants, coinbases).
     supply: i128,
+    /// The owners of outputs, one copy each (at most [`MAX_OWNERS`]): a
+    /// class's few dozen addresses own thousands of outputs, and each
+    /// would otherwise keep its own 451 bytes once its block has left
+    /// memory.
+    owners: HashSet<Address>,
 }
+
+/// Most distinct owners a ledger shares a copy of; past them an output
+/// keeps its own (memory stays bounded by the outputs, as before).
+pub const MAX_OWNERS: usize = 4096;
 
 impl OutputView for Ledger {
     fn output(&self, outpoint: &OutPoint) -> Option<&OutputState> {
@@ -717,6 +737,15 @@ impl Ledger {
         }
         undo.spent.extend(checked.inputs);
         insert_outputs(&mut self.outputs, txn, checked.hash);
+        for kind in [OutputKind::Receiver, OutputKind::Change] {
+            let outpoint = OutPoint {
+                txn_hash: checked.hash,
+                kind,
+            };
+            if let Some(state) = self.outputs.get_mut(&outpoint) {
+                state.token.owner = share(&mut self.owners, &state.token.owner);
+            }
+        }
         self.txns.insert(txid_key(&checked.hash));
         undo.created.push(checked.hash);
         self.supply += i128::from(checked.created);
@@ -774,7 +803,8 @@ impl Ledger {
     /// `undo`'s block (`tokens` as [`Ledger::spent_outputs`] gave them), so
     /// the block can be taken back.
     pub fn restore_spent(&mut self, undo: &BlockUndo, tokens: Vec<Token>) {
-        for (outpoint, token) in undo.spent.iter().zip(tokens) {
+        for (outpoint, mut token) in undo.spent.iter().zip(tokens) {
+            token.owner = share(&mut self.owners, &token.owner);
             self.outputs
                 .entry(*outpoint)
                 .or_insert(OutputState { token, spent: true });
@@ -835,5 +865,29 @@ impl Ledger {
     /// Number of transactions recorded.
     pub fn txn_count(&self) -> usize {
         self.txns.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn owners_are_shared_up_to_the_bound() {
+        let mut owners = HashSet::new();
+        let a = Bytes::from_static(b"owner a");
+        let a2 = Bytes::copy_from_slice(b"owner a");
+        assert_ne!(a.as_ptr(), a2.as_ptr());
+        let kept = share(&mut owners, &a);
+        assert_eq!(share(&mut owners, &a2).as_ptr(), kept.as_ptr());
+        for i in 0..MAX_OWNERS {
+            share(&mut owners, &Bytes::from(format!("owner {i}")));
+        }
+        assert_eq!(owners.len(), MAX_OWNERS);
+        // Full: a new owner keeps its own copy, and nothing grows.
+        let late = Bytes::from_static(b"a late owner");
+        assert_eq!(share(&mut owners, &late).as_ptr(), late.as_ptr());
+        assert_eq!(owners.len(), MAX_OWNERS);
     }
 }

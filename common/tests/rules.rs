@@ -591,6 +591,25 @@ fn popping_a_block_restores_the_ledger() {
 /// A chain keeps only its newest bodies in memory: the older ones, and the
 /// outputs they spent, go to its store's file and come back intact, for a
 /// catch-up answer or a reorganisation deeper than the window.
+/// Outputs of one owner share one copy of its address, however many
+/// transactions (each decoded with its own copy) paid it.
+#[test]
+fn a_ledger_keeps_one_copy_of_each_owner() {
+    let profile = Network::steady(5.0, Some(keys()[3].address().clone())).profile();
+    let mut w = World::with_store(profile, BlockStore::with_max_recent(2));
+    for i in 0..4 {
+        let mut m = w.pay(&w.a, &w.c, 1 + i);
+        // As a decoded frame has it: an allocation of its own.
+        m.txn.receiver = Bytes::copy_from_slice(&m.txn.receiver);
+        m.txn.sender = Bytes::copy_from_slice(&m.txn.sender);
+        w.push(vec![m.txn]).unwrap();
+    }
+    let paid = w.chain.ledger().unspent(w.c.address());
+    assert!(paid.len() >= 4, "{} tokens", paid.len());
+    let first = paid[0].owner.as_ptr();
+    assert!(paid.iter().all(|t| t.owner.as_ptr() == first));
+}
+
 #[test]
 fn old_blocks_leave_memory_and_come_back_intact() {
     let window = 2;

@@ -137,9 +137,14 @@ async fn lesson_byzantine_four_failures_and_a_partition() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn lesson_pbft_final_at_once_and_a_view_change() {
-    let out = lesson("pbft", 3).await;
-    assert!(step(&out, 1).contains("2n(n-1)+n = 28 for n = 4"), "{out}");
-    assert!(step(&out, 2).contains("primary now node2"), "{out}");
+    let out = lesson("pbft", 4).await;
+    assert!(step(&out, 1).contains("6 confirmations"), "{out}");
+    assert!(step(&out, 2).contains("2n(n-1)+n = 28 for n = 4"), "{out}");
+    assert!(
+        step(&out, 2).contains("to proof of work's 6 confirmations in this lesson"),
+        "{out}"
+    );
+    assert!(step(&out, 3).contains("primary now node2"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -213,7 +218,7 @@ async fn a_lesson_goes_on_when_the_web_views_next_is_pressed() {
         .unwrap()
         .to_owned();
     let browser = toycoin_tests::browser::Browser::find("draw the lesson panel");
-    for step in 1..=2u64 {
+    for step in 1..=3u64 {
         demo.wait_line("the teacher's turn", wait, |l| {
             l.contains("[Enter or the web view's Next: next step")
         })
@@ -238,7 +243,7 @@ async fn a_lesson_goes_on_when_the_web_views_next_is_pressed() {
         if let Some(browser) = &browser {
             let dom = browser.dom(&format!("http://{addr}/")).await;
             assert!(dom.contains("<section id=\"lesson\" aria-live"), "{dom}");
-            assert!(dom.contains(&format!("step {step} of 3")), "{dom}");
+            assert!(dom.contains(&format!("step {step} of 4")), "{dom}");
             assert!(dom.contains("✓ ["), "{dom}");
             assert!(
                 dom.contains("<button type=\"button\" id=\"lesson-next\" title"),
@@ -251,10 +256,20 @@ async fn a_lesson_goes_on_when_the_web_views_next_is_pressed() {
                 .and_then(|s| s.split('"').next())
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(0);
-            assert!(arrows >= 10, "{arrows} arrows: {dom}");
             if step == 1 {
-                assert!(dom.contains(">A batch final<"), "{dom}");
+                // Proof of work first: no votes to draw.
+                assert!(
+                    dom.contains(">Proof of work: final after 6 blocks<"),
+                    "{dom}"
+                );
+                assert_eq!(arrows, 0, "{dom}");
             } else {
+                assert!(arrows >= 10, "{arrows} arrows: {dom}");
+            }
+            if step == 2 {
+                // The same address serves the new network's view.
+                assert!(dom.contains(">A batch final<"), "{dom}");
+            } else if step == 3 {
                 // The silent primary: missing from the view change, named.
                 assert!(dom.contains(">A silent primary<"), "{dom}");
                 assert!(dom.contains("view change to view 1"), "{dom}");
@@ -262,7 +277,7 @@ async fn a_lesson_goes_on_when_the_web_views_next_is_pressed() {
             }
         }
         // Still waiting: nothing goes on without the teacher.
-        assert!(!demo.output().contains(&format!("Step {}/3", step + 1)));
+        assert!(!demo.output().contains(&format!("Step {}/4", step + 1)));
         let (code, said) = post(
             &addr,
             &format!("/api/lesson/next?step={step}"),
@@ -271,7 +286,7 @@ async fn a_lesson_goes_on_when_the_web_views_next_is_pressed() {
         .await;
         assert_eq!(code, 200, "{said}");
         demo.wait_line("the next step", wait, |l| {
-            l.starts_with(&format!("Step {}/3", step + 1))
+            l.starts_with(&format!("Step {}/4", step + 1))
         })
         .await;
     }
@@ -279,7 +294,7 @@ async fn a_lesson_goes_on_when_the_web_views_next_is_pressed() {
     let out = demo.output();
     assert!(status.success(), "{out}");
     assert!(
-        out.contains("Lesson pbft: 3 of 3 steps happened as the lecture says."),
+        out.contains("Lesson pbft: 4 of 4 steps happened as the lecture says."),
         "{out}"
     );
 }

@@ -136,6 +136,9 @@ impl Class {
             )
         })?;
         let web = web_addr(args);
+        // A new network later (`Act::Restart`) serves its view at the same
+        // address: the projector's page reconnects by itself.
+        args.web = web;
         let specs = specs(args, ready.addr.port(), false, web, ready.token.is_some());
         let (facts, watcher) = watch::spawn(
             format!("127.0.0.1:{}", ready.addr.port()),

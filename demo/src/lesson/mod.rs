@@ -13,6 +13,7 @@ mod class;
 mod wait;
 mod watch;
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::time::Duration;
 
@@ -258,6 +259,7 @@ pub async fn run(mut args: Args, shutdown: impl std::future::Future<Output = ()>
     let mut input = (!args.auto).then(|| tokio::io::BufReader::new(tokio::io::stdin()).lines());
     let button = !args.auto && class.web.is_some();
     let mut outcomes = Vec::new();
+    let mut kept = HashMap::new();
     let steps = lesson.steps.len();
     for (i, step) in lesson.steps.iter().enumerate() {
         println!();
@@ -277,7 +279,7 @@ pub async fn run(mut args: Args, shutdown: impl std::future::Future<Output = ()>
             ("next", json!(false)),
         ]);
         let outcome = tokio::select! {
-            o = run_step(&mut class, &mut args, step) => o,
+            o = run_step(&mut class, &mut args, step, &mut kept) => o,
             _ = &mut shutdown => {
                 println!("Stopped by Ctrl-C.");
                 break;
@@ -386,7 +388,12 @@ fn announce(class: &Class) {
 }
 
 /// Acts, waits and says what happened.
-async fn run_step(class: &mut Class, args: &mut Args, step: &Step) -> Outcome {
+async fn run_step(
+    class: &mut Class,
+    args: &mut Args,
+    step: &Step,
+    kept: &mut HashMap<&'static str, f64>,
+) -> Outcome {
     let logs = dir(args);
     let mut mark = Mark::of(&watch::lock(&class.facts), &logs, &class.running_nodes());
     let began = tokio::time::Instant::now();
@@ -416,6 +423,7 @@ async fn run_step(class: &mut Class, args: &mut Args, step: &Step) -> Outcome {
         replicas: class.replicas,
         logs: &logs,
         tracked: None,
+        kept,
     };
     say("  Waiting for ", &format!("{}...", step.wait.describe()));
     let mut poll = tokio::time::interval(Duration::from_millis(100));

@@ -138,7 +138,14 @@ pub struct Context<'a> {
     pub logs: &'a Path,
     /// A payment the step follows (`Confirmations`).
     pub tracked: Option<(Txid, usize)>,
+    /// Figures a step keeps for later ones (a lesson's whole run): the
+    /// seconds from a payment heard to its sixth confirmation, for pBFT's
+    /// step to set beside its own.
+    pub kept: &'a mut HashMap<&'static str, f64>,
 }
+
+/// [`Context::kept`]'s key for proof of work's time to final.
+const POW_FINAL: &str = "pow_final_s";
 
 /// The races `node` said it lost, from its log.
 fn lost_races(logs: &Path, node: &str) -> Vec<String> {
@@ -429,6 +436,8 @@ impl Wait {
                         .map(|b| b.at)
                         .unwrap_or_else(|| f.now());
                     let heard = f.heard.get(&txid).copied();
+                    cx.kept
+                        .insert(POW_FINAL, deep_at - heard.unwrap_or(mined_at));
                     format!(
                         "payment {} went into block {height}{}; {n} confirmations {:.1} s after that (theory: {n} x the {:.1} s target = {:.1} s)",
                         short(&txid),
@@ -530,21 +539,49 @@ impl Wait {
                     .find(|(_, b)| b.final_at.is_some_and(|t| t >= mark.at));
                 let mut s = format!("{} batch(es) final", f.pbft.finals - mark.finals);
                 if let Some((seq, b)) = last {
+                    let _ = write!(
+                        s,
+                        ". Batch {seq} ({} payment{}): final {:.2} s after its pre-prepare",
+                        b.txns,
+                        if b.txns == 1 { "" } else { "s" },
+                        b.final_at.unwrap_or(0.0) - b.proposed_at.unwrap_or(0.0),
+                    );
+                    // From the payment heard (its TXN) to final, beside
+                    // proof of work's measured 6 confirmations, or its
+                    // theory.
+                    let heard = b
+                        .txids
+                        .iter()
+                        .filter_map(|t| f.heard.get(t))
+                        .copied()
+                        .reduce(f64::min);
+                    if let (Some(heard), Some(done)) = (heard, b.final_at) {
+                        let _ = write!(s, ", {:.2} s after it was sent", done - heard);
+                    }
+                    match cx.kept.get(POW_FINAL) {
+                        Some(pow) => {
+                            let _ = write!(
+                                s,
+                                ", against {pow:.1} s to proof of work's 6 confirmations in this lesson"
+                            );
+                        }
+                        None => {
+                            let _ = write!(
+                                s,
+                                ", against proof of work's 6 x {:.1} s = {:.0} s",
+                                cx.target,
+                                6.0 * cx.target
+                            );
+                        }
+                    }
                     let n = cx.replicas.max(1) as u32;
                     let p2p =
                         (b.pre_prepares + b.prepares + b.commits) * (n - 1) + b.replies;
                     let theory = 2 * n * (n - 1) + n;
                     let _ = write!(
                         s,
-                        "; batch {seq} ({} payments) final {:.2} s after its pre-prepare, at once: no confirmations to wait for (proof of work: 6 x {:.1} s = {:.0} s). Its messages: {} pre-prepare, {} prepares, {} commits, {} replies — {p2p} deliveries replica to replica, against 2n(n-1)+n = {theory} for n = {n}",
-                        b.txns,
-                        b.final_at.unwrap_or(0.0) - b.proposed_at.unwrap_or(0.0),
-                        cx.target,
-                        6.0 * cx.target,
-                        b.pre_prepares,
-                        b.prepares,
-                        b.commits,
-                        b.replies,
+                        ". Its messages: {} pre-prepare, {} prepares, {} commits, {} replies — {p2p} deliveries replica to replica, against 2n(n-1)+n = {theory} for n = {n}",
+                        b.pre_prepares, b.prepares, b.commits, b.replies,
                     );
                 }
                 s

@@ -45,6 +45,8 @@ pub struct Batch {
     pub proposed_at: Option<f64>,
     pub final_at: Option<f64>,
     pub txns: usize,
+    /// The payments it made final.
+    pub txids: Vec<Txid>,
 }
 
 /// What pBFT did.
@@ -345,6 +347,9 @@ impl Facts {
                         if let Some(b) = batch(&mut self.pbft, seq) {
                             b.final_at.get_or_insert(now);
                             b.txns = b.txns.max(txns.len());
+                            if b.txids.is_empty() {
+                                b.txids = txns.into_iter().take(MAX_REASONS).collect();
+                            }
                         }
                     }
                     Seen::ViewChange { .. } => self.pbft.view_changes += 1,

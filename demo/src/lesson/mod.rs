@@ -2,10 +2,16 @@
 //! one lecture point after another. A lesson is data ([`Lesson`]): how the
 //! network starts ([`Setup`]), then steps, each saying what to watch,
 //! acting on the real network ([`Act`]: start or stop a node, more
-//! threads, a fault, a partition and its healing, holding every message, an attack, another
-//! network), waiting for the event that makes its point ([`Wait`]) within
-//! a time limit, and saying what happened with this run's figures. Between
-//! steps it waits for the teacher (Enter), or goes straight on (`--auto`).
+//! threads, a fault, a partition and its healing, holding every message,
+//! an attack, another network), waiting for the event that makes its
+//! point ([`Wait`]) within a time limit, and saying what happened with
+//! this run's figures. Between steps it waits for the teacher (Enter, or
+//! the web view's Next), or goes straight on (`--auto`).
+//!
+//! - `class.rs`: the programs, started and stopped, their logs;
+//! - `watch.rs`: the facts, from a client of the relay that judges every
+//!   frame as the listener does;
+//! - `wait.rs`: what a step can wait for, and its figures.
 //!
 //! The lessons themselves are in [`crate::lessons`], a file each.
 

@@ -49,6 +49,9 @@ pub enum Scenario {
     /// Thousands of transactions with bad signatures, as fast as the
     /// socket takes them.
     Flood,
+    /// A payment of 2,000 inputs, far past the size a transaction may
+    /// have.
+    Oversized,
     /// Replay a confirmed transaction and an invalid block, many times.
     ReplayInvalid,
 }
@@ -345,6 +348,7 @@ impl Attacker {
             Scenario::Malleate => self.malleate().await,
             Scenario::ReplayInvalid => self.replay_invalid().await,
             Scenario::Flood => self.flood().await,
+            Scenario::Oversized => self.oversized().await,
             Scenario::PrivateFork => self.private_fork().await,
             Scenario::DoubleSpend => self.double_spend().await,
         };

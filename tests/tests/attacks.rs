@@ -141,6 +141,14 @@ async fn mint_is_shown_as_the_originals_flaw_in_toycoin() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_payment_is_refused_for_its_size_in_steady() {
+    let net = Network::start(steady()).await;
+    let verdict = net.attack(Scenario::Oversized, |_| {}).await;
+    net.held_saying(verdict, "is larger than the 32768 allowed")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replays_and_an_invalid_block_are_refused_and_the_network_mines_on() {
     let net = Network::start(steady()).await;
     let verdict = net.attack(Scenario::ReplayInvalid, |o| o.count = 50).await;

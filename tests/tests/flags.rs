@@ -84,7 +84,7 @@ async fn counts_out_of_range_are_refused_with_their_range() {
         (
             "toycoin-attack",
             vec!["steal-everything"],
-            "possible values: double-spend, private-fork, malleate, mint, flood, replay-invalid",
+            "possible values: double-spend, private-fork, malleate, mint, flood, oversized, replay-invalid",
         ),
         ("toycoin-ctl", vec!["step", "many"], "invalid value 'many'"),
     ] {

@@ -118,10 +118,14 @@ async fn lesson_confirmations_to_6_and_a_double_spend() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn lesson_cheating_is_refused_and_the_originals_flaw_shown() {
-    let out = lesson("cheating", 4).await;
+    let out = lesson("cheating", 5).await;
     assert!(step(&out, 3).contains("frames refused"), "{out}");
     assert!(
-        step(&out, 4).contains("the original's flaw, shown"),
+        step(&out, 4).contains("is larger than the 32768 allowed"),
+        "{out}"
+    );
+    assert!(
+        step(&out, 5).contains("the original's flaw, shown"),
         "{out}"
     );
 }

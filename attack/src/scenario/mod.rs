@@ -6,5 +6,6 @@ mod double_spend;
 mod flood;
 mod malleate;
 mod mint;
+mod oversized;
 mod private_fork;
 mod replay_invalid;

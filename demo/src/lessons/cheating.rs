@@ -8,7 +8,7 @@ pub fn lesson() -> Lesson {
     Lesson {
         name: "cheating",
         title: "Cheating refused",
-        about: "Coins made from nothing, a rewritten payment, forged signatures: every node refuses them. Then the same attacks under the original toycoin's rules, whose flaws let some through.",
+        about: "Coins made from nothing, a rewritten payment, forged signatures, a payment too large: every node refuses them. Then the coinbase attack under the original toycoin's rules, whose flaw lets it through.",
         setup: Setup {
             nodes: 2,
             shares: vec![0.5],
@@ -38,6 +38,14 @@ pub fn lesson() -> Lesson {
                 wait: Wait::All(vec![Wait::Attacks, Wait::Refused(10)]),
                 within: 20.0,
                 then: "Each is refused for the price of one signature check, and the relay keeps the flooder's frames from crowding out anyone else's.",
+            },
+            Step {
+                title: "A payment too large",
+                watch: "The attacker sends one payment of 2,000 inputs, some 130 KB: four times what a transaction may be.",
+                act: vec![Act::Attack(Scenario::Oversized)],
+                wait: Wait::All(vec![Wait::Attacks, Wait::Refused(1)]),
+                within: 20.0,
+                then: "Refused by its size before any signature is checked: a rejection costs less than the attack.",
             },
             Step {
                 title: "The original's rules",

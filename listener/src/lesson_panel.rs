@@ -29,19 +29,22 @@ pub fn read_state(dir: &Path) -> Option<Value> {
     value.is_object().then_some(value)
 }
 
-/// Writes `value` as the lesson's state in `dir`, whole or not at all (a
-/// file renamed into place).
+/// Writes `text` to `dir/name`, whole or not at all (a file renamed into
+/// place): the reader never sees half of it.
+fn write_whole(dir: &Path, name: &str, text: String) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(tmp, dir.join(name))
+}
+
+/// Writes `value` as the lesson's state in `dir`.
 pub fn write_state(dir: &Path, value: &Value) -> std::io::Result<()> {
-    let tmp = dir.join(format!("{STATE_FILE}.tmp"));
-    std::fs::write(&tmp, value.to_string())?;
-    std::fs::rename(tmp, dir.join(STATE_FILE))
+    write_whole(dir, STATE_FILE, value.to_string())
 }
 
 /// Records that Next was pressed at `step`.
 pub fn press_next(dir: &Path, step: u64) -> std::io::Result<()> {
-    let tmp = dir.join(format!("{NEXT_FILE}.tmp"));
-    std::fs::write(&tmp, step.to_string())?;
-    std::fs::rename(tmp, dir.join(NEXT_FILE))
+    write_whole(dir, NEXT_FILE, step.to_string())
 }
 
 /// The step Next was last pressed at, if it was.

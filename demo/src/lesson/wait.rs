@@ -147,23 +147,23 @@ pub struct Context<'a> {
 /// [`Context::kept`]'s key for proof of work's time to final.
 const POW_FINAL: &str = "pow_final_s";
 
-/// The races `node` said it lost, from its log.
-fn lost_races(logs: &Path, node: &str) -> Vec<String> {
+/// The lines of `node`'s log from where `what` starts in them.
+fn said(logs: &Path, node: &str, what: &str) -> Vec<String> {
     std::fs::read_to_string(logs.join(format!("{node}.log")))
         .unwrap_or_default()
         .lines()
-        .filter_map(|l| l.find("Lost the race for block").map(|i| l[i..].to_owned()))
+        .filter_map(|l| l.find(what).map(|i| l[i..].to_owned()))
         .collect()
+}
+
+/// The races `node` said it lost, from its log.
+fn lost_races(logs: &Path, node: &str) -> Vec<String> {
+    said(logs, node, "Lost the race for block")
 }
 
 /// The blocks `node` said it mined and the chain took, from its log.
 fn mined_lines(logs: &Path, node: &str) -> Vec<String> {
-    std::fs::read_to_string(logs.join(format!("{node}.log")))
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.starts_with("Mined block"))
-        .map(str::to_owned)
-        .collect()
+    said(logs, node, "Mined block")
 }
 
 fn mined(logs: &Path, node: &str) -> usize {

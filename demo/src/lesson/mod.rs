@@ -89,6 +89,8 @@ pub enum Act {
     Threads(usize, usize),
     /// Make a node play a fault (`None`: honest again).
     Fault(usize, Option<Fault>),
+    /// Make pBFT's primary of the moment play a fault.
+    FaultPrimary(Fault),
     /// Cut the network into groups of clients (`node1`, `oracle`).
     Partition(Vec<Vec<&'static str>>),
     Heal,
@@ -109,6 +111,9 @@ impl Act {
             Act::Threads(n, t) => format!("restarting node{n} with {t} mining threads"),
             Act::Fault(n, Some(f)) => format!("toycoin-ctl fault node{n} {f}"),
             Act::Fault(n, None) => format!("toycoin-ctl fault node{n} honest"),
+            Act::FaultPrimary(f) => {
+                format!("toycoin-ctl fault PRIMARY {f} (whichever replica leads now)")
+            }
             Act::Partition(groups) => format!(
                 "toycoin-ctl partition {}",
                 groups
@@ -484,6 +489,21 @@ async fn perform(
                 .control(Ctl::Fault {
                     client: node(n),
                     mode,
+                })
+                .await
+                .map(|_| None)
+        }
+        Act::FaultPrimary(fault) => {
+            let primary = watch::lock(&class.facts)
+                .pbft
+                .primary
+                .clone()
+                .unwrap_or_else(|| "node1".to_owned());
+            say("    ", &format!("the primary is {primary}"));
+            class
+                .control(Ctl::Fault {
+                    client: primary,
+                    mode: fault.to_string(),
                 })
                 .await
                 .map(|_| None)

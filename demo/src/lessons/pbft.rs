@@ -38,15 +38,15 @@ pub fn lesson() -> Lesson {
             },
             Step {
                 title: "A silent primary",
-                watch: "node1, the primary, falls silent: no batch is proposed, the replicas' timers run out and they vote for a new view.",
-                act: vec![Act::Fault(1, Some(Fault::Silent))],
+                watch: "The primary (node1, unless a view has changed already) falls silent: no batch is proposed, the replicas' timers run out and they vote for a new view.",
+                act: vec![Act::FaultPrimary(Fault::Silent)],
                 wait: Wait::ViewChange,
                 within: 30.0,
                 then: "With 3f+1 replicas, 2f+1 votes are enough to move on without the failed one.",
             },
             Step {
                 title: "Final again, under the new primary",
-                watch: "node2 proposes the next batch.",
+                watch: "The new primary proposes the next batch.",
                 act: vec![],
                 wait: Wait::Final(1),
                 within: 20.0,

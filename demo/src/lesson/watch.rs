@@ -17,8 +17,11 @@ use toycoin_common::tree::BlockTree;
 use toycoin_listener::judge::{Effect, TxnCheck};
 use toycoin_listener::{Judge, Verdict};
 
-/// Most blocks remembered (a lesson mines a few hundred at most).
-const MAX_BLOCKS: usize = 20_000;
+/// Most blocks remembered (a lesson mines a few hundred at most), and the
+/// payments kept of each: bounded in bytes (about 17 MB at worst), however
+/// many blocks a student's client sends.
+const MAX_BLOCKS: usize = 4_096;
+const MAX_TXIDS_KEPT: usize = 64;
 /// Most refusal reasons kept (the counts go on).
 const MAX_REASONS: usize = 64;
 
@@ -206,7 +209,11 @@ impl Facts {
         let now = self.now();
         match verdict {
             Verdict::Bloc { blocks, effect, .. } => {
-                for b in &blocks {
+                // A refused block is counted, not kept: only blocks with
+                // their work done take room.
+                let kept: &[toycoin_common::block::Block] =
+                    if effect.is_valid() { &blocks } else { &[] };
+                for b in kept {
                     if self.blocks.len() >= MAX_BLOCKS {
                         break;
                     }
@@ -233,6 +240,7 @@ impl Facts {
                         .txns
                         .iter()
                         .filter(|t| !t.is_coinbase())
+                        .take(MAX_TXIDS_KEPT)
                         .map(|t| t.hash())
                         .collect();
                     self.blocks.insert(
@@ -293,13 +301,32 @@ impl Facts {
                 self.reason(format!("a {tag} frame: {reason}"));
             }
             Verdict::Status { status, lie } => {
+                // A name whose wallet the lesson knows (its own nodes')
+                // counts only signed by that wallet's key: a classmate
+                // cannot speak for node1.
+                let known = self
+                    .wallets
+                    .iter()
+                    .find(|(_, name)| **name == status.name)
+                    .map(|(wallet, _)| wallet.clone());
+                if let Some(wallet) = known {
+                    let proved = status
+                        .signed_by()
+                        .ok()
+                        .flatten()
+                        .map(|key| toycoin_common::wallet::fingerprint_of(&key));
+                    if proved.as_deref() != Some(wallet.as_str()) {
+                        return;
+                    }
+                }
                 if let Some(lie) = lie {
                     if self.lies.len() < MAX_REASONS {
                         self.lies.push((status.name.clone(), lie));
                     }
                 }
                 if let Some(wallet) = &status.wallet {
-                    if self.wallets.len() < MAX_REASONS {
+                    let named = self.wallets.values().any(|n| *n == status.name);
+                    if self.wallets.len() < MAX_REASONS && !named {
                         self.wallets
                             .entry(wallet.clone())
                             .or_insert_with(|| status.name.clone());
@@ -404,4 +431,53 @@ pub fn spawn(
         }
     });
     (facts, task)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use toycoin_common::wallet::Wallet;
+
+    fn status(name: &str, key: Option<&Wallet>, wallet: &str) -> Verdict {
+        let mut status = Status {
+            name: name.into(),
+            tip: None,
+            height: None,
+            hash_rate: 42.0,
+            mining: true,
+            threads: 1,
+            wallet: Some(wallet.into()),
+            signer: None,
+        };
+        if let Some(key) = key {
+            status.sign(key).expect("signs");
+        }
+        Verdict::Status { status, lie: None }
+    }
+
+    /// Once the lesson knows node1's wallet, only a status signed by that
+    /// wallet's key speaks for node1; a classmate's claim changes nothing.
+    #[test]
+    fn a_status_speaks_for_a_lesson_node_only_with_its_key() {
+        let node1 = Wallet::random().expect("key");
+        let student = Wallet::random().expect("key");
+        let tree = BlockTree::new(Profile::steady(1.0));
+        let mut facts = Facts::new();
+        facts
+            .wallets
+            .insert(node1.fingerprint(), "node1".to_owned());
+        facts.observe(status("node1", None, &student.fingerprint()), &tree);
+        facts.observe(
+            status("node1", Some(&student), &student.fingerprint()),
+            &tree,
+        );
+        assert!(!facts.statuses.contains_key("node1"));
+        assert_eq!(facts.wallets.len(), 1, "no second wallet named node1");
+        facts.observe(status("node1", Some(&node1), &node1.fingerprint()), &tree);
+        assert_eq!(facts.statuses["node1"].0.hash_rate, 42.0);
+        // A name the lesson does not know is a claim, kept as such.
+        facts.observe(status("student", None, &student.fingerprint()), &tree);
+        assert!(facts.statuses.contains_key("student"));
+        assert_eq!(facts.name_of(Some(&student.fingerprint())), "student");
+    }
 }

@@ -391,11 +391,11 @@ async fn teacher(
 
 /// Where to look: the web view and the teacher's controls.
 fn announce(class: &Class) {
-    println!("{}", class.network.banner());
+    say("", &class.network.banner());
     if let Some(web) = class.web {
-        println!("{}", crate::web_line(web));
+        say("", &crate::web_line(web));
     }
-    println!("{}", crate::ctl_line(class.relay));
+    say("", &crate::ctl_line(class.relay));
 }
 
 /// Acts, waits and says what happened.

@@ -55,10 +55,25 @@ pub struct Program {
     /// Its working directory, a fresh one removed when it is dropped: what
     /// it writes there (a node's or the oracle's key file) goes with it.
     dir: PathBuf,
+    /// Dropped while running (a failed assertion), it gets Ctrl-C and
+    /// time to stop what it started, before the kill.
+    gentle: bool,
 }
+
+/// How long a program dropped while running may take to stop what it
+/// started (a demo stops its programs in at most 5 s, the relay last).
+const GENTLE_STOP: Duration = Duration::from_secs(15);
 
 impl Drop for Program {
     fn drop(&mut self) {
+        if self.gentle && matches!(self.child.try_wait(), Ok(None)) {
+            self.interrupt();
+            let deadline = std::time::Instant::now() + GENTLE_STOP;
+            while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -123,7 +138,16 @@ impl Program {
             all,
             readers,
             dir,
+            gentle: false,
         }
+    }
+
+    /// Dropped while still running (a test that failed halfway), it is
+    /// interrupted and given time to stop the programs it started itself
+    /// (the demo's relay, nodes, ...): a kill would leave them running.
+    pub fn stop_gently_on_drop(mut self) -> Program {
+        self.gentle = true;
+        self
     }
 
     /// Waits for the next line matching `pred`; panics after `timeout` or

@@ -35,7 +35,8 @@ async fn lesson(name: &str, steps: usize) -> String {
             "--keys",
             "keys",
         ],
-    );
+    )
+    .stop_gently_on_drop();
     let status = match tokio::time::timeout(LIMIT, demo.exited()).await {
         Ok(status) => status,
         Err(_) => {
@@ -211,7 +212,8 @@ async fn a_lesson_goes_on_when_the_web_views_next_is_pressed() {
             "--keys",
             "keys",
         ],
-    );
+    )
+    .stop_gently_on_drop();
     let line = demo
         .wait_line("the web view's address", wait, |l| {
             l.starts_with("Web view: http://")

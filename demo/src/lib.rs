@@ -13,7 +13,7 @@ use clap::{Parser, ValueEnum};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
-use toycoin_common::cli::{count, hash_rate, Consensus};
+use toycoin_common::cli::{count, hash_rate, seconds, Consensus};
 use toycoin_common::network::Network;
 use toycoin_common::pbft::Membership;
 use toycoin_common::profile::DEFAULT_TARGET_SECS;
@@ -96,23 +96,13 @@ pub struct Args {
     #[arg(long, requires = "lesson")]
     auto: bool,
     /// Seconds between blocks the network aims for (steady).
-    #[arg(long, default_value_t = DEFAULT_TARGET_SECS, value_parser = target_secs)]
+    #[arg(long, default_value_t = DEFAULT_TARGET_SECS, value_parser = seconds(0.2, 3600.0))]
     target: f64,
     /// Where the nodes' wallets, the oracle's and the mint's keys are kept
     /// (created on first use; the same keys, the same fingerprints, run
     /// after run).
     #[arg(long, value_name = "DIR", default_value_os_t = std::env::temp_dir().join("toycoin-demo-keys"))]
     keys: PathBuf,
-}
-
-/// A block target in seconds, from 0.2 to an hour.
-fn target_secs(text: &str) -> Result<f64, String> {
-    let secs: f64 = text.parse().map_err(|e| format!("{text:?}: {e}"))?;
-    if (0.2..=3600.0).contains(&secs) {
-        Ok(secs)
-    } else {
-        Err(format!("{text:?}: a target is 0.2 to 3600 seconds"))
-    }
 }
 
 /// The programs the demo starts.
@@ -686,14 +676,34 @@ fn kill_session(session: &str) {
         .status();
 }
 
-fn start(program: &str, args: &[String]) -> std::io::Result<Child> {
-    Command::new(bin_dir().join(program))
+/// Starts one of our programs, found beside this one, its output to
+/// `stdout` and `stderr`.
+fn spawn(program: &str, args: &[String], stdout: Stdio, stderr: Stdio) -> std::io::Result<Child> {
+    Command::new(bin_dir().join(exe_name(program)))
         .args(args)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(stdout)
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
+}
+
+/// Starts one of our programs, its output read here.
+fn start(program: &str, args: &[String]) -> std::io::Result<Child> {
+    spawn(program, args, Stdio::piped(), Stdio::piped())
+}
+
+/// Waits a few seconds for an interrupted program to exit, then kills it;
+/// false when it had to be killed.
+async fn wait_or_kill(child: &mut Child) -> bool {
+    if tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .is_ok()
+    {
+        return true;
+    }
+    let _ = child.kill().await;
+    false
 }
 
 /// `label | ` in the program's colour (when colours are on).
@@ -846,12 +856,8 @@ async fn run_here(args: &Args, shutdown: impl std::future::Future<Output = ()>) 
         interrupt(child);
     }
     for (label, child) in &mut children {
-        match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
-            Ok(_) => {}
-            Err(_) => {
-                eprintln!("    demo | {label} did not stop; killing it");
-                let _ = child.kill().await;
-            }
+        if !wait_or_kill(child).await {
+            eprintln!("    demo | {label} did not stop; killed it");
         }
     }
     // What they said on the way out.

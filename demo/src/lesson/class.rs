@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::task::JoinHandle;
 use toycoin_common::cli::Consensus;
 use toycoin_common::control::{command, Command as Ctl};
@@ -18,8 +18,8 @@ use toycoin_common::pbft::Membership;
 use super::watch::{self, Shared};
 use super::Setup;
 use crate::{
-    bin_dir, exe_name, relay_args, replicas_file, specs, wait_ready, web_addr, write_network,
-    write_replicas, Args, RateLimit, Spec,
+    relay_args, replicas_file, specs, wait_ready, web_addr, write_network, write_replicas, Args,
+    RateLimit, Spec,
 };
 
 /// Hashes a block needs at the steady profile's start
@@ -76,29 +76,13 @@ fn log_to(dir: &Path, label: &str) -> std::io::Result<(Stdio, Stdio)> {
 
 fn start(program: &str, args: &[String], logs: &Path, label: &str) -> Result<Child, String> {
     let (out, err) = log_to(logs, label).map_err(|e| format!("cannot write {label}'s log: {e}"))?;
-    Command::new(bin_dir().join(exe_name(program)))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot start {program}: {e}"))
+    crate::spawn(program, args, out, err).map_err(|e| format!("cannot start {program}: {e}"))
 }
 
 /// Asks a child to stop (SIGINT), then kills it after a few seconds.
 async fn stop_child(mut child: Child) {
     crate::interrupt(&child);
-    wait_or_kill(&mut child).await;
-}
-
-async fn wait_or_kill(child: &mut Child) {
-    if tokio::time::timeout(Duration::from_secs(5), child.wait())
-        .await
-        .is_err()
-    {
-        let _ = child.kill().await;
-    }
+    crate::wait_or_kill(&mut child).await;
 }
 
 impl Class {
@@ -296,7 +280,7 @@ impl Class {
             crate::interrupt(child);
         }
         for child in children.values_mut() {
-            wait_or_kill(child).await;
+            crate::wait_or_kill(child).await;
         }
         if let Some(relay) = self.relay_child.take() {
             stop_child(relay).await;

@@ -469,6 +469,18 @@ async fn run_step(
     }
 }
 
+/// The teacher's order to `client` to play `mode` (`honest`: none).
+async fn order_fault(
+    class: &Class,
+    client: String,
+    mode: String,
+) -> Result<Option<toycoin_attack::Verdict>, String> {
+    class
+        .control(Ctl::Fault { client, mode })
+        .await
+        .map(|_| None)
+}
+
 /// Does one act on the network; an attack's verdict when it ran one.
 async fn perform(
     class: &mut Class,
@@ -485,13 +497,7 @@ async fn perform(
         Act::Threads(n, t) => class.set_threads(args, *n, *t).await.map(|_| None),
         Act::Fault(n, fault) => {
             let mode = fault.map(|f| f.to_string()).unwrap_or("honest".into());
-            class
-                .control(Ctl::Fault {
-                    client: node(n),
-                    mode,
-                })
-                .await
-                .map(|_| None)
+            order_fault(class, node(n), mode).await
         }
         Act::FaultPrimary(fault) => {
             let primary = watch::lock(&class.facts)
@@ -500,13 +506,7 @@ async fn perform(
                 .clone()
                 .unwrap_or_else(|| "node1".to_owned());
             say("    ", &format!("the primary is {primary}"));
-            class
-                .control(Ctl::Fault {
-                    client: primary,
-                    mode: fault.to_string(),
-                })
-                .await
-                .map(|_| None)
+            order_fault(class, primary, fault.to_string()).await
         }
         Act::Partition(groups) => {
             {

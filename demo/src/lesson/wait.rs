@@ -170,6 +170,18 @@ fn mined(logs: &Path, node: &str) -> usize {
     mined_lines(logs, node).len()
 }
 
+/// The step's attack verdicts, a line each, when it ran some and every
+/// one of them is `ok`.
+fn attacks_all(cx: &Context<'_>, ok: impl Fn(&AttackVerdict) -> bool) -> Option<String> {
+    (!cx.attacks.is_empty() && cx.attacks.iter().all(|(_, v)| ok(v))).then(|| {
+        cx.attacks
+            .iter()
+            .map(|(name, v)| format!("{name}: {}", v.line))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
 fn short(txid: &Txid) -> String {
     txid.to_hex()[..8].to_owned()
 }
@@ -450,23 +462,8 @@ impl Wait {
                     )
                 })
             }
-            Wait::Attacks => {
-                (!cx.attacks.is_empty() && cx.attacks.iter().all(|(_, v)| v.held)).then(|| {
-                    cx.attacks
-                        .iter()
-                        .map(|(name, v)| format!("{name}: {}", v.line))
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                })
-            }
-            Wait::Flaw => (!cx.attacks.is_empty() && cx.attacks.iter().all(|(_, v)| v.shows_flaw()))
-                .then(|| {
-                    cx.attacks
-                        .iter()
-                        .map(|(name, v)| format!("{name}: {}", v.line))
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                }),
+            Wait::Attacks => attacks_all(cx, |v| v.held),
+            Wait::Flaw => attacks_all(cx, AttackVerdict::shows_flaw),
             Wait::Refused(n) => (f.refused >= mark.refused + n).then(|| {
                 let reasons: Vec<&String> = {
                     let mut seen = Vec::new();

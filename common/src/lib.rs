@@ -63,6 +63,7 @@ pub mod message;
 pub mod mint;
 pub mod network;
 pub mod pbft;
+pub mod per_address;
 pub mod pow;
 pub mod profile;
 pub mod ready;

@@ -42,6 +42,12 @@ pub const MAX_ID: usize = 64;
 /// by the frame size).
 pub const MAX_REQUEST: usize = 16 * 1024;
 
+/// Faucet requests one address may send at once, then one per
+/// [`FAUCET_ASK_EVERY`] (the faucet grants each wallet once a minute):
+/// what the relay lets a laptop ask, and the web view a browser.
+pub const FAUCET_ASKS_BURST: f64 = 3.0;
+pub const FAUCET_ASK_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// A header on the wire, its fields base64 as in a `BLOC`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeaderWire {

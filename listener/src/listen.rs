@@ -143,6 +143,11 @@ pub async fn run(args: Args) -> i32 {
                 live: args.controls,
                 replay: replay_buttons.clone(),
                 lesson: args.lesson_dir.clone(),
+                wallets: Some(web::wallets::Wallets {
+                    relay: args.relay.addr(),
+                    topic: args.relay.channel.clone(),
+                    network: network.clone(),
+                }),
             };
             match web::serve_with(addr, rx, Some(controls)).await {
                 Ok(local) => info!("Web view: http://{local}/"),

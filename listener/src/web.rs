@@ -40,6 +40,7 @@ use toycoin_common::tree::BlockTree;
 use toycoin_common::wallet::fingerprint;
 
 pub mod limit;
+pub mod wallets;
 
 use toycoin_common::pbft::Seen;
 
@@ -1050,6 +1051,7 @@ struct Shared {
     snapshots: watch::Receiver<Arc<str>>,
     browsers: Arc<limit::Browsers>,
     controls: Option<Arc<Controls>>,
+    wallets: Option<Arc<wallets::Gateway>>,
 }
 
 /// The teacher's buttons on the projector: hold, step and release a live
@@ -1068,6 +1070,8 @@ pub struct Controls {
     pub replay: Arc<std::sync::atomic::AtomicBool>,
     /// A lesson's directory (`--lesson-dir`): the Next button writes there.
     pub lesson: Option<std::path::PathBuf>,
+    /// The students' wallet pages' way to the class (`/wallet`).
+    pub wallets: Option<wallets::Wallets>,
 }
 
 /// Serves the web view on `addr` until the runtime ends; returns the
@@ -1087,10 +1091,15 @@ pub async fn serve_with(
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
+    let gateway = controls
+        .as_ref()
+        .and_then(|c| c.wallets.clone())
+        .map(|w| Arc::new(wallets::Gateway::start(w, local)));
     let shared = Shared {
         snapshots,
         browsers: limit::Browsers::new(MAX_BROWSERS),
         controls: controls.map(Arc::new),
+        wallets: gateway,
     };
     let app = Router::new()
         .route("/", get(index))
@@ -1098,6 +1107,13 @@ pub async fn serve_with(
         .route("/api/events", get(events))
         .route("/api/control/{cmd}", axum::routing::post(control))
         .route("/api/lesson/next", axum::routing::post(lesson_next))
+        .route("/wallet", get(wallets::page))
+        .route("/wallet/wallet.js", get(wallets::script))
+        .route("/wallet/qr.svg", get(wallets::qr))
+        .route("/api/wallet/network", get(wallets::network))
+        .route("/api/wallet/ask", axum::routing::post(wallets::ask))
+        .route("/api/wallet/send", axum::routing::post(wallets::send))
+        .layer(axum::extract::DefaultBodyLimit::max(wallets::MAX_BODY))
         .with_state(shared);
     tokio::spawn(async move {
         let mut listener = limit::Limited::new(listener);

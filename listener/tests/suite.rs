@@ -2,4 +2,5 @@
 //! binary.
 
 mod listener;
+mod wallets;
 mod web;

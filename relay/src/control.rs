@@ -12,8 +12,8 @@ use toycoin_common::control::{
 
 use crate::hub::Hub;
 use crate::nemesis::{MAX_DELAY, MAX_HELD};
-use crate::per_address::AddressBuckets;
 use crate::replay::Timeline;
+use toycoin_common::per_address::AddressBuckets;
 
 /// Who may command the relay.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -19,7 +19,6 @@ pub mod hub;
 pub mod local;
 pub mod names;
 pub mod nemesis;
-pub mod per_address;
 pub mod queue;
 pub mod reader;
 pub mod record;

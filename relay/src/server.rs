@@ -35,13 +35,13 @@ use crate::budget::Budget;
 use crate::control::{encode_reply, execute, refused, Guesses, Teacher};
 use crate::hub::{Hub, SlowPolicy, Subscriber};
 use crate::names::{Claim, Names};
-use crate::per_address::AddressBuckets;
 use crate::queue::Queue;
 use crate::reader::{FrameReader, ReadError, Readers};
 use crate::record::{write_journal, Recorder};
 use crate::stats::{Snapshot, Stats};
 use crate::writer::write_loop;
 use toycoin_common::journal::{JournalWriter, Kind};
+use toycoin_common::per_address::AddressBuckets;
 
 /// Connections the kernel may hold waiting for `accept`. The standard
 /// library's 128 is too few when a class starts its nodes at once: a full
@@ -211,10 +211,7 @@ pub const MAX_ARRIVING_PER_ADDRESS: usize = 16;
 /// for newer ones from its address.
 pub const ARRIVAL_GRACE: Duration = Duration::from_secs(1);
 
-/// Faucet requests one address may send at once, then one per
-/// [`FAUCET_ASK_EVERY`] (the faucet grants each wallet once a minute).
-pub const FAUCET_ASKS_BURST: f64 = 3.0;
-pub const FAUCET_ASK_EVERY: Duration = Duration::from_secs(20);
+pub use toycoin_common::spv::{FAUCET_ASKS_BURST, FAUCET_ASK_EVERY};
 
 /// Refused commands one connection may send before it is dropped.
 pub const MAX_REFUSALS: u32 = 3;

@@ -3,6 +3,7 @@
 
 mod attacks;
 mod book;
+mod browser_wallet;
 mod check;
 mod demo_tmux;
 mod end_to_end;

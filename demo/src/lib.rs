@@ -233,6 +233,16 @@ fn web_line(addr: std::net::SocketAddr) -> String {
     format!("Web view: http://{shown}/ (open it on the projector)")
 }
 
+/// The line that tells students where their wallet page is.
+fn wallets_line(addr: std::net::SocketAddr) -> String {
+    let url = toycoin_listener::web::wallets::student_url(addr);
+    if addr.ip().is_loopback() {
+        format!("Students' wallets: {url} (this machine only; --host 0.0.0.0 for the class)")
+    } else {
+        format!("Students' wallets: {url} (its QR code is on the web view)")
+    }
+}
+
 /// The programs to start around a relay on `port`, which takes the
 /// teacher's commands when `controls` (the nodes obey its fault orders,
 /// reading its token from the file it wrote).
@@ -625,6 +635,7 @@ async fn run_in_tmux(args: &Args, shutdown: impl std::future::Future<Output = ()
     tmux(&["select-pane", "-t", &panes[0]]);
     if let Some(addr) = web {
         println!("{}", web_line(addr));
+        println!("{}", wallets_line(addr));
     }
     println!("{}", ctl_line(ready.addr));
     if let Some(line) = record_line(args) {
@@ -814,6 +825,7 @@ async fn run_here(args: &Args, shutdown: impl std::future::Future<Output = ()>) 
     let web = web_addr(args);
     if let Some(addr) = web {
         println!("{:>8} | {}", "demo", web_line(addr));
+        println!("{:>8} | {}", "demo", wallets_line(addr));
     }
     println!("{:>8} | {}", "demo", ctl_line(ready.addr));
     if let Some(line) = record_line(args) {

@@ -150,7 +150,13 @@ pub async fn run(args: Args) -> i32 {
                 }),
             };
             match web::serve_with(addr, rx, Some(controls)).await {
-                Ok(local) => info!("Web view: http://{local}/"),
+                Ok(local) => {
+                    info!("Web view: http://{local}/");
+                    info!(
+                        "Students' wallet page: {}",
+                        web::wallets::student_url(local)
+                    );
+                }
                 Err(e) => {
                     tracing::error!("cannot serve the web view on {addr}: {e}");
                     return 1;

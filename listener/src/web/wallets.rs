@@ -135,7 +135,7 @@ impl Gateway {
     /// Starts the gateway's relay task; `local` is where the view listens.
     pub fn start(wallets: Wallets, local: SocketAddr) -> Gateway {
         let profile = wallets.network.profile();
-        let student_url = format!("http://{}/wallet", student_host(local));
+        let student_url = student_url(local);
         let network = json!({
             "student_url": student_url,
             "kind": profile.kind.name(),
@@ -234,20 +234,35 @@ impl Drop for InFlight {
     }
 }
 
+/// The wallet page's address for students, for a view listening on
+/// `local`.
+pub fn student_url(local: SocketAddr) -> String {
+    format!("http://{}/wallet", student_host(local))
+}
+
 /// The host students reach the view at: the address it listens on, or
 /// for a view on every interface, the address this machine reaches other
-/// machines from (no packet is sent), or failing that, its own name.
+/// machines from (no packet is sent), or failing that, 127.0.0.1.
 fn student_host(local: SocketAddr) -> String {
     let ip = local.ip();
     if !ip.is_unspecified() {
         return local.to_string();
     }
-    let lan = std::net::UdpSocket::bind("0.0.0.0:0")
-        .and_then(|s| s.connect("192.0.2.255:9").map(|()| s))
-        .and_then(|s| s.local_addr())
-        .map(|a| a.ip())
-        .ok()
-        .filter(|ip| !ip.is_unspecified());
+    // Any address outside, by the default route, then the private ranges
+    // a classroom's network without one may use.
+    let lan = [
+        "8.8.8.8:9",
+        "10.255.255.254:9",
+        "192.168.255.254:9",
+        "172.31.255.254:9",
+    ]
+    .iter()
+    .find_map(|outside| {
+        let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+        socket.connect(outside).ok()?;
+        let ip = socket.local_addr().ok()?.ip();
+        (!ip.is_unspecified() && !ip.is_loopback()).then_some(ip)
+    });
     match lan {
         Some(ip) => SocketAddr::new(ip, local.port()).to_string(),
         None => format!("127.0.0.1:{}", local.port()),

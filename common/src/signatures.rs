@@ -60,9 +60,12 @@ fn verify_one(
 /// the sender's key, the message, the signature and which one it is, so
 /// only the very same check is skipped. Only successes are kept, at most
 /// [`MAX_SIGNATURE_CACHE`], the oldest forgotten first: what the newest
-/// 4,096 transactions need, about 650 KB, so that it is full early in a
-/// lesson rather than growing through it.
-pub const MAX_SIGNATURE_CACHE: usize = 8_192;
+/// 2,048 transactions need (a busy class's 10 minutes; a block needs only
+/// what is pending). Its memory, some 400 KB, is taken whole with the
+/// first check, so that a program's memory does not grow with it through
+/// a lesson (issue 34's soak: it had grown by doubling, about a quarter
+/// of a node's growth at the demo's pace).
+pub const MAX_SIGNATURE_CACHE: usize = 4_096;
 
 type CacheKey = [u8; 32];
 
@@ -78,8 +81,9 @@ fn signature_cache() -> &'static std::sync::Mutex<SignatureCache> {
         std::sync::OnceLock::new();
     CACHE.get_or_init(|| {
         std::sync::Mutex::new(SignatureCache {
+            keys: std::collections::HashSet::with_capacity(MAX_SIGNATURE_CACHE + 1),
+            order: std::collections::VecDeque::with_capacity(MAX_SIGNATURE_CACHE + 1),
             enabled: true,
-            ..SignatureCache::default()
         })
     })
 }

@@ -25,9 +25,9 @@ use bytes::Bytes;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio_util::sync::CancellationToken;
 
-use crate::budget::Budget;
+use crate::budget::{Budget, Use};
 use crate::nemesis::{Fate, Nemesis};
-use crate::queue::{Offer, Payload, Queue};
+use crate::queue::{Offer, Payload, Queue, ENTRY_BYTES};
 pub use crate::stats::Delivery;
 use crate::stats::Stats;
 use crate::writer::write_inline;
@@ -148,6 +148,11 @@ impl Hub {
         let mut write_now: Vec<(Arc<Queue>, Arc<OwnedWriteHalf>)> = Vec::new();
         let mut deciding =
             (only.is_some() || self.nemesis.engaged()).then(|| self.nemesis.decide(from));
+        // Every subscriber's place in its queue, charged at once; those
+        // not taken are given back after the loop.
+        self.budget
+            .force_charge(subs.len() * ENTRY_BYTES, Use::Queue);
+        let mut places_taken = 0;
         for sub in subs {
             if let Some(deciding) = deciding.as_mut() {
                 if only.is_some_and(|name| !deciding.is_named(sub.id, name)) {
@@ -170,12 +175,16 @@ impl Hub {
                     continue;
                 }
             }
-            match sub.queue.offer(&payload, inline) {
-                Offer::Queued => delivery.delivered += 1,
+            match sub.queue.offer_prepaid(&payload, inline) {
+                Offer::Queued => {
+                    delivery.delivered += 1;
+                    places_taken += 1;
+                }
                 Offer::Displaced(lost) => {
                     // Queued; a publisher with more queued lost as many.
                     delivery.delivered += 1;
                     delivery.displaced += lost;
+                    places_taken += 1;
                 }
                 Offer::WriteNow => {
                     delivery.delivered += 1;
@@ -190,6 +199,8 @@ impl Hub {
                 }
             }
         }
+        self.budget
+            .release((subs.len() - places_taken) * ENTRY_BYTES, Use::Queue);
         if let Some(deciding) = deciding {
             deciding.finish(&payload);
         }

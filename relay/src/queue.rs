@@ -198,8 +198,22 @@ impl Queue {
     }
 
     /// Queues `payload` if the subscriber's limits allow; with `inline`,
-    /// hands an idle subscriber's socket to the caller instead.
+    /// hands an idle subscriber's socket to the caller instead. The
+    /// message's place is charged to the budget here.
     pub fn offer(&self, payload: &Arc<Payload>, inline: bool) -> Offer {
+        self.offer_charging(payload, inline, true)
+    }
+
+    /// As [`Queue::offer`], the message's place ([`ENTRY_BYTES`]) already
+    /// charged by the caller, who gives it back unless the offer was
+    /// [`Offer::Queued`] or [`Offer::Displaced`]: the hub charges the
+    /// places of every subscriber of a topic at once, not one atomic
+    /// operation per subscriber.
+    pub fn offer_prepaid(&self, payload: &Arc<Payload>, inline: bool) -> Offer {
+        self.offer_charging(payload, inline, false)
+    }
+
+    fn offer_charging(&self, payload: &Arc<Payload>, inline: bool, charge: bool) -> Offer {
         let mut state = self.state();
         if state.closed {
             return Offer::Closed;
@@ -232,7 +246,7 @@ impl Queue {
                 &mut state.flows[last]
             }
         };
-        if let Some(budget) = &self.budget {
+        if let (Some(budget), true) = (&self.budget, charge) {
             budget.force_charge(ENTRY_BYTES, Use::Queue);
         }
         flow.items.push_back(payload.clone());

@@ -880,5 +880,16 @@ async fn a_burst_within_the_budget_loses_nothing_with_the_defaults() {
     }
     let stats = r.relay.stats();
     assert_eq!((stats.dropped, stats.shed_messages), (0, 0), "{stats:?}");
+    // Every byte and every place charged for the burst is given back once
+    // it is written (the hub charges a publication's places at once).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while r.relay.stats().memory_used != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            r.relay.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     r.stop().await;
 }

@@ -1113,6 +1113,7 @@ pub async fn serve_with(
         .route("/api/wallet/network", get(wallets::network))
         .route("/api/wallet/ask", axum::routing::post(wallets::ask))
         .route("/api/wallet/send", axum::routing::post(wallets::send))
+        .route("/api/wallet/headers", axum::routing::post(wallets::headers))
         .layer(axum::extract::DefaultBodyLimit::max(wallets::MAX_BODY))
         .with_state(shared);
     tokio::spawn(async move {

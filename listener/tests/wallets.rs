@@ -222,3 +222,87 @@ async fn one_laptops_flood_of_requests_leaves_a_classmate_room() {
     listener.stop(WAIT).await;
     relay.stop().await.unwrap();
 }
+
+/// The view answers a page's headers itself, from the best chain it
+/// follows, after the first locator hash it knows, as a node would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_view_gives_the_best_chains_headers_after_a_locator() {
+    use toycoin_common::chain::{now_secs, Chain};
+    use toycoin_common::message::encode_bloc;
+    use toycoin_common::relay::{RelayClient, DEFAULT_TOPIC};
+    use toycoin_common::spv::{block_hash_text, HeaderWire};
+
+    let (relay, mut listener, addr) = view().await;
+    let mut chain = Chain::new(toycoin_tests::keys::network(5.0).profile());
+    let mut publisher = RelayClient::connect(relay.addr, DEFAULT_TOPIC)
+        .await
+        .unwrap();
+    let mut blocks = Vec::new();
+    for _ in 0..3 {
+        let block = chain
+            .mine_next(
+                &toycoin_common::address::example(b"alice"),
+                Vec::new(),
+                now_secs(),
+            )
+            .unwrap();
+        chain.push(block.clone(), now_secs()).unwrap();
+        publisher
+            .publish(DEFAULT_TOPIC, &encode_bloc(std::slice::from_ref(&block)))
+            .await
+            .unwrap();
+        blocks.push(block);
+    }
+    let ask = |locator: Vec<String>| {
+        let body = serde_json::json!({ "locator": locator }).to_string();
+        async move {
+            request(
+                [127, 0, 0, 2],
+                addr,
+                "POST",
+                "/api/wallet/headers",
+                body.as_bytes(),
+            )
+            .await
+        }
+    };
+    // Once the listener has the three blocks: all of them from genesis.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let all = loop {
+        let (status, body) = ask(Vec::new()).await;
+        assert_eq!(status, 200, "{body}");
+        let answer: Value = serde_json::from_str(&body).unwrap();
+        if answer["headers"].as_array().unwrap().len() == 3 {
+            break answer;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{answer}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(all["kind"], "headers");
+    let wire = |i: usize| serde_json::to_value(HeaderWire::from_header(&blocks[i].header)).unwrap();
+    assert_eq!(all["headers"][0], wire(0));
+    assert_eq!(all["headers"][2], wire(2));
+    // After block 1 (an unknown hash first, as a locator may have): block 2.
+    let unknown = block_hash_text(&toycoin_common::hash::BlockHash::from_raw_hash(
+        toycoin_common::hash::Hash::of(b"not a block"),
+    ));
+    let (_, body) = ask(vec![unknown, block_hash_text(&blocks[1].header.this_hash)]).await;
+    let after: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(after["headers"], Value::Array(vec![wire(2)]));
+    // Up to date: none.
+    let (_, body) = ask(vec![block_hash_text(&blocks[2].header.this_hash)]).await;
+    let none: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(none["headers"], Value::Array(Vec::new()));
+    // Not a locator.
+    let (status, _) = request(
+        [127, 0, 0, 2],
+        addr,
+        "POST",
+        "/api/wallet/headers",
+        b"[1,2]",
+    )
+    .await;
+    assert_eq!(status, 400);
+    listener.stop(WAIT).await;
+    relay.stop().await.unwrap();
+}

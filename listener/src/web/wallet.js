@@ -828,24 +828,33 @@ const H0 = new Uint32Array([
       }
     }
 
-    // Headers after ours until no answer adds any.
-    async sync() {
+    // Headers after ours until no answer adds any: from the web view (it
+    // follows the best chain; checked like any node's), and with `nodes`
+    // from the nodes too, so that a view that lagged or hid a branch
+    // cannot keep this page on a chain with less work.
+    async sync(nodes) {
+      const take = (a) => {
+        if (!a || a.kind !== "headers" || !Array.isArray(a.headers)) return false;
+        try {
+          const taken = this.headers.receive(a.headers.map(headerFromWire), Math.floor(Date.now() / 1000));
+          if (taken === "ignored") this.refuse(`${a.headers.length} headers ignored: no more work than the chain we have`);
+          return taken === "adopted";
+        } catch (e) {
+          this.refuse(`headers refused: ${e.message}`);
+          return false;
+        }
+      };
+      for (let round = 0; round < 50; round++) {
+        const response = await this.post("/api/wallet/headers", JSON.stringify({ locator: this.headers.locator() }));
+        if (!response.ok || !take(await response.json())) break;
+      }
+      if (!nodes) return;
       for (let round = 0; round < 50; round++) {
         const answers = await this.ask({ kind: "get-headers", id: this.nextId(), locator: this.headers.locator() });
         let grew = false;
-        for (const a of answers) {
-          if (a.kind !== "headers") continue;
-          try {
-            const taken = this.headers.receive(a.headers.map(headerFromWire), Math.floor(Date.now() / 1000));
-            if (taken === "adopted") grew = true;
-            else if (taken === "ignored") this.refuse(`${a.headers.length} headers ignored: no more work than the chain we have`);
-          } catch (e) {
-            this.refuse(`headers refused: ${e.message}`);
-          }
-        }
-        if (!grew) return answers.length;
+        for (const a of answers) if (take(a)) grew = true;
+        if (!grew) return;
       }
-      return 0;
     }
 
     // This wallet's transactions, each kept only with a proof that holds.
@@ -878,7 +887,7 @@ const H0 = new Uint32Array([
         for (const item of a.items.slice(0, 500)) take(item, false);
       }
       if (later.length) {
-        await this.sync();
+        await this.sync(true);
         const again = later;
         later = [];
         for (const item of again) take(item, true);

@@ -39,13 +39,18 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::json;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
+use toycoin_common::block::BlockHeader;
 use toycoin_common::control::{encode_hello, HELLO_TOPIC};
+use toycoin_common::hash::BlockHash;
 use toycoin_common::message::{encode_txn, Message, TXN_TAG};
 use toycoin_common::network::Network;
 use toycoin_common::per_address::AddressBuckets;
 use toycoin_common::relay::RelayClient;
-use toycoin_common::spv::{SpvMsg, FAUCET_ASKS_BURST, FAUCET_ASK_EVERY, MAX_REQUEST, SPV_TAG};
+use toycoin_common::spv::{
+    HeaderWire, SpvMsg, FAUCET_ASKS_BURST, FAUCET_ASK_EVERY, MAX_HEADERS, MAX_LOCATOR, MAX_REQUEST,
+    SPV_TAG,
+};
 
 use super::limit;
 use super::Shared;
@@ -90,6 +95,43 @@ pub const MAX_CONNECTIONS: usize = 96;
 /// request.
 pub const IDLE: Duration = Duration::from_secs(60);
 
+/// The best chain's headers as the listener follows it, oldest first,
+/// with each one's height by hash: what the pages take headers from.
+#[derive(Debug, Default)]
+pub struct BestHeaders {
+    pub headers: Vec<BlockHeader>,
+    pub heights: HashMap<BlockHash, usize>,
+}
+
+impl BestHeaders {
+    /// The headers of a chain, oldest first.
+    pub fn new(headers: Vec<BlockHeader>) -> BestHeaders {
+        let heights = headers
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.this_hash, i))
+            .collect();
+        BestHeaders { headers, heights }
+    }
+
+    /// The tip's hash (none before the first block).
+    pub fn tip(&self) -> Option<BlockHash> {
+        self.headers.last().map(|h| h.this_hash)
+    }
+
+    /// At most [`MAX_HEADERS`] headers after the first of `locator` on
+    /// this chain (from the first block when none is), as a node answers.
+    pub fn after(&self, locator: &[BlockHash]) -> &[BlockHeader] {
+        let from = locator
+            .iter()
+            .find_map(|h| self.heights.get(h))
+            .map_or(0, |&height| height + 1);
+        let from = from.min(self.headers.len());
+        let to = (from + MAX_HEADERS).min(self.headers.len());
+        &self.headers[from..to]
+    }
+}
+
 /// What the gateway needs to reach the class.
 #[derive(Clone, Debug)]
 pub struct Wallets {
@@ -97,6 +139,8 @@ pub struct Wallets {
     pub relay: String,
     pub topic: String,
     pub network: Network,
+    /// The best chain's headers, as the listener follows it.
+    pub headers: watch::Receiver<Arc<BestHeaders>>,
 }
 
 enum Job {
@@ -111,6 +155,7 @@ enum Job {
 /// relay.
 pub struct Gateway {
     wallets: Wallets,
+    headers: watch::Receiver<Arc<BestHeaders>>,
     /// The relay connections' tasks, by browser address.
     connections: Mutex<HashMap<IpAddr, mpsc::Sender<Job>>>,
     network: String,
@@ -162,6 +207,7 @@ impl Gateway {
             })
             .unwrap_or_default();
         Gateway {
+            headers: wallets.headers.clone(),
             wallets,
             connections: Mutex::default(),
             network,
@@ -545,6 +591,67 @@ pub(super) async fn ask(
     }
     body.push(b']');
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// `/api/wallet/headers`: the best chain's headers after the first hash
+/// of the page's locator it knows (`{"locator": [...]}`, newest first, as
+/// in a `get-headers`), answered by the view itself as a node would:
+/// `{"kind": "headers", "headers": [...]}`. The page checks them as it
+/// checks a node's.
+pub(super) async fn headers(
+    State(shared): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<limit::Peer>,
+    body: Bytes,
+) -> Response {
+    let Some(g) = shared.wallets.clone() else {
+        return no_wallets();
+    };
+    if body.len() > MAX_REQUEST {
+        return refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a request is at most {MAX_REQUEST} bytes"),
+        );
+    }
+    let locator: Vec<String> = match serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| serde_json::from_value(v.get("locator")?.clone()).ok())
+    {
+        Some(locator) => locator,
+        None => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                "headers: give {\"locator\": [base64 hashes, newest first]}",
+            )
+        }
+    };
+    if locator.len() > MAX_LOCATOR {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            format!("a locator of at most {MAX_LOCATOR} hashes"),
+        );
+    }
+    if !peer.this_machine && !g.asks.try_take(peer.addr.ip(), Instant::now()) {
+        return refused(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many requests from this address: wait a moment",
+        );
+    }
+    let locator: Vec<BlockHash> = locator
+        .iter()
+        .filter_map(|h| toycoin_common::spv::block_hash(h).ok())
+        .collect();
+    let best = g.headers.borrow().clone();
+    let headers: Vec<HeaderWire> = best
+        .after(&locator)
+        .iter()
+        .map(HeaderWire::from_header)
+        .collect();
+    let answer = json!({ "kind": "headers", "headers": headers });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        answer.to_string(),
+    )
+        .into_response()
 }
 
 /// `/api/wallet/send`: one payment (a `TXN ` frame's JSON, without the

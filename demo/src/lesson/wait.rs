@@ -388,7 +388,22 @@ impl Wait {
                     .flat_map(|(_, b)| b.txids.iter().copied())
                     .collect();
                 if lost.is_empty() {
-                    return None;
+                    // Blocks were left off, none with a payment: the half
+                    // with the payments had the heavier branch this time
+                    // (hash power wins on average, not every race).
+                    let left_off: Vec<String> = f
+                        .side_blocks()
+                        .into_iter()
+                        .filter(|(_, b)| b.at >= since)
+                        .map(|(_, b)| f.name_of(b.miner.as_deref()))
+                        .collect();
+                    return (!left_off.is_empty()).then(|| {
+                        format!(
+                            "this time the branch with the payments had more work: the {} block(s) left off the best chain (mined by {}) held none, so no payment waits to be mined again",
+                            left_off.len(),
+                            left_off.join(", ")
+                        )
+                    });
                 }
                 let back: Vec<(Txid, usize)> = lost
                     .iter()

@@ -63,8 +63,7 @@ fn verify_one(
 /// 2,048 transactions need (a busy class's 10 minutes; a block needs only
 /// what is pending). Its memory, some 400 KB, is taken whole with the
 /// first check, so that a program's memory does not grow with it through
-/// a lesson (issue 34's soak: it had grown by doubling, about a quarter
-/// of a node's growth at the demo's pace).
+/// a lesson (issue 34's soak: it had grown by doubling).
 pub const MAX_SIGNATURE_CACHE: usize = 4_096;
 
 type CacheKey = [u8; 32];

@@ -292,12 +292,20 @@ impl Attacker {
     /// spending the same tokens ends the wait too once it is on the best
     /// chain: from then on `txid` could only be confirmed by undoing it.
     async fn included_within(&mut self, txid: Txid, rival: Option<Txid>, blocks: usize) -> bool {
-        let goal = self.chain().len() + blocks;
+        // An attacker that knows no chain yet (under the original's
+        // rules nobody answers a catch-up: the chain comes whole with the
+        // next block) counts from the first chain it hears, which may have
+        // been mined before the transaction was sent.
+        let mut goal = (!self.chain().is_empty()).then(|| self.chain().len() + blocks);
         let patience = self.options.patience;
         self.wait(patience, |a, _| {
+            let len = a.chain().len();
+            if goal.is_none() && len > 0 {
+                goal = Some(len + blocks - 1);
+            }
             a.confirmations(&txid).is_some()
                 || rival.is_some_and(|r| a.confirmations(&r).is_some())
-                || a.chain().len() >= goal
+                || goal.is_some_and(|g| len >= g)
         })
         .await;
         self.confirmations(&txid).is_some()

@@ -60,7 +60,9 @@ pub fn lesson() -> Lesson {
                     Act::Attack(Scenario::Mint),
                 ],
                 wait: Wait::Flaw,
-                within: 20.0,
+                // The original's difficulty grows by a byte each time the
+                // chain doubles: its fifth block needs 24 zero bits.
+                within: 40.0,
                 then: "The original takes any coinbase at its word: that is the flaw the steady profile fixes.",
             },
         ],

@@ -702,8 +702,10 @@ impl Node {
             return;
         };
         // A job of 20 ms or more (some 80,000 hashes) says what this
-        // machine does.
-        if report.elapsed >= Duration::from_millis(20) {
+        // machine does; until one has, a shorter one says it roughly (a
+        // status sent just after the first blocks must not say 0 H/s).
+        let measured = report.elapsed >= Duration::from_millis(20);
+        if measured || (self.hash_rate == 0.0 && report.attempts > 0) {
             self.hash_rate = report.hash_rate();
         }
         let header = match report.outcome {

@@ -31,11 +31,45 @@ pub struct OutPoint {
     pub kind: OutputKind,
 }
 
-/// An output and whether it has been spent.
+/// An output and whether it has been spent. Its transaction's hash is
+/// its [`OutPoint`]'s, not kept twice (an unspent output is most of what
+/// a ledger holds: issue 34).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutputState {
-    pub token: Token,
+    pub owner: Address,
+    pub value: i64,
+    pub signature: crate::transaction::Signature,
     pub spent: bool,
+}
+
+impl OutputState {
+    /// What a spender presents for this output of transaction `txn_hash`.
+    pub fn token(&self, txn_hash: Txid) -> Token {
+        Token {
+            txn_hash,
+            owner: self.owner.clone(),
+            value: self.value,
+            signature: self.signature.clone(),
+        }
+    }
+
+    /// Whether `token` is this output of transaction `txn_hash`, field by
+    /// field.
+    fn is(&self, txn_hash: &Txid, token: &Token) -> bool {
+        token.txn_hash == *txn_hash
+            && token.owner == self.owner
+            && token.value == self.value
+            && token.signature == self.signature
+    }
+
+    fn of(token: Token, spent: bool) -> OutputState {
+        OutputState {
+            owner: token.owner,
+            value: token.value,
+            signature: token.signature,
+            spent,
+        }
+    }
 }
 
 /// Why a transaction is not acceptable.
@@ -245,10 +279,10 @@ pub fn check_spend(
     let mut input_value: i128 = 0;
     for (index, prev) in txn.previous_hashes.iter().enumerate() {
         let (outpoint, state) = resolve_input(view, txn, index, prev, &inputs)?;
-        if given_tokens && tokens[index] != state.token {
+        if given_tokens && !state.is(&outpoint.txn_hash, &tokens[index]) {
             return Err(TxError::TokenMismatch { index });
         }
-        input_value += i128::from(state.token.value);
+        input_value += i128::from(state.value);
         inputs.push(outpoint);
     }
     let output_value = i128::from(txn.receiver_value) + i128::from(txn.sender_change);
@@ -342,7 +376,7 @@ fn resolve_input<'v>(
             continue;
         };
         exists = true;
-        if state.token.owner != txn.sender {
+        if state.owner != txn.sender {
             continue;
         }
         owned = true;
@@ -435,10 +469,7 @@ fn insert_outputs(outputs: &mut HashMap<OutPoint, OutputState>, txn: &Transactio
                 txn_hash: hash,
                 kind,
             },
-            OutputState {
-                token: txn.output(hash, kind),
-                spent: false,
-            },
+            OutputState::of(txn.output(hash, kind), false),
         );
     }
 }
@@ -743,7 +774,7 @@ impl Ledger {
                 kind,
             };
             if let Some(state) = self.outputs.get_mut(&outpoint) {
-                state.token.owner = share(&mut self.owners, &state.token.owner);
+                state.owner = share(&mut self.owners, &state.owner);
             }
         }
         self.txns.insert(txid_key(&checked.hash));
@@ -781,7 +812,7 @@ impl Ledger {
                 self.outputs
                     .get(outpoint)
                     .filter(|state| state.spent)
-                    .map(|state| state.token.clone())
+                    .map(|state| state.token(outpoint.txn_hash))
             })
             .collect()
     }
@@ -807,7 +838,7 @@ impl Ledger {
             token.owner = share(&mut self.owners, &token.owner);
             self.outputs
                 .entry(*outpoint)
-                .or_insert(OutputState { token, spent: true });
+                .or_insert(OutputState::of(token, true));
         }
     }
 
@@ -824,12 +855,8 @@ impl Ledger {
     /// Unspent value per owner (owners with nothing left are omitted).
     pub fn balances(&self) -> BTreeMap<Address, i64> {
         let mut out = BTreeMap::new();
-        for state in self
-            .outputs
-            .values()
-            .filter(|s| !s.spent && s.token.value != 0)
-        {
-            *out.entry(state.token.owner.clone()).or_insert(0) += state.token.value;
+        for state in self.outputs.values().filter(|s| !s.spent && s.value != 0) {
+            *out.entry(state.owner.clone()).or_insert(0) += state.value;
         }
         out
     }
@@ -849,9 +876,9 @@ impl Ledger {
     pub fn unspent_of(&self, owners: &[&[u8]]) -> Vec<Vec<Token>> {
         let slot: HashMap<&[u8], usize> = owners.iter().enumerate().map(|(i, o)| (*o, i)).collect();
         let mut out = vec![Vec::new(); owners.len()];
-        for state in self.outputs.values().filter(|s| !s.spent) {
-            if let Some(&i) = slot.get(&state.token.owner[..]) {
-                out[i].push(state.token.clone());
+        for (outpoint, state) in self.outputs.iter().filter(|(_, s)| !s.spent) {
+            if let Some(&i) = slot.get(&state.owner[..]) {
+                out[i].push(state.token(outpoint.txn_hash));
             }
         }
         out

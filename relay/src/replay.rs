@@ -292,7 +292,7 @@ impl Player {
         let mut told = Instant::now();
         loop {
             if let Some(secs) = self.timeline.take_seek() {
-                self.seek((secs * 1e6) as u64).await;
+                self.seek(micros(secs)).await;
                 anchor = (Instant::now(), self.playhead);
                 continue;
             }
@@ -355,6 +355,15 @@ fn playhead_at(anchor: (Instant, u64), speed: f64, now: Instant) -> u64 {
     anchor.1.saturating_add((played * 1e6) as u64)
 }
 
+/// A moment of the class in microseconds from its seconds, rounded: a
+/// moment given to six decimals (as the web view and `--until` give it)
+/// is the microsecond it names, not the one before it (2.054197 s times a
+/// million is 2,054,196.999... in floating point, and a block recorded at
+/// 2,054,197 µs was left out of a seek there).
+fn micros(secs: f64) -> u64 {
+    (secs.max(0.0) * 1e6).round() as u64
+}
+
 /// Serves the journal at `path` on `listener` as `options` say, until
 /// `shutdown`, the teacher moving its timeline. Returns the frames in
 /// the replay.
@@ -372,9 +381,7 @@ pub async fn run(
         .collect();
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let first = records.first().map_or(0, |r| r.at_us);
-    let end_us = options
-        .until_secs
-        .map_or(u64::MAX, |s| (s.max(0.0) * 1e6) as u64);
+    let end_us = options.until_secs.map_or(u64::MAX, micros);
     // Frames sent to one client alone (`$to:NAME`) went to a program
     // that is not in the replay.
     let frames: Vec<(u64, Record)> = records
@@ -433,7 +440,7 @@ pub async fn run(
         cursor: 0,
         playhead: 0,
     };
-    let from_us = (options.from_secs.max(0.0) * 1e6) as u64;
+    let from_us = micros(options.from_secs);
     let playing = tokio::spawn(player.play(from_us));
     let served = serving.await;
     playing.abort();
@@ -441,4 +448,21 @@ pub async fn run(
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::micros;
+
+    /// A moment written to six decimals is the microsecond it names: the
+    /// seek in `tests/tests/replay.rs` once stopped 1 µs before a block
+    /// (2.054197 s, truncated to 2,054,196 µs).
+    #[test]
+    fn a_moment_in_seconds_is_the_microsecond_it_names() {
+        let secs: f64 = "2.054197".parse().unwrap();
+        assert_eq!((secs * 1e6) as u64, 2_054_196, "what truncation gave");
+        assert_eq!(micros(secs), 2_054_197);
+        assert_eq!(micros(-1.0), 0);
+        assert_eq!(micros(0.0000004), 0);
+    }
 }

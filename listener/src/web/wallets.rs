@@ -155,7 +155,6 @@ enum Job {
 /// relay.
 pub struct Gateway {
     wallets: Wallets,
-    headers: watch::Receiver<Arc<BestHeaders>>,
     /// The relay connections' tasks, by browser address.
     connections: Mutex<HashMap<IpAddr, mpsc::Sender<Job>>>,
     network: String,
@@ -207,7 +206,6 @@ impl Gateway {
             })
             .unwrap_or_default();
         Gateway {
-            headers: wallets.headers.clone(),
             wallets,
             connections: Mutex::default(),
             network,
@@ -640,7 +638,7 @@ pub(super) async fn headers(
         .iter()
         .filter_map(|h| toycoin_common::spv::block_hash(h).ok())
         .collect();
-    let best = g.headers.borrow().clone();
+    let best = g.wallets.headers.borrow().clone();
     let headers: Vec<HeaderWire> = best
         .after(&locator)
         .iter()

@@ -131,11 +131,11 @@ pub async fn run(args: Args) -> i32 {
         });
     }
     let replay_buttons = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    // The web view: fed the same verdicts, in the brief sentences, and
-    // sent a snapshot at most every BATCH (and every few seconds for ages).
     // The best chain's headers, for the students' wallet pages.
     let (headers_tx, headers_rx) =
         tokio::sync::watch::channel(Arc::new(web::wallets::BestHeaders::default()));
+    // The web view: fed the same verdicts, in the brief sentences, and
+    // sent a snapshot at most every BATCH (and every few seconds for ages).
     let mut web = match args.web {
         None => None,
         Some(addr) => {
@@ -211,10 +211,13 @@ pub async fn run(args: Args) -> i32 {
                 if let Some((model, tx, _)) = &mut web {
                     let snapshot = model.snapshot(session.tree(), judge.pool());
                     tx.send_replace(Arc::from(snapshot.to_string()));
-                    let chain = session.tree().chain();
-                    if headers_tx.borrow().tip() != chain.entries().last().map(|e| e.header.this_hash) {
-                        let best = chain.entries().iter().map(|e| e.header.clone()).collect();
-                        headers_tx.send_replace(Arc::new(web::wallets::BestHeaders::new(best)));
+                    // The pages' headers, again when the tip moved.
+                    let entries = session.tree().chain().entries();
+                    let tip = entries.last().map(|e| e.header.this_hash);
+                    if headers_tx.borrow().tip() != tip {
+                        let best = entries.iter().map(|e| e.header.clone()).collect();
+                        let best = web::wallets::BestHeaders::new(best);
+                        headers_tx.send_replace(Arc::new(best));
                     }
                 }
                 publish_at = tokio::time::Instant::now() + WEB_REFRESH;

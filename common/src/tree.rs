@@ -229,6 +229,13 @@ impl BlockTree {
         self.trim_side();
     }
 
+    /// The height of a block on the best chain or a side branch.
+    pub fn height_of(&self, hash: &BlockHash) -> Option<usize> {
+        self.chain
+            .height_of(hash)
+            .or_else(|| self.side.get(hash).map(|s| s.height))
+    }
+
     /// Whether a block with this hash is known (best chain or side branch).
     pub fn knows(&self, hash: &BlockHash) -> bool {
         *hash == self.chain.profile().genesis

@@ -11,7 +11,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use toycoin_common::block::Block;
-use toycoin_common::chain::Chain;
 use toycoin_common::hash::{BlockHash, Txid};
 use toycoin_common::ledger::{Ledger, TxError};
 use toycoin_common::mempool::{Mempool, MempoolError};
@@ -407,20 +406,19 @@ impl Judge {
     /// A `BLOC` of known blocks: [`Effect::Stuck`] when it is one block
     /// sent again [`STUCK_AFTER`] times or more, [`STUCK_BEHIND`] or more
     /// blocks behind the tip; else [`Effect::Known`].
-    fn stuck(&mut self, blocks: Option<&[Block]>, chain: &Chain) -> Effect {
+    fn stuck(&mut self, blocks: Option<&[Block]>, tree: &BlockTree) -> Effect {
         let Some([block]) = blocks else {
             return Effect::Known;
         };
         let hash = block.header.this_hash;
-        // On the best chain, or a side block just off it (a node stuck
-        // on a tip that lost a race).
-        let Some(height) = chain
-            .height_of(&hash)
-            .or_else(|| chain.height_of(&block.header.previous_hash).map(|h| h + 1))
-        else {
+        let chain = tree.chain();
+        // On the best chain or a side branch, however deep: a node stuck
+        // on a tip that lost a race may sit two or more blocks into the
+        // losing branch.
+        let Some(height) = tree.height_of(&hash) else {
             return Effect::Known;
         };
-        let behind = chain.len() - 1 - height;
+        let behind = chain.len().saturating_sub(1 + height);
         if behind < STUCK_BEHIND {
             return Effect::Known;
         }
@@ -442,7 +440,7 @@ impl Judge {
     fn judge_bloc(&mut self, report: BlocReport, tree: &BlockTree) -> Verdict {
         let chain = tree.chain();
         let effect = match report.result {
-            Ok(Received::Known) => self.stuck(report.blocks.as_deref(), chain),
+            Ok(Received::Known) => self.stuck(report.blocks.as_deref(), tree),
             Ok(Received::Adopted(a)) => {
                 let returned: Vec<_> = a
                     .rolled_back
@@ -690,6 +688,66 @@ mod tests {
                 count: 1,
                 first_height: None,
                 blocks: Some(vec![twin.clone()]),
+                result,
+            };
+            match judge.judge(SessionEvent::Bloc(report), &tree) {
+                Some(Verdict::Bloc { effect, .. }) => effects.push(effect),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(
+            effects.last(),
+            Some(&Effect::Stuck {
+                resent: STUCK_AFTER,
+                behind: 3
+            })
+        );
+    }
+
+    #[test]
+    fn a_block_deep_in_a_losing_branch_sent_again_and_again_marks_its_sender_stuck() {
+        let profile = Profile::steady(5.0);
+        let mut tree = BlockTree::new(profile);
+        let mut twin_tree = BlockTree::new(profile);
+        let mine = |tree: &BlockTree, who: &[u8]| {
+            let chain = tree.chain();
+            chain
+                .mine_next(
+                    &toycoin_common::address::example(who),
+                    Vec::new(),
+                    chain::now_secs(),
+                )
+                .unwrap()
+        };
+        for i in 0..6 {
+            let block = mine(&tree, b"m");
+            tree.receive(vec![block.clone()], chain::now_secs())
+                .unwrap();
+            if i == 0 {
+                twin_tree.receive(vec![block], chain::now_secs()).unwrap();
+            }
+        }
+        // A branch of two off block 0; the stuck node sends its second.
+        let mut branch = Vec::new();
+        for _ in 0..2 {
+            let b = mine(&twin_tree, b"stuck");
+            twin_tree
+                .receive(vec![b.clone()], chain::now_secs())
+                .unwrap();
+            tree.receive(vec![b.clone()], chain::now_secs()).unwrap();
+            branch.push(b);
+        }
+        let deep = branch[1].clone();
+        assert_eq!(tree.chain().height_of(&deep.header.this_hash), None);
+        assert_eq!(tree.chain().height_of(&deep.header.previous_hash), None);
+        let mut judge = Judge::new();
+        let mut effects = Vec::new();
+        for _ in 0..STUCK_AFTER {
+            let result = tree.receive(vec![deep.clone()], chain::now_secs());
+            let report = BlocReport {
+                count: 1,
+                first_height: None,
+                blocks: Some(vec![deep.clone()]),
                 result,
             };
             match judge.judge(SessionEvent::Bloc(report), &tree) {

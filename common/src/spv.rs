@@ -158,6 +158,21 @@ impl SpvMsg {
         }
     }
 
+    /// Gives the message another id (a gateway asking for many askers
+    /// under ids of its own: `toycoin-listener`'s wallet pages).
+    pub fn set_id(&mut self, new: String) {
+        match self {
+            SpvMsg::GetHeaders { id, .. }
+            | SpvMsg::Headers { id, .. }
+            | SpvMsg::GetProofs { id, .. }
+            | SpvMsg::Proofs { id, .. }
+            | SpvMsg::GetAddress { id, .. }
+            | SpvMsg::Address { id, .. }
+            | SpvMsg::Faucet { id, .. }
+            | SpvMsg::Granted { id, .. } => *id = new,
+        }
+    }
+
     /// Where a request wants its answers: the name its asker gave the
     /// relay (`$hello`), so that an answer goes to it alone (`$to:NAME`)
     /// and not to the whole class; `None`: to everyone.

@@ -351,7 +351,7 @@ async fn relay_task(wallets: Wallets, mut jobs: mpsc::Receiver<Job>) {
                         Job::Ask { mut request, answers } => {
                             asked += 1;
                             let id = format!("{name}-{asked}-{}", request.id());
-                            set_id(&mut request, id.clone());
+                            request.set_id(id.clone());
                             request.set_reply_to(Some(name.clone()));
                             pending.insert(id, Pending::new(answers));
                             tx.publish(&wallets.topic, &request.encode()).await
@@ -411,19 +411,6 @@ async fn refuse_for(jobs: &mut mpsc::Receiver<Job>, wait: Duration) -> bool {
             }
             Ok(Some(Job::Send(_))) => {}
         }
-    }
-}
-
-fn set_id(msg: &mut SpvMsg, new: String) {
-    match msg {
-        SpvMsg::GetHeaders { id, .. }
-        | SpvMsg::Headers { id, .. }
-        | SpvMsg::GetProofs { id, .. }
-        | SpvMsg::Proofs { id, .. }
-        | SpvMsg::GetAddress { id, .. }
-        | SpvMsg::Address { id, .. }
-        | SpvMsg::Faucet { id, .. }
-        | SpvMsg::Granted { id, .. } => *id = new,
     }
 }
 

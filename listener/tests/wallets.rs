@@ -40,17 +40,7 @@ async fn request(
     let _ = tokio::time::timeout(WAIT, s.read_to_end(&mut raw))
         .await
         .unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    toycoin_tests::http::response(&raw)
 }
 
 /// A relay serving a steady network, and a listener's web view on it.

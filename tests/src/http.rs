@@ -32,7 +32,12 @@ async fn request(method: &str, addr: &str, path: &str, timeout: Duration) -> (u1
         .await
         .unwrap_or_else(|_| panic!("no answer from {addr}{path} in {timeout:?}"))
         .unwrap_or_else(|e| panic!("cannot read from {addr}: {e}"));
-    let text = String::from_utf8_lossy(&raw).into_owned();
+    response(&raw)
+}
+
+/// The status code (0: none) and body of an HTTP/1.1 response's bytes.
+pub fn response(raw: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(raw).into_owned();
     let status = text
         .split_whitespace()
         .nth(1)

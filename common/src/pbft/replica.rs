@@ -243,6 +243,11 @@ pub struct Replica {
     /// The latest valid view change of each replica.
     view_changes: BTreeMap<usize, ViewChange>,
     deadline: Option<Instant>,
+    /// During a view change: 2f+1 replicas asked for this view, so the
+    /// timer that gives it up runs (the paper's first liveness rule).
+    view_asked: bool,
+    /// When this replica asked for the view it is changing to.
+    asked_at: Instant,
     failed_views: u32,
     base_timeout: Duration,
     waiting: bool,
@@ -297,6 +302,8 @@ impl Replica {
             checkpoints: BTreeMap::new(),
             view_changes: BTreeMap::new(),
             deadline: None,
+            view_asked: false,
+            asked_at: Instant::now(),
             failed_views: 0,
             base_timeout: VIEW_TIMEOUT,
             waiting: false,
@@ -435,34 +442,52 @@ impl Replica {
         }
     }
 
-    /// The timer: a view whose batches do not come is given up.
+    /// The timer: a view whose batches do not come is given up. During a
+    /// view change it is given up only once 2f+1 replicas asked for it
+    /// (Castro and Liskov, section 4.5.2): a replica whose timer ran out
+    /// alone says its view change again instead of racing ahead through
+    /// views with doubling timeouts that the others would have to climb.
     pub fn on_timer(&mut self, now: Instant) {
         self.fetch(now);
-        if self.deadline.is_some_and(|d| d <= now) {
-            let why = if self.changing {
-                let asked = self
-                    .view_changes
-                    .values()
-                    .filter(|vc| vc.view == self.view)
-                    .count();
-                format!(
-                    "view {} did not start in time: {asked} of the {} replicas needed asked for it{}",
-                    self.view,
-                    self.members.quorum(),
-                    if asked < self.members.quorum() {
-                        " (too few answer: no progress until more do)"
-                    } else {
-                        ""
-                    }
-                )
-            } else {
-                format!(
-                    "no batch executed for {:.1} s",
-                    self.timeout().as_secs_f64()
-                )
-            };
-            self.start_view_change(self.view + 1, why, now);
+        if !self.deadline.is_some_and(|d| d <= now) {
+            return;
         }
+        if self.changing && !self.view_asked {
+            let asked = self.asked_for(self.view);
+            self.events.push_back(PbftEvent::ViewChanging {
+                to: self.view,
+                why: format!(
+                    "asks again: {asked} of the {} replicas needed asked for view {} (the others go on without this one until their own timers run out)",
+                    self.members.quorum(),
+                    self.view
+                ),
+            });
+            self.send_view_change();
+            self.deadline = Some(now + self.timeout());
+            return;
+        }
+        let why = if self.changing {
+            format!(
+                "view {} did not start within {:.1} s of {} replicas asking for it",
+                self.view,
+                self.timeout().as_secs_f64(),
+                self.members.quorum()
+            )
+        } else {
+            format!(
+                "no batch executed for {:.1} s",
+                self.timeout().as_secs_f64()
+            )
+        };
+        self.start_view_change(self.view + 1, why, now);
+    }
+
+    /// How many replicas (this one included) asked for `view`.
+    fn asked_for(&self, view: u64) -> usize {
+        self.view_changes
+            .values()
+            .filter(|vc| vc.view == view)
+            .count()
     }
 
     // -----------------------------------------------------------------
@@ -1098,7 +1123,18 @@ impl Replica {
         }
         self.view = to;
         self.changing = true;
+        self.view_asked = false;
+        self.asked_at = now;
         self.events.push_back(PbftEvent::ViewChanging { to, why });
+        self.send_view_change();
+        self.deadline = Some(now + self.timeout());
+        self.failed_views += 1;
+        self.after_view_change(now);
+    }
+
+    /// Sends VIEW-CHANGE for the view this replica is changing to, with its
+    /// stable checkpoint and its prepared certificates, and counts its own.
+    fn send_view_change(&mut self) {
         let prepared: Vec<CertWire> = self
             .slots
             .iter()
@@ -1106,7 +1142,7 @@ impl Replica {
             .filter_map(|(_, slot)| slot.cert.as_ref().map(|c| c.wire.clone()))
             .collect();
         let msg = Msg::ViewChange {
-            view: to,
+            view: self.view,
             stable: self.low,
             proof: self.stable_proof.clone(),
             prepared,
@@ -1116,9 +1152,6 @@ impl Replica {
         if let Ok(vc) = own {
             self.view_changes.insert(self.me, vc);
         }
-        self.deadline = Some(now + self.timeout());
-        self.failed_views += 1;
-        self.after_view_change(now);
     }
 
     /// Checks a view change's content: its checkpoint proof and every
@@ -1283,6 +1316,18 @@ impl Replica {
                 format!("{} replicas want a later view", later.len()),
                 now,
             );
+        }
+        // 2f+1 asked for the view this replica is changing to: from now
+        // the new primary has one timeout to start it. Where this replica
+        // asked long before the others (alone, perhaps while they could
+        // not hear it), it asks once more so that the new primary has its
+        // view change too.
+        if self.changing && !self.view_asked && self.asked_for(self.view) >= self.members.quorum() {
+            self.view_asked = true;
+            self.deadline = Some(now + self.timeout());
+            if now.saturating_duration_since(self.asked_at) >= self.base_timeout {
+                self.send_view_change();
+            }
         }
         self.try_new_view(now);
     }

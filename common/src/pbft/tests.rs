@@ -298,17 +298,25 @@ fn seven_replicas_go_on_with_two_silent_and_stop_with_three() {
     net.waiting(true);
     assert!(net.propose(grants(1..3)));
     assert_eq!(net.agree(), 0);
-    // View changes come and go; none gets 2f+1 = 5 replicas, none commits.
+    // The four ask for view 1, again and again; without 2f+1 = 5 of them
+    // no view starts, none moves on to later views, none commits.
     for _ in 0..6 {
         net.wait(120);
         let _ = net.propose(grants(3..5));
     }
     assert_eq!(net.agree(), 0);
-    assert!(
-        net.replicas[0].view() >= 3,
-        "view {}",
-        net.replicas[0].view()
-    );
+    for i in 0..4 {
+        assert_eq!(net.replicas[i].view(), 1, "replica {i}");
+        assert!(net.replicas[i].changing_view(), "replica {i}");
+        assert!(
+            net.events[i].iter().any(|e| matches!(
+                e,
+                PbftEvent::ViewChanging { to: 1, why } if why.starts_with("asks again: 4 of the 5")
+            )),
+            "replica {i}: {:?}",
+            net.events[i]
+        );
+    }
 }
 
 #[test]
@@ -537,4 +545,60 @@ fn a_forged_answer_to_a_fetch_is_refused() {
     for c in commits {
         members.verify(c).expect("a served commit verifies");
     }
+}
+
+/// A backup whose timer runs out alone (a busy laptop, a lost message)
+/// does not race ahead through views on its own: as in the paper
+/// (section 4.5.2), it waits for 2f+1 view changes for its view before its
+/// timer may move it to the next, and says its view change again
+/// meanwhile. When the primary then falls silent, the others' view change
+/// meets its one and the new view starts within about one timeout; a lone
+/// replica that had climbed views with doubling timeouts kept the others
+/// waiting for a minute.
+#[test]
+fn a_replica_that_timed_out_alone_does_not_race_ahead() {
+    let mut net = Net::new(4);
+    net.waiting(true);
+    net.cut.insert(3);
+    // A minute of batches without replica 3: its timer runs out again
+    // and again.
+    for k in 0..60 {
+        assert!(net.propose(grants(k + 1..k + 2)), "batch {k}");
+        net.wait(1);
+    }
+    assert_eq!(net.agree(), 60);
+    assert!(net.replicas[3].changing_view());
+    assert_eq!(net.replicas[3].view(), 1, "it waits at the first view");
+    // Back, and the primary falls silent.
+    net.cut.clear();
+    net.silent.insert(0);
+    assert!(
+        net.propose(grants(61..62)),
+        "the silent primary's batch goes nowhere"
+    );
+    net.waiting(true);
+    let began = net.now;
+    let mut started = None;
+    for _ in 0..30 {
+        net.wait(1);
+        let views: Vec<u64> = (1..4)
+            .filter(|&i| !net.replicas[i].changing_view())
+            .map(|i| net.replicas[i].view())
+            .filter(|&v| v > 0)
+            .collect();
+        if views.len() >= 3 {
+            started = Some(net.now - began);
+            break;
+        }
+    }
+    let started = started.expect("a new view within 30 s");
+    assert!(started <= VIEW_TIMEOUT * 3, "the new view took {started:?}");
+    // It fetches the batches it missed (16 an answer, an answer each
+    // 0.5 s), then votes again: the next batch commits with it.
+    for _ in 0..4 {
+        net.wait(1);
+    }
+    assert_eq!(net.executed[3].len(), 60);
+    assert!(net.propose(grants(100..101)));
+    assert_eq!(net.agree(), 61);
 }

@@ -459,6 +459,25 @@ fn no_wallets() -> Response {
     refused(StatusCode::NOT_FOUND, "this view serves no wallet pages")
 }
 
+/// The refusal of a body of more than `max` bytes (`what`: "a request").
+fn too_large(len: usize, max: usize, what: &str) -> Option<Response> {
+    (len > max).then(|| {
+        refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{what} is at most {max} bytes"),
+        )
+    })
+}
+
+/// Takes one of `peer`'s places in `buckets` (this machine is never
+/// held back), or the refusal, saying `why`, where none is left.
+fn over_rate(buckets: &AddressBuckets, peer: &limit::Peer, why: &str) -> Option<Response> {
+    (!peer.this_machine && !buckets.try_take(peer.addr.ip(), Instant::now()))
+        .then(|| refused(StatusCode::TOO_MANY_REQUESTS, why.to_owned()))
+}
+
+const TOO_MANY_REQUESTS: &str = "too many requests from this address: wait a moment";
+
 /// `/wallet`: the page.
 pub(super) async fn page(State(shared): State<Shared>) -> Response {
     if shared.wallets.is_none() {
@@ -511,11 +530,8 @@ pub(super) async fn ask(
         return no_wallets();
     };
     let ip = peer.addr.ip();
-    if SPV_TAG.len() + body.len() > MAX_REQUEST {
-        return refused(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("a request is at most {MAX_REQUEST} bytes"),
-        );
+    if let Some(refusal) = too_large(SPV_TAG.len() + body.len(), MAX_REQUEST, "a request") {
+        return refusal;
     }
     let mut framed = SPV_TAG.to_vec();
     framed.extend_from_slice(&body);
@@ -530,23 +546,16 @@ pub(super) async fn ask(
             format!("a page's request id is at most {MAX_PAGE_ID} bytes"),
         );
     }
-    let now = Instant::now();
-    let faucet = matches!(request, SpvMsg::Faucet { .. });
-    if !peer.this_machine {
-        if !g.asks.try_take(ip, now) {
-            return refused(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many requests from this address: wait a moment",
-            );
-        }
-        if faucet && !g.faucet.try_take(ip, now) {
-            return refused(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "this address asked the faucet {FAUCET_ASKS_BURST} times in {} s: wait",
-                    FAUCET_ASK_EVERY.as_secs() * FAUCET_ASKS_BURST as u64
-                ),
-            );
+    if let Some(refusal) = over_rate(&g.asks, &peer, TOO_MANY_REQUESTS) {
+        return refusal;
+    }
+    if matches!(request, SpvMsg::Faucet { .. }) {
+        let why = format!(
+            "this address asked the faucet {FAUCET_ASKS_BURST} times in {} s: wait",
+            FAUCET_ASK_EVERY.as_secs() * FAUCET_ASKS_BURST as u64
+        );
+        if let Some(refusal) = over_rate(&g.faucet, &peer, &why) {
+            return refusal;
         }
     }
     let Some(_place) = g.admit(ip) else {
@@ -591,11 +600,8 @@ pub(super) async fn headers(
     let Some(g) = shared.wallets.clone() else {
         return no_wallets();
     };
-    if body.len() > MAX_REQUEST {
-        return refused(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("a request is at most {MAX_REQUEST} bytes"),
-        );
+    if let Some(refusal) = too_large(body.len(), MAX_REQUEST, "a request") {
+        return refusal;
     }
     let locator: Vec<String> = match serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
@@ -615,11 +621,8 @@ pub(super) async fn headers(
             format!("a locator of at most {MAX_LOCATOR} hashes"),
         );
     }
-    if !peer.this_machine && !g.asks.try_take(peer.addr.ip(), Instant::now()) {
-        return refused(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many requests from this address: wait a moment",
-        );
+    if let Some(refusal) = over_rate(&g.asks, &peer, TOO_MANY_REQUESTS) {
+        return refusal;
     }
     let locator: Vec<BlockHash> = locator
         .iter()
@@ -649,17 +652,15 @@ pub(super) async fn send(
     let Some(g) = shared.wallets.clone() else {
         return no_wallets();
     };
-    if TXN_TAG.len() + body.len() > MAX_PAYMENT {
-        return refused(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("a payment is at most {MAX_PAYMENT} bytes"),
-        );
+    if let Some(refusal) = too_large(TXN_TAG.len() + body.len(), MAX_PAYMENT, "a payment") {
+        return refusal;
     }
-    if !peer.this_machine && !g.sends.try_take(peer.addr.ip(), Instant::now()) {
-        return refused(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many payments from this address: wait a moment",
-        );
+    if let Some(refusal) = over_rate(
+        &g.sends,
+        &peer,
+        "too many payments from this address: wait a moment",
+    ) {
+        return refusal;
     }
     let mut framed = TXN_TAG.to_vec();
     framed.extend_from_slice(&body);

@@ -604,47 +604,68 @@ mod tests {
 
     use super::*;
 
+    /// The next block on `tree`'s best chain, its reward to `who`.
+    fn mine(tree: &BlockTree, who: &[u8]) -> Block {
+        tree.chain()
+            .mine_next(
+                &toycoin_common::address::example(who),
+                Vec::new(),
+                chain::now_secs(),
+            )
+            .unwrap()
+    }
+
+    /// `block` heard (again): the effect the judge calls.
+    fn resend(judge: &mut Judge, tree: &mut BlockTree, block: &Block) -> Effect {
+        let result = tree.receive(vec![block.clone()], chain::now_secs());
+        let report = BlocReport {
+            count: 1,
+            first_height: None,
+            blocks: Some(vec![block.clone()]),
+            result,
+        };
+        match judge.judge(SessionEvent::Bloc(report), tree) {
+            Some(Verdict::Bloc { effect, .. }) => effect,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A best chain of `length` blocks in one tree, and a second tree that
+    /// holds only its first block (to mine a rival branch off it).
+    fn chain_and_twin(length: usize) -> (BlockTree, BlockTree) {
+        let profile = Profile::steady(5.0);
+        let (mut tree, mut twin_tree) = (BlockTree::new(profile), BlockTree::new(profile));
+        for i in 0..length {
+            let block = mine(&tree, b"m");
+            tree.receive(vec![block.clone()], chain::now_secs())
+                .unwrap();
+            if i == 0 {
+                twin_tree.receive(vec![block], chain::now_secs()).unwrap();
+            }
+        }
+        (tree, twin_tree)
+    }
+
     #[test]
     fn one_old_block_sent_again_and_again_marks_its_sender_stuck() {
-        let profile = Profile::steady(5.0);
-        let mut tree = BlockTree::new(profile);
+        let mut tree = BlockTree::new(Profile::steady(5.0));
         let mut blocks = Vec::new();
         for _ in 0..4 {
-            let chain = tree.chain();
-            let block = chain
-                .mine_next(
-                    &toycoin_common::address::example(b"m"),
-                    Vec::new(),
-                    chain::now_secs(),
-                )
-                .unwrap();
+            let block = mine(&tree, b"m");
             tree.receive(vec![block.clone()], chain::now_secs())
                 .unwrap();
             blocks.push(block);
         }
         let mut judge = Judge::new();
-        let mut resend = |block: &Block, tree: &mut BlockTree| {
-            let result = tree.receive(vec![block.clone()], chain::now_secs());
-            let report = BlocReport {
-                count: 1,
-                first_height: None,
-                blocks: Some(vec![block.clone()]),
-                result,
-            };
-            match judge.judge(SessionEvent::Bloc(report), tree) {
-                Some(Verdict::Bloc { effect, .. }) => effect,
-                other => panic!("{other:?}"),
-            }
-        };
         // The tip, sent again, is only known.
         for _ in 0..4 {
-            assert_eq!(resend(&blocks[3], &mut tree), Effect::Known);
+            assert_eq!(resend(&mut judge, &mut tree, &blocks[3]), Effect::Known);
         }
         // Block 0, three blocks behind: the third time it is stuck.
-        assert_eq!(resend(&blocks[0], &mut tree), Effect::Known);
-        assert_eq!(resend(&blocks[0], &mut tree), Effect::Known);
+        assert_eq!(resend(&mut judge, &mut tree, &blocks[0]), Effect::Known);
+        assert_eq!(resend(&mut judge, &mut tree, &blocks[0]), Effect::Known);
         assert_eq!(
-            resend(&blocks[0], &mut tree),
+            resend(&mut judge, &mut tree, &blocks[0]),
             Effect::Stuck {
                 resent: 3,
                 behind: 3
@@ -656,45 +677,14 @@ mod tests {
     fn a_side_block_sent_again_and_again_marks_its_sender_stuck() {
         // A node got stuck on a tip that lost its race: its block is off
         // the best chain, one block past a block of it.
-        let profile = Profile::steady(5.0);
-        let mut tree = BlockTree::new(profile);
-        let mut twin_tree = BlockTree::new(profile);
-        let mine = |tree: &BlockTree, who: &[u8]| {
-            let chain = tree.chain();
-            chain
-                .mine_next(
-                    &toycoin_common::address::example(who),
-                    Vec::new(),
-                    chain::now_secs(),
-                )
-                .unwrap()
-        };
-        for i in 0..5 {
-            let block = mine(&tree, b"m");
-            tree.receive(vec![block.clone()], chain::now_secs())
-                .unwrap();
-            if i == 0 {
-                twin_tree.receive(vec![block], chain::now_secs()).unwrap();
-            }
-        }
+        let (mut tree, twin_tree) = chain_and_twin(5);
         let twin = mine(&twin_tree, b"stuck");
         tree.receive(vec![twin.clone()], chain::now_secs()).unwrap();
         assert_eq!(tree.chain().height_of(&twin.header.this_hash), None);
         let mut judge = Judge::new();
-        let mut effects = Vec::new();
-        for _ in 0..STUCK_AFTER {
-            let result = tree.receive(vec![twin.clone()], chain::now_secs());
-            let report = BlocReport {
-                count: 1,
-                first_height: None,
-                blocks: Some(vec![twin.clone()]),
-                result,
-            };
-            match judge.judge(SessionEvent::Bloc(report), &tree) {
-                Some(Verdict::Bloc { effect, .. }) => effects.push(effect),
-                other => panic!("{other:?}"),
-            }
-        }
+        let effects: Vec<Effect> = (0..STUCK_AFTER)
+            .map(|_| resend(&mut judge, &mut tree, &twin))
+            .collect();
         assert_eq!(
             effects.last(),
             Some(&Effect::Stuck {
@@ -706,27 +696,7 @@ mod tests {
 
     #[test]
     fn a_block_deep_in_a_losing_branch_sent_again_and_again_marks_its_sender_stuck() {
-        let profile = Profile::steady(5.0);
-        let mut tree = BlockTree::new(profile);
-        let mut twin_tree = BlockTree::new(profile);
-        let mine = |tree: &BlockTree, who: &[u8]| {
-            let chain = tree.chain();
-            chain
-                .mine_next(
-                    &toycoin_common::address::example(who),
-                    Vec::new(),
-                    chain::now_secs(),
-                )
-                .unwrap()
-        };
-        for i in 0..6 {
-            let block = mine(&tree, b"m");
-            tree.receive(vec![block.clone()], chain::now_secs())
-                .unwrap();
-            if i == 0 {
-                twin_tree.receive(vec![block], chain::now_secs()).unwrap();
-            }
-        }
+        let (mut tree, mut twin_tree) = chain_and_twin(6);
         // A branch of two off block 0; the stuck node sends its second.
         let mut branch = Vec::new();
         for _ in 0..2 {
@@ -741,20 +711,9 @@ mod tests {
         assert_eq!(tree.chain().height_of(&deep.header.this_hash), None);
         assert_eq!(tree.chain().height_of(&deep.header.previous_hash), None);
         let mut judge = Judge::new();
-        let mut effects = Vec::new();
-        for _ in 0..STUCK_AFTER {
-            let result = tree.receive(vec![deep.clone()], chain::now_secs());
-            let report = BlocReport {
-                count: 1,
-                first_height: None,
-                blocks: Some(vec![deep.clone()]),
-                result,
-            };
-            match judge.judge(SessionEvent::Bloc(report), &tree) {
-                Some(Verdict::Bloc { effect, .. }) => effects.push(effect),
-                other => panic!("{other:?}"),
-            }
-        }
+        let effects: Vec<Effect> = (0..STUCK_AFTER)
+            .map(|_| resend(&mut judge, &mut tree, &deep))
+            .collect();
         assert_eq!(
             effects.last(),
             Some(&Effect::Stuck {

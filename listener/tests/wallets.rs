@@ -13,7 +13,8 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use toycoin_listener::web::wallets::{IN_FLIGHT_PER_ADDRESS, MAX_BODY};
-use toycoin_tests::program::Program;
+
+use super::web::view;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -41,38 +42,6 @@ async fn request(
         .await
         .unwrap();
     toycoin_tests::http::response(&raw)
-}
-
-/// A relay serving a steady network, and a listener's web view on it.
-async fn view() -> (toycoin_relay::local::LocalRelay, Program, SocketAddr) {
-    let relay = toycoin_relay::local::spawn_serving(toycoin_tests::keys::network(5.0))
-        .await
-        .unwrap();
-    let port = relay.addr.port().to_string();
-    let mut listener = Program::start(
-        "toycoin-listener",
-        &[
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--web",
-            "127.0.0.1:0",
-        ],
-    );
-    let line = listener
-        .wait_line("the web view's address", WAIT, |l| {
-            l.contains("Web view: http://")
-        })
-        .await;
-    let addr: SocketAddr = line
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
-    (relay, listener, addr)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -151,6 +151,21 @@ fn mine(chain: &mut Chain, miner: &[u8]) -> Block {
     block
 }
 
+/// The address of the web view `listener` serves, once it says it.
+pub(crate) async fn web_address(listener: &mut Program) -> SocketAddr {
+    let line = listener
+        .wait_line("the web view's address", WAIT, |l| {
+            l.contains("Web view: http://")
+        })
+        .await;
+    line.split("http://")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('/')
+        .parse()
+        .unwrap()
+}
+
 /// A relay, a listener serving its web view (with `extra` flags), and
 /// the view's address.
 async fn view_with(extra: &[&str]) -> (toycoin_relay::local::LocalRelay, Program, SocketAddr) {
@@ -168,25 +183,14 @@ async fn view_with(extra: &[&str]) -> (toycoin_relay::local::LocalRelay, Program
     ];
     args.extend_from_slice(extra);
     let mut listener = Program::start("toycoin-listener", &args);
-    let line = listener
-        .wait_line("the web view's address", WAIT, |l| {
-            l.contains("Web view: http://")
-        })
-        .await;
-    let addr: SocketAddr = line
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
+    let addr = web_address(&mut listener).await;
     listener
         .wait_line("connected", WAIT, |l| l.contains("Listening to"))
         .await;
     (relay, listener, addr)
 }
 
-async fn view() -> (toycoin_relay::local::LocalRelay, Program, SocketAddr) {
+pub(crate) async fn view() -> (toycoin_relay::local::LocalRelay, Program, SocketAddr) {
     view_with(&[]).await
 }
 
@@ -874,18 +878,7 @@ async fn the_teachers_buttons_hold_and_release_the_relay_from_this_machine_only(
             "--controls",
         ],
     );
-    let line = listener
-        .wait_line("the web view's address", WAIT, |l| {
-            l.contains("Web view: http://")
-        })
-        .await;
-    let addr: SocketAddr = line
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
+    let addr = web_address(&mut listener).await;
     // The first snapshot comes once the listener has drawn one.
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {

@@ -185,6 +185,9 @@ enum Suite {
         /// own default is 3,10; this default is a busy class).
         #[arg(long, default_value = "0.2,0.5", value_delimiter = ',', num_args = 1)]
         interval: Vec<f64>,
+        /// Exit 1 when memory is not flat (CI runs a shortened soak so).
+        #[arg(long)]
+        check: bool,
     },
     /// How fast a class's journal grows: the default demo recorded for
     /// some minutes (toycoin-demo and the programs built beside this one).
@@ -498,6 +501,7 @@ fn main() {
                 nodes,
                 listeners,
                 interval,
+                check,
             }) => {
                 let min = interval.first().copied().unwrap_or(0.2).max(0.01);
                 let max = interval.get(1).copied().unwrap_or(min).max(min);
@@ -506,6 +510,7 @@ fn main() {
                     nodes.clamp(1, 16),
                     listeners.min(200),
                     (min, max),
+                    check,
                 )
                 .await
             }

@@ -113,6 +113,7 @@ pub async fn run(
     nodes: usize,
     listeners: usize,
     interval: (f64, f64),
+    check: bool,
 ) -> Result<Vec<String>, String> {
     let run_for = Duration::from_secs_f64(minutes * 60.0);
     println!(
@@ -285,7 +286,7 @@ pub async fn run(
     );
     let mut figures = Vec::new();
     let mut worst_listener: Option<(f64, String)> = None;
-    let mut all_flat = true;
+    let mut grew = Vec::new();
     for w in &watched {
         let reference = w
             .samples
@@ -304,7 +305,9 @@ pub async fn run(
             continue;
         };
         let growth = last / reference - 1.0;
-        all_flat &= growth <= FLAT;
+        if growth > FLAT {
+            grew.push(format!("{} {:.1}%", w.label, growth * 100.0));
+        }
         let row = format!(
             "{:<12} {:>10.1} {:>14.1} {:>9.1}% {:>12.0}",
             w.label,
@@ -337,7 +340,7 @@ pub async fn run(
     }
     println!(
         "memory {} (goal: every program's last fifth within {:.0}% of its reference)",
-        if all_flat { "flat" } else { "NOT flat" },
+        if grew.is_empty() { "flat" } else { "NOT flat" },
         FLAT * 100.0
     );
     figures.push(format!("soak_minutes={minutes}"));
@@ -347,6 +350,10 @@ pub async fn run(
         (chain_end.bytes.saturating_sub(chain_ref.bytes)) as f64 / new_txns as f64
     ));
     let _ = std::fs::remove_dir_all(&dir);
+    if check && !grew.is_empty() {
+        println!("\n{}", figures.join(" "));
+        return Err(format!("memory not flat: {}", grew.join(", ")));
+    }
     Ok(figures)
 }
 

@@ -391,7 +391,13 @@ async fn a_tampered_catch_up_answer_sent_first_does_not_keep_a_joiner_behind() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fork_returns_the_losers_transactions_which_are_mined_again() {
     let relay = start_relay("127.0.0.1:0").await;
-    let mut node = TestNode::start(&relay, "forked", |c| c.mine_when_idle = false);
+    // Its block carries both payments (on a busy machine it could mine t1
+    // alone before t2 came).
+    let mut node = TestNode::start(&relay, "forked", |c| {
+        c.mine_when_idle = false;
+        c.min_txns = 2;
+        c.max_wait = Duration::ZERO;
+    });
     node.connected().await;
     let mut src = Source::connect(&relay).await;
     let t1 = src.grant("t1", 1).await;

@@ -630,6 +630,16 @@ mod tests {
         }
     }
 
+    /// `block` sent [`STUCK_AFTER`] times to a new judge: the last effect.
+    fn last_of_resends(tree: &mut BlockTree, block: &Block) -> Effect {
+        let mut judge = Judge::new();
+        let mut last = None;
+        for _ in 0..STUCK_AFTER {
+            last = Some(resend(&mut judge, tree, block));
+        }
+        last.unwrap()
+    }
+
     /// A best chain of `length` blocks in one tree, and a second tree that
     /// holds only its first block (to mine a rival branch off it).
     fn chain_and_twin(length: usize) -> (BlockTree, BlockTree) {
@@ -681,16 +691,12 @@ mod tests {
         let twin = mine(&twin_tree, b"stuck");
         tree.receive(vec![twin.clone()], chain::now_secs()).unwrap();
         assert_eq!(tree.chain().height_of(&twin.header.this_hash), None);
-        let mut judge = Judge::new();
-        let effects: Vec<Effect> = (0..STUCK_AFTER)
-            .map(|_| resend(&mut judge, &mut tree, &twin))
-            .collect();
         assert_eq!(
-            effects.last(),
-            Some(&Effect::Stuck {
+            last_of_resends(&mut tree, &twin),
+            Effect::Stuck {
                 resent: STUCK_AFTER,
                 behind: 3
-            })
+            }
         );
     }
 
@@ -710,16 +716,12 @@ mod tests {
         let deep = branch[1].clone();
         assert_eq!(tree.chain().height_of(&deep.header.this_hash), None);
         assert_eq!(tree.chain().height_of(&deep.header.previous_hash), None);
-        let mut judge = Judge::new();
-        let effects: Vec<Effect> = (0..STUCK_AFTER)
-            .map(|_| resend(&mut judge, &mut tree, &deep))
-            .collect();
         assert_eq!(
-            effects.last(),
-            Some(&Effect::Stuck {
+            last_of_resends(&mut tree, &deep),
+            Effect::Stuck {
                 resent: STUCK_AFTER,
                 behind: 3
-            })
+            }
         );
     }
 

@@ -18,18 +18,6 @@ pub fn check_signatures(txn: &Transaction, signing: Signing) -> Result<(), TxErr
     verify_one(&key, txn, &named, signing, 1)
 }
 
-/// One of a transaction's two signatures (0: the receiver's, 1: the
-/// sender's) verifies with the sender's key; `named` is the transaction's
-/// [`txn_key`].
-fn check_signature(
-    txn: &Transaction,
-    named: &TxnKey,
-    signing: Signing,
-    which: usize,
-) -> Result<(), TxError> {
-    verify_one(&*sender_key(txn)?, txn, named, signing, which)
-}
-
 /// The key a transaction's signatures verify with: its sender's.
 fn sender_key(txn: &Transaction) -> Result<std::sync::Arc<wallet::PublicKey>, TxError> {
     wallet::public_key(&txn.sender).map_err(|_| TxError::BadSenderAddress)
@@ -327,15 +315,20 @@ impl<'a> SignaturesAhead<'a> {
         }
     }
 
+    /// Item `at`'s signature (0: the receiver's, 1: the sender's) verifies
+    /// with its sender's key.
+    fn check(&self, at: usize) -> Result<(), TxError> {
+        let (_, which, txn, k) = self.items[at];
+        let named = self.names[k].get_or_init(|| txn_key(txn, self.signing));
+        verify_one(&*sender_key(txn)?, txn, named, self.signing, which)
+    }
+
     fn verify(&self, at: usize) {
-        let (_, role, txn, k) = self.items[at];
         // A verdict is stored whatever happens: the block's thread waits
         // for it (a panic, a bug, counts as invalid rather than a hang).
-        let valid = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let named = self.names[k].get_or_init(|| txn_key(txn, self.signing));
-            check_signature(txn, named, self.signing, role).is_ok()
-        }))
-        .unwrap_or(false);
+        let valid =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.check(at).is_ok()))
+                .unwrap_or(false);
         if !valid {
             self.stop();
         }
@@ -389,10 +382,8 @@ impl<'a> SignaturesAhead<'a> {
             };
             if verdict == 2 && failure.is_none() {
                 // The reason, found again: a refused block's cost, once.
-                let (i, role, txn, k) = self.items[at];
-                let named = self.names[k].get_or_init(|| txn_key(txn, self.signing));
-                if let Err(e) = check_signature(txn, named, self.signing, role) {
-                    failure = Some((i, e));
+                if let Err(e) = self.check(at) {
+                    failure = Some((self.items[at].0, e));
                 }
             }
         }

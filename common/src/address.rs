@@ -28,8 +28,11 @@ const MODULUS_BYTES: usize = 256;
 const SPKI_LEN: usize = SPKI_PREFIX.len() + MODULUS_BYTES + SPKI_EXPONENT.len();
 const BEGIN: &str = "-----BEGIN PUBLIC KEY-----\n";
 const END: &str = "-----END PUBLIC KEY-----\n";
+/// Base64 characters of the DER: 392, no padding (294 is a multiple of 3).
+const B64_LEN: usize = SPKI_LEN.div_ceil(3) * 4;
+const _: () = assert!(SPKI_LEN % 3 == 0);
 /// Bytes of a canonical address (451).
-pub const ADDRESS_LEN: usize = BEGIN.len() + END.len() + SPKI_LEN.div_ceil(3) * 4 + 7;
+pub const ADDRESS_LEN: usize = BEGIN.len() + END.len() + B64_LEN + B64_LEN.div_ceil(64);
 
 /// Why an address is not canonical.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -50,23 +53,34 @@ pub fn check_canonical(address: &[u8]) -> Result<(), AddressError> {
     if address.len() != ADDRESS_LEN {
         return Err(AddressError::Length(address.len()));
     }
-    let text = std::str::from_utf8(address).map_err(|_| AddressError::Encoding)?;
-    let body = text
-        .strip_prefix(BEGIN)
-        .and_then(|t| t.strip_suffix(END))
+    let body = address
+        .strip_prefix(BEGIN.as_bytes())
+        .and_then(|t| t.strip_suffix(END.as_bytes()))
         .ok_or(AddressError::Encoding)?;
-    let mut b64 = String::with_capacity(body.len());
-    for (i, line) in body.split_terminator('\n').enumerate() {
-        let last = (i + 1) * 64 >= SPKI_LEN.div_ceil(3) * 4;
-        if line.len() != 64 && !last {
+    // Lines of 64 and a last one, each ending in LF, gathered on the stack
+    // (the length is fixed, so where each line ends is too).
+    let mut b64 = [0u8; B64_LEN];
+    let mut filled = 0;
+    for line in body.chunks(65) {
+        let (text, end) = line.split_at(line.len() - 1);
+        if end != b"\n" || filled + text.len() > B64_LEN {
             return Err(AddressError::Encoding);
         }
-        b64.push_str(line);
+        b64[filled..filled + text.len()].copy_from_slice(text);
+        filled += text.len();
     }
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(&b64)
+    // The DER is a whole number of 3-byte groups, so the base64 has no
+    // padding and no spare bits: strict decoding (any byte outside the
+    // alphabet, `=` included, is refused) is one-to-one, and what decodes
+    // is what our wallets write.
+    let mut der = [0u8; SPKI_LEN];
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode_slice(&b64[..filled], &mut der)
         .map_err(|_| AddressError::Encoding)?;
-    if der.len() != SPKI_LEN
+    if filled != B64_LEN {
+        return Err(AddressError::Encoding);
+    }
+    if decoded != SPKI_LEN
         || der[..SPKI_PREFIX.len()] != SPKI_PREFIX
         || der[SPKI_PREFIX.len()] & 0x80 == 0
     {
@@ -74,11 +88,6 @@ pub fn check_canonical(address: &[u8]) -> Result<(), AddressError> {
     }
     if der[SPKI_PREFIX.len() + MODULUS_BYTES..] != SPKI_EXPONENT {
         return Err(AddressError::Exponent);
-    }
-    // The base64 itself is canonical (padding, no stray bits): it encodes
-    // back to what was sent.
-    if base64::engine::general_purpose::STANDARD.encode(&der) != b64 {
-        return Err(AddressError::Encoding);
     }
     Ok(())
 }
@@ -161,5 +170,36 @@ mod tests {
         longer.push(b'\n');
         assert!(check_canonical(&longer).is_err());
         assert!(check_canonical(b"hello").is_err());
+        // The same length, not canonical: a line break moved one place
+        // (lines of 63 and 65), padding or a space in the base64, a CR for
+        // an LF.
+        let a = w.address();
+        let first_lf = BEGIN.len() + 64;
+        let mut moved = a.to_vec();
+        moved.swap(first_lf - 1, first_lf);
+        assert_eq!(check_canonical(&moved), Err(AddressError::Encoding));
+        for (at, byte) in [
+            (BEGIN.len() + 10, b'='),
+            (BEGIN.len() + 70, b' '),
+            (first_lf, b'\r'),
+        ] {
+            let mut changed = a.to_vec();
+            changed[at] = byte;
+            assert_eq!(
+                check_canonical(&changed),
+                Err(AddressError::Encoding),
+                "{at}"
+            );
+        }
+        // Every other base64 character in one place decodes to another key,
+        // still canonical: the check is one-to-one, not lenient.
+        let mut other = a.to_vec();
+        other[BEGIN.len() + 100] = if a[BEGIN.len() + 100] == b'A' {
+            b'B'
+        } else {
+            b'A'
+        };
+        assert_eq!(check_canonical(&other), Ok(()));
+        assert_ne!(&other[..], &a[..]);
     }
 }

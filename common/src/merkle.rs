@@ -107,7 +107,8 @@ impl Node {
         }
     }
 
-    /// An inner node whose only child is one leaf ("from_singleton").
+    /// An inner node whose only child is one leaf ("from_singleton"),
+    /// not labelled yet ([`Node::relabel`]).
     fn singleton(hash: &Txid) -> Node {
         let mut node = Node {
             label: MerkleNode([0; LABEL_LEN]),
@@ -116,25 +117,37 @@ impl Node {
             left: Some(Box::new(Node::leaf(hash))),
             right: None,
         };
-        node.update();
+        node.count();
         node
     }
 
-    fn update(&mut self) {
-        let (label, size, leaves) = match (&self.left, &self.right) {
-            (Some(l), Some(r)) => (
-                MerkleNode::inner(&l.label, Some(&r.label)),
-                l.size + r.size,
-                l.leaves + r.leaves,
-            ),
-            (Some(l), None) => (MerkleNode::inner(&l.label, None), l.size, l.leaves),
+    /// Sizes and leaves from the children.
+    fn count(&mut self) {
+        let (size, leaves) = match (&self.left, &self.right) {
+            (Some(l), Some(r)) => (l.size + r.size, l.leaves + r.leaves),
+            (Some(l), None) => (l.size, l.leaves),
             (None, _) => return,
         };
-        self.label = label;
         self.size = 1 + size;
         self.leaves = leaves;
     }
 
+    /// Labels every inner node from its children's labels, bottom up. The
+    /// original relabels the path to the root at each insertion (some
+    /// n log n hashes); the labels that last are these (n hashes).
+    fn relabel(&mut self) {
+        let (Some(l), right) = (&mut self.left, &mut self.right) else {
+            return;
+        };
+        l.relabel();
+        if let Some(r) = right {
+            r.relabel();
+        }
+        self.label = MerkleNode::inner(&l.label, right.as_ref().map(|r| &r.label));
+    }
+
+    /// Adds a leaf where the original's insertion puts it (the tree's
+    /// shape follows the sizes alone); labels wait for [`Node::relabel`].
     fn insert(&mut self, hash: &Txid) {
         match (&mut self.left, &mut self.right) {
             (None, _) => self.left = Some(Box::new(Node::leaf(hash))),
@@ -152,7 +165,7 @@ impl Node {
             }
             (Some(_), Some(r)) => r.insert(hash),
         }
-        self.update();
+        self.count();
     }
 }
 
@@ -186,6 +199,7 @@ impl MerkleTree {
         for leaf in rest {
             root.insert(leaf);
         }
+        root.relabel();
         Some(MerkleTree { root })
     }
 

@@ -5,8 +5,8 @@
 //! time proportional to that block; [`Chain::pop`] takes the tip back (the
 //! ledger with it), which is what a reorganisation needs.
 
+use crate::maps::Map;
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use crate::block::{Block, BlockHeader};
 use crate::block_store::{BlockStore, Popped};
@@ -15,7 +15,9 @@ use crate::ledger::{BlockTxError, Ledger, TxError};
 use crate::merkle::merkle_root;
 use crate::pow::MiningJob;
 use crate::profile::{ChainScore, Profile, Schedule, MAX_FUTURE_SECS};
-use crate::signatures::{signature_pool, verify_ahead, SignaturesAhead};
+use crate::signatures::{
+    known_txid, signature_pool, txn_names, verify_ahead, SignaturesAhead, TxnKey,
+};
 use crate::transaction::{Address, Transaction};
 
 /// Why a block cannot go on top of a chain.
@@ -183,13 +185,13 @@ impl ChainEntry {
 pub struct Chain {
     profile: Profile,
     entries: Vec<ChainEntry>,
-    index: HashMap<BlockHash, usize>,
+    index: Map<BlockHash, usize>,
     ledger: Ledger,
     bodies: BlockStore,
     /// Heights of the blocks whose transactions name each address, as
     /// receiver or sender, ascending: a light wallet's question is answered
     /// without reading every block back.
-    addresses: HashMap<Address, Vec<u32>>,
+    addresses: Map<Address, Vec<u32>>,
 }
 
 impl Chain {
@@ -205,10 +207,10 @@ impl Chain {
         Chain {
             profile,
             entries: Vec::new(),
-            index: HashMap::new(),
+            index: Map::default(),
             ledger: Ledger::new(profile),
             bodies,
-            addresses: HashMap::new(),
+            addresses: Map::default(),
         }
     }
 
@@ -516,8 +518,12 @@ impl Chain {
         };
         match signature_pool() {
             Some((pool, threads)) if blocks.len() > 1 => {
-                let ahead =
-                    SignaturesAhead::new(blocks.iter().map(|b| b.txns.iter().enumerate()), signing);
+                let ahead = SignaturesAhead::new(
+                    blocks
+                        .iter()
+                        .map(|b| b.txns.iter().enumerate().map(|(i, t)| (i, t, None))),
+                    signing,
+                );
                 pool.in_place_scope(|s| {
                     for _ in 1..threads {
                         s.spawn(|_| ahead.help());
@@ -541,17 +547,24 @@ impl Chain {
     ) -> Result<(), BlockError> {
         let info = self.check_header(&block.header, now)?;
         let height = self.entries.len() as u64;
+        let signing = self.profile.signing();
+        // Each transaction named once, for its id (a transaction the pool
+        // took is not hashed again) and its signatures.
+        let names = match ahead {
+            Some((ahead, k)) => ahead.names_of_block(k, block.txns.len()),
+            None => txn_names(&block.txns, signing),
+        };
         // The body and the ledger on this thread, the signatures on the
         // others meanwhile.
         let mut body_and_ledger = |signed_elsewhere: usize| {
-            let hashes = check_body(&self.profile, &block)?;
+            let hashes = check_body_named(&self.profile, &block, &names)?;
             self.ledger
-                .apply_block(&block.txns, &hashes, height, signed_elsewhere)
+                .apply_block(&block.txns, &hashes, &names, height, signed_elsewhere)
                 .map_err(BlockError::from)
         };
         let (applied, bad_signature) = match ahead {
             Some((ahead, k)) => (body_and_ledger(usize::MAX), ahead.block(k)),
-            None => verify_ahead(self.profile.signing(), &block.txns, body_and_ledger),
+            None => verify_ahead(signing, &block.txns, &names, body_and_ledger),
         };
         // The first failure by position, as if checked in order: the body's
         // first, then a signature before the ledger's first refusal.
@@ -734,10 +747,33 @@ pub fn check_header(
 /// [`BlockError::is_permanent`]). Returns the transactions' hashes, which
 /// it computed for the root.
 pub fn check_body(profile: &Profile, block: &Block) -> Result<Vec<Txid>, BlockError> {
+    check_body_named(profile, block, &[])
+}
+
+/// [`check_body`], the ids of transactions whose signatures verified
+/// lately taken from the signature cache by their names (`names`, as
+/// [`txn_names`]; empty: none known), the others hashed.
+fn check_body_named(
+    profile: &Profile,
+    block: &Block,
+    names: &[Option<TxnKey>],
+) -> Result<Vec<Txid>, BlockError> {
     if block.txns.is_empty() {
         return Err(BlockError::NoTransactions);
     }
-    let hashes = block.txn_hashes();
+    let hashes: Vec<Txid> = block
+        .txns
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            names
+                .get(i)
+                .copied()
+                .flatten()
+                .and_then(|named| known_txid(&named))
+                .unwrap_or_else(|| t.hash())
+        })
+        .collect();
     if merkle_root(&hashes) != Some(block.header.merkle_root) {
         return Err(BlockError::MerkleRoot);
     }

@@ -16,12 +16,16 @@
 //! receiver output before the change). A token presented in a `TXN` must be
 //! that very output.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
+
+use crate::maps::{Map, Set};
 
 use crate::hash::Txid;
 use crate::mint::{check_grant, check_reward};
 use crate::profile::{Minting, Profile, MAX_SUPPLY};
-use crate::signatures::{check_signatures, signature_threads, verify_alongside, WINDOW_PER_THREAD};
+use crate::signatures::{
+    check_signatures_of, signature_threads, txn_names, verify_alongside, TxnKey, WINDOW_PER_THREAD,
+};
 use crate::transaction::{Address, OutputKind, Token, Transaction};
 
 /// One output of one transaction.
@@ -204,7 +208,7 @@ pub fn check_transaction(
     check_encoding(view.profile(), txn)?;
     let checked = check_spend(view, txn, hash, tokens)?;
     if !txn.is_coinbase() {
-        check_signatures(txn, view.profile().signing())?;
+        check_signatures_of(txn, hash, view.profile().signing())?;
     }
     Ok(checked)
 }
@@ -451,7 +455,7 @@ impl BlockUndo {
 }
 
 /// The copy of `owner` that `owners` keeps, kept there if it has room.
-fn share(owners: &mut HashSet<Address>, owner: &Address) -> Address {
+fn share(owners: &mut Set<Address>, owner: &Address) -> Address {
     if let Some(kept) = owners.get(owner) {
         return kept.clone();
     }
@@ -462,7 +466,7 @@ fn share(owners: &mut HashSet<Address>, owner: &Address) -> Address {
 }
 
 /// Records the two new, unspent outputs of `txn` (whose hash is `hash`).
-fn insert_outputs(outputs: &mut HashMap<OutPoint, OutputState>, txn: &Transaction, hash: Txid) {
+fn insert_outputs(outputs: &mut Map<OutPoint, OutputState>, txn: &Transaction, hash: Txid) {
     for kind in [OutputKind::Receiver, OutputKind::Change] {
         outputs.insert(
             OutPoint {
@@ -480,8 +484,8 @@ fn insert_outputs(outputs: &mut HashMap<OutPoint, OutputState>, txn: &Transactio
 /// The ledger itself is not touched; build a view with [`Overlay::view`].
 #[derive(Clone, Debug, Default)]
 pub struct Overlay {
-    outputs: HashMap<OutPoint, OutputState>,
-    txns: HashSet<Txid>,
+    outputs: Map<OutPoint, OutputState>,
+    txns: Set<Txid>,
     /// Coins pending grants create.
     coins: i128,
 }
@@ -588,16 +592,16 @@ fn txid_key(hash: &Txid) -> TxidKey {
 #[derive(Clone, Debug, Default)]
 pub struct Ledger {
     profile: Profile,
-    outputs: HashMap<OutPoint, OutputState>,
+    outputs: Map<OutPoint, OutputState>,
     /// Every transaction recorded, by [`TxidKey`].
-    txns: HashSet<TxidKey>,
+    txns: Set<TxidKey>,
     /// Coins created so far (rewards, grants, coinbases).
     supply: i128,
     /// The owners of outputs, one copy each (at most [`MAX_OWNERS`]): a
     /// class's few dozen addresses own thousands of outputs, and each
     /// would otherwise keep its own 451 bytes once its block has left
     /// memory.
-    owners: HashSet<Address>,
+    owners: Set<Address>,
 }
 
 /// Most distinct owners a ledger shares a copy of; past them an output
@@ -660,10 +664,12 @@ impl Ledger {
         &mut self,
         txns: &[Transaction],
         hashes: &[Txid],
+        names: &[Option<TxnKey>],
         height: u64,
         signed_elsewhere: usize,
     ) -> Result<BlockUndo, BlockTxError> {
         debug_assert_eq!(txns.len(), hashes.len());
+        debug_assert_eq!(txns.len(), names.len());
         let mut undo = BlockUndo::default();
         let mut rest = txns;
         if let Some(expected) = self.next_reward() {
@@ -688,14 +694,22 @@ impl Ledger {
             rest = others;
         }
         let first = txns.len() - rest.len();
-        self.apply_each(rest, &hashes[first..], first, signed_elsewhere, undo)
+        self.apply_each(
+            rest,
+            &hashes[first..],
+            &names[first..],
+            first,
+            signed_elsewhere,
+            undo,
+        )
     }
 
     /// Checks and applies transactions that are in no block (the oracle's
     /// record of what it sent), as [`Ledger::apply_block`] does a block's.
     pub fn apply_txns(&mut self, txns: &[Transaction]) -> Result<BlockUndo, BlockTxError> {
         let hashes: Vec<Txid> = txns.iter().map(Transaction::hash).collect();
-        self.apply_each(txns, &hashes, 0, 0, BlockUndo::default())
+        let names = txn_names(txns, self.profile.signing());
+        self.apply_each(txns, &hashes, &names, 0, 0, BlockUndo::default())
     }
 
     /// Checks and applies `txns`, whose hashes are `hashes`, in order, as
@@ -711,6 +725,7 @@ impl Ledger {
         &mut self,
         txns: &[Transaction],
         hashes: &[Txid],
+        names: &[Option<TxnKey>],
         first_index: usize,
         signed_elsewhere: usize,
         mut undo: BlockUndo,
@@ -721,10 +736,10 @@ impl Ledger {
         let mut start = 0;
         while start < txns.len() {
             let end = (start + window).min(txns.len());
-            let signed: Vec<(usize, &Transaction)> = (start..end)
+            let signed: Vec<(usize, &Transaction, Option<TxnKey>)> = (start..end)
                 .filter(|i| first_index + i >= signed_elsewhere)
-                .map(|i| (i, &txns[i]))
-                .filter(|(_, t)| !t.is_coinbase())
+                .map(|i| (i, &txns[i], names[i]))
+                .filter(|(_, t, _)| !t.is_coinbase())
                 .collect();
             // A repeat skipped under toycoin is byte for byte a transaction
             // whose signatures verified when it first went in: they verify.
@@ -902,7 +917,7 @@ mod tests {
 
     #[test]
     fn owners_are_shared_up_to_the_bound() {
-        let mut owners = HashSet::new();
+        let mut owners = Set::default();
         let a = Bytes::from_static(b"owner a");
         let a2 = Bytes::copy_from_slice(b"owner a");
         assert_ne!(a.as_ptr(), a2.as_ptr());

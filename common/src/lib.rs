@@ -21,7 +21,8 @@
 //! | difficulty and timestamps: the level, median time past, the clamp | [`difficulty`] |
 //! | fork choice: most work, first seen | [`fork_choice`] |
 //! | rewards and the mint: where coins come from | [`mint`] |
-//! | signatures: checking them, their thread pool | [`signatures`] |
+//! | signatures: checking them, the cache of those seen, their thread pool | [`signatures`] |
+//! | maps keyed by what the network sends: fast, keyed hashing | [`maps`] |
 //! | byte limits: transactions, blocks, payloads | [`limits`] |
 //! | proof-of-work search | [`pow`] |
 //! | outputs, transaction rules, the canonical encoding (`check_shape`) | [`ledger`] |
@@ -57,6 +58,7 @@ pub mod ledger;
 pub mod limits;
 pub mod log;
 pub mod log_limit;
+pub mod maps;
 pub mod mempool;
 pub mod merkle;
 pub mod message;

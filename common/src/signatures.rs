@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
+use crate::hash::Txid;
 use crate::ledger::TxError;
 use crate::transaction::{OutputKind, Signing, Transaction};
 use crate::wallet::{self, SignatureError};
@@ -12,10 +13,41 @@ use crate::wallet::{self, SignatureError};
 /// Both signatures of a non-coinbase transaction verify with the sender's
 /// key, over what `signing` says they cover.
 pub fn check_signatures(txn: &Transaction, signing: Signing) -> Result<(), TxError> {
+    check_signatures_named(txn, &txn_key(txn, signing), signing)
+}
+
+/// [`check_signatures`] for a transaction already named ([`txn_key`]).
+fn check_signatures_named(
+    txn: &Transaction,
+    named: &TxnKey,
+    signing: Signing,
+) -> Result<(), TxError> {
     let key = sender_key(txn)?;
+    verify_one(&key, txn, named, signing, 0)?;
+    verify_one(&key, txn, named, signing, 1)
+}
+
+/// [`check_signatures`] for a transaction whose id is `txid`: once both
+/// verified, the cache keeps the id too, so that its block does not hash
+/// it again ([`known_txid`]).
+pub(crate) fn check_signatures_of(
+    txn: &Transaction,
+    txid: Txid,
+    signing: Signing,
+) -> Result<(), TxError> {
     let named = txn_key(txn, signing);
-    verify_one(&key, txn, &named, signing, 0)?;
-    verify_one(&key, txn, &named, signing, 1)
+    check_signatures_named(txn, &named, signing)?;
+    remember_txid(&named, txid);
+    Ok(())
+}
+
+/// The name of each of `txns` ([`txn_key`]; `None` for a coinbase, which
+/// has no signatures): computed once for a block, for its ids
+/// ([`known_txid`]) and its signatures.
+pub(crate) fn txn_names(txns: &[Transaction], signing: Signing) -> Vec<Option<TxnKey>> {
+    txns.iter()
+        .map(|t| (!t.is_coinbase()).then(|| txn_key(t, signing)))
+        .collect()
 }
 
 /// The key a transaction's signatures verify with: its sender's.
@@ -23,8 +55,8 @@ fn sender_key(txn: &Transaction) -> Result<std::sync::Arc<wallet::PublicKey>, Tx
     wallet::public_key(&txn.sender).map_err(|_| TxError::BadSenderAddress)
 }
 
-/// One of `txn`'s signatures (as [`check_signature`]) with its sender's
-/// key, parsed already.
+/// One of `txn`'s signatures (0: the receiver's, 1: the sender's), named
+/// `named`, with its sender's key, parsed already.
 fn verify_one(
     key: &wallet::PublicKey,
     txn: &Transaction,
@@ -37,8 +69,7 @@ fn verify_one(
     } else {
         ("sender", OutputKind::Change, &txn.sender_signature)
     };
-    let seen = cache_key(named, which);
-    if verified_before(&seen) {
+    if verified_before(named, which) {
         return Ok(());
     }
     let msg = txn.signed_message(signing, role);
@@ -46,29 +77,36 @@ fn verify_one(
         SignatureError::BadAddress => TxError::BadSenderAddress,
         _ => TxError::BadSignature { which: name },
     })?;
-    remember_verified(seen);
+    remember_verified(named, which);
     Ok(())
 }
 
-/// Signatures that verified lately, so that a block of transactions a
-/// node took into its pool already costs no RSA check (Bitcoin Core's
-/// signature cache): by the SHA-256 of everything the check depends on
-/// (the sender's key, the message, the signature and which one it is),
-/// named by the transaction's fields, each with its length ([`txn_key`]),
-/// so only the very same check is skipped. Only successes are kept, at most
-/// [`MAX_SIGNATURE_CACHE`], the oldest forgotten first: what the newest
-/// 2,048 transactions need (a busy class's 10 minutes; a block needs only
-/// what is pending). Its memory, some 400 KB, is taken whole with the
-/// first check, so that a program's memory does not grow with it through
-/// a lesson (issue 34's soak: it had grown by doubling).
-pub const MAX_SIGNATURE_CACHE: usize = 4_096;
+/// Transactions whose signatures verified lately, so that a block of
+/// transactions a node took into its pool already costs no RSA check
+/// (Bitcoin Core's signature cache), nor hashing each again for its id:
+/// by [`txn_key`], the SHA-256 of the transaction's fields, each with its
+/// length, so only the very same transaction is spared (never one that
+/// merely shares its id). Only successes are kept, at most
+/// [`MAX_SIGNATURE_CACHE`] transactions, the oldest forgotten first: what
+/// the newest 2,048 transactions need (a busy class's 10 minutes; a block
+/// needs only what is pending). Its memory, some 300 KB, is taken whole
+/// with the first check, so that a program's memory does not grow with it
+/// through a lesson (issue 34's soak: it had grown by doubling).
+pub const MAX_SIGNATURE_CACHE: usize = 2_048;
 
-type CacheKey = [u8; 32];
+/// What the cache knows of one transaction.
+#[derive(Clone, Copy, Default)]
+struct Checked {
+    /// Bit `which` set: that signature verified.
+    verified: u8,
+    /// Its id, once both verified where the id was at hand.
+    txid: Option<Txid>,
+}
 
 #[derive(Default)]
 struct SignatureCache {
-    keys: std::collections::HashSet<CacheKey>,
-    order: std::collections::VecDeque<CacheKey>,
+    entries: crate::maps::Map<TxnKey, Checked>,
+    order: std::collections::VecDeque<TxnKey>,
     enabled: bool,
 }
 
@@ -77,11 +115,18 @@ fn signature_cache() -> &'static std::sync::Mutex<SignatureCache> {
         std::sync::OnceLock::new();
     CACHE.get_or_init(|| {
         std::sync::Mutex::new(SignatureCache {
-            keys: std::collections::HashSet::with_capacity(MAX_SIGNATURE_CACHE + 1),
+            entries: crate::maps::Map::with_capacity_and_hasher(
+                MAX_SIGNATURE_CACHE + 1,
+                Default::default(),
+            ),
             order: std::collections::VecDeque::with_capacity(MAX_SIGNATURE_CACHE + 1),
             enabled: true,
         })
     })
+}
+
+fn lock_cache() -> std::sync::MutexGuard<'static, SignatureCache> {
+    signature_cache().lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A transaction named for the signature cache: the SHA-256 of every
@@ -92,7 +137,7 @@ fn signature_cache() -> &'static std::sync::Mutex<SignatureCache> {
 /// messages and the signatures its checks depend on. Computed once for
 /// both signatures: hashing the transaction once (some 1.5 KB) spares
 /// building both signed messages and hashing each (some 3.4 KB).
-type TxnKey = [u8; 32];
+pub(crate) type TxnKey = [u8; 32];
 
 fn txn_key(txn: &Transaction, signing: Signing) -> TxnKey {
     use sha2::{Digest, Sha256};
@@ -117,15 +162,6 @@ fn txn_key(txn: &Transaction, signing: Signing) -> TxnKey {
     h.finalize().into()
 }
 
-/// The cache's name for signature `which` of the transaction `named`.
-fn cache_key(named: &TxnKey, which: usize) -> CacheKey {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(named);
-    h.update([which as u8]);
-    h.finalize().into()
-}
-
 static CACHE_HITS: AtomicUsize = AtomicUsize::new(0);
 
 /// Signature checks the cache has spared so far (in this process).
@@ -133,33 +169,71 @@ pub fn signature_cache_hits() -> usize {
     CACHE_HITS.load(Ordering::Relaxed)
 }
 
-fn verified_before(key: &CacheKey) -> bool {
-    let cache = signature_cache().lock().unwrap_or_else(|e| e.into_inner());
-    let hit = cache.enabled && cache.keys.contains(key);
+fn verified_before(named: &TxnKey, which: usize) -> bool {
+    let cache = lock_cache();
+    let hit = cache.enabled
+        && cache
+            .entries
+            .get(named)
+            .is_some_and(|c| c.verified & (1 << which) != 0);
     if hit {
         CACHE_HITS.fetch_add(1, Ordering::Relaxed);
     }
     hit
 }
 
-fn remember_verified(key: CacheKey) {
-    let mut cache = signature_cache().lock().unwrap_or_else(|e| e.into_inner());
-    if !cache.enabled || !cache.keys.insert(key) {
+fn remember_verified(named: &TxnKey, which: usize) {
+    let mut cache = lock_cache();
+    if !cache.enabled {
         return;
     }
-    cache.order.push_back(key);
-    while cache.order.len() > MAX_SIGNATURE_CACHE {
-        if let Some(old) = cache.order.pop_front() {
-            cache.keys.remove(&old);
+    match cache.entries.entry(*named) {
+        std::collections::hash_map::Entry::Occupied(mut e) => {
+            e.get_mut().verified |= 1 << which;
+            return;
+        }
+        std::collections::hash_map::Entry::Vacant(e) => {
+            e.insert(Checked {
+                verified: 1 << which,
+                txid: None,
+            });
         }
     }
+    cache.order.push_back(*named);
+    while cache.order.len() > MAX_SIGNATURE_CACHE {
+        if let Some(old) = cache.order.pop_front() {
+            cache.entries.remove(&old);
+        }
+    }
+}
+
+/// Keeps `txid` as the id of the transaction `named`, if both its
+/// signatures are in the cache (nothing else is kept: a refused block's
+/// transactions take no place).
+fn remember_txid(named: &TxnKey, txid: Txid) {
+    let mut cache = lock_cache();
+    if let Some(c) = cache.entries.get_mut(named) {
+        if c.verified == 0b11 {
+            c.txid = Some(txid);
+        }
+    }
+}
+
+/// The id of the transaction `named`, if the cache has it: the same fields
+/// (the name covers each with its length), hence the same id.
+pub(crate) fn known_txid(named: &TxnKey) -> Option<Txid> {
+    let cache = lock_cache();
+    if !cache.enabled {
+        return None;
+    }
+    cache.entries.get(named).and_then(|c| c.txid)
 }
 
 /// Empties the signature cache and turns it on or off: for benchmarks
 /// that time the checks themselves.
 pub fn reset_signature_cache(enabled: bool) {
     let mut cache = signature_cache().lock().unwrap_or_else(|e| e.into_inner());
-    cache.keys.clear();
+    cache.entries.clear();
     cache.order.clear();
     cache.enabled = enabled;
 }
@@ -230,7 +304,7 @@ pub(crate) fn signature_pool() -> Option<(&'static rayon::ThreadPool, usize)> {
 /// failure by position. On one thread, `work` first, then the signatures
 /// in order up to the first that fails.
 pub(crate) fn verify_alongside<R>(
-    txns: &[(usize, &Transaction)],
+    txns: &[(usize, &Transaction, Option<TxnKey>)],
     signing: Signing,
     work: impl FnOnce() -> R,
 ) -> (R, Option<(usize, TxError)>) {
@@ -284,20 +358,20 @@ pub(crate) struct SignaturesAhead<'a> {
 
 impl<'a> SignaturesAhead<'a> {
     /// The signatures of `blocks` (each a block's transactions with their
-    /// positions), in order.
+    /// positions and, where known already, their names), in order.
     pub fn new<B, T>(blocks: B, signing: Signing) -> Self
     where
         B: IntoIterator<Item = T>,
-        T: IntoIterator<Item = (usize, &'a Transaction)>,
+        T: IntoIterator<Item = (usize, &'a Transaction, Option<TxnKey>)>,
     {
         let mut items = Vec::new();
         let mut names = Vec::new();
         let mut starts = vec![0];
         for txns in blocks {
-            for (i, txn) in txns {
+            for (i, txn, named) in txns {
                 if !txn.is_coinbase() {
                     let k = names.len();
-                    names.push(std::sync::OnceLock::new());
+                    names.push(named.map_or_else(std::sync::OnceLock::new, Into::into));
                     items.extend([(i, 0, txn, k), (i, 1, txn, k)]);
                 }
             }
@@ -313,6 +387,19 @@ impl<'a> SignaturesAhead<'a> {
             verdicts,
             stop: AtomicBool::new(false),
         }
+    }
+
+    /// The names of block `k`'s `len` transactions (`None` for a
+    /// coinbase), as [`txn_names`]: those a helper named already are not
+    /// named again.
+    pub fn names_of_block(&self, k: usize, len: usize) -> Vec<Option<TxnKey>> {
+        let mut named = vec![None; len];
+        for &(i, which, txn, n) in &self.items[self.starts[k]..self.starts[k + 1]] {
+            if which == 0 && i < len {
+                named[i] = Some(*self.names[n].get_or_init(|| txn_key(txn, self.signing)));
+            }
+        }
+        named
     }
 
     /// Item `at`'s signature (0: the receiver's, 1: the sender's) verifies
@@ -399,9 +486,10 @@ impl<'a> SignaturesAhead<'a> {
 /// what `work` returned and the window's first signature failure by
 /// position. On one thread, only `work`, told 0: its checks come before any
 /// signature.
-pub fn verify_ahead<R>(
+pub(crate) fn verify_ahead<R>(
     signing: Signing,
     txns: &[Transaction],
+    names: &[Option<TxnKey>],
     work: impl FnOnce(usize) -> R,
 ) -> (R, Option<(usize, TxError)>) {
     let threads = signature_threads();
@@ -409,10 +497,12 @@ pub fn verify_ahead<R>(
         return (work(0), None);
     }
     let upto = txns.len().min(WINDOW_PER_THREAD * threads);
-    let signed: Vec<(usize, &Transaction)> = txns[..upto]
+    let signed: Vec<(usize, &Transaction, Option<TxnKey>)> = txns[..upto]
         .iter()
+        .zip(names)
         .enumerate()
-        .filter(|(_, t)| !t.is_coinbase())
+        .filter(|(_, (t, _))| !t.is_coinbase())
+        .map(|(i, (t, named))| (i, t, *named))
         .collect();
     verify_alongside(&signed, signing, || work(upto))
 }
@@ -493,5 +583,43 @@ mod tests {
         // The transaction itself is still found there.
         check_signatures(&paid, signing).unwrap();
         assert!(signature_cache_hits() >= before + 2);
+    }
+
+    /// Issue 39: a transaction the pool checked is not hashed again in its
+    /// block: its id is kept by its name, for that transaction alone, and
+    /// only once both its signatures verified.
+    #[test]
+    fn a_checked_transactions_id_is_kept_for_it_alone() {
+        let mut rng = StdRng::seed_from_u64(390);
+        let (payer, payee) = (
+            Wallet::generate(&mut rng).unwrap(),
+            Wallet::generate(&mut rng).unwrap(),
+        );
+        let mint = Wallet::generate(&mut rng).unwrap();
+        let grant = mint.grant(&mut rng, payer.address(), 50).unwrap();
+        let token = grant.output(grant.hash(), OutputKind::Receiver);
+        let signing = Signing::Amounts;
+        let paid = payer
+            .transfer(&mut rng, payee.address(), 20, vec![token], signing)
+            .unwrap()
+            .txn;
+        let named = |t: &Transaction| txn_names(std::slice::from_ref(t), signing)[0].unwrap();
+        assert_eq!(known_txid(&named(&paid)), None);
+        check_signatures_of(&paid, paid.hash(), signing).unwrap();
+        assert_eq!(known_txid(&named(&paid)), Some(paid.hash()));
+        // The same id, other fields (as in the test above): not known.
+        let mut alias = paid.clone();
+        alias.receiver_value = 2;
+        let mut rsig = b"0".to_vec();
+        rsig.extend_from_slice(&paid.receiver_signature);
+        alias.receiver_signature = rsig.into();
+        assert_eq!(alias.hash(), paid.hash());
+        assert_eq!(known_txid(&named(&alias)), None);
+        assert!(check_signatures_of(&alias, alias.hash(), signing).is_err());
+        assert_eq!(
+            known_txid(&named(&alias)),
+            None,
+            "a refused one is not kept"
+        );
     }
 }

@@ -356,7 +356,7 @@ pub struct PublicKey {
 /// Emptied when full, so a flood of new senders costs what no cache would.
 #[allow(clippy::type_complexity)]
 static KEYS: std::sync::LazyLock<
-    std::sync::Mutex<std::collections::HashMap<Address, std::sync::Arc<PublicKey>>>,
+    std::sync::Mutex<crate::maps::Map<Address, std::sync::Arc<PublicKey>>>,
 > = std::sync::LazyLock::new(Default::default);
 /// Keys [`KEYS`] holds at most (a few KiB each).
 pub const KEY_CACHE: usize = 1024;

@@ -22,9 +22,8 @@ fn check_signatures_named(
     named: &TxnKey,
     signing: Signing,
 ) -> Result<(), TxError> {
-    let key = sender_key(txn)?;
-    verify_one(&key, txn, named, signing, 0)?;
-    verify_one(&key, txn, named, signing, 1)
+    verify_one(txn, named, signing, 0)?;
+    verify_one(txn, named, signing, 1)
 }
 
 /// [`check_signatures`] for a transaction whose id is `txid`: once both
@@ -56,9 +55,9 @@ fn sender_key(txn: &Transaction) -> Result<std::sync::Arc<wallet::PublicKey>, Tx
 }
 
 /// One of `txn`'s signatures (0: the receiver's, 1: the sender's), named
-/// `named`, with its sender's key, parsed already.
+/// `named`, with its sender's key: from the cache when it verified lately
+/// (the key is not even looked up), else verified.
 fn verify_one(
-    key: &wallet::PublicKey,
     txn: &Transaction,
     named: &TxnKey,
     signing: Signing,
@@ -72,8 +71,9 @@ fn verify_one(
     if verified_before(named, which) {
         return Ok(());
     }
+    let key = sender_key(txn)?;
     let msg = txn.signed_message(signing, role);
-    wallet::verify_with(key, &msg, signature).map_err(|e| match e {
+    wallet::verify_with(&key, &msg, signature).map_err(|e| match e {
         SignatureError::BadAddress => TxError::BadSenderAddress,
         _ => TxError::BadSignature { which: name },
     })?;
@@ -407,7 +407,7 @@ impl<'a> SignaturesAhead<'a> {
     fn check(&self, at: usize) -> Result<(), TxError> {
         let (_, which, txn, k) = self.items[at];
         let named = self.names[k].get_or_init(|| txn_key(txn, self.signing));
-        verify_one(&*sender_key(txn)?, txn, named, self.signing, which)
+        verify_one(txn, named, self.signing, which)
     }
 
     fn verify(&self, at: usize) {

@@ -5,13 +5,13 @@
 //! time proportional to that block; [`Chain::pop`] takes the tip back (the
 //! ledger with it), which is what a reorganisation needs.
 
-use crate::maps::Map;
 use std::borrow::Cow;
 
 use crate::block::{Block, BlockHeader};
 use crate::block_store::{BlockStore, Popped};
 use crate::hash::{BlockHash, Txid};
 use crate::ledger::{BlockTxError, Ledger, TxError};
+use crate::maps::Map;
 use crate::merkle::merkle_root;
 use crate::pow::MiningJob;
 use crate::profile::{ChainScore, Profile, Schedule, MAX_FUTURE_SECS};

@@ -18,9 +18,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::maps::{Map, Set};
-
 use crate::hash::Txid;
+use crate::maps::{Map, Set};
 use crate::mint::{check_grant, check_reward};
 use crate::profile::{Minting, Profile, MAX_SUPPLY};
 use crate::signatures::{

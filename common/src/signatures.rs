@@ -89,9 +89,10 @@ fn verify_one(
 /// merely shares its id). Only successes are kept, at most
 /// [`MAX_SIGNATURE_CACHE`] transactions, the oldest forgotten first: what
 /// the newest 2,048 transactions need (a busy class's 10 minutes; a block
-/// needs only what is pending). Its memory, some 300 KB, is taken whole
-/// with the first check, so that a program's memory does not grow with it
-/// through a lesson (issue 34's soak: it had grown by doubling).
+/// needs only what is pending). Its memory, some 400 KB by heaptrack, is
+/// taken whole with the first check, so that a program's memory does not
+/// grow with it through a lesson (issue 34's soak: it had grown by
+/// doubling).
 pub const MAX_SIGNATURE_CACHE: usize = 2_048;
 
 /// What the cache knows of one transaction.
@@ -232,7 +233,7 @@ pub(crate) fn known_txid(named: &TxnKey) -> Option<Txid> {
 /// Empties the signature cache and turns it on or off: for benchmarks
 /// that time the checks themselves.
 pub fn reset_signature_cache(enabled: bool) {
-    let mut cache = signature_cache().lock().unwrap_or_else(|e| e.into_inner());
+    let mut cache = lock_cache();
     cache.entries.clear();
     cache.order.clear();
     cache.enabled = enabled;

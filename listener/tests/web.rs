@@ -289,6 +289,9 @@ async fn the_web_view_shows_the_tree_the_pool_and_the_log_and_follows_changes() 
             && v["blocks"].as_array().unwrap().len() == 4
             && v["nodes"].as_array().unwrap().len() == 2
             && v["refused"] == 1
+            // The blame comes with the signed announcement, a frame after
+            // the block itself.
+            && v["nodes"][1]["refused"] == 1
     })
     .await;
     // The header shows the class network's join code, learned from the

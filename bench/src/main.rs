@@ -7,7 +7,8 @@
 //! - `validation`: signed transactions and blocks accepted per second.
 //! - `relay`: the same loads against our relay and a nats-server (or any
 //!   relay speaking the toycoin protocol, the original's included), side by
-//!   side in one run (alternating, several rounds, medians), with ratios.
+//!   side in one run (alternating, several rounds, medians), with ratios;
+//!   `--placement` adds the 1->1 latency with both servers pinned alike.
 //!
 //! - `attacks`: what refusing a hostile student's frames costs a node.
 //! - `floods`: a node's peak RSS under each flood a hostile student sends.
@@ -33,6 +34,7 @@ mod load;
 mod memory;
 mod pace;
 mod pbft;
+mod placement;
 mod pow;
 mod programs;
 mod propagation;
@@ -227,6 +229,10 @@ enum Suite {
         /// Payload size in bytes.
         #[arg(long, default_value_t = 200)]
         payload: usize,
+        /// Then the 1->1 latency again with both servers pinned alike
+        /// (`taskset`): on the clients' CPU, then on another.
+        #[arg(long)]
+        placement: bool,
     },
 }
 
@@ -315,6 +321,19 @@ struct Row {
     nats: Vec<Outcome>,
 }
 
+/// The latency load: one publisher, one subscriber, 2,000 messages a
+/// second for 2 s.
+fn one_to_one(payload: usize) -> Load {
+    Load {
+        publishers: 1,
+        subscribers: 1,
+        messages: 4000,
+        payload,
+        rate: Some(2000.0),
+        idle_timeout: Duration::from_secs(2),
+    }
+}
+
 async fn relay_suite(
     relay: Option<SocketAddr>,
     nats: Option<SocketAddr>,
@@ -357,17 +376,7 @@ async fn relay_suite(
                 idle_timeout: idle,
             },
         ),
-        (
-            "1->1 at 2000/s",
-            Load {
-                publishers: 1,
-                subscribers: 1,
-                messages: 4000,
-                payload,
-                rate: Some(2000.0),
-                idle_timeout: idle,
-            },
-        ),
+        ("1->1 at 2000/s", one_to_one(payload)),
     ];
     let mut rows = Vec::new();
     for (name, load) in &loads {
@@ -545,7 +554,17 @@ fn main() {
                 rounds,
                 messages,
                 payload,
-            }) => relay_suite(relay, nats, rounds, messages, payload).await,
+                placement,
+            }) => {
+                let mut figures = relay_suite(relay, nats, rounds, messages, payload).await;
+                if let (true, Ok(all)) = (placement, &mut figures) {
+                    match placement::run(&one_to_one(payload), rounds).await {
+                        Ok(more) => all.extend(more),
+                        Err(e) => eprintln!("\nplacement skipped: {e}"),
+                    }
+                }
+                figures
+            }
             None => {
                 let mut all = pow::run(3.0);
                 all.extend(propagation::run(&[10, 1000, 10_000], 21));

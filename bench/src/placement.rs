@@ -1,0 +1,171 @@
+//! Where the servers run, for the 1→1 latency: both servers (our relay and
+//! nats-server, each its own process) pinned to the clients' CPU, then
+//! both to another CPU, the clients (this process) pinned to one CPU
+//! throughout. On a virtual machine a wake-up sent to another CPU can cost
+//! more than everything else on a message's path; left to the kernel, each
+//! server lands on one side or the other by chance, and the ratio of the
+//! two servers' latencies says where they landed rather than how fast
+//! they are. Pinned alike, they are compared on equal terms.
+//!
+//! `taskset` (util-linux) does the pinning, so no unsafe code is needed.
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::load::{self, Load, Outcome, Proto};
+use crate::{free_port, median, Server};
+
+/// The CPU the clients are pinned to (the servers' "other" CPU is 0).
+const CLIENTS_CPU: usize = 1;
+
+/// Pins every thread of this process to `cpus` (a `taskset` list) while
+/// alive; all CPUs again when dropped.
+struct Pinned {
+    all: String,
+}
+
+impl Pinned {
+    fn to(cpus: &str, count: usize) -> Result<Pinned, String> {
+        taskset_self(cpus)?;
+        Ok(Pinned {
+            all: format!("0-{}", count - 1),
+        })
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        let _ = taskset_self(&self.all);
+    }
+}
+
+fn taskset_self(cpus: &str) -> Result<(), String> {
+    let pid = std::process::id().to_string();
+    let status = Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &pid])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run taskset ({e}): it comes with util-linux"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("taskset -a -p -c {cpus} {pid} failed: {status}"))
+    }
+}
+
+/// Starts `program args` pinned to `cpu` and waits until it accepts on
+/// `port`.
+async fn start_pinned(
+    cpu: usize,
+    program: &str,
+    args: &[String],
+    port: u16,
+) -> Result<Server, String> {
+    let child = Command::new("taskset")
+        .args(["-c", &cpu.to_string(), program])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {program} under taskset: {e}"))?;
+    let server = Server(child);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(server);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(format!("{program} did not start listening on {addr}"))
+}
+
+/// The 1→1 load of the relay suite, `rounds` times per placement; prints
+/// a table and returns its figures.
+pub async fn run(load: &Load, rounds: usize) -> Result<Vec<String>, String> {
+    let count = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if count < 2 {
+        return Err("placement needs two CPUs".into());
+    }
+    let relay = crate::programs::sibling("toycoin-relay")?;
+    let relay = relay.to_string_lossy().into_owned();
+    let _pinned = Pinned::to(&CLIENTS_CPU.to_string(), count)?;
+    let mut figures = Vec::new();
+    println!("\n== relay 1->1 at 2000/s, each server its own process, the clients on CPU {CLIENTS_CPU} ==");
+    println!(
+        "{:<24} {:<10} {:>8} {:>8} {:>8}",
+        "servers", "server", "p50 us", "p99 us", "lost"
+    );
+    for (label, key, cpu) in [
+        ("on the clients' CPU", "same", CLIENTS_CPU),
+        ("on another CPU", "apart", 0),
+    ] {
+        let (ours_port, nats_port) = (
+            free_port().map_err(|e| e.to_string())?,
+            free_port().map_err(|e| e.to_string())?,
+        );
+        let ours_args: Vec<String> = [
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &ours_port.to_string(),
+            "--no-control",
+            "--summary",
+            "0",
+        ]
+        .map(String::from)
+        .to_vec();
+        let nats_args: Vec<String> = ["-a", "127.0.0.1", "-p", &nats_port.to_string()]
+            .map(String::from)
+            .to_vec();
+        let _ours = start_pinned(cpu, &relay, &ours_args, ours_port).await?;
+        let _nats = start_pinned(cpu, "nats-server", &nats_args, nats_port).await?;
+        let (mut ours, mut nats): (Vec<Outcome>, Vec<Outcome>) = (Vec::new(), Vec::new());
+        for round in 0..rounds.max(1) {
+            let order = if round % 2 == 0 {
+                [Proto::Toycoin, Proto::Nats]
+            } else {
+                [Proto::Nats, Proto::Toycoin]
+            };
+            for proto in order {
+                let (port, into) = match proto {
+                    Proto::Toycoin => (ours_port, &mut ours),
+                    Proto::Nats => (nats_port, &mut nats),
+                };
+                let addr = SocketAddr::from(([127, 0, 0, 1], port));
+                into.push(
+                    load::run(proto, addr, load)
+                        .await
+                        .map_err(|e| format!("placement {key} {proto:?}: {e}"))?,
+                );
+            }
+        }
+        for (server, outs) in [("toycoin", &ours), ("nats", &nats)] {
+            println!(
+                "{:<24} {:<10} {:>8.0} {:>8.0} {:>8.0}",
+                label,
+                server,
+                median(outs, |o| o.p50_us),
+                median(outs, |o| o.p99_us),
+                median(outs, |o| o.lost as f64),
+            );
+        }
+        for (what, figure) in [
+            ("p50", (|o: &Outcome| o.p50_us) as fn(&Outcome) -> f64),
+            ("p99", |o: &Outcome| o.p99_us),
+        ] {
+            let (a, b) = (median(&ours, figure), median(&nats, figure));
+            figures.push(format!("placement_{key}_{what}_us={a:.0}"));
+            figures.push(format!("placement_{key}_nats_{what}_us={b:.0}"));
+            figures.push(format!(
+                "ratio_placement_{key}_{what}={:.2}",
+                a / b.max(1e-9)
+            ));
+        }
+    }
+    println!(
+        "ratios: toycoin/nats with both servers in the same place (<= 1 is as fast or faster)"
+    );
+    Ok(figures)
+}

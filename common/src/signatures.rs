@@ -163,11 +163,16 @@ fn txn_key(txn: &Transaction, signing: Signing) -> TxnKey {
     h.finalize().into()
 }
 
-static CACHE_HITS: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    /// Per thread, so that a test counting its own hits is not moved by
+    /// another test running beside it.
+    static CACHE_HITS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
 
-/// Signature checks the cache has spared so far (in this process).
+/// Signature checks the cache has spared so far on this thread (a block's
+/// checks made on helper threads count on theirs).
 pub fn signature_cache_hits() -> usize {
-    CACHE_HITS.load(Ordering::Relaxed)
+    CACHE_HITS.with(std::cell::Cell::get)
 }
 
 fn verified_before(named: &TxnKey, which: usize) -> bool {
@@ -178,7 +183,7 @@ fn verified_before(named: &TxnKey, which: usize) -> bool {
             .get(named)
             .is_some_and(|c| c.verified & (1 << which) != 0);
     if hit {
-        CACHE_HITS.fetch_add(1, Ordering::Relaxed);
+        CACHE_HITS.with(|hits| hits.set(hits.get() + 1));
     }
     hit
 }

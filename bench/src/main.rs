@@ -331,6 +331,10 @@ struct Row {
     nats: Vec<Outcome>,
 }
 
+/// How long a subscriber of the relay suite's loads waits for more before
+/// it counts the rest as lost.
+const IDLE: Duration = Duration::from_secs(2);
+
 /// Runs `load` (called `name`) `rounds` times against our relay at `ours`
 /// and nats-server at `nats`: (ours, nats).
 async fn side_by_side(
@@ -373,7 +377,7 @@ fn one_to_one(payload: usize) -> Load {
         messages: 4000,
         payload,
         rate: Some(2000.0),
-        idle_timeout: Duration::from_secs(2),
+        idle_timeout: IDLE,
     }
 }
 
@@ -395,7 +399,6 @@ async fn relay_suite(
             (a, Some(s))
         }
     };
-    let idle = Duration::from_secs(2);
     let loads: Vec<(&'static str, Load)> = vec![
         (
             "1->10",
@@ -405,7 +408,7 @@ async fn relay_suite(
                 messages,
                 payload,
                 rate: None,
-                idle_timeout: idle,
+                idle_timeout: IDLE,
             },
         ),
         (
@@ -416,7 +419,7 @@ async fn relay_suite(
                 messages: messages / 5,
                 payload,
                 rate: None,
-                idle_timeout: idle,
+                idle_timeout: IDLE,
             },
         ),
         ("1->1 at 2000/s", one_to_one(payload)),

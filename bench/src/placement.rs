@@ -81,7 +81,7 @@ fn taskset_self(args: &[&str]) -> Result<(), String> {
 async fn start_pinned(
     cpu: usize,
     program: &str,
-    args: &[String],
+    args: &[&str],
     port: u16,
 ) -> Result<Server, String> {
     let mut command = Command::new("taskset");
@@ -113,20 +113,17 @@ pub async fn run(load: &Load, rounds: usize) -> Result<Vec<String>, String> {
             free_port().map_err(|e| e.to_string())?,
             free_port().map_err(|e| e.to_string())?,
         );
-        let ours_args: Vec<String> = [
+        let (ours_port_arg, nats_port_arg) = (ours_port.to_string(), nats_port.to_string());
+        let ours_args = [
             "--host",
             "127.0.0.1",
             "--port",
-            &ours_port.to_string(),
+            &ours_port_arg,
             "--no-control",
             "--summary",
             "0",
-        ]
-        .map(String::from)
-        .to_vec();
-        let nats_args: Vec<String> = ["-a", "127.0.0.1", "-p", &nats_port.to_string()]
-            .map(String::from)
-            .to_vec();
+        ];
+        let nats_args = ["-a", "127.0.0.1", "-p", &nats_port_arg];
         let _ours = start_pinned(cpu, &relay, &ours_args, ours_port).await?;
         let _nats = start_pinned(cpu, "nats-server", &nats_args, nats_port).await?;
         let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));

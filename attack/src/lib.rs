@@ -545,7 +545,7 @@ impl Attacker {
                 }
             }
         }
-        let tokens = self.chain().ledger().unspent(&me);
+        let tokens = self.chain().unspent(&me);
         let total: i64 = tokens.iter().map(|t| t.value).sum();
         (total > 0).then_some((tokens, total))
     }

@@ -69,6 +69,9 @@ struct ChainSize {
     blocks: usize,
     txns: usize,
     bytes: usize,
+    /// Outputs the observer's ledger holds, and how many are unspent.
+    outputs: usize,
+    unspent: usize,
 }
 
 /// Follows the chain on the relay at `addr`, passively, into `size`.
@@ -102,6 +105,8 @@ fn observe(
                     blocks: entries.len(),
                     txns: entries.iter().map(|e| e.txn_count).sum(),
                     bytes: entries.iter().map(|e| e.size).sum(),
+                    outputs: chain.ledger().output_count(),
+                    unspent: chain.ledger().unspent_count(),
                 };
             }
         }
@@ -239,11 +244,13 @@ pub async fn run(
         let size = chain_size.lock().map(|s| *s).unwrap_or_default();
         chain_samples.push((at, size));
         eprintln!(
-            "soak: {:.1} of {minutes} min; chain {} blocks, {} txns, {:.1} MiB; oracle {:.1} MiB, node1 {:.1} MiB, relay {:.1} MiB",
+            "soak: {:.1} of {minutes} min; chain {} blocks, {} txns, {:.1} MiB, {} outputs held ({} unspent); oracle {:.1} MiB, node1 {:.1} MiB, relay {:.1} MiB",
             at / 60.0,
             size.blocks,
             size.txns,
             size.bytes as f64 / 1048576.0,
+            size.outputs,
+            size.unspent,
             last_mib(&watched, "oracle"),
             last_mib(&watched, "node1"),
             last_mib(&watched, "relay")

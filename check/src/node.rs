@@ -717,7 +717,7 @@ impl Run {
 
     /// The checker's coins on our view's best chain, largest first.
     fn coins(&self) -> Vec<Token> {
-        let mut tokens = self.peer.chain().ledger().unspent(self.wallet.address());
+        let mut tokens = self.peer.chain().unspent(self.wallet.address());
         tokens.sort_by_key(|t| std::cmp::Reverse(t.value));
         tokens
     }

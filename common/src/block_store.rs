@@ -33,9 +33,9 @@ use bytes::Bytes;
 
 use crate::block::{Block, BlockHeader};
 use crate::hash::{BlockHash, Txid, HASH_LEN};
-use crate::ledger::{BlockUndo, OutPoint};
+use crate::ledger::{BlockUndo, OutPoint, OutputState};
 use crate::merkle::{MerkleRoot, LABEL_LEN};
-use crate::transaction::{OutputKind, Token, Transaction};
+use crate::transaction::{OutputKind, Transaction};
 
 /// Most blocks whose bodies a chain keeps in memory: a reorganisation up to
 /// this deep, and a catch-up answer from this near the tip, read nothing
@@ -67,7 +67,7 @@ pub struct Archived {
     pub undo: BlockUndo,
     /// The outputs the block spent (`undo`'s spent outpoints, in order),
     /// which the ledger forgot when the block was archived.
-    pub spent: Vec<Token>,
+    pub spent: Vec<OutputState>,
 }
 
 /// Where an archived block's bytes are.
@@ -156,7 +156,7 @@ impl BlockStore {
     /// outputs it spent, and returns its undo (what the ledger may now
     /// forget); `None` (and everything kept in memory from now on) when the
     /// file cannot be made or written.
-    pub fn archive_oldest(&mut self, spent: &[Token]) -> Option<BlockUndo> {
+    pub fn archive_oldest(&mut self, spent: &[OutputState]) -> Option<BlockUndo> {
         let (block, undo) = self.recent.front()?;
         let bytes = encode_archived(block, undo, spent);
         match self.append(&bytes) {
@@ -257,7 +257,7 @@ pub enum Popped {
 }
 
 /// The archive's bytes for a block, its undo and the outputs it spent.
-pub fn encode_archived(block: &Block, undo: &BlockUndo, spent: &[Token]) -> Vec<u8> {
+pub fn encode_archived(block: &Block, undo: &BlockUndo, spent: &[OutputState]) -> Vec<u8> {
     let mut out = Vec::with_capacity(block.size() + 256);
     let header = &block.header;
     put_bytes(&mut out, &header.timestamp);
@@ -284,16 +284,17 @@ pub fn encode_archived(block: &Block, undo: &BlockUndo, spent: &[Token]) -> Vec<
         out.extend_from_slice(hash.as_ref());
     }
     put_len(&mut out, parts.spent.len());
-    for (outpoint, token) in parts.spent.iter().zip(spent) {
+    for (outpoint, state) in parts.spent.iter().zip(spent) {
         out.extend_from_slice(outpoint.txn_hash.as_ref());
         out.push(match outpoint.kind {
             OutputKind::Receiver => 0,
             OutputKind::Change => 1,
         });
-        out.extend_from_slice(token.txn_hash.as_ref());
-        put_bytes(&mut out, &token.owner);
-        out.extend_from_slice(&token.value.to_le_bytes());
-        put_bytes(&mut out, &token.signature);
+        put_bytes(&mut out, &state.owner);
+        out.extend_from_slice(&state.value.to_le_bytes());
+        out.extend_from_slice(&state.signature);
+        out.extend_from_slice(&state.height.to_le_bytes());
+        out.push(u8::from(state.spent));
     }
     out.extend_from_slice(&(parts.repeats as u64).to_le_bytes());
     out.extend_from_slice(&parts.coins.to_le_bytes());
@@ -344,11 +345,16 @@ pub fn decode_archived(bytes: &[u8]) -> Option<Archived> {
             _ => return None,
         };
         outpoints.push(OutPoint { txn_hash, kind });
-        spent.push(Token {
-            txn_hash: r.txid()?,
+        spent.push(OutputState {
             owner: r.bytes()?,
             value: r.i64()?,
-            signature: r.bytes()?,
+            signature: r.take(16)?.try_into().ok()?,
+            height: u32::from_le_bytes(r.take(4)?.try_into().ok()?),
+            spent: match r.take(1)?[0] {
+                0 => false,
+                1 => true,
+                _ => return None,
+            },
         });
     }
     let repeats = usize::try_from(u64::from_le_bytes(r.take(8)?.try_into().ok()?)).ok()?;
@@ -410,7 +416,7 @@ mod tests {
     use crate::hash::Hash;
     use crate::merkle::MerkleNode;
 
-    fn sample() -> (Block, BlockUndo, Vec<Token>) {
+    fn sample() -> (Block, BlockUndo, Vec<OutputState>) {
         let txid = |b: u8| Txid::from_raw_hash(Hash([b; HASH_LEN]));
         let txn = Transaction {
             previous_hashes: vec![txid(1), txid(2)],
@@ -444,13 +450,14 @@ mod tests {
             1,
             -5,
         );
-        let token = |b: u8| Token {
-            txn_hash: txid(b),
+        let state = |b: u8| OutputState {
             owner: Bytes::from_static(b"sender"),
             value: i64::from(b),
-            signature: Bytes::from_static(b"t"),
+            signature: [b; 16],
+            height: u32::from(b) * 1000,
+            spent: true,
         };
-        (block, undo, vec![token(1), token(2)])
+        (block, undo, vec![state(1), state(2)])
     }
 
     #[test]

@@ -6,11 +6,12 @@
 //! ledger with it), which is what a reorganisation needs.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use crate::block::{Block, BlockHeader};
 use crate::block_store::{BlockStore, Popped};
 use crate::hash::{BlockHash, Txid};
-use crate::ledger::{BlockTxError, Ledger, TxError};
+use crate::ledger::{signature_digest, BlockTxError, Ledger, TxError};
 use crate::maps::Map;
 use crate::merkle::merkle_root;
 use crate::pow::MiningJob;
@@ -18,7 +19,7 @@ use crate::profile::{ChainScore, Profile, Schedule, MAX_FUTURE_SECS};
 use crate::signatures::{
     known_txid, signature_pool, txn_names, verify_ahead, SignaturesAhead, TxnKey,
 };
-use crate::transaction::{Address, Transaction};
+use crate::transaction::{Address, OutputKind, Signature, Token, Transaction};
 
 /// Why a block cannot go on top of a chain.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -208,7 +209,7 @@ impl Chain {
             profile,
             entries: Vec::new(),
             index: Map::default(),
-            ledger: Ledger::new(profile),
+            ledger: Ledger::for_chain(profile),
             bodies,
             addresses: Map::default(),
         }
@@ -333,6 +334,66 @@ impl Chain {
     /// Leading zero bits the next block needs.
     pub fn next_required_bits(&self) -> u32 {
         self.profile.required_bits(&self.schedule())
+    }
+
+    /// The unspent tokens owned by `owner` (see [`Chain::unspent_of`]).
+    pub fn unspent(&self, owner: &[u8]) -> Vec<Token> {
+        self.unspent_of(&[owner]).pop().unwrap_or_default()
+    }
+
+    /// The unspent tokens of each of `owners`, in their order: the ledger
+    /// says which outputs, and each one's signature is read back from its
+    /// block (once per block, from the store's file for an old one). An
+    /// output whose block cannot be read back, or whose signature no
+    /// longer matches the ledger's digest, is left out (and logged).
+    pub fn unspent_of(&self, owners: &[&[u8]]) -> Vec<Vec<Token>> {
+        let outputs = self.ledger.unspent_outputs_of(owners);
+        let mut by_height: BTreeMap<u32, Vec<Txid>> = BTreeMap::new();
+        for (outpoint, state) in outputs.iter().flatten() {
+            by_height
+                .entry(state.height)
+                .or_default()
+                .push(outpoint.txn_hash);
+        }
+        // Each wanted transaction's two signatures (receiver's, sender's).
+        let mut found: Map<Txid, [Signature; 2]> = Map::default();
+        for (height, wanted) in by_height {
+            let Some(block) = self.block(height as usize) else {
+                tracing::warn!(
+                    "block {height} cannot be read back: its unspent outputs are left out"
+                );
+                continue;
+            };
+            for txn in &block.txns {
+                let hash = txn.hash();
+                if wanted.contains(&hash) {
+                    let signatures = [txn.receiver_signature.clone(), txn.sender_signature.clone()];
+                    found.insert(hash, signatures);
+                }
+            }
+        }
+        outputs
+            .into_iter()
+            .map(|outputs| {
+                outputs
+                    .into_iter()
+                    .filter_map(|(outpoint, state)| {
+                        let [receiver, sender] = found.get(&outpoint.txn_hash)?;
+                        let signature = match outpoint.kind {
+                            OutputKind::Receiver => receiver,
+                            OutputKind::Change => sender,
+                        };
+                        let same = signature_digest(signature) == state.signature;
+                        if !same {
+                            tracing::warn!(
+                                "an output's signature in its block does not match the ledger's"
+                            );
+                        }
+                        same.then(|| state.token(outpoint.txn_hash, signature.clone()))
+                    })
+                    .collect()
+            })
+            .collect()
     }
 
     /// The ledger at the tip.

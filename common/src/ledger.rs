@@ -15,6 +15,13 @@
 //! first unspent output of that transaction that the sender owns (the
 //! receiver output before the change). A token presented in a `TXN` must be
 //! that very output.
+//!
+//! A chain's ledger ([`Ledger::for_chain`]) keeps of each output its owner,
+//! its value, a digest of its signature and the height of its block: the
+//! signature itself is in the block, read back when a wallet's tokens are
+//! asked for ([`crate::chain::Chain::unspent_of`]). A ledger of
+//! transactions in no block ([`Ledger::new`]: the oracle's, a replica's)
+//! keeps the signatures beside, as it has nowhere else to read them.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -35,41 +42,77 @@ pub struct OutPoint {
 }
 
 /// An output and whether it has been spent. Its transaction's hash is
-/// its [`OutPoint`]'s, not kept twice (an unspent output is most of what
-/// a ledger holds: issue 34).
+/// its [`OutPoint`]'s, not kept twice; its signature is kept as a
+/// [`SignatureDigest`] and the height of the block that holds it, where a
+/// spender's token is read back from ([`crate::chain::Chain::unspent_of`]):
+/// an unspent output is most of what a ledger holds (issue 34), and with
+/// no allocation of its own it costs a table entry and no more.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutputState {
     pub owner: Address,
     pub value: i64,
-    pub signature: crate::transaction::Signature,
+    /// The digest of the signature a spender's token must carry.
+    pub signature: SignatureDigest,
+    /// Height of the block whose transaction made it; [`NO_BLOCK`] for one
+    /// recorded outside a chain.
+    pub height: u32,
     pub spent: bool,
 }
 
+/// What a ledger keeps of an output's signature: two 64-bit hashes of it
+/// under keys drawn at random when the process starts (aHash, as the
+/// [`crate::maps`] use). A student who wants a token with another
+/// signature to pass for an output's would need a collision under keys
+/// that never leave the process. SHA-512 would cost two hashes of 256
+/// bytes for every transaction a block applies, a sixth of accepting a
+/// block already seen (issue 39); these cost a few dozen nanoseconds.
+/// Digests are compared within one process only (the block store's file
+/// is the process's own).
+pub type SignatureDigest = [u8; 16];
+
+/// The [`SignatureDigest`] of `signature`.
+pub fn signature_digest(signature: &[u8]) -> SignatureDigest {
+    static KEYS: std::sync::OnceLock<[ahash::RandomState; 2]> = std::sync::OnceLock::new();
+    let [first, second] =
+        KEYS.get_or_init(|| [ahash::RandomState::new(), ahash::RandomState::new()]);
+    let mut digest = [0u8; 16];
+    digest[..8].copy_from_slice(&first.hash_one(signature).to_le_bytes());
+    digest[8..].copy_from_slice(&second.hash_one(signature).to_le_bytes());
+    digest
+}
+
+/// [`OutputState::height`] of an output recorded outside a chain (a pending
+/// transaction's, or one in a ledger of transactions in no block).
+pub const NO_BLOCK: u32 = u32::MAX;
+
 impl OutputState {
-    /// What a spender presents for this output of transaction `txn_hash`.
-    pub fn token(&self, txn_hash: Txid) -> Token {
+    /// What a spender presents for this output of transaction `txn_hash`,
+    /// given the output's signature (from its block or a ledger that keeps
+    /// signatures).
+    pub fn token(&self, txn_hash: Txid, signature: crate::transaction::Signature) -> Token {
         Token {
             txn_hash,
             owner: self.owner.clone(),
             value: self.value,
-            signature: self.signature.clone(),
+            signature,
         }
     }
 
     /// Whether `token` is this output of transaction `txn_hash`, field by
-    /// field.
+    /// field (the signature by its digest).
     fn is(&self, txn_hash: &Txid, token: &Token) -> bool {
         token.txn_hash == *txn_hash
             && token.owner == self.owner
             && token.value == self.value
-            && token.signature == self.signature
+            && signature_digest(&token.signature) == self.signature
     }
 
-    fn of(token: Token, spent: bool) -> OutputState {
+    fn of(token: &Token, height: u32, spent: bool) -> OutputState {
         OutputState {
-            owner: token.owner,
+            owner: token.owner.clone(),
             value: token.value,
-            signature: token.signature,
+            signature: signature_digest(&token.signature),
+            height,
             spent,
         }
     }
@@ -464,16 +507,27 @@ fn share(owners: &mut Set<Address>, owner: &Address) -> Address {
     owner.clone()
 }
 
-/// Records the two new, unspent outputs of `txn` (whose hash is `hash`).
-fn insert_outputs(outputs: &mut Map<OutPoint, OutputState>, txn: &Transaction, hash: Txid) {
+/// Records the two new, unspent outputs of `txn` (whose hash is `hash`),
+/// made by block `height`, and their signatures where `signatures` keeps
+/// them.
+fn insert_outputs(
+    outputs: &mut Map<OutPoint, OutputState>,
+    signatures: Option<&mut Map<OutPoint, crate::transaction::Signature>>,
+    txn: &Transaction,
+    hash: Txid,
+    height: u32,
+) {
+    let mut signatures = signatures;
     for kind in [OutputKind::Receiver, OutputKind::Change] {
-        outputs.insert(
-            OutPoint {
-                txn_hash: hash,
-                kind,
-            },
-            OutputState::of(txn.output(hash, kind), false),
-        );
+        let outpoint = OutPoint {
+            txn_hash: hash,
+            kind,
+        };
+        let token = txn.output(hash, kind);
+        outputs.insert(outpoint, OutputState::of(&token, height, false));
+        if let Some(signatures) = signatures.as_deref_mut() {
+            signatures.insert(outpoint, token.signature);
+        }
     }
 }
 
@@ -544,7 +598,7 @@ impl Overlay {
                 self.outputs.insert(*outpoint, state);
             }
         }
-        insert_outputs(&mut self.outputs, txn, checked.hash);
+        insert_outputs(&mut self.outputs, None, txn, checked.hash, NO_BLOCK);
         self.txns.insert(checked.hash);
         self.coins += i128::from(checked.created);
     }
@@ -586,6 +640,22 @@ fn txid_key(hash: &Txid) -> TxidKey {
     key
 }
 
+/// Where [`Ledger::apply_each`]'s transactions are: the block position of
+/// the first, the position before which the caller verifies signatures,
+/// and the block's height ([`NO_BLOCK`] for none).
+#[derive(Clone, Copy, Debug)]
+struct Where {
+    first_index: usize,
+    signed_elsewhere: usize,
+    height: u32,
+}
+
+/// A ledger's block height for `height` ([`NO_BLOCK`] past `u32`'s range,
+/// which no chain reaches).
+fn block_height(height: u64) -> u32 {
+    u32::try_from(height).unwrap_or(NO_BLOCK)
+}
+
 /// Every output of a chain and whether it is spent, and the money rules it
 /// was built under.
 #[derive(Clone, Debug, Default)]
@@ -601,6 +671,11 @@ pub struct Ledger {
     /// would otherwise keep its own 451 bytes once its block has left
     /// memory.
     owners: Set<Address>,
+    /// The outputs' signatures, in a ledger of transactions in no block
+    /// (the oracle's record of what it sent, a replica's): its tokens can
+    /// be read from nowhere else. `None` in a chain's ledger, whose tokens
+    /// are read back from their blocks.
+    signatures: Option<Map<OutPoint, crate::transaction::Signature>>,
 }
 
 /// Most distinct owners a ledger shares a copy of; past them an output
@@ -626,7 +701,20 @@ impl OutputView for Ledger {
 }
 
 impl Ledger {
+    /// A ledger that keeps its outputs' signatures, for transactions in
+    /// no block ([`Ledger::apply_txns`]).
     pub fn new(profile: Profile) -> Ledger {
+        Ledger {
+            profile,
+            signatures: Some(Map::default()),
+            ..Ledger::default()
+        }
+    }
+
+    /// A chain's ledger: it keeps a digest of each output's signature and
+    /// its block's height, not the signature
+    /// ([`crate::chain::Chain::unspent_of`] reads tokens back).
+    pub fn for_chain(profile: Profile) -> Ledger {
         Ledger {
             profile,
             ..Ledger::default()
@@ -687,7 +775,7 @@ impl Ledger {
                 }
             });
             match checked {
-                Ok(checked) => self.apply(reward, checked, &mut undo),
+                Ok(checked) => self.apply(reward, checked, &mut undo, block_height(height)),
                 Err(error) => return Err(BlockTxError { index: 0, error }),
             }
             rest = others;
@@ -697,8 +785,11 @@ impl Ledger {
             rest,
             &hashes[first..],
             &names[first..],
-            first,
-            signed_elsewhere,
+            Where {
+                first_index: first,
+                signed_elsewhere,
+                height: block_height(height),
+            },
             undo,
         )
     }
@@ -708,7 +799,12 @@ impl Ledger {
     pub fn apply_txns(&mut self, txns: &[Transaction]) -> Result<BlockUndo, BlockTxError> {
         let hashes: Vec<Txid> = txns.iter().map(Transaction::hash).collect();
         let names = txn_names(txns, self.profile.signing());
-        self.apply_each(txns, &hashes, &names, 0, 0, BlockUndo::default())
+        let nowhere = Where {
+            first_index: 0,
+            signed_elsewhere: 0,
+            height: NO_BLOCK,
+        };
+        self.apply_each(txns, &hashes, &names, nowhere, BlockUndo::default())
     }
 
     /// Checks and applies `txns`, whose hashes are `hashes`, in order, as
@@ -725,10 +821,14 @@ impl Ledger {
         txns: &[Transaction],
         hashes: &[Txid],
         names: &[Option<TxnKey>],
-        first_index: usize,
-        signed_elsewhere: usize,
+        at: Where,
         mut undo: BlockUndo,
     ) -> Result<BlockUndo, BlockTxError> {
+        let Where {
+            first_index,
+            signed_elsewhere,
+            height,
+        } = at;
         let allow_repeats = self.profile.tolerates_repeated_txns();
         let signing = self.profile.signing();
         let window = WINDOW_PER_THREAD * signature_threads().max(1);
@@ -752,7 +852,7 @@ impl Ledger {
                     let checked = check_encoding(&self.profile, txn)
                         .and_then(|()| check_spend(self, txn, hash, None));
                     match checked {
-                        Ok(checked) => self.apply(txn, checked, &mut undo),
+                        Ok(checked) => self.apply(txn, checked, &mut undo, height),
                         Err(error) => return Some((i, error)),
                     }
                 }
@@ -774,14 +874,20 @@ impl Ledger {
         Ok(undo)
     }
 
-    fn apply(&mut self, txn: &Transaction, checked: CheckedTxn, undo: &mut BlockUndo) {
+    fn apply(&mut self, txn: &Transaction, checked: CheckedTxn, undo: &mut BlockUndo, height: u32) {
         for outpoint in &checked.inputs {
             if let Some(state) = self.outputs.get_mut(outpoint) {
                 state.spent = true;
             }
         }
         undo.spent.extend(checked.inputs);
-        insert_outputs(&mut self.outputs, txn, checked.hash);
+        insert_outputs(
+            &mut self.outputs,
+            self.signatures.as_mut(),
+            txn,
+            checked.hash,
+            height,
+        );
         for kind in [OutputKind::Receiver, OutputKind::Change] {
             let outpoint = OutPoint {
                 txn_hash: checked.hash,
@@ -801,10 +907,14 @@ impl Ledger {
     pub fn undo_block(&mut self, undo: BlockUndo) {
         for hash in undo.created.iter().rev() {
             for kind in [OutputKind::Receiver, OutputKind::Change] {
-                self.outputs.remove(&OutPoint {
+                let outpoint = OutPoint {
                     txn_hash: *hash,
                     kind,
-                });
+                };
+                self.outputs.remove(&outpoint);
+                if let Some(signatures) = &mut self.signatures {
+                    signatures.remove(&outpoint);
+                }
             }
             self.txns.remove(&txid_key(hash));
         }
@@ -819,14 +929,14 @@ impl Ledger {
     /// The outputs a block spent (`undo`'s), to keep beside it once the
     /// ledger forgets them ([`Ledger::forget_spent`]). `None` if one is
     /// missing or unspent: then `undo` is not a block of this ledger's chain.
-    pub fn spent_outputs(&self, undo: &BlockUndo) -> Option<Vec<Token>> {
+    pub fn spent_outputs(&self, undo: &BlockUndo) -> Option<Vec<OutputState>> {
         undo.spent
             .iter()
             .map(|outpoint| {
                 self.outputs
                     .get(outpoint)
                     .filter(|state| state.spent)
-                    .map(|state| state.token(outpoint.txn_hash))
+                    .cloned()
             })
             .collect()
     }
@@ -840,25 +950,33 @@ impl Ledger {
         for outpoint in &undo.spent {
             if self.outputs.get(outpoint).is_some_and(|state| state.spent) {
                 self.outputs.remove(outpoint);
+                if let Some(signatures) = &mut self.signatures {
+                    signatures.remove(outpoint);
+                }
             }
         }
     }
 
     /// Puts back, spent, the outputs [`Ledger::forget_spent`] forgot for
-    /// `undo`'s block (`tokens` as [`Ledger::spent_outputs`] gave them), so
-    /// the block can be taken back.
-    pub fn restore_spent(&mut self, undo: &BlockUndo, tokens: Vec<Token>) {
-        for (outpoint, mut token) in undo.spent.iter().zip(tokens) {
-            token.owner = share(&mut self.owners, &token.owner);
-            self.outputs
-                .entry(*outpoint)
-                .or_insert(OutputState::of(token, true));
+    /// `undo`'s block (`states` as [`Ledger::spent_outputs`] gave them), so
+    /// the block can be taken back. (A ledger that keeps signatures gets
+    /// none back: only a chain's ledger forgets and restores.)
+    pub fn restore_spent(&mut self, undo: &BlockUndo, states: Vec<OutputState>) {
+        for (outpoint, mut state) in undo.spent.iter().zip(states) {
+            state.owner = share(&mut self.owners, &state.owner);
+            state.spent = true;
+            self.outputs.entry(*outpoint).or_insert(state);
         }
     }
 
     /// Outputs recorded, spent or not (what the ledger holds in memory).
     pub fn output_count(&self) -> usize {
         self.outputs.len()
+    }
+
+    /// Outputs recorded and not spent.
+    pub fn unspent_count(&self) -> usize {
+        self.outputs.values().filter(|s| !s.spent).count()
     }
 
     /// Coins created so far.
@@ -877,22 +995,50 @@ impl Ledger {
 
     /// Unspent value owned by `owner`.
     pub fn balance(&self, owner: &[u8]) -> i64 {
-        self.unspent(owner).iter().map(|t| t.value).sum()
+        self.unspent_outputs_of(&[owner])
+            .iter()
+            .flatten()
+            .map(|(_, state)| state.value)
+            .sum()
     }
 
-    /// The unspent tokens owned by `owner`.
+    /// The unspent tokens owned by `owner`, in a ledger that keeps
+    /// signatures ([`Ledger::new`]; a chain's: [`crate::chain::Chain::unspent`]).
     pub fn unspent(&self, owner: &[u8]) -> Vec<Token> {
         self.unspent_of(&[owner]).pop().unwrap_or_default()
     }
 
     /// The unspent tokens of each of `owners`, in their order, found in one
-    /// pass over the outputs (not one per owner).
+    /// pass over the outputs (not one per owner), in a ledger that keeps
+    /// signatures ([`Ledger::new`]). A chain's ledger keeps none and gives
+    /// no tokens here: ask [`crate::chain::Chain::unspent_of`].
     pub fn unspent_of(&self, owners: &[&[u8]]) -> Vec<Vec<Token>> {
+        let Some(signatures) = &self.signatures else {
+            debug_assert!(false, "a chain's ledger keeps no signatures: ask its chain");
+            return vec![Vec::new(); owners.len()];
+        };
+        self.unspent_outputs_of(owners)
+            .into_iter()
+            .map(|outputs| {
+                outputs
+                    .into_iter()
+                    .filter_map(|(outpoint, state)| {
+                        let signature = signatures.get(&outpoint)?.clone();
+                        Some(state.token(outpoint.txn_hash, signature))
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The unspent outputs of each of `owners`, in their order, found in
+    /// one pass over the outputs.
+    pub fn unspent_outputs_of(&self, owners: &[&[u8]]) -> Vec<Vec<(OutPoint, &OutputState)>> {
         let slot: HashMap<&[u8], usize> = owners.iter().enumerate().map(|(i, o)| (*o, i)).collect();
         let mut out = vec![Vec::new(); owners.len()];
         for (outpoint, state) in self.outputs.iter().filter(|(_, s)| !s.spent) {
             if let Some(&i) = slot.get(&state.owner[..]) {
-                out[i].push(state.token(outpoint.txn_hash));
+                out[i].push((*outpoint, state));
             }
         }
         out

@@ -90,7 +90,7 @@ impl World {
 
     /// The unspent tokens of `w` on the chain.
     fn tokens(&self, w: &Wallet) -> Vec<Token> {
-        self.chain.ledger().unspent(w.address())
+        self.chain.unspent(w.address())
     }
 
     fn pay(&self, from: &Wallet, to: &Wallet, value: i64) -> TxnMessage {
@@ -299,6 +299,17 @@ fn rejects_unknown_inputs_and_forged_tokens() {
     tokens[0].value = 1000;
     let m =
         w.a.transfer(&mut OsRng, w.c.address(), 500, tokens, Signing::Original)
+            .unwrap();
+    assert_eq!(w.check(&m), Err(TxError::TokenMismatch { index: 0 }));
+
+    // A token that carries another signature than its output's: the
+    // ledger keeps only a digest of the signature, and still tells.
+    let mut tokens = w.tokens(&w.a);
+    let mut forged = tokens[0].signature.to_vec();
+    forged.push(0);
+    tokens[0].signature = forged.into();
+    let m =
+        w.a.transfer(&mut OsRng, w.c.address(), 5, tokens, Signing::Original)
             .unwrap();
     assert_eq!(w.check(&m), Err(TxError::TokenMismatch { index: 0 }));
 }
@@ -604,7 +615,7 @@ fn a_ledger_keeps_one_copy_of_each_owner() {
         m.txn.sender = Bytes::copy_from_slice(&m.txn.sender);
         w.push(vec![m.txn]).unwrap();
     }
-    let paid = w.chain.ledger().unspent(w.c.address());
+    let paid = w.chain.unspent(w.c.address());
     assert!(paid.len() >= 4, "{} tokens", paid.len());
     let first = paid[0].owner.as_ptr();
     assert!(paid.iter().all(|t| t.owner.as_ptr() == first));
@@ -643,6 +654,25 @@ fn old_blocks_leave_memory_and_come_back_intact() {
         all.ledger().output_count()
     );
 
+    // c's tokens, most from blocks in the file: the ledger keeps no
+    // signatures, so each is read back from its block, and is exactly the
+    // output its transaction made.
+    let mut made: Vec<Token> = (0..len)
+        .flat_map(|h| w.chain.block(h).unwrap().into_owned().txns)
+        .flat_map(|t| t.outputs())
+        .filter(|t| t.owner == *w.c.address() && t.value > 0)
+        .collect();
+    let mut read_back: Vec<Token> = w.chain.unspent(w.c.address());
+    read_back.retain(|t| t.value > 0);
+    made.sort_by_key(|t| (t.txn_hash, t.value));
+    read_back.sort_by_key(|t| (t.txn_hash, t.value));
+    assert_eq!(
+        made.len(),
+        6 + 7,
+        "six payments to c, and a reward in each block"
+    );
+    assert_eq!(read_back, made);
+
     // A token spent five blocks deep is still refused as spent.
     let signing = w.chain.profile().signing();
     let again =
@@ -659,10 +689,7 @@ fn old_blocks_leave_memory_and_come_back_intact() {
     let popped_all = all.truncate(2);
     assert_eq!(popped, popped_all);
     assert_eq!(w.chain.ledger().balances(), all.ledger().balances());
-    assert_eq!(
-        w.chain.ledger().unspent(w.a.address()),
-        all.ledger().unspent(w.a.address())
-    );
+    assert_eq!(w.chain.unspent(w.a.address()), all.unspent(w.a.address()));
     for block in popped {
         w.chain.push(block.clone(), now_secs()).unwrap();
         all.push(block, now_secs()).unwrap();
@@ -1144,7 +1171,7 @@ fn a_run_of_blocks_verified_ahead_stops_at_the_first_bad_signature() {
         let mut chain = w.chain.clone();
         chain.extend(&blocks[..2], now_secs()).unwrap();
         // c: the funding block's reward, then two rewards and six transfers.
-        assert_eq!(chain.ledger().unspent(w.c.address()).len(), 1 + 2 + 6);
+        assert_eq!(chain.unspent(w.c.address()).len(), 1 + 2 + 6);
     }
     set_signature_threads(0);
 }

@@ -58,7 +58,7 @@ impl Oracle {
                 age.entry(txn.hash()).or_insert(next);
             }
         }
-        let confirmed = chain.ledger().unspent_of(&owners);
+        let confirmed = chain.unspent_of(&owners);
         for (tokens, confirmed) in spendable.iter_mut().zip(confirmed) {
             let confirmed: HashSet<Token> = confirmed.into_iter().collect();
             tokens.retain(|t| confirmed.contains(t));

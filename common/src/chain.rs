@@ -8,6 +8,8 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use bytes::{Bytes, BytesMut};
+
 use crate::block::{Block, BlockHeader};
 use crate::block_store::{BlockStore, Popped};
 use crate::hash::{BlockHash, Txid};
@@ -193,6 +195,33 @@ pub struct Chain {
     /// receiver or sender, ascending: a light wallet's question is answered
     /// without reading every block back.
     addresses: Map<Address, Vec<u32>>,
+    /// The entries' timestamps and nonces.
+    header_bytes: HeaderBytes,
+}
+
+/// Where a chain keeps its headers' timestamps and nonces: a few bytes
+/// each, copied into shared chunks. Each kept in an allocation of its own
+/// (with a shared header beside it once cloned) was four small allocations
+/// a block for the chain's whole life, scattered among the block's passing
+/// ones: they keep the allocator's arenas from giving memory back
+/// (issue 34).
+#[derive(Clone, Debug, Default)]
+struct HeaderBytes {
+    chunk: BytesMut,
+}
+
+/// Bytes of one [`HeaderBytes`] chunk (some 700 blocks' fields).
+const HEADER_CHUNK: usize = 16 * 1024;
+
+impl HeaderBytes {
+    /// A copy of `bytes` in the current chunk (a new chunk when it is full).
+    fn keep(&mut self, bytes: &[u8]) -> Bytes {
+        if self.chunk.capacity() < bytes.len() {
+            self.chunk = BytesMut::with_capacity(HEADER_CHUNK.max(bytes.len()));
+        }
+        self.chunk.extend_from_slice(bytes);
+        self.chunk.split().freeze()
+    }
 }
 
 impl Chain {
@@ -212,6 +241,7 @@ impl Chain {
             ledger: Ledger::for_chain(profile),
             bodies,
             addresses: Map::default(),
+            header_bytes: HeaderBytes::default(),
         }
     }
 
@@ -646,8 +676,13 @@ impl Chain {
         let total_txns = self.total_block_txns() + block.txns.len();
         self.index
             .insert(block.header.this_hash, self.entries.len());
+        let header = BlockHeader {
+            timestamp: self.header_bytes.keep(&block.header.timestamp),
+            nonce: self.header_bytes.keep(&block.header.nonce),
+            ..block.header.clone()
+        };
         self.entries.push(ChainEntry {
-            header: block.header.clone(),
+            header,
             txn_count: block.txns.len(),
             size: block.size(),
             required_bits: info.required_bits,
@@ -859,4 +894,23 @@ pub fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_fields_are_copied_one_after_another_into_shared_chunks() {
+        let mut kept = HeaderBytes::default();
+        let a = kept.keep(b"1700000000");
+        let b = kept.keep(b"42");
+        assert_eq!((&a[..], &b[..]), (&b"1700000000"[..], &b"42"[..]));
+        assert_eq!(a.as_ptr().wrapping_add(a.len()), b.as_ptr(), "one chunk");
+        // A field larger than a chunk gets one of its own; the next field
+        // starts a new chunk.
+        let big = vec![7u8; HEADER_CHUNK + 1];
+        assert_eq!(&kept.keep(&big)[..], &big[..]);
+        assert_eq!(&kept.keep(b"x")[..], b"x");
+    }
 }

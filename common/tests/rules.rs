@@ -645,6 +645,7 @@ fn old_blocks_leave_memory_and_come_back_intact() {
             w.chain.block(h).unwrap().as_ref(),
             all.block(h).unwrap().as_ref()
         );
+        assert_eq!(w.chain.entries()[h].header, all.block(h).unwrap().header);
     }
     assert_eq!(w.chain.ledger().balances(), all.ledger().balances());
     assert!(

@@ -7,7 +7,10 @@
 //! program but the relay holds the chain, which grows with the lesson: so
 //! each one's growth is also given per transaction added to the chain
 //! meanwhile, beside the chain's own encoded bytes per transaction (a
-//! passive observer in this process follows it).
+//! passive observer in this process follows it), and the part of it that
+//! is anonymous memory (`RssAnon`: what the program allocated, where the
+//! rest is its binary's and libraries' pages read in as code runs), as a
+//! share of the same reference.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -23,19 +26,24 @@ const SAMPLE: Duration = Duration::from_secs(10);
 /// Growth allowed between the reference and the last fifth.
 const FLAT: f64 = 0.10;
 
-/// Resident memory of process `pid` now, in bytes (Linux).
-fn rss(pid: u32) -> Option<u64> {
+/// Resident memory of process `pid` now, and the anonymous part of it, in
+/// bytes (Linux).
+fn rss(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    let bytes = |field: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(field))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    };
+    Some((bytes("VmRSS:")?, bytes("RssAnon:")?))
 }
 
 struct Watched {
     label: String,
     child: Child,
-    /// (seconds since start, bytes)
-    samples: Vec<(f64, u64)>,
+    /// (seconds since start, resident bytes, of them anonymous: what the
+    /// program allocated, not its binary's and libraries' pages)
+    samples: Vec<(f64, u64, u64)>,
 }
 
 fn start(program: &Path, args: &[String]) -> Result<Child, String> {
@@ -237,8 +245,8 @@ pub async fn run(
             if let Ok(Some(status)) = w.child.try_wait() {
                 return Err(format!("{} exited early: {status}", w.label));
             }
-            if let Some(bytes) = w.child.id().and_then(rss) {
-                w.samples.push((at, bytes));
+            if let Some((bytes, anon)) = w.child.id().and_then(rss) {
+                w.samples.push((at, bytes, anon));
             }
         }
         let size = chain_size.lock().map(|s| *s).unwrap_or_default();
@@ -282,12 +290,13 @@ pub async fn run(
         chain_end.bytes as f64 / 1048576.0
     );
     println!(
-        "{:<12} {:>10} {:>14} {:>10} {:>12}  (MiB; reference at {:.1} min, last fifth from {:.1} min)",
+        "{:<12} {:>10} {:>14} {:>10} {:>12} {:>10}  (MiB; reference at {:.1} min, last fifth from {:.1} min)",
         "program",
         "reference",
         "last fifth max",
         "growth",
         "bytes/txn",
+        "anonymous",
         reference_at / 60.0,
         last_from / 60.0
     );
@@ -299,29 +308,36 @@ pub async fn run(
             .samples
             .iter()
             .rev()
-            .find(|(t, _)| *t <= reference_at)
-            .or(w.samples.first())
-            .map(|&(_, b)| b as f64);
-        let last = w
-            .samples
-            .iter()
-            .filter(|(t, _)| *t >= last_from)
-            .map(|&(_, b)| b as f64)
-            .fold(None, |m: Option<f64>, b| Some(m.map_or(b, |m| m.max(b))));
-        let (Some(reference), Some(last)) = (reference, last) else {
+            .find(|(t, _, _)| *t <= reference_at)
+            .or(w.samples.first());
+        let last_max = |of: fn(&(f64, u64, u64)) -> u64| {
+            w.samples
+                .iter()
+                .filter(|(t, _, _)| *t >= last_from)
+                .map(|s| of(s) as f64)
+                .fold(None, |m: Option<f64>, b| Some(m.map_or(b, |m| m.max(b))))
+        };
+        let (last, last_anon) = (last_max(|s| s.1), last_max(|s| s.2));
+        let (Some(&(_, reference, reference_anon)), Some(last), Some(last_anon)) =
+            (reference, last, last_anon)
+        else {
             continue;
         };
+        let reference = reference as f64;
+        // Growth of the anonymous part, as a share of the same reference.
+        let anon_growth = (last_anon - reference_anon as f64) / reference;
         let growth = last / reference - 1.0;
         if growth > FLAT {
             grew.push(format!("{} {:.1}%", w.label, growth * 100.0));
         }
         let row = format!(
-            "{:<12} {:>10.1} {:>14.1} {:>9.1}% {:>12.0}",
+            "{:<12} {:>10.1} {:>14.1} {:>9.1}% {:>12.0} {:>9.1}%",
             w.label,
             reference / 1048576.0,
             last / 1048576.0,
             growth * 100.0,
-            (last - reference) / new_txns as f64
+            (last - reference) / new_txns as f64,
+            anon_growth * 100.0
         );
         if w.label.starts_with("listener") {
             if !worst_listener.as_ref().is_some_and(|(g, _)| growth <= *g) {
@@ -332,6 +348,11 @@ pub async fn run(
         println!("{row}");
         figures.push(format!("soak_{}_growth_pct={:.1}", w.label, growth * 100.0));
         figures.push(format!("soak_{}_mib={:.1}", w.label, last / 1048576.0));
+        figures.push(format!(
+            "soak_{}_anon_growth_pct={:.1}",
+            w.label,
+            anon_growth * 100.0
+        ));
         figures.push(format!(
             "soak_{}_bytes_per_txn={:.0}",
             w.label,
@@ -369,5 +390,5 @@ fn last_mib(watched: &[Watched], label: &str) -> f64 {
         .iter()
         .find(|w| w.label == label)
         .and_then(|w| w.samples.last())
-        .map_or(0.0, |&(_, b)| b as f64 / 1048576.0)
+        .map_or(0.0, |&(_, b, _)| b as f64 / 1048576.0)
 }

@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use crate::block::{Block, BlockHeader};
 use crate::block_store::{BlockStore, Popped};
 use crate::hash::{BlockHash, Txid};
-use crate::ledger::{signature_digest, BlockTxError, Ledger, TxError};
+use crate::ledger::{signature_digest, BlockTxError, Ledger, OutputKey, TxError};
 use crate::maps::Map;
 use crate::merkle::merkle_root;
 use crate::pow::MiningJob;
@@ -21,7 +21,7 @@ use crate::profile::{ChainScore, Profile, Schedule, MAX_FUTURE_SECS};
 use crate::signatures::{
     known_txid, signature_pool, txn_names, verify_ahead, SignaturesAhead, TxnKey,
 };
-use crate::transaction::{Address, OutputKind, Signature, Token, Transaction};
+use crate::transaction::{Address, Signature, Token, Transaction};
 
 /// Why a block cannot go on top of a chain.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -378,15 +378,12 @@ impl Chain {
     /// longer matches the ledger's digest, is left out (and logged).
     pub fn unspent_of(&self, owners: &[&[u8]]) -> Vec<Vec<Token>> {
         let outputs = self.ledger.unspent_outputs_of(owners);
-        let mut by_height: BTreeMap<u32, Vec<Txid>> = BTreeMap::new();
-        for (outpoint, state) in outputs.iter().flatten() {
-            by_height
-                .entry(state.height)
-                .or_default()
-                .push(outpoint.txn_hash);
+        let mut by_height: BTreeMap<u32, Vec<OutputKey>> = BTreeMap::new();
+        for (key, state) in outputs.iter().flatten() {
+            by_height.entry(state.height).or_default().push(*key);
         }
-        // Each wanted transaction's two signatures (receiver's, sender's).
-        let mut found: Map<Txid, [Signature; 2]> = Map::default();
+        // Each wanted output's transaction id and signature.
+        let mut found: Map<OutputKey, (Txid, Signature)> = Map::default();
         for (height, wanted) in by_height {
             let Some(block) = self.block(height as usize) else {
                 tracing::warn!(
@@ -396,9 +393,9 @@ impl Chain {
             };
             for txn in &block.txns {
                 let hash = txn.hash();
-                if wanted.contains(&hash) {
-                    let signatures = [txn.receiver_signature.clone(), txn.sender_signature.clone()];
-                    found.insert(hash, signatures);
+                for key in wanted.iter().filter(|key| key.is_of(&hash)) {
+                    let token = txn.output(hash, key.kind());
+                    found.insert(*key, (hash, token.signature));
                 }
             }
         }
@@ -407,19 +404,15 @@ impl Chain {
             .map(|outputs| {
                 outputs
                     .into_iter()
-                    .filter_map(|(outpoint, state)| {
-                        let [receiver, sender] = found.get(&outpoint.txn_hash)?;
-                        let signature = match outpoint.kind {
-                            OutputKind::Receiver => receiver,
-                            OutputKind::Change => sender,
-                        };
+                    .filter_map(|(key, state)| {
+                        let (hash, signature) = found.get(&key)?;
                         let same = signature_digest(signature) == state.signature;
                         if !same {
                             tracing::warn!(
                                 "an output's signature in its block does not match the ledger's"
                             );
                         }
-                        same.then(|| state.token(outpoint.txn_hash, signature.clone()))
+                        same.then(|| state.token(*hash, signature.clone()))
                     })
                     .collect()
             })

@@ -41,6 +41,37 @@ pub struct OutPoint {
     pub kind: OutputKind,
 }
 
+/// What a ledger's table keys an output by: its transaction's [`TxidKey`]
+/// and its kind, 17 bytes where an [`OutPoint`] takes 65. The unspent
+/// outputs are a lesson's longest table (one more a block, at least: its
+/// reward), and a table's memory is its capacity: 88 bytes an entry
+/// instead of 136. Two transactions whose ids share the key cannot both
+/// be recorded (the second is a repeat, [`TxidKey`]), so no two outputs
+/// share one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct OutputKey {
+    txn: TxidKey,
+    kind: OutputKind,
+}
+
+impl OutputKey {
+    pub fn of(outpoint: &OutPoint) -> OutputKey {
+        OutputKey {
+            txn: txid_key(&outpoint.txn_hash),
+            kind: outpoint.kind,
+        }
+    }
+
+    pub fn kind(&self) -> OutputKind {
+        self.kind
+    }
+
+    /// Whether this is an output of transaction `hash`.
+    pub fn is_of(&self, hash: &Txid) -> bool {
+        self.txn == txid_key(hash)
+    }
+}
+
 /// An output and whether it has been spent. Its transaction's hash is
 /// its [`OutPoint`]'s, not kept twice; its signature is kept as a
 /// [`SignatureDigest`] and the height of the block that holds it, where a
@@ -508,26 +539,15 @@ fn share(owners: &mut Set<Address>, owner: &Address) -> Address {
 }
 
 /// Records the two new, unspent outputs of `txn` (whose hash is `hash`),
-/// made by block `height`, and their signatures where `signatures` keeps
-/// them.
-fn insert_outputs(
-    outputs: &mut Map<OutPoint, OutputState>,
-    signatures: Option<&mut Map<OutPoint, crate::transaction::Signature>>,
-    txn: &Transaction,
-    hash: Txid,
-    height: u32,
-) {
-    let mut signatures = signatures;
+/// pending, in no block.
+fn insert_pending_outputs(outputs: &mut Map<OutPoint, OutputState>, txn: &Transaction, hash: Txid) {
     for kind in [OutputKind::Receiver, OutputKind::Change] {
+        let token = txn.output(hash, kind);
         let outpoint = OutPoint {
             txn_hash: hash,
             kind,
         };
-        let token = txn.output(hash, kind);
-        outputs.insert(outpoint, OutputState::of(&token, height, false));
-        if let Some(signatures) = signatures.as_deref_mut() {
-            signatures.insert(outpoint, token.signature);
-        }
+        outputs.insert(outpoint, OutputState::of(&token, NO_BLOCK, false));
     }
 }
 
@@ -598,7 +618,7 @@ impl Overlay {
                 self.outputs.insert(*outpoint, state);
             }
         }
-        insert_outputs(&mut self.outputs, None, txn, checked.hash, NO_BLOCK);
+        insert_pending_outputs(&mut self.outputs, txn, checked.hash);
         self.txns.insert(checked.hash);
         self.coins += i128::from(checked.created);
     }
@@ -661,7 +681,7 @@ fn block_height(height: u64) -> u32 {
 #[derive(Clone, Debug, Default)]
 pub struct Ledger {
     profile: Profile,
-    outputs: Map<OutPoint, OutputState>,
+    outputs: Map<OutputKey, OutputState>,
     /// Every transaction recorded, by [`TxidKey`].
     txns: Set<TxidKey>,
     /// Coins created so far (rewards, grants, coinbases).
@@ -675,7 +695,7 @@ pub struct Ledger {
     /// (the oracle's record of what it sent, a replica's): its tokens can
     /// be read from nowhere else. `None` in a chain's ledger, whose tokens
     /// are read back from their blocks.
-    signatures: Option<Map<OutPoint, crate::transaction::Signature>>,
+    signatures: Option<Map<OutputKey, (Txid, crate::transaction::Signature)>>,
 }
 
 /// Most distinct owners a ledger shares a copy of; past them an output
@@ -684,7 +704,7 @@ pub const MAX_OWNERS: usize = 4096;
 
 impl OutputView for Ledger {
     fn output(&self, outpoint: &OutPoint) -> Option<&OutputState> {
-        self.outputs.get(outpoint)
+        self.outputs.get(&OutputKey::of(outpoint))
     }
 
     fn contains_txn(&self, hash: &Txid) -> bool {
@@ -876,25 +896,23 @@ impl Ledger {
 
     fn apply(&mut self, txn: &Transaction, checked: CheckedTxn, undo: &mut BlockUndo, height: u32) {
         for outpoint in &checked.inputs {
-            if let Some(state) = self.outputs.get_mut(outpoint) {
+            if let Some(state) = self.outputs.get_mut(&OutputKey::of(outpoint)) {
                 state.spent = true;
             }
         }
         undo.spent.extend(checked.inputs);
-        insert_outputs(
-            &mut self.outputs,
-            self.signatures.as_mut(),
-            txn,
-            checked.hash,
-            height,
-        );
         for kind in [OutputKind::Receiver, OutputKind::Change] {
-            let outpoint = OutPoint {
-                txn_hash: checked.hash,
+            let hash = checked.hash;
+            let token = txn.output(hash, kind);
+            let key = OutputKey {
+                txn: txid_key(&hash),
                 kind,
             };
-            if let Some(state) = self.outputs.get_mut(&outpoint) {
-                state.owner = share(&mut self.owners, &state.owner);
+            let mut state = OutputState::of(&token, height, false);
+            state.owner = share(&mut self.owners, &state.owner);
+            self.outputs.insert(key, state);
+            if let Some(signatures) = &mut self.signatures {
+                signatures.insert(key, (hash, token.signature));
             }
         }
         self.txns.insert(txid_key(&checked.hash));
@@ -907,19 +925,19 @@ impl Ledger {
     pub fn undo_block(&mut self, undo: BlockUndo) {
         for hash in undo.created.iter().rev() {
             for kind in [OutputKind::Receiver, OutputKind::Change] {
-                let outpoint = OutPoint {
-                    txn_hash: *hash,
+                let key = OutputKey {
+                    txn: txid_key(hash),
                     kind,
                 };
-                self.outputs.remove(&outpoint);
+                self.outputs.remove(&key);
                 if let Some(signatures) = &mut self.signatures {
-                    signatures.remove(&outpoint);
+                    signatures.remove(&key);
                 }
             }
             self.txns.remove(&txid_key(hash));
         }
         for outpoint in undo.spent {
-            if let Some(state) = self.outputs.get_mut(&outpoint) {
+            if let Some(state) = self.outputs.get_mut(&OutputKey::of(&outpoint)) {
                 state.spent = false;
             }
         }
@@ -934,7 +952,7 @@ impl Ledger {
             .iter()
             .map(|outpoint| {
                 self.outputs
-                    .get(outpoint)
+                    .get(&OutputKey::of(outpoint))
                     .filter(|state| state.spent)
                     .cloned()
             })
@@ -948,10 +966,11 @@ impl Ledger {
     /// input naming one is refused as [`TxError::AlreadySpent`].
     pub fn forget_spent(&mut self, undo: &BlockUndo) {
         for outpoint in &undo.spent {
-            if self.outputs.get(outpoint).is_some_and(|state| state.spent) {
-                self.outputs.remove(outpoint);
+            let key = OutputKey::of(outpoint);
+            if self.outputs.get(&key).is_some_and(|state| state.spent) {
+                self.outputs.remove(&key);
                 if let Some(signatures) = &mut self.signatures {
-                    signatures.remove(outpoint);
+                    signatures.remove(&key);
                 }
             }
         }
@@ -965,7 +984,7 @@ impl Ledger {
         for (outpoint, mut state) in undo.spent.iter().zip(states) {
             state.owner = share(&mut self.owners, &state.owner);
             state.spent = true;
-            self.outputs.entry(*outpoint).or_insert(state);
+            self.outputs.entry(OutputKey::of(outpoint)).or_insert(state);
         }
     }
 
@@ -1022,9 +1041,9 @@ impl Ledger {
             .map(|outputs| {
                 outputs
                     .into_iter()
-                    .filter_map(|(outpoint, state)| {
-                        let signature = signatures.get(&outpoint)?.clone();
-                        Some(state.token(outpoint.txn_hash, signature))
+                    .filter_map(|(key, state)| {
+                        let (hash, signature) = signatures.get(&key)?;
+                        Some(state.token(*hash, signature.clone()))
                     })
                     .collect()
             })
@@ -1033,12 +1052,12 @@ impl Ledger {
 
     /// The unspent outputs of each of `owners`, in their order, found in
     /// one pass over the outputs.
-    pub fn unspent_outputs_of(&self, owners: &[&[u8]]) -> Vec<Vec<(OutPoint, &OutputState)>> {
+    pub fn unspent_outputs_of(&self, owners: &[&[u8]]) -> Vec<Vec<(OutputKey, &OutputState)>> {
         let slot: HashMap<&[u8], usize> = owners.iter().enumerate().map(|(i, o)| (*o, i)).collect();
         let mut out = vec![Vec::new(); owners.len()];
-        for (outpoint, state) in self.outputs.iter().filter(|(_, s)| !s.spent) {
+        for (key, state) in self.outputs.iter().filter(|(_, s)| !s.spent) {
             if let Some(&i) = slot.get(&state.owner[..]) {
-                out[i].push((*outpoint, state));
+                out[i].push((*key, state));
             }
         }
         out

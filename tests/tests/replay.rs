@@ -136,7 +136,16 @@ async fn a_replayed_class_gives_the_listener_the_same_verdicts() {
     assert!(again.stop(WAIT).await.success());
     assert!(replay.stop(WAIT).await.success());
     let replayed = verdicts(&again);
-    assert_eq!(replayed.len(), seen_live.len());
+    // The relay records a frame as it is offered, before its writers
+    // deliver it: a frame published as the relay stops is in the journal
+    // but may never have reached the live listener. So the replay gives
+    // every live verdict, in order, and perhaps a last few more.
+    assert!(
+        replayed.len() >= seen_live.len(),
+        "{} verdicts replayed, {} live",
+        replayed.len(),
+        seen_live.len()
+    );
     for (i, (a, b)) in seen_live.iter().zip(&replayed).enumerate() {
         assert_eq!(a, b, "verdict {i} differs");
     }
@@ -152,11 +161,13 @@ async fn a_replayed_class_gives_the_listener_the_same_verdicts() {
         .filter(|r| r.payload.starts_with(b"BLOC") && !r.topic.starts_with(b"$to:"))
         .collect();
     let live_blocs: Vec<_> = seen_live.iter().filter(|v| v["type"] == "BLOC").collect();
-    assert_eq!(blocs.len(), live_blocs.len());
+    // Recorded blocks: the live listener's, and perhaps one published as
+    // the relay stopped (above).
+    assert!(blocs.len() >= live_blocs.len());
     let moment = |k: usize| (blocs[k].at_us - first) as f64 / 1e6;
-    let late = blocs.len() - 1;
+    let late = live_blocs.len() - 1;
     let early = late / 2;
-    assert!(early < late, "{} blocks", blocs.len());
+    assert!(early < late, "{} blocks", live_blocs.len());
     let until = format!("{:.6}", moment(late));
     let (mut seek, seek_port) = start_replay(&[
         &journal_arg,

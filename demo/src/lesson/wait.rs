@@ -65,7 +65,8 @@ pub enum Wait {
     Final(usize),
     /// This node says how fast it hashes.
     Rate(&'static str),
-    /// This node's hash rate is at least this many times what it was.
+    /// This node's hash rate, on more threads than when the step began, is
+    /// at least this many times what it was.
     HashRate(&'static str, f64),
     /// All of them.
     All(Vec<Wait>),
@@ -610,7 +611,11 @@ impl Wait {
             Wait::HashRate(node, ratio) => {
                 let (before, threads_before) = mark.rates.get(*node).copied()?;
                 let (now, at) = f.statuses.get(*node)?;
-                (*at > mark.at && before > 0.0 && now.hash_rate >= ratio * before).then(|| {
+                // On more threads than before: until the node has restarted,
+                // its old process may still say a higher rate on as many.
+                let restarted = now.threads > threads_before;
+                let faster = before > 0.0 && now.hash_rate >= ratio * before;
+                (*at > mark.at && restarted && faster).then(|| {
                     format!(
                         "{node}: {:.0} H/s on {threads_before} thread(s), now {:.0} H/s on {} ({:.2}x)",
                         before,

@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use crate::block::{Block, BlockHeader};
 use crate::block_store::{BlockStore, Popped};
 use crate::hash::{BlockHash, Txid};
-use crate::ledger::{signature_digest, BlockTxError, Ledger, OutputKey, TxError};
+use crate::ledger::{tokens_of, BlockTxError, Ledger, OutputKey, TxError};
 use crate::maps::Map;
 use crate::merkle::merkle_root;
 use crate::pow::MiningJob;
@@ -399,24 +399,7 @@ impl Chain {
                 }
             }
         }
-        outputs
-            .into_iter()
-            .map(|outputs| {
-                outputs
-                    .into_iter()
-                    .filter_map(|(key, state)| {
-                        let (hash, signature) = found.get(&key)?;
-                        let same = signature_digest(signature) == state.signature;
-                        if !same {
-                            tracing::warn!(
-                                "an output's signature in its block does not match the ledger's"
-                            );
-                        }
-                        same.then(|| state.token(*hash, signature.clone()))
-                    })
-                    .collect()
-            })
-            .collect()
+        tokens_of(outputs, &found)
     }
 
     /// The ledger at the tip.

@@ -670,6 +670,31 @@ struct Where {
     height: u32,
 }
 
+/// Each list of unspent `outputs` as tokens, each output's transaction id
+/// and signature taken from `signatures` (an output missing there, or
+/// whose signature does not match its digest, is left out and logged).
+pub(crate) fn tokens_of(
+    outputs: Vec<Vec<(OutputKey, &OutputState)>>,
+    signatures: &Map<OutputKey, (Txid, crate::transaction::Signature)>,
+) -> Vec<Vec<Token>> {
+    outputs
+        .into_iter()
+        .map(|outputs| {
+            outputs
+                .into_iter()
+                .filter_map(|(key, state)| {
+                    let (hash, signature) = signatures.get(&key)?;
+                    let same = signature_digest(signature) == state.signature;
+                    if !same {
+                        tracing::warn!("an output's signature does not match the ledger's digest");
+                    }
+                    same.then(|| state.token(*hash, signature.clone()))
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// A ledger's block height for `height` ([`NO_BLOCK`] past `u32`'s range,
 /// which no chain reaches).
 fn block_height(height: u64) -> u32 {
@@ -1036,18 +1061,7 @@ impl Ledger {
             debug_assert!(false, "a chain's ledger keeps no signatures: ask its chain");
             return vec![Vec::new(); owners.len()];
         };
-        self.unspent_outputs_of(owners)
-            .into_iter()
-            .map(|outputs| {
-                outputs
-                    .into_iter()
-                    .filter_map(|(key, state)| {
-                        let (hash, signature) = signatures.get(&key)?;
-                        Some(state.token(*hash, signature.clone()))
-                    })
-                    .collect()
-            })
-            .collect()
+        tokens_of(self.unspent_outputs_of(owners), signatures)
     }
 
     /// The unspent outputs of each of `owners`, in their order, found in

@@ -658,7 +658,7 @@ impl Run {
     /// Sends a branch with more work than the program's chain, on its tip,
     /// and waits for a block of the program's on it. A program that
     /// mined on its own chain before our branch reached it, until its
-    /// chain had more work than ours again, did right to keep its own:
+    /// chain was as long as ours again, did right to keep its own:
     /// then the checker outgrows the program's new chain and sends again
     /// ([`RESENDS`] times at most), so that a fast miner on a loaded
     /// machine is not failed for being fast.
@@ -688,11 +688,17 @@ impl Run {
                 "its next block builds on ours (it decoded the BLOC and took the longer chain)";
             self.announce(&branch.blocks, &branch.base).await?;
             self.fuel().await?;
-            // Done when a block of theirs is on ours, or when the best
-            // chain heard is no longer ours: theirs outgrew it.
+            // Done when a block of theirs is on ours, or when the program's
+            // own chain, not on ours, is as long as ours: it came first
+            // there, and a tie goes to the chain seen first.
+            let branch_len = branch.len();
             let (waited, found) = self
                 .their_block(from, self.options.patience, |p, h| {
-                    p.descends(h, &tip) || !p.descends(&p.chain().tip_hash(), &tip)
+                    p.descends(h, &tip)
+                        || p.their_tip.is_some_and(|t| {
+                            !p.descends(&t, &tip)
+                                && p.view.height_of(&t).is_some_and(|at| at + 1 >= branch_len)
+                        })
                 })
                 .await;
             self.stopped(name, &sent, expected, &waited)?;

@@ -187,6 +187,11 @@ enum Suite {
         /// own default is 3,10; this default is a busy class).
         #[arg(long, default_value = "0.2,0.5", value_delimiter = ',', num_args = 1)]
         interval: Vec<f64>,
+        /// Listeners that join late, when the last fifth begins: each
+        /// catches up on the whole chain, which every other program
+        /// decodes too (their own memory is not in the table).
+        #[arg(long, default_value_t = 0)]
+        late: usize,
         /// Exit 1 when memory is not flat (CI runs a shortened soak so).
         #[arg(long)]
         check: bool,
@@ -537,6 +542,7 @@ fn main() {
                 nodes,
                 listeners,
                 interval,
+                late,
                 check,
             }) => {
                 let min = interval.first().copied().unwrap_or(0.2).max(0.01);
@@ -546,6 +552,7 @@ fn main() {
                     nodes.clamp(1, 16),
                     listeners.min(200),
                     (min, max),
+                    late.min(200),
                     check,
                 )
                 .await

@@ -10,7 +10,10 @@
 //! passive observer in this process follows it), and the part of it that
 //! is anonymous memory (`RssAnon`: what the program allocated, where the
 //! rest is its binary's and libraries' pages read in as code runs), as a
-//! share of the same reference.
+//! share of the same reference. With `--late N`, N more listeners join
+//! when the last fifth begins: each catches up on the whole chain, whose
+//! answers every other program decodes too, as when a student comes in
+//! late.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -126,11 +129,17 @@ pub async fn run(
     nodes: usize,
     listeners: usize,
     interval: (f64, f64),
+    late: usize,
     check: bool,
 ) -> Result<Vec<String>, String> {
     let run_for = Duration::from_secs_f64(minutes * 60.0);
     println!(
-        "\n== soak: a class of {nodes} nodes, {listeners} listeners and a busy oracle for {minutes} min =="
+        "\n== soak: a class of {nodes} nodes, {listeners} listeners and a busy oracle for {minutes} min{} ==",
+        if late > 0 {
+            format!("; {late} more listener(s) join when the last fifth begins")
+        } else {
+            String::new()
+        }
     );
     let dir: PathBuf = std::env::temp_dir().join(format!("toycoin-soak-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -228,6 +237,10 @@ pub async fn run(
     });
 
     let start_at = Instant::now();
+    // Classmates joining late: started when the last fifth begins, killed
+    // with the class (`kill_on_drop`), not in the table.
+    let mut latecomers: Vec<Child> = Vec::new();
+    let late_at = run_for.as_secs_f64() * 0.8;
     // Ctrl-C stops the class too: every program started here is killed
     // (`kill_on_drop`) and the directory removed, not left running.
     let mut interrupted = Box::pin(toycoin_common::signal::shutdown_signal());
@@ -241,6 +254,15 @@ pub async fn run(
             }
         }
         let at = start_at.elapsed().as_secs_f64();
+        if at >= late_at && latecomers.len() < late {
+            for _ in 0..late {
+                latecomers.push(start(&sibling("toycoin-listener")?, &on_relay(&[]))?);
+            }
+            eprintln!(
+                "soak: {late} listener(s) joined late, at {:.1} min",
+                at / 60.0
+            );
+        }
         for w in &mut watched {
             if let Ok(Some(status)) = w.child.try_wait() {
                 return Err(format!("{} exited early: {status}", w.label));
@@ -266,6 +288,9 @@ pub async fn run(
     }
     for w in &mut watched {
         let _ = w.child.start_kill();
+    }
+    for child in &mut latecomers {
+        let _ = child.start_kill();
     }
 
     let total = run_for.as_secs_f64();
@@ -372,6 +397,7 @@ pub async fn run(
         FLAT * 100.0
     );
     figures.push(format!("soak_minutes={minutes}"));
+    figures.push(format!("soak_late_listeners={late}"));
     figures.push(format!("soak_chain_txns={}", chain_end.txns));
     figures.push(format!(
         "soak_chain_encoded_bytes_per_txn={:.0}",

@@ -27,12 +27,18 @@ pub const CATCH_UP_INTERVAL: Duration = Duration::from_secs(1);
 /// another node's answer from the same height arrives first.
 pub const ANSWER_JITTER: Duration = Duration::from_millis(200);
 /// Most bytes of blocks (as sent) one answer carries, but always one block:
-/// a 31-byte request can make a node send no more than this.
-pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+/// a 31-byte request can make a node send no more than this. Every program
+/// on the topic decodes every answer, blocks it holds already included, so
+/// an answer's size is what a classmate joining late costs each of them at
+/// once: in a busy class a 1 MiB answer lifted every program's memory by
+/// some 4 MiB, and glibc's allocator kept most of it (BENCHMARKS.md, "A
+/// classmate joining late"). A quarter of that, four times as often:
+/// catch-up is as fast.
+pub const MAX_ANSWER_BYTES: usize = 256 * 1024;
 /// A node answers at most once per this interval, however many ask: a
 /// flood of requests costs each node at most [`MAX_ANSWER_BYTES`] per
-/// interval.
-pub const MIN_ANSWER_INTERVAL: Duration = Duration::from_secs(1);
+/// interval (1 MiB a second).
+pub const MIN_ANSWER_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Whether a `BLOC` of `blocks` may be a catch-up answer cut short of the
 /// answerer's tip: several blocks (a new block is announced alone), or one

@@ -147,6 +147,19 @@ impl Branch {
     }
 }
 
+/// Times a branch is sent again when the program's own chain grew as
+/// long as it before it arrived ([`Run::send_branch`]).
+const RESENDS: usize = 3;
+
+/// What a report's "sent" adds for a branch sent again.
+fn resent_note(resent: usize) -> String {
+    if resent == 0 {
+        String::new()
+    } else {
+        format!(" (sent {resent} time(s) before: its own chain grew as long as each)")
+    }
+}
+
 /// Starts the relay and the program and runs every check.
 pub async fn check_node(options: Options) -> Result<Report, String> {
     let stage = Stage::start(options.profile, options.target_secs).await?;
@@ -528,11 +541,23 @@ impl Run {
         least: usize,
     ) -> Result<Branch, Stop> {
         let base = self.chain_to(fork);
-        let mut branch = Branch {
+        let branch = Branch {
             base: base.clone(),
             chain: Some(base),
             blocks: Vec::new(),
         };
+        self.grow(name, branch, extra, least).await
+    }
+
+    /// `branch` mined on, as [`Run::outgrow`] does, until it has at least
+    /// `least` blocks and more work than our view's best chain.
+    async fn grow(
+        &mut self,
+        name: &'static str,
+        mut branch: Branch,
+        extra: Vec<Transaction>,
+        least: usize,
+    ) -> Result<Branch, Stop> {
         let mut extra = Some(extra);
         let deadline = Instant::now() + self.options.patience * 2;
         loop {
@@ -655,77 +680,82 @@ impl Run {
         (waited, found)
     }
 
-    /// Sends a branch with more work than the program's chain, on its tip,
-    /// and waits for a block of the program's on it. A program that
-    /// mined on its own chain before our branch reached it, until its
-    /// chain was as long as ours again, did right to keep its own:
-    /// then the checker outgrows the program's new chain and sends again
-    /// ([`RESENDS`] times at most), so that a fast miner on a loaded
-    /// machine is not failed for being fast.
-    async fn builds_on_ours(&mut self) -> Result<(), Stop> {
-        /// Branches sent again after the program's chain outgrew ours.
-        const RESENDS: usize = 3;
-        let name = "builds-on-our-blocks";
-        let least = self.at_least(2);
-        let from = self.peer.theirs.len();
-        let mut outpaced = 0;
+    /// Sends `branch` (and fuel) and waits for a block of the program's
+    /// on it, heard after the first `from` of [`Peer::theirs`]. A program
+    /// that mined on its own chain before the branch reached it, until
+    /// that chain was as long as the branch, did right to keep its own (a
+    /// tie goes to the chain seen first): then the branch is mined past
+    /// it and sent again, [`RESENDS`] times at most, so that a fast miner
+    /// on a loaded machine is not failed for being fast. The branch as
+    /// last sent, how the wait ended, the program's block on it, and how
+    /// many times it was sent again.
+    async fn send_branch(
+        &mut self,
+        name: &'static str,
+        mut branch: Branch,
+        from: usize,
+    ) -> Result<(Branch, Waited, Option<BlockHash>, usize), Stop> {
+        let mut resent = 0;
         loop {
-            let tip_len = self.peer.chain().len();
-            let branch = self.outgrow(name, tip_len, Vec::new(), least).await?;
-            let tip = branch.tip();
-            let mut sent = format!(
-                "a BLOC of {} blocks on its tip, from block {}: more work than its chain",
-                branch.blocks.len(),
-                tip_len
-            );
-            if outpaced > 0 {
-                sent.push_str(&format!(
-                    " (sent {} time(s) before: its own chain outgrew each)",
-                    outpaced
-                ));
-            }
-            let expected =
-                "its next block builds on ours (it decoded the BLOC and took the longer chain)";
             self.announce(&branch.blocks, &branch.base).await?;
             self.fuel().await?;
-            // Done when a block of theirs is on ours, or when the program's
-            // own chain, not on ours, is as long as ours: it came first
-            // there, and a tie goes to the chain seen first.
-            let branch_len = branch.len();
-            let (waited, found) = self
+            let (tip, len) = (branch.tip(), branch.len());
+            let (waited, _) = self
                 .their_block(from, self.options.patience, |p, h| {
                     p.descends(h, &tip)
                         || p.their_tip.is_some_and(|t| {
                             !p.descends(&t, &tip)
-                                && p.view.height_of(&t).is_some_and(|at| at + 1 >= branch_len)
+                                && p.view.height_of(&t).is_some_and(|at| at + 1 >= len)
                         })
                 })
                 .await;
-            self.stopped(name, &sent, expected, &waited)?;
-            let on_ours = self
+            let on = self
                 .peer
                 .valid_theirs_since(from)
                 .into_iter()
                 .find(|h| self.peer.descends(h, &tip));
-            if let Some(h) = on_ours {
+            if on.is_some() || resent >= RESENDS || !matches!(waited, Waited::Done) {
+                return Ok((branch, waited, on, resent));
+            }
+            resent += 1;
+            branch = self.grow(name, branch, Vec::new(), 1).await?;
+        }
+    }
+
+    async fn builds_on_ours(&mut self) -> Result<(), Stop> {
+        let name = "builds-on-our-blocks";
+        let tip_len = self.peer.chain().len();
+        let least = self.at_least(2);
+        let branch = self.outgrow(name, tip_len, Vec::new(), least).await?;
+        let from = self.peer.theirs.len();
+        let (branch, waited, found, resent) = self.send_branch(name, branch, from).await?;
+        let sent = format!(
+            "a BLOC of {} blocks on its tip, from block {}: more work than its chain{}",
+            branch.blocks.len(),
+            tip_len,
+            resent_note(resent)
+        );
+        let expected =
+            "its next block builds on ours (it decoded the BLOC and took the longer chain)";
+        self.stopped(name, &sent, expected, &waited)?;
+        match found {
+            Some(h) => {
                 let did = format!("mined block {} on ours", h.short());
                 self.record(name, sent, expected, did, Verdict::Pass, "");
-                return Ok(());
+                Ok(())
             }
-            if found.is_some() && outpaced < RESENDS {
-                outpaced += 1;
-                continue;
+            None => {
+                let mined = self.peer.valid_theirs_since(from).len();
+                self.record(
+                    name,
+                    sent,
+                    expected,
+                    format!("{mined} blocks of its own since, none on ours"),
+                    Verdict::Fail,
+                    "decode each BLOC, check its blocks, and mine on the longer (in steady: heavier) chain",
+                );
+                Err(Stop("it does not build on others' blocks".into()))
             }
-            let mined = self.peer.valid_theirs_since(from).len();
-            self.record(
-                name,
-                sent,
-                expected,
-                format!("{mined} blocks of its own since, none on ours"),
-                Verdict::Fail,
-                "decode each BLOC, check its blocks, and mine on the longer (in steady: heavier) chain",
-            );
-            return Err(Stop("it does not build on others' blocks".into()));
         }
     }
 
@@ -972,21 +1002,19 @@ impl Run {
             return Err(Stop("the transfer is not on the best chain".into()));
         };
         let branch = self.outgrow(name, holder, Vec::new(), 2).await?;
+        let from = self.peer.theirs.len();
+        // A toycoin node that put the abandoned block's transactions back
+        // mines them; one that did not has nothing to mine: the fuel
+        // `send_branch` sends with the branch.
+        let (branch, waited, found, resent) = self.send_branch(name, branch, from).await?;
         let tip = branch.tip();
         let sent = format!(
-            "a branch of {} blocks from block {holder}, with more work than its chain, without the block holding its transfer {}",
+            "a branch of {} blocks from block {holder}, with more work than its chain, without the block holding its transfer {}{}",
             branch.blocks.len(),
-            taken_id.short()
+            taken_id.short(),
+            resent_note(resent)
         );
         let expected = "its next block builds on our branch";
-        let from = self.peer.theirs.len();
-        self.announce(&branch.blocks, &branch.base).await?;
-        // A toycoin node that put the abandoned block's transactions back
-        // mines them; one that did not has nothing to mine: two more.
-        self.fuel().await?;
-        let (waited, found) = self
-            .their_block(from, self.options.patience, |p, h| p.descends(h, &tip))
-            .await;
         self.stopped(name, &sent, expected, &waited)?;
         let Some(on_ours) = found else {
             self.record(

@@ -12,7 +12,13 @@ pending transactions, whole chain announced), but:
 Everything else it does right, frames it cannot read included (it says
 why and carries on). toycoin-check must fail it on exactly what it breaks.
 
-    python3 sloppy_node.py --host HOST --port PORT
+With --late it plays a fast miner on a slow laptop instead: the first
+BLOC that extends its chain after it has mined a block waits until it has
+mined one more of its own (so that BLOC no longer extends it), and it
+does reorganise, to any longer chain whose new blocks are valid; it
+mines only its first four blocks.
+
+    python3 sloppy_node.py [--late] --host HOST --port PORT
 """
 
 import argparse, asyncio, base64, hashlib, json, struct, time
@@ -109,7 +115,7 @@ def mine(chain, txn_strings):
         nonce += 1
 
 
-def take(data, chain, pending):
+def take(data, chain, pending, reorg=False):
     """One frame into (chain, pending)."""
     tag, body = data[:4], data[4:]
     if tag == b"TXN ":
@@ -119,10 +125,13 @@ def take(data, chain, pending):
             pending.append(txn)
     elif tag == b"BLOC":
         blocks = json.loads(body)
-        # Never reorganises: only a chain that extends ours.
-        if len(blocks) > len(chain) and blocks[:len(chain)] == chain:
-            previous = b64d(json.loads(chain[-1])["header"]["this_hash"]) if chain else GENESIS
-            for i in range(len(chain), len(blocks)):
+        fork = 0
+        while fork < min(len(blocks), len(chain)) and blocks[fork] == chain[fork]:
+            fork += 1
+        # Never reorganises (unless `reorg`): only a chain that extends ours.
+        if len(blocks) > len(chain) and (fork == len(chain) or reorg):
+            previous = b64d(json.loads(blocks[fork - 1])["header"]["this_hash"]) if fork else GENESIS
+            for i in range(fork, len(blocks)):
                 block = json.loads(blocks[i])
                 if not block_ok(block, i, previous):
                     return chain, pending
@@ -134,6 +143,14 @@ def take(data, chain, pending):
     return chain, pending
 
 
+def extends(data, chain):
+    """Whether frame `data` is a BLOC of a longer chain that extends `chain`."""
+    if data[:4] != b"BLOC":
+        return False
+    blocks = json.loads(data[4:])
+    return len(blocks) > len(chain) and blocks[:len(chain)] == chain
+
+
 async def main(args):
     reader, writer = await asyncio.open_connection(args.host, args.port)
     writer.write(frame(TOPIC))
@@ -142,8 +159,11 @@ async def main(args):
     loop = asyncio.get_running_loop()
     reading = asyncio.ensure_future(read_frame(reader))
     mining, base, batch = None, None, None
+    mined, held, late = 0, None, args.late
     while True:
-        if mining is None and len(pending) >= 2:
+        # With --late it mines cheap heights only (below 4: 16 zero bits
+        # at most), so that its checks cost a test no CPU to speak of.
+        if mining is None and len(pending) >= 2 and not (args.late and len(chain) >= 4):
             batch, base = pending[:10], list(chain)
             mining = loop.run_in_executor(None, mine, base, batch)
         waits = {reading} | ({mining} if mining else set())
@@ -152,7 +172,11 @@ async def main(args):
             data = reading.result()
             reading = asyncio.ensure_future(read_frame(reader))
             try:
-                chain, pending = take(data, chain, pending)
+                if late and mined >= 1 and extends(data, chain):
+                    held, late = data, False
+                    print("held a BLOC back until our next block", flush=True)
+                else:
+                    chain, pending = take(data, chain, pending, args.late)
             except Exception as e:
                 print(f"ignored a frame of {len(data)} bytes: {e}", flush=True)
         if mining is not None and mining.done():
@@ -164,10 +188,15 @@ async def main(args):
                 writer.write(frame(TOPIC) + frame(b"BLOC" + json.dumps(chain).encode()))
                 await writer.drain()
                 print(f"mined block {len(chain) - 1}", flush=True)
+                mined += 1
+                if held is not None:
+                    chain, pending = take(held, chain, pending, True)
+                    held = None
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=25000)
+    parser.add_argument("--late", action="store_true")
     asyncio.run(main(parser.parse_args()))

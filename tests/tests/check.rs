@@ -144,6 +144,43 @@ async fn a_sloppy_node_fails_exactly_what_it_breaks() {
     }
 }
 
+/// A fast miner on a slow laptop (`sloppy_node.py --late`): the first
+/// branch the checker sends on its tip arrives after it has mined its own
+/// block at that height, and it rightly keeps its own (a tie goes to the
+/// chain seen first). The checker sends a longer branch and the node
+/// builds on that: it passes, and the report says the branch was sent
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_outpaced_by_its_own_block_is_sent_a_longer_branch() {
+    if !python() {
+        return;
+    }
+    let sloppy = script("sloppy_node.py");
+    let report = check_node(options(
+        ProfileKind::Toycoin,
+        &[
+            "python3", "-u", &sloppy, "--late", "--host", "{host}", "--port", "{port}",
+        ],
+        // Its blocks here need 8 or 16 zero bits, a fraction of a second
+        // in Python; the checks after this one, which it may fail, wait
+        // this long each.
+        10,
+    ))
+    .await
+    .unwrap();
+    let built = report
+        .checks
+        .iter()
+        .find(|c| c.name == "builds-on-our-blocks")
+        .unwrap();
+    assert_eq!(built.verdict, Verdict::Pass, "{}", report.text());
+    assert!(
+        built.sent.contains("sent 1 time(s) before"),
+        "{}",
+        report.text()
+    );
+}
+
 /// A program that crashes is graded on the spot, one that hangs when the
 /// patience runs out, one that floods as soon as it floods; and the
 /// binary says so, exit status 1.

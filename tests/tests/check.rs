@@ -102,6 +102,17 @@ async fn our_node_passes_every_check_in_both_profiles() {
     assert!(steady.passed() && toycoin.passed());
 }
 
+/// `toycoin-check node` under toycoin on `sloppy_node.py` with `flags`.
+async fn check_sloppy(flags: &[&str], patience: u64) -> Report {
+    let sloppy = script("sloppy_node.py");
+    let mut command = vec!["python3", "-u", &sloppy];
+    command.extend_from_slice(flags);
+    command.extend_from_slice(&["--host", "{host}", "--port", "{port}"]);
+    check_node(options(ProfileKind::Toycoin, &command, patience))
+        .await
+        .unwrap()
+}
+
 /// A node that takes any transaction it can decode and never
 /// reorganises: it fails the forged signature and the longer chain, and
 /// nothing else; what it shares with the original (an overspend, a double
@@ -111,16 +122,7 @@ async fn a_sloppy_node_fails_exactly_what_it_breaks() {
     if !python() {
         return;
     }
-    let sloppy = script("sloppy_node.py");
-    let report = check_node(options(
-        ProfileKind::Toycoin,
-        &[
-            "python3", "-u", &sloppy, "--host", "{host}", "--port", "{port}",
-        ],
-        30,
-    ))
-    .await
-    .unwrap();
+    let report = check_sloppy(&[], 30).await;
     use Verdict::*;
     let wanted = BTreeMap::from([
         ("subscribes", Pass),
@@ -155,19 +157,10 @@ async fn a_node_outpaced_by_its_own_block_is_sent_a_longer_branch() {
     if !python() {
         return;
     }
-    let sloppy = script("sloppy_node.py");
-    let report = check_node(options(
-        ProfileKind::Toycoin,
-        &[
-            "python3", "-u", &sloppy, "--late", "--host", "{host}", "--port", "{port}",
-        ],
-        // Its blocks here need 8 or 16 zero bits, a fraction of a second
-        // in Python; the checks after this one, which it may fail, wait
-        // this long each.
-        10,
-    ))
-    .await
-    .unwrap();
+    // Its blocks here need 8 or 16 zero bits, a fraction of a second in
+    // Python; the checks after this one, which it may fail, wait this
+    // long each.
+    let report = check_sloppy(&["--late"], 10).await;
     let built = report
         .checks
         .iter()

@@ -125,9 +125,7 @@ def take(data, chain, pending, reorg=False):
             pending.append(txn)
     elif tag == b"BLOC":
         blocks = json.loads(body)
-        fork = 0
-        while fork < min(len(blocks), len(chain)) and blocks[fork] == chain[fork]:
-            fork += 1
+        fork = fork_of(blocks, chain)
         # Never reorganises (unless `reorg`): only a chain that extends ours.
         if len(blocks) > len(chain) and (fork == len(chain) or reorg):
             previous = b64d(json.loads(blocks[fork - 1])["header"]["this_hash"]) if fork else GENESIS
@@ -143,12 +141,20 @@ def take(data, chain, pending, reorg=False):
     return chain, pending
 
 
+def fork_of(blocks, chain):
+    """How many first blocks `blocks` and `chain` share."""
+    fork = 0
+    while fork < min(len(blocks), len(chain)) and blocks[fork] == chain[fork]:
+        fork += 1
+    return fork
+
+
 def extends(data, chain):
     """Whether frame `data` is a BLOC of a longer chain that extends `chain`."""
     if data[:4] != b"BLOC":
         return False
     blocks = json.loads(data[4:])
-    return len(blocks) > len(chain) and blocks[:len(chain)] == chain
+    return len(blocks) > len(chain) and fork_of(blocks, chain) == len(chain)
 
 
 async def main(args):

@@ -101,6 +101,7 @@ struct Args {
 #[tokio::main]
 async fn main() {
     toycoin_common::signal::end_quietly_on_broken_pipe();
+    toycoin_allocator::tune();
     let args = Args::parse();
     args.log.init(Output::Stdout);
     let shutdown = toycoin_common::signal::shutdown_signal();

@@ -241,6 +241,7 @@ async fn prove_and_print(
 #[tokio::main]
 async fn main() {
     toycoin_common::signal::end_quietly_on_broken_pipe();
+    toycoin_allocator::tune();
     let args = Args::parse();
     if let Err(e) = run(args).await {
         eprintln!("toycoin-wallet: {e}");

@@ -134,7 +134,9 @@ pub async fn run(
 ) -> Result<Vec<String>, String> {
     let run_for = Duration::from_secs_f64(minutes * 60.0);
     println!(
-        "\n== soak: a class of {nodes} nodes, {listeners} listeners and a busy oracle for {minutes} min{} ==",
+        "\n== soak: a class of {nodes} nodes, {listeners} listeners and an oracle paying every {}-{} s for {minutes} min{} ==",
+        interval.0,
+        interval.1,
         if late > 0 {
             format!("; {late} more listener(s) join when the last fifth begins")
         } else {

@@ -493,8 +493,18 @@ async fn relay_suite(
 }
 
 fn main() {
-    toycoin_common::signal::end_quietly_on_broken_pipe();
+    // A reader that goes away (`toycoin-bench soak | head -3`) ends the
+    // benchmark quietly, once the programs it started are stopped.
+    toycoin_common::signal::unwind_quietly_on_broken_pipe();
     let args = Args::parse();
+    match std::panic::catch_unwind(move || run(args)) {
+        Ok(()) => {}
+        Err(payload) if toycoin_common::signal::is_broken_pipe(&*payload) => {}
+        Err(payload) => std::panic::resume_unwind(payload),
+    }
+}
+
+fn run(args: Args) {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -50,16 +50,39 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
 /// restoring SIGPIPE: a write to a socket a peer closed would then kill a
 /// relay or a node.) Called first thing in every `main`.
 pub fn end_quietly_on_broken_pipe() {
+    quiet_on_broken_pipe(true);
+}
+
+/// As [`end_quietly_on_broken_pipe`], for a program that started others
+/// (`toycoin-bench`'s classes): the broken pipe's panic unwinds, quietly,
+/// so that what the program holds is dropped on the way out, its
+/// children stopped among them (`kill_on_drop`); ending there with exit
+/// code 0 is the program's to do ([`is_broken_pipe`]). Ended at once,
+/// they were left running (`toycoin-bench soak | head -3` left a class
+/// mining for good).
+pub fn unwind_quietly_on_broken_pipe() {
+    quiet_on_broken_pipe(false);
+}
+
+/// Whether a panic's payload is the one a `println!` to a reader that went
+/// away raises.
+pub fn is_broken_pipe(payload: &(dyn std::any::Any + Send)) -> bool {
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or_default();
+    message.starts_with("failed printing to std") && message.contains("Broken pipe")
+}
+
+fn quiet_on_broken_pipe(exit: bool) {
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let message = info
-            .payload()
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| info.payload().downcast_ref::<&str>().copied())
-            .unwrap_or_default();
-        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
-            std::process::exit(0);
+        if is_broken_pipe(info.payload()) {
+            if exit {
+                std::process::exit(0);
+            }
+            return;
         }
         report(info);
     }));

@@ -493,7 +493,7 @@ async fn relay_suite(
 }
 
 fn main() {
-    // A reader that goes away (`toycoin-bench soak | head -3`) ends the
+    // A reader that goes away (`toycoin-bench soak 2>&1 | head -3`) ends the
     // benchmark quietly, once the programs it started are stopped.
     toycoin_common::signal::unwind_quietly_on_broken_pipe();
     let args = Args::parse();

@@ -58,7 +58,7 @@ pub fn end_quietly_on_broken_pipe() {
 /// so that what the program holds is dropped on the way out, its
 /// children stopped among them (`kill_on_drop`); ending there with exit
 /// code 0 is the program's to do ([`is_broken_pipe`]). Ended at once,
-/// they were left running (`toycoin-bench soak | head -3` left a class
+/// they were left running (`toycoin-bench soak 2>&1 | head -3` left a class
 /// mining for good).
 pub fn unwind_quietly_on_broken_pipe() {
     quiet_on_broken_pipe(false);

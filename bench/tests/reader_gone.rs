@@ -32,8 +32,9 @@ fn a_soak_whose_reader_went_away_stops_the_class_it_started() {
         eprintln!("skipped: needs /proc");
         return;
     }
-    // The class's programs, beside the benchmark (`cargo test` builds only
-    // this package's).
+    // The class's programs, beside the benchmark: `cargo test` builds only
+    // this package's. Built as the suite's `program::binary` builds them,
+    // so that its build finds them done.
     let siblings = [
         "toycoin-relay",
         "toycoin-node",
@@ -43,15 +44,15 @@ fn a_soak_whose_reader_went_away_stops_the_class_it_started() {
     if siblings.iter().any(|s| !bench.with_file_name(s).exists()) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
-        build.arg("build").current_dir(env!("CARGO_MANIFEST_DIR"));
-        for package in siblings {
-            build.args(["-p", package]);
-        }
+        build
+            .args(["build", "--workspace", "--exclude", "toycoin-bench"])
+            .args(["--bins", "--tests"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
         if !cfg!(debug_assertions) {
             build.arg("--release");
         }
-        let built = build.arg("--bins").status().is_ok_and(|s| s.success());
-        assert!(built, "cargo build of the class's programs failed");
+        let built = build.status().is_ok_and(|s| s.success());
+        assert!(built, "cargo build --workspace --bins --tests failed");
     }
     assert!(
         siblings.iter().all(|s| bench.with_file_name(s).exists()),

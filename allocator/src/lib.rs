@@ -17,7 +17,7 @@
 //! [`tune`] fixes the first with `mallopt`, which also turns off the
 //! threshold's moving, and starts a thread that calls `malloc_trim(0)`
 //! every [`TRIM_EVERY`] for the second. Elsewhere than glibc on Linux it
-//! does nothing.
+//! sets nothing, and its thread trims nothing.
 //!
 //! This crate holds the workspace's only `unsafe` code: two calls into
 //! glibc, sound at any time from any thread. Every other crate forbids it.

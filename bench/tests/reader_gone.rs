@@ -33,32 +33,18 @@ fn a_soak_whose_reader_went_away_stops_the_class_it_started() {
         return;
     }
     // The class's programs, beside the benchmark: `cargo test` builds only
-    // this package's. Built as the suite's `program::binary` builds them,
-    // so that its build finds them done.
-    let siblings = [
+    // this package's; the suite's `program::binary` builds them (once).
+    for program in [
         "toycoin-relay",
         "toycoin-node",
         "toycoin-listener",
         "toycoin-oracle",
-    ];
-    if siblings.iter().any(|s| !bench.with_file_name(s).exists()) {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        build
-            .args(["build", "--workspace", "--exclude", "toycoin-bench"])
-            .args(["--bins", "--tests"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if !cfg!(debug_assertions) {
-            build.arg("--release");
-        }
-        let built = build.status().is_ok_and(|s| s.success());
-        assert!(built, "cargo build --workspace --bins --tests failed");
+    ] {
+        assert_eq!(
+            toycoin_tests::program::binary(program),
+            bench.with_file_name(program)
+        );
     }
-    assert!(
-        siblings.iter().all(|s| bench.with_file_name(s).exists()),
-        "the class's programs are not beside {}",
-        bench.display()
-    );
     let mut child = Command::new(bench)
         .args([
             "soak",

@@ -12,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::block::{Block, BlockHeader};
 use crate::block_store::{BlockStore, Popped};
+use crate::difficulty::MEDIAN_SPAN;
 use crate::hash::{BlockHash, Txid};
 use crate::ledger::{tokens_of, BlockTxError, Ledger, OutputKey, TxError};
 use crate::maps::Map;
@@ -165,8 +166,11 @@ pub struct ChainEntry {
     pub required_bits: u32,
     /// Work of the chain up to and including this block.
     pub total_work: u128,
-    /// Difficulty schedule after this block.
-    pub schedule: Schedule,
+    /// The difficulty level after this block ([`Schedule::level`]): with
+    /// the timestamps of the blocks up to it, its schedule
+    /// ([`Chain::state_at`]). A schedule kept for every block was 128 of an
+    /// entry's 450 bytes, for the chain's whole life (issue 34).
+    level: i64,
     /// Transactions in the blocks up to and including this one, repeats
     /// counted (what the original's `Total Txns` counts).
     pub total_txns: usize,
@@ -188,7 +192,9 @@ impl ChainEntry {
 pub struct Chain {
     profile: Profile,
     entries: Vec<ChainEntry>,
-    index: Map<BlockHash, usize>,
+    /// Heights by the first bytes of their blocks' hashes
+    /// ([`height_key`]).
+    index: Map<HeightKey, u32>,
     ledger: Ledger,
     bodies: BlockStore,
     /// Heights of the blocks whose transactions name each address, as
@@ -197,6 +203,8 @@ pub struct Chain {
     addresses: Map<Address, Vec<u32>>,
     /// The entries' timestamps and nonces.
     header_bytes: HeaderBytes,
+    /// The difficulty schedule after the tip.
+    schedule: Schedule,
 }
 
 /// Where a chain keeps its headers' timestamps and nonces: a few bytes
@@ -242,6 +250,7 @@ impl Chain {
             bodies,
             addresses: Map::default(),
             header_bytes: HeaderBytes::default(),
+            schedule: Schedule::default(),
         }
     }
 
@@ -358,7 +367,26 @@ impl Chain {
 
     /// The difficulty schedule after the tip.
     pub fn schedule(&self) -> Schedule {
-        self.entries.last().map(|e| e.schedule).unwrap_or_default()
+        self.schedule
+    }
+
+    /// The difficulty schedule after the first `len` blocks (`len` at most
+    /// the chain's length), rebuilt from the level the last of them left
+    /// and their last [`MEDIAN_SPAN`] timestamps.
+    fn schedule_after(&self, len: usize) -> Schedule {
+        let Some(last) = len.checked_sub(1).and_then(|i| self.entries.get(i)) else {
+            return Schedule::default();
+        };
+        let mut recent = [0u64; MEDIAN_SPAN];
+        let mut kept = 0;
+        if self.profile.checks_timestamps() {
+            for entry in &self.entries[len.saturating_sub(MEDIAN_SPAN)..len] {
+                // Every timestamp a chain took was canonical decimal.
+                recent[kept] = entry.header.timestamp_secs().unwrap_or_default();
+                kept += 1;
+            }
+        }
+        Schedule::resumed(last.level, len as u64, &recent[..kept])
     }
 
     /// Leading zero bits the next block needs.
@@ -409,7 +437,8 @@ impl Chain {
 
     /// Height (0-based) of the block with this hash, if it is in the chain.
     pub fn height_of(&self, hash: &BlockHash) -> Option<usize> {
-        self.index.get(hash).copied()
+        let height = *self.index.get(&height_key(hash))? as usize;
+        (self.entries.get(height)?.header.this_hash == *hash).then_some(height)
     }
 
     /// Transactions in all the chain's blocks, repeats counted (the
@@ -559,7 +588,8 @@ impl Chain {
     /// Work of the chain's first `len` blocks and the schedule after them.
     pub fn state_at(&self, len: usize) -> (u128, Schedule) {
         match len.checked_sub(1).and_then(|i| self.entries.get(i)) {
-            Some(e) => (e.total_work, e.schedule),
+            Some(e) if len == self.entries.len() => (e.total_work, self.schedule),
+            Some(e) => (e.total_work, self.schedule_after(len)),
             None => (0, Schedule::default()),
         }
     }
@@ -650,8 +680,10 @@ impl Chain {
         let schedule = self.profile.advance(&self.schedule(), info.timestamp);
         let total_work = self.total_work() + self.profile.block_work(info.required_bits);
         let total_txns = self.total_block_txns() + block.txns.len();
-        self.index
-            .insert(block.header.this_hash, self.entries.len());
+        self.index.insert(
+            height_key(&block.header.this_hash),
+            u32::try_from(self.entries.len()).unwrap_or(u32::MAX),
+        );
         let header = BlockHeader {
             timestamp: self.header_bytes.keep(&block.header.timestamp),
             nonce: self.header_bytes.keep(&block.header.nonce),
@@ -663,10 +695,12 @@ impl Chain {
             size: block.size(),
             required_bits: info.required_bits,
             total_work,
-            schedule,
+            level: schedule.level,
             total_txns,
             repeats: undo.repeats(),
         });
+        self.schedule = schedule;
+        debug_assert_eq!(self.schedule_after(self.entries.len()), schedule);
         let height = u32::try_from(self.entries.len() - 1).unwrap_or(u32::MAX);
         for address in named_addresses(&block) {
             let heights = self.addresses.entry(address.clone()).or_default();
@@ -711,8 +745,16 @@ impl Chain {
             }
         };
         if let Some(entry) = self.entries.pop() {
-            self.index.remove(&entry.header.this_hash);
+            let key = height_key(&entry.header.this_hash);
+            if self
+                .index
+                .get(&key)
+                .is_some_and(|&h| h as usize == self.entries.len())
+            {
+                self.index.remove(&key);
+            }
         }
+        self.schedule = self.schedule_after(self.entries.len());
         let height = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
         for address in named_addresses(&block) {
             if let Some(heights) = self.addresses.get_mut(address) {
@@ -740,6 +782,20 @@ impl Chain {
         removed.reverse();
         removed
     }
+}
+
+/// What a chain's index keys a block by: the first 16 bytes of its
+/// hash, 20 bytes an entry with its height where the whole hash and a
+/// `usize` took 72, one more entry a block for a lesson's whole life
+/// (issue 34). A lookup compares the whole hash with the block's entry;
+/// two blocks of one chain whose hashes share 16 bytes would take some
+/// 2^64 hashes to find.
+type HeightKey = [u8; 16];
+
+fn height_key(hash: &BlockHash) -> HeightKey {
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&hash.as_bytes()[..16]);
+    key
 }
 
 /// The addresses a block's transactions name, as receiver or sender (what

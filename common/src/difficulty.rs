@@ -128,6 +128,25 @@ impl Schedule {
         rounded.clamp(i64::from(MIN_BITS), i64::from(MAX_BITS)) as u32
     }
 
+    /// The schedule after `height` blocks at `level`, the last of which
+    /// carried `recent` (their timestamps, oldest first; the last
+    /// [`MEDIAN_SPAN`] of them are kept, none where timestamps are not
+    /// read): what [`Schedule::after`] gives, rebuilt from what a chain keeps
+    /// of each block anyway, so that a chain need not keep a schedule for
+    /// every block ([`crate::chain::Chain::state_at`]).
+    pub fn resumed(level: i64, height: u64, recent: &[u64]) -> Schedule {
+        let recent = &recent[recent.len().saturating_sub(MEDIAN_SPAN)..];
+        let mut kept = [0u64; MEDIAN_SPAN];
+        kept[..recent.len()].copy_from_slice(recent);
+        Schedule {
+            last_timestamp: recent.last().copied(),
+            recent: kept,
+            recent_len: recent.len(),
+            level,
+            height,
+        }
+    }
+
     fn remember(&mut self, timestamp: u64) {
         if self.recent_len == MEDIAN_SPAN {
             self.recent.copy_within(1.., 0);

@@ -392,10 +392,8 @@ impl BlockTree {
         now: u64,
     ) -> Result<Received, ChainError> {
         let old_tip = self.chain.tip_hash();
-        let old_states: Vec<(u128, Schedule)> = self.chain.entries()
-            [fork_len.min(self.chain.len())..]
-            .iter()
-            .map(|e| (e.total_work, e.schedule))
+        let old_states: Vec<(u128, Schedule)> = (fork_len.min(self.chain.len())..self.chain.len())
+            .map(|i| self.chain.state_at(i + 1))
             .collect();
         let rolled_back = self.chain.truncate(fork_len);
         let added = branch.len();

@@ -294,7 +294,7 @@ pub fn encode_archived(block: &Block, undo: &BlockUndo, spent: &[OutputState]) -
         out.extend_from_slice(&state.value.to_le_bytes());
         out.extend_from_slice(&state.signature);
         out.extend_from_slice(&state.height.to_le_bytes());
-        out.push(u8::from(state.spent));
+        out.push(u8::from(state.spent) | u8::from(state.coinbase) << 1);
     }
     out.extend_from_slice(&(parts.repeats as u64).to_le_bytes());
     out.extend_from_slice(&parts.coins.to_le_bytes());
@@ -345,16 +345,22 @@ pub fn decode_archived(bytes: &[u8]) -> Option<Archived> {
             _ => return None,
         };
         outpoints.push(OutPoint { txn_hash, kind });
+        let owner = r.bytes()?;
+        let value = r.i64()?;
+        let signature = r.take(16)?.try_into().ok()?;
+        let height = u32::from_le_bytes(r.take(4)?.try_into().ok()?);
+        // Bit 0: spent; bit 1: a coinbase's.
+        let flags = r.take(1)?[0];
+        if flags > 3 {
+            return None;
+        }
         spent.push(OutputState {
-            owner: r.bytes()?,
-            value: r.i64()?,
-            signature: r.take(16)?.try_into().ok()?,
-            height: u32::from_le_bytes(r.take(4)?.try_into().ok()?),
-            spent: match r.take(1)?[0] {
-                0 => false,
-                1 => true,
-                _ => return None,
-            },
+            owner,
+            value,
+            signature,
+            height,
+            spent: flags & 1 != 0,
+            coinbase: flags & 2 != 0,
         });
     }
     let repeats = usize::try_from(u64::from_le_bytes(r.take(8)?.try_into().ok()?)).ok()?;
@@ -456,6 +462,7 @@ mod tests {
             signature: [b; 16],
             height: u32::from(b) * 1000,
             spent: true,
+            coinbase: b == 2,
         };
         (block, undo, vec![state(1), state(2)])
     }

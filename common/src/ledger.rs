@@ -88,6 +88,20 @@ pub struct OutputState {
     /// recorded outside a chain.
     pub height: u32,
     pub spent: bool,
+    /// Its transaction is a coinbase (a reward, or the original's
+    /// funding), whose change is not recorded ([`is_recorded`]).
+    pub coinbase: bool,
+}
+
+/// Whether a ledger records output `kind` of `txn`: every output but a
+/// coinbase's change of 0. That one is owned by COINBASE, and no
+/// transaction can spend it: one whose sender is COINBASE is a coinbase,
+/// which spends nothing. Every block's reward has one; recorded, they were
+/// half of the unspent outputs a lesson's ledger held, one more a block
+/// for the chain's whole life (issue 34). It is worth nothing, so no
+/// balance or supply counts it.
+pub fn is_recorded(txn: &Transaction, kind: OutputKind) -> bool {
+    !(kind == OutputKind::Change && txn.is_coinbase() && txn.sender_change == 0)
 }
 
 /// What a ledger keeps of an output's signature: two 64-bit hashes of it
@@ -138,13 +152,14 @@ impl OutputState {
             && signature_digest(&token.signature) == self.signature
     }
 
-    fn of(token: &Token, height: u32, spent: bool) -> OutputState {
+    fn of(token: &Token, height: u32, coinbase: bool) -> OutputState {
         OutputState {
             owner: token.owner.clone(),
             value: token.value,
             signature: signature_digest(&token.signature),
             height,
-            spent,
+            spent: false,
+            coinbase,
         }
     }
 }
@@ -443,16 +458,20 @@ fn resolve_input<'v>(
     let mut exists = false;
     let mut owned = false;
     let mut missing = false;
+    let mut coinbase = false;
     for kind in [OutputKind::Receiver, OutputKind::Change] {
         let outpoint = OutPoint {
             txn_hash: *prev,
             kind,
         };
         let Some(state) = view.output(&outpoint) else {
-            missing = true;
+            // A coinbase's change of 0 was never recorded (`is_recorded`):
+            // its absence says nothing.
+            missing |= !(kind == OutputKind::Change && coinbase);
             continue;
         };
         exists = true;
+        coinbase |= state.coinbase;
         if state.owner != txn.sender {
             continue;
         }
@@ -461,9 +480,10 @@ fn resolve_input<'v>(
             return Ok((outpoint, state));
         }
     }
-    // Both outputs of a transaction are recorded; one that is missing
-    // from a transaction that is recorded was spent by a block deep
-    // enough for the ledger to forget it (`Ledger::forget_spent`).
+    // Both outputs of a transaction are recorded (but a coinbase's change
+    // of 0); one that is missing from a transaction that is recorded was
+    // spent by a block deep enough for the ledger to forget it
+    // (`Ledger::forget_spent`).
     let forgotten = || missing && view.contains_txn(prev) && !view.is_pending(prev);
     Err(if owned || forgotten() {
         TxError::AlreadySpent { index, hash: *prev }
@@ -547,7 +567,10 @@ fn insert_pending_outputs(outputs: &mut Map<OutPoint, OutputState>, txn: &Transa
             txn_hash: hash,
             kind,
         };
-        outputs.insert(outpoint, OutputState::of(&token, NO_BLOCK, false));
+        outputs.insert(
+            outpoint,
+            OutputState::of(&token, NO_BLOCK, txn.is_coinbase()),
+        );
     }
 }
 
@@ -927,13 +950,16 @@ impl Ledger {
         }
         undo.spent.extend(checked.inputs);
         for kind in [OutputKind::Receiver, OutputKind::Change] {
+            if !is_recorded(txn, kind) {
+                continue;
+            }
             let hash = checked.hash;
             let token = txn.output(hash, kind);
             let key = OutputKey {
                 txn: txid_key(&hash),
                 kind,
             };
-            let mut state = OutputState::of(&token, height, false);
+            let mut state = OutputState::of(&token, height, txn.is_coinbase());
             state.owner = share(&mut self.owners, &state.owner);
             self.outputs.insert(key, state);
             if let Some(signatures) = &mut self.signatures {

@@ -785,6 +785,36 @@ fn steady_blocks_pay_exactly_the_reward_tagged_with_their_height() {
 }
 
 #[test]
+fn a_rewards_change_of_nothing_is_not_kept_and_still_cannot_be_spent() {
+    let mut w = steady();
+    let unspent = w.chain.ledger().unspent_count();
+    for _ in 0..3 {
+        w.push(Vec::new()).unwrap();
+    }
+    assert_eq!(
+        w.chain.ledger().unspent_count(),
+        unspent + 3,
+        "one output a block, the reward: its change of 0 to COINBASE is not kept"
+    );
+    assert_eq!(w.chain.ledger().balance(w.c.address()), 4 * BLOCK_REWARD);
+    // a names c's reward as an input: the answer is still that the reward
+    // is not a's, not that it was spent.
+    let reward = w.chain.tip().unwrap().txns[0].clone();
+    let mut m = w.pay(&w.a, &w.c, 1);
+    m.txn.previous_hashes = vec![reward.hash()];
+    assert_eq!(
+        w.chain.ledger().check(&m.txn, None).map(|_| ()),
+        Err(TxError::NotOwner { index: 0 })
+    );
+    // c spends it, and its block can be taken back and put again.
+    let spend = w.pay(&w.c, &w.a, BLOCK_REWARD);
+    w.push(vec![spend.txn]).unwrap();
+    let block = w.chain.pop().unwrap();
+    assert_eq!(w.chain.ledger().unspent_count(), unspent + 3);
+    w.chain.push(block, now_secs()).unwrap();
+}
+
+#[test]
 fn steady_grants_come_only_from_the_networks_mint() {
     let mut w = steady();
     let forged = w.c.grant(&mut OsRng, w.c.address(), 1_000_000).unwrap();

@@ -54,7 +54,7 @@ pub fn end_quietly_on_broken_pipe() {
 }
 
 /// As [`end_quietly_on_broken_pipe`], for a program that started others
-/// (`toycoin-bench`'s classes): the broken pipe's panic unwinds, quietly,
+/// (`toycoin-bench`'s classes, `toycoin-demo`'s): the broken pipe's panic unwinds, quietly,
 /// so that what the program holds is dropped on the way out, its
 /// children stopped among them (`kill_on_drop`); ending there with exit
 /// code 0 is the program's to do ([`is_broken_pipe`]). Ended at once,

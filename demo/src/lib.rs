@@ -857,28 +857,41 @@ async fn run_here(args: &Args, shutdown: impl std::future::Future<Output = ()>) 
         tokio::select! {
             _ = &mut ctrl_c => break,
             line = lines.recv() => match line {
-                Some(line) => println!("{line}"),
+                // The reader went away (`toycoin-demo | head`): stop
+                // everyone, as on Ctrl-C, saying so to nobody.
+                Some(line) => if !say(&line) { break },
                 None => break,
             },
         }
     }
-    println!("    demo | stopping every program...");
+    say("    demo | stopping every program...");
     // Everyone but the relay first, so that nobody reports it gone.
     for (_, child) in &children {
         interrupt(child);
     }
     for (label, child) in &mut children {
         if !wait_or_kill(child).await {
-            eprintln!("    demo | {label} did not stop; killed it");
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "    demo | {label} did not stop; killed it"
+            );
         }
     }
     // What they said on the way out.
     while let Ok(Some(line)) = tokio::time::timeout(Duration::from_millis(200), lines.recv()).await
     {
-        println!("{line}");
+        say(&line);
     }
-    println!("    demo | all stopped");
+    say("    demo | all stopped");
     0
+}
+
+/// Prints `line`; false once nobody reads the demo's output (a `println!`
+/// would panic there, and end the demo before it stopped its programs).
+fn say(line: &str) -> bool {
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{line}").is_ok()
 }
 
 /// Builds the programs (unless `--no-build`), writes the network and keys,

@@ -407,3 +407,87 @@ async fn pbft_binaries_finalize_every_payment_past_a_silent_primary() {
     assert!(relay.stop(WAIT).await.success());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Whether process `pid` is still running (not a zombie).
+fn running(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(')')
+            .next()
+            .is_some_and(|s| !s.starts_with(" Z"))
+    })
+}
+
+/// `toycoin-demo | head`: the reader of the demo's output goes away while
+/// the class runs. The demo ended at once on the broken pipe and left the
+/// relay, both nodes and the oracle running, the nodes mining; now it
+/// stops them all, as on Ctrl-C, and ends quietly.
+#[test]
+fn a_demo_whose_reader_went_away_stops_every_program() {
+    use std::io::BufRead;
+    if !std::path::Path::new("/proc/self/stat").exists() {
+        eprintln!("skipped: needs /proc");
+        return;
+    }
+    let journal =
+        std::env::temp_dir().join(format!("toycoin-e2e-head-{}.journal", std::process::id()));
+    let mut demo = std::process::Command::new(toycoin_tests::program::binary("toycoin-demo"))
+        .args([
+            "--no-build",
+            "--no-tmux",
+            "--port",
+            "0",
+            "--web",
+            "127.0.0.1:0",
+            "--max-hash-rates",
+            "400k,200k",
+            "--record",
+        ])
+        .arg(&journal)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(demo.stdout.take().unwrap());
+    let (mut pids, mut said) = (Vec::new(), String::new());
+    // Up to the listener's first block: every program runs by then.
+    let mut line = String::new();
+    while !(line.contains("listener |") && line.contains("Blocks: 1 |")) {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "the demo ended:\n{said}"
+        );
+        said.push_str(&line);
+        if let Some(pid) = line.trim_end().split(" | pid ").nth(1) {
+            pids.push(pid.to_owned());
+        }
+    }
+    assert_eq!(pids.len(), 5, "relay, listener, two nodes, oracle:\n{said}");
+    drop(out);
+    let deadline = std::time::Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = demo.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = demo.kill();
+            break demo.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut left: Vec<&String> = pids.iter().filter(|p| running(p)).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !left.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        left.retain(|p| running(p));
+    }
+    for pid in &left {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", pid.as_str()])
+            .status();
+    }
+    let _ = std::fs::remove_file(&journal);
+    assert!(left.is_empty(), "left running: {left:?}\n{said}");
+    assert!(status.success(), "the demo ended with {status}");
+}

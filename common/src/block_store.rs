@@ -7,9 +7,8 @@
 //! and what each changed in the ledger (its [`BlockUndo`]), in memory:
 //! at most [`RECENT_BLOCKS`] blocks, fewer once they pass
 //! [`RECENT_BYTES`]. An older block is written to the store with its undo
-//! and the outputs it spent, which the ledger then forgets
-//! ([`Ledger::forget_spent`](crate::ledger::Ledger::forget_spent)); only its
-//! header and figures stay in memory. Reading it back (a catch-up answer,
+//! and the outputs it spent (which left the ledger when they were spent,
+//! for the block's undo); only its header and figures stay in memory. Reading it back (a catch-up answer,
 //! a light wallet's proof, a reorganisation deeper than the window) costs
 //! one read and a decoding.
 //!
@@ -153,8 +152,7 @@ impl BlockStore {
     }
 
     /// Writes the oldest block in memory to the file with `spent`, the
-    /// outputs it spent, and returns its undo (what the ledger may now
-    /// forget); `None` (and everything kept in memory from now on) when the
+    /// outputs it spent, and returns its undo; `None` (and everything kept in memory from now on) when the
     /// file cannot be made or written.
     pub fn archive_oldest(&mut self, spent: &[OutputState]) -> Option<BlockUndo> {
         let (block, undo) = self.recent.front()?;

@@ -714,22 +714,22 @@ impl Chain {
     }
 
     /// Moves the oldest bodies in memory to the store's file while over
-    /// its window, and lets the ledger forget the outputs they spent.
+    /// its window, each with the outputs it spent (which left the ledger
+    /// when they were spent): taking the block back reads them again.
     fn archive_old(&mut self) {
         while let Some((_, undo)) = self.bodies.over_limit() {
             let Some(spent) = self.ledger.spent_outputs(undo) else {
-                // Cannot happen for a block of this chain: keep every
+                // Cannot happen for a block this chain applied: keep every
                 // block in memory from now on.
                 tracing::warn!(
-                    "a block's spent outputs are not in the ledger: old blocks stay in memory"
+                    "a block's undo does not hold the outputs it spent: old blocks stay in memory"
                 );
                 self.bodies.keep_in_memory();
                 return;
             };
-            let Some(archived) = self.bodies.archive_oldest(&spent) else {
+            if self.bodies.archive_oldest(&spent).is_none() {
                 return;
-            };
-            self.ledger.forget_spent(&archived);
+            }
         }
     }
 
@@ -739,10 +739,10 @@ impl Chain {
     pub fn pop(&mut self) -> Option<Block> {
         let (block, undo) = match self.bodies.pop()? {
             Popped::Recent(block, undo) => (block, undo),
-            Popped::Archived(archived) => {
-                self.ledger.restore_spent(&archived.undo, archived.spent);
-                (archived.block, archived.undo)
-            }
+            Popped::Archived(archived) => (
+                archived.block,
+                archived.undo.with_spent_states(archived.spent),
+            ),
         };
         if let Some(entry) = self.entries.pop() {
             let key = height_key(&entry.header.this_hash);

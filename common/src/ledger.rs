@@ -499,6 +499,11 @@ fn resolve_input<'v>(
 pub struct BlockUndo {
     created: Vec<Txid>,
     spent: Vec<OutPoint>,
+    /// The outputs `spent` names, as they were before the block spent
+    /// them: the ledger no longer holds them ([`Ledger::apply_block`]).
+    /// Empty in an undo read back from the block store, which keeps them
+    /// beside it ([`BlockUndo::with_spent_states`]).
+    spent_states: Vec<OutputState>,
     repeats: usize,
     /// Coins the block created.
     coins: i128,
@@ -541,9 +546,24 @@ impl BlockUndo {
         BlockUndo {
             created,
             spent,
+            spent_states: Vec::new(),
             repeats,
             coins,
         }
+    }
+
+    /// This undo (read back from the block store) with the outputs its
+    /// block spent, as [`Ledger::spent_outputs`] gave them, so that
+    /// [`Ledger::undo_block`] can put them back.
+    pub fn with_spent_states(mut self, states: Vec<OutputState>) -> BlockUndo {
+        self.spent_states = states
+            .into_iter()
+            .map(|state| OutputState {
+                spent: false,
+                ..state
+            })
+            .collect();
+        self
     }
 }
 
@@ -942,13 +962,21 @@ impl Ledger {
         Ok(undo)
     }
 
+    /// Records `txn`: the outputs it spends leave the table for `undo`
+    /// (a spent output is never needed again unless its block is taken
+    /// back; kept in the table until its block left memory, the window's
+    /// spent outputs doubled a table that never shrinks, issue 34), and
+    /// its outputs join it.
     fn apply(&mut self, txn: &Transaction, checked: CheckedTxn, undo: &mut BlockUndo, height: u32) {
-        for outpoint in &checked.inputs {
-            if let Some(state) = self.outputs.get_mut(&OutputKey::of(outpoint)) {
-                state.spent = true;
-            }
+        for outpoint in checked.inputs {
+            // Every input was just found in this ledger (`check_spend`).
+            let Some(state) = self.outputs.remove(&OutputKey::of(&outpoint)) else {
+                debug_assert!(false, "an input that is not in the ledger");
+                continue;
+            };
+            undo.spent.push(outpoint);
+            undo.spent_states.push(state);
         }
-        undo.spent.extend(checked.inputs);
         for kind in [OutputKind::Receiver, OutputKind::Change] {
             if !is_recorded(txn, kind) {
                 continue;
@@ -974,6 +1002,13 @@ impl Ledger {
 
     /// Takes back what [`Ledger::apply_block`] did.
     pub fn undo_block(&mut self, undo: BlockUndo) {
+        debug_assert_eq!(undo.spent.len(), undo.spent_states.len());
+        // What it spent first: an output the block made and spent goes
+        // with the rest of what it made, below.
+        for (outpoint, mut state) in undo.spent.iter().zip(undo.spent_states) {
+            state.owner = share(&mut self.owners, &state.owner);
+            self.outputs.insert(OutputKey::of(outpoint), state);
+        }
         for hash in undo.created.iter().rev() {
             for kind in [OutputKind::Receiver, OutputKind::Change] {
                 let key = OutputKey {
@@ -987,59 +1022,43 @@ impl Ledger {
             }
             self.txns.remove(&txid_key(hash));
         }
-        for outpoint in undo.spent {
-            if let Some(state) = self.outputs.get_mut(&OutputKey::of(&outpoint)) {
-                state.spent = false;
-            }
-        }
         self.supply -= undo.coins;
     }
 
-    /// The outputs a block spent (`undo`'s), to keep beside it once the
-    /// ledger forgets them ([`Ledger::forget_spent`]). `None` if one is
-    /// missing or unspent: then `undo` is not a block of this ledger's chain.
+    /// The outputs a block spent (`undo`'s, marked spent), to keep beside
+    /// it once its undo leaves memory. `None` if the undo does not hold
+    /// them (one read back from the block store).
     pub fn spent_outputs(&self, undo: &BlockUndo) -> Option<Vec<OutputState>> {
-        undo.spent
-            .iter()
-            .map(|outpoint| {
-                self.outputs
-                    .get(&OutputKey::of(outpoint))
-                    .filter(|state| state.spent)
-                    .cloned()
-            })
-            .collect()
+        (undo.spent_states.len() == undo.spent.len()).then(|| {
+            undo.spent_states
+                .iter()
+                .map(|state| OutputState {
+                    spent: true,
+                    ..state.clone()
+                })
+                .collect()
+        })
     }
 
-    /// Forgets the outputs a block deep in the chain spent: they can only
-    /// be needed again if that block is taken back, which brings them back
-    /// ([`Ledger::restore_spent`]). A spent output then costs nothing, and
-    /// the ledger holds what is unspent, whatever the chain's length. An
-    /// input naming one is refused as [`TxError::AlreadySpent`].
+    /// Forgets the signatures of the outputs `undo`'s transactions spent,
+    /// in a ledger that keeps signatures ([`Ledger::new`]), once they can
+    /// no longer be taken back. (The outputs themselves left the ledger
+    /// when they were spent; an input naming one is refused as
+    /// [`TxError::AlreadySpent`].)
     pub fn forget_spent(&mut self, undo: &BlockUndo) {
+        let Some(signatures) = &mut self.signatures else {
+            return;
+        };
         for outpoint in &undo.spent {
             let key = OutputKey::of(outpoint);
-            if self.outputs.get(&key).is_some_and(|state| state.spent) {
-                self.outputs.remove(&key);
-                if let Some(signatures) = &mut self.signatures {
-                    signatures.remove(&key);
-                }
+            if !self.outputs.contains_key(&key) {
+                signatures.remove(&key);
             }
         }
     }
 
-    /// Puts back, spent, the outputs [`Ledger::forget_spent`] forgot for
-    /// `undo`'s block (`states` as [`Ledger::spent_outputs`] gave them), so
-    /// the block can be taken back. (A ledger that keeps signatures gets
-    /// none back: only a chain's ledger forgets and restores.)
-    pub fn restore_spent(&mut self, undo: &BlockUndo, states: Vec<OutputState>) {
-        for (outpoint, mut state) in undo.spent.iter().zip(states) {
-            state.owner = share(&mut self.owners, &state.owner);
-            state.spent = true;
-            self.outputs.entry(OutputKey::of(outpoint)).or_insert(state);
-        }
-    }
-
-    /// Outputs recorded, spent or not (what the ledger holds in memory).
+    /// Outputs recorded (what the ledger holds in memory): the unspent
+    /// ones, since a spent output leaves the ledger.
     pub fn output_count(&self) -> usize {
         self.outputs.len()
     }

@@ -222,8 +222,14 @@ impl Wallet {
                 let pem = wallet.to_pem().map_err(|e| {
                     WalletFileError::BadKey(path.display().to_string(), e.to_string())
                 })?;
-                write_private(path, pem.as_bytes()).map_err(file_error)?;
-                Ok((wallet, true))
+                if publish_private(path, pem.as_bytes()).map_err(file_error)? {
+                    return Ok((wallet, true));
+                }
+                // Another program made it first: its key, whole.
+                let pem = std::fs::read_to_string(path).map_err(file_error)?;
+                Wallet::from_pem(&pem)
+                    .map(|w| (w, false))
+                    .map_err(|e| WalletFileError::BadKey(path.display().to_string(), e.to_string()))
             }
             Err(e) => Err(file_error(e)),
         }
@@ -284,6 +290,33 @@ pub enum WalletFileError {
     Io(String, String),
     #[error("wallet file {0} holds no usable key: {1}")]
     BadKey(String, String),
+}
+
+/// Puts `bytes` at `path`, a new file only its owner can read, whole or
+/// not at all: `false` when a file is already there (then left as it is).
+/// They are written to a file of this call's own beside it, then linked
+/// into place, which fails when another program got there first: so the
+/// relay and the oracle given one new `--mint-key` at once agree on one
+/// key, and neither reads half of the other's.
+fn publish_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<bool> {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let own = path.with_file_name(format!(".{name}.{}.{call}.new", std::process::id()));
+    let _ = std::fs::remove_file(&own);
+    write_private(&own, bytes)?;
+    let linked = std::fs::hard_link(&own, path);
+    let _ = std::fs::remove_file(&own);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        // A file system without hard links: created in place, as before.
+        Err(_) => match write_private(path, bytes) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        },
+    }
 }
 
 /// Writes a new file that only its owner can read (on Unix: mode 0600).
@@ -533,6 +566,44 @@ mod tests {
             Wallet::load_or_create(&dir.join("junk.pem")),
             Err(WalletFileError::BadKey(..))
         ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The relay and the oracle given one new `--mint-key` at once (or the
+    /// relay's three binary tests, which failed CI so): each gets the one
+    /// key, whole, and exactly one of them made it.
+    #[test]
+    fn programs_creating_one_key_file_at_once_agree_on_one_key() {
+        let dir = std::env::temp_dir().join(format!(
+            "toycoin-wallet-race-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        for round in 0..20 {
+            let path = dir.join(format!("mint-{round}.pem"));
+            let start = std::sync::Arc::new(std::sync::Barrier::new(4));
+            let racers: Vec<_> = (0..4)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        Wallet::load_or_create(&path)
+                    })
+                })
+                .collect();
+            let made: Vec<(Wallet, bool)> = racers
+                .into_iter()
+                .map(|r| r.join().unwrap().unwrap())
+                .collect();
+            assert_eq!(made.iter().filter(|(_, created)| *created).count(), 1);
+            assert!(made.iter().all(|(w, _)| w.address() == made[0].0.address()));
+            let (again, created) = Wallet::load_or_create(&path).unwrap();
+            assert!(!created);
+            assert_eq!(again.address(), made[0].0.address());
+        }
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(left.len(), 20, "only the key files are left");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

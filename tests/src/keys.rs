@@ -22,9 +22,8 @@ pub fn dir() -> PathBuf {
 }
 
 /// The wallet kept as `NAME.pem` in [`dir`], made on first use. Tests
-/// side by side, or two test binaries, agree on one key: a new one is
-/// written to a file of this process's own, then linked into place, which
-/// fails when another got there first (whose key is then read).
+/// side by side, or two test binaries, agree on one key
+/// ([`Wallet::load_or_create`] links a new key into place whole).
 pub fn kept_key(name: &str) -> Wallet {
     let dir = &dir();
     let path = dir.join(format!("{name}.pem"));
@@ -33,19 +32,9 @@ pub fn kept_key(name: &str) -> Wallet {
     }
     toycoin_common::wallet::create_private_dir(dir)
         .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-    let own = dir.join(format!(".{name}.{}.pem", std::process::id()));
-    let _ = std::fs::remove_file(&own);
-    let made = Wallet::load_or_create(&own);
-    if let Err(e) = std::fs::hard_link(&own, &path) {
-        if e.kind() != std::io::ErrorKind::AlreadyExists {
-            // A file system without hard links: the last one renamed
-            // wins, whole.
-            let _ = std::fs::rename(&own, &path);
-        }
-    }
-    let _ = std::fs::remove_file(&own);
-    made.unwrap_or_else(|e| panic!("{e}"));
-    read_only(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    Wallet::load_or_create(&path)
+        .map(|(wallet, _)| wallet)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The wallet in the key file at `path`, which is there.

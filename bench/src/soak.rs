@@ -83,6 +83,9 @@ struct ChainSize {
     /// Outputs the observer's ledger holds, and how many are unspent.
     outputs: usize,
     unspent: usize,
+    /// Side-branch blocks the observer keeps, and their bytes.
+    side_blocks: usize,
+    side_bytes: usize,
 }
 
 /// Follows the chain on the relay at `addr`, passively, into `size`.
@@ -118,6 +121,8 @@ fn observe(
                     bytes: entries.iter().map(|e| e.size).sum(),
                     outputs: chain.ledger().output_count(),
                     unspent: chain.ledger().unspent_count(),
+                    side_blocks: core.tree().side_blocks(),
+                    side_bytes: core.tree().side_bytes(),
                 };
             }
         }
@@ -276,13 +281,15 @@ pub async fn run(
         let size = chain_size.lock().map(|s| *s).unwrap_or_default();
         chain_samples.push((at, size));
         eprintln!(
-            "soak: {:.1} of {minutes} min; chain {} blocks, {} txns, {:.1} MiB, {} outputs held ({} unspent); oracle {:.1} MiB, node1 {:.1} MiB, relay {:.1} MiB",
+            "soak: {:.1} of {minutes} min; chain {} blocks, {} txns, {:.1} MiB, {} outputs held ({} unspent), {} side blocks ({} KiB); oracle {:.1} MiB, node1 {:.1} MiB, relay {:.1} MiB",
             at / 60.0,
             size.blocks,
             size.txns,
             size.bytes as f64 / 1048576.0,
             size.outputs,
             size.unspent,
+            size.side_blocks,
+            size.side_bytes / 1024,
             last_mib(&watched, "oracle"),
             last_mib(&watched, "node1"),
             last_mib(&watched, "relay")

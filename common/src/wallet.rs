@@ -540,14 +540,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_key_file_is_created_once_private_and_read_back() {
+    /// A new directory of this test's own.
+    fn fresh_dir(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!(
-            "toycoin-wallet-{}-{}",
+            "toycoin-{name}-{}-{}",
             std::process::id(),
             rand::random::<u64>()
         ));
         std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_key_file_is_created_once_private_and_read_back() {
+        let dir = fresh_dir("wallet");
         let path = dir.join("node.pem");
         let (a, created) = Wallet::load_or_create(&path).unwrap();
         assert!(created);
@@ -574,12 +580,7 @@ mod tests {
     /// key, whole, and exactly one of them made it.
     #[test]
     fn programs_creating_one_key_file_at_once_agree_on_one_key() {
-        let dir = std::env::temp_dir().join(format!(
-            "toycoin-wallet-race-{}-{}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = fresh_dir("wallet-race");
         for round in 0..20 {
             let path = dir.join(format!("mint-{round}.pem"));
             let start = std::sync::Arc::new(std::sync::Barrier::new(4));

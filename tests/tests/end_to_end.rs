@@ -217,6 +217,19 @@ async fn thirty_transfers_all_confirmed_once_and_everyone_agrees() {
     assert!(!oracle.output().contains("panicked"));
 }
 
+/// The demo as the tests run it: built already, one terminal, ports and the
+/// web view's the OS picks, capped hash rates.
+const DEMO_FLAGS: &[&str] = &[
+    "--no-build",
+    "--no-tmux",
+    "--port",
+    "0",
+    "--web",
+    "127.0.0.1:0",
+    "--max-hash-rates",
+    "400k,200k",
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_shows_blocks_within_seconds_and_stops_everything() {
     // Its own journal: other tests run the demo on the same keys.
@@ -224,18 +237,7 @@ async fn the_demo_shows_blocks_within_seconds_and_stops_everything() {
     let journal_arg = journal.display().to_string();
     let mut demo = Program::start(
         "toycoin-demo",
-        &[
-            "--no-build",
-            "--no-tmux",
-            "--port",
-            "0",
-            "--web",
-            "127.0.0.1:0",
-            "--max-hash-rates",
-            "400k,200k",
-            "--record",
-            &journal_arg,
-        ],
+        &[DEMO_FLAGS, &["--record", &journal_arg]].concat(),
     );
     // The web view's address, then the page served there.
     let line = demo
@@ -431,17 +433,8 @@ fn a_demo_whose_reader_went_away_stops_every_program() {
     let journal =
         std::env::temp_dir().join(format!("toycoin-e2e-head-{}.journal", std::process::id()));
     let mut demo = std::process::Command::new(toycoin_tests::program::binary("toycoin-demo"))
-        .args([
-            "--no-build",
-            "--no-tmux",
-            "--port",
-            "0",
-            "--web",
-            "127.0.0.1:0",
-            "--max-hash-rates",
-            "400k,200k",
-            "--record",
-        ])
+        .args(DEMO_FLAGS)
+        .arg("--record")
         .arg(&journal)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())

@@ -1,14 +1,16 @@
 """Clients that misbehave, for toycoin-check's tests (issue 37): each
 subscribes, then
 
-- crash: ends with status 3 half a second later (or at its first frame);
+- crash: ends with status 3 a second after it subscribes, whatever it
+  hears meanwhile (ending at its first frame could come before the
+  checker saw it subscribe, on a loaded machine);
 - hang:  reads every frame and never says a word;
 - flood: sends 64 KiB frames as fast as the socket takes them.
 
     python3 misbehaving.py crash|hang|flood --host HOST --port PORT
 """
 
-import argparse, socket, struct
+import argparse, socket, struct, time
 
 TOPIC = b"/topic/main"
 
@@ -30,16 +32,19 @@ def main():
         while True:
             s.sendall(junk)
     if args.mode == "crash":
-        s.settimeout(0.5)
+        deadline = time.monotonic() + 1.0
     while True:
+        if args.mode == "crash":
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise SystemExit(3)
+            s.settimeout(left)
         try:
             data = s.recv(65536)
         except socket.timeout:
             raise SystemExit(3)
         if not data:
             return
-        if args.mode == "crash":
-            raise SystemExit(3)
 
 
 if __name__ == "__main__":

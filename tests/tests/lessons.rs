@@ -97,7 +97,14 @@ async fn lesson_forks_held_then_settled_and_the_losers_payments_mined_again() {
     assert!(step(&out, 4).contains("all 2 nodes are on block"), "{out}");
     assert!(step(&out, 5).contains("carrying"), "{out}");
     assert!(step(&out, 6).contains("all 2 nodes are on block"), "{out}");
-    assert!(step(&out, 7).contains("are in it again"), "{out}");
+    // The partition's race is won by hash power on average, not every
+    // time: where the half with the payments won, none was left off.
+    let seventh = step(&out, 7);
+    assert!(
+        seventh.contains("are in it again")
+            || seventh.contains("no payment waits to be mined again"),
+        "{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

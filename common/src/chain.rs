@@ -727,6 +727,8 @@ impl Chain {
                 self.bodies.keep_in_memory();
                 return;
             };
+            // Past the window, what only taking it back from memory needed.
+            self.ledger.forget_spent(undo);
             if self.bodies.archive_oldest(&spent).is_none() {
                 return;
             }

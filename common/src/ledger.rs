@@ -210,7 +210,9 @@ pub enum TxError {
     PreviousHashMismatch { index: usize },
     #[error("input {index} is not owned by the sender")]
     NotOwner { index: usize },
-    #[error("input {index} spends unknown transaction {}", hash.short())]
+    /// Never in the chain, or (steady) a transfer spent long ago whose id
+    /// the ledger no longer keeps ([`Ledger::forget_spent`]).
+    #[error("input {index} spends unknown transaction {} (never in the chain, or all spent long ago)", hash.short())]
     UnknownInput { index: usize, hash: Txid },
     #[error("input {index} is already spent (output of {})", hash.short())]
     AlreadySpent { index: usize, hash: Txid },
@@ -482,8 +484,9 @@ fn resolve_input<'v>(
     }
     // Both outputs of a transaction are recorded (but a coinbase's change
     // of 0); one that is missing from a transaction that is recorded was
-    // spent by a block deep enough for the ledger to forget it
-    // (`Ledger::forget_spent`).
+    // spent. (A transfer with nothing left, spent by a block that has left
+    // memory, is forgotten where ids are unique: `Ledger::forget_spent`.
+    // An input naming it is unknown, and refused as surely.)
     let forgotten = || missing && view.contains_txn(prev) && !view.is_pending(prev);
     Err(if owned || forgotten() {
         TxError::AlreadySpent { index, hash: *prev }
@@ -703,6 +706,17 @@ fn txid_key(hash: &Txid) -> TxidKey {
     key
 }
 
+/// Whether no two transactions of a chain under `profile` can share an
+/// id, so a transfer's id need not be kept once nothing it made is left
+/// ([`Ledger::forget_spent`]): each block's reward is tagged with its
+/// height ([`crate::mint::check_reward`]), a transfer spends outputs no
+/// other can spend again, and a repeat is refused. A grant spends nothing
+/// and is kept, as every coinbase is. In toycoin, coinbases of one amount
+/// to one address share an id, and a block may repeat a transaction.
+pub fn ids_are_unique(profile: &Profile) -> bool {
+    profile.minting() == Minting::RewardsAndMint && !profile.tolerates_repeated_txns()
+}
+
 /// Where [`Ledger::apply_each`]'s transactions are: the block position of
 /// the first, the position before which the caller verifies signatures,
 /// and the block's height ([`NO_BLOCK`] for none).
@@ -750,8 +764,14 @@ fn block_height(height: u64) -> u32 {
 pub struct Ledger {
     profile: Profile,
     outputs: Map<OutputKey, OutputState>,
-    /// Every transaction recorded, by [`TxidKey`].
+    /// The transactions whose ids the ledger still needs, by [`TxidKey`]:
+    /// every one where two transactions may share an id
+    /// ([`ids_are_unique`]); elsewhere every coinbase, and every transfer
+    /// until nothing it made is left unspent and the block that spent the
+    /// last of it has left memory ([`Ledger::forget_spent`]).
     txns: Set<TxidKey>,
+    /// Transactions recorded, each once (repeats not counted).
+    recorded: usize,
     /// Coins created so far (rewards, grants, coinbases).
     supply: i128,
     /// The owners of outputs, one copy each (at most [`MAX_OWNERS`]): a
@@ -995,6 +1015,7 @@ impl Ledger {
             }
         }
         self.txns.insert(txid_key(&checked.hash));
+        self.recorded += 1;
         undo.created.push(checked.hash);
         self.supply += i128::from(checked.created);
         undo.coins += i128::from(checked.created);
@@ -1008,7 +1029,11 @@ impl Ledger {
         for (outpoint, mut state) in undo.spent.iter().zip(undo.spent_states) {
             state.owner = share(&mut self.owners, &state.owner);
             self.outputs.insert(OutputKey::of(outpoint), state);
+            // Its transaction has an unspent output again: its id counts
+            // again, if `forget_spent` had let it go.
+            self.txns.insert(txid_key(&outpoint.txn_hash));
         }
+        self.recorded -= undo.created.len();
         for hash in undo.created.iter().rev() {
             for kind in [OutputKind::Receiver, OutputKind::Change] {
                 let key = OutputKey {
@@ -1040,21 +1065,50 @@ impl Ledger {
         })
     }
 
-    /// Forgets the signatures of the outputs `undo`'s transactions spent,
-    /// in a ledger that keeps signatures ([`Ledger::new`]), once they can
-    /// no longer be taken back. (The outputs themselves left the ledger
-    /// when they were spent; an input naming one is refused as
-    /// [`TxError::AlreadySpent`].)
+    /// Forgets what the ledger kept only in case `undo`'s block was taken
+    /// back, once it no longer can be from memory (a chain's block leaving
+    /// its window, a transaction the oracle or a replica will never take
+    /// back): the signatures of the outputs it spent, in a ledger that
+    /// keeps them ([`Ledger::new`]), and, where ids are unique
+    /// ([`ids_are_unique`]), the id of each transfer it spent the last
+    /// unspent output of. Kept, those ids were the one thing a steady
+    /// ledger held for every transaction of a lesson (issue 34): a replay
+    /// of such a transfer is still refused, as its inputs are spent. (The
+    /// outputs themselves left the ledger when they were spent; an input
+    /// naming one is refused as [`TxError::AlreadySpent`], or, once its
+    /// transaction's id is forgotten too, [`TxError::UnknownInput`].)
     pub fn forget_spent(&mut self, undo: &BlockUndo) {
-        let Some(signatures) = &mut self.signatures else {
-            return;
-        };
-        for outpoint in &undo.spent {
+        // An undo read back from the block store has no states, so no
+        // coinbase marks: keep every id then.
+        let forget_ids =
+            ids_are_unique(&self.profile) && undo.spent_states.len() == undo.spent.len();
+        for (i, outpoint) in undo.spent.iter().enumerate() {
             let key = OutputKey::of(outpoint);
-            if !self.outputs.contains_key(&key) {
+            if self.outputs.contains_key(&key) {
+                continue;
+            }
+            if let Some(signatures) = &mut self.signatures {
                 signatures.remove(&key);
             }
+            if forget_ids
+                && !undo.spent_states[i].coinbase
+                && !self.holds_output_of(&outpoint.txn_hash)
+            {
+                self.txns.remove(&txid_key(&outpoint.txn_hash));
+            }
         }
+    }
+
+    /// Whether an output of transaction `hash` is unspent.
+    fn holds_output_of(&self, hash: &Txid) -> bool {
+        [OutputKind::Receiver, OutputKind::Change]
+            .iter()
+            .any(|&kind| {
+                self.outputs.contains_key(&OutputKey {
+                    txn: txid_key(hash),
+                    kind,
+                })
+            })
     }
 
     /// Outputs recorded (what the ledger holds in memory): the unspent
@@ -1122,13 +1176,19 @@ impl Ledger {
         out
     }
 
-    /// Whether a transaction with this hash is in the ledger.
+    /// Whether a transaction with this hash is in the ledger (one whose id
+    /// it still holds: [`Ledger::forget_spent`]).
     pub fn contains(&self, hash: &Txid) -> bool {
         self.txns.contains(&txid_key(hash))
     }
 
-    /// Number of transactions recorded.
+    /// Number of transactions recorded (each once).
     pub fn txn_count(&self) -> usize {
+        self.recorded
+    }
+
+    /// Number of transaction ids held ([`Ledger::forget_spent`]).
+    pub fn txn_ids_held(&self) -> usize {
         self.txns.len()
     }
 }

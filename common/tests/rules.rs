@@ -712,6 +712,106 @@ fn old_blocks_leave_memory_and_come_back_intact() {
     assert_eq!(w.chain.heights_naming(w.c.address()), heights.as_slice());
 }
 
+/// Issue 34: the ids of a lesson's transactions were the one thing a
+/// steady chain's memory held for every transaction. A transfer with
+/// nothing left unspent, spent by a block that has left memory, is
+/// forgotten where ids are unique (steady); a replay of it is still
+/// refused, as its inputs are spent. A reorganisation that takes that
+/// block back brings the ids back. Toycoin, where ids may repeat, keeps
+/// every one.
+#[test]
+fn a_steady_chain_forgets_the_ids_of_transfers_spent_long_ago() {
+    /// Blocks 1 to 4 pay c from a (each spending the one before's change),
+    /// block 5 spends all of c's tokens, blocks 6 to 8 carry only rewards
+    /// (in steady): on a chain keeping 2 blocks in memory, and on one
+    /// keeping every block.
+    fn lesson(profile: Profile) -> (World, Chain, Vec<Transaction>) {
+        let mut w = World::with_store(profile, BlockStore::with_max_recent(2));
+        let mut all = Chain::new(profile);
+        all.push(w.chain.block(0).unwrap().into_owned(), now_secs())
+            .unwrap();
+        let mut paid = Vec::new();
+        for block in 1..=8 {
+            let txns = match block {
+                1..=4 => vec![w.pay(&w.a, &w.c, 1).txn],
+                5 => vec![w.pay(&w.c, &w.b, 1).txn],
+                _ => Vec::new(),
+            };
+            paid.extend(txns.iter().filter(|_| block <= 4).cloned());
+            if txns.is_empty() && profile.minting() == Minting::AnyCoinbase {
+                continue;
+            }
+            w.push(txns).unwrap();
+            all.push(w.chain.tip().unwrap().clone(), now_secs())
+                .unwrap();
+        }
+        (w, all, paid)
+    }
+
+    let profile = Network::steady(5.0, Some(keys()[3].address().clone())).profile();
+    let (mut w, mut all, paid) = lesson(profile);
+    let (ledger, whole) = (w.chain.ledger(), all.ledger());
+    assert_eq!(ledger.txn_count(), whole.txn_count());
+    assert_eq!(ledger.balances(), whole.balances());
+    assert_eq!(
+        whole.txn_ids_held(),
+        whole.txn_count(),
+        "in memory: all kept"
+    );
+    // Blocks 1 to 3's payments: their change spent by the next, their
+    // payment to c by block 5, which has left memory. Block 4's change is
+    // a's to spend; the rewards and grants are kept.
+    assert_eq!(ledger.txn_ids_held(), whole.txn_ids_held() - 3);
+    for txn in &paid[..3] {
+        assert!(!ledger.contains(&txn.hash()) && whole.contains(&txn.hash()));
+    }
+    assert!(ledger.contains(&paid[3].hash()));
+    // Replayed, each is still refused: as a repeat where its id is kept,
+    // for an input spent or unknown where it is not.
+    let check = |chain: &Chain, txn: &Transaction| chain.ledger().check(txn, None).map(|_| ());
+    for txn in &paid {
+        assert_eq!(check(&all, txn), Err(TxError::Duplicate));
+    }
+    assert!(
+        matches!(
+            check(&w.chain, &paid[0]),
+            Err(TxError::AlreadySpent { index: 0, .. })
+        ),
+        "its input is a grant's, kept"
+    );
+    for txn in &paid[1..3] {
+        assert!(matches!(
+            check(&w.chain, txn),
+            Err(TxError::UnknownInput { index: 0, .. })
+        ));
+    }
+    assert_eq!(check(&w.chain, &paid[3]), Err(TxError::Duplicate));
+
+    // Taking every block back from the file puts every id back; the same
+    // blocks go on again and the same ids are forgotten.
+    let popped = w.chain.truncate(1);
+    assert_eq!(popped, all.truncate(1));
+    assert_eq!(w.chain.ledger().txn_ids_held(), all.ledger().txn_ids_held());
+    assert_eq!(w.chain.ledger().txn_count(), all.ledger().txn_count());
+    for block in popped {
+        w.chain.push(block.clone(), now_secs()).unwrap();
+        all.push(block, now_secs()).unwrap();
+    }
+    assert_eq!(w.chain.ledger().balances(), all.ledger().balances());
+    assert_eq!(
+        w.chain.ledger().txn_ids_held(),
+        all.ledger().txn_ids_held() - 3
+    );
+
+    // Toycoin keeps every id: two coinbases may share one.
+    let (toy, _, paid) = lesson(Profile::toycoin());
+    assert_eq!(
+        toy.chain.ledger().txn_ids_held(),
+        toy.chain.ledger().txn_count()
+    );
+    assert!(paid.iter().all(|t| toy.chain.ledger().contains(&t.hash())));
+}
+
 #[test]
 fn steady_work_accumulates_and_toycoin_counts_blocks() {
     let mut t = toycoin();

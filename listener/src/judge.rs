@@ -385,7 +385,7 @@ impl Judge {
                 TxnCheck::Unchecked("already in the chain: sent again".to_owned())
             }
             Err(MempoolError::Invalid(e @ TxError::UnknownInput { .. })) => TxnCheck::Unchecked(
-                format!("parent unknown: {e}, which this listener has not seen"),
+                format!("parent unknown: {e}; or one this listener has not seen"),
             ),
             Err(MempoolError::Invalid(e)) => TxnCheck::Invalid(e.to_string()),
             // No room to keep it: not judged (a node would not keep it

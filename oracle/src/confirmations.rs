@@ -153,7 +153,7 @@ impl Oracle {
             sent.missed = 0;
             sent.lost = false;
             info!(target: TRAFFIC, "  re-sending {}", sent.label);
-            let payload = sent.payload.clone();
+            let payload = encode_txn(&sent.message.tokens, &sent.message.txn);
             self.session.publish(payload);
         }
     }

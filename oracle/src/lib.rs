@@ -128,7 +128,12 @@ pub fn funding(i: usize) -> i64 {
 struct Sent {
     hash: Txid,
     label: String,
-    payload: Bytes,
+    /// The transaction and the tokens it spends, encoded again when it is
+    /// re-sent: the encoded `TXN` (base64 in JSON, the addresses and
+    /// signatures of every token) is some four times what they hold, and
+    /// a busy class has hundreds sent and not yet deep enough to forget,
+    /// more as its blocks grow (issue 34).
+    message: TxnMessage,
     last_sent: Instant,
     /// The Unix time it was last sent: a block stamped later was begun
     /// after it (a node stamps a block when it starts mining it).

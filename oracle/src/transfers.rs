@@ -15,13 +15,14 @@ impl Oracle {
             }
         }
         let payload = encode_txn(&m.tokens, &m.txn);
+        let hash = m.txn.hash();
         if self.tally.is_some() {
-            self.sent_txns.insert(m.txn.hash(), m.txn.clone());
+            self.sent_txns.insert(hash, m.txn.clone());
         }
         self.sent.push(Sent {
-            hash: m.txn.hash(),
+            hash,
             label,
-            payload: payload.clone(),
+            message: m,
             last_sent: Instant::now(),
             sent_at: now_secs(),
             confirmed: None,

@@ -21,6 +21,27 @@ pub const DEFAULT_MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
 /// Size of the length prefix.
 pub const LENGTH_PREFIX_LEN: usize = 4;
 
+/// Most of an empty read or write buffer a long-lived connection keeps:
+/// one large frame (a catch-up answer of 256 KiB, a block of hundreds of
+/// transactions) grows it, and a buffer never gives back what it grew.
+pub const KEEP_BUFFER: usize = 64 * 1024;
+
+/// What a buffer let go by [`release_large`] starts again with (as
+/// tokio-util's own first buffer).
+const FRESH_BUFFER: usize = 8 * 1024;
+
+/// Lets go of `buf`'s allocation when it is empty and past [`KEEP_BUFFER`],
+/// for a fresh one of a few KiB. Left alone, every program on the relay
+/// kept the 512 KiB its reader doubled to for the first large frame: a
+/// step some minutes into a lesson, in every program at once (issue 34).
+/// The relay's own readers give back every idle buffer (they are many;
+/// `relay::reader`).
+pub fn release_large(buf: &mut BytesMut) {
+    if buf.is_empty() && buf.capacity() > KEEP_BUFFER {
+        *buf = BytesMut::with_capacity(FRESH_BUFFER);
+    }
+}
+
 /// Why a frame could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
@@ -175,6 +196,28 @@ mod tests {
             out.push(f);
         }
         Ok(out)
+    }
+
+    #[test]
+    fn a_large_empty_buffer_is_let_go() {
+        let mut codec = FrameCodec::default();
+        let mut buf = BytesMut::new();
+        codec.encode(&vec![7u8; 300_000][..], &mut buf).unwrap();
+        codec.encode(&b"next"[..], &mut buf).unwrap();
+        let big = codec.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(big.len(), 300_000);
+        // A frame still buffered: kept.
+        release_large(&mut buf);
+        assert!(buf.capacity() >= 8, "{}", buf.capacity());
+        assert_eq!(&codec.decode(&mut buf).unwrap().unwrap()[..], b"next");
+        assert!(buf.capacity() > KEEP_BUFFER);
+        release_large(&mut buf);
+        assert_eq!(buf.capacity(), FRESH_BUFFER);
+        // A small one is kept as it is.
+        let mut small = BytesMut::with_capacity(KEEP_BUFFER);
+        let before = small.as_ptr();
+        release_large(&mut small);
+        assert_eq!(small.as_ptr(), before);
     }
 
     #[test]

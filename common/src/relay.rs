@@ -9,7 +9,9 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpStream, ToSocketAddrs};
 
-use crate::frame::{Connection, FrameError, FrameReader, FrameWriter, DEFAULT_MAX_FRAME_LEN};
+use crate::frame::{
+    release_large, Connection, FrameError, FrameReader, FrameWriter, DEFAULT_MAX_FRAME_LEN,
+};
 
 /// The topic the toycoin programs use.
 pub const DEFAULT_TOPIC: &str = "/topic/main";
@@ -82,7 +84,14 @@ pub struct RelayReceiver {
 impl RelayReceiver {
     /// The next data frame; `Ok(None)` when the relay closed the connection.
     pub async fn recv(&mut self) -> Result<Option<Bytes>, FrameError> {
-        self.reader.next().await.transpose()
+        let frame = self.reader.next().await.transpose();
+        release_large(self.reader.read_buffer_mut());
+        frame
+    }
+
+    /// Bytes the read buffer has room for.
+    pub fn buffer_capacity(&self) -> usize {
+        self.reader.read_buffer().capacity()
     }
 }
 
@@ -97,6 +106,13 @@ impl RelayPublisher {
     pub async fn publish(&mut self, topic: &str, data: &[u8]) -> Result<(), FrameError> {
         self.writer.feed(topic.as_bytes()).await?;
         self.writer.feed(data).await?;
-        SinkExt::<&[u8]>::flush(&mut self.writer).await
+        SinkExt::<&[u8]>::flush(&mut self.writer).await?;
+        release_large(self.writer.write_buffer_mut());
+        Ok(())
+    }
+
+    /// Bytes the write buffer has room for.
+    pub fn buffer_capacity(&self) -> usize {
+        self.writer.write_buffer().capacity()
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::time::timeout;
-use toycoin_common::frame::{Connection, FrameError};
+use toycoin_common::frame::{Connection, FrameError, KEEP_BUFFER};
 use toycoin_common::relay::RelayClient;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -90,4 +90,47 @@ async fn an_oversized_length_prefix_is_refused() {
         "frame length 2147483647 exceeds the maximum of 1024 bytes"
     );
     drop(peer.await.unwrap());
+}
+
+/// Issue 34: one large frame (a catch-up answer) grew a program's read
+/// buffer to 512 KiB and its write buffer to the frame's size, kept for
+/// the rest of the lesson: a step in every program on the relay at once.
+#[tokio::test]
+async fn a_client_lets_go_of_what_one_large_frame_grew() {
+    let large = vec![b'x'; 300 * 1024];
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sent = large.clone();
+    let relay = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut conn = Connection::new(stream, 1 << 20);
+        let _topic = conn.read_frame().await.unwrap().unwrap();
+        let _pub_topic = conn.read_frame().await.unwrap().unwrap();
+        let data = conn.read_frame().await.unwrap().unwrap();
+        assert_eq!(data.len(), sent.len());
+        conn.write_frame(&sent).await.unwrap();
+        conn.write_frame(b"small").await.unwrap();
+        conn
+    });
+    let client = timeout(WAIT, RelayClient::connect(addr, "/topic/main"))
+        .await
+        .unwrap()
+        .unwrap();
+    let (mut rx, mut tx) = client.into_split();
+    tx.publish("/topic/main", &large).await.unwrap();
+    assert!(
+        tx.buffer_capacity() <= KEEP_BUFFER,
+        "{}",
+        tx.buffer_capacity()
+    );
+    let got = timeout(WAIT, rx.recv()).await.unwrap().unwrap().unwrap();
+    assert_eq!(got.len(), large.len());
+    let got = timeout(WAIT, rx.recv()).await.unwrap().unwrap().unwrap();
+    assert_eq!(&got[..], b"small");
+    assert!(
+        rx.buffer_capacity() <= KEEP_BUFFER,
+        "{}",
+        rx.buffer_capacity()
+    );
+    drop(timeout(WAIT, relay).await.unwrap().unwrap());
 }

@@ -14,13 +14,14 @@
 //! it was found, e.g. `BLOC block 2: transaction 1: receiver_value: invalid
 //! type: floating point ...`.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use bytes::Bytes;
-use serde::de::{self, DeserializeOwned, SeqAccess, Visitor};
+use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::block::{Block, BlockHeader};
@@ -212,6 +213,21 @@ pub enum DecodeError {
     },
 }
 
+impl DecodeError {
+    /// The same error, its place inside `outer` (a transaction's inside
+    /// its block's).
+    fn within(mut self, outer: Context) -> DecodeError {
+        if let DecodeError::Json { context, .. }
+        | DecodeError::Base64 { context, .. }
+        | DecodeError::TooLong { context, .. }
+        | DecodeError::Length { context, .. } = &mut self
+        {
+            *context = format!("{outer}: {context}");
+        }
+        self
+    }
+}
+
 impl Message {
     /// Decodes a whole payload, tag included.
     pub fn decode(payload: &[u8]) -> Result<Message, DecodeError> {
@@ -302,7 +318,7 @@ pub fn transaction_to_json(txn: &Transaction) -> String {
 /// A transaction from the JSON text of [`transaction_to_json`]; `context`
 /// starts the error's place.
 pub fn transaction_from_json(json: &str, context: &str) -> Result<Transaction, DecodeError> {
-    txn_from_json(json, context)
+    txn_from_json(json, &context)
 }
 
 fn tagged(tag: &[u8; 4], body: &str) -> Bytes {
@@ -315,39 +331,64 @@ fn tagged(tag: &[u8; 4], body: &str) -> Bytes {
 // ---------------------------------------------------------------------------
 // Wire shapes
 
+// A field's text is borrowed from the JSON it is read from wherever it
+// needs no unescaping (base64 never does): decoding a block allocates its
+// bytes, not a copy of every field's text first (issue 34).
+
 #[derive(Serialize, Deserialize)]
-struct TokenWire {
-    txn_hash: String,
-    owner: String,
+struct TokenWire<'a> {
+    #[serde(borrow)]
+    txn_hash: Cow<'a, str>,
+    #[serde(borrow)]
+    owner: Cow<'a, str>,
     value: i64,
-    signature: String,
+    #[serde(borrow)]
+    signature: Cow<'a, str>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct TxnWire {
-    previous_hashes: Bounded<String, MAX_INPUTS>,
-    receiver: String,
+struct TxnWire<'a> {
+    #[serde(borrow)]
+    previous_hashes: Bounded<Text<'a>, MAX_INPUTS>,
+    #[serde(borrow)]
+    receiver: Cow<'a, str>,
     receiver_value: i64,
-    receiver_signature: String,
-    sender: String,
+    #[serde(borrow)]
+    receiver_signature: Cow<'a, str>,
+    #[serde(borrow)]
+    sender: Cow<'a, str>,
     sender_change: i64,
-    sender_signature: String,
+    #[serde(borrow)]
+    sender_signature: Cow<'a, str>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct HeaderWire {
-    timestamp: String,
-    previous_hash: String,
-    nonce: String,
-    merkle_root: String,
-    this_hash: String,
+struct HeaderWire<'a> {
+    #[serde(borrow)]
+    timestamp: Cow<'a, str>,
+    #[serde(borrow)]
+    previous_hash: Cow<'a, str>,
+    #[serde(borrow)]
+    nonce: Cow<'a, str>,
+    #[serde(borrow)]
+    merkle_root: Cow<'a, str>,
+    #[serde(borrow)]
+    this_hash: Cow<'a, str>,
 }
 
+/// A block on the wire: its transactions are JSON texts, written from
+/// strings and read as [`Decoded`] transactions.
 #[derive(Serialize, Deserialize)]
-struct BlockWire {
-    header: HeaderWire,
-    txns: Bounded<String, MAX_WIRE_BLOCK_TXNS>,
+struct BlockWire<'a, Txns> {
+    #[serde(borrow)]
+    header: HeaderWire<'a>,
+    txns: Txns,
 }
+
+/// One JSON string's text, borrowed when it has nothing to unescape.
+#[derive(Serialize, Deserialize)]
+#[serde(transparent)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
 
 #[derive(Serialize, Deserialize)]
 struct GetbWire {
@@ -390,29 +431,97 @@ impl<'de, T: Deserialize<'de>, const MAX: usize> Deserialize<'de> for Bounded<T,
     }
 }
 
+/// What can be decoded from one JSON text inside another (a block inside a
+/// `BLOC`, a transaction inside a block), `index` its place in its array.
+trait FromText: Sized {
+    /// At most this many in one array.
+    const MAX: usize;
+    fn from_text(text: &str, index: usize) -> Result<Self, DecodeError>;
+}
+
+impl FromText for Block {
+    const MAX: usize = MAX_WIRE_BLOCKS;
+    fn from_text(text: &str, index: usize) -> Result<Block, DecodeError> {
+        block_from_json(text, &format_args!("BLOC block {index}"))
+    }
+}
+
+impl FromText for Transaction {
+    const MAX: usize = MAX_WIRE_BLOCK_TXNS;
+    fn from_text(text: &str, index: usize) -> Result<Transaction, DecodeError> {
+        txn_from_json(text, &format_args!("transaction {index}"))
+    }
+}
+
+/// A JSON array of JSON texts, each decoded as soon as it is read: a
+/// `BLOC`'s blocks and a block's transactions. Reading every text first
+/// held a copy of the whole payload, then of every field, beside what was
+/// decoded from it, and left holes between what stays once they were freed
+/// (issue 34); now one text at a time is held. The first text that fails
+/// to decode is the result (the rest of the array is still read, so that
+/// the JSON around it is checked as before); the array is bounded while it
+/// is read.
+struct Decoded<T>(Result<Vec<T>, DecodeError>);
+
+impl<'de, T: FromText> Deserialize<'de> for Decoded<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DecodedVisitor<T>(PhantomData<T>);
+
+        impl<'de, T: FromText> Visitor<'de> for DecodedVisitor<T> {
+            type Value = Decoded<T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(f, "an array of at most {} JSON texts", T::MAX)
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                let mut read = 0;
+                let mut failed = None;
+                while let Some(text) = seq.next_element::<Text<'de>>()? {
+                    if read == T::MAX {
+                        return Err(de::Error::custom(format!(
+                            "array has more than {} elements",
+                            T::MAX
+                        )));
+                    }
+                    if failed.is_none() {
+                        match T::from_text(&text.0, read) {
+                            Ok(item) => items.push(item),
+                            Err(e) => failed = Some(e),
+                        }
+                    }
+                    read += 1;
+                }
+                Ok(Decoded(match failed {
+                    None => Ok(items),
+                    Some(e) => Err(e),
+                }))
+            }
+        }
+
+        deserializer.deserialize_seq(DecodedVisitor::<T>(PhantomData))
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Decoding
 
 fn decode_txn_body(body: &[u8]) -> Result<TxnMessage, DecodeError> {
-    let (tokens, txn): (Bounded<String, MAX_INPUTS>, String) = parse_json("TXN", body)?;
+    let (tokens, txn): (Bounded<Text, MAX_INPUTS>, Text) = parse_json(&"TXN", body)?;
     let tokens = tokens
         .0
         .iter()
         .enumerate()
-        .map(|(i, s)| token_from_json(s, &format!("TXN token {i}")))
+        .map(|(i, s)| token_from_json(&s.0, &format_args!("TXN token {i}")))
         .collect::<Result<Vec<_>, _>>()?;
-    let txn = txn_from_json(&txn, "TXN transaction")?;
+    let txn = txn_from_json(&txn.0, &"TXN transaction")?;
     Ok(TxnMessage { tokens, txn })
 }
 
 fn decode_bloc_body(body: &[u8]) -> Result<Vec<Block>, DecodeError> {
-    let blocks: Bounded<String, MAX_WIRE_BLOCKS> = parse_json("BLOC", body)?;
-    blocks
-        .0
-        .iter()
-        .enumerate()
-        .map(|(i, s)| block_from_json(s, &format!("BLOC block {i}")))
-        .collect()
+    let blocks: Decoded<Block> = parse_json(&"BLOC", body)?;
+    blocks.0
 }
 
 fn decode_stat_body(body: &[u8]) -> Result<Status, DecodeError> {
@@ -424,7 +533,7 @@ fn decode_stat_body(body: &[u8]) -> Result<Status, DecodeError> {
             got: body.len(),
         });
     }
-    let status: StatWire = parse_json("STAT", body)?;
+    let status: StatWire = parse_json(&"STAT", body)?;
     let too_long = |field, got| DecodeError::TooLong {
         context: "STAT".into(),
         field,
@@ -486,13 +595,13 @@ fn decode_stat_body(body: &[u8]) -> Result<Status, DecodeError> {
 }
 
 fn decode_getb_body(body: &[u8]) -> Result<GetBlocks, DecodeError> {
-    let wire: GetbWire = parse_json("GETB", body)?;
+    let wire: GetbWire = parse_json(&"GETB", body)?;
     let locator = wire
         .locator
         .0
         .iter()
         .enumerate()
-        .map(|(i, h)| hash_field(h, &format!("GETB locator {i}"), "hash", BlockHash))
+        .map(|(i, h)| hash_field(h, &format_args!("GETB locator {i}"), "hash", BlockHash))
         .collect::<Result<_, _>>()?;
     if wire.id.len() > MAX_REQUEST_ID {
         return Err(DecodeError::TooLong {
@@ -508,14 +617,18 @@ fn decode_getb_body(body: &[u8]) -> Result<GetBlocks, DecodeError> {
     })
 }
 
-fn parse_json<T: DeserializeOwned>(context: &str, json: &[u8]) -> Result<T, DecodeError> {
+/// Where a decoding error was found, e.g. `BLOC block 2`: written out only
+/// when there is an error.
+type Context<'a> = &'a dyn fmt::Display;
+
+fn parse_json<'a, T: Deserialize<'a>>(context: Context, json: &'a [u8]) -> Result<T, DecodeError> {
     serde_json::from_slice(json).map_err(|source| DecodeError::Json {
-        context: context.to_owned(),
+        context: context.to_string(),
         source,
     })
 }
 
-fn token_from_json(json: &str, context: &str) -> Result<Token, DecodeError> {
+fn token_from_json(json: &str, context: Context) -> Result<Token, DecodeError> {
     let w: TokenWire = parse_json(context, json.as_bytes())?;
     Ok(Token {
         txn_hash: hash_field(&w.txn_hash, context, "txn_hash", Txid)?,
@@ -525,13 +638,13 @@ fn token_from_json(json: &str, context: &str) -> Result<Token, DecodeError> {
     })
 }
 
-fn txn_from_json(json: &str, context: &str) -> Result<Transaction, DecodeError> {
+fn txn_from_json(json: &str, context: Context) -> Result<Transaction, DecodeError> {
     let w: TxnWire = parse_json(context, json.as_bytes())?;
     let previous_hashes = w
         .previous_hashes
         .0
         .iter()
-        .map(|h| hash_field(h, context, "previous_hashes", Txid))
+        .map(|h| hash_field(&h.0, context, "previous_hashes", Txid))
         .collect::<Result<_, _>>()?;
     Ok(Transaction {
         previous_hashes,
@@ -544,8 +657,8 @@ fn txn_from_json(json: &str, context: &str) -> Result<Transaction, DecodeError> 
     })
 }
 
-fn block_from_json(json: &str, context: &str) -> Result<Block, DecodeError> {
-    let w: BlockWire = parse_json(context, json.as_bytes())?;
+fn block_from_json(json: &str, context: Context) -> Result<Block, DecodeError> {
+    let w: BlockWire<Decoded<Transaction>> = parse_json(context, json.as_bytes())?;
     let h = &w.header;
     let merkle = b64_field(&h.merkle_root, context, "merkle_root")?;
     let header = BlockHeader {
@@ -553,49 +666,71 @@ fn block_from_json(json: &str, context: &str) -> Result<Block, DecodeError> {
         previous_hash: hash_field(&h.previous_hash, context, "previous_hash", BlockHash)?,
         nonce: b64_field(&h.nonce, context, "nonce")?,
         merkle_root: MerkleRoot::from_slice(&merkle).ok_or_else(|| DecodeError::Length {
-            context: context.to_owned(),
+            context: context.to_string(),
             field: "merkle_root",
             expected: crate::merkle::LABEL_LEN,
             got: merkle.len(),
         })?,
         this_hash: hash_field(&h.this_hash, context, "this_hash", BlockHash)?,
     };
-    let txns = w
-        .txns
-        .0
-        .iter()
-        .enumerate()
-        .map(|(i, s)| txn_from_json(s, &format!("{context}: transaction {i}")))
-        .collect::<Result<_, _>>()?;
+    let txns = w.txns.0.map_err(|e| e.within(context))?;
     Ok(Block { header, txns })
 }
 
-fn b64_field(text: &str, context: &str, field: &'static str) -> Result<Bytes, DecodeError> {
+/// The bytes of a base64 field, in an allocation of their size: one whose
+/// capacity is larger (base64's estimate, two bytes over for a signature)
+/// would take a second allocation to share (`bytes`), held as long as the
+/// field is.
+fn b64_field(text: &str, context: Context, field: &'static str) -> Result<Bytes, DecodeError> {
     B64.decode(text)
-        .map(Bytes::from)
+        .map(|mut bytes| {
+            bytes.shrink_to_fit();
+            Bytes::from(bytes)
+        })
         .map_err(|source| DecodeError::Base64 {
-            context: context.to_owned(),
+            context: context.to_string(),
             field,
             source,
         })
 }
 
+/// Text of a base64 SHA-512 digest (88 characters) decoded on the stack.
+const HASH_TEXT_ON_STACK: usize = 128;
+
 /// A base64 SHA-512 digest, in the role `role` gives it (`Txid`, ...).
 fn hash_field<T>(
     text: &str,
-    context: &str,
+    context: Context,
     field: &'static str,
     role: fn(Hash) -> T,
 ) -> Result<T, DecodeError> {
-    let bytes = b64_field(text, context, field)?;
-    Hash::from_slice(&bytes)
-        .map(role)
-        .ok_or_else(|| DecodeError::Length {
-            context: context.to_owned(),
+    let length = |got| DecodeError::Length {
+        context: context.to_string(),
+        field,
+        expected: crate::hash::HASH_LEN,
+        got,
+    };
+    if text.len() > HASH_TEXT_ON_STACK {
+        // Far too long for a digest: decoded whole, to say how long.
+        let bytes = b64_field(text, context, field)?;
+        return Err(length(bytes.len()));
+    }
+    let mut buf = [0u8; HASH_TEXT_ON_STACK / 4 * 3];
+    match B64.decode_slice(text, &mut buf) {
+        Ok(n) => Hash::from_slice(&buf[..n])
+            .map(role)
+            .ok_or_else(|| length(n)),
+        Err(base64::DecodeSliceError::DecodeError(source)) => Err(DecodeError::Base64 {
+            context: context.to_string(),
             field,
-            expected: crate::hash::HASH_LEN,
-            got: bytes.len(),
-        })
+            source,
+        }),
+        // The buffer holds what any text of this length decodes to.
+        Err(base64::DecodeSliceError::OutputSliceTooSmall) => {
+            let bytes = b64_field(text, context, field)?;
+            Err(length(bytes.len()))
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -607,22 +742,27 @@ fn b64(bytes: &[u8]) -> String {
 
 fn token_to_json(t: &Token) -> String {
     to_python_json(&TokenWire {
-        txn_hash: b64(t.txn_hash.as_ref()),
-        owner: b64(&t.owner),
+        txn_hash: b64(t.txn_hash.as_ref()).into(),
+        owner: b64(&t.owner).into(),
         value: t.value,
-        signature: b64(&t.signature),
+        signature: b64(&t.signature).into(),
     })
 }
 
 fn txn_to_json(t: &Transaction) -> String {
     to_python_json(&TxnWire {
-        previous_hashes: Bounded(t.previous_hashes.iter().map(|h| b64(h.as_ref())).collect()),
-        receiver: b64(&t.receiver),
+        previous_hashes: Bounded(
+            t.previous_hashes
+                .iter()
+                .map(|h| Text(b64(h.as_ref()).into()))
+                .collect(),
+        ),
+        receiver: b64(&t.receiver).into(),
         receiver_value: t.receiver_value,
-        receiver_signature: b64(&t.receiver_signature),
-        sender: b64(&t.sender),
+        receiver_signature: b64(&t.receiver_signature).into(),
+        sender: b64(&t.sender).into(),
         sender_change: t.sender_change,
-        sender_signature: b64(&t.sender_signature),
+        sender_signature: b64(&t.sender_signature).into(),
     })
 }
 
@@ -630,13 +770,13 @@ fn block_to_json(b: &Block) -> String {
     let h = &b.header;
     to_python_json(&BlockWire {
         header: HeaderWire {
-            timestamp: b64(&h.timestamp),
-            previous_hash: b64(h.previous_hash.as_ref()),
-            nonce: b64(&h.nonce),
-            merkle_root: b64(h.merkle_root.as_ref()),
-            this_hash: b64(h.this_hash.as_ref()),
+            timestamp: b64(&h.timestamp).into(),
+            previous_hash: b64(h.previous_hash.as_ref()).into(),
+            nonce: b64(&h.nonce).into(),
+            merkle_root: b64(h.merkle_root.as_ref()).into(),
+            this_hash: b64(h.this_hash.as_ref()).into(),
         },
-        txns: Bounded(b.txns.iter().map(txn_to_json).collect()),
+        txns: b.txns.iter().map(txn_to_json).collect::<Vec<_>>(),
     })
 }
 
@@ -743,6 +883,67 @@ mod tests {
             payload.as_bytes(),
             "previous_hashes: expected 64 bytes, got 3",
         );
+    }
+
+    fn a_block(txns: usize) -> Block {
+        Block {
+            header: BlockHeader {
+                timestamp: Bytes::from_static(b"1700000000"),
+                previous_hash: BlockHash(Hash([1; crate::hash::HASH_LEN])),
+                nonce: Bytes::from_static(b"42"),
+                merkle_root: MerkleRoot::from_slice(&[3; crate::merkle::LABEL_LEN]).unwrap(),
+                this_hash: BlockHash(Hash([4; crate::hash::HASH_LEN])),
+            },
+            txns: (0..txns)
+                .map(|i| Transaction::coinbase(Bytes::from(format!("miner {i}")), 50))
+                .collect(),
+        }
+    }
+
+    /// Blocks and their transactions are decoded as they are read
+    /// ([`Decoded`]): what comes back, and where an error is said to be,
+    /// are what they were when every text was read first.
+    #[test]
+    fn blocks_decoded_as_they_are_read_say_which_block_and_transaction_failed() {
+        let blocks = vec![a_block(3), a_block(0), a_block(2)];
+        match Message::decode(&encode_bloc(&blocks)).unwrap() {
+            Message::Bloc(back) => assert_eq!(back, blocks),
+            other => panic!("decoded as {}", other.kind()),
+        }
+        let mut bad: serde_json::Value = serde_json::from_str(&block_to_json(&blocks[0])).unwrap();
+        bad["txns"][1] = txn_to_json(&blocks[0].txns[1])
+            .replace(&b64(b"miner 1"), "!!")
+            .into();
+        let texts = [block_to_json(&blocks[0]), bad.to_string()];
+        let payload = tagged(BLOC_TAG, &serde_json::to_string(&texts).unwrap());
+        assert_error_mentions(
+            &payload,
+            "BLOC block 1: transaction 1: receiver: invalid base64",
+        );
+        // An error in the JSON around a bad transaction is still found.
+        let broken = format!("BLOC{}", &serde_json::to_string(&texts).unwrap()[..40]);
+        assert_error_mentions(broken.as_bytes(), "BLOC: EOF");
+        // Hashes, decoded on the stack: too short, too long, not base64.
+        for (text, needle) in [
+            (
+                B64.encode([7u8; 150]),
+                "previous_hash: expected 64 bytes, got 150",
+            ),
+            (
+                B64.encode([7u8; 66]),
+                "previous_hash: expected 64 bytes, got 66",
+            ),
+            ("#".repeat(88), "previous_hash: invalid base64"),
+        ] {
+            let mut block: serde_json::Value =
+                serde_json::from_str(&block_to_json(&blocks[1])).unwrap();
+            block["header"]["previous_hash"] = text.into();
+            let payload = tagged(
+                BLOC_TAG,
+                &serde_json::to_string(&[block.to_string()]).unwrap(),
+            );
+            assert_error_mentions(&payload, &format!("BLOC block 0: {needle}"));
+        }
     }
 
     #[test]

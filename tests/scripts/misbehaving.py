@@ -1,7 +1,7 @@
 """Clients that misbehave, for toycoin-check's tests (issue 37): each
 subscribes, then
 
-- crash: ends with status 3 a second after it subscribes, whatever it
+- crash: ends with status 3 two seconds after it subscribes, whatever it
   hears meanwhile (ending at its first frame could come before the
   checker saw it subscribe, on a loaded machine);
 - hang:  reads every frame and never says a word;
@@ -32,7 +32,7 @@ def main():
         while True:
             s.sendall(junk)
     if args.mode == "crash":
-        deadline = time.monotonic() + 1.0
+        deadline = time.monotonic() + 2.0
     while True:
         if args.mode == "crash":
             left = deadline - time.monotonic()

@@ -78,8 +78,9 @@ pub async fn check_client(options: ClientOptions) -> Result<Report, String> {
 async fn watch(stage: &Stage, options: &ClientOptions) -> Result<Report, String> {
     let toycoin = options.profile == ProfileKind::Toycoin;
     let profile = stage.network.profile();
-    let mut peer = Peer::connect(&stage.addr, profile).await?;
+    let mut peer = stage.connect_peer().await?;
     let args = stage.fill(&options.command);
+    let joined_before = stage.joined();
     let mut program = Program::start(&args)?;
     let mut report = Report {
         role: "client".into(),
@@ -98,10 +99,7 @@ async fn watch(stage: &Stage, options: &ClientOptions) -> Result<Report, String>
     let mut subscribed = false;
     let block_every = Duration::from_secs_f64(options.target_secs.max(0.2));
     while started.elapsed() < options.watch {
-        subscribed |= stage
-            .relay
-            .subscribers(toycoin_common::relay::DEFAULT_TOPIC.as_bytes())
-            >= 2;
+        subscribed |= stage.joined() > joined_before;
         match peer
             .wait(&mut program, Duration::from_millis(200), |_| false)
             .await

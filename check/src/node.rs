@@ -105,6 +105,9 @@ struct Run {
     peer: Peer,
     program: Program,
     relay: toycoin_relay::Relay,
+    /// Subscriptions to the class's topic before the program (the one
+    /// running now) started: it has subscribed once there are more.
+    joined_before: u64,
     /// The program's command line.
     args: Vec<String>,
     /// Setting a scene again after a restart: what passes is not
@@ -170,13 +173,15 @@ pub async fn check_node(options: Options) -> Result<Report, String> {
 
 async fn run_on(stage: &Stage, options: Options) -> Result<Report, String> {
     let relay = stage.relay.clone();
-    let peer = Peer::connect(&stage.addr, stage.network.profile()).await?;
+    let peer = stage.connect_peer().await?;
     let args = stage.fill(&options.command);
+    let joined_before = stage.joined();
     let program = Program::start(&args)?;
     let mut run = Run {
         peer,
         program,
         relay,
+        joined_before,
         args: args.clone(),
         quiet: false,
         tail: Vec::new(),
@@ -394,6 +399,7 @@ impl Run {
         }
         self.peer.drain(Duration::from_millis(200)).await;
         self.peer.forget();
+        self.joined_before = self.joined();
         self.program = Program::start(&self.args).map_err(Stop)?;
         self.taken = None;
         self.spent = None;
@@ -404,13 +410,18 @@ impl Run {
         }
     }
 
+    /// Subscriptions the class's topic has taken ([`Stage::joined`]).
+    fn joined(&self) -> u64 {
+        self.relay.joined(DEFAULT_TOPIC.as_bytes())
+    }
+
     /// Waits, within the patience, for the program to subscribe to the
-    /// class's topic (the checker's own client is one subscriber), or to
-    /// end.
+    /// class's topic, or to end. A program that subscribed and then ended
+    /// before this looked has subscribed.
     async fn program_subscribed(&mut self) -> Waited {
         let deadline = Instant::now() + self.options.patience;
         loop {
-            if self.relay.subscribers(DEFAULT_TOPIC.as_bytes()) >= 2 {
+            if self.joined() > self.joined_before {
                 return Waited::Done;
             }
             if let Some(status) = self.program.ended() {

@@ -7,7 +7,14 @@
 use std::path::PathBuf;
 
 use toycoin_common::network::{Network, ProfileKind};
+use toycoin_common::relay::DEFAULT_TOPIC;
 use toycoin_common::wallet::Wallet;
+
+use crate::peer::Peer;
+
+/// How long the checker's own client may take to subscribe to its own
+/// relay on loopback.
+const OWN_SUBSCRIPTION: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A network and its relay, running.
 pub struct Stage {
@@ -95,6 +102,32 @@ impl Stage {
                     .replace("{dir}", &self.dir.display().to_string())
             })
             .collect()
+    }
+
+    /// The checker's own client, subscribed: once this returns, every
+    /// later subscription to the class's topic is the program's
+    /// ([`Stage::joined`] grows).
+    pub async fn connect_peer(&self) -> Result<Peer, String> {
+        let peer = Peer::connect(&self.addr, self.network.profile()).await?;
+        let deadline = tokio::time::Instant::now() + OWN_SUBSCRIPTION;
+        while self.joined() == 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "the checker's own client did not subscribe within {OWN_SUBSCRIPTION:?}"
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        Ok(peer)
+    }
+
+    /// Subscriptions the class's topic has taken, the checker's own and
+    /// those that have left included. A program started when this was `n`
+    /// has subscribed once it is more than `n`, even if the program has
+    /// ended since: asking who is subscribed now would miss a program that
+    /// subscribed and ended between two looks.
+    pub fn joined(&self) -> u64 {
+        self.relay.joined(DEFAULT_TOPIC.as_bytes())
     }
 
     /// Stops the relay and removes the files.

@@ -416,6 +416,12 @@ impl Relay {
         self.inner.hub.subscribers(topic)
     }
 
+    /// Subscriptions `topic` has taken since it last had no subscriber,
+    /// those that have already left included.
+    pub fn joined(&self, topic: &[u8]) -> u64 {
+        self.inner.hub.joined(topic)
+    }
+
     /// Subscriptions held now, all topics together.
     pub fn subscriptions(&self) -> usize {
         self.inner.hub.subscriptions()

@@ -57,11 +57,28 @@ pub enum FrameError {
 #[derive(Clone, Copy, Debug)]
 pub struct FrameCodec {
     max_frame_len: usize,
+    /// [`FrameCodec::sized_to_frames`].
+    sized: bool,
 }
 
 impl FrameCodec {
     pub fn new(max_frame_len: usize) -> FrameCodec {
-        FrameCodec { max_frame_len }
+        FrameCodec {
+            max_frame_len,
+            sized: false,
+        }
+    }
+
+    /// Once half of a frame has arrived, gives the buffer room for exactly
+    /// the rest, where it would otherwise double as bytes come: a 150 KB
+    /// block grew a program's buffer to 256 KiB beside the block decoded
+    /// from it, in every program at once (issue 34). Still nothing is
+    /// reserved for what a peer only announces: the room given is at most
+    /// what it has sent. A [`Connection`]'s codec (every program's client);
+    /// the relay's readers size their own buffers, charged to its budget.
+    pub fn sized_to_frames(mut self) -> FrameCodec {
+        self.sized = true;
+        self
     }
 
     pub fn max_frame_len(&self) -> usize {
@@ -95,8 +112,14 @@ impl Decoder for FrameCodec {
                 max: self.max_frame_len,
             });
         }
-        if src.len() < LENGTH_PREFIX_LEN + len {
+        let whole = LENGTH_PREFIX_LEN + len;
+        if src.len() < whole {
             // Do not reserve `len` up front: grow with what arrives.
+            if self.sized && src.capacity() < whole && src.len() >= whole / 2 {
+                let mut exact = BytesMut::with_capacity(whole);
+                exact.extend_from_slice(src);
+                *src = exact;
+            }
             return Ok(None);
         }
         src.advance(LENGTH_PREFIX_LEN);
@@ -147,7 +170,7 @@ pub type FrameWriter = FramedWrite<OwnedWriteHalf, FrameCodec>;
 impl Connection {
     pub fn new(stream: TcpStream, max_frame_len: usize) -> Connection {
         Connection {
-            framed: Framed::new(stream, FrameCodec::new(max_frame_len)),
+            framed: Framed::new(stream, FrameCodec::new(max_frame_len).sized_to_frames()),
         }
     }
 
@@ -219,6 +242,48 @@ mod tests {
         let before = small.as_ptr();
         release_large(&mut small);
         assert_eq!(small.as_ptr(), before);
+    }
+
+    /// Reads `frame`'s bytes as tokio-util's `FramedRead` does (room for
+    /// one more byte when the buffer is full, then as much as fits), and
+    /// returns the frame and the most the buffer held room for.
+    fn read_as_framed(codec: &mut FrameCodec, frame: &[u8]) -> (Bytes, usize) {
+        let mut buf = BytesMut::with_capacity(FRESH_BUFFER);
+        let (mut at, mut most) = (0, 0);
+        loop {
+            if let Some(payload) = codec.decode(&mut buf).unwrap() {
+                return (payload, most);
+            }
+            if buf.len() == buf.capacity() {
+                buf.reserve(1);
+            }
+            let n = (buf.capacity() - buf.len()).min(frame.len() - at);
+            buf.extend_from_slice(&frame[at..at + n]);
+            at += n;
+            most = most.max(buf.capacity());
+        }
+    }
+
+    #[test]
+    fn a_connections_buffer_grows_to_a_large_frame_and_no_further() {
+        let mut whole = BytesMut::new();
+        FrameCodec::default()
+            .encode(&vec![7u8; 150_000][..], &mut whole)
+            .unwrap();
+        let (payload, most) = read_as_framed(&mut FrameCodec::default(), &whole);
+        assert_eq!(payload.len(), 150_000);
+        assert!(most >= 2 * 131_072, "doubled, as before: {most}");
+        let (payload, most) = read_as_framed(&mut FrameCodec::default().sized_to_frames(), &whole);
+        assert_eq!(payload.len(), 150_000);
+        assert_eq!(most, whole.len());
+        // Nothing is reserved for what is only announced: 16 MiB, and
+        // ten bytes of it sent.
+        let mut codec = FrameCodec::default().sized_to_frames();
+        let mut buf = BytesMut::with_capacity(64);
+        buf.extend_from_slice(&(16u32 << 20).to_be_bytes());
+        buf.extend_from_slice(&[1; 10]);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        assert_eq!(buf.capacity(), 64);
     }
 
     #[test]

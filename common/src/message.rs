@@ -390,6 +390,96 @@ struct BlockWire<'a, Txns> {
 #[serde(transparent)]
 struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
 
+/// A JSON text carried in a JSON string (a block in a `BLOC`, a
+/// transaction in a block, a `TXN`'s parts), unescaped into a `String` of
+/// its own size. Its quotes are always escaped, so it cannot be borrowed;
+/// read as a string, serde_json unescapes it into a scratch buffer that
+/// grows by doubling and lasts the whole frame, then copies it out: up to
+/// three times the text for the largest block in a `BLOC` (issue 34).
+/// Read as a raw value, it is checked as JSON (a bad escape refused) and
+/// borrowed; [`unescape`] then writes it once.
+struct JsonText(String);
+
+impl<'de> Deserialize<'de> for JsonText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = <&'de serde_json::value::RawValue>::deserialize(deserializer)?.get();
+        let expected = &"a JSON text in a string";
+        let unexpected = match raw.as_bytes().first() {
+            Some(b'"') => None,
+            Some(b'[') => Some(de::Unexpected::Seq),
+            Some(b'{') => Some(de::Unexpected::Map),
+            Some(b't' | b'f') => Some(de::Unexpected::Other("boolean")),
+            Some(b'n') => Some(de::Unexpected::Unit),
+            _ => Some(de::Unexpected::Other("number")),
+        };
+        if let Some(unexpected) = unexpected {
+            return Err(de::Error::invalid_type(unexpected, expected));
+        }
+        let inner = raw
+            .get(1..raw.len().saturating_sub(1))
+            .ok_or_else(|| de::Error::invalid_value(de::Unexpected::Str(raw), expected))?;
+        unescape(inner).map(JsonText).map_err(de::Error::custom)
+    }
+}
+
+/// The contents of a JSON string (between its quotes), unescaped, in a
+/// `String` of at most its length (an escape is never shorter than what
+/// it stands for). `escaped` has been checked as JSON, bar the pairing of
+/// UTF-16 surrogates, which is checked here.
+fn unescape(escaped: &str) -> Result<String, &'static str> {
+    let mut out = String::with_capacity(escaped.len());
+    let mut rest = escaped;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (ch, used) = match after.as_bytes().first() {
+            Some(b'"') => ('"', 1),
+            Some(b'\\') => ('\\', 1),
+            Some(b'/') => ('/', 1),
+            Some(b'b') => ('\u{8}', 1),
+            Some(b'f') => ('\u{c}', 1),
+            Some(b'n') => ('\n', 1),
+            Some(b'r') => ('\r', 1),
+            Some(b't') => ('\t', 1),
+            Some(b'u') => {
+                let unit = |at: usize| {
+                    after
+                        .get(at..at + 4)
+                        .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+                        .and_then(|hex| u16::from_str_radix(hex, 16).ok())
+                        .ok_or("a bad \\u escape")
+                };
+                let first = unit(1)?;
+                match first {
+                    0xD800..=0xDBFF => {
+                        let second = match after.get(5..7) {
+                            Some("\\u") => unit(7)?,
+                            _ => return Err("a lone leading surrogate in a \\u escape"),
+                        };
+                        if !(0xDC00..=0xDFFF).contains(&second) {
+                            return Err("a lone leading surrogate in a \\u escape");
+                        }
+                        let code = 0x10000
+                            + ((u32::from(first) - 0xD800) << 10)
+                            + (u32::from(second) - 0xDC00);
+                        (char::from_u32(code).ok_or("a bad \\u escape")?, 11)
+                    }
+                    0xDC00..=0xDFFF => return Err("a lone trailing surrogate in a \\u escape"),
+                    _ => (
+                        char::from_u32(u32::from(first)).ok_or("a bad \\u escape")?,
+                        5,
+                    ),
+                }
+            }
+            _ => return Err("a bad escape"),
+        };
+        out.push(ch);
+        rest = &after[used..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 #[derive(Serialize, Deserialize)]
 struct GetbWire {
     locator: Bounded<String, MAX_LOCATOR>,
@@ -478,7 +568,7 @@ impl<'de, T: FromText> Deserialize<'de> for Decoded<T> {
                 let mut items = Vec::new();
                 let mut read = 0;
                 let mut failed = None;
-                while let Some(text) = seq.next_element::<Text<'de>>()? {
+                while let Some(text) = seq.next_element::<JsonText>()? {
                     if read == T::MAX {
                         return Err(de::Error::custom(format!(
                             "array has more than {} elements",
@@ -508,7 +598,7 @@ impl<'de, T: FromText> Deserialize<'de> for Decoded<T> {
 // Decoding
 
 fn decode_txn_body(body: &[u8]) -> Result<TxnMessage, DecodeError> {
-    let (tokens, txn): (Bounded<Text, MAX_INPUTS>, Text) = parse_json(&"TXN", body)?;
+    let (tokens, txn): (Bounded<JsonText, MAX_INPUTS>, JsonText) = parse_json(&"TXN", body)?;
     let tokens = tokens
         .0
         .iter()
@@ -903,6 +993,51 @@ mod tests {
     /// Blocks and their transactions are decoded as they are read
     /// ([`Decoded`]): what comes back, and where an error is said to be,
     /// are what they were when every text was read first.
+    /// A JSON text in a string is unescaped as serde_json would, into a
+    /// buffer no larger than the string; what serde_json refuses is
+    /// refused.
+    #[test]
+    fn json_texts_are_unescaped_as_serde_json_does_into_their_own_size() {
+        let read = |json: &str| serde_json::from_str::<JsonText>(json).map(|t| t.0);
+        let texts = [
+            String::new(),
+            "{\"a\": [\"b\\\\c\", \"\\n\\t/\"]}".to_owned(),
+            "é ∑ 𝄞 and \u{1} \u{1f}".to_owned(),
+            "\\".repeat(100),
+            "x".repeat(10_000),
+        ];
+        for text in texts {
+            let json = serde_json::to_string(&text).unwrap();
+            let got = read(&json).unwrap();
+            assert_eq!(got, text);
+            assert!(got.capacity() <= json.len());
+        }
+        // Escapes serde_json itself never writes.
+        for json in [r#""\u0041\/\b\f\r\u00e9\ud834\udd1e\uFFFF""#, r#""\"\\""#] {
+            assert_eq!(
+                read(json).unwrap(),
+                serde_json::from_str::<String>(json).unwrap()
+            );
+        }
+        // Refused by both: lone or mismatched surrogates, bad escapes,
+        // control characters, anything but a string.
+        for json in [
+            r#""\ud834""#,
+            r#""\ud834x""#,
+            r#""\ud834\u0041""#,
+            r#""\udd1e""#,
+            r#""\u+041""#,
+            r#""\x""#,
+            "\"\u{1}\"",
+            "[\"a\"]",
+            "5",
+            "null",
+        ] {
+            assert!(read(json).is_err(), "{json}");
+            assert!(serde_json::from_str::<String>(json).is_err(), "{json}");
+        }
+    }
+
     #[test]
     fn blocks_decoded_as_they_are_read_say_which_block_and_transaction_failed() {
         let blocks = vec![a_block(3), a_block(0), a_block(2)];

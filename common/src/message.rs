@@ -390,14 +390,16 @@ struct BlockWire<'a, Txns> {
 #[serde(transparent)]
 struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
 
-/// A JSON text carried in a JSON string (a block in a `BLOC`, a
-/// transaction in a block, a `TXN`'s parts), unescaped into a `String` of
-/// its own size. Its quotes are always escaped, so it cannot be borrowed;
-/// read as a string, serde_json unescapes it into a scratch buffer that
-/// grows by doubling and lasts the whole frame, then copies it out: up to
-/// three times the text for the largest block in a `BLOC` (issue 34).
-/// Read as a raw value, it is checked as JSON (a bad escape refused) and
-/// borrowed; [`unescape`] then writes it once.
+/// A JSON text carried in a JSON string (a block in a `BLOC`, a `TXN`'s
+/// parts), unescaped into a `String` of its own size. Its quotes are
+/// always escaped, so it cannot be borrowed; read as a string, serde_json
+/// unescapes it into a scratch buffer that grows by doubling and lasts the
+/// whole frame, and copied out of it the largest block's text was held up
+/// to three times over (issue 34). Read as a raw value, it is checked as
+/// JSON (a bad escape refused) and borrowed; [`unescape`] then writes it
+/// once: about half the peak, for some 5% more time (BENCHMARKS.md).
+/// (A block's transactions, a few KiB each, are decoded from the scratch
+/// buffer as they stand: [`DecodeText`].)
 struct JsonText(String);
 
 impl<'de> Deserialize<'de> for JsonText {
@@ -427,57 +429,64 @@ impl<'de> Deserialize<'de> for JsonText {
 /// it stands for). `escaped` has been checked as JSON, bar the pairing of
 /// UTF-16 surrogates, which is checked here.
 fn unescape(escaped: &str) -> Result<String, &'static str> {
-    let mut out = String::with_capacity(escaped.len());
-    let mut rest = escaped;
-    while let Some(at) = rest.find('\\') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        let (ch, used) = match after.as_bytes().first() {
-            Some(b'"') => ('"', 1),
-            Some(b'\\') => ('\\', 1),
-            Some(b'/') => ('/', 1),
-            Some(b'b') => ('\u{8}', 1),
-            Some(b'f') => ('\u{c}', 1),
-            Some(b'n') => ('\n', 1),
-            Some(b'r') => ('\r', 1),
-            Some(b't') => ('\t', 1),
+    let bytes = escaped.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    // `at` is always just past an ASCII byte: a character's boundary.
+    while let Some(found) = escaped[at..].find('\\') {
+        out.extend_from_slice(&bytes[at..at + found]);
+        at += found + 1;
+        let simple = match bytes.get(at) {
+            Some(b'"') => b'"',
+            Some(b'\\') => b'\\',
+            Some(b'/') => b'/',
+            Some(b'b') => 8,
+            Some(b'f') => 12,
+            Some(b'n') => b'\n',
+            Some(b'r') => b'\r',
+            Some(b't') => b'\t',
             Some(b'u') => {
-                let unit = |at: usize| {
-                    after
-                        .get(at..at + 4)
-                        .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
-                        .and_then(|hex| u16::from_str_radix(hex, 16).ok())
-                        .ok_or("a bad \\u escape")
-                };
-                let first = unit(1)?;
-                match first {
-                    0xD800..=0xDBFF => {
-                        let second = match after.get(5..7) {
-                            Some("\\u") => unit(7)?,
-                            _ => return Err("a lone leading surrogate in a \\u escape"),
-                        };
-                        if !(0xDC00..=0xDFFF).contains(&second) {
-                            return Err("a lone leading surrogate in a \\u escape");
-                        }
-                        let code = 0x10000
-                            + ((u32::from(first) - 0xD800) << 10)
-                            + (u32::from(second) - 0xDC00);
-                        (char::from_u32(code).ok_or("a bad \\u escape")?, 11)
-                    }
-                    0xDC00..=0xDFFF => return Err("a lone trailing surrogate in a \\u escape"),
-                    _ => (
-                        char::from_u32(u32::from(first)).ok_or("a bad \\u escape")?,
-                        5,
-                    ),
-                }
+                let (ch, used) = unicode_escape(&bytes[at + 1..])?;
+                out.extend_from_slice(ch.encode_utf8(&mut [0; 4]).as_bytes());
+                at += 1 + used;
+                continue;
             }
             _ => return Err("a bad escape"),
         };
-        out.push(ch);
-        rest = &after[used..];
+        out.push(simple);
+        at += 1;
     }
-    out.push_str(rest);
-    Ok(out)
+    out.extend_from_slice(&bytes[at..]);
+    // Valid UTF-8 and escapes that each stand for a whole character.
+    String::from_utf8(out).map_err(|_| "not UTF-8")
+}
+
+/// The character a `\\u` escape stands for (`after` follows the `u`),
+/// with the pair of a UTF-16 surrogate, and the bytes of `after` it used.
+fn unicode_escape(after: &[u8]) -> Result<(char, usize), &'static str> {
+    let unit = |at: usize| -> Result<u32, &'static str> {
+        let hex = after.get(at..at + 4).ok_or("a bad \\u escape")?;
+        hex.iter().try_fold(0, |n, &b| {
+            let digit = char::from(b).to_digit(16).ok_or("a bad \\u escape")?;
+            Ok(n * 16 + digit)
+        })
+    };
+    let first = unit(0)?;
+    match first {
+        0xD800..=0xDBFF => {
+            let second = match after.get(4..6) {
+                Some(b"\\u") => unit(6)?,
+                _ => return Err("a lone leading surrogate in a \\u escape"),
+            };
+            if !(0xDC00..=0xDFFF).contains(&second) {
+                return Err("a lone leading surrogate in a \\u escape");
+            }
+            let code = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00);
+            Ok((char::from_u32(code).ok_or("a bad \\u escape")?, 10))
+        }
+        0xDC00..=0xDFFF => Err("a lone trailing surrogate in a \\u escape"),
+        _ => Ok((char::from_u32(first).ok_or("a bad \\u escape")?, 4)),
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -526,11 +535,15 @@ impl<'de, T: Deserialize<'de>, const MAX: usize> Deserialize<'de> for Bounded<T,
 trait FromText: Sized {
     /// At most this many in one array.
     const MAX: usize;
+    /// Read as a [`JsonText`] (unescaped once into its own size), not
+    /// decoded from serde_json's scratch buffer as it stands.
+    const EXACT: bool;
     fn from_text(text: &str, index: usize) -> Result<Self, DecodeError>;
 }
 
 impl FromText for Block {
     const MAX: usize = MAX_WIRE_BLOCKS;
+    const EXACT: bool = true;
     fn from_text(text: &str, index: usize) -> Result<Block, DecodeError> {
         block_from_json(text, &format_args!("BLOC block {index}"))
     }
@@ -538,6 +551,7 @@ impl FromText for Block {
 
 impl FromText for Transaction {
     const MAX: usize = MAX_WIRE_BLOCK_TXNS;
+    const EXACT: bool = false;
     fn from_text(text: &str, index: usize) -> Result<Transaction, DecodeError> {
         txn_from_json(text, &format_args!("transaction {index}"))
     }
@@ -552,6 +566,35 @@ impl FromText for Transaction {
 /// the JSON around it is checked as before); the array is bounded while it
 /// is read.
 struct Decoded<T>(Result<Vec<T>, DecodeError>);
+
+/// One JSON text of a [`Decoded`] array, decoded where serde_json has
+/// unescaped it (its scratch buffer), never copied; with `decode` false
+/// (an earlier text failed), only read.
+struct DecodeText<T> {
+    index: usize,
+    decode: bool,
+    kind: PhantomData<T>,
+}
+
+impl<'de, T: FromText> de::DeserializeSeed<'de> for DecodeText<T> {
+    type Value = Option<Result<T, DecodeError>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de, T: FromText> Visitor<'de> for DecodeText<T> {
+    type Value = Option<Result<T, DecodeError>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON text in a string")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(self.decode.then(|| T::from_text(text, self.index)))
+    }
+}
 
 impl<'de, T: FromText> Deserialize<'de> for Decoded<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -568,18 +611,31 @@ impl<'de, T: FromText> Deserialize<'de> for Decoded<T> {
                 let mut items = Vec::new();
                 let mut read = 0;
                 let mut failed = None;
-                while let Some(text) = seq.next_element::<JsonText>()? {
+                loop {
+                    let decode = failed.is_none();
+                    let next = if T::EXACT {
+                        seq.next_element::<JsonText>()?
+                            .map(|text| decode.then(|| T::from_text(&text.0, read)))
+                    } else {
+                        seq.next_element_seed(DecodeText::<T> {
+                            index: read,
+                            decode,
+                            kind: PhantomData,
+                        })?
+                    };
+                    let Some(item) = next else {
+                        break;
+                    };
                     if read == T::MAX {
                         return Err(de::Error::custom(format!(
                             "array has more than {} elements",
                             T::MAX
                         )));
                     }
-                    if failed.is_none() {
-                        match T::from_text(&text.0, read) {
-                            Ok(item) => items.push(item),
-                            Err(e) => failed = Some(e),
-                        }
+                    match item {
+                        Some(Ok(item)) => items.push(item),
+                        Some(Err(e)) => failed = Some(e),
+                        None => {}
                     }
                     read += 1;
                 }

@@ -69,8 +69,9 @@ impl FrameCodec {
         }
     }
 
-    /// Once half of a frame has arrived, gives the buffer room for exactly
-    /// the rest, where it would otherwise double as bytes come: a 150 KB
+    /// Once half of a frame larger than [`KEEP_BUFFER`] has arrived, gives
+    /// the buffer room for exactly the rest, where it would otherwise
+    /// double as bytes come: a 150 KB
     /// block grew a program's buffer to 256 KiB beside the block decoded
     /// from it, in every program at once (issue 34). Still nothing is
     /// reserved for what a peer only announces: the room given is at most
@@ -115,7 +116,11 @@ impl Decoder for FrameCodec {
         let whole = LENGTH_PREFIX_LEN + len;
         if src.len() < whole {
             // Do not reserve `len` up front: grow with what arrives.
-            if self.sized && src.capacity() < whole && src.len() >= whole / 2 {
+            // Only a large frame: a buffer made to fit a small one would
+            // be the size the next reads start from (`bytes` keeps a
+            // buffer's first capacity), a few hundred bytes a read.
+            if self.sized && whole > KEEP_BUFFER && src.capacity() < whole && src.len() >= whole / 2
+            {
                 let mut exact = BytesMut::with_capacity(whole);
                 exact.extend_from_slice(src);
                 *src = exact;

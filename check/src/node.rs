@@ -412,7 +412,7 @@ impl Run {
 
     /// Subscriptions the class's topic has taken ([`Stage::joined`]).
     fn joined(&self) -> u64 {
-        self.relay.joined(DEFAULT_TOPIC.as_bytes())
+        crate::stage::joined(&self.relay)
     }
 
     /// Waits, within the patience, for the program to subscribe to the

@@ -127,7 +127,7 @@ impl Stage {
     /// ended since: asking who is subscribed now would miss a program that
     /// subscribed and ended between two looks.
     pub fn joined(&self) -> u64 {
-        self.relay.joined(DEFAULT_TOPIC.as_bytes())
+        joined(&self.relay)
     }
 
     /// Stops the relay and removes the files.
@@ -146,6 +146,11 @@ impl Drop for Stage {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// [`Stage::joined`], for what holds only the stage's relay.
+pub fn joined(relay: &toycoin_relay::Relay) -> u64 {
+    relay.joined(DEFAULT_TOPIC.as_bytes())
 }
 
 /// Writes `text` to `path`, readable by its owner only.

@@ -461,7 +461,7 @@ fn unescape(escaped: &str) -> Result<String, &'static str> {
     String::from_utf8(out).map_err(|_| "not UTF-8")
 }
 
-/// The character a `\\u` escape stands for (`after` follows the `u`),
+/// The character a `\u` escape stands for (`after` follows the `u`),
 /// with the pair of a UTF-16 surrogate, and the bytes of `after` it used.
 fn unicode_escape(after: &[u8]) -> Result<(char, usize), &'static str> {
     let unit = |at: usize| -> Result<u32, &'static str> {
@@ -1046,9 +1046,6 @@ mod tests {
         }
     }
 
-    /// Blocks and their transactions are decoded as they are read
-    /// ([`Decoded`]): what comes back, and where an error is said to be,
-    /// are what they were when every text was read first.
     /// A JSON text in a string is unescaped as serde_json would, into a
     /// buffer no larger than the string; what serde_json refuses is
     /// refused.
@@ -1094,6 +1091,9 @@ mod tests {
         }
     }
 
+    /// Blocks and their transactions are decoded as they are read
+    /// ([`Decoded`]): what comes back, and where an error is said to be,
+    /// are what they were when every text was read first.
     #[test]
     fn blocks_decoded_as_they_are_read_say_which_block_and_transaction_failed() {
         let blocks = vec![a_block(3), a_block(0), a_block(2)];

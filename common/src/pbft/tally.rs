@@ -11,7 +11,7 @@ use crate::hash::{Hash, Txid};
 
 use super::wire::{parse_hash, Membership, Msg, PbftError, SignedWire, MAX_REPLICAS};
 use crate::block::MAX_BLOCK_TXNS;
-use crate::refused_frames::FrameDigest;
+use crate::refused_frames::{FrameDigest, RefusedFrames};
 
 /// Batches remembered, newest first kept.
 pub const MAX_TALLIED: usize = 64;
@@ -103,6 +103,11 @@ pub struct Tally {
     /// counted once, and a replay is called one.
     counted: std::collections::HashSet<FrameDigest>,
     counted_order: std::collections::VecDeque<FrameDigest>,
+    /// Frames refused for what their bytes fix (a forged signature, a
+    /// sender who is no replica), by their digest: the same bytes again
+    /// cost a hash, not a signature check (a student's forged votes sent
+    /// round and round).
+    refused: RefusedFrames,
     /// PBFT frames seen.
     pub frames: u64,
 }
@@ -119,6 +124,7 @@ impl Tally {
             view_changes: BTreeMap::new(),
             counted: Default::default(),
             counted_order: Default::default(),
+            refused: RefusedFrames::default(),
             frames: 0,
         }
     }
@@ -163,9 +169,9 @@ impl Tally {
         self.batches.entry(seq).or_default()
     }
 
-    /// Takes one `PBFT` payload.
-    pub fn on_payload(&mut self, payload: &[u8]) -> Result<Seen, PbftError> {
-        self.frames += 1;
+    /// `payload`'s message and its sender, checked as far as its bytes
+    /// alone allow: every refusal here is [`PbftError::is_fixed_by_bytes`].
+    fn open(&self, payload: &[u8]) -> Result<(SignedWire, usize, Msg), PbftError> {
         let wire = SignedWire::decode(payload)?;
         let (from, msg) = match &self.members {
             Some(m) => m.verify(&wire)?,
@@ -177,6 +183,26 @@ impl Tally {
         if from >= n {
             return Err(PbftError::UnknownReplica(from, n));
         }
+        Ok((wire, from, msg))
+    }
+
+    /// Takes one `PBFT` payload.
+    pub fn on_payload(&mut self, payload: &[u8]) -> Result<Seen, PbftError> {
+        self.frames += 1;
+        let frame = FrameDigest::of(payload);
+        if let Some(reason) = self.refused.get(&frame) {
+            return Err(PbftError::Refused(format!(
+                "the same bytes were refused before: {reason}"
+            )));
+        }
+        let (wire, from, msg) = match self.open(payload) {
+            Ok(opened) => opened,
+            Err(e) => {
+                self.refused.remember(frame, &e.to_string());
+                return Err(e);
+            }
+        };
+        let n = self.n.unwrap_or(MAX_REPLICAS);
         // The same message again, however re-signed: a replay, which the
         // replicas ignore too. Remembered once checked, so a forgery of a
         // body cannot have the real message called a replay.
@@ -404,6 +430,47 @@ mod tests {
         assert!(matches!(
             tally.on_payload(&other.encode()),
             Ok(Seen::Vote { count: 2, .. })
+        ));
+    }
+
+    /// A student's forged vote sent round and round: refused for its
+    /// signature once, then known by its bytes; the replica's own vote
+    /// still counts.
+    #[test]
+    fn a_forged_frame_sent_again_is_known_by_its_bytes() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let keys: Vec<Wallet> = (0..5)
+            .map(|_| Wallet::generate(&mut rng).expect("key"))
+            .collect();
+        let members = Membership::new(
+            keys[..4]
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (format!("r{i}"), k.address().clone()))
+                .collect(),
+        )
+        .expect("members");
+        let mut tally = Tally::new(Some(Arc::new(members)));
+        let prepare = Msg::Prepare {
+            view: 0,
+            seq: 1,
+            digest: Hash::of(b"batch").to_hex(),
+        };
+        let forged = SignedWire::sign(&keys[4], 1, prepare.clone()).encode();
+        assert_eq!(tally.on_payload(&forged), Err(PbftError::BadSignature(1)));
+        for _ in 0..3 {
+            match tally.on_payload(&forged) {
+                Err(PbftError::Refused(why)) => assert_eq!(
+                    why,
+                    "the same bytes were refused before: signature of replica 1 does not verify"
+                ),
+                other => panic!("{other:?}"),
+            }
+        }
+        let genuine = SignedWire::sign(&keys[1], 1, prepare).encode();
+        assert!(matches!(
+            tally.on_payload(&genuine),
+            Ok(Seen::Vote { count: 1, .. })
         ));
     }
 

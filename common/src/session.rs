@@ -57,6 +57,16 @@ pub const OUTBOX_BYTES: usize = 64 * 1024 * 1024;
 /// decoding a frame takes a few times its size again, so a node flooded
 /// with 16 MiB frames stays under 100 MiB.
 pub const INBOX_BYTES: usize = 20 * 1024 * 1024;
+/// Frames read from the relay and not yet taken in. Few, so that what a
+/// session cannot take yet waits at the relay, in its fair queue, where a
+/// flooder's frames wait behind everyone else's and are the ones dropped
+/// (`relay/src/queue.rs`). With 1024 here, a flood of forged pBFT votes
+/// filled this line and the sockets behind it (4 MB a replica): every
+/// honest vote queued behind thousands of forgeries, and a payment took
+/// 0.5–2 s to be final where it takes 0.05 s now (`toycoin-bench pbft
+/// --flood`; BENCHMARKS.md). 32 still let the line build on a 2-core
+/// machine; 16 and 8 did not.
+pub const INBOX_FRAMES: usize = 16;
 
 /// Largest order frame read as one (an order is some 120 bytes).
 pub const MAX_ORDER: usize = 1024;
@@ -590,7 +600,7 @@ impl Session {
 
     /// As [`Session::start`] with a given core.
     pub fn with_core(core: SessionCore, config: SessionConfig) -> Session {
-        let (net_tx, net) = mpsc::channel(1024);
+        let (net_tx, net) = mpsc::channel(INBOX_FRAMES);
         let (out, out_rx) = mpsc::channel(OUTBOX);
         let out_bytes = Arc::new(AtomicUsize::new(0));
         let relay = config.relay.clone();

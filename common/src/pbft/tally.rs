@@ -381,14 +381,16 @@ mod tests {
     use super::*;
     use crate::wallet::Wallet;
 
-    /// Issue 33: a replayed COMMIT or NEW-VIEW (the same frame, or the
-    /// same message signed again) is called a replay, not counted again.
-    #[test]
-    fn a_replayed_message_is_counted_once_and_called_a_replay() {
-        let mut rng = StdRng::seed_from_u64(5);
-        let keys: Vec<Wallet> = (0..4)
+    /// `n` keys from `seed`.
+    fn keys(seed: u64, n: usize) -> Vec<Wallet> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        (0..n)
             .map(|_| Wallet::generate(&mut rng).expect("key"))
-            .collect();
+            .collect()
+    }
+
+    /// A tally that checks signatures against `keys` as replicas.
+    fn checking(keys: &[Wallet]) -> Tally {
         let members = Membership::new(
             keys.iter()
                 .enumerate()
@@ -396,7 +398,15 @@ mod tests {
                 .collect(),
         )
         .expect("members");
-        let mut tally = Tally::new(Some(Arc::new(members)));
+        Tally::new(Some(Arc::new(members)))
+    }
+
+    /// Issue 33: a replayed COMMIT or NEW-VIEW (the same frame, or the
+    /// same message signed again) is called a replay, not counted again.
+    #[test]
+    fn a_replayed_message_is_counted_once_and_called_a_replay() {
+        let keys = keys(5, 4);
+        let mut tally = checking(&keys);
         let commit = Msg::Commit {
             view: 0,
             seq: 1,
@@ -438,19 +448,9 @@ mod tests {
     /// still counts.
     #[test]
     fn a_forged_frame_sent_again_is_known_by_its_bytes() {
-        let mut rng = StdRng::seed_from_u64(7);
-        let keys: Vec<Wallet> = (0..5)
-            .map(|_| Wallet::generate(&mut rng).expect("key"))
-            .collect();
-        let members = Membership::new(
-            keys[..4]
-                .iter()
-                .enumerate()
-                .map(|(i, k)| (format!("r{i}"), k.address().clone()))
-                .collect(),
-        )
-        .expect("members");
-        let mut tally = Tally::new(Some(Arc::new(members)));
+        // Four replicas, and a student's key.
+        let keys = keys(7, 5);
+        let mut tally = checking(&keys[..4]);
         let prepare = Msg::Prepare {
             view: 0,
             seq: 1,

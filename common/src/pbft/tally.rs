@@ -169,6 +169,13 @@ impl Tally {
         self.batches.entry(seq).or_default()
     }
 
+    /// Replicas a frame may come from: `n`, or, unchecked, whatever
+    /// number a frame claims, kept to what a replicas file can hold so
+    /// that no set grows past it.
+    fn senders(&self) -> usize {
+        self.n.unwrap_or(MAX_REPLICAS)
+    }
+
     /// `payload`'s message and its sender, checked as far as its bytes
     /// alone allow: every refusal here is [`PbftError::is_fixed_by_bytes`].
     fn open(&self, payload: &[u8]) -> Result<(SignedWire, usize, Msg), PbftError> {
@@ -177,9 +184,7 @@ impl Tally {
             Some(m) => m.verify(&wire)?,
             None => wire.open()?,
         };
-        // Unchecked, a sender is whatever number a frame claims: kept to
-        // what a replicas file can hold, so that no set grows past it.
-        let n = self.n.unwrap_or(MAX_REPLICAS);
+        let n = self.senders();
         if from >= n {
             return Err(PbftError::UnknownReplica(from, n));
         }
@@ -202,7 +207,7 @@ impl Tally {
                 return Err(e);
             }
         };
-        let n = self.n.unwrap_or(MAX_REPLICAS);
+        let n = self.senders();
         // The same message again, however re-signed: a replay, which the
         // replicas ignore too. Remembered once checked, so a forgery of a
         // body cannot have the real message called a replay.

@@ -26,6 +26,12 @@ impl FrameDigest {
     }
 }
 
+/// What a program says of a frame it knew unread: the same bytes as one
+/// refused for `reason`.
+pub fn refused_again(reason: &str) -> String {
+    format!("the same bytes were refused before: {reason}")
+}
+
 /// Refused frames remembered (each costs its hash and a shared reason).
 pub const MAX_REFUSED_FRAMES: usize = 1024;
 

@@ -271,7 +271,7 @@ impl Judge {
             SessionEvent::Replayed { bytes, tag, reason } => Some(Verdict::Undecodable {
                 bytes,
                 tag,
-                reason: format!("the same bytes were refused before: {reason}"),
+                reason: toycoin_common::refused_frames::refused_again(&reason),
             }),
             SessionEvent::Pbft(payload) => Some(self.judge_pbft(&payload, tree)),
             SessionEvent::Timeline {

@@ -462,7 +462,7 @@ impl Node {
             }
             SessionEvent::Replayed { bytes, reason, .. } => self.emit(Event::Undecodable {
                 bytes,
-                reason: format!("the same bytes were refused before: {reason}"),
+                reason: toycoin_common::refused_frames::refused_again(&reason),
             }),
             SessionEvent::Requested { have } => self.emit(Event::CatchUpRequested { have }),
             SessionEvent::Answered {

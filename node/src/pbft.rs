@@ -191,7 +191,7 @@ impl PbftNode {
             }
             SessionEvent::Replayed { bytes, reason, .. } => self.emit(Event::Undecodable {
                 bytes,
-                reason: format!("the same bytes were refused before: {reason}"),
+                reason: toycoin_common::refused_frames::refused_again(&reason),
             }),
             SessionEvent::Unsent { bytes } => self.emit(Event::Unsent { bytes }),
             // Blocks, catch-up and status frames are proof of work's.

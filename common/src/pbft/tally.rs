@@ -11,7 +11,7 @@ use crate::hash::{Hash, Txid};
 
 use super::wire::{parse_hash, Membership, Msg, PbftError, SignedWire, MAX_REPLICAS};
 use crate::block::MAX_BLOCK_TXNS;
-use crate::refused_frames::{FrameDigest, RefusedFrames};
+use crate::refused_frames::{refused_again, FrameDigest, RefusedFrames};
 
 /// Batches remembered, newest first kept.
 pub const MAX_TALLIED: usize = 64;
@@ -196,9 +196,7 @@ impl Tally {
         self.frames += 1;
         let frame = FrameDigest::of(payload);
         if let Some(reason) = self.refused.get(&frame) {
-            return Err(PbftError::Refused(format!(
-                "the same bytes were refused before: {reason}"
-            )));
+            return Err(PbftError::Refused(refused_again(reason)));
         }
         let (wire, from, msg) = match self.open(payload) {
             Ok(opened) => opened,
